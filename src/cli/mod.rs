@@ -1,0 +1,275 @@
+//! The command line: one clap definition per flag, subcommands that call into the stages.
+
+mod output;
+mod sandbox_cmd;
+
+pub use output::CommandReport;
+
+use crate::exit_code::ExitCode;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// contactsync: sync HighLevel (GHL) contacts and BulkSMS.com messaging, deduplicated and audited.
+#[derive(Debug, Parser)]
+#[command(name = "contactsync", version, about, after_help = ExitCode::HELP)]
+pub struct Cli {
+    /// Log format on stderr: human on a terminal, JSON for cron and log shippers.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+    /// More log detail (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Options every stage command takes.
+#[derive(Debug, Clone, Args)]
+pub struct StageArgs {
+    /// Pipeline file (TOML).
+    #[arg(long, short = 'p', value_name = "FILE")]
+    pub pipeline: PathBuf,
+    /// Print one JSON object on stdout at the end (run id, run directory, counts, requests, errors).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the GHL and BulkSMS emulators on loopback with seeded data.
+    Sandbox(SandboxArgs),
+    /// Authenticate to an API and store its tokens in the state directory.
+    Auth(AuthArgs),
+    /// Page both APIs into a Parquet snapshot.
+    Extract(ExtractArgs),
+    /// Normalise, deduplicate and link the latest snapshot into the desired state.
+    Transform(RunSelectArgs),
+    /// Diff the desired state against the snapshot into a reviewable plan.
+    Plan(RunSelectArgs),
+    /// Apply the plan exactly once, with rate limiting and backoff.
+    Load(LoadArgs),
+    /// Extract, transform, plan, load and audit in one locked run (the nightly job).
+    Run(StageArgs),
+    /// Reconcile the two systems and two runs into HTML, JSON and CSV reports.
+    Audit(AuditArgs),
+    /// Deduplicate any CSV or Parquet table with a match model.
+    Dedupe(DedupeArgs),
+    /// Move a CSV or Parquet export into GHL, deduplicated against what is there.
+    Migrate(MigrateArgs),
+    /// Start a seeded sandbox in-process and run the nightly pipeline against it end to end.
+    Demo(DemoArgs),
+}
+
+/// `contactsync sandbox`.
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Seed of all generated data and injected faults.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// GHL contacts to seed (planted duplicates included).
+    #[arg(long, default_value_t = 1_000)]
+    pub contacts: usize,
+    /// BulkSMS messages to seed.
+    #[arg(long, default_value_t = 2_000)]
+    pub messages: usize,
+    /// Faults: none, flaky, hostile, or a TOML profile file.
+    #[arg(long, default_value = "none")]
+    pub faults: String,
+    /// Serve without GHL's rate limits.
+    #[arg(long)]
+    pub no_rate_limit: bool,
+    /// GHL access token lifetime in seconds.
+    #[arg(long, default_value_t = 86_399)]
+    pub token_ttl: i64,
+    /// Milliseconds before a GHL write appears in /contacts/search.
+    #[arg(long, default_value_t = 0)]
+    pub index_lag_ms: u64,
+    /// Refuse creates that duplicate an email or phone (GHL's "Allow Duplicate Contact" off).
+    #[arg(long)]
+    pub forbid_duplicates: bool,
+    /// Also write a pipeline file pointing at this sandbox.
+    #[arg(long, value_name = "FILE")]
+    pub emit_pipeline: Option<PathBuf>,
+}
+
+/// `contactsync auth`.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// Which API.
+    #[arg(value_enum)]
+    pub api: AuthApi,
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Authorization code to exchange (else the pipeline file's `ghl.auth.auth_code`).
+    #[arg(long)]
+    pub code: Option<String>,
+}
+
+/// APIs that have an auth flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthApi {
+    Ghl,
+}
+
+/// `contactsync extract`.
+#[derive(Debug, Clone, Args)]
+pub struct ExtractArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Ignore stored cursors and re-read everything.
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// Stage commands that work on a run (the latest by default).
+#[derive(Debug, Clone, Args)]
+pub struct RunSelectArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Run id to work on (default: the latest).
+    #[arg(long)]
+    pub run: Option<String>,
+}
+
+/// `contactsync load`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Show what would be written and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run id whose plan to apply (default: the latest).
+    #[arg(long)]
+    pub run: Option<String>,
+}
+
+/// `contactsync audit`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Run to audit (default: the latest).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Earlier run to compare against (default: the one before).
+    #[arg(long)]
+    pub against: Option<String>,
+}
+
+/// `contactsync dedupe`.
+#[derive(Debug, Clone, Args)]
+pub struct DedupeArgs {
+    /// Input table (.csv or .parquet).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Match model (TOML); default `pipelines/models/contacts.toml`.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Output: `id, cluster_id, match_probability` per input row (.csv or .parquet).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the scored pairs with per-field explanations.
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+    /// Default phone region for national numbers.
+    #[arg(long, default_value = "US")]
+    pub region: String,
+    /// Print one JSON object on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `contactsync migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Export to move into GHL (.csv or .parquet).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Apply the plan (without it nothing is written anywhere).
+    #[arg(long)]
+    pub apply: bool,
+}
+
+/// `contactsync demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Directory for the demo's pipeline file, state and reports.
+    #[arg(long, default_value = "demo-output")]
+    pub out: PathBuf,
+    /// Contacts to seed.
+    #[arg(long, default_value_t = 2_000)]
+    pub contacts: usize,
+    /// Messages to seed.
+    #[arg(long, default_value_t = 4_000)]
+    pub messages: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print one JSON object on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Error type of a command: what to print and which exit code to use.
+#[derive(Debug)]
+pub struct CommandError {
+    pub code: ExitCode,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for CommandError {
+    fn from(e: E) -> Self {
+        let error: anyhow::Error = e.into();
+        let code = if error.downcast_ref::<crate::config::ConfigError>().is_some() {
+            ExitCode::BadConfig
+        } else {
+            ExitCode::Failure
+        };
+        CommandError { code, error }
+    }
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
+    match cli.command {
+        Command::Sandbox(args) => sandbox_cmd::run(args).await,
+        other => Err(CommandError {
+            code: ExitCode::Failure,
+            error: anyhow::anyhow!(
+                "`{}` is not implemented yet in this build",
+                command_name(&other)
+            ),
+        }),
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Sandbox(_) => "sandbox",
+        Command::Auth(_) => "auth",
+        Command::Extract(_) => "extract",
+        Command::Transform(_) => "transform",
+        Command::Plan(_) => "plan",
+        Command::Load(_) => "load",
+        Command::Run(_) => "run",
+        Command::Audit(_) => "audit",
+        Command::Dedupe(_) => "dedupe",
+        Command::Migrate(_) => "migrate",
+        Command::Demo(_) => "demo",
+    }
+}

@@ -1,0 +1,377 @@
+//! The pipeline file: one typed, validated TOML document per pipeline.
+//!
+//! Every table uses `deny_unknown_fields`, so a typo is an error naming the key and line rather than
+//! a silently ignored setting. String values may reference `${ENV_VAR}` so secrets stay out of files.
+
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Errors reading or validating a pipeline file.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read pipeline file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid pipeline file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid pipeline file {path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Name, state directory and defaults shared by every stage.
+    pub pipeline: PipelineSection,
+    /// The GHL location this pipeline syncs.
+    pub ghl: GhlConfig,
+    /// The BulkSMS account this pipeline sends through.
+    pub bulksms: BulkSmsConfig,
+    /// Timeouts and retry policy of the shared HTTP layer.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// What extract reads.
+    #[serde(default)]
+    pub extract: crate::extract::ExtractConfig,
+    /// Matching, linking and the desired state.
+    #[serde(default)]
+    pub transform: crate::transform::TransformConfig,
+    /// Planning and applying writes, with safety limits.
+    #[serde(default)]
+    pub load: crate::load::LoadConfig,
+    /// Reconciliation thresholds and report options.
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
+    /// Column mapping for `migrate`.
+    #[serde(default)]
+    pub migrate: Option<toml::Table>,
+    /// Where this file was read from; relative paths inside it resolve against its folder.
+    #[serde(skip)]
+    pub source_path: PathBuf,
+}
+
+/// `[pipeline]`: identity and shared defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// Name used in logs, run ids and reports.
+    pub name: String,
+    /// Directory holding runs, cursors, tokens, the ledger and the lock. Relative to the file.
+    pub state_dir: PathBuf,
+    /// ISO 3166 region used to read national phone numbers (e.g. "US", "GB").
+    #[serde(default = "default_region")]
+    pub default_region: String,
+}
+
+fn default_region() -> String {
+    "US".to_string()
+}
+
+/// `[ghl]`: the HighLevel location and how to authenticate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GhlConfig {
+    /// API base URL, `https://services.leadconnectorhq.com` in production.
+    #[serde(deserialize_with = "env_string")]
+    pub base_url: String,
+    /// Location (sub-account) id every call is scoped to.
+    #[serde(deserialize_with = "env_string")]
+    pub location_id: String,
+    /// Value of the `Version` header.
+    #[serde(default = "default_ghl_version")]
+    pub api_version: String,
+    /// OAuth app or private integration token.
+    pub auth: GhlAuthConfig,
+    /// This pipeline's share of the location's rate limit.
+    #[serde(default)]
+    pub rate_limit: GhlRateLimitConfig,
+}
+
+fn default_ghl_version() -> String {
+    "2021-07-28".to_string()
+}
+
+/// How the pipeline authenticates to GHL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GhlAuthConfig {
+    /// A Marketplace app: tokens come from `contactsync auth ghl` and refresh by themselves.
+    Oauth {
+        #[serde(deserialize_with = "env_string")]
+        client_id: String,
+        client_secret: Secret,
+        /// Authorization code to exchange on `auth ghl` when none is given on the command line.
+        #[serde(default)]
+        auth_code: Option<Secret>,
+        #[serde(default)]
+        redirect_uri: Option<String>,
+    },
+    /// A static private integration token made in the location's settings.
+    PrivateToken { token: Secret },
+}
+
+/// `[ghl.rate_limit]`: GHL allows 100 requests per 10 s and 200,000 a day per app and location.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GhlRateLimitConfig {
+    /// Fraction of the location's budget this pipeline may use (other apps spend the rest).
+    pub share: f64,
+    /// Requests allowed per window by GHL.
+    pub burst: u32,
+    /// Window length in milliseconds.
+    pub window_ms: u64,
+    /// Requests allowed per day by GHL.
+    pub daily: u32,
+}
+
+impl Default for GhlRateLimitConfig {
+    fn default() -> Self {
+        GhlRateLimitConfig {
+            share: 1.0,
+            burst: 100,
+            window_ms: 10_000,
+            daily: 200_000,
+        }
+    }
+}
+
+/// `[bulksms]`: the BulkSMS.com account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkSmsConfig {
+    /// API base URL, `https://api.bulksms.com/v1` in production.
+    #[serde(deserialize_with = "env_string")]
+    pub base_url: String,
+    /// API token id (Basic auth user).
+    pub token_id: Secret,
+    /// API token secret (Basic auth password).
+    pub token_secret: Secret,
+}
+
+/// `[http]`: the shared HTTP layer's timeouts and retry policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Whole-request timeout in seconds.
+    pub timeout_secs: u64,
+    /// Attempts per request, the first included.
+    pub max_attempts: usize,
+    /// First backoff delay in milliseconds (full jitter is applied).
+    pub backoff_base_ms: u64,
+    /// Largest backoff delay in milliseconds.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            timeout_secs: 30,
+            max_attempts: 8,
+            backoff_base_ms: 200,
+            backoff_max_ms: 30_000,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Reads, parses and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: PipelineConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.source_path = path.to_path_buf();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot: ranges, URL schemes, regions. Pure: no files, network or secrets used.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: self.source_path.clone(),
+            key: key.to_string(),
+            message,
+        };
+        check_base_url(&self.ghl.base_url).map_err(|m| invalid("ghl.base_url", m))?;
+        check_base_url(&self.bulksms.base_url).map_err(|m| invalid("bulksms.base_url", m))?;
+        if self.ghl.location_id.trim().is_empty() {
+            return Err(invalid("ghl.location_id", "must not be empty".into()));
+        }
+        let share = self.ghl.rate_limit.share;
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(invalid(
+                "ghl.rate_limit.share",
+                format!("must be in (0, 1], got {share}"),
+            ));
+        }
+        if self.ghl.rate_limit.burst == 0 || self.ghl.rate_limit.window_ms == 0 {
+            return Err(invalid(
+                "ghl.rate_limit",
+                "burst and window_ms must be positive".into(),
+            ));
+        }
+        if self.http.max_attempts == 0 {
+            return Err(invalid("http.max_attempts", "must be at least 1".into()));
+        }
+        let region = &self.pipeline.default_region;
+        if region.len() != 2 || !region.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(invalid(
+                "pipeline.default_region",
+                format!("must be a two-letter upper-case ISO 3166 code, got {region:?}"),
+            ));
+        }
+        self.extract
+            .validate()
+            .map_err(|(key, m)| invalid(&format!("extract.{key}"), m))?;
+        Ok(())
+    }
+
+    /// The state directory, resolved against the pipeline file's folder.
+    pub fn state_dir(&self) -> PathBuf {
+        self.resolve(&self.pipeline.state_dir)
+    }
+
+    /// Resolves a path written in the pipeline file against the file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        match self.source_path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+}
+
+/// Refuses plain http:// except to loopback, where the sandbox lives.
+pub fn check_base_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("not a URL ({e}): {raw:?}"))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!(
+                    "http:// is allowed only for loopback addresses; use https:// for {raw:?}"
+                ))
+            }
+        }
+        other => Err(format!("unsupported scheme {other:?} in {raw:?}")),
+    }
+}
+
+/// Serde adapter: a string field whose `${ENV}` references are expanded while parsing.
+pub fn env_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    expand_env(&raw).map_err(serde::de::Error::custom)
+}
+
+/// Expands `${NAME}` references from the environment; `$${` escapes a literal `${`.
+pub fn expand_env(raw: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(pos) = rest.find("${") {
+        if rest[..pos].ends_with('$') {
+            out.push_str(&rest[..pos - 1]);
+            out.push_str("${");
+            rest = &rest[pos + 2..];
+            continue;
+        }
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unterminated ${{...}} in {raw:?}"))?;
+        let name = &after[..end];
+        let value =
+            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[pipeline]
+name = "t"
+state_dir = "state"
+
+[ghl]
+base_url = "http://127.0.0.1:9/ghl"
+location_id = "loc"
+auth = { kind = "private_token", token = "pit-1" }
+
+[bulksms]
+base_url = "http://127.0.0.1:9/bulksms/v1"
+token_id = "id"
+token_secret = "secret"
+"#;
+
+    fn parse(text: &str) -> Result<PipelineConfig, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, text).expect("write");
+        PipelineConfig::load(&path)
+    }
+
+    #[test]
+    fn minimal_file_parses_with_defaults() {
+        let config = parse(MINIMAL).expect("valid");
+        assert_eq!(config.ghl.rate_limit.burst, 100);
+        assert_eq!(config.pipeline.default_region, "US");
+        assert!(config.state_dir().ends_with("state"));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = MINIMAL.replace("name = \"t\"", "name = \"t\"\nstate_dri = \"x\"");
+        let err = parse(&text).expect_err("typo must fail").to_string();
+        assert!(err.contains("state_dri"), "{err}");
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_to_a_remote_host_is_refused() {
+        let text = MINIMAL.replace("http://127.0.0.1:9/ghl", "http://example.com/ghl");
+        let err = parse(&text).expect_err("must refuse").to_string();
+        assert!(err.contains("ghl.base_url"), "{err}");
+    }
+
+    #[test]
+    fn env_references_expand_and_missing_ones_are_named() {
+        // SAFETY of the test: the variable name is unique to this test.
+        unsafe { std::env::set_var("CONTACTSYNC_TEST_SECRET", "s3cret") };
+        assert_eq!(
+            expand_env("a${CONTACTSYNC_TEST_SECRET}b").expect("set"),
+            "as3cretb"
+        );
+        assert_eq!(expand_env("$${X}").expect("escaped"), "${X}");
+        let err = expand_env("${CONTACTSYNC_SURELY_UNSET_VAR}").expect_err("unset");
+        assert!(err.contains("CONTACTSYNC_SURELY_UNSET_VAR"));
+    }
+}

@@ -1,0 +1,15 @@
+//! Transform: normalise, deduplicate and fuzzy-merge contacts, link SMS activity, decide the state
+//! both systems should have.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// `[transform]`: the match model and the desired-state rules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransformConfig {
+    /// Match model file; `pipelines/models/contacts.toml` when unset.
+    pub model: Option<PathBuf>,
+    /// Messaging triggers and their rules.
+    pub triggers: Option<toml::Table>,
+}
