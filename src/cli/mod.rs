@@ -1,7 +1,10 @@
 //! The command line: one clap definition per flag, subcommands that call into the stages.
 
+mod auth_cmd;
+mod extract_cmd;
 mod output;
 mod sandbox_cmd;
+pub mod stage;
 
 pub use output::CommandReport;
 
@@ -248,6 +251,8 @@ impl<E: Into<anyhow::Error>> From<E> for CommandError {
 pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     match cli.command {
         Command::Sandbox(args) => sandbox_cmd::run(args).await,
+        Command::Auth(args) => auth_cmd::run(args).await,
+        Command::Extract(args) => extract_cmd::run(args).await,
         other => Err(CommandError {
             code: ExitCode::Failure,
             error: anyhow::anyhow!(

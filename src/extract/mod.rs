@@ -1,6 +1,36 @@
 //! Extract: page both APIs into Parquet snapshots, incremental and resumable, inside the rate limits.
+//!
+//! Layout of a run's `extract/` folder when done: `ghl/contacts.parquet`,
+//! `bulksms/{messages,blocked_numbers,profile}.parquet`, `quarantine.parquet` and `manifest.json`
+//! (written last: a folder without it is unfinished). While running, `.parts/` holds durable part
+//! files and `checkpoint.json` says which of them are committed and where each reader resumes.
 
+pub mod bulksms;
+pub mod checkpoint;
+pub mod entity_writer;
+pub mod ghl;
+pub mod progress;
+pub mod rows;
+
+use crate::api::bulksms::BulkSmsClient;
+use crate::api::ghl::GhlClient;
+use crate::api::http::MetricsSnapshot;
+use crate::config::PipelineConfig;
+use crate::snapshot::manifest::{EntityManifest, ExtractManifest};
+use crate::snapshot::parts::{SnapshotWriter, compact, read_batches};
+use crate::snapshot::run::{
+    EXTRACT_CHECKPOINT, EXTRACT_MANIFEST, RunDir, latest_complete_extract, unfinished_extract,
+};
+use crate::snapshot::{SCHEMA_VERSION, atomic, schema};
+use anyhow::Context;
+use arrow::datatypes::SchemaRef;
+use checkpoint::{Checkpoint, CheckpointStore};
+use chrono::Utc;
+use progress::ExtractProgress;
 use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// `[extract]`: what extract reads and how.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,4 +81,274 @@ impl ExtractConfig {
         }
         Ok(())
     }
+}
+
+/// How to run an extract.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// Ignore cursors and re-read everything (also the way to see deletions).
+    pub full: bool,
+    /// Show progress bars on a terminal.
+    pub progress: bool,
+}
+
+/// What an extract produced.
+#[derive(Debug, Clone)]
+pub struct ExtractOutcome {
+    pub run: RunDir,
+    pub manifest: ExtractManifest,
+    /// True when this call finished a run an earlier call had started.
+    pub resumed: bool,
+}
+
+/// The entities of an extract, with their schemas, in manifest order.
+fn entities() -> [(&'static str, SchemaRef, bool); 4] {
+    // (name, schema, merged onto the previous snapshot in an incremental run)
+    [
+        (ghl::CONTACTS, schema::contacts_schema(), true),
+        (bulksms::MESSAGES, schema::messages_schema(), true),
+        (
+            bulksms::BLOCKED_NUMBERS,
+            schema::blocked_numbers_schema(),
+            true,
+        ),
+        (bulksms::PROFILE, schema::profile_schema(), false),
+    ]
+}
+
+/// Runs (or resumes) an extract and returns its manifest.
+pub async fn run_extract(
+    config: &PipelineConfig,
+    options: &ExtractOptions,
+) -> anyhow::Result<ExtractOutcome> {
+    let state_dir = config.state_dir();
+    let ghl_client = GhlClient::from_config(config)?;
+    let bulksms_client = BulkSmsClient::from_config(config)?;
+    ghl_client
+        .require_scopes(false)
+        .await
+        .context("checking the GHL grant before extracting")?;
+
+    let (run, store, resumed) = open_or_start(&state_dir, options.full)?;
+    let checkpoint = store.snapshot();
+    let previous = match &checkpoint.based_on_run {
+        Some(id) => {
+            let run = RunDir::open(&state_dir, id)?;
+            let manifest = run
+                .extract_manifest()
+                .with_context(|| format!("run {id} has no extract manifest to build on"))?;
+            Some((run, manifest))
+        }
+        None => None,
+    };
+    tracing::info!(run = %run.id, mode = %checkpoint.mode, resumed, "Extract started");
+
+    let prev_cursor = |entity: &str| {
+        previous
+            .as_ref()
+            .and_then(|(_, m)| m.entities.get(entity))
+            .map(|e| e.cursor.clone())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let contacts_cursor: ghl::ContactsCursor =
+        serde_json::from_value(prev_cursor(ghl::CONTACTS)).unwrap_or_default();
+    let messages_cursor: bulksms::MessagesCursor =
+        serde_json::from_value(prev_cursor(bulksms::MESSAGES)).unwrap_or_default();
+    let blocked_cursor: bulksms::BlockedCursor =
+        serde_json::from_value(prev_cursor(bulksms::BLOCKED_NUMBERS)).unwrap_or_default();
+    let since_ms = contacts_cursor
+        .date_updated_ms
+        .map(|ms| ms - config.extract.overlap_minutes * 60_000);
+
+    let extract_dir = run.extract_dir();
+    let progress = ExtractProgress::new(options.progress);
+    let run_started_ms = checkpoint.started_at.timestamp_millis();
+    let ghl_task = ghl::read_contacts(
+        &ghl_client,
+        ghl::ContactsQuery {
+            page_size: config.extract.page_size,
+            since_ms,
+            previous_cursor: contacts_cursor,
+            run_started_ms,
+        },
+        &extract_dir,
+        store.clone(),
+        progress.entity(ghl::CONTACTS),
+    );
+    let bulksms_task = async {
+        bulksms::read_messages(
+            &bulksms_client,
+            messages_cursor.read_after(),
+            config.extract.status_lookback_hours,
+            &extract_dir,
+            store.clone(),
+            progress.entity(bulksms::MESSAGES),
+        )
+        .await?;
+        bulksms::read_blocked_numbers(
+            &bulksms_client,
+            blocked_cursor.max_id,
+            &extract_dir,
+            store.clone(),
+            progress.entity(bulksms::BLOCKED_NUMBERS),
+        )
+        .await?;
+        bulksms::read_profile(
+            &bulksms_client,
+            &extract_dir,
+            store.clone(),
+            progress.entity(bulksms::PROFILE),
+        )
+        .await
+    };
+    tokio::try_join!(ghl_task, bulksms_task)?;
+
+    let mut requests = BTreeMap::new();
+    requests.insert("ghl".to_string(), ghl_client.api().metrics().snapshot());
+    requests.insert(
+        "bulksms".to_string(),
+        bulksms_client.api().metrics().snapshot(),
+    );
+    let manifest = finalize(
+        config,
+        &run,
+        &store,
+        previous.as_ref().map(|(r, _)| r),
+        requests,
+    )?;
+    tracing::info!(
+        run = %run.id,
+        contacts = manifest.entities.get(ghl::CONTACTS).map_or(0, |e| e.rows),
+        messages = manifest.entities.get(bulksms::MESSAGES).map_or(0, |e| e.rows),
+        quarantined = manifest.quarantined_rows,
+        "Extract finished"
+    );
+    Ok(ExtractOutcome {
+        run,
+        manifest,
+        resumed,
+    })
+}
+
+fn open_or_start(
+    state_dir: &Path,
+    full: bool,
+) -> anyhow::Result<(RunDir, Arc<CheckpointStore>, bool)> {
+    if let Some(run) = unfinished_extract(state_dir)? {
+        let store = CheckpointStore::load(run.extract_dir().join(EXTRACT_CHECKPOINT))?;
+        return Ok((run, Arc::new(store), true));
+    }
+    let based_on = if full {
+        None
+    } else {
+        latest_complete_extract(state_dir)?.map(|(run, _)| run.id)
+    };
+    let now = Utc::now();
+    let run = RunDir::create(state_dir, now)
+        .with_context(|| format!("creating a run directory in {}", state_dir.display()))?;
+    let checkpoint = Checkpoint {
+        run_id: run.id.clone(),
+        mode: if based_on.is_some() {
+            "incremental"
+        } else {
+            "full"
+        }
+        .to_string(),
+        based_on_run: based_on,
+        started_at: now,
+        entities: BTreeMap::new(),
+    };
+    let store = CheckpointStore::create(run.extract_dir().join(EXTRACT_CHECKPOINT), checkpoint)
+        .with_context(|| format!("writing the checkpoint of run {}", run.id))?;
+    Ok((run, Arc::new(store), false))
+}
+
+/// Compacts every entity into its snapshot file, gathers quarantined rows and writes the manifest.
+fn finalize(
+    config: &PipelineConfig,
+    run: &RunDir,
+    store: &CheckpointStore,
+    previous: Option<&RunDir>,
+    requests: BTreeMap<String, MetricsSnapshot>,
+) -> anyhow::Result<ExtractManifest> {
+    let extract_dir = run.extract_dir();
+    let checkpoint = store.snapshot();
+    let mut entities_out = BTreeMap::new();
+    let mut quarantine_parts: Vec<PathBuf> = Vec::new();
+    for (name, schema, merge) in entities() {
+        let state = checkpoint.entities.get(name).cloned().unwrap_or_default();
+        let parts: Vec<PathBuf> = state.parts.iter().map(|p| extract_dir.join(p)).collect();
+        quarantine_parts.extend(state.quarantine_parts.iter().map(|p| extract_dir.join(p)));
+        let file = entity_file(name);
+        let previous_file = previous
+            .filter(|_| merge)
+            .map(|r| r.extract_dir().join(&file))
+            .filter(|p| p.exists());
+        let out = extract_dir.join(&file);
+        let may_repeat: HashSet<String> = state.may_repeat.iter().cloned().collect();
+        let stats = compact(&schema, &parts, previous_file.as_deref(), &may_repeat, &out)
+            .with_context(|| format!("writing snapshot {}", out.display()))?;
+        let bytes = std::fs::metadata(&out)
+            .with_context(|| format!("reading size of {}", out.display()))?
+            .len();
+        entities_out.insert(
+            name.to_string(),
+            EntityManifest {
+                file: format!("extract/{file}"),
+                rows: stats.rows,
+                delta_rows: stats.delta_rows,
+                carried_rows: stats.carried_rows,
+                sha256: atomic::sha256_file(&out)?,
+                bytes,
+                cursor: state.next_cursor.clone(),
+                pages: state.pages,
+                duration_ms: state.duration_ms,
+            },
+        );
+    }
+    let quarantined_rows =
+        write_quarantine(&extract_dir.join("quarantine.parquet"), &quarantine_parts)?;
+    let manifest = ExtractManifest {
+        schema_version: SCHEMA_VERSION,
+        run_id: run.id.clone(),
+        pipeline: config.pipeline.name.clone(),
+        mode: checkpoint.mode.clone(),
+        based_on_run: checkpoint.based_on_run.clone(),
+        started_at: checkpoint.started_at,
+        finished_at: Utc::now(),
+        entities: entities_out,
+        requests,
+        quarantined_rows,
+    };
+    manifest
+        .write(&extract_dir.join(EXTRACT_MANIFEST))
+        .context("writing the extract manifest")?;
+    // The snapshot is complete and visible; the scaffolding can go.
+    let parts_dir = extract_dir.join(".parts");
+    if parts_dir.exists() {
+        std::fs::remove_dir_all(&parts_dir)
+            .with_context(|| format!("removing {}", parts_dir.display()))?;
+    }
+    std::fs::remove_file(store.path())
+        .with_context(|| format!("removing {}", store.path().display()))?;
+    Ok(manifest)
+}
+
+/// File of an entity relative to `extract/` (`ghl/contacts` → `ghl/contacts.parquet`).
+pub fn entity_file(name: &str) -> String {
+    format!("{name}.parquet")
+}
+
+fn write_quarantine(out: &Path, parts: &[PathBuf]) -> anyhow::Result<u64> {
+    let mut writer = SnapshotWriter::create(out, &schema::quarantine_schema())?;
+    for part in parts {
+        for batch in read_batches(part)? {
+            writer.write(&batch?)?;
+        }
+    }
+    let rows = writer.finish()?;
+    if rows > 0 {
+        tracing::warn!(rows, file = %out.display(), "Rows quarantined: they could not be typed");
+    }
+    Ok(rows)
 }

@@ -211,7 +211,15 @@ async fn api_middleware(
     if let Some(delay) = core.faults.delay() {
         tokio::time::sleep(delay).await;
     }
-    let action = core.faults.decide();
+    let mut action = core.faults.decide();
+    // Documented choice: the token endpoint never loses an answer after rotating a refresh token.
+    // GHL offers no recovery from a rotated refresh token that never arrived except re-authorising
+    // by hand, so such a fault would test nothing but the operator; it fails before the handler.
+    if route.ends_with("/oauth/token")
+        && !matches!(action, FaultAction::None | FaultAction::RateLimited)
+    {
+        action = FaultAction::ServerError(axum::http::StatusCode::BAD_GATEWAY);
+    }
     let response = match action {
         FaultAction::None => next.run(req).await,
         FaultAction::ServerError(status) => {

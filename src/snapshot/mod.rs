@@ -1,1 +1,12 @@
-//! Snapshots: the Arrow schemas, manifest and atomic Parquet writes that are the contract between stages.
+//! Snapshots: the Arrow schemas, manifests, run directories and atomic Parquet writes that are the
+//! contract between stages. A stage reads files described here and writes files described here; it
+//! never reaches into another stage's code.
+
+pub mod atomic;
+pub mod manifest;
+pub mod parts;
+pub mod run;
+pub mod schema;
+
+/// Version of the snapshot layout; bumped when a schema changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;

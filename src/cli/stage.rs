@@ -1,0 +1,41 @@
+//! What every stage command does first: read the pipeline file and take the state directory's lock.
+
+use super::{CommandError, StageArgs};
+use crate::config::PipelineConfig;
+use crate::exit_code::ExitCode;
+use anyhow::Context;
+use fs2::FileExt;
+use std::fs::File;
+use std::path::Path;
+
+/// Reads and validates the pipeline file; errors exit with code 2.
+pub fn load_pipeline(args: &StageArgs) -> Result<PipelineConfig, CommandError> {
+    PipelineConfig::load(&args.pipeline).map_err(|e| CommandError {
+        code: ExitCode::BadConfig,
+        error: e.into(),
+    })
+}
+
+/// An exclusive lock on a state directory, held while a command writes to it, so two runs never
+/// overlap. Released when dropped (and by the OS if the process dies).
+pub struct StateLock {
+    _file: File,
+}
+
+impl StateLock {
+    /// Takes the lock or fails at once with exit code 6.
+    pub fn acquire(state_dir: &Path) -> Result<Self, CommandError> {
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("creating state directory {}", state_dir.display()))?;
+        let path = state_dir.join("lock");
+        let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
+        file.try_lock_exclusive().map_err(|_| CommandError {
+            code: ExitCode::Locked,
+            error: anyhow::anyhow!(
+                "another contactsync run holds {}; try again when it has finished",
+                path.display()
+            ),
+        })?;
+        Ok(StateLock { _file: file })
+    }
+}

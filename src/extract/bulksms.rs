@@ -1,0 +1,249 @@
+//! BulkSMS messages (id ascending, re-reading messages whose status may still change), blocked
+//! numbers (`min-id` paging) and the profile.
+
+use super::checkpoint::CheckpointStore;
+use super::entity_writer::EntityWriter;
+use super::progress::EntityProgress;
+use super::rows::message_row;
+use crate::api::bulksms::{BulkSmsClient, MAX_BLOCKED_PAGE, MAX_MESSAGES_PAGE};
+use crate::snapshot::schema::{
+    BlockedNumberRow, ProfileRow, QuarantineRow, blocked_numbers_schema, messages_schema,
+    profile_schema,
+};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Entity names in checkpoints and manifests.
+pub const MESSAGES: &str = "bulksms/messages";
+/// Blocked numbers entity.
+pub const BLOCKED_NUMBERS: &str = "bulksms/blocked_numbers";
+/// Profile entity.
+pub const PROFILE: &str = "bulksms/profile";
+
+/// Where the next incremental read of messages starts.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MessagesCursor {
+    /// Largest id read.
+    pub max_id: u64,
+    /// Smallest id whose status was not final and recent enough to still change; the next run
+    /// re-reads from there so late status changes are picked up.
+    pub oldest_open_id: Option<u64>,
+}
+
+impl MessagesCursor {
+    /// The id after which the next run starts reading.
+    pub fn read_after(&self) -> u64 {
+        match self.oldest_open_id {
+            Some(open) => open.saturating_sub(1).min(self.max_id),
+            None => self.max_id,
+        }
+    }
+}
+
+/// Where the next incremental read of blocked numbers starts.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlockedCursor {
+    pub max_id: u64,
+}
+
+fn is_final(status_type: Option<&str>) -> bool {
+    matches!(status_type, Some("DELIVERED" | "FAILED" | "RECEIVED"))
+}
+
+/// Reads messages with id above `after_id` into part files.
+pub async fn read_messages(
+    client: &BulkSmsClient,
+    after_id: u64,
+    lookback_hours: i64,
+    extract_dir: &Path,
+    store: Arc<CheckpointStore>,
+    progress: EntityProgress,
+) -> anyhow::Result<()> {
+    let mut writer = EntityWriter::open(MESSAGES, messages_schema(), extract_dir, store, progress)?;
+    if writer.state().done {
+        return Ok(());
+    }
+    let mut cursor: MessagesCursor =
+        serde_json::from_value(writer.state().next_cursor.clone()).unwrap_or_default();
+    let mut after = writer.state().resume_from.as_u64().unwrap_or(after_id);
+    let open_since_ms =
+        (chrono::Utc::now() - chrono::Duration::hours(lookback_hours)).timestamp_millis();
+    let mut page_number = writer.state().pages;
+    loop {
+        page_number += 1;
+        let page = client
+            .messages_after(after, MAX_MESSAGES_PAGE)
+            .await
+            .with_context(|| format!("reading page {page_number} of GET /messages (id>{after})"))?;
+        let count = page.len();
+        if count == 0 {
+            break;
+        }
+        let extracted_at = chrono::Utc::now().timestamp_millis();
+        let mut rows = Vec::with_capacity(count);
+        let mut quarantine = Vec::new();
+        let mut last_id = after;
+        for (index, raw) in page.into_iter().enumerate() {
+            let raw_id = raw
+                .get("id")
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.parse::<u64>().ok());
+            let raw_text = raw.to_string();
+            match message_row(raw, extracted_at) {
+                Ok(row) => {
+                    last_id = last_id.max(row.id);
+                    cursor.max_id = cursor.max_id.max(row.id);
+                    let recent = row.submission_date.is_none_or(|d| d >= open_since_ms);
+                    if !is_final(row.status_type.as_deref()) && recent {
+                        cursor.oldest_open_id =
+                            Some(cursor.oldest_open_id.map_or(row.id, |o| o.min(row.id)));
+                    }
+                    rows.push(row);
+                }
+                Err(reason) => {
+                    if let Some(id) = raw_id {
+                        last_id = last_id.max(id);
+                    }
+                    quarantine.push(QuarantineRow {
+                        entity: MESSAGES.into(),
+                        source: format!("GET /messages page {page_number} (id>{after})"),
+                        row_index: index as u64,
+                        reason,
+                        raw: raw_text,
+                        quarantined_at: extracted_at,
+                    });
+                }
+            }
+        }
+        if last_id == after {
+            anyhow::bail!(
+                "GET /messages page {page_number} (id>{after}): no row had a readable id, cannot advance"
+            );
+        }
+        after = last_id;
+        writer.push_page(
+            rows,
+            quarantine,
+            serde_json::json!(after),
+            serde_json::to_value(cursor).expect("cursor serialises"),
+            Vec::new(),
+        )?;
+        if count < MAX_MESSAGES_PAGE as usize {
+            break;
+        }
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// Reads blocked numbers with id above `after_id`.
+pub async fn read_blocked_numbers(
+    client: &BulkSmsClient,
+    after_id: u64,
+    extract_dir: &Path,
+    store: Arc<CheckpointStore>,
+    progress: EntityProgress,
+) -> anyhow::Result<()> {
+    let mut writer = EntityWriter::open(
+        BLOCKED_NUMBERS,
+        blocked_numbers_schema(),
+        extract_dir,
+        store,
+        progress,
+    )?;
+    if writer.state().done {
+        return Ok(());
+    }
+    let mut cursor = BlockedCursor { max_id: after_id };
+    let mut after = writer.state().resume_from.as_u64().unwrap_or(after_id);
+    let mut page_number = writer.state().pages;
+    loop {
+        page_number += 1;
+        let page = client
+            .blocked_numbers_from(after + 1, MAX_BLOCKED_PAGE)
+            .await
+            .with_context(|| {
+                format!(
+                    "reading page {page_number} of GET /blocked-numbers (min-id {})",
+                    after + 1
+                )
+            })?;
+        let count = page.len();
+        if count == 0 {
+            break;
+        }
+        let extracted_at = chrono::Utc::now().timestamp_millis();
+        let mut rows = Vec::with_capacity(count);
+        let mut quarantine = Vec::new();
+        for (index, entry) in page.into_iter().enumerate() {
+            let id = entry
+                .id
+                .as_u64()
+                .or_else(|| entry.id.as_str().and_then(|s| s.parse().ok()));
+            match id {
+                Some(id) => {
+                    after = after.max(id);
+                    cursor.max_id = cursor.max_id.max(id);
+                    rows.push(BlockedNumberRow {
+                        id,
+                        phone_number: entry.phone_number,
+                        extracted_at,
+                    });
+                }
+                None => quarantine.push(QuarantineRow {
+                    entity: BLOCKED_NUMBERS.into(),
+                    source: format!("GET /blocked-numbers page {page_number}"),
+                    row_index: index as u64,
+                    reason: format!("id {} is not numeric", entry.id),
+                    raw: serde_json::to_string(&entry).unwrap_or_default(),
+                    quarantined_at: extracted_at,
+                }),
+            }
+        }
+        writer.push_page(
+            rows,
+            quarantine,
+            serde_json::json!(after),
+            serde_json::to_value(cursor).expect("cursor serialises"),
+            Vec::new(),
+        )?;
+        if count < MAX_BLOCKED_PAGE as usize {
+            break;
+        }
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// Reads the profile (one row).
+pub async fn read_profile(
+    client: &BulkSmsClient,
+    extract_dir: &Path,
+    store: Arc<CheckpointStore>,
+    progress: EntityProgress,
+) -> anyhow::Result<()> {
+    let mut writer = EntityWriter::open(PROFILE, profile_schema(), extract_dir, store, progress)?;
+    if writer.state().done {
+        return Ok(());
+    }
+    let profile = client.profile().await.context("reading GET /profile")?;
+    let row = ProfileRow {
+        credit_balance: profile.credits.as_ref().and_then(|c| c.balance),
+        quota_size: profile.quota.as_ref().and_then(|q| q.size),
+        quota_remaining: profile.quota.as_ref().and_then(|q| q.remaining),
+        extra_json: (!profile.extra.is_empty())
+            .then(|| serde_json::Value::Object(profile.extra.clone()).to_string()),
+        extracted_at: chrono::Utc::now().timestamp_millis(),
+    };
+    writer.push_page(
+        vec![row],
+        Vec::new(),
+        serde_json::Value::Null,
+        serde_json::Value::Null,
+        Vec::new(),
+    )?;
+    writer.finish()?;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! `manifest.json`: what a stage wrote — schema version, row counts, checksums, cursors, timings and
+//! request counts. It is written last, so a run directory with a manifest is complete.
+
+use crate::api::http::MetricsSnapshot;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Manifest of an extract.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExtractManifest {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub pipeline: String,
+    /// "full" or "incremental".
+    pub mode: String,
+    /// The run whose snapshot an incremental extract was merged onto.
+    pub based_on_run: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Entities by name (`ghl/contacts`, `bulksms/messages`, ...).
+    pub entities: BTreeMap<String, EntityManifest>,
+    /// Requests per API.
+    pub requests: BTreeMap<String, MetricsSnapshot>,
+    /// Rows sent to `quarantine.parquet`.
+    pub quarantined_rows: u64,
+}
+
+/// One snapshot file in a manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EntityManifest {
+    /// File path relative to the run directory.
+    pub file: String,
+    pub rows: u64,
+    /// Rows read from the API in this run (after de-duplication).
+    pub delta_rows: u64,
+    /// Rows carried over from the previous snapshot.
+    pub carried_rows: u64,
+    pub sha256: String,
+    pub bytes: u64,
+    /// Where the next incremental read starts (entity-specific JSON).
+    pub cursor: serde_json::Value,
+    pub pages: u64,
+    pub duration_ms: u64,
+}
+
+impl ExtractManifest {
+    /// Reads a manifest.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading manifest {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing manifest {}", path.display()))
+    }
+
+    /// Writes the manifest atomically.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        super::atomic::write(path, &json)
+    }
+}
