@@ -363,6 +363,34 @@ token_secret = "secret"
     }
 
     #[test]
+    fn example_pipeline_files_parse() {
+        for var in [
+            "GHL_LOCATION_ID",
+            "GHL_CLIENT_ID",
+            "GHL_CLIENT_SECRET",
+            "BULKSMS_TOKEN_ID",
+            "BULKSMS_TOKEN_SECRET",
+            "SANDBOX_GHL_LOCATION_ID",
+            "SANDBOX_GHL_TOKEN",
+            "SANDBOX_BULKSMS_TOKEN_ID",
+            "SANDBOX_BULKSMS_TOKEN_SECRET",
+        ] {
+            // SAFETY of the test: these names are only read by pipeline files.
+            unsafe { std::env::set_var(var, "x") };
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("pipelines folder") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                PipelineConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2, "expected example pipelines in {}", dir.display());
+    }
+
+    #[test]
     fn env_references_expand_and_missing_ones_are_named() {
         // SAFETY of the test: the variable name is unique to this test.
         unsafe { std::env::set_var("CONTACTSYNC_TEST_SECRET", "s3cret") };

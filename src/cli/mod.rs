@@ -1,9 +1,11 @@
 //! The command line: one clap definition per flag, subcommands that call into the stages.
 
 mod auth_cmd;
+mod demo_cmd;
 mod extract_cmd;
 mod output;
 mod sandbox_cmd;
+pub use sandbox_cmd::sandbox_pipeline_toml;
 pub mod stage;
 
 pub use output::CommandReport;
@@ -253,6 +255,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Sandbox(args) => sandbox_cmd::run(args).await,
         Command::Auth(args) => auth_cmd::run(args).await,
         Command::Extract(args) => extract_cmd::run(args).await,
+        Command::Demo(args) => demo_cmd::run(args).await,
         other => Err(CommandError {
             code: ExitCode::Failure,
             error: anyhow::anyhow!(

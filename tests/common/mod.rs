@@ -1,0 +1,149 @@
+//! Helpers shared by the integration tests: a sandbox in the test process and the real binary
+//! pointed at it through a pipeline file.
+#![allow(dead_code)]
+
+use contactsync::sandbox::{self, SandboxHandle, SandboxOptions};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A running sandbox plus a pipeline file and state folder for it.
+pub struct Harness {
+    pub sandbox: SandboxHandle,
+    pub dir: tempfile::TempDir,
+    pub pipeline: PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl Harness {
+    /// Starts a sandbox with `options` and writes a pipeline file for it.
+    pub async fn start(options: SandboxOptions) -> Harness {
+        let sandbox = sandbox::start(options).await.expect("sandbox starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pipeline = dir.path().join("pipeline.toml");
+        let text = contactsync::cli::sandbox_pipeline_toml(&sandbox.info, "state");
+        std::fs::write(&pipeline, text).expect("write pipeline");
+        Harness {
+            sandbox,
+            dir,
+            pipeline,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The state folder of the pipeline.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Runs the binary with `args` followed by `--pipeline FILE` (blocking thread).
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        full.push("--pipeline".into());
+        full.push(self.pipeline.display().to_string());
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_contactsync"))
+                .args(&full)
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("binary runs")
+        })
+        .await
+        .expect("join")
+    }
+
+    /// Runs and asserts success, returning the `--json` report.
+    pub async fn run_ok(&self, args: &[&str]) -> Value {
+        let out = self.run(args).await;
+        assert!(
+            out.status.success(),
+            "contactsync {args:?} failed with {:?}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        stdout
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Exchanges the sandbox's authorization code (what a user does once).
+    pub async fn authorise(&self) {
+        self.run_ok(&["auth", "ghl", "--json"]).await;
+    }
+
+    /// `GET {control}/_sandbox/<path>` as JSON.
+    pub async fn control(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}/_sandbox/{path}", self.sandbox.info.control_url))
+            .send()
+            .await
+            .expect("control route answers")
+            .json()
+            .await
+            .expect("control route JSON")
+    }
+
+    /// `POST {control}/_sandbox/<path>` with a JSON body.
+    pub async fn control_post(&self, path: &str, body: Value) -> Value {
+        self.http
+            .post(format!("{}/_sandbox/{path}", self.sandbox.info.control_url))
+            .json(&body)
+            .send()
+            .await
+            .expect("control route answers")
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// Values of column `column` (cast to strings) of a Parquet file, in order.
+pub fn column_strings(path: &Path, column: &str) -> Vec<Option<String>> {
+    use arrow::array::{Array, AsArray};
+    let mut out = Vec::new();
+    for batch in contactsync::snapshot::parts::read_batches(path).expect("open parquet") {
+        let batch = batch.expect("batch");
+        let col = batch
+            .column_by_name(column)
+            .unwrap_or_else(|| panic!("{} has no column {column}", path.display()));
+        let text = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).expect("cast");
+        let text = text.as_string::<i32>();
+        for i in 0..text.len() {
+            out.push(text.is_valid(i).then(|| text.value(i).to_string()));
+        }
+    }
+    out
+}
+
+/// The set of a column's values, asserting none repeats.
+pub fn unique_ids(path: &Path, column: &str) -> BTreeSet<String> {
+    let values: Vec<String> = column_strings(path, column)
+        .into_iter()
+        .map(|v| v.expect("id is never null"))
+        .collect();
+    let set: BTreeSet<String> = values.iter().cloned().collect();
+    assert_eq!(
+        set.len(),
+        values.len(),
+        "{} has duplicate {column}s",
+        path.display()
+    );
+    set
+}
+
+/// Ids of the objects of `state[system][entity]`.
+pub fn state_ids(state: &Value, system: &str, entity: &str, key: &str) -> BTreeSet<String> {
+    state[system][entity]
+        .as_array()
+        .unwrap_or_else(|| panic!("state has no {system}.{entity}"))
+        .iter()
+        .map(|o| match &o[key] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
