@@ -1,6 +1,7 @@
 //! The BulkSMS JSON API v1 client on the shared HTTP layer.
 
 pub mod types;
+pub mod writes;
 
 use super::auth::Credentials;
 use super::error::ApiError;

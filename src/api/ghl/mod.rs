@@ -1,6 +1,7 @@
 //! The GHL API v2 client (contacts, tasks, notes, appointments) on the shared HTTP layer.
 
 pub mod types;
+mod writes;
 
 use super::auth::{Credentials, GHL_READ_SCOPE, GHL_WRITE_SCOPE, GhlTokenManager};
 use super::error::ApiError;

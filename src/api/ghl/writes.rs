@@ -1,0 +1,155 @@
+//! GHL write calls used by load. Each says whether a blind resend is safe; the ones that are not
+//! (creates) are made exactly-once by load's ledger and read-back, not by retrying.
+
+use super::GhlClient;
+use crate::api::error::ApiError;
+use crate::api::http::ApiRequest;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+impl GhlClient {
+    /// `POST /contacts/`: creates a contact; answers the created contact. Not idempotent.
+    pub async fn create_contact(&self, mut payload: Value) -> Result<Value, ApiError> {
+        payload["locationId"] = json!(self.location_id());
+        let request = ApiRequest::with_body(Method::POST, "/contacts/", payload, false);
+        let answer: Value = self.api().send_json(&request).await?;
+        Ok(answer.get("contact").cloned().unwrap_or(answer))
+    }
+
+    /// `POST /contacts/upsert`: create or update by the location's duplicate rule; answers
+    /// `(created, contact)`. Idempotent: a resend finds the contact it made.
+    pub async fn upsert_contact(&self, mut payload: Value) -> Result<(bool, Value), ApiError> {
+        payload["locationId"] = json!(self.location_id());
+        let request = ApiRequest::with_body(Method::POST, "/contacts/upsert", payload, true);
+        let answer: Value = self.api().send_json(&request).await?;
+        let created = answer.get("new").and_then(Value::as_bool).unwrap_or(false);
+        Ok((
+            created,
+            answer.get("contact").cloned().unwrap_or(Value::Null),
+        ))
+    }
+
+    /// `PUT /contacts/{id}`: sets fields (idempotent). `tags` here would replace all tags: use
+    /// [`GhlClient::add_tags`] instead.
+    pub async fn update_contact(
+        &self,
+        contact_id: &str,
+        payload: Value,
+    ) -> Result<Value, ApiError> {
+        let request = ApiRequest::with_body(
+            Method::PUT,
+            format!("/contacts/{contact_id}"),
+            payload,
+            true,
+        );
+        self.api().send_json(&request).await
+    }
+
+    /// `DELETE /contacts/{id}`. A resend after a lost answer finds the contact gone (400 "not
+    /// found"), which counts as done.
+    pub async fn delete_contact(&self, contact_id: &str) -> Result<(), ApiError> {
+        let request = ApiRequest {
+            method: Method::DELETE,
+            ..ApiRequest::get(format!("/contacts/{contact_id}"))
+        };
+        match self.api().send_json::<Value>(&request).await {
+            Ok(_) => Ok(()),
+            Err(ApiError::Status {
+                status: 400, body, ..
+            }) if body.contains("not found") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /contacts/{id}/tags`: adds tags (a set union, so idempotent); answers the tag list.
+    pub async fn add_tags(&self, contact_id: &str, tags: &[String]) -> Result<Value, ApiError> {
+        let request = ApiRequest::with_body(
+            Method::POST,
+            format!("/contacts/{contact_id}/tags"),
+            json!({"tags": tags}),
+            true,
+        );
+        self.api().send_json(&request).await
+    }
+
+    /// `DELETE /contacts/{id}/tags`: removes tags (idempotent).
+    pub async fn remove_tags(&self, contact_id: &str, tags: &[String]) -> Result<Value, ApiError> {
+        let request = ApiRequest::with_body(
+            Method::DELETE,
+            format!("/contacts/{contact_id}/tags"),
+            json!({"tags": tags}),
+            true,
+        );
+        self.api().send_json(&request).await
+    }
+
+    /// `POST /contacts/{id}/notes`: not idempotent; load puts a marker in the body to read it back.
+    pub async fn create_note(&self, contact_id: &str, body: &str) -> Result<Value, ApiError> {
+        let request = ApiRequest::with_body(
+            Method::POST,
+            format!("/contacts/{contact_id}/notes"),
+            json!({"body": body}),
+            false,
+        );
+        self.api().send_json(&request).await
+    }
+
+    /// `POST /contacts/{id}/tasks`: not idempotent; load puts a marker in the body to read it back.
+    pub async fn create_task(
+        &self,
+        contact_id: &str,
+        title: &str,
+        body: &str,
+        due_date: &str,
+    ) -> Result<Value, ApiError> {
+        let request = ApiRequest::with_body(
+            Method::POST,
+            format!("/contacts/{contact_id}/tasks"),
+            json!({"title": title, "body": body, "dueDate": due_date, "completed": false}),
+            false,
+        );
+        self.api().send_json(&request).await
+    }
+
+    /// `PUT /contacts/{id}/tasks/{taskId}/completed` (idempotent).
+    pub async fn complete_task(&self, contact_id: &str, task_id: &str) -> Result<Value, ApiError> {
+        let request = ApiRequest::with_body(
+            Method::PUT,
+            format!("/contacts/{contact_id}/tasks/{task_id}/completed"),
+            json!({"completed": true}),
+            true,
+        );
+        self.api().send_json(&request).await
+    }
+
+    /// `GET /contacts/search/duplicate`: the contact an email or phone would collide with. Unlike
+    /// search it is not behind the search index, so it sees a contact created a moment ago.
+    pub async fn find_duplicate(
+        &self,
+        email: Option<&str>,
+        phone: Option<&str>,
+    ) -> Result<Option<Value>, ApiError> {
+        let mut request =
+            ApiRequest::get("/contacts/search/duplicate").query("locationId", self.location_id());
+        if let Some(email) = email {
+            request = request.query("email", email);
+        }
+        if let Some(phone) = phone {
+            request = request.query("number", phone);
+        }
+        let answer: Value = self.api().send_json(&request).await?;
+        Ok(answer.get("contact").filter(|c| !c.is_null()).cloned())
+    }
+
+    /// `GET /contacts/{id}`.
+    pub async fn get_contact(&self, contact_id: &str) -> Result<Option<Value>, ApiError> {
+        let request = ApiRequest::get(format!("/contacts/{contact_id}"));
+        match self.api().send_json::<Value>(&request).await {
+            Ok(answer) => Ok(answer.get("contact").cloned()),
+            Err(ApiError::Status {
+                status: 400 | 404, ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

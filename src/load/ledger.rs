@@ -1,0 +1,221 @@
+//! The ledger: each operation's intent recorded before its call and its outcome after, in SQLite in
+//! the state directory. It is what makes effects happen exactly once across retries and crashes:
+//! an operation found `in_flight` after a crash had its outcome lost and is resolved by reading the
+//! service back, never by sending it blindly again.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use thiserror::Error;
+
+/// Ledger errors name the database file.
+#[derive(Debug, Error)]
+#[error("ledger {path}: {source}")]
+pub struct LedgerError {
+    path: String,
+    source: rusqlite::Error,
+}
+
+/// Where an operation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpStatus {
+    /// About to be sent: if found after a crash, the outcome is unknown.
+    InFlight,
+    /// Took effect.
+    Succeeded,
+    /// Failed after its retries; tried again on the next run.
+    Failed,
+    /// Deliberately not done (e.g. the number opted out after planning).
+    Skipped,
+}
+
+impl OpStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::InFlight => "in_flight",
+            OpStatus::Succeeded => "succeeded",
+            OpStatus::Failed => "failed",
+            OpStatus::Skipped => "skipped",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "in_flight" => OpStatus::InFlight,
+            "succeeded" => OpStatus::Succeeded,
+            "failed" => OpStatus::Failed,
+            "skipped" => OpStatus::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerEntry {
+    pub key: String,
+    pub status: OpStatus,
+    pub attempts: i64,
+    pub result: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The ledger of one state directory.
+pub struct Ledger {
+    conn: Connection,
+    path: String,
+}
+
+impl Ledger {
+    /// Opens (creating) `STATE/ledger.sqlite`.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let display = path.display().to_string();
+        let wrap = |source| LedgerError {
+            path: display.clone(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(wrap)?;
+        // WAL + synchronous=FULL: an intent is on disk before the call that it guards is sent.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(wrap)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(wrap)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS operations (
+                key TEXT PRIMARY KEY,
+                run_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                result TEXT,
+                error TEXT,
+                updated_at TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS operations_run ON operations(run_id);",
+        )
+        .map_err(wrap)?;
+        Ok(Ledger {
+            conn,
+            path: display,
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The entry of an operation, if it was ever attempted.
+    pub fn get(&self, key: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT key, status, attempts, result, error FROM operations WHERE key = ?1",
+                params![key],
+                |row| {
+                    let status: String = row.get(1)?;
+                    Ok(LedgerEntry {
+                        key: row.get(0)?,
+                        status: OpStatus::parse(&status).unwrap_or(OpStatus::InFlight),
+                        attempts: row.get(2)?,
+                        result: row.get(3)?,
+                        error: row.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records the intent to send an operation (durably, before the call).
+    pub fn begin(
+        &self,
+        key: &str,
+        run_id: &str,
+        kind: &str,
+        target: &str,
+        payload: &str,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO operations (key, run_id, kind, target, payload, status, attempts, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'in_flight', 1, datetime('now'))
+                 ON CONFLICT(key) DO UPDATE SET status = 'in_flight', run_id = ?2,
+                   attempts = attempts + 1, updated_at = datetime('now')",
+                params![key, run_id, kind, target, payload],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records an outcome.
+    pub fn finish(
+        &self,
+        key: &str,
+        status: OpStatus,
+        result: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE operations SET status = ?2, result = ?3, error = ?4, updated_at = datetime('now')
+                 WHERE key = ?1",
+                params![key, status.as_str(), result, error],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Counts of operations by status for one run.
+    pub fn counts_for_run(&self, run_id: &str) -> Result<Vec<(String, i64)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, COUNT(*) FROM operations WHERE run_id = ?1 GROUP BY status ORDER BY status")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![run_id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intent_then_outcome_survives_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.sqlite");
+        {
+            let ledger = Ledger::open(&path).expect("open");
+            ledger
+                .begin("k1", "r1", "add_tags", "c1", "{}")
+                .expect("begin");
+            ledger
+                .begin("k2", "r1", "send_sms", "+1", "{}")
+                .expect("begin");
+            ledger
+                .finish("k1", OpStatus::Succeeded, Some("{\"ok\":1}"), None)
+                .expect("finish");
+        }
+        let ledger = Ledger::open(&path).expect("reopen");
+        assert_eq!(
+            ledger.get("k1").expect("get").expect("k1").status,
+            OpStatus::Succeeded
+        );
+        let k2 = ledger.get("k2").expect("get").expect("k2");
+        assert_eq!(k2.status, OpStatus::InFlight, "a crash leaves the intent");
+        ledger
+            .begin("k2", "r2", "send_sms", "+1", "{}")
+            .expect("again");
+        assert_eq!(ledger.get("k2").expect("get").expect("k2").attempts, 2);
+        assert!(ledger.get("nope").expect("get").is_none());
+        assert_eq!(
+            ledger.counts_for_run("r1").expect("counts"),
+            vec![("succeeded".to_string(), 1)]
+        );
+    }
+}

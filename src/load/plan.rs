@@ -1,0 +1,232 @@
+//! The plan: typed operations with deterministic idempotency keys, written as `plan.parquet`
+//! (for machines and the ledger) and `plan.md` (for the person who reviews it before `load`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// One change to make in GHL or BulkSMS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlanOp {
+    /// A contact that does not exist yet (upserted where the location forbids duplicates).
+    CreateContact {
+        /// GHL create payload (camelCase fields).
+        fields: Map<String, Value>,
+    },
+    /// Fields of an existing contact that differ from the desired state.
+    UpdateContact {
+        contact_id: String,
+        before: Map<String, Value>,
+        after: Map<String, Value>,
+    },
+    AddTags {
+        contact_id: String,
+        tags: Vec<String>,
+    },
+    RemoveTags {
+        contact_id: String,
+        tags: Vec<String>,
+    },
+    /// SMS do-not-disturb on (opted out) or off.
+    SetSmsDnd {
+        contact_id: String,
+        active: bool,
+    },
+    CreateNote {
+        contact_id: String,
+        body: String,
+    },
+    CreateTask {
+        contact_id: String,
+        title: String,
+        body: String,
+        due_date: String,
+    },
+    CompleteTask {
+        contact_id: String,
+        task_id: String,
+    },
+    /// Tag a duplicate and leave a note pointing at the record that survives.
+    MarkDuplicate {
+        contact_id: String,
+        survivor_id: String,
+    },
+    /// Delete a duplicate (only with `merge = "delete"`).
+    DeleteContact {
+        contact_id: String,
+        survivor_id: String,
+    },
+    /// One SMS for one trigger event.
+    SendSms {
+        /// E.164.
+        to: String,
+        body: String,
+        /// The trigger that fired (welcome, reminder, digest).
+        trigger: String,
+        /// The event it fired for (e.g. the contact and its creation, or the digest's date): a
+        /// number gets one message per trigger event, ever.
+        event: String,
+        contact_id: Option<String>,
+        /// TEXT or UNICODE, predicted from the body.
+        encoding: String,
+        parts: u32,
+    },
+    /// Numbers to add to the BulkSMS blocked list (≤ 1,000 per operation).
+    BlockNumbers {
+        numbers: Vec<String>,
+    },
+}
+
+impl PlanOp {
+    /// Short name of the kind (`create_contact`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlanOp::CreateContact { .. } => "create_contact",
+            PlanOp::UpdateContact { .. } => "update_contact",
+            PlanOp::AddTags { .. } => "add_tags",
+            PlanOp::RemoveTags { .. } => "remove_tags",
+            PlanOp::SetSmsDnd { .. } => "set_sms_dnd",
+            PlanOp::CreateNote { .. } => "create_note",
+            PlanOp::CreateTask { .. } => "create_task",
+            PlanOp::CompleteTask { .. } => "complete_task",
+            PlanOp::MarkDuplicate { .. } => "mark_duplicate",
+            PlanOp::DeleteContact { .. } => "delete_contact",
+            PlanOp::SendSms { .. } => "send_sms",
+            PlanOp::BlockNumbers { .. } => "block_numbers",
+        }
+    }
+
+    /// What the operation acts on: a contact id, a phone number, or the email/phone of a new contact.
+    pub fn target(&self) -> String {
+        match self {
+            PlanOp::CreateContact { fields } => {
+                let email = fields.get("email").and_then(Value::as_str).unwrap_or("");
+                let phone = fields.get("phone").and_then(Value::as_str).unwrap_or("");
+                format!("new:{email}|{phone}")
+            }
+            PlanOp::UpdateContact { contact_id, .. }
+            | PlanOp::AddTags { contact_id, .. }
+            | PlanOp::RemoveTags { contact_id, .. }
+            | PlanOp::SetSmsDnd { contact_id, .. }
+            | PlanOp::CreateNote { contact_id, .. }
+            | PlanOp::CreateTask { contact_id, .. }
+            | PlanOp::CompleteTask { contact_id, .. }
+            | PlanOp::MarkDuplicate { contact_id, .. }
+            | PlanOp::DeleteContact { contact_id, .. } => contact_id.clone(),
+            PlanOp::SendSms { to, .. } => to.clone(),
+            PlanOp::BlockNumbers { numbers } => format!(
+                "{} numbers from {}",
+                numbers.len(),
+                numbers.first().map(String::as_str).unwrap_or("-")
+            ),
+        }
+    }
+
+    /// The deterministic idempotency key: a hash of kind, target and what makes the effect unique.
+    /// For a send that is the trigger event, not the wording, so editing a template never re-texts
+    /// anyone; for everything else it is the payload.
+    pub fn idempotency_key(&self) -> String {
+        let identity = match self {
+            PlanOp::SendSms {
+                to, trigger, event, ..
+            } => format!("{to}|{trigger}|{event}"),
+            other => serde_json::to_string(other).expect("PlanOp serialises"),
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(self.kind().as_bytes());
+        hasher.update(b"|");
+        hasher.update(self.target().as_bytes());
+        hasher.update(b"|");
+        hasher.update(identity.as_bytes());
+        hex::encode(&hasher.finalize()[..16])
+    }
+
+    /// Whether the operation writes to GHL (else BulkSMS).
+    pub fn is_ghl(&self) -> bool {
+        !matches!(self, PlanOp::SendSms { .. } | PlanOp::BlockNumbers { .. })
+    }
+}
+
+/// An operation with its key and the reason it was planned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedOperation {
+    pub key: String,
+    pub op: PlanOp,
+    /// Why (for the reviewer): the rule or finding that asked for it.
+    pub reason: String,
+}
+
+impl PlannedOperation {
+    /// Keys an operation.
+    pub fn new(op: PlanOp, reason: impl Into<String>) -> Self {
+        PlannedOperation {
+            key: op.idempotency_key(),
+            op,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A whole plan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub run_id: String,
+    pub operations: Vec<PlannedOperation>,
+}
+
+impl Plan {
+    /// Operations per kind.
+    pub fn counts(&self) -> BTreeMap<&'static str, u64> {
+        let mut counts = BTreeMap::new();
+        for op in &self.operations {
+            *counts.entry(op.op.kind()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(body: &str, event: &str) -> PlanOp {
+        PlanOp::SendSms {
+            to: "+14155550134".into(),
+            body: body.into(),
+            trigger: "welcome".into(),
+            event: event.into(),
+            contact_id: Some("c1".into()),
+            encoding: "TEXT".into(),
+            parts: 1,
+        }
+    }
+
+    #[test]
+    fn send_keys_name_the_event_not_the_wording() {
+        assert_eq!(
+            send("Hi!", "c1:created").idempotency_key(),
+            send("Hello there!", "c1:created").idempotency_key()
+        );
+        assert_ne!(
+            send("Hi!", "c1:created").idempotency_key(),
+            send("Hi!", "c1:recreated").idempotency_key()
+        );
+    }
+
+    #[test]
+    fn other_keys_follow_the_payload_and_are_stable() {
+        let a = PlanOp::AddTags {
+            contact_id: "c1".into(),
+            tags: vec!["vip".into()],
+        };
+        let b = PlanOp::AddTags {
+            contact_id: "c1".into(),
+            tags: vec!["lead".into()],
+        };
+        assert_ne!(a.idempotency_key(), b.idempotency_key());
+        assert_eq!(a.idempotency_key(), a.clone().idempotency_key());
+        assert_eq!(a.idempotency_key().len(), 32);
+    }
+}
