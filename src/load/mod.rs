@@ -1,5 +1,6 @@
 //! Load: diff the desired state against the snapshots, write a reviewable plan, apply it exactly once.
 
+pub mod apply;
 pub mod ledger;
 pub mod plan;
 

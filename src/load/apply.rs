@@ -1,0 +1,489 @@
+//! Applying a plan exactly once: ledger intent → call → ledger outcome, with read-back for
+//! operations whose outcome a crash or a lost answer left unknown, bounded concurrency, the shared
+//! rate limiter and backoff (inside the API clients), messaging safety checks right before each
+//! send, and a circuit breaker that stops the run when the service looks down.
+
+use super::ledger::{Ledger, OpStatus};
+use super::plan::{Plan, PlanOp, PlannedOperation};
+use crate::api::ApiError;
+use crate::api::bulksms::BulkSmsClient;
+use crate::api::bulksms::writes::Submission;
+use crate::api::ghl::GhlClient;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Tag put on contacts marked as duplicates.
+pub const DUPLICATE_TAG: &str = "contactsync:duplicate";
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub run_id: String,
+    /// Operations in flight at once.
+    pub concurrency: usize,
+    /// Consecutive failed operations that open the circuit breaker.
+    pub breaker_threshold: usize,
+}
+
+/// What an apply did, by outcome.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ApplyMetrics {
+    /// Operations that took effect in this run.
+    pub applied: u64,
+    /// Operations the ledger already showed as done (a rerun).
+    pub already_done: u64,
+    /// In-flight operations found to have taken effect when read back.
+    pub resolved_by_readback: u64,
+    /// Operations that failed after their retries (retried next run).
+    pub failed: u64,
+    /// Operations deliberately not done (opted out, blocked).
+    pub skipped: u64,
+    /// Operations left for a later run because the circuit breaker opened.
+    pub deferred: u64,
+    /// True when the breaker stopped the run.
+    pub circuit_open: bool,
+}
+
+struct Shared<'a> {
+    ledger: Mutex<Ledger>,
+    ghl: &'a GhlClient,
+    bulksms: &'a BulkSmsClient,
+    options: &'a ApplyOptions,
+    blocked: HashSet<String>,
+    consecutive_failures: AtomicUsize,
+    open: AtomicBool,
+    applied: AtomicU64,
+    already_done: AtomicU64,
+    resolved: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+    deferred: AtomicU64,
+    errors: Mutex<Vec<String>>,
+}
+
+/// The order in which kinds are applied: contacts exist before they are tagged, opt-outs are
+/// recorded before any message goes out, and sends come last.
+fn phase(op: &PlanOp) -> u8 {
+    match op {
+        PlanOp::CreateContact { .. } => 0,
+        PlanOp::UpdateContact { .. }
+        | PlanOp::AddTags { .. }
+        | PlanOp::RemoveTags { .. }
+        | PlanOp::SetSmsDnd { .. } => 1,
+        PlanOp::BlockNumbers { .. } => 1,
+        PlanOp::CreateNote { .. }
+        | PlanOp::CreateTask { .. }
+        | PlanOp::CompleteTask { .. }
+        | PlanOp::MarkDuplicate { .. } => 2,
+        PlanOp::DeleteContact { .. } => 3,
+        PlanOp::SendSms { .. } => 4,
+    }
+}
+
+/// Applies `plan`; `blocked` is the BulkSMS blocked list as known right before applying.
+pub async fn apply(
+    plan: &Plan,
+    ledger: Ledger,
+    ghl: &GhlClient,
+    bulksms: &BulkSmsClient,
+    blocked: HashSet<String>,
+    options: &ApplyOptions,
+) -> anyhow::Result<(ApplyMetrics, Vec<String>)> {
+    let shared = Shared {
+        ledger: Mutex::new(ledger),
+        ghl,
+        bulksms,
+        options,
+        blocked,
+        consecutive_failures: AtomicUsize::new(0),
+        open: AtomicBool::new(false),
+        applied: AtomicU64::new(0),
+        already_done: AtomicU64::new(0),
+        resolved: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        skipped: AtomicU64::new(0),
+        deferred: AtomicU64::new(0),
+        errors: Mutex::new(Vec::new()),
+    };
+    for current in 0..=4u8 {
+        let ops: Vec<&PlannedOperation> = plan
+            .operations
+            .iter()
+            .filter(|o| phase(&o.op) == current)
+            .collect();
+        futures_util::stream::iter(ops)
+            .for_each_concurrent(options.concurrency.max(1), |op| apply_one(&shared, op))
+            .await;
+    }
+    let metrics = ApplyMetrics {
+        applied: shared.applied.load(Ordering::Relaxed),
+        already_done: shared.already_done.load(Ordering::Relaxed),
+        resolved_by_readback: shared.resolved.load(Ordering::Relaxed),
+        failed: shared.failed.load(Ordering::Relaxed),
+        skipped: shared.skipped.load(Ordering::Relaxed),
+        deferred: shared.deferred.load(Ordering::Relaxed),
+        circuit_open: shared.open.load(Ordering::Relaxed),
+    };
+    let errors = shared.errors.into_inner().expect("errors lock");
+    Ok((metrics, errors))
+}
+
+async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
+    if shared.open.load(Ordering::Relaxed) {
+        shared.deferred.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let key = planned.key.as_str();
+    let previous = match shared.ledger.lock().expect("ledger lock").get(key) {
+        Ok(p) => p,
+        Err(e) => return record_error(shared, planned, e.to_string()),
+    };
+    if let Some(entry) = &previous {
+        match entry.status {
+            OpStatus::Succeeded | OpStatus::Skipped => {
+                shared.already_done.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            OpStatus::InFlight => {
+                // A crash or a lost answer: find out whether it happened before doing it again.
+                match read_back(shared, planned).await {
+                    Ok(Some(found)) => {
+                        finish(shared, key, OpStatus::Succeeded, Some(&found), None);
+                        shared.resolved.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return record_failure(shared, planned, &e),
+                }
+            }
+            OpStatus::Failed => {}
+        }
+    }
+    if let Some(reason) = safety_block(shared, planned).await {
+        let begun = shared.ledger.lock().expect("ledger lock").begin(
+            key,
+            &shared.options.run_id,
+            planned.op.kind(),
+            &planned.op.target(),
+            &payload_of(planned),
+        );
+        if let Err(e) = begun {
+            return record_error(shared, planned, e.to_string());
+        }
+        finish(shared, key, OpStatus::Skipped, None, Some(&reason));
+        shared.skipped.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(key, kind = planned.op.kind(), reason, "Operation skipped");
+        return;
+    }
+    let begun = shared.ledger.lock().expect("ledger lock").begin(
+        key,
+        &shared.options.run_id,
+        planned.op.kind(),
+        &planned.op.target(),
+        &payload_of(planned),
+    );
+    if let Err(e) = begun {
+        return record_error(shared, planned, e.to_string());
+    }
+    match execute(shared, planned).await {
+        Ok(result) => {
+            finish(shared, key, OpStatus::Succeeded, Some(&result), None);
+            shared.applied.fetch_add(1, Ordering::Relaxed);
+            shared.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+        Err(e) if e.outcome_unknown() => {
+            // Leave it in flight: the next run reads it back before deciding.
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            note_failure(shared, planned, &e);
+        }
+        Err(e) => record_failure(shared, planned, &e),
+    }
+}
+
+fn payload_of(planned: &PlannedOperation) -> String {
+    serde_json::to_string(&planned.op).expect("PlanOp serialises")
+}
+
+fn finish(
+    shared: &Shared<'_>,
+    key: &str,
+    status: OpStatus,
+    result: Option<&Value>,
+    error: Option<&str>,
+) {
+    let result = result.map(Value::to_string);
+    if let Err(e) =
+        shared
+            .ledger
+            .lock()
+            .expect("ledger lock")
+            .finish(key, status, result.as_deref(), error)
+    {
+        // The effect happened but could not be recorded: the next run reads it back.
+        tracing::error!(key, error = %e, "Could not record an outcome in the ledger");
+    }
+}
+
+fn record_failure(shared: &Shared<'_>, planned: &PlannedOperation, error: &ApiError) {
+    finish(
+        shared,
+        &planned.key,
+        OpStatus::Failed,
+        None,
+        Some(&error.to_string()),
+    );
+    shared.failed.fetch_add(1, Ordering::Relaxed);
+    note_failure(shared, planned, error);
+}
+
+fn note_failure(shared: &Shared<'_>, planned: &PlannedOperation, error: &ApiError) {
+    let failures = shared.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+    if failures >= shared.options.breaker_threshold && !shared.open.swap(true, Ordering::Relaxed) {
+        tracing::error!(
+            failures,
+            "Circuit breaker open: the service looks down; the rest of the plan is left for the next run"
+        );
+    }
+    tracing::warn!(key = %planned.key, kind = planned.op.kind(), error = %error, "Operation failed");
+    shared.errors.lock().expect("errors lock").push(format!(
+        "{} {} ({}): {error}",
+        planned.op.kind(),
+        planned.op.target(),
+        planned.key
+    ));
+}
+
+fn record_error(shared: &Shared<'_>, planned: &PlannedOperation, message: String) {
+    shared.failed.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(key = %planned.key, error = %message, "Ledger error");
+    shared.errors.lock().expect("errors lock").push(format!(
+        "{} ({}): {message}",
+        planned.op.kind(),
+        planned.key
+    ));
+}
+
+/// A marker put in note and task bodies, so a created note can be found again by its key.
+pub fn marker(key: &str) -> String {
+    format!("[contactsync:{}]", &key[..key.len().min(12)])
+}
+
+/// `userSuppliedId` of a send (≤ 20 characters): finds the message again when its answer was lost.
+pub fn user_supplied_id(key: &str) -> String {
+    format!("cs{}", &key[..key.len().min(18)])
+}
+
+/// The `deduplication-id` of a send: BulkSMS replays the first answer for 12 hours.
+pub fn deduplication_id(key: &str) -> i32 {
+    let bytes = hex::decode(&key[..8.min(key.len())]).unwrap_or_default();
+    let mut value = 0i64;
+    for b in bytes {
+        value = (value << 8) | i64::from(b);
+    }
+    (value & 0x7fff_ffff) as i32
+}
+
+/// Digits of a number without `+` (BulkSMS echoes numbers so).
+fn digits(number: &str) -> String {
+    number.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Right before a send: is the number opted out in either system?
+async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option<String> {
+    let PlanOp::SendSms { to, .. } = &planned.op else {
+        return None;
+    };
+    if shared.blocked.contains(&digits(to)) {
+        return Some("the number is on the BulkSMS blocked list".into());
+    }
+    match shared.ghl.find_duplicate(None, Some(to)).await {
+        Ok(Some(contact)) => {
+            let dnd_all = contact.get("dnd").and_then(Value::as_bool).unwrap_or(false);
+            let sms_status = contact
+                .pointer("/dndSettings/SMS/status")
+                .and_then(Value::as_str)
+                .unwrap_or("inactive");
+            if dnd_all || sms_status == "active" || sms_status == "permanent" {
+                return Some("the contact has SMS DND set in GHL".into());
+            }
+            None
+        }
+        Ok(None) => None,
+        // Unknown means not safe: skip now, the next run checks again.
+        Err(e) => Some(format!("the DND re-check failed ({e}); not sending blind")),
+    }
+}
+
+/// Performs an operation once.
+async fn execute(shared: &Shared<'_>, planned: &PlannedOperation) -> Result<Value, ApiError> {
+    let ghl = shared.ghl;
+    match &planned.op {
+        PlanOp::CreateContact { fields } => {
+            // Upsert follows the location's duplicate rule: it never makes a second contact for an
+            // email or phone GHL already knows, whatever "Allow Duplicate Contact" says.
+            let (_, contact) = ghl.upsert_contact(Value::Object(fields.clone())).await?;
+            Ok(contact)
+        }
+        PlanOp::UpdateContact {
+            contact_id, after, ..
+        } => {
+            ghl.update_contact(contact_id, Value::Object(after.clone()))
+                .await
+        }
+        PlanOp::AddTags { contact_id, tags } => ghl.add_tags(contact_id, tags).await,
+        PlanOp::RemoveTags { contact_id, tags } => ghl.remove_tags(contact_id, tags).await,
+        PlanOp::SetSmsDnd { contact_id, active } => {
+            let status = if *active { "active" } else { "inactive" };
+            ghl.update_contact(
+                contact_id,
+                json!({"dndSettings": {"SMS": {"status": status, "message": "Opted out by SMS reply", "code": "contactsync"}}}),
+            )
+            .await
+        }
+        PlanOp::CreateNote { contact_id, body } => {
+            ghl.create_note(contact_id, &format!("{body}\n{}", marker(&planned.key)))
+                .await
+        }
+        PlanOp::CreateTask {
+            contact_id,
+            title,
+            body,
+            due_date,
+        } => {
+            ghl.create_task(
+                contact_id,
+                title,
+                &format!("{body}\n{}", marker(&planned.key)),
+                due_date,
+            )
+            .await
+        }
+        PlanOp::CompleteTask {
+            contact_id,
+            task_id,
+        } => ghl.complete_task(contact_id, task_id).await,
+        PlanOp::MarkDuplicate {
+            contact_id,
+            survivor_id,
+        } => {
+            ghl.add_tags(contact_id, &[DUPLICATE_TAG.to_string()])
+                .await?;
+            ghl.create_note(
+                contact_id,
+                &format!(
+                    "Duplicate of contact {survivor_id} (found by contactsync).\n{}",
+                    marker(&planned.key)
+                ),
+            )
+            .await
+        }
+        PlanOp::DeleteContact { contact_id, .. } => {
+            ghl.delete_contact(contact_id).await?;
+            Ok(json!({"deleted": contact_id}))
+        }
+        PlanOp::BlockNumbers { numbers } => {
+            shared.bulksms.block_numbers(numbers).await?;
+            Ok(json!({"blocked": numbers.len()}))
+        }
+        PlanOp::SendSms {
+            to, body, encoding, ..
+        } => {
+            let submission = Submission {
+                to: to.clone(),
+                body: body.clone(),
+                encoding: encoding.clone(),
+                user_supplied_id: user_supplied_id(&planned.key),
+                long_message_max_parts: 6,
+                from: None,
+            };
+            let sent = shared
+                .bulksms
+                .send(&submission, deduplication_id(&planned.key))
+                .await?;
+            Ok(Value::Array(sent))
+        }
+    }
+}
+
+/// Looks for the effect of an operation whose outcome is unknown. `Some` = it happened.
+async fn read_back(
+    shared: &Shared<'_>,
+    planned: &PlannedOperation,
+) -> Result<Option<Value>, ApiError> {
+    let ghl = shared.ghl;
+    let mark = marker(&planned.key);
+    let find_marked = |rows: Vec<Value>| {
+        rows.into_iter().find(|r| {
+            r.get("body")
+                .and_then(Value::as_str)
+                .is_some_and(|b| b.contains(&mark))
+        })
+    };
+    match &planned.op {
+        PlanOp::CreateContact { fields } => {
+            let email = fields.get("email").and_then(Value::as_str);
+            let phone = fields.get("phone").and_then(Value::as_str);
+            if email.is_none() && phone.is_none() {
+                return Ok(None);
+            }
+            ghl.find_duplicate(email, phone).await
+        }
+        PlanOp::CreateNote { contact_id, .. } | PlanOp::MarkDuplicate { contact_id, .. } => {
+            Ok(find_marked(ghl.contact_notes(contact_id).await?))
+        }
+        PlanOp::CreateTask { contact_id, .. } => {
+            Ok(find_marked(ghl.contact_tasks(contact_id).await?))
+        }
+        PlanOp::SendSms { .. } => {
+            let found = shared
+                .bulksms
+                .messages_with_user_id(&user_supplied_id(&planned.key))
+                .await?;
+            Ok((!found.is_empty()).then_some(Value::Array(found)))
+        }
+        // The rest are idempotent: doing them again is the read-back.
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_identifiers_fit_the_api_limits_and_are_stable() {
+        let key = "0123456789abcdef0123456789abcdef";
+        assert!(user_supplied_id(key).len() <= 20);
+        assert_eq!(user_supplied_id(key), user_supplied_id(key));
+        let id = deduplication_id(key);
+        assert!(id >= 0);
+        assert_eq!(id, 0x0123_4567);
+        assert_eq!(marker(key), "[contactsync:0123456789ab]");
+    }
+
+    #[test]
+    fn sends_come_after_opt_outs_and_creates_first() {
+        let send = PlanOp::SendSms {
+            to: "+1".into(),
+            body: "x".into(),
+            trigger: "t".into(),
+            event: "e".into(),
+            contact_id: None,
+            encoding: "TEXT".into(),
+            parts: 1,
+        };
+        let dnd = PlanOp::SetSmsDnd {
+            contact_id: "c".into(),
+            active: true,
+        };
+        let create = PlanOp::CreateContact {
+            fields: serde_json::Map::new(),
+        };
+        assert!(phase(&create) < phase(&dnd));
+        assert!(phase(&dnd) < phase(&send));
+    }
+}
