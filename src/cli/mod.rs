@@ -1,6 +1,7 @@
 //! The command line: one clap definition per flag, subcommands that call into the stages.
 
 mod auth_cmd;
+mod bench_cmd;
 mod demo_cmd;
 mod extract_cmd;
 mod output;
@@ -72,6 +73,32 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Start a seeded sandbox in-process and run the nightly pipeline against it end to end.
     Demo(DemoArgs),
+    /// Run a benchmark against a sandbox and write its results to a file.
+    Bench(BenchArgs),
+}
+
+/// `contactsync bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub target: BenchTarget,
+    /// Sizes (contacts, and as many messages) to extract with the rate limit off.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![100_000usize, 1_000_000])]
+    pub sizes: Vec<usize>,
+    /// Contacts to extract once more with GHL's real rate limit on (omit to skip).
+    #[arg(long)]
+    pub limited_contacts: Option<usize>,
+    /// Folder for results and scratch files.
+    #[arg(long, default_value = "bench-output")]
+    pub out: PathBuf,
+}
+
+/// Benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchTarget {
+    /// Extract throughput, memory and rate-limit use.
+    Extract,
 }
 
 /// `contactsync sandbox`.
@@ -256,6 +283,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Auth(args) => auth_cmd::run(args).await,
         Command::Extract(args) => extract_cmd::run(args).await,
         Command::Demo(args) => demo_cmd::run(args).await,
+        Command::Bench(args) => bench_cmd::run(args).await,
         other => Err(CommandError {
             code: ExitCode::Failure,
             error: anyhow::anyhow!(
@@ -279,5 +307,6 @@ fn command_name(command: &Command) -> &'static str {
         Command::Dedupe(_) => "dedupe",
         Command::Migrate(_) => "migrate",
         Command::Demo(_) => "demo",
+        Command::Bench(_) => "bench",
     }
 }

@@ -1,0 +1,204 @@
+//! The desired state: what transform decides both systems should hold, and what load diffs against
+//! the snapshots. Files live in a run's `transform/` folder.
+
+use super::schema::batch_from_rows;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
+
+fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+fn list(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        true,
+    )
+}
+
+/// `transform/desired_contacts.parquet`: one row per GHL contact to create or change.
+pub fn desired_contacts_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                utf8("contact_id", true),
+                utf8("first_name", true),
+                utf8("last_name", true),
+                utf8("email", true),
+                utf8("phone", true),
+                utf8("company_name", true),
+                utf8("city", true),
+                utf8("postal_code", true),
+                utf8("country", true),
+                utf8("source", true),
+                list("add_tags"),
+                list("remove_tags"),
+                Field::new("sms_dnd", DataType::Boolean, true),
+                utf8("duplicate_of", true),
+                utf8("reason", false),
+            ]))
+        })
+        .clone()
+}
+
+/// A row of [`desired_contacts_schema`]. `contact_id` empty = create; a `None` field = leave as is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DesiredContact {
+    pub contact_id: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company_name: Option<String>,
+    pub city: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    pub source: Option<String>,
+    #[serde(default)]
+    pub add_tags: Vec<String>,
+    #[serde(default)]
+    pub remove_tags: Vec<String>,
+    /// `Some(true)`: SMS DND must be on (the number opted out).
+    pub sms_dnd: Option<bool>,
+    /// The surviving contact when this one is a duplicate.
+    pub duplicate_of: Option<String>,
+    /// Why (shown in the plan).
+    pub reason: String,
+}
+
+/// `transform/desired_messages.parquet`: SMS the triggers ask for.
+pub fn desired_messages_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                utf8("to", false),
+                utf8("body", false),
+                utf8("trigger", false),
+                utf8("event", false),
+                utf8("contact_id", true),
+            ]))
+        })
+        .clone()
+}
+
+/// A row of [`desired_messages_schema`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DesiredMessage {
+    /// E.164.
+    pub to: String,
+    pub body: String,
+    pub trigger: String,
+    /// The event the trigger fired for: one message per number, trigger and event, ever.
+    pub event: String,
+    pub contact_id: Option<String>,
+}
+
+/// `transform/desired_notes.parquet`: notes to add for messaging events.
+pub fn desired_notes_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                utf8("contact_id", false),
+                utf8("body", false),
+                utf8("event", false),
+            ]))
+        })
+        .clone()
+}
+
+/// A row of [`desired_notes_schema`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DesiredNote {
+    pub contact_id: String,
+    pub body: String,
+    /// The event the note records (part of its identity).
+    pub event: String,
+}
+
+/// `transform/desired_blocked.parquet`: numbers that must be on the BulkSMS blocked list.
+pub fn desired_blocked_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                utf8("phone_number", false),
+                utf8("reason", false),
+            ]))
+        })
+        .clone()
+}
+
+/// A row of [`desired_blocked_schema`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DesiredBlocked {
+    /// Digits without `+`.
+    pub phone_number: String,
+    pub reason: String,
+}
+
+/// Writes rows of a desired-state table.
+pub fn write_rows<T: Serialize>(
+    path: &std::path::Path,
+    schema: &SchemaRef,
+    rows: &[T],
+) -> anyhow::Result<u64> {
+    let mut writer = super::parts::SnapshotWriter::create(path, schema)?;
+    for chunk in rows.chunks(8192) {
+        writer.write(&batch_from_rows(schema, chunk)?)?;
+    }
+    Ok(writer.finish()?)
+}
+
+/// Reads every row of a Parquet file into `T` (through JSON, so nested lists map naturally).
+pub fn read_rows<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<Vec<T>> {
+    use anyhow::Context;
+    let mut out = Vec::new();
+    for batch in super::parts::read_batches(path)? {
+        let batch = batch?;
+        let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+        writer.write(&batch)?;
+        writer.finish()?;
+        let bytes = writer.into_inner();
+        if bytes.is_empty() {
+            continue;
+        }
+        let rows: Vec<T> = serde_json::from_slice(&bytes)
+            .with_context(|| format!("reading rows of {}", path.display()))?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn desired_rows_round_trip_through_parquet() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("desired_contacts.parquet");
+        let rows = vec![
+            DesiredContact {
+                contact_id: Some("c1".into()),
+                add_tags: vec!["sms:opted-out".into()],
+                sms_dnd: Some(true),
+                reason: "STOP received".into(),
+                ..Default::default()
+            },
+            DesiredContact {
+                first_name: Some("Ana".into()),
+                email: Some("ana@example.com".into()),
+                reason: "inbound lead".into(),
+                ..Default::default()
+            },
+        ];
+        write_rows(&path, &desired_contacts_schema(), &rows).expect("write");
+        let back: Vec<DesiredContact> = read_rows(&path).expect("read");
+        assert_eq!(back, rows);
+    }
+}
