@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod ledger;
 pub mod plan;
+pub mod plan_io;
 
 use serde::Deserialize;
 

@@ -1,0 +1,198 @@
+//! Writing and reading a plan: `plan.parquet` (one row per operation, for machines and for
+//! `load`) and `plan.md` (what a person reviews before applying).
+
+use super::plan::{Plan, PlanOp, PlannedOperation};
+use crate::snapshot::desired::{read_rows, write_rows};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// `load/plan.parquet`.
+pub fn plan_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let utf8 = |n: &str, nullable| Field::new(n, DataType::Utf8, nullable);
+            Arc::new(Schema::new(vec![
+                utf8("key", false),
+                utf8("kind", false),
+                utf8("target", false),
+                utf8("reason", false),
+                utf8("before_json", true),
+                utf8("after_json", true),
+                utf8("operation_json", false),
+            ]))
+        })
+        .clone()
+}
+
+/// A row of [`plan_schema`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRow {
+    pub key: String,
+    pub kind: String,
+    pub target: String,
+    pub reason: String,
+    pub before_json: Option<String>,
+    pub after_json: Option<String>,
+    /// The whole operation (what `load` executes).
+    pub operation_json: String,
+}
+
+impl PlanRow {
+    fn from_planned(op: &PlannedOperation) -> Self {
+        let (before, after) = match &op.op {
+            PlanOp::UpdateContact { before, after, .. } => (
+                Some(serde_json::Value::Object(before.clone()).to_string()),
+                Some(serde_json::Value::Object(after.clone()).to_string()),
+            ),
+            _ => (None, None),
+        };
+        PlanRow {
+            key: op.key.clone(),
+            kind: op.op.kind().to_string(),
+            target: op.op.target(),
+            reason: op.reason.clone(),
+            before_json: before,
+            after_json: after,
+            operation_json: serde_json::to_string(&op.op).expect("PlanOp serialises"),
+        }
+    }
+}
+
+/// Writes `plan.parquet` and `plan.md` into `dir`.
+pub fn write_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+    let rows: Vec<PlanRow> = plan.operations.iter().map(PlanRow::from_planned).collect();
+    write_rows(&dir.join("plan.parquet"), &plan_schema(), &rows)?;
+    crate::snapshot::atomic::write(&dir.join("plan.md"), summary(plan).as_bytes())?;
+    Ok(())
+}
+
+/// Reads a plan back from `plan.parquet`.
+pub fn read_plan(dir: &Path, run_id: &str) -> anyhow::Result<Plan> {
+    use anyhow::Context;
+    let path = dir.join("plan.parquet");
+    let rows: Vec<PlanRow> = read_rows(&path)?;
+    let operations = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let op: PlanOp = serde_json::from_str(&row.operation_json)
+                .with_context(|| format!("{} row {i}: operation_json", path.display()))?;
+            let planned = PlannedOperation {
+                key: row.key,
+                op,
+                reason: row.reason,
+            };
+            anyhow::ensure!(
+                planned.key == planned.op.idempotency_key(),
+                "{} row {i}: key does not match the operation (was the plan edited?)",
+                path.display()
+            );
+            Ok(planned)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Plan {
+        run_id: run_id.to_string(),
+        operations,
+    })
+}
+
+/// The readable summary: counts by kind, then each operation with its reason and changes.
+pub fn summary(plan: &Plan) -> String {
+    let mut out = format!("# Plan for run {}\n\n", plan.run_id);
+    if plan.operations.is_empty() {
+        out.push_str("Nothing to change: both systems already match the desired state.\n");
+        return out;
+    }
+    out.push_str("| operation | count |\n|---|---|\n");
+    for (kind, count) in plan.counts() {
+        let _ = writeln!(out, "| {kind} | {count} |");
+    }
+    let mut by_kind: BTreeMap<&str, Vec<&PlannedOperation>> = BTreeMap::new();
+    for op in &plan.operations {
+        by_kind.entry(op.op.kind()).or_default().push(op);
+    }
+    for (kind, ops) in by_kind {
+        let _ = writeln!(out, "\n## {kind}\n");
+        for op in ops.iter().take(500) {
+            let _ = write!(
+                out,
+                "- `{}` {} — {}",
+                &op.key[..12],
+                op.op.target(),
+                op.reason
+            );
+            match &op.op {
+                PlanOp::UpdateContact { before, after, .. } => {
+                    for (field, new) in after {
+                        let old = before.get(field).cloned().unwrap_or_default();
+                        let _ = write!(out, "; {field}: {old} → {new}");
+                    }
+                }
+                PlanOp::AddTags { tags, .. } | PlanOp::RemoveTags { tags, .. } => {
+                    let _ = write!(out, "; tags: {}", tags.join(", "));
+                }
+                PlanOp::SendSms {
+                    body,
+                    encoding,
+                    parts,
+                    ..
+                } => {
+                    let _ = write!(out, "; {encoding}, {parts} part(s): {body:?}");
+                }
+                _ => {}
+            }
+            out.push('\n');
+        }
+        if ops.len() > 500 {
+            let _ = writeln!(
+                out,
+                "- … and {} more (all in plan.parquet)",
+                ops.len() - 500
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_round_trips_and_a_tampered_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plan = Plan {
+            run_id: "r1".into(),
+            operations: vec![
+                PlannedOperation::new(
+                    PlanOp::AddTags {
+                        contact_id: "c1".into(),
+                        tags: vec!["vip".into()],
+                    },
+                    "golden record",
+                ),
+                PlannedOperation::new(
+                    PlanOp::BlockNumbers {
+                        numbers: vec!["15550001".into()],
+                    },
+                    "opted out",
+                ),
+            ],
+        };
+        write_plan(&plan, dir.path()).expect("write");
+        assert_eq!(read_plan(dir.path(), "r1").expect("read"), plan);
+        let md = std::fs::read_to_string(dir.path().join("plan.md")).expect("md");
+        assert!(md.contains("| add_tags | 1 |"), "{md}");
+
+        let mut tampered = plan.clone();
+        tampered.operations[0].key = "0".repeat(32);
+        write_plan(&tampered, dir.path()).expect("write");
+        let err = read_plan(dir.path(), "r1").expect_err("tampered");
+        assert!(err.to_string().contains("key does not match"), "{err}");
+    }
+}
