@@ -146,3 +146,7 @@ pub struct SeedMessage {
     /// For RECEIVED replies: the SENT message replied to.
     pub related_sent_message_id: Option<u64>,
 }
+
+mod export;
+mod names;
+pub use export::{write_contacts_csv, write_truth_csv};
