@@ -215,12 +215,12 @@ async fn kill_minus_nine_mid_extract_then_rerun_gives_the_same_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_token_expiry_mid_run_is_survived() {
-    let mut opts = options(1_500, 100);
+    let mut opts = options(3_000, 100);
     opts.token_ttl_secs = 3_600;
     let h = Harness::start(opts).await;
     h.authorise().await;
-    // Every GHL access token is revoked every 5 requests: the client must refresh and go on.
-    h.control_post("faults", json!({"revoke_token_every": 5}))
+    // Every GHL access token is revoked every 2 requests: the client must refresh and go on.
+    h.control_post("faults", json!({"revoke_token_every": 2}))
         .await;
     let report = h.run_ok(&["extract", "--json"]).await;
     h.control_post("faults", json!({"name": "none"})).await;

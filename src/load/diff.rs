@@ -1,0 +1,407 @@
+//! The diff: desired state against the latest snapshot → the minimal plan. Only what differs is
+//! written (reverse-ETL style), so a rerun with nothing changed plans nothing.
+
+use super::apply::DUPLICATE_TAG;
+use super::plan::{Plan, PlanOp, PlannedOperation};
+use super::{LoadConfig, MergeMode};
+use crate::snapshot::desired::{DesiredBlocked, DesiredContact, DesiredMessage, DesiredNote};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Most numbers one `POST /blocked-numbers` takes.
+pub const BLOCK_BATCH: usize = 1_000;
+
+/// The parts of a snapshot contact the diff compares.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct SnapshotContact {
+    pub id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company_name: Option<String>,
+    pub city: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    pub source: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub dnd: Option<bool>,
+    #[serde(default)]
+    pub dnd_settings: Vec<SnapshotDnd>,
+}
+
+/// One channel of a snapshot contact's DND settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct SnapshotDnd {
+    pub channel: String,
+    pub status: Option<String>,
+}
+
+impl SnapshotContact {
+    /// True when SMS DND is already on.
+    pub fn sms_dnd_active(&self) -> bool {
+        self.dnd.unwrap_or(false)
+            || self.dnd_settings.iter().any(|d| {
+                d.channel.eq_ignore_ascii_case("sms")
+                    && matches!(d.status.as_deref(), Some("active" | "permanent"))
+            })
+    }
+}
+
+/// What the diff reads.
+pub struct DiffInput<'a> {
+    pub run_id: String,
+    pub desired_contacts: &'a [DesiredContact],
+    pub desired_messages: &'a [DesiredMessage],
+    pub desired_notes: &'a [DesiredNote],
+    pub desired_blocked: &'a [DesiredBlocked],
+    /// Snapshot contacts by id (at least every id the desired contacts name).
+    pub snapshot_contacts: &'a HashMap<String, SnapshotContact>,
+    /// The blocked list in the snapshot (digits without `+`).
+    pub snapshot_blocked: &'a HashSet<String>,
+}
+
+/// A plan over a safety limit: nothing may be written.
+#[derive(Debug, thiserror::Error)]
+#[error("the plan has {count} {what}, over the limit of {limit} (load.max_{what} in the pipeline file); nothing was written")]
+pub struct SafetyLimitExceeded {
+    pub what: &'static str,
+    pub count: u64,
+    pub limit: u64,
+}
+
+/// Builds the plan, or refuses it when it breaks a safety limit.
+pub fn build_plan(input: &DiffInput<'_>, config: &LoadConfig) -> Result<Plan, SafetyLimitExceeded> {
+    let mut ops = Vec::new();
+    for desired in input.desired_contacts {
+        match desired
+            .contact_id
+            .as_deref()
+            .and_then(|id| input.snapshot_contacts.get(id))
+        {
+            Some(current) => diff_contact(desired, current, config, &mut ops),
+            None if desired.contact_id.is_none() => {
+                ops.push(PlannedOperation::new(
+                    PlanOp::CreateContact {
+                        fields: create_fields(desired),
+                    },
+                    desired.reason.clone(),
+                ));
+            }
+            None => {
+                // The contact left GHL since the snapshot: nothing to change there.
+                tracing::debug!(contact = ?desired.contact_id, "Desired contact not in snapshot; skipped");
+            }
+        }
+    }
+    for note in input.desired_notes {
+        ops.push(PlannedOperation::new(
+            PlanOp::CreateNote {
+                contact_id: note.contact_id.clone(),
+                body: note.body.clone(),
+            },
+            format!("messaging event {}", note.event),
+        ));
+    }
+    let to_block: BTreeSet<String> = input
+        .desired_blocked
+        .iter()
+        .map(|b| b.phone_number.clone())
+        .filter(|n| !input.snapshot_blocked.contains(n))
+        .collect();
+    let to_block: Vec<String> = to_block.into_iter().collect();
+    for chunk in to_block.chunks(BLOCK_BATCH) {
+        ops.push(PlannedOperation::new(
+            PlanOp::BlockNumbers {
+                numbers: chunk.to_vec(),
+            },
+            "opted out in GHL but not blocked in BulkSMS".to_string(),
+        ));
+    }
+    for message in input.desired_messages {
+        let parts = crate::sms_encoding::count_parts(
+            &message.body,
+            crate::sms_encoding::encoding_for(&message.body, true),
+        );
+        ops.push(PlannedOperation::new(
+            PlanOp::SendSms {
+                to: message.to.clone(),
+                body: message.body.clone(),
+                trigger: message.trigger.clone(),
+                event: message.event.clone(),
+                contact_id: message.contact_id.clone(),
+                encoding: parts.encoding.api_name().to_string(),
+                parts: parts.parts,
+            },
+            format!("trigger {} for {}", message.trigger, message.event),
+        ));
+    }
+    let plan = Plan {
+        run_id: input.run_id.clone(),
+        operations: ops,
+    };
+    check_limits(&plan, config)?;
+    Ok(plan)
+}
+
+fn check_limits(plan: &Plan, config: &LoadConfig) -> Result<(), SafetyLimitExceeded> {
+    let counts = plan.counts();
+    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    for (what, count, limit) in [
+        ("creates", get("create_contact"), config.max_creates),
+        ("deletes", get("delete_contact"), config.max_deletes),
+        ("sends", get("send_sms"), config.max_sends),
+    ] {
+        if count > limit {
+            return Err(SafetyLimitExceeded { what, count, limit });
+        }
+    }
+    Ok(())
+}
+
+/// GHL field names of the comparable fields, with their desired and current values.
+fn field_pairs<'a>(
+    desired: &'a DesiredContact,
+    current: &'a SnapshotContact,
+) -> [(&'static str, &'a Option<String>, &'a Option<String>); 9] {
+    [
+        ("firstName", &desired.first_name, &current.first_name),
+        ("lastName", &desired.last_name, &current.last_name),
+        ("email", &desired.email, &current.email),
+        ("phone", &desired.phone, &current.phone),
+        ("companyName", &desired.company_name, &current.company_name),
+        ("city", &desired.city, &current.city),
+        ("postalCode", &desired.postal_code, &current.postal_code),
+        ("country", &desired.country, &current.country),
+        ("source", &desired.source, &current.source),
+    ]
+}
+
+fn diff_contact(
+    desired: &DesiredContact,
+    current: &SnapshotContact,
+    config: &LoadConfig,
+    ops: &mut Vec<PlannedOperation>,
+) {
+    let id = current.id.clone();
+    let mut before = Map::new();
+    let mut after = Map::new();
+    for (field, want, have) in field_pairs(desired, current) {
+        if let Some(want) = want.as_deref().filter(|w| !w.is_empty())
+            && have.as_deref() != Some(want)
+        {
+            before.insert(field.into(), json!(have));
+            after.insert(field.into(), json!(want));
+        }
+    }
+    if !after.is_empty() {
+        ops.push(PlannedOperation::new(
+            PlanOp::UpdateContact {
+                contact_id: id.clone(),
+                before,
+                after,
+            },
+            desired.reason.clone(),
+        ));
+    }
+    let have: HashSet<&str> = current.tags.iter().map(String::as_str).collect();
+    let add: Vec<String> = desired
+        .add_tags
+        .iter()
+        .filter(|t| !have.contains(t.as_str()))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !add.is_empty() {
+        ops.push(PlannedOperation::new(
+            PlanOp::AddTags {
+                contact_id: id.clone(),
+                tags: add,
+            },
+            desired.reason.clone(),
+        ));
+    }
+    let remove: Vec<String> = desired
+        .remove_tags
+        .iter()
+        .filter(|t| have.contains(t.as_str()))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !remove.is_empty() {
+        ops.push(PlannedOperation::new(
+            PlanOp::RemoveTags {
+                contact_id: id.clone(),
+                tags: remove,
+            },
+            desired.reason.clone(),
+        ));
+    }
+    if desired.sms_dnd == Some(true) && !current.sms_dnd_active() {
+        ops.push(PlannedOperation::new(
+            PlanOp::SetSmsDnd {
+                contact_id: id.clone(),
+                active: true,
+            },
+            desired.reason.clone(),
+        ));
+    }
+    if let Some(survivor) = &desired.duplicate_of
+        && !have.contains(DUPLICATE_TAG)
+    {
+        ops.push(PlannedOperation::new(
+            PlanOp::MarkDuplicate {
+                contact_id: id.clone(),
+                survivor_id: survivor.clone(),
+            },
+            desired.reason.clone(),
+        ));
+        if config.merge == MergeMode::Delete {
+            ops.push(PlannedOperation::new(
+                PlanOp::DeleteContact {
+                    contact_id: id,
+                    survivor_id: survivor.clone(),
+                },
+                desired.reason.clone(),
+            ));
+        }
+    }
+}
+
+fn create_fields(desired: &DesiredContact) -> Map<String, Value> {
+    let mut fields = Map::new();
+    let empty = SnapshotContact::default();
+    for (field, want, _) in field_pairs(desired, &empty) {
+        if let Some(want) = want.as_deref().filter(|w| !w.is_empty()) {
+            fields.insert(field.into(), json!(want));
+        }
+    }
+    if !desired.add_tags.is_empty() {
+        fields.insert("tags".into(), json!(desired.add_tags));
+    }
+    if desired.sms_dnd == Some(true) {
+        fields.insert(
+            "dndSettings".into(),
+            json!({"SMS": {"status": "active", "message": "Opted out by SMS reply", "code": "contactsync"}}),
+        );
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(id: &str) -> SnapshotContact {
+        SnapshotContact {
+            id: id.into(),
+            first_name: Some("Ana".into()),
+            email: Some("ana@example.com".into()),
+            tags: vec!["lead".into()],
+            ..Default::default()
+        }
+    }
+
+    fn input<'a>(
+        contacts: &'a [DesiredContact],
+        snap: &'a HashMap<String, SnapshotContact>,
+        blocked: &'a HashSet<String>,
+        desired_blocked: &'a [DesiredBlocked],
+    ) -> DiffInput<'a> {
+        DiffInput {
+            run_id: "r".into(),
+            desired_contacts: contacts,
+            desired_messages: &[],
+            desired_notes: &[],
+            desired_blocked,
+            snapshot_contacts: snap,
+            snapshot_blocked: blocked,
+        }
+    }
+
+    #[test]
+    fn nothing_changed_plans_nothing() {
+        let snap: HashMap<_, _> = [("c1".to_string(), snapshot("c1"))].into();
+        let desired = vec![DesiredContact {
+            contact_id: Some("c1".into()),
+            first_name: Some("Ana".into()),
+            add_tags: vec!["lead".into()],
+            reason: "golden".into(),
+            ..Default::default()
+        }];
+        let blocked = HashSet::new();
+        let plan = build_plan(&input(&desired, &snap, &blocked, &[]), &LoadConfig::default())
+            .expect("plan");
+        assert!(plan.operations.is_empty(), "{:?}", plan.operations);
+    }
+
+    #[test]
+    fn changes_become_minimal_operations_with_before_and_after() {
+        let snap: HashMap<_, _> = [("c1".to_string(), snapshot("c1"))].into();
+        let desired = vec![DesiredContact {
+            contact_id: Some("c1".into()),
+            first_name: Some("Anna".into()),
+            add_tags: vec!["lead".into(), "sms:opted-out".into()],
+            sms_dnd: Some(true),
+            reason: "STOP received".into(),
+            ..Default::default()
+        }];
+        let blocked: HashSet<String> = ["15550001".to_string()].into();
+        let desired_blocked = vec![
+            DesiredBlocked {
+                phone_number: "15550001".into(),
+                reason: "r".into(),
+            },
+            DesiredBlocked {
+                phone_number: "15550002".into(),
+                reason: "r".into(),
+            },
+        ];
+        let plan = build_plan(
+            &input(&desired, &snap, &blocked, &desired_blocked),
+            &LoadConfig::default(),
+        )
+        .expect("plan");
+        let kinds: Vec<_> = plan.operations.iter().map(|o| o.op.kind()).collect();
+        assert_eq!(
+            kinds,
+            vec!["update_contact", "add_tags", "set_sms_dnd", "block_numbers"]
+        );
+        match &plan.operations[0].op {
+            PlanOp::UpdateContact { before, after, .. } => {
+                assert_eq!(before["firstName"], "Ana");
+                assert_eq!(after["firstName"], "Anna");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match &plan.operations[3].op {
+            PlanOp::BlockNumbers { numbers } => assert_eq!(numbers, &vec!["15550002".to_string()]),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plan_over_a_limit_is_refused() {
+        let snap = HashMap::new();
+        let desired: Vec<DesiredContact> = (0..3)
+            .map(|i| DesiredContact {
+                email: Some(format!("p{i}@example.com")),
+                reason: "migrate".into(),
+                ..Default::default()
+            })
+            .collect();
+        let blocked = HashSet::new();
+        let config = LoadConfig {
+            max_creates: 2,
+            ..LoadConfig::default()
+        };
+        let err = build_plan(&input(&desired, &snap, &blocked, &[]), &config)
+            .expect_err("over the limit");
+        assert_eq!(err.count, 3);
+        assert!(err.to_string().contains("max_creates"), "{err}");
+    }
+}
