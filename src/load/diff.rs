@@ -65,7 +65,9 @@ pub struct DiffInput<'a> {
 
 /// A plan over a safety limit: nothing may be written.
 #[derive(Debug, thiserror::Error)]
-#[error("the plan has {count} {what}, over the limit of {limit} (load.max_{what} in the pipeline file); nothing was written")]
+#[error(
+    "the plan has {count} {what}, over the limit of {limit} (load.max_{what} in the pipeline file); nothing was written"
+)]
 pub struct SafetyLimitExceeded {
     pub what: &'static str,
     pub count: u64,
@@ -161,21 +163,33 @@ fn check_limits(plan: &Plan, config: &LoadConfig) -> Result<(), SafetyLimitExcee
     Ok(())
 }
 
-/// GHL field names of the comparable fields, with their desired and current values.
+/// GHL field names of the comparable fields, with their desired and current values. The flag says
+/// whether `PUT /contacts/{id}` takes the field: `UpdateContactDto` has no `companyName`, so a
+/// company change is only ever written on create.
 fn field_pairs<'a>(
     desired: &'a DesiredContact,
     current: &'a SnapshotContact,
-) -> [(&'static str, &'a Option<String>, &'a Option<String>); 9] {
+) -> [(&'static str, &'a Option<String>, &'a Option<String>, bool); 9] {
     [
-        ("firstName", &desired.first_name, &current.first_name),
-        ("lastName", &desired.last_name, &current.last_name),
-        ("email", &desired.email, &current.email),
-        ("phone", &desired.phone, &current.phone),
-        ("companyName", &desired.company_name, &current.company_name),
-        ("city", &desired.city, &current.city),
-        ("postalCode", &desired.postal_code, &current.postal_code),
-        ("country", &desired.country, &current.country),
-        ("source", &desired.source, &current.source),
+        ("firstName", &desired.first_name, &current.first_name, true),
+        ("lastName", &desired.last_name, &current.last_name, true),
+        ("email", &desired.email, &current.email, true),
+        ("phone", &desired.phone, &current.phone, true),
+        (
+            "companyName",
+            &desired.company_name,
+            &current.company_name,
+            false,
+        ),
+        ("city", &desired.city, &current.city, true),
+        (
+            "postalCode",
+            &desired.postal_code,
+            &current.postal_code,
+            true,
+        ),
+        ("country", &desired.country, &current.country, true),
+        ("source", &desired.source, &current.source, true),
     ]
 }
 
@@ -188,7 +202,10 @@ fn diff_contact(
     let id = current.id.clone();
     let mut before = Map::new();
     let mut after = Map::new();
-    for (field, want, have) in field_pairs(desired, current) {
+    for (field, want, have, updatable) in field_pairs(desired, current) {
+        if !updatable {
+            continue;
+        }
         if let Some(want) = want.as_deref().filter(|w| !w.is_empty())
             && have.as_deref() != Some(want)
         {
@@ -275,7 +292,7 @@ fn diff_contact(
 fn create_fields(desired: &DesiredContact) -> Map<String, Value> {
     let mut fields = Map::new();
     let empty = SnapshotContact::default();
-    for (field, want, _) in field_pairs(desired, &empty) {
+    for (field, want, _, _) in field_pairs(desired, &empty) {
         if let Some(want) = want.as_deref().filter(|w| !w.is_empty()) {
             fields.insert(field.into(), json!(want));
         }
@@ -334,8 +351,11 @@ mod tests {
             ..Default::default()
         }];
         let blocked = HashSet::new();
-        let plan = build_plan(&input(&desired, &snap, &blocked, &[]), &LoadConfig::default())
-            .expect("plan");
+        let plan = build_plan(
+            &input(&desired, &snap, &blocked, &[]),
+            &LoadConfig::default(),
+        )
+        .expect("plan");
         assert!(plan.operations.is_empty(), "{:?}", plan.operations);
     }
 

@@ -1,6 +1,7 @@
 //! Load: diff the desired state against the snapshots, write a reviewable plan, apply it exactly once.
 
 pub mod apply;
+pub mod diff;
 pub mod ledger;
 pub mod plan;
 pub mod plan_io;
