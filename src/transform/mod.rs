@@ -1,6 +1,8 @@
 //! Transform: normalise, deduplicate and fuzzy-merge contacts, link SMS activity, decide the state
 //! both systems should have.
 
+pub mod normalize;
+
 use serde::Deserialize;
 use std::path::PathBuf;
 

@@ -97,13 +97,13 @@ pub fn validate(body: &Map<String, Value>, dto: Dto) -> Vec<String> {
 /// Normalises a phone as GHL stores it: E.164, read with the contact's country (else US).
 /// A number that cannot be read is kept as given (GHL's own validation is looser than ours).
 pub fn normalise_phone(raw: &str, country: Option<&str>) -> String {
+    use rlibphonenumber::enums::Region;
+    use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat};
     let region = country
-        .and_then(|c| c.parse::<phonenumber::country::Id>().ok())
-        .unwrap_or(phonenumber::country::Id::US);
-    match phonenumber::parse(Some(region), raw) {
-        Ok(number) if phonenumber::is_valid(&number) => {
-            number.format().mode(phonenumber::Mode::E164).to_string()
-        }
+        .and_then(|c| Region::from_code(c).ok())
+        .unwrap_or(Region::US);
+    match PHONE_NUMBER_UTIL.parse(raw, Some(region)) {
+        Ok(number) if number.is_valid() => number.format_as(PhoneNumberFormat::E164).to_string(),
         _ => raw.to_string(),
     }
 }
