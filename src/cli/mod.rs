@@ -2,6 +2,7 @@
 
 mod auth_cmd;
 mod bench_cmd;
+mod dedupe_cmd;
 mod demo_cmd;
 mod extract_cmd;
 mod output;
@@ -134,6 +135,10 @@ pub struct SandboxArgs {
     /// Also write a pipeline file pointing at this sandbox.
     #[arg(long, value_name = "FILE")]
     pub emit_pipeline: Option<PathBuf>,
+    /// Write the seeded contacts (`contacts.csv`) and their ground truth (`truth.csv`) to this
+    /// folder and exit without serving (for `contactsync dedupe` and the accuracy benchmark).
+    #[arg(long, value_name = "DIR")]
+    pub export_seed: Option<PathBuf>,
 }
 
 /// `contactsync auth`.
@@ -283,6 +288,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Auth(args) => auth_cmd::run(args).await,
         Command::Extract(args) => extract_cmd::run(args).await,
         Command::Demo(args) => demo_cmd::run(args).await,
+        Command::Dedupe(args) => dedupe_cmd::run(args).await,
         Command::Bench(args) => bench_cmd::run(args).await,
         other => Err(CommandError {
             code: ExitCode::Failure,

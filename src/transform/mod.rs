@@ -1,7 +1,14 @@
 //! Transform: normalise, deduplicate and fuzzy-merge contacts, link SMS activity, decide the state
 //! both systems should have.
 
+pub mod block;
+pub mod cluster;
+pub mod compare;
+pub mod dedupe;
+pub mod io;
+pub mod model;
 pub mod normalize;
+pub mod score;
 
 use serde::Deserialize;
 use std::path::PathBuf;

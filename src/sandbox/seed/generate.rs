@@ -228,8 +228,8 @@ fn date_between(rng: &mut impl Rng, from: DateTime<Utc>, to: DateTime<Utc>) -> D
 }
 
 fn make_people(rng: &mut ChaCha8Rng, records_wanted: usize) -> Vec<Person> {
-    let first_zipf = Zipf::new(FIRST_NAMES.len(), 0.9);
-    let last_zipf = Zipf::new(LAST_NAMES.len(), 0.9);
+    let first_zipf = Zipf::new(FIRST_NAMES.len(), 0.7);
+    let last_zipf = Zipf::new(LAST_NAMES.len(), 0.5);
     let mut people: Vec<Person> = Vec::with_capacity(records_wanted);
     let mut records = 0usize;
     while records < records_wanted {

@@ -1,0 +1,89 @@
+//! `contactsync dedupe`: deduplicate any CSV or Parquet table with a match model.
+
+use super::{CommandError, CommandReport, DedupeArgs};
+use crate::exit_code::ExitCode;
+use crate::transform::{dedupe, io, model::MatchModel, normalize};
+use anyhow::Context;
+use std::path::PathBuf;
+
+/// The default model: contacts with the normalised column names.
+pub fn default_model_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/models/contacts.toml")
+}
+
+pub(super) async fn run(args: DedupeArgs) -> Result<ExitCode, CommandError> {
+    let model_path = args.model.clone().unwrap_or_else(default_model_path);
+    let model = MatchModel::load(&model_path).map_err(|e| CommandError {
+        code: ExitCode::BadConfig,
+        error: e,
+    })?;
+    let region = normalize::region(&args.region);
+    let started = std::time::Instant::now();
+    let (table, quarantined) = io::read_table(&args.input, &model).map_err(|e| CommandError {
+        code: ExitCode::BadConfig,
+        error: e,
+    })?;
+    let result = tokio::task::spawn_blocking({
+        let model = model.clone();
+        move || dedupe::run(&model, &table, region, 42)
+    })
+    .await
+    .context("dedupe worker")?;
+    io::write_assignments(&result, &args.out)?;
+    if let Some(pairs) = &args.pairs {
+        io::write_pairs(&result, model.threshold, pairs)?;
+    }
+    let quarantine_file = io::write_quarantine(&quarantined, &args.out, &args.input)?;
+    let m = &result.metrics;
+    let code = if quarantined.is_empty() {
+        ExitCode::Ok
+    } else {
+        ExitCode::PartialFailure
+    };
+    let mut report = CommandReport {
+        command: "dedupe".into(),
+        exit_code: code as u8,
+        ..CommandReport::default()
+    };
+    for (k, v) in [
+        ("rows", m.rows),
+        ("candidate_pairs", m.candidate_pairs),
+        ("accepted_pairs", m.accepted_pairs),
+        ("clusters", m.clusters),
+        ("clusters_with_duplicates", m.clusters_with_duplicates),
+        ("splits", m.splits),
+        ("skipped_blocks", m.skipped_blocks),
+        ("quarantined_rows", quarantined.len() as u64),
+    ] {
+        report.counts.insert(k.into(), v);
+    }
+    for (rule, n) in &m.pairs_per_rule {
+        report.counts.insert(format!("pairs_from_rule.{rule}"), *n);
+    }
+    if let Some(path) = &quarantine_file {
+        report.errors.push(format!(
+            "{} rows quarantined: see {}",
+            quarantined.len(),
+            path.display()
+        ));
+    }
+    if args.json {
+        report.print();
+    } else {
+        eprintln!(
+            "Deduplicated {} rows into {} clusters ({} with duplicates) in {:.2} s: {} candidate pairs, {} accepted, {} merges refused by the consistency rule; written to {}",
+            m.rows,
+            m.clusters,
+            m.clusters_with_duplicates,
+            started.elapsed().as_secs_f64(),
+            m.candidate_pairs,
+            m.accepted_pairs,
+            m.splits,
+            args.out.display()
+        );
+        if let Some(path) = quarantine_file {
+            eprintln!("{} rows quarantined: {}", quarantined.len(), path.display());
+        }
+    }
+    Ok(code)
+}

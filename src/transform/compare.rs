@@ -1,0 +1,243 @@
+//! Field comparisons: each pair of prepared values gets a level (0 = identical … last = different),
+//! using strsim's Jaro-Winkler and Damerau-Levenshtein and the phone, email and nickname knowledge
+//! of `normalize`.
+
+use super::model::FieldKind;
+use super::normalize::{self, EmailKey, PhoneKey};
+use rlibphonenumber::enums::Region;
+
+/// A value prepared once per record, so comparing a pair allocates nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    /// A folded name or text.
+    Text(String),
+    Email(EmailKey),
+    Phone(PhoneKey),
+}
+
+impl Prepared {
+    /// The value exact matches and term frequencies are counted on.
+    pub fn key(&self) -> &str {
+        match self {
+            Prepared::Text(s) => s,
+            Prepared::Email(e) => &e.match_key,
+            Prepared::Phone(p) => p.as_str(),
+        }
+    }
+}
+
+/// Prepares a raw cell for a field kind; `None` when empty or unreadable.
+pub fn prepare(kind: FieldKind, raw: &str, region: Region) -> Option<Prepared> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let prepared = match kind {
+        FieldKind::GivenName | FieldKind::FamilyName => {
+            let folded = normalize::name_core(&normalize::name(raw));
+            Prepared::Text(folded)
+        }
+        FieldKind::Text => Prepared::Text(normalize::name(raw)),
+        FieldKind::Email => return normalize::email(raw).map(Prepared::Email),
+        FieldKind::Phone => return normalize::phone(raw, region).map(Prepared::Phone),
+        FieldKind::Code | FieldKind::Exact => Prepared::Text(
+            raw.to_lowercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        FieldKind::Date => Prepared::Text(raw.chars().filter(char::is_ascii_digit).collect()),
+    };
+    match &prepared {
+        Prepared::Text(s) if s.is_empty() => None,
+        _ => Some(prepared),
+    }
+}
+
+fn text(p: &Prepared) -> &str {
+    match p {
+        Prepared::Text(s) => s,
+        other => other.key(),
+    }
+}
+
+/// The level of a pair of values.
+pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
+    match kind {
+        FieldKind::GivenName => {
+            let (x, y) = (text(a), text(b));
+            if x == y {
+                0
+            } else if normalize::same_given_name(x, y) {
+                1
+            } else {
+                let jw = strsim::jaro_winkler(x, y);
+                if jw >= 0.92 {
+                    2
+                } else if jw >= 0.80 || initial_of(x, y) {
+                    3
+                } else {
+                    4
+                }
+            }
+        }
+        FieldKind::FamilyName => {
+            let (x, y) = (text(a), text(b));
+            if x == y || squash(x) == squash(y) {
+                0
+            } else if strsim::damerau_levenshtein(x, y) <= 1 || strsim::jaro_winkler(x, y) >= 0.92 {
+                1
+            } else if strsim::jaro_winkler(x, y) >= 0.80 {
+                2
+            } else {
+                3
+            }
+        }
+        FieldKind::Email => match (a, b) {
+            (Prepared::Email(x), Prepared::Email(y)) => {
+                if x.address == y.address {
+                    0
+                } else if x.match_key == y.match_key {
+                    1
+                } else if x.local == y.local && x.local.len() >= 4 {
+                    2
+                } else {
+                    3
+                }
+            }
+            _ => 3,
+        },
+        FieldKind::Phone => match (a, b) {
+            (Prepared::Phone(x), Prepared::Phone(y)) => {
+                if x.as_str() == y.as_str() {
+                    0
+                } else if x.last7() == y.last7() {
+                    1
+                } else {
+                    2
+                }
+            }
+            _ => 2,
+        },
+        FieldKind::Text => {
+            let (x, y) = (text(a), text(b));
+            if x == y {
+                0
+            } else if strsim::jaro_winkler(x, y) >= 0.90 {
+                1
+            } else {
+                2
+            }
+        }
+        FieldKind::Code => {
+            let (x, y) = (text(a), text(b));
+            if x == y {
+                0
+            } else if strsim::damerau_levenshtein(x, y) <= 1 {
+                1
+            } else {
+                2
+            }
+        }
+        FieldKind::Date => {
+            let (x, y) = (text(a), text(b));
+            if x == y {
+                0
+            } else if x.len() == 8
+                && y.len() == 8
+                && (swapped_day_month(x, y) || strsim::hamming(x, y) == Ok(1))
+            {
+                1
+            } else if x.len() >= 4 && y.len() >= 4 && x[..4] == y[..4] {
+                2
+            } else {
+                3
+            }
+        }
+        FieldKind::Exact => u8::from(text(a) != text(b)),
+    }
+}
+
+/// "J" against "John": an initial agrees with a full name.
+fn initial_of(x: &str, y: &str) -> bool {
+    let one = |s: &str| s.len() == 1;
+    (one(x) || one(y)) && x.chars().next() == y.chars().next()
+}
+
+/// A name without spaces (`van der berg` = `vanderberg`).
+fn squash(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// `YYYYMMDD` pairs whose day and month are swapped.
+fn swapped_day_month(x: &str, y: &str) -> bool {
+    x[..4] == y[..4] && x[4..6] == y[6..8] && x[6..8] == y[4..6]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(kind: FieldKind, raw: &str) -> Prepared {
+        prepare(kind, raw, Region::US).expect("prepared")
+    }
+
+    #[test]
+    fn given_names_know_nicknames_typos_initials_and_scripts() {
+        let g = FieldKind::GivenName;
+        assert_eq!(level(g, &p(g, "William"), &p(g, "WILLIAM ")), 0);
+        assert_eq!(level(g, &p(g, "Bill"), &p(g, "William")), 1);
+        assert_eq!(level(g, &p(g, "Jonathon"), &p(g, "Jonathan")), 2);
+        assert_eq!(level(g, &p(g, "J."), &p(g, "John")), 3);
+        assert_eq!(
+            level(g, &p(g, "Zoë"), &p(g, "Zoe")),
+            0,
+            "accents folded for matching"
+        );
+        assert_eq!(level(g, &p(g, "Мария"), &p(g, "Мария")), 0, "Cyrillic");
+        assert_eq!(level(g, &p(g, "Maria"), &p(g, "Robert")), 4);
+        assert!(
+            prepare(g, "😀", Region::US).is_none(),
+            "an emoji is no name"
+        );
+    }
+
+    #[test]
+    fn family_names_tolerate_one_edit_and_spacing() {
+        let f = FieldKind::FamilyName;
+        assert_eq!(level(f, &p(f, "Van der Berg"), &p(f, "Vanderberg")), 0);
+        assert_eq!(level(f, &p(f, "Smith"), &p(f, "Smtih")), 1);
+        assert_eq!(level(f, &p(f, "O'Brien"), &p(f, "OBrien")), 0);
+        assert_eq!(level(f, &p(f, "Smith"), &p(f, "Jones")), 3);
+    }
+
+    #[test]
+    fn emails_and_phones_have_aware_levels() {
+        let e = FieldKind::Email;
+        assert_eq!(level(e, &p(e, "a.b@gmail.com"), &p(e, "A.B@gmail.com")), 0);
+        assert_eq!(level(e, &p(e, "a.b+x@gmail.com"), &p(e, "ab@gmail.com")), 1);
+        assert_eq!(
+            level(e, &p(e, "jdoe99@gmail.com"), &p(e, "jdoe99@yahoo.com")),
+            2
+        );
+        assert_eq!(level(e, &p(e, "x@a.com"), &p(e, "y@a.com")), 3);
+        let ph = FieldKind::Phone;
+        assert_eq!(
+            level(ph, &p(ph, "(415) 555-0134"), &p(ph, "+1 415 555 0134")),
+            0
+        );
+        assert_eq!(
+            level(ph, &p(ph, "+44 20 7946 0134"), &p(ph, "+1 212 794 6013")),
+            2
+        );
+    }
+
+    #[test]
+    fn dates_catch_swapped_day_and_month() {
+        let d = FieldKind::Date;
+        assert_eq!(level(d, &p(d, "19560415"), &p(d, "19560415")), 0);
+        assert_eq!(level(d, &p(d, "19560504"), &p(d, "19560405")), 1);
+        assert_eq!(level(d, &p(d, "19560415"), &p(d, "19561231")), 2);
+        assert_eq!(level(d, &p(d, "19560415"), &p(d, "19770415")), 3);
+    }
+}

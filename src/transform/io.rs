@@ -1,0 +1,235 @@
+//! Reading tables to deduplicate (CSV or Parquet, through polars) and writing the results.
+//! Rows without a usable id go to a quarantine file with the reason; nothing is dropped silently.
+
+use super::dedupe::{DedupeResult, InputTable};
+use super::model::MatchModel;
+use anyhow::{Context, bail};
+use polars::prelude::{
+    Column, CsvReadOptions, CsvWriter, DataFrame, DataType, ParquetReader, ParquetWriter,
+    SerReader, SerWriter, df,
+};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// A row set aside, with why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantinedRow {
+    /// 1-based data row (the header is row 0).
+    pub row: usize,
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+fn read_frame(path: &Path) -> anyhow::Result<DataFrame> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => CsvReadOptions::default()
+            .with_has_header(true)
+            // Every column as text: ids like 00123 and phone numbers keep their form.
+            .with_infer_schema_length(Some(0))
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .with_context(|| format!("reading CSV {}", path.display())),
+        "parquet" => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            ParquetReader::new(file)
+                .finish()
+                .with_context(|| format!("reading Parquet {}", path.display()))
+        }
+        other => bail!(
+            "{}: unsupported input type {other:?}; use .csv or .parquet",
+            path.display()
+        ),
+    }
+}
+
+/// Reads the columns a model needs; rows with an empty or repeated id are quarantined.
+pub fn read_table(
+    path: &Path,
+    model: &MatchModel,
+) -> anyhow::Result<(InputTable, Vec<QuarantinedRow>)> {
+    let frame = read_frame(path)?;
+    let names: Vec<String> = frame
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    if !names.contains(&model.id_column) {
+        bail!(
+            "{}: no id column {:?} (the model's id_column); columns are {names:?}",
+            path.display(),
+            model.id_column
+        );
+    }
+    let text = |name: &str| -> anyhow::Result<Vec<Option<String>>> {
+        let col = frame
+            .column(name)
+            .with_context(|| format!("{}: column {name}", path.display()))?
+            .cast(&DataType::String)
+            .with_context(|| format!("{}: column {name} as text", path.display()))?;
+        let strings = col
+            .str()
+            .with_context(|| format!("{}: column {name} as text", path.display()))?;
+        Ok(strings
+            .iter()
+            .map(|v| v.map(str::to_string).filter(|s| !s.trim().is_empty()))
+            .collect())
+    };
+    let ids = text(&model.id_column)?;
+    let mut wanted: HashSet<String> = model.fields.iter().map(|f| f.name.clone()).collect();
+    for rule in &model.blocking {
+        for key in &rule.keys {
+            wanted.insert(key.split(':').next().unwrap_or(key).to_string());
+        }
+    }
+    let mut columns = std::collections::HashMap::new();
+    for name in wanted.iter().filter(|n| names.contains(n)) {
+        columns.insert(name.clone(), text(name)?);
+    }
+    let mut keep = Vec::with_capacity(ids.len());
+    let mut seen = HashSet::new();
+    let mut quarantined = Vec::new();
+    for (row, id) in ids.iter().enumerate() {
+        match id {
+            None => quarantined.push(QuarantinedRow {
+                row: row + 1,
+                id: None,
+                reason: format!("empty {}", model.id_column),
+            }),
+            Some(id) if !seen.insert(id.clone()) => quarantined.push(QuarantinedRow {
+                row: row + 1,
+                id: Some(id.clone()),
+                reason: format!("repeated {} {id:?}", model.id_column),
+            }),
+            Some(_) => keep.push(row),
+        }
+    }
+    let table = InputTable {
+        ids: keep
+            .iter()
+            .map(|&r| ids[r].clone().expect("kept rows have ids"))
+            .collect(),
+        columns: columns
+            .into_iter()
+            .map(|(name, cells)| {
+                let kept = keep.iter().map(|&r| cells[r].clone()).collect();
+                (name, kept)
+            })
+            .collect(),
+    };
+    Ok((table, quarantined))
+}
+
+fn write_frame(mut frame: DataFrame, path: &Path) -> anyhow::Result<()> {
+    let tmp = crate::snapshot::atomic::temp_path(path);
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => CsvWriter::new(file)
+            .finish(&mut frame)
+            .with_context(|| format!("writing {}", path.display()))?,
+        "parquet" => {
+            ParquetWriter::new(file)
+                .finish(&mut frame)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        other => bail!(
+            "{}: unsupported output type {other:?}; use .csv or .parquet",
+            path.display()
+        ),
+    }
+    crate::snapshot::atomic::commit(&tmp, path)
+        .with_context(|| format!("renaming into {}", path.display()))
+}
+
+/// Writes `id, cluster_id, match_probability`.
+pub fn write_assignments(result: &DedupeResult, path: &Path) -> anyhow::Result<()> {
+    let a = &result.assignments;
+    let frame = df!(
+        "id" => a.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        "cluster_id" => a.iter().map(|x| x.cluster_id.as_str()).collect::<Vec<_>>(),
+        "match_probability" => a.iter().map(|x| x.match_probability).collect::<Vec<_>>(),
+    )?;
+    write_frame(frame, path)
+}
+
+/// Writes the scored pairs: ids, weight, probability, accepted, and each field's level and weight.
+pub fn write_pairs(result: &DedupeResult, threshold: f64, path: &Path) -> anyhow::Result<()> {
+    let pairs = &result.pairs;
+    let id = |r: u32| result.ids[r as usize].as_str();
+    let mut columns: Vec<Column> = vec![
+        Column::new(
+            "id_l".into(),
+            pairs.iter().map(|p| id(p.left)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "id_r".into(),
+            pairs.iter().map(|p| id(p.right)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "match_weight".into(),
+            pairs.iter().map(|p| p.weight).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "match_probability".into(),
+            pairs.iter().map(|p| p.probability).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "accepted".into(),
+            pairs
+                .iter()
+                .map(|p| p.probability >= threshold)
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    for (f, field) in result.table.fields.iter().enumerate() {
+        let labels = field.kind.levels();
+        columns.push(Column::new(
+            format!("{}_level", field.name).into(),
+            pairs
+                .iter()
+                .map(|p| match p.levels[f] {
+                    super::score::NULL_LEVEL => "null",
+                    l => labels[l as usize],
+                })
+                .collect::<Vec<_>>(),
+        ));
+        columns.push(Column::new(
+            format!("{}_weight", field.name).into(),
+            pairs.iter().map(|p| p.field_weights[f]).collect::<Vec<_>>(),
+        ));
+    }
+    let frame = DataFrame::new_infer_height(columns)?;
+    write_frame(frame, path)
+}
+
+/// Writes quarantined rows next to `out`: `<out stem>.quarantine.csv`.
+pub fn write_quarantine(
+    rows: &[QuarantinedRow],
+    out: &Path,
+    source: &Path,
+) -> anyhow::Result<Option<PathBuf>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("output");
+    let path = out.with_file_name(format!("{stem}.quarantine.csv"));
+    let frame = df!(
+        "source" => rows.iter().map(|_| source.display().to_string()).collect::<Vec<_>>(),
+        "row" => rows.iter().map(|r| r.row as u64).collect::<Vec<_>>(),
+        "id" => rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        "reason" => rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>(),
+    )?;
+    write_frame(frame, &path)?;
+    Ok(Some(path))
+}

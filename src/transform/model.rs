@@ -1,0 +1,194 @@
+//! The match model: which column is the id, how records are blocked, how each field is compared,
+//! the Fellegi-Sunter parameters (estimated or given) and the threshold. Read from TOML, so any table
+//! can have its own model.
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// A whole model file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchModel {
+    /// The input column holding the record id.
+    pub id_column: String,
+    /// Match probability at or above which a pair is a match.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Blocks with more records than this are skipped (and reported): they would cost n² pairs and
+    /// almost never hold a duplicate that another rule misses.
+    #[serde(default = "default_max_block")]
+    pub max_block_size: usize,
+    /// Random pairs sampled to estimate u.
+    #[serde(default = "default_u_sample")]
+    pub u_sample_pairs: usize,
+    /// EM iterations for m.
+    #[serde(default = "default_em_iterations")]
+    pub em_iterations: usize,
+    /// Two fields that are often entered the wrong way round (first and last name).
+    #[serde(default)]
+    pub swappable: Option<[String; 2]>,
+    /// A cluster never merges two records whose values conflict in all of these fields (e.g. a
+    /// different first name and a different email: a household, not one person).
+    #[serde(default)]
+    pub conflict_fields: Vec<String>,
+    /// Blocking rules, unioned.
+    pub blocking: Vec<BlockingRule>,
+    /// Compared fields.
+    pub fields: Vec<FieldModel>,
+}
+
+fn default_threshold() -> f64 {
+    0.9
+}
+fn default_max_block() -> usize {
+    1_000
+}
+fn default_u_sample() -> usize {
+    200_000
+}
+fn default_em_iterations() -> usize {
+    20
+}
+
+/// A blocking rule: records agreeing on every key are compared.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockingRule {
+    pub name: String,
+    /// Keys `field` or `field:transform` with transform one of `exact`, `phonetic`, `initial`,
+    /// `prefix3`, `email_key`, `phone`, `year`, `digits`.
+    pub keys: Vec<String>,
+}
+
+/// How one field is compared.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldModel {
+    /// Input column.
+    pub name: String,
+    /// Comparison kind.
+    pub kind: FieldKind,
+    /// Adjust the weight of an exact match by how common the value is.
+    #[serde(default)]
+    pub term_frequency: bool,
+    /// Fixed m per level (else estimated by EM).
+    #[serde(default)]
+    pub m: Option<Vec<f64>>,
+    /// Fixed u per level (else estimated from random pairs).
+    #[serde(default)]
+    pub u: Option<Vec<f64>>,
+}
+
+/// Comparison kinds, each with its levels (the last level is "different").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKind {
+    /// exact, nickname, Jaro-Winkler ≥ 0.92, ≥ 0.80 or initial, different.
+    GivenName,
+    /// exact, Damerau-Levenshtein ≤ 1 or Jaro-Winkler ≥ 0.92, Jaro-Winkler ≥ 0.80, different.
+    FamilyName,
+    /// exact address, same match key (tags, Gmail dots), same local part, different.
+    Email,
+    /// same E.164, same last seven digits, different.
+    Phone,
+    /// exact, Jaro-Winkler ≥ 0.90, different.
+    Text,
+    /// exact, Damerau-Levenshtein ≤ 1, different (ids, postcodes, street numbers).
+    Code,
+    /// exact, day and month swapped or one digit off, same year, different (YYYYMMDD or ISO).
+    Date,
+    /// exact, different.
+    Exact,
+}
+
+impl FieldKind {
+    /// Names of the levels, most similar first.
+    pub fn levels(self) -> &'static [&'static str] {
+        match self {
+            FieldKind::GivenName => &[
+                "exact",
+                "nickname",
+                "jw>=0.92",
+                "jw>=0.80|initial",
+                "different",
+            ],
+            FieldKind::FamilyName => &["exact", "dl<=1|jw>=0.92", "jw>=0.80", "different"],
+            FieldKind::Email => &["exact", "match_key", "same_local_part", "different"],
+            FieldKind::Phone => &["exact", "last7", "different"],
+            FieldKind::Text => &["exact", "jw>=0.90", "different"],
+            FieldKind::Code => &["exact", "dl<=1", "different"],
+            FieldKind::Date => &["exact", "close", "same_year", "different"],
+            FieldKind::Exact => &["exact", "different"],
+        }
+    }
+}
+
+impl MatchModel {
+    /// Reads and checks a model file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading match model {}", path.display()))?;
+        let model: MatchModel = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid match model {}: {e}", path.display()))?;
+        model
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid match model {}: {e}", path.display()))?;
+        Ok(model)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..1.0).contains(&self.threshold) || self.threshold <= 0.0 {
+            return Err(format!(
+                "threshold must be in (0, 1), got {}",
+                self.threshold
+            ));
+        }
+        if self.fields.is_empty() || self.blocking.is_empty() {
+            return Err("a model needs at least one field and one blocking rule".into());
+        }
+        for f in &self.fields {
+            let levels = f.kind.levels().len();
+            for (name, given) in [("m", &f.m), ("u", &f.u)] {
+                if let Some(values) = given
+                    && (values.len() != levels || values.iter().any(|v| !(*v > 0.0 && *v <= 1.0)))
+                {
+                    return Err(format!(
+                        "field {}: {name} needs {levels} values in (0, 1] (levels {:?})",
+                        f.name,
+                        f.kind.levels()
+                    ));
+                }
+            }
+        }
+        for rule in &self.blocking {
+            for key in &rule.keys {
+                let (field, transform) = key.split_once(':').unwrap_or((key, "exact"));
+                if !matches!(
+                    transform,
+                    "exact"
+                        | "phonetic"
+                        | "initial"
+                        | "prefix3"
+                        | "email_key"
+                        | "phone"
+                        | "year"
+                        | "digits"
+                ) {
+                    return Err(format!(
+                        "blocking rule {}: unknown transform {transform:?} in {key:?}",
+                        rule.name
+                    ));
+                }
+                if field.is_empty() {
+                    return Err(format!(
+                        "blocking rule {}: empty field in {key:?}",
+                        rule.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
