@@ -1,0 +1,128 @@
+//! `contactsync dedupe` end to end on a messy CSV: duplicates found through nicknames, swapped
+//! names, phone formats, plus-tags and accents; households and namesakes kept apart; bad rows
+//! quarantined; clear errors for bad input.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_contactsync"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/dedupe")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn read_clusters(path: &Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(path).expect("output");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("id,cluster_id,match_probability"));
+    lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (cells[0].to_string(), cells[1].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn messy_contacts_cluster_as_people_not_as_households() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("clusters.csv");
+    let pairs = dir.path().join("pairs.csv");
+    let status = bin()
+        .args(["dedupe", "--input", &fixture("contacts_messy.csv"), "--out"])
+        .arg(&out)
+        .arg("--pairs")
+        .arg(&pairs)
+        .status()
+        .expect("runs");
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "quarantined rows make a partial-failure exit"
+    );
+    let c = read_clusters(&out);
+    assert_eq!(
+        c.len(),
+        13,
+        "every row with a usable id is assigned (15 rows, 2 quarantined)"
+    );
+    // One person entered three times: nickname, plus-tag, swapped names, phone formats.
+    assert_eq!(c["c01"], c["c02"]);
+    assert_eq!(c["c01"], c["c03"]);
+    // Accents, German national vs international phone.
+    assert_eq!(c["c09"], c["c10"]);
+    // A household sharing a phone and address: three people.
+    assert_ne!(c["c04"], c["c05"]);
+    assert_ne!(c["c05"], c["c06"]);
+    assert_ne!(c["c04"], c["c06"]);
+    // Namesakes with nothing else in common.
+    assert_ne!(c["c07"], c["c08"]);
+    let pair_text = std::fs::read_to_string(&pairs).expect("pairs");
+    let header = pair_text.lines().next().expect("header");
+    for col in [
+        "id_l",
+        "id_r",
+        "match_probability",
+        "first_name_level",
+        "first_name_weight",
+        "phone_weight",
+    ] {
+        assert!(header.contains(col), "pairs lack {col}: {header}");
+    }
+    let quarantine =
+        std::fs::read_to_string(dir.path().join("clusters.quarantine.csv")).expect("quarantine");
+    assert!(quarantine.contains("empty id"), "{quarantine}");
+    assert!(
+        quarantine.contains("repeated id \"\"c11\"\"") || quarantine.contains("repeated id"),
+        "{quarantine}"
+    );
+}
+
+#[test]
+fn a_missing_id_column_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("no_id.csv");
+    std::fs::write(&input, "name,email\nAna,ana@example.com\n").expect("write");
+    let out = bin()
+        .args(["dedupe", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.path().join("o.csv"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no id column \"id\""), "{err}");
+    assert!(err.contains("no_id.csv"), "the error names the file: {err}");
+}
+
+#[test]
+fn an_unknown_key_in_a_model_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("m.toml");
+    std::fs::write(&model, "id_column = \"id\"\ntreshold = 0.5\n").expect("write");
+    let out = bin()
+        .args([
+            "dedupe",
+            "--input",
+            &fixture("contacts_messy.csv"),
+            "--model",
+        ])
+        .arg(&model)
+        .arg("--out")
+        .arg(dir.path().join("o.csv"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("treshold"), "{err}");
+}
