@@ -6,6 +6,7 @@ mod dedupe_cmd;
 mod demo_cmd;
 mod extract_cmd;
 mod output;
+mod pipeline_cmds;
 mod sandbox_cmd;
 pub use sandbox_cmd::sandbox_pipeline_toml;
 pub mod stage;
@@ -289,6 +290,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Extract(args) => extract_cmd::run(args).await,
         Command::Demo(args) => demo_cmd::run(args).await,
         Command::Dedupe(args) => dedupe_cmd::run(args).await,
+        Command::Transform(args) => pipeline_cmds::transform(args).await,
+        Command::Plan(args) => pipeline_cmds::plan(args).await,
+        Command::Load(args) => pipeline_cmds::load(args).await,
+        Command::Run(args) => pipeline_cmds::run(args).await,
         Command::Bench(args) => bench_cmd::run(args).await,
         other => Err(CommandError {
             code: ExitCode::Failure,

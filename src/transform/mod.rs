@@ -9,6 +9,7 @@ pub mod io;
 pub mod model;
 pub mod normalize;
 pub mod score;
+pub mod stage;
 
 use serde::Deserialize;
 use std::path::PathBuf;
