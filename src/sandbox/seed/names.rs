@@ -1,739 +1,278 @@
-//! Name, place and company tables for the seed generator, most common first (frequencies follow a
-//! Zipf-like curve, so namesakes occur as they do in real contact lists).
+//! Name tables: first and last names by origin (embedded lists, Zipf-like by rank), nicknames, and
+//! the ASCII folding used to derive email addresses from names.
 
-/// Given names of several origins; a few accented and a few in non-Latin scripts.
-pub const FIRST_NAMES: &[&str] = &[
-    "James",
-    "Mary",
-    "Michael",
-    "Jennifer",
-    "John",
-    "Linda",
-    "Robert",
-    "Patricia",
-    "David",
-    "Elizabeth",
-    "William",
-    "Barbara",
-    "Richard",
-    "Susan",
-    "Joseph",
-    "Jessica",
-    "Thomas",
-    "Sarah",
-    "Christopher",
-    "Karen",
-    "Charles",
-    "Nancy",
-    "Daniel",
-    "Lisa",
-    "Matthew",
-    "Margaret",
-    "Anthony",
-    "Sandra",
-    "Mark",
-    "Ashley",
-    "Donald",
-    "Kimberly",
-    "Steven",
-    "Emily",
-    "Andrew",
-    "Donna",
-    "Paul",
-    "Michelle",
-    "Joshua",
-    "Carol",
-    "Kenneth",
-    "Amanda",
-    "Kevin",
-    "Melissa",
-    "Brian",
-    "Deborah",
-    "George",
-    "Stephanie",
-    "Timothy",
-    "Rebecca",
-    "Ronald",
-    "Sharon",
-    "Jason",
-    "Laura",
-    "Edward",
-    "Cynthia",
-    "Jeffrey",
-    "Katherine",
-    "Ryan",
-    "Amy",
-    "Jacob",
-    "Angela",
-    "Gary",
-    "Shirley",
-    "Nicholas",
-    "Anna",
-    "Eric",
-    "Brenda",
-    "Jonathan",
-    "Pamela",
-    "Stephen",
-    "Emma",
-    "Larry",
-    "Nicole",
-    "Justin",
-    "Helen",
-    "Scott",
-    "Samantha",
-    "Brandon",
-    "Christine",
-    "Benjamin",
-    "Debra",
-    "Samuel",
-    "Rachel",
-    "Gregory",
-    "Carolyn",
-    "Alexander",
-    "Janet",
-    "Patrick",
-    "Maria",
-    "Frank",
-    "Catherine",
-    "Raymond",
-    "Heather",
-    "Jack",
-    "Diane",
-    "Dennis",
-    "Olivia",
-    "Jerry",
-    "Julie",
-    "Tyler",
-    "Joyce",
-    "Aaron",
-    "Victoria",
-    "Jose",
-    "Ruth",
-    "Adam",
-    "Virginia",
-    "Nathan",
-    "Lauren",
-    "Henry",
-    "Kelly",
-    "Zachary",
-    "Christina",
-    "Douglas",
-    "Joan",
-    "Peter",
-    "Evelyn",
-    "Kyle",
-    "Judith",
-    "Noah",
-    "Andrea",
-    "Ethan",
-    "Hannah",
-    "Jeremy",
-    "Megan",
-    "Christian",
-    "Cheryl",
-    "Walter",
-    "Jacqueline",
-    "Keith",
-    "Martha",
-    "Austin",
-    "Madison",
-    "Roger",
-    "Teresa",
-    "Terry",
-    "Gloria",
-    "Sean",
-    "Sara",
-    "Gerald",
-    "Janice",
-    "Carl",
-    "Ann",
-    "Dylan",
-    "Kathryn",
-    "Harold",
-    "Abigail",
-    "Jordan",
-    "Sophia",
-    "Jesse",
-    "Frances",
-    "Bryan",
-    "Jean",
-    "Lawrence",
-    "Alice",
-    "Arthur",
-    "Judy",
-    "Gabriel",
-    "Isabella",
-    "Bruce",
-    "Julia",
-    "Logan",
-    "Grace",
-    "Billy",
-    "Amber",
-    "Joe",
-    "Denise",
-    "Alan",
-    "Danielle",
-    "Juan",
-    "Marilyn",
-    "Elijah",
-    "Beverly",
-    "Willie",
-    "Charlotte",
-    "Albert",
-    "Natalie",
-    "Wayne",
-    "Theresa",
-    "Randy",
-    "Diana",
-    "Mason",
-    "Brittany",
-    "Vincent",
-    "Doris",
-    "Liam",
-    "Kayla",
-    "Roy",
-    "Alexis",
-    "Bobby",
-    "Lori",
-    "Caleb",
-    "Marie",
-    "Bradley",
-    "Ava",
-    "Russell",
-    "Mia",
-    "Lucas",
-    "Rose",
-    "Carlos",
-    "Guadalupe",
-    "Luis",
-    "Sofía",
-    "Miguel",
-    "Valentina",
-    "Alejandro",
-    "Camila",
-    "Javier",
-    "Lucía",
-    "José",
-    "María",
-    "Jürgen",
-    "Jörg",
-    "Lukas",
-    "Lena",
-    "Felix",
-    "Anja",
-    "Matthias",
-    "Katrin",
-    "Pierre",
-    "Camille",
-    "Léa",
-    "Théo",
-    "Chloé",
-    "Zoë",
-    "François",
-    "Hélène",
-    "Łukasz",
-    "Agnieszka",
-    "Małgorzata",
-    "Krzysztof",
-    "Nguyen",
-    "Linh",
-    "Minh",
-    "Thanh",
-    "Wei",
-    "Jing",
-    "Li",
-    "Yan",
-    "Priya",
-    "Rahul",
-    "Anjali",
-    "Arjun",
-    "Deepa",
-    "Vikram",
-    "Mohammed",
-    "Fatima",
-    "Omar",
-    "Aisha",
-    "Ahmed",
-    "Layla",
-    "Yusuf",
-    "Noor",
-    "Siobhán",
-    "Seán",
-    "Niamh",
-    "Aoife",
-    "王伟",
-    "李娜",
-    "Мария",
-    "Дмитрий",
+use super::sampling::{Cumulative, sections};
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// Share of persons per origin (per mille-ish weights). The two non-Latin-script origins are rare, as
+/// they are in a US CRM, but present so that normalisers meet them.
+const ORIGIN_WEIGHTS: &[(&str, f64)] = &[
+    ("english", 42.0),
+    ("hispanic", 17.0),
+    ("german", 5.0),
+    ("french", 4.0),
+    ("polish", 4.0),
+    ("italian", 4.0),
+    ("vietnamese", 4.0),
+    ("chinese", 5.0),
+    ("indian", 7.0),
+    ("arabic", 4.0),
+    ("russian", 2.0),
+    ("hanzi", 0.8),
+    ("cyrillic", 0.7),
 ];
 
-/// Family names of several origins.
-pub const LAST_NAMES: &[&str] = &[
-    "Smith",
-    "Johnson",
-    "Williams",
-    "Brown",
-    "Jones",
-    "Garcia",
-    "Miller",
-    "Davis",
-    "Rodriguez",
-    "Martinez",
-    "Hernandez",
-    "Lopez",
-    "Gonzalez",
-    "Wilson",
-    "Anderson",
-    "Thomas",
-    "Taylor",
-    "Moore",
-    "Jackson",
-    "Martin",
-    "Lee",
-    "Perez",
-    "Thompson",
-    "White",
-    "Harris",
-    "Sanchez",
-    "Clark",
-    "Ramirez",
-    "Lewis",
-    "Robinson",
-    "Walker",
-    "Young",
-    "Allen",
-    "King",
-    "Wright",
-    "Scott",
-    "Torres",
-    "Nguyen",
-    "Hill",
-    "Flores",
-    "Green",
-    "Adams",
-    "Nelson",
-    "Baker",
-    "Hall",
-    "Rivera",
-    "Campbell",
-    "Mitchell",
-    "Carter",
-    "Roberts",
-    "Gomez",
-    "Phillips",
-    "Evans",
-    "Turner",
-    "Diaz",
-    "Parker",
-    "Cruz",
-    "Edwards",
-    "Collins",
-    "Reyes",
-    "Stewart",
-    "Morris",
-    "Morales",
-    "Murphy",
-    "Cook",
-    "Rogers",
-    "Gutierrez",
-    "Ortiz",
-    "Morgan",
-    "Cooper",
-    "Peterson",
-    "Bailey",
-    "Reed",
-    "Kelly",
-    "Howard",
-    "Ramos",
-    "Kim",
-    "Cox",
-    "Ward",
-    "Richardson",
-    "Watson",
-    "Brooks",
-    "Chavez",
-    "Wood",
-    "James",
-    "Bennett",
-    "Gray",
-    "Mendoza",
-    "Ruiz",
-    "Hughes",
-    "Price",
-    "Alvarez",
-    "Castillo",
-    "Sanders",
-    "Patel",
-    "Myers",
-    "Long",
-    "Ross",
-    "Foster",
-    "Jimenez",
-    "Powell",
-    "Jenkins",
-    "Perry",
-    "Russell",
-    "Sullivan",
-    "Bell",
-    "Coleman",
-    "Butler",
-    "Henderson",
-    "Barnes",
-    "Gonzales",
-    "Fisher",
-    "Vasquez",
-    "Simmons",
-    "Romero",
-    "Jordan",
-    "Patterson",
-    "Alexander",
-    "Hamilton",
-    "Graham",
-    "Reynolds",
-    "Griffin",
-    "Wallace",
-    "Moreno",
-    "West",
-    "Cole",
-    "Hayes",
-    "Bryant",
-    "Herrera",
-    "Gibson",
-    "Ellis",
-    "Tran",
-    "Medina",
-    "Aguilar",
-    "Stevens",
-    "Murray",
-    "Ford",
-    "Castro",
-    "Marshall",
-    "Owens",
-    "Harrison",
-    "Fernandez",
-    "McDonald",
-    "Woods",
-    "Washington",
-    "Kennedy",
-    "Wells",
-    "Vargas",
-    "Henry",
-    "Chen",
-    "Freeman",
-    "Webb",
-    "Tucker",
-    "Guzman",
-    "Burns",
-    "Crawford",
-    "Olson",
-    "Simpson",
-    "Porter",
-    "Hunter",
-    "Gordon",
-    "Mendez",
-    "Silva",
-    "Shaw",
-    "Snyder",
-    "Mason",
-    "Dixon",
-    "Muñoz",
-    "Hunt",
-    "Hicks",
-    "Holmes",
-    "Palmer",
-    "Wagner",
-    "Black",
-    "Robertson",
-    "Boyd",
-    "Rose",
-    "Stone",
-    "Salazar",
-    "Fox",
-    "Müller",
-    "Schmidt",
-    "Schneider",
-    "Fischer",
-    "Weber",
-    "Meyer",
-    "Wagner",
-    "Becker",
-    "Schulz",
-    "Hoffmann",
-    "Dubois",
-    "Lefèvre",
-    "Moreau",
-    "Laurent",
-    "Girard",
-    "Bonnet",
-    "Kowalski",
-    "Nowak",
-    "Wiśniewski",
-    "Wójcik",
-    "Pham",
-    "Hoang",
-    "Huynh",
-    "Vo",
-    "Wang",
-    "Zhang",
-    "Liu",
-    "Yang",
-    "Huang",
-    "Zhao",
-    "Sharma",
-    "Singh",
-    "Kumar",
-    "Gupta",
-    "Reddy",
-    "Iyer",
-    "Khan",
-    "Hussain",
-    "Ali",
-    "Rahman",
-    "O'Brien",
-    "O'Connor",
-    "MacLeod",
-    "Fitzgerald",
-    "van der Berg",
-    "De Souza",
-    "St. John",
-    "Smith-Jones",
+/// Formal names and their common short forms or spelling variants; looked up in both directions.
+const NICKNAMES: &[(&str, &[&str])] = &[
+    ("William", &["Bill", "Will", "Billy", "Liam"]),
+    ("Robert", &["Bob", "Rob", "Bobby", "Robbie"]),
+    ("Elizabeth", &["Liz", "Beth", "Betty", "Eliza", "Lizzie"]),
+    ("Katherine", &["Kate", "Katie", "Kathy", "Kat"]),
+    ("Catherine", &["Cathy", "Kate", "Cat"]),
+    ("Kathleen", &["Kathy", "Kate"]),
+    ("Michael", &["Mike", "Mikey", "Mick"]),
+    ("James", &["Jim", "Jimmy", "Jamie"]),
+    ("Margaret", &["Peggy", "Maggie", "Meg", "Margie"]),
+    ("Alexander", &["Alex", "Xander"]),
+    ("Richard", &["Rick", "Dick", "Rich", "Richie"]),
+    ("Joseph", &["Joe", "Joey"]),
+    ("Thomas", &["Tom", "Tommy"]),
+    ("Christopher", &["Chris", "Topher"]),
+    ("Charles", &["Charlie", "Chuck"]),
+    ("Daniel", &["Dan", "Danny"]),
+    ("Matthew", &["Matt"]),
+    ("Anthony", &["Tony"]),
+    ("Donald", &["Don", "Donnie"]),
+    ("Steven", &["Steve"]),
+    ("Stephen", &["Steve"]),
+    ("Andrew", &["Andy", "Drew"]),
+    ("Joshua", &["Josh"]),
+    ("Kenneth", &["Ken", "Kenny"]),
+    ("Timothy", &["Tim"]),
+    ("Ronald", &["Ron"]),
+    ("Edward", &["Ed", "Eddie", "Ted"]),
+    ("Jeffrey", &["Jeff"]),
+    ("Nicholas", &["Nick"]),
+    ("Jonathan", &["Jon"]),
+    ("Benjamin", &["Ben"]),
+    ("Samuel", &["Sam"]),
+    ("Patrick", &["Pat"]),
+    ("Gregory", &["Greg"]),
+    ("Raymond", &["Ray"]),
+    ("Zachary", &["Zach"]),
+    ("Douglas", &["Doug"]),
+    ("Theodore", &["Ted", "Teddy", "Theo"]),
+    ("Patricia", &["Pat", "Patty", "Trish"]),
+    ("Jennifer", &["Jen", "Jenny"]),
+    ("Susan", &["Sue", "Susie"]),
+    ("Jessica", &["Jess"]),
+    ("Deborah", &["Debbie", "Deb"]),
+    ("Rebecca", &["Becky"]),
+    ("Cynthia", &["Cindy"]),
+    ("Christine", &["Chris", "Chrissy"]),
+    ("Samantha", &["Sam"]),
+    ("Victoria", &["Vicky", "Tori"]),
+    ("Abigail", &["Abby"]),
+    ("Kimberly", &["Kim"]),
+    ("Barbara", &["Barb"]),
+    ("Sandra", &["Sandy"]),
+    ("Amanda", &["Mandy"]),
+    ("Dolores", &["Lola"]),
+    ("José", &["Pepe"]),
+    ("Francisco", &["Paco", "Pancho"]),
+    ("Guillermo", &["Memo"]),
+    ("Alejandro", &["Alex"]),
+    ("Jesús", &["Chuy"]),
+    ("Eduardo", &["Lalo"]),
+    ("Ignacio", &["Nacho"]),
+    ("Guadalupe", &["Lupe"]),
+    ("Maximilian", &["Max"]),
+    ("Aleksandra", &["Ola"]),
+    ("Małgorzata", &["Gosia"]),
+    ("Katarzyna", &["Kasia"]),
+    ("Dmitri", &["Dima", "Dmitry"]),
+    ("Ekaterina", &["Katya"]),
+    ("Natalia", &["Natasha"]),
+    ("Tatiana", &["Tanya"]),
+    ("Mohammed", &["Mohamed", "Muhammad", "Mohammad"]),
+    ("Giuseppe", &["Beppe"]),
+    ("Krishna", &["Kris"]),
 ];
 
-/// Nickname pairs (formal, informal) used to vary duplicates.
-pub const NICKNAMES: &[(&str, &str)] = &[
-    ("William", "Bill"),
-    ("William", "Will"),
-    ("William", "Billy"),
-    ("Robert", "Bob"),
-    ("Robert", "Rob"),
-    ("Robert", "Bobby"),
-    ("Elizabeth", "Liz"),
-    ("Elizabeth", "Beth"),
-    ("Elizabeth", "Betty"),
-    ("Katherine", "Kate"),
-    ("Katherine", "Katie"),
-    ("Catherine", "Cathy"),
-    ("Michael", "Mike"),
-    ("James", "Jim"),
-    ("James", "Jimmy"),
-    ("Margaret", "Peggy"),
-    ("Margaret", "Maggie"),
-    ("Alexander", "Alex"),
-    ("Jennifer", "Jen"),
-    ("Jennifer", "Jenny"),
-    ("Richard", "Rick"),
-    ("Richard", "Dick"),
-    ("Joseph", "Joe"),
-    ("Thomas", "Tom"),
-    ("Christopher", "Chris"),
-    ("Charles", "Charlie"),
-    ("Charles", "Chuck"),
-    ("Daniel", "Dan"),
-    ("Daniel", "Danny"),
-    ("Matthew", "Matt"),
-    ("Anthony", "Tony"),
-    ("Donald", "Don"),
-    ("Steven", "Steve"),
-    ("Andrew", "Andy"),
-    ("Andrew", "Drew"),
-    ("Joshua", "Josh"),
-    ("Kenneth", "Ken"),
-    ("Timothy", "Tim"),
-    ("Jeffrey", "Jeff"),
-    ("Nicholas", "Nick"),
-    ("Jonathan", "Jon"),
-    ("Samuel", "Sam"),
-    ("Gregory", "Greg"),
-    ("Patrick", "Pat"),
-    ("Raymond", "Ray"),
-    ("Edward", "Ed"),
-    ("Edward", "Ted"),
-    ("Benjamin", "Ben"),
-    ("Zachary", "Zach"),
-    ("Douglas", "Doug"),
-    ("Peter", "Pete"),
-    ("Gerald", "Jerry"),
-    ("Lawrence", "Larry"),
-    ("Deborah", "Debbie"),
-    ("Patricia", "Pat"),
-    ("Patricia", "Trish"),
-    ("Susan", "Sue"),
-    ("Jessica", "Jess"),
-    ("Rebecca", "Becky"),
-    ("Kimberly", "Kim"),
-    ("Samantha", "Sam"),
-    ("Victoria", "Vicky"),
-    ("Christina", "Tina"),
-    ("Pamela", "Pam"),
-    ("Cynthia", "Cindy"),
-    ("Stephanie", "Steph"),
-    ("Abigail", "Abby"),
-    ("Judith", "Judy"),
-    ("Frances", "Fran"),
-    ("Alexandra", "Sasha"),
-    ("Theodore", "Teddy"),
-    ("Isabella", "Bella"),
-    ("Nathan", "Nate"),
-    ("Vincent", "Vince"),
-    ("Randall", "Randy"),
-    ("Alejandro", "Alex"),
-    ("Francisco", "Paco"),
-    ("José", "Pepe"),
-    ("Guadalupe", "Lupe"),
-    ("Jacqueline", "Jackie"),
-    ("Danielle", "Dani"),
-];
+/// Grammatical gender of a first name (used for Jr./Sr. pairs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gender {
+    Male,
+    Female,
+}
 
-/// (city, state, country, timezone, postal prefix) — US-heavy like most GHL agencies' clients.
-pub const PLACES: &[(&str, &str, &str, &str, &str)] = &[
-    ("New York", "NY", "US", "America/New_York", "100"),
-    ("Los Angeles", "CA", "US", "America/Los_Angeles", "900"),
-    ("Chicago", "IL", "US", "America/Chicago", "606"),
-    ("Houston", "TX", "US", "America/Chicago", "770"),
-    ("Phoenix", "AZ", "US", "America/Phoenix", "850"),
-    ("Philadelphia", "PA", "US", "America/New_York", "191"),
-    ("San Antonio", "TX", "US", "America/Chicago", "782"),
-    ("San Diego", "CA", "US", "America/Los_Angeles", "921"),
-    ("Dallas", "TX", "US", "America/Chicago", "752"),
-    ("Austin", "TX", "US", "America/Chicago", "787"),
-    ("Miami", "FL", "US", "America/New_York", "331"),
-    ("Atlanta", "GA", "US", "America/New_York", "303"),
-    ("Denver", "CO", "US", "America/Denver", "802"),
-    ("Seattle", "WA", "US", "America/Los_Angeles", "981"),
-    ("Boston", "MA", "US", "America/New_York", "021"),
-    ("Nashville", "TN", "US", "America/Chicago", "372"),
-    ("Portland", "OR", "US", "America/Los_Angeles", "972"),
-    ("Las Vegas", "NV", "US", "America/Los_Angeles", "891"),
-    ("Springfield", "IL", "US", "America/Chicago", "627"),
-    ("Springfield", "MO", "US", "America/Chicago", "658"),
-    ("Toronto", "ON", "CA", "America/Toronto", "M5V"),
-    ("Vancouver", "BC", "CA", "America/Vancouver", "V6B"),
-    ("London", "England", "GB", "Europe/London", "SW1"),
-    ("Manchester", "England", "GB", "Europe/London", "M1"),
-    ("Sydney", "NSW", "AU", "Australia/Sydney", "200"),
-    ("Melbourne", "VIC", "AU", "Australia/Melbourne", "300"),
-    ("Berlin", "BE", "DE", "Europe/Berlin", "101"),
-    ("Munich", "BY", "DE", "Europe/Berlin", "803"),
-];
+/// One origin's name lists with their samplers.
+#[derive(Debug)]
+pub(crate) struct Origin {
+    pub(crate) first: Vec<(&'static str, Gender)>,
+    first_pick: Cumulative,
+    male_first: Vec<&'static str>,
+    male_pick: Cumulative,
+    pub(crate) last: Vec<&'static str>,
+    last_pick: Cumulative,
+}
 
-/// US/CA area codes by city index prefix (a few per place; valid NANP codes).
-pub const NANP_AREA_CODES: &[&str] = &[
-    "212", "646", "213", "310", "312", "773", "713", "281", "602", "480", "215", "267", "210",
-    "619", "858", "214", "469", "512", "305", "786", "404", "678", "303", "720", "206", "425",
-    "617", "857", "615", "503", "702", "217", "417", "416", "647", "604", "778",
-];
+/// All name tables, parsed once from the embedded files.
+#[derive(Debug)]
+pub(crate) struct NameTables {
+    pub(crate) origins: Vec<Origin>,
+    origin_pick: Cumulative,
+    nicknames: HashMap<&'static str, Vec<&'static str>>,
+}
 
-/// Companies (some contacts share them; a few share an office inbox).
-pub const COMPANIES: &[&str] = &[
-    "Acme Dental",
-    "Brightside Realty",
-    "Summit Roofing",
-    "Blue Harbor Insurance",
-    "Maple Street Bakery",
-    "Northwind Fitness",
-    "Lakeview Chiropractic",
-    "Evergreen Landscaping",
-    "Pioneer Auto Repair",
-    "Silverline Law Group",
-    "Golden Gate Plumbing",
-    "Redwood Med Spa",
-    "Oakridge HVAC",
-    "Sunrise Yoga",
-    "Harborview Dentistry",
-    "Peak Performance PT",
-    "Cedar & Co Salon",
-    "Metro Home Solar",
-    "Riverbend Vet Clinic",
-    "Crescent Moon Cafe",
-    "Keystone Mortgage",
-    "Bluebird Cleaning",
-    "Ironclad Security",
-    "Willow Creek Dental",
-    "Starlight Events",
-    "Granite State Movers",
-];
+impl NameTables {
+    /// The process-wide tables.
+    pub(crate) fn get() -> &'static NameTables {
+        static TABLES: OnceLock<NameTables> = OnceLock::new();
+        TABLES.get_or_init(NameTables::parse)
+    }
 
-/// Mail domains people use privately.
-pub const FREE_MAIL: &[&str] = &[
-    "gmail.com",
-    "gmail.com",
-    "gmail.com",
-    "yahoo.com",
-    "outlook.com",
-    "hotmail.com",
-    "icloud.com",
-    "aol.com",
-    "protonmail.com",
-    "gmx.de",
-    "web.de",
-    "orange.fr",
-    "btinternet.com",
-];
+    fn parse() -> NameTables {
+        let firsts = sections(include_str!("data/first_names.txt"));
+        let lasts = sections(include_str!("data/last_names.txt"));
+        let origins = ORIGIN_WEIGHTS
+            .iter()
+            .map(|(key, _)| {
+                let first: Vec<(&str, Gender)> = firsts
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .unwrap_or_else(|| panic!("first_names.txt lacks [{key}]"))
+                    .1
+                    .iter()
+                    .map(|line| match line.split_once(':') {
+                        Some(("f", name)) => (name, Gender::Female),
+                        Some(("m", name)) => (name, Gender::Male),
+                        _ => panic!("first_names.txt line {line:?} is not g:name"),
+                    })
+                    .collect();
+                let male_first: Vec<&str> = first
+                    .iter()
+                    .filter(|(_, g)| *g == Gender::Male)
+                    .map(|(n, _)| *n)
+                    .collect();
+                let last = lasts
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .unwrap_or_else(|| panic!("last_names.txt lacks [{key}]"))
+                    .1
+                    .clone();
+                Origin {
+                    first_pick: Cumulative::zipf(first.len()),
+                    male_pick: Cumulative::zipf(male_first.len()),
+                    last_pick: Cumulative::zipf(last.len()),
+                    first,
+                    male_first,
+                    last,
+                }
+            })
+            .collect();
+        let mut nicknames: HashMap<&'static str, Vec<&'static str>> = HashMap::new();
+        for (formal, shorts) in NICKNAMES {
+            for short in *shorts {
+                nicknames.entry(formal).or_default().push(short);
+                nicknames.entry(short).or_default().push(formal);
+            }
+        }
+        NameTables {
+            origins,
+            origin_pick: Cumulative::weighted(ORIGIN_WEIGHTS.iter().map(|(_, w)| *w)),
+            nicknames,
+        }
+    }
 
-/// Streets for addresses.
-pub const STREETS: &[&str] = &[
-    "Main St",
-    "Oak Ave",
-    "Maple Dr",
-    "Cedar Ln",
-    "Park Blvd",
-    "Pine St",
-    "Elm St",
-    "Washington Ave",
-    "Lake Rd",
-    "Hill St",
-    "Sunset Blvd",
-    "River Rd",
-    "Highland Ave",
-    "Church St",
-    "Mill Rd",
-];
+    /// A random origin index.
+    pub(crate) fn pick_origin(&self, rng: &mut ChaCha8Rng) -> usize {
+        self.origin_pick.pick(rng)
+    }
 
-/// Lead sources as GHL shows them.
-pub const SOURCES: &[&str] = &[
-    "website form",
-    "facebook",
-    "google ads",
-    "referral",
-    "import",
-    "walk-in",
-    "instagram",
-    "yelp",
-];
+    /// A random first name of an origin.
+    pub(crate) fn pick_first(&self, origin: usize, rng: &mut ChaCha8Rng) -> (&'static str, Gender) {
+        let o = &self.origins[origin];
+        o.first[o.first_pick.pick(rng)]
+    }
 
-/// Tags agencies put on contacts.
-pub const TAGS: &[&str] = &[
-    "lead",
-    "customer",
-    "vip",
-    "newsletter",
-    "appointment-booked",
-    "no-show",
-    "review-requested",
-    "promo-2026",
-    "past-client",
-    "hot-lead",
-];
+    /// A random male first name of an origin.
+    pub(crate) fn pick_male_first(&self, origin: usize, rng: &mut ChaCha8Rng) -> &'static str {
+        let o = &self.origins[origin];
+        o.male_first[o.male_pick.pick(rng)]
+    }
 
-/// Replies people send.
-pub const REPLIES: &[&str] = &[
-    "Yes",
-    "Thanks!",
-    "What time?",
-    "Can we move it to Friday?",
-    "ok",
-    "Who is this?",
-    "Confirmed 👍",
-    "Running 10 min late",
-    "Call me please",
-    "Perfect, see you then",
-];
+    /// A random last name: mostly of the person's origin, sometimes of another (mixed families).
+    pub(crate) fn pick_last(&self, origin: usize, rng: &mut ChaCha8Rng) -> &'static str {
+        let from = if rng.random_bool(0.1) {
+            self.pick_origin(rng)
+        } else {
+            origin
+        };
+        let o = &self.origins[from];
+        o.last[o.last_pick.pick(rng)]
+    }
 
-/// Messages businesses send.
-pub const TEMPLATES: &[&str] = &[
-    "Hi {name}, this is a reminder of your appointment tomorrow at 10am. Reply C to confirm.",
-    "Thanks for visiting {company}! We'd love a review: https://g.page/r/review",
-    "{name}, our spring offer ends Friday: 20% off all services. Reply STOP to opt out.",
-    "Your order is ready for pickup at {company}.",
-    "Hi {name}! Welcome to {company}. Save this number to reach us any time.",
-];
+    /// Nicknames or formal forms of a first name (empty when it has none).
+    pub(crate) fn nickname_alternatives(&self, first: &str) -> &[&'static str] {
+        self.nicknames.get(first).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// Lower-case ASCII letters and digits of a name (`José` → `jose`, `王` → `wang`, `O'Brien` →
+/// `obrien`): what people type into an email address.
+pub(crate) fn email_token(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let folded;
+    let ascii = if name.is_ascii() {
+        name
+    } else {
+        folded = deunicode::deunicode(name);
+        folded.as_str()
+    };
+    out.extend(
+        ascii
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase()),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_origin_has_sizeable_lists() {
+        let tables = NameTables::get();
+        let firsts: usize = tables.origins.iter().map(|o| o.first.len()).sum();
+        let lasts: usize = tables.origins.iter().map(|o| o.last.len()).sum();
+        assert!(firsts >= 300, "{firsts} first names");
+        assert!(lasts >= 300, "{lasts} last names");
+        for origin in &tables.origins {
+            assert!(!origin.male_first.is_empty() && !origin.last.is_empty());
+        }
+    }
+
+    #[test]
+    fn nicknames_work_both_ways() {
+        let tables = NameTables::get();
+        assert!(tables.nickname_alternatives("William").contains(&"Bill"));
+        assert!(tables.nickname_alternatives("Peggy").contains(&"Margaret"));
+        assert!(tables.nickname_alternatives("Xyz").is_empty());
+    }
+
+    #[test]
+    fn email_tokens_fold_accents_and_scripts() {
+        assert_eq!(email_token("José"), "jose");
+        assert_eq!(email_token("Łukasz"), "lukasz");
+        assert_eq!(email_token("O'Brien"), "obrien");
+        assert_eq!(email_token("De la Cruz"), "delacruz");
+        assert_eq!(email_token("王"), "wang");
+        assert_eq!(email_token("Мария"), "mariia");
+    }
+}
