@@ -1,11 +1,10 @@
 //! `contactsync demo`: a seeded sandbox in-process and the nightly pipeline against it, end to end.
 
 use super::sandbox_cmd::sandbox_pipeline_toml;
-use super::{CommandError, CommandReport, DemoArgs};
+use super::{CommandError, DemoArgs};
 use crate::api::ghl::GhlClient;
 use crate::config::{GhlAuthConfig, PipelineConfig};
 use crate::exit_code::ExitCode;
-use crate::extract::{ExtractOptions, run_extract};
 use crate::sandbox::{self, SandboxOptions};
 use anyhow::Context;
 
@@ -55,39 +54,54 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
             .context("exchanging the sandbox's authorization code")?;
     }
 
-    let extract = run_extract(
-        &config,
-        &ExtractOptions {
-            full: false,
-            progress: !args.json,
-        },
-    )
-    .await?;
-
-    let mut report = CommandReport {
-        command: "demo".into(),
-        run_id: Some(extract.run.id.clone()),
-        run_dir: Some(extract.run.path.clone()),
-        ..CommandReport::default()
-    };
-    for (name, entity) in &extract.manifest.entities {
-        report.counts.insert(format!("{name}.rows"), entity.rows);
-    }
-    for (api, metrics) in &extract.manifest.requests {
-        report.requests.insert(api.clone(), metrics.requests);
-    }
+    let (mut report, code) = super::pipeline_cmds::run_pipeline(&config, !args.json).await?;
+    report.command = "demo".into();
+    let control = handle.info.control_url.clone();
+    let sandbox_stats: serde_json::Value = reqwest::get(format!("{control}/_sandbox/stats"))
+        .await
+        .context("reading sandbox stats")?
+        .json()
+        .await
+        .context("parsing sandbox stats")?;
     handle.shutdown().await.context("stopping the sandbox")?;
+    let run_dir = report.run_dir.clone().unwrap_or_default();
     if args.json {
         report.print();
     } else {
+        let count = |k: &str| report.counts.get(k).copied().unwrap_or(0);
         eprintln!();
-        eprintln!("Demo finished in {:.1} s.", started.elapsed().as_secs_f64());
-        eprintln!("  pipeline file: {}", pipeline_path.display());
-        eprintln!("  run folder:    {}", extract.run.path.display());
-        eprintln!("  snapshot:      {}", extract.run.extract_dir().display());
-        for (name, entity) in &extract.manifest.entities {
-            eprintln!("    {name:<24} {:>8} rows  {}", entity.rows, entity.file);
-        }
+        eprintln!(
+            "Demo finished in {:.1} s ({:?}).",
+            started.elapsed().as_secs_f64(),
+            code
+        );
+        eprintln!("  pipeline file:  {}", pipeline_path.display());
+        eprintln!("  run folder:     {}", run_dir.display());
+        eprintln!(
+            "  snapshot:       {} ({} contacts, {} messages)",
+            run_dir.join("extract").display(),
+            count("ghl/contacts.rows"),
+            count("bulksms/messages.rows")
+        );
+        eprintln!(
+            "  transform:      {} ({} duplicate clusters)",
+            run_dir.join("transform").display(),
+            count("duplicate_clusters")
+        );
+        eprintln!(
+            "  plan:           {} ({} operations)",
+            run_dir.join("load/plan.md").display(),
+            count("planned_operations")
+        );
+        eprintln!(
+            "  applied:        {} operations, {} failed, {} skipped; the sandbox saw {} requests and {} writes",
+            count("applied"),
+            count("failed"),
+            count("skipped"),
+            sandbox_stats["total_requests"],
+            sandbox_stats["writes"]
+        );
     }
-    Ok(ExitCode::Ok)
+    Ok(code)
 }
+

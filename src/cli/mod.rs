@@ -6,7 +6,7 @@ mod dedupe_cmd;
 mod demo_cmd;
 mod extract_cmd;
 mod output;
-mod pipeline_cmds;
+pub mod pipeline_cmds;
 mod sandbox_cmd;
 pub use sandbox_cmd::sandbox_pipeline_toml;
 pub mod stage;
