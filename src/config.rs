@@ -236,6 +236,14 @@ impl PipelineConfig {
         self.extract
             .validate()
             .map_err(|(key, m)| invalid(&format!("extract.{key}"), m))?;
+        self.transform
+            .survivorship
+            .validate()
+            .map_err(|m| invalid("transform.survivorship", m))?;
+        self.transform
+            .triggers
+            .validate()
+            .map_err(|(key, m)| invalid(&format!("transform.triggers.{key}"), m))?;
         Ok(())
     }
 

@@ -104,4 +104,3 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
     }
     Ok(code)
 }
-

@@ -53,7 +53,8 @@ pub async fn transform_run(
     let model = match_model(config).map_err(|e| e.error)?;
     let run = run.clone();
     let region = config.pipeline.default_region.clone();
-    tokio::task::spawn_blocking(move || run_transform(&run, &model, &region))
+    let transform = config.transform.clone();
+    tokio::task::spawn_blocking(move || run_transform(&run, &model, &region, &transform))
         .await
         .context("transform worker")?
 }

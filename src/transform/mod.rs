@@ -5,11 +5,13 @@ pub mod block;
 pub mod cluster;
 pub mod compare;
 pub mod dedupe;
+pub mod golden;
 pub mod io;
 pub mod model;
 pub mod normalize;
 pub mod score;
 pub mod stage;
+pub mod triggers;
 
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -20,6 +22,8 @@ use std::path::PathBuf;
 pub struct TransformConfig {
     /// Match model file; `pipelines/models/contacts.toml` when unset.
     pub model: Option<PathBuf>,
-    /// Messaging triggers and their rules.
-    pub triggers: Option<toml::Table>,
+    /// How each field of a merged contact is chosen among its duplicates.
+    pub survivorship: golden::SurvivorshipConfig,
+    /// Messaging triggers (welcome, reminder, digest) and activity notes.
+    pub triggers: triggers::TriggersConfig,
 }

@@ -1,7 +1,7 @@
 //! Normalisers: phones to E.164, emails to a match key, names folded for comparison. Each keeps the
 //! raw value; what is stored is never rewritten, only what is compared.
 
-use rlibphonenumber::enums::Region;
+pub use rlibphonenumber::enums::Region;
 use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat};
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -2,14 +2,17 @@
 //! SMS activity linked to contacts → the desired state load will diff. Reads `extract/`, writes
 //! `transform/` (Parquet), nothing else.
 
+use super::TransformConfig;
 use super::dedupe::{self, InputTable};
+use super::golden::{self, GoldenRecord};
 use super::model::MatchModel;
 use super::normalize;
+use super::triggers::{self, PreviousState, TriggerContact, TriggerMessage};
 use crate::snapshot::desired::{
     DesiredBlocked, DesiredContact, desired_blocked_schema, desired_contacts_schema,
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
 };
-use crate::snapshot::run::RunDir;
+use crate::snapshot::run::{RunDir, list_runs};
 use anyhow::Context;
 use arrow::datatypes::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
@@ -51,11 +54,13 @@ struct DndCell {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 struct MessageRowIn {
+    id: u64,
     message_type: String,
     from: Option<String>,
     to: Option<String>,
     body: Option<String>,
     status_type: Option<String>,
+    status_subtype: Option<String>,
     submission_date: Option<String>,
 }
 
@@ -128,6 +133,13 @@ pub struct TransformSummary {
     pub numbers_to_block: u64,
     pub lead_candidates: u64,
     pub candidate_pairs: u64,
+    pub golden_updates: u64,
+    pub field_conflicts: u64,
+    pub new_contacts: u64,
+    pub messages_fired: u64,
+    pub notes_fired: u64,
+    /// 1 when this run was the location's first and the triggers only recorded a baseline.
+    pub baseline: u64,
 }
 
 fn digits(s: &str) -> String {
@@ -154,6 +166,7 @@ pub fn run_transform(
     run: &RunDir,
     model: &MatchModel,
     default_region: &str,
+    config: &TransformConfig,
 ) -> anyhow::Result<TransformSummary> {
     let extract = run.extract_dir();
     let out = run.transform_dir();
@@ -240,6 +253,118 @@ pub fn run_transform(
         &clusters_schema(),
         &cluster_rows,
     )?;
+
+    // The normalised table, as the matcher compared it (raw values stay in the snapshot).
+    let normalized: Vec<NormalizedRow> = contacts
+        .iter()
+        .map(|c| {
+            let phone = c.phone.as_deref().and_then(|p| normalize::phone(p, region));
+            let email = c.email.as_deref().and_then(normalize::email);
+            let fold =
+                |v: &Option<String>| v.as_deref().map(normalize::name).filter(|n| !n.is_empty());
+            NormalizedRow {
+                id: c.id.clone(),
+                first_name: fold(&c.first_name),
+                last_name: fold(&c.last_name),
+                email: email.as_ref().map(|e| e.address.clone()),
+                email_match_key: email.map(|e| e.match_key),
+                phone_raw: c.phone.clone(),
+                phone_e164: match &phone {
+                    Some(normalize::PhoneKey::E164(e)) => Some(e.clone()),
+                    _ => None,
+                },
+                phone_unparsed: matches!(phone, Some(normalize::PhoneKey::Digits(_))),
+                company: fold(&c.company_name),
+                city: fold(&c.city),
+                postal_code: c.postal_code.as_deref().map(|p| p.trim().to_uppercase()),
+                country: c.country.as_deref().map(|p| p.trim().to_uppercase()),
+            }
+        })
+        .collect();
+    write_rows(
+        &out.join("normalized.parquet"),
+        &normalized_schema(),
+        &normalized,
+    )?;
+
+    // Golden records of clusters with duplicates; the survivor takes the golden values.
+    let mut goldens: Vec<GoldenRecord> = Vec::new();
+    let mut golden_desired: Vec<DesiredContact> = Vec::new();
+    for (cluster, rows) in members.iter().filter(|(_, rows)| rows.len() > 1) {
+        let survivor_id = survivor_of[cluster];
+        let group: Vec<golden::Member> = rows
+            .iter()
+            .map(|&r| {
+                let c = &contacts[r];
+                golden::Member {
+                    id: c.id.clone(),
+                    source: c.source.clone(),
+                    date_updated: c.date_updated.clone(),
+                    values: [
+                        ("first_name", c.first_name.clone()),
+                        ("last_name", c.last_name.clone()),
+                        ("email", c.email.clone()),
+                        ("phone", c.phone.clone()),
+                        ("company_name", c.company_name.clone()),
+                        ("city", c.city.clone()),
+                        ("postal_code", c.postal_code.clone()),
+                        ("country", c.country.clone()),
+                    ]
+                    .into_iter()
+                    .collect(),
+                }
+            })
+            .collect();
+        let record = golden::merge(cluster, survivor_id, &group, &config.survivorship, region);
+        summary.field_conflicts += record.conflicts.len() as u64;
+        let survivor = group
+            .iter()
+            .find(|m| m.id == survivor_id)
+            .expect("the survivor is a member");
+        let mut update = DesiredContact {
+            contact_id: Some(survivor_id.to_string()),
+            reason: format!("golden record of {} merged contacts", group.len()),
+            ..DesiredContact::default()
+        };
+        let mut changed = false;
+        // Email and phone are identity keys: moving one onto the survivor while the duplicate
+        // still holds it collides with GHL's duplicate rule, so they stay in golden.parquet only.
+        for field in golden::GOLDEN_FIELDS
+            .iter()
+            .filter(|f| !matches!(**f, "email" | "phone"))
+        {
+            let Some(want) = record.get(field) else {
+                continue;
+            };
+            let have = survivor
+                .values
+                .get(field)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
+            if golden::comparison_key(field, want, region)
+                == golden::comparison_key(field, &have, region)
+            {
+                continue;
+            }
+            let slot = match *field {
+                "first_name" => &mut update.first_name,
+                "last_name" => &mut update.last_name,
+                "company_name" => &mut update.company_name,
+                "city" => &mut update.city,
+                "postal_code" => &mut update.postal_code,
+                _ => &mut update.country,
+            };
+            *slot = Some(want.to_string());
+            changed = true;
+        }
+        if changed {
+            summary.golden_updates += 1;
+            golden_desired.push(update);
+        }
+        goldens.push(record);
+    }
+    write_rows(&out.join("golden.parquet"), &golden_schema(), &goldens)?;
 
     // Link SMS activity by number: E.164 digits on both sides.
     let mut contacts_by_phone: HashMap<String, Vec<usize>> = HashMap::new();
@@ -380,6 +505,126 @@ pub fn run_transform(
             ..DesiredContact::default()
         });
     }
+    desired.extend(golden_desired);
+
+    // Triggers fire on what changed since the previous run's snapshot.
+    let previous = previous_state(run)?;
+    let opted_out_numbers: HashSet<&str> = links
+        .values()
+        .filter(|l| l.opted_out)
+        .map(|l| l.phone.as_str())
+        .collect();
+    let duplicate_ids: HashSet<&str> = result
+        .assignments
+        .iter()
+        .filter(|a| survivor_of[a.cluster_id.as_str()] != a.id)
+        .map(|a| a.id.as_str())
+        .collect();
+    let trigger_contacts: Vec<TriggerContact> = contacts
+        .iter()
+        .map(|c| {
+            let phone = match c.phone.as_deref().and_then(|p| normalize::phone(p, region)) {
+                Some(normalize::PhoneKey::E164(e)) => Some(e),
+                _ => None,
+            };
+            let dnd = c.dnd.unwrap_or(false)
+                || c.dnd_settings.iter().any(|d| {
+                    d.channel.eq_ignore_ascii_case("sms")
+                        && matches!(d.status.as_deref(), Some("active" | "permanent"))
+                });
+            let opted_out = dnd
+                || phone
+                    .as_deref()
+                    .is_some_and(|p| opted_out_numbers.contains(digits(p).as_str()));
+            TriggerContact {
+                id: c.id.clone(),
+                first_name: c.first_name.clone(),
+                last_name: c.last_name.clone(),
+                company: c.company_name.clone(),
+                phone,
+                tags: c.tags.clone(),
+                date_updated: c.date_updated.clone(),
+                opted_out,
+                duplicate: duplicate_ids.contains(c.id.as_str()),
+            }
+        })
+        .collect();
+    let mut trigger_by_number: HashMap<String, Vec<usize>> = HashMap::new();
+    for (row, c) in trigger_contacts.iter().enumerate() {
+        if let Some(p) = &c.phone {
+            trigger_by_number.entry(p.clone()).or_default().push(row);
+        }
+    }
+    let trigger_messages: Vec<TriggerMessage> = messages
+        .iter()
+        .filter_map(|m| {
+            let inbound = m.message_type != "SENT";
+            let number = if inbound {
+                m.from.as_deref()
+            } else {
+                m.to.as_deref()
+            }?;
+            let number = digits(number);
+            (number.len() >= 7).then(|| TriggerMessage {
+                id: m.id,
+                inbound,
+                number: format!("+{number}"),
+                body: m.body.clone(),
+                status_type: m.status_type.clone(),
+                status_subtype: m.status_subtype.clone(),
+                submission_date: m.submission_date.clone(),
+            })
+        })
+        .collect();
+    summary.new_contacts = match &previous {
+        Some(p) => contacts
+            .iter()
+            .filter(|c| !p.contact_tags.contains_key(&c.id))
+            .count() as u64,
+        None => 0,
+    };
+    let failed_deliveries = trigger_messages
+        .iter()
+        .filter(|m| {
+            !m.inbound
+                && m.status_type.as_deref() == Some("FAILED")
+                && previous.as_ref().is_none_or(|p| {
+                    p.message_status.get(&m.id).cloned().flatten().as_deref() != Some("FAILED")
+                })
+        })
+        .count() as u64;
+    let inbound = trigger_messages
+        .iter()
+        .filter(|m| {
+            m.inbound
+                && previous
+                    .as_ref()
+                    .is_none_or(|p| !p.message_status.contains_key(&m.id))
+        })
+        .count() as u64;
+    let fired = triggers::fire(
+        &config.triggers,
+        &triggers::TriggerInput {
+            run_date: run_date(run),
+            previous: previous.as_ref(),
+            contacts: &trigger_contacts,
+            messages: &trigger_messages,
+            contacts_by_number: &trigger_by_number,
+            digest_counts: BTreeMap::from([
+                ("contacts", summary.contacts),
+                ("new_contacts", summary.new_contacts),
+                ("duplicate_clusters", summary.duplicate_clusters),
+                ("opted_out", summary.opted_out_numbers),
+                ("failed_deliveries", failed_deliveries),
+                ("inbound", inbound),
+                ("leads", summary.lead_candidates),
+            ]),
+        },
+    );
+    summary.baseline = u64::from(fired.baseline);
+    summary.messages_fired = fired.messages.len() as u64;
+    summary.notes_fired = fired.notes.len() as u64;
+
     write_rows(
         &out.join("desired_contacts.parquet"),
         &desired_contacts_schema(),
@@ -390,20 +635,128 @@ pub fn run_transform(
         &desired_blocked_schema(),
         &desired_blocked,
     )?;
-    // Messaging triggers are not built yet: the files exist, empty, so load reads one contract.
-    write_rows::<crate::snapshot::desired::DesiredMessage>(
+    write_rows(
         &out.join("desired_messages.parquet"),
         &desired_messages_schema(),
-        &[],
+        &fired.messages,
     )?;
-    write_rows::<crate::snapshot::desired::DesiredNote>(
+    write_rows(
         &out.join("desired_notes.parquet"),
         &desired_notes_schema(),
-        &[],
+        &fired.notes,
     )?;
     let json = serde_json::to_vec_pretty(&summary)?;
     crate::snapshot::atomic::write(&out.join("summary.json"), &json)?;
     Ok(summary)
+}
+
+/// The previous run with a finished extract: what its snapshot held, for the triggers. `None`
+/// when this is the first run against the location.
+fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
+    let Some(state_dir) = run.path.parent().and_then(Path::parent) else {
+        return Ok(None);
+    };
+    let Some(previous) = list_runs(state_dir)?
+        .into_iter()
+        .rev()
+        .filter(|r| r.id < run.id)
+        .find(|r| r.extract_manifest().is_some())
+    else {
+        return Ok(None);
+    };
+    #[derive(Deserialize)]
+    struct ContactTags {
+        id: String,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    struct MessageStatus {
+        id: u64,
+        status_type: Option<String>,
+    }
+    let extract = previous.extract_dir();
+    let contacts: Vec<ContactTags> = read_rows(&extract.join("ghl/contacts.parquet"))?;
+    let messages: Vec<MessageStatus> = read_rows(&extract.join("bulksms/messages.parquet"))?;
+    Ok(Some(PreviousState {
+        contact_tags: contacts
+            .into_iter()
+            .map(|c| (c.id, c.tags.into_iter().collect()))
+            .collect(),
+        message_status: messages
+            .into_iter()
+            .map(|m| (m.id, m.status_type))
+            .collect(),
+    }))
+}
+
+/// The run's date (UTC), from its manifest's finish time; the digest fires once per date.
+fn run_date(run: &RunDir) -> String {
+    run.extract_manifest()
+        .map(|m| m.finished_at.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string())
+}
+
+/// One row of `transform/normalized.parquet`: what the matcher compared.
+#[derive(Debug, Clone, Serialize)]
+struct NormalizedRow {
+    id: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    email_match_key: Option<String>,
+    phone_raw: Option<String>,
+    phone_e164: Option<String>,
+    /// The phone did not parse: kept, flagged, compared by its digits.
+    phone_unparsed: bool,
+    company: Option<String>,
+    city: Option<String>,
+    postal_code: Option<String>,
+    country: Option<String>,
+}
+
+fn normalized_schema() -> Arc<Schema> {
+    let s = |n: &str| Field::new(n, DataType::Utf8, true);
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        s("first_name"),
+        s("last_name"),
+        s("email"),
+        s("email_match_key"),
+        s("phone_raw"),
+        s("phone_e164"),
+        Field::new("phone_unparsed", DataType::Boolean, false),
+        s("company"),
+        s("city"),
+        s("postal_code"),
+        s("country"),
+    ]))
+}
+
+fn golden_schema() -> Arc<Schema> {
+    let s = |n: &str| Field::new(n, DataType::Utf8, true);
+    let list = |n: &str| {
+        Field::new(
+            n,
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            false,
+        )
+    };
+    Arc::new(Schema::new(vec![
+        Field::new("cluster_id", DataType::Utf8, false),
+        Field::new("survivor_id", DataType::Utf8, false),
+        list("member_ids"),
+        s("first_name"),
+        s("last_name"),
+        s("email"),
+        s("phone"),
+        s("company_name"),
+        s("city"),
+        s("postal_code"),
+        s("country"),
+        list("provenance"),
+        list("conflicts"),
+    ]))
 }
 
 /// True when a run's transform finished.

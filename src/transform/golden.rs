@@ -1,0 +1,333 @@
+//! Golden records: one merged record per duplicate cluster, each field chosen by a survivorship
+//! rule, with every disagreement between members recorded as a conflict.
+
+use super::normalize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The contact fields a golden record is built from, in the snapshot's names.
+pub const GOLDEN_FIELDS: [&str; 8] = [
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company_name",
+    "city",
+    "postal_code",
+    "country",
+];
+
+/// How one field's value is chosen among a cluster's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The non-empty value of the most recently updated member (people update what changed).
+    #[default]
+    MostRecent,
+    /// The longest non-empty value ("Robert" over "Bob", a full street over a postcode).
+    MostComplete,
+    /// The non-empty value from the member whose `source` ranks first in `source_priority`
+    /// (a form the customer filled beats a list import); ties go to the most recent.
+    SourcePriority,
+}
+
+/// `[transform.survivorship]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SurvivorshipConfig {
+    /// Rule for fields not named in `fields`.
+    pub default_rule: Rule,
+    /// Rule per field (`first_name = "most_complete"`).
+    pub fields: BTreeMap<String, Rule>,
+    /// Sources, best first, for `source_priority` (compared case-insensitively).
+    pub source_priority: Vec<String>,
+}
+
+impl SurvivorshipConfig {
+    /// Names the first unknown field, so a typo is an error rather than a silent default.
+    pub fn validate(&self) -> Result<(), String> {
+        for field in self.fields.keys() {
+            if !GOLDEN_FIELDS.contains(&field.as_str()) {
+                return Err(format!(
+                    "transform.survivorship.fields: unknown field `{field}` (known: {})",
+                    GOLDEN_FIELDS.join(", ")
+                ));
+            }
+        }
+        let uses_priority = self.default_rule == Rule::SourcePriority
+            || self.fields.values().any(|r| *r == Rule::SourcePriority);
+        if uses_priority && self.source_priority.is_empty() {
+            return Err(
+                "transform.survivorship: `source_priority` rule used but the `source_priority` list is empty"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn rule(&self, field: &str) -> Rule {
+        self.fields.get(field).copied().unwrap_or(self.default_rule)
+    }
+}
+
+/// One member of a cluster as the golden record sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Member {
+    pub id: String,
+    pub source: Option<String>,
+    /// ISO-8601 text (sorts in time order).
+    pub date_updated: Option<String>,
+    /// Values by [`GOLDEN_FIELDS`] name.
+    pub values: BTreeMap<&'static str, Option<String>>,
+}
+
+/// A merged record (`transform/golden.parquet`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct GoldenRecord {
+    pub cluster_id: String,
+    pub survivor_id: String,
+    pub member_ids: Vec<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company_name: Option<String>,
+    pub city: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    /// `field=member id` for each chosen value: where the golden value came from.
+    pub provenance: Vec<String>,
+    /// `field: value | value` for each field whose members disagree.
+    pub conflicts: Vec<String>,
+}
+
+impl GoldenRecord {
+    /// The golden value of a field.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        match field {
+            "first_name" => self.first_name.as_deref(),
+            "last_name" => self.last_name.as_deref(),
+            "email" => self.email.as_deref(),
+            "phone" => self.phone.as_deref(),
+            "company_name" => self.company_name.as_deref(),
+            "city" => self.city.as_deref(),
+            "postal_code" => self.postal_code.as_deref(),
+            "country" => self.country.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, field: &str, value: Option<String>) {
+        let slot = match field {
+            "first_name" => &mut self.first_name,
+            "last_name" => &mut self.last_name,
+            "email" => &mut self.email,
+            "phone" => &mut self.phone,
+            "company_name" => &mut self.company_name,
+            "city" => &mut self.city,
+            "postal_code" => &mut self.postal_code,
+            "country" => &mut self.country,
+            _ => return,
+        };
+        *slot = value;
+    }
+}
+
+/// The key two values of a field are compared by: formatting differences are not conflicts.
+pub fn comparison_key(field: &str, value: &str, region: normalize::Region) -> String {
+    match field {
+        "phone" => match normalize::phone(value, region) {
+            Some(normalize::PhoneKey::E164(e)) => e,
+            _ => value.chars().filter(char::is_ascii_digit).collect(),
+        },
+        "email" => value.trim().to_lowercase(),
+        _ => normalize::name(value),
+    }
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Builds the golden record of one cluster. `members` holds at least one record.
+pub fn merge(
+    cluster_id: &str,
+    survivor_id: &str,
+    members: &[Member],
+    config: &SurvivorshipConfig,
+    region: normalize::Region,
+) -> GoldenRecord {
+    let mut golden = GoldenRecord {
+        cluster_id: cluster_id.to_string(),
+        survivor_id: survivor_id.to_string(),
+        member_ids: members.iter().map(|m| m.id.clone()).collect(),
+        ..GoldenRecord::default()
+    };
+    let priority = |m: &Member| -> usize {
+        let source = m.source.as_deref().unwrap_or("").trim().to_lowercase();
+        config
+            .source_priority
+            .iter()
+            .position(|s| s.trim().to_lowercase() == source)
+            .unwrap_or(usize::MAX)
+    };
+    for field in GOLDEN_FIELDS {
+        let candidates: Vec<(&Member, &str)> = members
+            .iter()
+            .filter_map(|m| non_empty(m.values.get(field)?).map(|v| (m, v)))
+            .collect();
+        // Ties fall to the survivor, then to the smallest id, so the result never depends on
+        // the order rows arrived in.
+        let tie = |a: &Member, b: &Member| {
+            (a.id == survivor_id)
+                .cmp(&(b.id == survivor_id))
+                .then(b.id.cmp(&a.id))
+        };
+        let chosen = match config.rule(field) {
+            Rule::MostRecent => candidates
+                .iter()
+                .max_by(|(a, _), (b, _)| a.date_updated.cmp(&b.date_updated).then(tie(a, b))),
+            Rule::MostComplete => candidates.iter().max_by(|(a, va), (b, vb)| {
+                va.chars()
+                    .count()
+                    .cmp(&vb.chars().count())
+                    .then(a.date_updated.cmp(&b.date_updated))
+                    .then(tie(a, b))
+            }),
+            Rule::SourcePriority => candidates.iter().max_by(|(a, _), (b, _)| {
+                priority(b)
+                    .cmp(&priority(a))
+                    .then(a.date_updated.cmp(&b.date_updated))
+                    .then(tie(a, b))
+            }),
+        };
+        if let Some((member, value)) = chosen {
+            golden.set(field, Some(value.to_string()));
+            golden.provenance.push(format!("{field}={}", member.id));
+        }
+        let mut distinct: Vec<(String, &str)> = Vec::new();
+        for (_, value) in &candidates {
+            let key = comparison_key(field, value, region);
+            if !distinct.iter().any(|(k, _)| *k == key) {
+                distinct.push((key, value));
+            }
+        }
+        if distinct.len() > 1 {
+            let values: Vec<&str> = distinct.iter().map(|(_, v)| *v).collect();
+            golden
+                .conflicts
+                .push(format!("{field}: {}", values.join(" | ")));
+        }
+    }
+    golden
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, updated: &str, source: &str, fields: &[(&'static str, &str)]) -> Member {
+        Member {
+            id: id.into(),
+            source: Some(source.into()),
+            date_updated: Some(updated.into()),
+            values: fields
+                .iter()
+                .map(|(f, v)| (*f, Some(v.to_string())))
+                .collect(),
+        }
+    }
+
+    fn us() -> normalize::Region {
+        normalize::region("US")
+    }
+
+    #[test]
+    fn most_recent_non_empty_value_wins_and_conflicts_are_recorded() {
+        let members = vec![
+            member(
+                "a",
+                "2026-01-01T00:00:00",
+                "import",
+                &[("first_name", "Bob"), ("email", "bob@old.com")],
+            ),
+            member(
+                "b",
+                "2026-06-01T00:00:00",
+                "form",
+                &[("first_name", "Robert"), ("email", "")],
+            ),
+        ];
+        let g = merge("c1", "a", &members, &SurvivorshipConfig::default(), us());
+        assert_eq!(g.first_name.as_deref(), Some("Robert"));
+        // b's email is empty, so the older non-empty one survives.
+        assert_eq!(g.email.as_deref(), Some("bob@old.com"));
+        assert_eq!(g.conflicts, vec!["first_name: Bob | Robert".to_string()]);
+        assert!(g.provenance.contains(&"email=a".to_string()));
+    }
+
+    #[test]
+    fn formatting_differences_are_not_conflicts() {
+        let members = vec![
+            member(
+                "a",
+                "2026-01-01T00:00:00",
+                "x",
+                &[("phone", "(415) 555-0134"), ("email", "Ann@Example.com")],
+            ),
+            member(
+                "b",
+                "2026-02-01T00:00:00",
+                "x",
+                &[("phone", "+14155550134"), ("email", "ann@example.com")],
+            ),
+        ];
+        let g = merge("c1", "a", &members, &SurvivorshipConfig::default(), us());
+        assert!(g.conflicts.is_empty(), "{:?}", g.conflicts);
+    }
+
+    #[test]
+    fn source_priority_and_most_complete_rules() {
+        let config = SurvivorshipConfig {
+            default_rule: Rule::SourcePriority,
+            fields: [("first_name".to_string(), Rule::MostComplete)].into(),
+            source_priority: vec!["Web Form".into(), "import".into()],
+        };
+        assert!(config.validate().is_ok());
+        let members = vec![
+            member(
+                "a",
+                "2026-09-01T00:00:00",
+                "import",
+                &[("first_name", "Kate"), ("city", "Austin")],
+            ),
+            member(
+                "b",
+                "2026-01-01T00:00:00",
+                "web form",
+                &[("first_name", "Katherine"), ("city", "Dallas")],
+            ),
+        ];
+        let g = merge("c1", "a", &members, &config, us());
+        assert_eq!(
+            g.city.as_deref(),
+            Some("Dallas"),
+            "the form outranks the import"
+        );
+        assert_eq!(g.first_name.as_deref(), Some("Katherine"));
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_priority_list_are_rejected() {
+        let config = SurvivorshipConfig {
+            fields: [("emial".to_string(), Rule::MostRecent)].into(),
+            ..SurvivorshipConfig::default()
+        };
+        assert!(config.validate().unwrap_err().contains("emial"));
+        let config = SurvivorshipConfig {
+            default_rule: Rule::SourcePriority,
+            ..SurvivorshipConfig::default()
+        };
+        assert!(config.validate().unwrap_err().contains("source_priority"));
+    }
+}
