@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod html;
+pub mod reconcile;
 pub mod report;
 
 use serde::Deserialize;

@@ -101,6 +101,17 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
             sandbox_stats["total_requests"],
             sandbox_stats["writes"]
         );
+        eprintln!(
+            "  report:         {}",
+            run_dir.join("audit/report.html").display()
+        );
+        eprintln!(
+            "  metrics:        {}",
+            run_dir.join("metrics.prom").display()
+        );
+        for e in &report.errors {
+            eprintln!("  {e}");
+        }
     }
     Ok(code)
 }

@@ -1,5 +1,6 @@
 //! The command line: one clap definition per flag, subcommands that call into the stages.
 
+mod audit_cmd;
 mod auth_cmd;
 mod bench_cmd;
 mod dedupe_cmd;
@@ -295,6 +296,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Load(args) => pipeline_cmds::load(args).await,
         Command::Run(args) => pipeline_cmds::run(args).await,
         Command::Bench(args) => bench_cmd::run(args).await,
+        Command::Audit(args) => audit_cmd::run(args).await,
         other => Err(CommandError {
             code: ExitCode::Failure,
             error: anyhow::anyhow!(

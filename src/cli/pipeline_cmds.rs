@@ -19,7 +19,10 @@ use anyhow::Context;
 use std::collections::{HashMap, HashSet};
 
 /// The run a stage works on: `--run ID`, else the newest run whose extract finished.
-fn select_run(config: &PipelineConfig, id: Option<&str>) -> Result<RunDir, CommandError> {
+pub(super) fn select_run(
+    config: &PipelineConfig,
+    id: Option<&str>,
+) -> Result<RunDir, CommandError> {
     let state = config.state_dir();
     match id {
         Some(id) => Ok(RunDir::open(&state, id)?),
@@ -172,13 +175,18 @@ pub async fn load_run(
     ] {
         report.counts.insert(k.into(), v);
     }
-    report
-        .requests
-        .insert("ghl".into(), ghl.api().metrics().snapshot().requests);
-    report.requests.insert(
-        "bulksms".into(),
-        bulksms.api().metrics().snapshot().requests,
-    );
+    for (api, metrics) in [
+        ("ghl", ghl.api().metrics().snapshot()),
+        ("bulksms", bulksms.api().metrics().snapshot()),
+    ] {
+        report.requests.insert(api.into(), metrics.requests);
+        report
+            .counts
+            .insert(format!("{api}.rate_limited"), metrics.rate_limited);
+        report
+            .counts
+            .insert(format!("{api}.retries"), metrics.retries);
+    }
     report.errors = errors;
     let code = if metrics.failed > 0 || metrics.deferred > 0 {
         ExitCode::PartialFailure
@@ -274,11 +282,13 @@ pub(super) async fn load(args: LoadArgs) -> Result<ExitCode, CommandError> {
     finish(report, args.stage.json, code, human)
 }
 
-/// Extract → transform → plan → load in one locked run.
+/// Extract → transform → plan → load → audit in one locked run.
 pub async fn run_pipeline(
     config: &PipelineConfig,
     progress: bool,
 ) -> Result<(CommandReport, ExitCode), CommandError> {
+    let mut durations: Vec<(&str, f64)> = Vec::new();
+    let clock = std::time::Instant::now();
     let extract = run_extract(
         config,
         &ExtractOptions {
@@ -287,10 +297,20 @@ pub async fn run_pipeline(
         },
     )
     .await?;
+    durations.push(("extract", clock.elapsed().as_secs_f64()));
     let run = extract.run.clone();
+    let clock = std::time::Instant::now();
     let summary = transform_run(config, &run).await?;
+    durations.push(("transform", clock.elapsed().as_secs_f64()));
+    let clock = std::time::Instant::now();
     let plan = plan_run(config, &run)?;
-    let (mut report, code) = load_run(config, &run, false).await?;
+    durations.push(("plan", clock.elapsed().as_secs_f64()));
+    let clock = std::time::Instant::now();
+    let (mut report, load_code) = load_run(config, &run, false).await?;
+    durations.push(("load", clock.elapsed().as_secs_f64()));
+    let clock = std::time::Instant::now();
+    let (audit, audit_code) = super::audit_cmd::audit_run(config, &run, None)?;
+    durations.push(("audit", clock.elapsed().as_secs_f64()));
     report.command = "run".into();
     for (name, entity) in &extract.manifest.entities {
         report.counts.insert(format!("{name}.rows"), entity.rows);
@@ -300,11 +320,146 @@ pub async fn run_pipeline(
         .insert("duplicate_clusters".into(), summary.duplicate_clusters);
     report
         .counts
+        .insert("messages_fired".into(), summary.messages_fired);
+    report
+        .counts
         .insert("planned_operations".into(), plan.operations.len() as u64);
     for (api, m) in &extract.manifest.requests {
         *report.requests.entry(api.clone()).or_default() += m.requests;
+        *report
+            .counts
+            .entry(format!("{api}.rate_limited"))
+            .or_default() += m.rate_limited;
     }
+    report.counts.extend(audit.counts);
+    report.errors.extend(audit.errors);
+    // A failed write outranks a breached audit threshold: it is what needs a person first.
+    let code = if load_code != ExitCode::Ok {
+        load_code
+    } else {
+        audit_code
+    };
+    report.exit_code = code as u8;
+    let metrics = prometheus_text(config, &report, &durations);
+    crate::snapshot::atomic::write(&run.path.join("metrics.prom"), metrics.as_bytes())?;
+    // A fixed path too, for node_exporter's textfile collector.
+    crate::snapshot::atomic::write(&config.state_dir().join("metrics.prom"), metrics.as_bytes())?;
     Ok((report, code))
+}
+
+/// The run's metrics in Prometheus text exposition format.
+fn prometheus_text(
+    config: &PipelineConfig,
+    report: &CommandReport,
+    durations: &[(&str, f64)],
+) -> String {
+    use std::fmt::Write;
+    let pipeline = config.pipeline.name.replace(['\\', '"', '\n'], "_");
+    let mut out = String::new();
+    let mut family = |name: &str, help: &str, kind: &str, samples: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP contactsync_{name} {help}");
+        let _ = writeln!(out, "# TYPE contactsync_{name} {kind}");
+        for (labels, value) in samples {
+            let sep = if labels.is_empty() { "" } else { "," };
+            let _ = writeln!(
+                out,
+                "contactsync_{name}{{pipeline=\"{pipeline}\"{sep}{labels}}} {value}"
+            );
+        }
+    };
+    let rows: Vec<(String, f64)> = report
+        .counts
+        .iter()
+        .filter_map(|(k, v)| {
+            let entity = k.strip_suffix(".rows")?;
+            Some((format!("entity=\"{entity}\""), *v as f64))
+        })
+        .collect();
+    family(
+        "snapshot_rows",
+        "Rows in the run's snapshot per entity.",
+        "gauge",
+        rows,
+    );
+    family(
+        "requests",
+        "HTTP requests made by the run per API.",
+        "gauge",
+        report
+            .requests
+            .iter()
+            .map(|(api, n)| (format!("api=\"{api}\""), *n as f64))
+            .collect(),
+    );
+    family(
+        "rate_limited_responses",
+        "429 responses met by the run per API.",
+        "gauge",
+        report
+            .counts
+            .iter()
+            .filter_map(|(k, v)| {
+                let api = k.strip_suffix(".rate_limited")?;
+                Some((format!("api=\"{api}\""), *v as f64))
+            })
+            .collect(),
+    );
+    family(
+        "operations",
+        "Planned operations by outcome.",
+        "gauge",
+        [
+            "applied",
+            "already_done",
+            "resolved_by_readback",
+            "failed",
+            "skipped",
+            "deferred",
+        ]
+        .iter()
+        .map(|s| {
+            (
+                format!("status=\"{s}\""),
+                report.counts.get(*s).copied().unwrap_or(0) as f64,
+            )
+        })
+        .collect(),
+    );
+    family(
+        "stage_duration_seconds",
+        "Wall time of each stage.",
+        "gauge",
+        durations
+            .iter()
+            .map(|(stage, s)| (format!("stage=\"{stage}\""), *s))
+            .collect(),
+    );
+    family(
+        "findings",
+        "Audit findings per list.",
+        "gauge",
+        report
+            .counts
+            .iter()
+            .filter_map(|(k, v)| {
+                let id = k.strip_prefix("findings.")?;
+                Some((format!("list=\"{id}\""), *v as f64))
+            })
+            .collect(),
+    );
+    family(
+        "last_run_exit_code",
+        "Exit code of the last run (0 ok).",
+        "gauge",
+        vec![(String::new(), f64::from(report.exit_code))],
+    );
+    family(
+        "last_run_timestamp_seconds",
+        "When the last run finished (Unix time).",
+        "gauge",
+        vec![(String::new(), chrono::Utc::now().timestamp() as f64)],
+    );
+    out
 }
 
 /// `contactsync run`.
@@ -312,17 +467,29 @@ pub(super) async fn run(args: StageArgs) -> Result<ExitCode, CommandError> {
     let config = load_pipeline(&args)?;
     let _lock = StateLock::acquire(&config.state_dir())?;
     let (report, code) = run_pipeline(&config, !args.json).await?;
-    let human = format!(
-        "Run {} finished ({:?}): {} operations planned, {} applied, {} failed",
+    let count = |k: &str| report.counts.get(k).copied().unwrap_or(0);
+    let mut human = format!(
+        "Run {} finished ({:?}): {} contacts, {} duplicate clusters, {} operations planned, {} applied, {} failed, {} skipped; {} GHL and {} BulkSMS requests ({} rate-limited)",
         report.run_id.as_deref().unwrap_or("-"),
         code,
-        report
-            .counts
-            .get("planned_operations")
-            .copied()
-            .unwrap_or(0),
-        report.counts.get("applied").copied().unwrap_or(0),
-        report.counts.get("failed").copied().unwrap_or(0),
+        count("ghl/contacts.rows"),
+        count("duplicate_clusters"),
+        count("planned_operations"),
+        count("applied"),
+        count("failed"),
+        count("skipped"),
+        report.requests.get("ghl").copied().unwrap_or(0),
+        report.requests.get("bulksms").copied().unwrap_or(0),
+        count("ghl.rate_limited"),
     );
+    if let Some(dir) = &report.run_dir {
+        human.push_str(&format!(
+            "\n  report: {}",
+            dir.join("audit/report.html").display()
+        ));
+    }
+    for e in &report.errors {
+        human.push_str(&format!("\n  {e}"));
+    }
     finish(report, args.json, code, human)
 }

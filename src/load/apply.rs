@@ -16,8 +16,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-/// Tag put on contacts marked as duplicates.
-pub const DUPLICATE_TAG: &str = "contactsync:duplicate";
+pub use crate::snapshot::desired::DUPLICATE_TAG;
 
 /// How to apply.
 #[derive(Debug, Clone)]

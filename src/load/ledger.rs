@@ -29,7 +29,7 @@ pub enum OpStatus {
 }
 
 impl OpStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             OpStatus::InFlight => "in_flight",
             OpStatus::Succeeded => "succeeded",

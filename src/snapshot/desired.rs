@@ -6,6 +6,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 
+/// Tag put on contacts marked as duplicates (transform reads it back, load writes it).
+pub const DUPLICATE_TAG: &str = "contactsync:duplicate";
+
 fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
 }

@@ -9,7 +9,7 @@ use super::model::MatchModel;
 use super::normalize;
 use super::triggers::{self, PreviousState, TriggerContact, TriggerMessage};
 use crate::snapshot::desired::{
-    DesiredBlocked, DesiredContact, desired_blocked_schema, desired_contacts_schema,
+    DUPLICATE_TAG, DesiredBlocked, DesiredContact, desired_blocked_schema, desired_contacts_schema,
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
 };
 use crate::snapshot::run::{RunDir, list_runs};
@@ -219,18 +219,22 @@ pub fn run_transform(
     summary.candidate_pairs = result.metrics.candidate_pairs;
     super::io::write_pairs(&result, model.threshold, &out.join("pairs.parquet"))?;
 
-    // Survivor of each cluster: the most complete record, then the most recently updated.
+    // Survivor of each cluster: a record not already marked as a duplicate, then the most
+    // complete, then the most recently updated. Marked records rank last so that our own tagging
+    // (which bumps their dateUpdated) never flips the survivor on the next run.
     let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (row, a) in result.assignments.iter().enumerate() {
         members.entry(a.cluster_id.as_str()).or_default().push(row);
     }
+    let marked = |c: &SnapshotRow| c.tags.iter().any(|t| t == DUPLICATE_TAG);
     let mut survivor_of: HashMap<&str, &str> = HashMap::new();
     for (cluster, rows) in &members {
         let best = rows
             .iter()
             .max_by(|&&a, &&b| {
-                completeness(&contacts[a])
-                    .cmp(&completeness(&contacts[b]))
+                (!marked(&contacts[a]))
+                    .cmp(&!marked(&contacts[b]))
+                    .then(completeness(&contacts[a]).cmp(&completeness(&contacts[b])))
                     .then(contacts[a].date_updated.cmp(&contacts[b].date_updated))
                     .then(contacts[b].id.cmp(&contacts[a].id))
             })
@@ -299,7 +303,13 @@ pub fn run_transform(
                 golden::Member {
                     id: c.id.clone(),
                     source: c.source.clone(),
-                    date_updated: c.date_updated.clone(),
+                    // A record we marked as a duplicate is stale by definition: its values only
+                    // fill fields nobody else has, whatever its (bumped) update time says.
+                    date_updated: if marked(c) {
+                        None
+                    } else {
+                        c.date_updated.clone()
+                    },
                     values: [
                         ("first_name", c.first_name.clone()),
                         ("last_name", c.last_name.clone()),
