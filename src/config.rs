@@ -51,9 +51,9 @@ pub struct PipelineConfig {
     /// Reconciliation thresholds and report options.
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
-    /// Column mapping for `migrate`.
+    /// `[migrate]`: column mapping of `contactsync migrate`.
     #[serde(default)]
-    pub migrate: Option<toml::Table>,
+    pub migrate: crate::migrate::MigrateConfig,
     /// Where this file was read from; relative paths inside it resolve against its folder.
     #[serde(skip)]
     pub source_path: PathBuf,
@@ -244,6 +244,9 @@ impl PipelineConfig {
             .triggers
             .validate()
             .map_err(|(key, m)| invalid(&format!("transform.triggers.{key}"), m))?;
+        self.migrate
+            .validate()
+            .map_err(|(key, m)| invalid(&format!("migrate.{key}"), m))?;
         Ok(())
     }
 
@@ -378,6 +381,7 @@ token_secret = "secret"
             "GHL_CLIENT_SECRET",
             "BULKSMS_TOKEN_ID",
             "BULKSMS_TOKEN_SECRET",
+            "GHL_PRIVATE_TOKEN",
             "SANDBOX_GHL_LOCATION_ID",
             "SANDBOX_GHL_TOKEN",
             "SANDBOX_BULKSMS_TOKEN_ID",
@@ -395,7 +399,7 @@ token_secret = "secret"
                 seen += 1;
             }
         }
-        assert!(seen >= 2, "expected example pipelines in {}", dir.display());
+        assert!(seen >= 4, "expected example pipelines in {}", dir.display());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod exit_code;
 pub mod extract;
 pub mod load;
 pub mod logging;
+pub mod migrate;
 pub mod sandbox;
 pub mod secret;
 pub mod sms_encoding;

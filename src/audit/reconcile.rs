@@ -93,8 +93,11 @@ struct Summary {
     opted_out_numbers: u64,
 }
 
-/// Reads a run's pairs file: (left, right, probability, accepted, evidence).
-fn read_pairs(path: &Path) -> anyhow::Result<Vec<(String, String, f64, bool, String)>> {
+/// A scored pair: left id, right id, match probability, accepted, evidence (field weights).
+type PairRow = (String, String, f64, bool, String);
+
+/// Reads a run's pairs file.
+fn read_pairs(path: &Path) -> anyhow::Result<Vec<PairRow>> {
     let mut out = Vec::new();
     for batch in crate::snapshot::parts::read_batches(path)? {
         let batch = batch?;

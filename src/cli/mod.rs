@@ -6,6 +6,7 @@ mod bench_cmd;
 mod dedupe_cmd;
 mod demo_cmd;
 mod extract_cmd;
+mod migrate_cmd;
 mod output;
 pub mod pipeline_cmds;
 mod sandbox_cmd;
@@ -297,29 +298,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Run(args) => pipeline_cmds::run(args).await,
         Command::Bench(args) => bench_cmd::run(args).await,
         Command::Audit(args) => audit_cmd::run(args).await,
-        other => Err(CommandError {
-            code: ExitCode::Failure,
-            error: anyhow::anyhow!(
-                "`{}` is not implemented yet in this build",
-                command_name(&other)
-            ),
-        }),
-    }
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Sandbox(_) => "sandbox",
-        Command::Auth(_) => "auth",
-        Command::Extract(_) => "extract",
-        Command::Transform(_) => "transform",
-        Command::Plan(_) => "plan",
-        Command::Load(_) => "load",
-        Command::Run(_) => "run",
-        Command::Audit(_) => "audit",
-        Command::Dedupe(_) => "dedupe",
-        Command::Migrate(_) => "migrate",
-        Command::Demo(_) => "demo",
-        Command::Bench(_) => "bench",
+        Command::Migrate(args) => migrate_cmd::run(args).await,
     }
 }

@@ -37,7 +37,7 @@ pub(super) fn select_run(
     }
 }
 
-fn match_model(config: &PipelineConfig) -> Result<MatchModel, CommandError> {
+pub(super) fn match_model(config: &PipelineConfig) -> Result<MatchModel, CommandError> {
     let path = match &config.transform.model {
         Some(p) => config.resolve(p),
         None => super::dedupe_cmd::default_model_path(),
@@ -92,10 +92,37 @@ pub fn plan_run(
         snapshot_contacts: &snapshot_contacts,
         snapshot_blocked: &snapshot_blocked,
     };
-    let plan = build_plan(&input, &config.load).map_err(|e: SafetyLimitExceeded| CommandError {
-        code: ExitCode::SafetyLimit,
-        error: e.into(),
-    })?;
+    let mut plan =
+        build_plan(&input, &config.load).map_err(|e: SafetyLimitExceeded| CommandError {
+            code: ExitCode::SafetyLimit,
+            error: e.into(),
+        })?;
+    // Operations the ledger says took effect (the digest of a date already sent, a rerun of
+    // the same run) are not planned again: the plan shows only what load will really do.
+    let ledger_path = config.state_dir().join("ledger.sqlite");
+    if ledger_path.exists() {
+        let ledger = Ledger::open(&ledger_path)?;
+        let mut done = Vec::new();
+        for op in &plan.operations {
+            if let Some(entry) = ledger.get(&op.key)?
+                && matches!(
+                    entry.status,
+                    crate::load::ledger::OpStatus::Succeeded
+                        | crate::load::ledger::OpStatus::Skipped
+                )
+            {
+                done.push(op.key.clone());
+            }
+        }
+        if !done.is_empty() {
+            tracing::info!(
+                operations = done.len(),
+                "Left out of the plan: already done according to the ledger"
+            );
+            let done: HashSet<String> = done.into_iter().collect();
+            plan.operations.retain(|op| !done.contains(&op.key));
+        }
+    }
     let dir = run.load_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     write_plan(&plan, &dir)?;

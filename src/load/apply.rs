@@ -147,22 +147,27 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
                 shared.already_done.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            OpStatus::InFlight => {
-                // A crash or a lost answer: find out whether it happened before doing it again.
-                match read_back(shared, planned).await {
-                    Ok(Some(found)) => {
-                        finish(shared, key, OpStatus::Succeeded, Some(&found), None);
-                        shared.resolved.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                    Ok(None) => {}
-                    Err(e) => return record_failure(shared, planned, &e),
+            // In flight: a crash or a lost answer. Failed: one of its attempts may still have
+            // landed before the last error. Either way, find out before doing it again.
+            OpStatus::InFlight | OpStatus::Failed => match read_back(shared, planned).await {
+                Ok(Some(found)) => {
+                    finish(shared, key, OpStatus::Succeeded, Some(&found), None);
+                    shared.resolved.fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
-            }
-            OpStatus::Failed => {}
+                Ok(None) => {}
+                Err(e) => return record_failure(shared, planned, &e),
+            },
         }
     }
+    let retry = previous.is_some();
     if let Some(reason) = safety_block(shared, planned).await {
+        if reason.starts_with(RECHECK_FAILED) {
+            // Not known to be opted out, not known to be safe: leave it for the next run.
+            shared.deferred.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(key, reason, "Send deferred");
+            return;
+        }
         let begun = shared.ledger.lock().expect("ledger lock").begin(
             key,
             &shared.options.run_id,
@@ -188,7 +193,7 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
     if let Err(e) = begun {
         return record_error(shared, planned, e.to_string());
     }
-    match execute(shared, planned).await {
+    match execute(shared, planned, retry).await {
         Ok(result) => {
             finish(shared, key, OpStatus::Succeeded, Some(&result), None);
             shared.applied.fetch_add(1, Ordering::Relaxed);
@@ -291,6 +296,8 @@ fn digits(number: &str) -> String {
     number.chars().filter(char::is_ascii_digit).collect()
 }
 
+const RECHECK_FAILED: &str = "the DND re-check failed";
+
 /// Right before a send: is the number opted out in either system?
 async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option<String> {
     let PlanOp::SendSms { to, .. } = &planned.op else {
@@ -313,12 +320,17 @@ async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option
         }
         Ok(None) => None,
         // Unknown means not safe: skip now, the next run checks again.
-        Err(e) => Some(format!("the DND re-check failed ({e}); not sending blind")),
+        Err(e) => Some(format!("{RECHECK_FAILED} ({e}); not sending blind")),
     }
 }
 
 /// Performs an operation once.
-async fn execute(shared: &Shared<'_>, planned: &PlannedOperation) -> Result<Value, ApiError> {
+/// `retry`: an earlier attempt may have done part of the work (read back first where it matters).
+async fn execute(
+    shared: &Shared<'_>,
+    planned: &PlannedOperation,
+    retry: bool,
+) -> Result<Value, ApiError> {
     let ghl = shared.ghl;
     match &planned.op {
         PlanOp::CreateContact { fields } => {
@@ -369,16 +381,23 @@ async fn execute(shared: &Shared<'_>, planned: &PlannedOperation) -> Result<Valu
             contact_id,
             survivor_id,
         } => {
-            ghl.add_tags(contact_id, &[DUPLICATE_TAG.to_string()])
+            // The note first, the tag last: the tag is what tells the next diff the contact is
+            // marked, so it must only appear once the note exists.
+            let mark = marker(&planned.key);
+            let noted = retry
+                && ghl.contact_notes(contact_id).await?.iter().any(|n| {
+                    n.get("body")
+                        .and_then(Value::as_str)
+                        .is_some_and(|b| b.contains(&mark))
+                });
+            if !noted {
+                ghl.create_note(
+                    contact_id,
+                    &format!("Duplicate of contact {survivor_id} (found by contactsync).\n{mark}"),
+                )
                 .await?;
-            ghl.create_note(
-                contact_id,
-                &format!(
-                    "Duplicate of contact {survivor_id} (found by contactsync).\n{}",
-                    marker(&planned.key)
-                ),
-            )
-            .await
+            }
+            ghl.add_tags(contact_id, &[DUPLICATE_TAG.to_string()]).await
         }
         PlanOp::DeleteContact { contact_id, .. } => {
             ghl.delete_contact(contact_id).await?;
@@ -431,9 +450,11 @@ async fn read_back(
             }
             ghl.find_duplicate(email, phone).await
         }
-        PlanOp::CreateNote { contact_id, .. } | PlanOp::MarkDuplicate { contact_id, .. } => {
+        PlanOp::CreateNote { contact_id, .. } => {
             Ok(find_marked(ghl.contact_notes(contact_id).await?))
         }
+        // Two writes: execute finishes whichever part is missing.
+        PlanOp::MarkDuplicate { .. } => Ok(None),
         PlanOp::CreateTask { contact_id, .. } => {
             Ok(find_marked(ghl.contact_tasks(contact_id).await?))
         }

@@ -30,6 +30,26 @@ pub struct SnapshotContact {
     pub dnd: Option<bool>,
     #[serde(default)]
     pub dnd_settings: Vec<SnapshotDnd>,
+    #[serde(default)]
+    pub custom_fields: Vec<SnapshotCustomField>,
+}
+
+/// A custom field value in the snapshot (the value as JSON text).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct SnapshotCustomField {
+    pub id: String,
+    pub value_json: Option<String>,
+}
+
+impl SnapshotCustomField {
+    /// The value as text (a JSON string unquoted).
+    fn text(&self) -> Option<String> {
+        let value: Value = serde_json::from_str(self.value_json.as_deref()?).ok()?;
+        Some(match value {
+            Value::String(s) => s,
+            other => other.to_string(),
+        })
+    }
 }
 
 /// One channel of a snapshot contact's DND settings.
@@ -213,6 +233,34 @@ fn diff_contact(
             after.insert(field.into(), json!(want));
         }
     }
+    let custom: Vec<Value> = desired
+        .custom_fields
+        .iter()
+        .filter(|want| {
+            current
+                .custom_fields
+                .iter()
+                .find(|c| c.id == want.id)
+                .and_then(SnapshotCustomField::text)
+                .as_deref()
+                != Some(want.value.as_str())
+        })
+        .map(|want| json!({"id": want.id, "field_value": want.value}))
+        .collect();
+    if !custom.is_empty() {
+        before.insert(
+            "customFields".into(),
+            json!(
+                current
+                    .custom_fields
+                    .iter()
+                    .filter(|c| desired.custom_fields.iter().any(|d| d.id == c.id))
+                    .map(|c| json!({"id": c.id, "field_value": c.text()}))
+                    .collect::<Vec<_>>()
+            ),
+        );
+        after.insert("customFields".into(), Value::Array(custom));
+    }
     if !after.is_empty() {
         ops.push(PlannedOperation::new(
             PlanOp::UpdateContact {
@@ -296,6 +344,18 @@ fn create_fields(desired: &DesiredContact) -> Map<String, Value> {
         if let Some(want) = want.as_deref().filter(|w| !w.is_empty()) {
             fields.insert(field.into(), json!(want));
         }
+    }
+    if !desired.custom_fields.is_empty() {
+        fields.insert(
+            "customFields".into(),
+            Value::Array(
+                desired
+                    .custom_fields
+                    .iter()
+                    .map(|c| json!({"id": c.id, "field_value": c.value}))
+                    .collect(),
+            ),
+        );
     }
     if !desired.add_tags.is_empty() {
         fields.insert("tags".into(), json!(desired.add_tags));

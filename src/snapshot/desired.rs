@@ -40,6 +40,15 @@ pub fn desired_contacts_schema() -> SchemaRef {
                 list("add_tags"),
                 list("remove_tags"),
                 Field::new("sms_dnd", DataType::Boolean, true),
+                Field::new(
+                    "custom_fields",
+                    DataType::List(Arc::new(Field::new(
+                        "item",
+                        DataType::Struct(vec![utf8("id", false), utf8("value", false)].into()),
+                        true,
+                    ))),
+                    true,
+                ),
                 utf8("duplicate_of", true),
                 utf8("reason", false),
             ]))
@@ -66,10 +75,20 @@ pub struct DesiredContact {
     pub remove_tags: Vec<String>,
     /// `Some(true)`: SMS DND must be on (the number opted out).
     pub sms_dnd: Option<bool>,
+    /// Custom field values to set (by GHL custom field id).
+    #[serde(default)]
+    pub custom_fields: Vec<DesiredCustomField>,
     /// The surviving contact when this one is a duplicate.
     pub duplicate_of: Option<String>,
     /// Why (shown in the plan).
     pub reason: String,
+}
+
+/// A custom field value a contact must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DesiredCustomField {
+    pub id: String,
+    pub value: String,
 }
 
 /// `transform/desired_messages.parquet`: SMS the triggers ask for.

@@ -161,6 +161,15 @@ fn completeness(r: &SnapshotRow) -> usize {
     .count()
 }
 
+/// SMS DND is on for the contact in GHL.
+fn sms_dnd(c: &SnapshotRow) -> bool {
+    c.dnd.unwrap_or(false)
+        || c.dnd_settings.iter().any(|d| {
+            d.channel.eq_ignore_ascii_case("sms")
+                && matches!(d.status.as_deref(), Some("active" | "permanent"))
+        })
+}
+
 /// Runs the stage on a run whose extract finished.
 pub fn run_transform(
     run: &RunDir,
@@ -417,7 +426,20 @@ pub fn run_transform(
             }
         }
     }
-    for number in &blocked_set {
+    // A number is opted out for every contact that has it: it replied STOP, it is blocked in
+    // BulkSMS, or one of its contacts has SMS DND in GHL (the same phone asked not to be texted;
+    // load blocks it in BulkSMS too). Taking all three at once makes one run converge.
+    let ghl_dnd_numbers: HashSet<String> = contacts
+        .iter()
+        .filter(|c| sms_dnd(c))
+        .filter_map(
+            |c| match c.phone.as_deref().and_then(|p| normalize::phone(p, region)) {
+                Some(normalize::PhoneKey::E164(e)) => Some(digits(&e)),
+                _ => None,
+            },
+        )
+        .collect();
+    for number in blocked_set.iter().chain(&ghl_dnd_numbers) {
         links
             .entry(number.clone())
             .or_insert_with(|| LinkRow {
@@ -448,18 +470,16 @@ pub fn run_transform(
     for link in links.values().filter(|l| l.opted_out) {
         for id in &link.contact_ids {
             let c = &contacts[row_of[id.as_str()]];
-            let dnd_on = c.dnd.unwrap_or(false)
-                || c.dnd_settings.iter().any(|d| {
-                    d.channel.eq_ignore_ascii_case("sms")
-                        && matches!(d.status.as_deref(), Some("active" | "permanent"))
-                });
-            if !dnd_on || !c.tags.iter().any(|t| t == OPTED_OUT_TAG) {
+            if !sms_dnd(c) || !c.tags.iter().any(|t| t == OPTED_OUT_TAG) {
                 summary.dnd_updates += 1;
                 desired.push(DesiredContact {
                     contact_id: Some(id.clone()),
                     sms_dnd: Some(true),
                     add_tags: vec![OPTED_OUT_TAG.to_string()],
-                    reason: format!("+{} replied STOP or is blocked in BulkSMS", link.phone),
+                    reason: format!(
+                        "+{} opted out of SMS (replied STOP, blocked in BulkSMS or DND on a contact with this number)",
+                        link.phone
+                    ),
                     ..DesiredContact::default()
                 });
             }
@@ -467,11 +487,7 @@ pub fn run_transform(
     }
     // Opted out in GHL but not blocked in BulkSMS: block the number too.
     for c in &contacts {
-        let dnd_on = c.dnd_settings.iter().any(|d| {
-            d.channel.eq_ignore_ascii_case("sms")
-                && matches!(d.status.as_deref(), Some("active" | "permanent"))
-        });
-        if dnd_on
+        if sms_dnd(c)
             && let Some(p) = c.phone.as_deref().and_then(|p| normalize::phone(p, region))
             && let normalize::PhoneKey::E164(e164) = p
         {
@@ -537,12 +553,7 @@ pub fn run_transform(
                 Some(normalize::PhoneKey::E164(e)) => Some(e),
                 _ => None,
             };
-            let dnd = c.dnd.unwrap_or(false)
-                || c.dnd_settings.iter().any(|d| {
-                    d.channel.eq_ignore_ascii_case("sms")
-                        && matches!(d.status.as_deref(), Some("active" | "permanent"))
-                });
-            let opted_out = dnd
+            let opted_out = sms_dnd(c)
                 || phone
                     .as_deref()
                     .is_some_and(|p| opted_out_numbers.contains(digits(p).as_str()));
@@ -556,6 +567,7 @@ pub fn run_transform(
                 date_updated: c.date_updated.clone(),
                 opted_out,
                 duplicate: duplicate_ids.contains(c.id.as_str()),
+                lead_from_sms: c.tags.iter().any(|t| t == SMS_LEAD_TAG),
             }
         })
         .collect();

@@ -165,6 +165,8 @@ pub struct TriggerContact {
     pub opted_out: bool,
     /// Marked as a duplicate of another contact (its survivor gets the messages).
     pub duplicate: bool,
+    /// Made by contactsync from an inbound SMS: the conversation is already open, so no welcome.
+    pub lead_from_sms: bool,
 }
 
 /// A message as the activity notes see it.
@@ -270,6 +272,7 @@ pub fn fire(config: &TriggersConfig, input: &TriggerInput<'_>) -> Fired {
         let before = previous.contact_tags.get(&c.id);
         if let Some(welcome) = &config.welcome
             && before.is_none()
+            && !c.lead_from_sms
         {
             let body = render(&welcome.template, &contact_values(c));
             let event = format!("contact {} created", c.id);

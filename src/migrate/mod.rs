@@ -1,0 +1,669 @@
+//! Migrate: a one-off CSV or Parquet export into GHL. Columns are mapped to GHL fields by the
+//! pipeline's `[migrate]` section, rows that cannot be mapped are quarantined with the reason, and
+//! the rest is deduplicated against itself and the location's contacts (one match model for both)
+//! into the same desired-state files the nightly transform writes, so plan and load are shared.
+
+use crate::snapshot::desired::{
+    DesiredContact, DesiredCustomField, desired_blocked_schema, desired_contacts_schema,
+    desired_messages_schema, desired_notes_schema, read_rows, write_rows,
+};
+use crate::transform::dedupe::{self, InputTable};
+use crate::transform::model::MatchModel;
+use crate::transform::normalize::{self, PhoneKey, Region};
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// `[migrate]`: how the export's columns become GHL fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrateConfig {
+    /// Input column → GHL field: `first_name`, `last_name`, `full_name` (split on the last
+    /// space), `email`, `phone`, `company_name`, `city`, `postal_code`, `country`, `source`,
+    /// `tags`, or `custom.<custom field id>`.
+    pub mapping: BTreeMap<String, String>,
+    /// Separator of several tags in one cell.
+    pub tags_separator: String,
+    /// Tags put on every contact the migration creates or updates.
+    pub add_tags: Vec<String>,
+    /// `source` of created contacts when the row has none.
+    pub source: Option<String>,
+}
+
+impl Default for MigrateConfig {
+    fn default() -> Self {
+        MigrateConfig {
+            mapping: BTreeMap::new(),
+            tags_separator: ",".into(),
+            add_tags: Vec::new(),
+            source: None,
+        }
+    }
+}
+
+const TARGETS: [&str; 11] = [
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "company_name",
+    "city",
+    "postal_code",
+    "country",
+    "source",
+    "tags",
+];
+
+impl MigrateConfig {
+    /// Checks the mapping; the error names the column.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        for (column, target) in &self.mapping {
+            let custom = target
+                .strip_prefix("custom.")
+                .is_some_and(|id| !id.trim().is_empty());
+            if !custom && !TARGETS.contains(&target.as_str()) {
+                return Err((
+                    format!("mapping.{column}"),
+                    format!(
+                        "unknown GHL field {target:?} (known: {}, custom.<field id>)",
+                        TARGETS.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One row of the export, read as text.
+#[derive(Debug, Clone)]
+pub struct RawRow {
+    /// 1-based data row (the header is row 0).
+    pub row: usize,
+    pub cells: HashMap<String, String>,
+}
+
+/// A row set aside, with why.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Rejected {
+    pub row: usize,
+    pub reason: String,
+    /// The row as read (cells joined), so nothing is lost.
+    pub raw: String,
+}
+
+/// Reads an export. CSV rows whose field count differs from the header are rejected, not
+/// guessed at; Parquet goes through polars.
+pub fn read_export(path: &Path) -> anyhow::Result<(Vec<String>, Vec<RawRow>, Vec<Rejected>)> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => read_csv(path),
+        "parquet" => read_parquet(path),
+        other => bail!(
+            "{}: unsupported input type {other:?}; use .csv or .parquet",
+            path.display()
+        ),
+    }
+}
+
+fn read_csv(path: &Path) -> anyhow::Result<(Vec<String>, Vec<RawRow>, Vec<Rejected>)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("{}: reading the header", path.display()))?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let mut rows = Vec::new();
+    let mut rejected = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let row = index + 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                rejected.push(Rejected {
+                    row,
+                    reason: format!("unreadable CSV row: {e}"),
+                    raw: String::new(),
+                });
+                continue;
+            }
+        };
+        if record.len() != header.len() {
+            rejected.push(Rejected {
+                row,
+                reason: format!(
+                    "row has {} fields, the header has {}",
+                    record.len(),
+                    header.len()
+                ),
+                raw: record.iter().collect::<Vec<_>>().join(","),
+            });
+            continue;
+        }
+        rows.push(RawRow {
+            row,
+            cells: header
+                .iter()
+                .cloned()
+                .zip(record.iter().map(str::to_string))
+                .collect(),
+        });
+    }
+    Ok((header, rows, rejected))
+}
+
+fn read_parquet(path: &Path) -> anyhow::Result<(Vec<String>, Vec<RawRow>, Vec<Rejected>)> {
+    use polars::prelude::{DataType, ParquetReader, SerReader};
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let frame = ParquetReader::new(file)
+        .finish()
+        .with_context(|| format!("reading Parquet {}", path.display()))?;
+    let header: Vec<String> = frame
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let mut rows: Vec<RawRow> = (0..frame.height())
+        .map(|i| RawRow {
+            row: i + 1,
+            cells: HashMap::new(),
+        })
+        .collect();
+    for name in &header {
+        let col = frame
+            .column(name)?
+            .cast(&DataType::String)
+            .with_context(|| format!("{}: column {name} as text", path.display()))?;
+        for (i, v) in col.str()?.iter().enumerate() {
+            rows[i]
+                .cells
+                .insert(name.clone(), v.unwrap_or_default().to_string());
+        }
+    }
+    Ok((header, rows, Vec::new()))
+}
+
+/// A row mapped to GHL fields.
+#[derive(Debug, Clone, Default)]
+pub struct MappedRow {
+    pub row: usize,
+    /// Values by `TARGETS` name (without `tags` and `full_name`).
+    pub fields: BTreeMap<&'static str, String>,
+    pub tags: Vec<String>,
+    pub custom: BTreeMap<String, String>,
+}
+
+/// A cell a spreadsheet would run as a formula (`=HYPERLINK(...)`, `@SUM(...)`, `+cmd|...`).
+/// Phones (`+1 415 ...`) and negative numbers are not formulas.
+fn formula_like(value: &str) -> bool {
+    let mut chars = value.trim_start().chars();
+    match chars.next() {
+        Some('=' | '@') => true,
+        Some('+' | '-') => chars
+            .next()
+            .is_some_and(|c| !(c.is_ascii_digit() || c == ' ' || c == '(' || c == '.')),
+        _ => false,
+    }
+}
+
+fn target_slot(target: &str) -> Option<&'static str> {
+    TARGETS.iter().copied().find(|t| *t == target)
+}
+
+/// Maps one row, or says why it cannot be.
+pub fn map_row(
+    raw: &RawRow,
+    config: &MigrateConfig,
+    region: Region,
+    region_code: &str,
+) -> Result<MappedRow, String> {
+    let mut mapped = MappedRow {
+        row: raw.row,
+        ..MappedRow::default()
+    };
+    for (column, target) in &config.mapping {
+        let Some(value) = raw.cells.get(column).map(|v| v.trim()) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        if formula_like(value) {
+            return Err(format!(
+                "column {column:?} holds a formula-looking value {value:?}; not imported"
+            ));
+        }
+        if let Some(id) = target.strip_prefix("custom.") {
+            mapped.custom.insert(id.to_string(), value.to_string());
+            continue;
+        }
+        match target.as_str() {
+            "tags" => mapped.tags.extend(
+                value
+                    .split(config.tags_separator.as_str())
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+            ),
+            "full_name" => {
+                let (first, last) = match value.rsplit_once(' ') {
+                    Some((f, l)) => (f.trim(), l.trim()),
+                    None => (value, ""),
+                };
+                mapped
+                    .fields
+                    .entry("first_name")
+                    .or_insert(first.to_string());
+                if !last.is_empty() {
+                    mapped.fields.entry("last_name").or_insert(last.to_string());
+                }
+            }
+            other => {
+                let slot = target_slot(other).expect("validated mapping");
+                mapped.fields.insert(slot, value.to_string());
+            }
+        }
+    }
+    if let Some(email) = mapped.fields.get("email") {
+        let ok = normalize::email(email).is_some_and(|e| e.domain.contains('.'));
+        if !ok {
+            return Err(format!("email {email:?} is not an address"));
+        }
+        mapped.fields.insert("email", email.trim().to_string());
+    }
+    if let Some(phone) = mapped.fields.get("phone") {
+        match normalize::phone(phone, region) {
+            Some(PhoneKey::E164(e164)) => {
+                mapped.fields.insert("phone", e164);
+            }
+            _ => {
+                return Err(format!(
+                    "phone {phone:?} is not a valid number (read with default region {region_code})"
+                ));
+            }
+        }
+    }
+    let has_identity = ["email", "phone", "first_name", "last_name"]
+        .iter()
+        .any(|f| mapped.fields.contains_key(f));
+    if !has_identity {
+        return Err("no email, phone or name to identify the contact".into());
+    }
+    Ok(mapped)
+}
+
+/// What became of each row.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RowOutcome {
+    pub row: usize,
+    /// create, update, unchanged, merge (folded into another row's contact) or reject.
+    pub outcome: String,
+    /// The GHL contact it updates or merges into (empty for a create).
+    pub contact_id: String,
+    pub reason: String,
+}
+
+/// The migration's result.
+#[derive(Debug, Default, Serialize)]
+pub struct MigrationSummary {
+    pub rows: u64,
+    pub creates: u64,
+    pub updates: u64,
+    pub unchanged: u64,
+    pub merges: u64,
+    pub rejects: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Existing {
+    id: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    company_name: Option<String>,
+    city: Option<String>,
+    postal_code: Option<String>,
+    country: Option<String>,
+    source: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    custom_fields: Vec<ExistingCustom>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ExistingCustom {
+    id: String,
+    value_json: Option<String>,
+}
+
+impl Existing {
+    fn get(&self, field: &str) -> Option<&str> {
+        match field {
+            "first_name" => self.first_name.as_deref(),
+            "last_name" => self.last_name.as_deref(),
+            "email" => self.email.as_deref(),
+            "phone" => self.phone.as_deref(),
+            "company_name" => self.company_name.as_deref(),
+            "city" => self.city.as_deref(),
+            "postal_code" => self.postal_code.as_deref(),
+            "country" => self.country.as_deref(),
+            "source" => self.source.as_deref(),
+            _ => None,
+        }
+        .filter(|v| !v.trim().is_empty())
+    }
+
+    fn completeness(&self) -> usize {
+        TARGETS.iter().filter(|f| self.get(f).is_some()).count()
+    }
+}
+
+fn set(desired: &mut DesiredContact, field: &str, value: String) {
+    let slot = match field {
+        "first_name" => &mut desired.first_name,
+        "last_name" => &mut desired.last_name,
+        "email" => &mut desired.email,
+        "phone" => &mut desired.phone,
+        "company_name" => &mut desired.company_name,
+        "city" => &mut desired.city,
+        "postal_code" => &mut desired.postal_code,
+        "country" => &mut desired.country,
+        "source" => &mut desired.source,
+        _ => return,
+    };
+    *slot = Some(value);
+}
+
+/// Dedupes the mapped rows against themselves and the snapshot's contacts and writes the desired
+/// state into `transform_dir`. Existing values are never overwritten: a migration fills what the
+/// CRM lacks and adds tags.
+pub fn plan_migration(
+    rows: &[MappedRow],
+    snapshot_contacts: &Path,
+    model: &MatchModel,
+    region: Region,
+    config: &MigrateConfig,
+    transform_dir: &Path,
+) -> anyhow::Result<(Vec<RowOutcome>, MigrationSummary)> {
+    let existing: Vec<Existing> = read_rows(snapshot_contacts)?;
+    let mut table = InputTable {
+        ids: existing
+            .iter()
+            .map(|c| format!("ghl:{}", c.id))
+            .chain(rows.iter().map(|r| format!("row:{}", r.row)))
+            .collect(),
+        columns: HashMap::new(),
+    };
+    let columns = [
+        ("first_name", "first_name"),
+        ("last_name", "last_name"),
+        ("email", "email"),
+        ("phone", "phone"),
+        ("company", "company_name"),
+        ("city", "city"),
+        ("postal_code", "postal_code"),
+        ("country", "country"),
+        ("source", "source"),
+    ];
+    for (column, field) in columns {
+        let values: Vec<Option<String>> = existing
+            .iter()
+            .map(|c| c.get(field).map(str::to_string))
+            .chain(rows.iter().map(|r| r.fields.get(field).cloned()))
+            .collect();
+        table.columns.insert(column.to_string(), values);
+    }
+    let result = dedupe::run(model, &table, region, 42);
+    let mut clusters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, a) in result.assignments.iter().enumerate() {
+        clusters.entry(a.cluster_id.as_str()).or_default().push(i);
+    }
+    let n_existing = existing.len();
+    let mut desired = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut summary = MigrationSummary::default();
+    for members in clusters.values() {
+        let imported: Vec<&MappedRow> = members
+            .iter()
+            .filter(|&&i| i >= n_existing)
+            .map(|&i| &rows[i - n_existing])
+            .collect();
+        if imported.is_empty() {
+            continue;
+        }
+        let target = members
+            .iter()
+            .filter(|&&i| i < n_existing)
+            .map(|&i| &existing[i])
+            .max_by(|a, b| {
+                a.completeness()
+                    .cmp(&b.completeness())
+                    .then(b.id.cmp(&a.id))
+            });
+        // The rows' merged values: for each field the first row (in file order) that has one.
+        let mut merged: BTreeMap<&'static str, String> = BTreeMap::new();
+        let mut custom: BTreeMap<String, String> = BTreeMap::new();
+        let mut tags: Vec<String> = config.add_tags.clone();
+        for r in &imported {
+            for (f, v) in &r.fields {
+                merged.entry(f).or_insert_with(|| v.clone());
+            }
+            for (id, v) in &r.custom {
+                custom.entry(id.clone()).or_insert_with(|| v.clone());
+            }
+            for t in &r.tags {
+                if !tags.contains(t) {
+                    tags.push(t.clone());
+                }
+            }
+        }
+        let mut contact = DesiredContact {
+            contact_id: target.map(|t| t.id.clone()),
+            ..DesiredContact::default()
+        };
+        let rows_text = imported
+            .iter()
+            .map(|r| r.row.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut changes = false;
+        match target {
+            Some(t) => {
+                for (f, v) in &merged {
+                    if t.get(f).is_none() {
+                        set(&mut contact, f, v.clone());
+                        changes = true;
+                    }
+                }
+                let have: Vec<String> = t.tags.iter().map(|x| x.to_lowercase()).collect();
+                contact.add_tags = tags
+                    .iter()
+                    .filter(|x| !have.contains(&x.to_lowercase()))
+                    .cloned()
+                    .collect();
+                changes |= !contact.add_tags.is_empty();
+                for (id, v) in &custom {
+                    let current = t
+                        .custom_fields
+                        .iter()
+                        .find(|c| &c.id == id)
+                        .and_then(|c| c.value_json.as_deref())
+                        .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+                        .map(|v| match v {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        });
+                    if current.is_none() {
+                        contact.custom_fields.push(DesiredCustomField {
+                            id: id.clone(),
+                            value: v.clone(),
+                        });
+                        changes = true;
+                    }
+                }
+                contact.reason = format!("migration rows {rows_text} match contact {}", t.id);
+            }
+            None => {
+                for (f, v) in &merged {
+                    set(&mut contact, f, v.clone());
+                }
+                if contact.source.is_none() {
+                    contact.source = config.source.clone();
+                }
+                contact.add_tags = tags;
+                contact.custom_fields = custom
+                    .iter()
+                    .map(|(id, v)| DesiredCustomField {
+                        id: id.clone(),
+                        value: v.clone(),
+                    })
+                    .collect();
+                contact.reason = format!("migration rows {rows_text}");
+                changes = true;
+            }
+        }
+        for (k, r) in imported.iter().enumerate() {
+            let (outcome, reason) = match (k, target, changes) {
+                (0, None, _) => ("create", "no existing contact matches".to_string()),
+                (0, Some(t), true) => ("update", format!("fills empty fields of {}", t.id)),
+                (0, Some(t), false) => ("unchanged", format!("{} already has everything", t.id)),
+                (_, _, _) => (
+                    "merge",
+                    format!("duplicate of row {} in the file", imported[0].row),
+                ),
+            };
+            outcomes.push(RowOutcome {
+                row: r.row,
+                outcome: outcome.to_string(),
+                contact_id: target.map(|t| t.id.clone()).unwrap_or_default(),
+                reason,
+            });
+        }
+        if changes {
+            desired.push(contact);
+        }
+    }
+    outcomes.sort_by_key(|o| o.row);
+    for o in &outcomes {
+        match o.outcome.as_str() {
+            "create" => summary.creates += 1,
+            "update" => summary.updates += 1,
+            "unchanged" => summary.unchanged += 1,
+            _ => summary.merges += 1,
+        }
+    }
+    std::fs::create_dir_all(transform_dir)
+        .with_context(|| format!("creating {}", transform_dir.display()))?;
+    write_rows(
+        &transform_dir.join("desired_contacts.parquet"),
+        &desired_contacts_schema(),
+        &desired,
+    )?;
+    write_rows::<crate::snapshot::desired::DesiredMessage>(
+        &transform_dir.join("desired_messages.parquet"),
+        &desired_messages_schema(),
+        &[],
+    )?;
+    write_rows::<crate::snapshot::desired::DesiredNote>(
+        &transform_dir.join("desired_notes.parquet"),
+        &desired_notes_schema(),
+        &[],
+    )?;
+    write_rows::<crate::snapshot::desired::DesiredBlocked>(
+        &transform_dir.join("desired_blocked.parquet"),
+        &desired_blocked_schema(),
+        &[],
+    )?;
+    Ok((outcomes, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> MigrateConfig {
+        MigrateConfig {
+            mapping: [
+                ("Name", "full_name"),
+                ("E-mail", "email"),
+                ("Mobile", "phone"),
+                ("Labels", "tags"),
+                ("Tier", "custom.tier_field"),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+            tags_separator: ";".into(),
+            ..MigrateConfig::default()
+        }
+    }
+
+    fn raw(cells: &[(&str, &str)]) -> RawRow {
+        RawRow {
+            row: 7,
+            cells: cells
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn rows_map_to_ghl_fields_with_normalised_phones() {
+        let us = normalize::region("US");
+        let row = map_row(
+            &raw(&[
+                ("Name", "Mary Ann Lee"),
+                ("E-mail", " mary@example.com "),
+                ("Mobile", "(415) 555-0134"),
+                ("Labels", "vip; 2024 ;"),
+                ("Tier", "gold"),
+            ]),
+            &config(),
+            us,
+            "US",
+        )
+        .expect("maps");
+        assert_eq!(row.fields["first_name"], "Mary Ann");
+        assert_eq!(row.fields["last_name"], "Lee");
+        assert_eq!(row.fields["email"], "mary@example.com");
+        assert_eq!(row.fields["phone"], "+14155550134");
+        assert_eq!(row.tags, vec!["vip", "2024"]);
+        assert_eq!(row.custom["tier_field"], "gold");
+    }
+
+    #[test]
+    fn bad_rows_are_rejected_with_the_reason() {
+        let us = normalize::region("US");
+        let reason =
+            |cells: &[(&str, &str)]| map_row(&raw(cells), &config(), us, "US").unwrap_err();
+        assert!(reason(&[("Name", "=HYPERLINK(\"http://x\",\"y\")")]).contains("formula"));
+        assert!(reason(&[("Name", "@SUM(A1)")]).contains("formula"));
+        assert!(reason(&[("Name", "Bo"), ("E-mail", "not-an-email")]).contains("not an address"));
+        assert!(reason(&[("Name", "Bo"), ("Mobile", "12")]).contains("not a valid number"));
+        assert!(reason(&[("Labels", "x")]).contains("no email, phone or name"));
+        // A phone with a plus is not a formula.
+        assert!(map_row(&raw(&[("Mobile", "+1 415 555 0134")]), &config(), us, "US").is_ok());
+    }
+
+    #[test]
+    fn unknown_targets_are_refused() {
+        let mut c = config();
+        c.mapping.insert("Zip".into(), "zip".into());
+        let (key, message) = c.validate().unwrap_err();
+        assert_eq!(key, "mapping.Zip");
+        assert!(message.contains("zip"));
+    }
+}

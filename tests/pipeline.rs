@@ -1,0 +1,383 @@
+//! The nightly pipeline end to end against the sandbox: rerun economy, dry runs, exactly-once
+//! effects under faults and kill -9, opt-outs after planning, and the audit's outputs.
+
+mod common;
+
+use common::Harness;
+use contactsync::sandbox::SandboxOptions;
+use contactsync::sandbox::faults::FaultProfile;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Welcome texts fire on this pipeline's first run, so loads have sends to get exactly once.
+const TRIGGERS: &str = r#"
+[transform.triggers]
+fire_on_first_run = true
+activity_notes = false
+
+[transform.triggers.welcome]
+template = "Hi {first_name|there}, welcome! Reply STOP to opt out."
+
+[transform.triggers.digest]
+to = "+14155550100"
+template = "contactsync {date}: {contacts} contacts, {duplicate_clusters} duplicate clusters"
+"#;
+
+fn options(seed: u64, contacts: usize) -> SandboxOptions {
+    SandboxOptions {
+        seed,
+        contacts,
+        messages: contacts * 2,
+        rate_limit: false,
+        ..SandboxOptions::default()
+    }
+}
+
+async fn harness_with_triggers(options: SandboxOptions) -> Harness {
+    let h = Harness::start(options).await;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&h.pipeline)
+        .expect("pipeline file");
+    file.write_all(TRIGGERS.as_bytes())
+        .expect("append triggers");
+    h
+}
+
+/// What the two services hold, without the ids and times that differ between equivalent runs:
+/// contacts by their fields and tags, notes by contact and body, sent messages, blocked numbers.
+/// Counts are kept, so a duplicate contact or a second send shows up as a difference.
+fn effects(state: &Value) -> BTreeMap<String, usize> {
+    let mut out: BTreeMap<String, usize> = BTreeMap::new();
+    let mut key_of: HashMap<String, String> = HashMap::new();
+    for c in state["ghl"]["contacts"].as_array().expect("contacts") {
+        let mut tags: Vec<String> = c["tags"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|v| v.as_str().map(str::to_lowercase))
+                    .collect()
+            })
+            .unwrap_or_default();
+        tags.sort();
+        let key = format!(
+            "{}|{}|{}|{}|{}|{}",
+            c["firstName"], c["lastName"], c["email"], c["phone"], c["city"], c["country"]
+        );
+        key_of.insert(c["id"].as_str().unwrap_or("").to_string(), key.clone());
+        let dnd = c["dnd"].as_bool().unwrap_or(false)
+            || c["dndSettings"]["SMS"]["status"].as_str() == Some("active");
+        *out.entry(format!("contact {key} tags={tags:?} dnd={dnd}"))
+            .or_default() += 1;
+    }
+    for n in state["ghl"]["notes"].as_array().expect("notes") {
+        let contact = key_of
+            .get(n["contactId"].as_str().unwrap_or(""))
+            .cloned()
+            .unwrap_or_default();
+        *out.entry(format!("note {contact} {}", n["body"]))
+            .or_default() += 1;
+    }
+    for m in state["bulksms"]["messages"].as_array().expect("messages") {
+        if m["type"] == "SENT" {
+            *out.entry(format!("sms {} {}", m["to"], m["body"]))
+                .or_default() += 1;
+        }
+    }
+    for b in state["bulksms"]["blocked_numbers"]
+        .as_array()
+        .expect("blocked numbers")
+    {
+        *out.entry(format!("blocked {}", b["phoneNumber"]))
+            .or_default() += 1;
+    }
+    out
+}
+
+/// Effects that happened more than once since `initial` (the seeded state).
+fn repeated<'a>(
+    initial: &BTreeMap<String, usize>,
+    effects: &'a BTreeMap<String, usize>,
+) -> Vec<&'a String> {
+    effects
+        .iter()
+        .filter(|(k, n)| **n > initial.get(*k).copied().unwrap_or(0) + 1)
+        .map(|(k, _)| k)
+        .collect()
+}
+
+fn diff(a: &BTreeMap<String, usize>, b: &BTreeMap<String, usize>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, n) in a {
+        if b.get(k) != Some(n) {
+            out.push(format!("{k}: {n} vs {:?}", b.get(k)));
+        }
+    }
+    for (k, n) in b {
+        if !a.contains_key(k) {
+            out.push(format!("{k}: missing vs {n}"));
+        }
+    }
+    out
+}
+
+fn count(report: &Value, key: &str) -> u64 {
+    report["counts"][key].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_with_nothing_changed_writes_nothing() {
+    let h = harness_with_triggers(options(11, 200)).await;
+    h.authorise().await;
+    let first = h.run_ok(&["run", "--json"]).await;
+    assert!(count(&first, "applied") > 0, "{first}");
+    assert!(
+        count(&first, "messages_fired") > 0,
+        "welcome texts fire: {first}"
+    );
+    let run_dir = std::path::PathBuf::from(first["run_dir"].as_str().expect("run_dir"));
+    for file in [
+        "audit/report.html",
+        "audit/report.json",
+        "audit/dnd_mismatches.csv",
+        "metrics.prom",
+    ] {
+        assert!(run_dir.join(file).exists(), "{file} missing");
+    }
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.prom")).expect("metrics");
+    assert!(metrics.contains("contactsync_operations{pipeline=\"sandbox\",status=\"applied\"}"));
+
+    h.control_post("stats/reset", Value::Null).await;
+    let second = h.run_ok(&["run", "--json"]).await;
+    assert_eq!(
+        count(&second, "planned_operations"),
+        0,
+        "the second run plans nothing: {second}"
+    );
+    let stats = h.control("stats").await;
+    assert_eq!(stats["writes"], 0, "the second run wrote: {stats}");
+    // The audit compares the two runs.
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(
+            std::path::Path::new(second["run_dir"].as_str().unwrap()).join("audit/report.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["trend"].as_array().unwrap().len(), 2);
+    assert_eq!(report["against_run"], first["run_id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_writes_nothing_at_all() {
+    let h = harness_with_triggers(options(12, 120)).await;
+    h.authorise().await;
+    h.run_ok(&["extract", "--json"]).await;
+    h.run_ok(&["transform", "--json"]).await;
+    let plan = h.run_ok(&["plan", "--json"]).await;
+    assert!(
+        plan["counts"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|v| v.as_u64() > Some(0)),
+        "{plan}"
+    );
+    h.control_post("stats/reset", Value::Null).await;
+    let before = effects(&h.control("state").await);
+    let dry = h.run_ok(&["load", "--dry-run", "--json"]).await;
+    assert!(count(&dry, "applied") == 0, "{dry}");
+    let stats = h.control("stats").await;
+    assert_eq!(stats["writes"], 0, "{stats}");
+    assert_eq!(
+        stats["total_requests"], 0,
+        "a dry run does not even read: {stats}"
+    );
+    assert!(!h.state_dir().join("ledger.sqlite").exists());
+    assert!(diff(&before, &effects(&h.control("state").await)).is_empty());
+}
+
+/// Runs the pipeline on a fresh sandbox until a run exits 0; returns the final effects.
+async fn converge(h: &Harness, max_runs: usize) -> BTreeMap<String, usize> {
+    for attempt in 0..max_runs {
+        let out = h.run(&["run", "--json"]).await;
+        match out.status.code() {
+            Some(0) => return effects(&h.control("state").await),
+            // Partial failure: the rest is retried by the next run, as the nightly job would.
+            Some(3) => continue,
+            other => panic!(
+                "run {attempt} exited {other:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+    panic!("the pipeline did not converge in {max_runs} runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_faults_leave_every_effect_exactly_once() {
+    let clean = harness_with_triggers(options(13, 150)).await;
+    clean.authorise().await;
+    let expected = converge(&clean, 1).await;
+    let hostile = harness_with_triggers(options(13, 150)).await;
+    hostile.authorise().await;
+    let initial = effects(&hostile.control("state").await);
+    let profile = FaultProfile {
+        slow_ms: 20,
+        retry_after_secs: 1,
+        ..FaultProfile::from_arg("hostile").expect("profile")
+    };
+    hostile
+        .control_post(
+            "faults",
+            serde_json::to_value(&profile).expect("profile JSON"),
+        )
+        .await;
+    let got = converge(&hostile, 6).await;
+    let twice = repeated(&initial, &got);
+    assert!(twice.is_empty(), "repeated: {twice:?}");
+    let differences = diff(&expected, &got);
+    assert!(
+        differences.is_empty(),
+        "{} differences, e.g. {:?}",
+        differences.len(),
+        &differences[..differences.len().min(10)]
+    );
+    let stats = hostile.control("stats").await;
+    assert!(stats["faults"].as_u64().unwrap_or(0) > 0, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_load_then_rerun_matches_a_clean_run() {
+    const TRIALS: u64 = 20;
+    let clean = harness_with_triggers(options(14, 120)).await;
+    clean.authorise().await;
+    let expected = converge(&clean, 1).await;
+    let mut killed_mid_load = 0;
+    for trial in 0..TRIALS {
+        let h = harness_with_triggers(options(14, 120)).await;
+        h.authorise().await;
+        let initial = effects(&h.control("state").await);
+        h.run_ok(&["extract", "--json"]).await;
+        h.run_ok(&["transform", "--json"]).await;
+        h.run_ok(&["plan", "--json"]).await;
+        // Kill points spread over the load: from before the first write to near its end.
+        let delay = Duration::from_millis(150 + (trial * 7919) % 1200);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_contactsync"))
+            .args(["load", "--json", "--pipeline"])
+            .arg(&h.pipeline)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("load starts");
+        tokio::time::sleep(delay).await;
+        if child.try_wait().expect("wait").is_none() {
+            killed_mid_load += 1;
+        }
+        child.kill().ok(); // SIGKILL on Unix
+        child.wait().ok();
+        let rerun = h.run(&["load", "--json"]).await;
+        assert!(
+            rerun.status.success(),
+            "trial {trial}: rerun exited {:?}: {}",
+            rerun.status.code(),
+            String::from_utf8_lossy(&rerun.stderr)
+        );
+        let got = effects(&h.control("state").await);
+        let twice = repeated(&initial, &got);
+        assert!(twice.is_empty(), "trial {trial}: repeated {twice:?}");
+        let differences = diff(&expected, &got);
+        assert!(
+            differences.is_empty(),
+            "trial {trial} (killed after {delay:?}): {} differences, e.g. {:?}",
+            differences.len(),
+            &differences[..differences.len().min(10)]
+        );
+    }
+    assert!(
+        killed_mid_load >= TRIALS / 2,
+        "only {killed_mid_load} of {TRIALS} kills landed during a load"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_that_opts_out_after_planning_gets_no_sms() {
+    let h = harness_with_triggers(options(15, 120)).await;
+    h.authorise().await;
+    h.run_ok(&["extract", "--json"]).await;
+    h.run_ok(&["transform", "--json"]).await;
+    h.run_ok(&["plan", "--json"]).await;
+    // Two planned welcome texts; their numbers opt out after the plan was written.
+    let run = contactsync::snapshot::run::latest_complete_extract(&h.state_dir())
+        .unwrap()
+        .unwrap()
+        .0;
+    let plan = contactsync::load::plan_io::read_plan(&run.load_dir(), &run.id).unwrap();
+    let sends: Vec<(String, Option<String>)> = plan
+        .operations
+        .iter()
+        .filter_map(|o| match &o.op {
+            contactsync::load::plan::PlanOp::SendSms {
+                to,
+                contact_id,
+                trigger,
+                ..
+            } if trigger == "welcome" => Some((to.clone(), contact_id.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(sends.len() >= 2, "the plan has welcome texts");
+    let (stop_number, _) = &sends[0];
+    h.control_post(
+        "bulksms/inbound",
+        serde_json::json!({"from": stop_number.trim_start_matches('+'), "body": "STOP"}),
+    )
+    .await;
+    let (dnd_number, dnd_contact) = &sends[1];
+    let dnd_contact = dnd_contact
+        .as_deref()
+        .expect("welcome texts name their contact");
+    let info = &h.sandbox.info;
+    let response = h
+        .http
+        .put(format!("{}/contacts/{dnd_contact}", info.ghl_base_url))
+        .bearer_auth(&info.ghl_token)
+        .header("Version", "2021-07-28")
+        .json(&serde_json::json!({"dndSettings": {"SMS": {"status": "active", "message": "asked by phone", "code": ""}}}))
+        .send()
+        .await
+        .expect("GHL answers");
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
+
+    let load = h.run(&["load", "--json"]).await;
+    let report: Value = serde_json::from_slice(
+        load.stdout
+            .split(|b| *b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(count(&report, "skipped") >= 2, "{report}");
+    let state = h.control("state").await;
+    let digits = |n: &str| n.chars().filter(char::is_ascii_digit).collect::<String>();
+    for number in [stop_number, dnd_number] {
+        let sent = state["bulksms"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| {
+                m["type"] == "SENT" && digits(m["to"].as_str().unwrap_or("")) == digits(number)
+            })
+            .filter(|m| m["body"].as_str().unwrap_or("").contains("welcome"))
+            .count();
+        assert_eq!(sent, 0, "{number} opted out after planning but was texted");
+    }
+}
