@@ -105,12 +105,16 @@ fn rule_keys<'a>(
     Some(
         (0..rows)
             .map(|row| {
-                let mut key = String::new();
+                let mut values = Vec::with_capacity(parts.len());
                 for (cells, transform) in &parts {
                     let cell = cells[row].as_deref()?;
-                    key.push_str(&key_of(cell, transform, region)?);
-                    key.push('\u{1f}');
+                    values.push(key_of(cell, transform, region)?);
                 }
+                if rule.unordered {
+                    values.sort_unstable();
+                }
+                let mut key = values.join("\u{1f}");
+                key.push('\u{1f}');
                 Some(key)
             })
             .collect(),

@@ -144,8 +144,13 @@ pub fn run(model: &MatchModel, input: &InputTable, region: Region, seed: u64) ->
         .step_by(step)
         .map(|&(i, j)| table.levels(i, j))
         .collect();
-    let (mut m, u, lambda, iterations) =
-        score::estimate_em(&table, &u, &sample, model.em_iterations);
+    let (mut m, u, lambda, iterations) = score::estimate_em(
+        &table,
+        model.em_estimates_u,
+        &u,
+        &sample,
+        model.em_iterations,
+    );
     for (f, field) in table.fields.iter().enumerate() {
         if let Some(given) = &field.m {
             m[f] = given.clone();

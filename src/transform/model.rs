@@ -24,6 +24,10 @@ pub struct MatchModel {
     /// EM iterations for m.
     #[serde(default = "default_em_iterations")]
     pub em_iterations: usize,
+    /// Let EM re-estimate u among the candidate pairs too (default: u stays the random-pair
+    /// estimate, as Splink does; freeing it lets EM lock onto "same household" as its match class).
+    #[serde(default = "default_true")]
+    pub em_estimates_u: bool,
     /// Two fields that are often entered the wrong way round (first and last name).
     #[serde(default)]
     pub swappable: Option<[String; 2]>,
@@ -46,6 +50,10 @@ fn default_max_block() -> usize {
 fn default_u_sample() -> usize {
     200_000
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_em_iterations() -> usize {
     20
 }
@@ -58,6 +66,10 @@ pub struct BlockingRule {
     /// Keys `field` or `field:transform` with transform one of `exact`, `phonetic`, `initial`,
     /// `prefix3`, `email_key`, `phone`, `year`, `digits`.
     pub keys: Vec<String>,
+    /// Join the key parts in sorted order, so values entered in each other's fields (first and
+    /// last name swapped) land in one block.
+    #[serde(default)]
+    pub unordered: bool,
 }
 
 /// How one field is compared.

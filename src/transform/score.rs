@@ -42,9 +42,14 @@ impl PreparedTable {
                 &v[li][j as usize],
             ) {
                 let straight = u16::from(out[fi]) + u16::from(out[li]);
-                let cross_first = level(FieldKind::FamilyName, fa, lb);
-                let cross_last = level(FieldKind::FamilyName, la, fb);
-                if cross_first <= 1 && cross_last <= 1 && straight > 2 {
+                // Either record may be the swapped one, so each cross comparison accepts what a
+                // given name (nicknames: "Turner, William" vs "Bill Turner") or a family name
+                // (one typo) would.
+                let close = |x: &Prepared, y: &Prepared| {
+                    level(FieldKind::GivenName, x, y) <= 2
+                        || level(FieldKind::FamilyName, x, y) <= 1
+                };
+                if close(fa, lb) && close(la, fb) && straight > 2 {
                     out[fi] = 1;
                     out[li] = 1;
                 }
@@ -143,14 +148,26 @@ const PRIOR_WEIGHT: f64 = 30.0;
 /// seeds it. Fields whose u the model fixes keep it.
 pub fn estimate_em(
     table: &PreparedTable,
+    estimate_u: bool,
     u_random: &[Vec<f64>],
     level_rows: &[Vec<u8>],
     iterations: usize,
 ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, f64, usize) {
     let m_prior: Vec<Vec<f64>> = table.fields.iter().map(|f| prior_m(f.kind)).collect();
-    let mut m = m_prior.clone();
+    // An m given in the model is held fixed while EM runs: it anchors the latent "match" class
+    // to what a duplicate is (e.g. the same first name), so EM cannot settle on "same household".
+    let given_m: Vec<Option<Vec<f64>>> = table.fields.iter().map(|f| f.m.clone()).collect();
+    let mut m: Vec<Vec<f64>> = m_prior
+        .iter()
+        .zip(&given_m)
+        .map(|(prior, given)| given.clone().unwrap_or_else(|| prior.clone()))
+        .collect();
     let mut u: Vec<Vec<f64>> = u_random.to_vec();
-    let fixed_u: Vec<bool> = table.fields.iter().map(|f| f.u.is_some()).collect();
+    let fixed_u: Vec<bool> = table
+        .fields
+        .iter()
+        .map(|f| !estimate_u || f.u.is_some())
+        .collect();
     let mut lambda: f64 = 0.1;
     let mut done = 0;
     let shape: Vec<usize> = m.iter().map(Vec::len).collect();
@@ -211,8 +228,24 @@ pub fn estimate_em(
                 })
                 .collect()
         };
-        let new_m = norm(with_prior(m_sums, &m_prior));
+        let mut new_m = norm(with_prior(m_sums, &m_prior));
+        for (f, given) in given_m.iter().enumerate() {
+            if let Some(given) = given {
+                new_m[f] = given.clone();
+            }
+        }
         let mut new_u = norm(with_prior(u_sums, u_random));
+        // Blocking only makes non-matches agree more often than random pairs, never less: an
+        // agreement level's u among candidates is floored at its random-pair u, or EM can drive
+        // it to zero and turn one shared postcode into proof.
+        for (row, random) in new_u.iter_mut().zip(u_random) {
+            let last = row.len() - 1;
+            for (x, r) in row[..last].iter_mut().zip(random) {
+                *x = x.max(*r);
+            }
+            let agree: f64 = row[..last].iter().sum();
+            row[last] = (1.0 - agree).max(1e-6);
+        }
         for (f, fixed) in fixed_u.iter().enumerate() {
             if *fixed {
                 new_u[f] = u[f].clone();
