@@ -59,6 +59,8 @@ document.querySelectorAll('input.filter').forEach(function(input){
       r.style.display=r.textContent.toLowerCase().indexOf(q)>=0?'':'none';});
   });
 });
+// Lets a headless browser check confirm the script ran to the end without an error.
+document.body.setAttribute('data-ready','1');
 "#;
 
 /// Renders the whole report.

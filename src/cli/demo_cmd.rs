@@ -1,4 +1,6 @@
-//! `contactsync demo`: a seeded sandbox in-process and the nightly pipeline against it, end to end.
+//! `contactsync demo`: a seeded sandbox in-process and the nightly pipeline against it, end to end:
+//! a first (baseline) run that cleans the CRM up, a simulated day (new contacts, a tag that fires a
+//! reminder, a STOP reply), and the next night's run that texts exactly what that day asked for.
 
 use super::sandbox_cmd::sandbox_pipeline_toml;
 use super::{CommandError, DemoArgs};
@@ -34,7 +36,11 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
         std::fs::remove_dir_all(&state_dir)
             .with_context(|| format!("clearing {}", state_dir.display()))?;
     }
-    std::fs::write(&pipeline_path, sandbox_pipeline_toml(&handle.info, "state"))
+    let text = format!(
+        "{}{DEMO_TRIGGERS}",
+        sandbox_pipeline_toml(&handle.info, "state")
+    );
+    std::fs::write(&pipeline_path, text)
         .with_context(|| format!("writing {}", pipeline_path.display()))?;
     let config = PipelineConfig::load(&pipeline_path)?;
 
@@ -54,8 +60,26 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
             .context("exchanging the sandbox's authorization code")?;
     }
 
+    eprintln!("Night 1: the first run against this location (a baseline: it texts nobody).");
+    let (first, first_code) = super::pipeline_cmds::run_pipeline(&config, !args.json).await?;
+    if first_code != ExitCode::Ok {
+        tracing::warn!(code = ?first_code, "The first run did not finish cleanly");
+    }
+    eprintln!("A day passes: two new leads, a tag that asks for a reminder, and a STOP reply.");
+    let day = simulate_a_day(&handle.info)
+        .await
+        .context("simulating a day in the sandbox")?;
+    eprintln!("Night 2: the next run texts what that day asked for, once.");
     let (mut report, code) = super::pipeline_cmds::run_pipeline(&config, !args.json).await?;
     report.command = "demo".into();
+    report.counts.insert(
+        "first_run.applied".into(),
+        first.counts.get("applied").copied().unwrap_or(0),
+    );
+    report.counts.insert(
+        "first_run.planned".into(),
+        first.counts.get("planned_operations").copied().unwrap_or(0),
+    );
     let control = handle.info.control_url.clone();
     let sandbox_stats: serde_json::Value = reqwest::get(format!("{control}/_sandbox/stats"))
         .await
@@ -94,12 +118,22 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
             count("planned_operations")
         );
         eprintln!(
-            "  applied:        {} operations, {} failed, {} skipped; the sandbox saw {} requests and {} writes",
+            "  night 1:        {} operations applied (duplicates marked, opt-outs made DND, numbers blocked, leads created), 0 texts",
+            count("first_run.applied"),
+        );
+        eprintln!(
+            "  night 2:        {} operations applied, {} failed, {} skipped; {} texts fired (welcome to {}, reminder to {}, the digest); STOP from {} made DND",
             count("applied"),
             count("failed"),
             count("skipped"),
-            sandbox_stats["total_requests"],
-            sandbox_stats["writes"]
+            count("messages_fired"),
+            day.new_contacts.join(" and "),
+            day.reminded,
+            day.stopped,
+        );
+        eprintln!(
+            "  sandbox:        {} requests, {} writes in all",
+            sandbox_stats["total_requests"], sandbox_stats["writes"]
         );
         eprintln!(
             "  report:         {}",
@@ -114,4 +148,111 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
         }
     }
     Ok(code)
+}
+
+/// Triggers of the demo pipeline: welcome, a reminder on a tag, and a digest to the team.
+const DEMO_TRIGGERS: &str = r#"
+[transform.triggers]
+fire_on_first_run = false
+activity_notes = true
+
+[transform.triggers.welcome]
+template = "Hi {first_name|there}, thanks for choosing ACME Home Services! Reply STOP to opt out."
+
+[[transform.triggers.reminder]]
+tag = "appointment-tomorrow"
+template = "Hi {first_name|there}, a reminder of your appointment tomorrow. Reply C to confirm, STOP to opt out."
+
+[transform.triggers.digest]
+to = "+14155550100"
+template = "contactsync {date}: {new_contacts} new contacts, {duplicate_clusters} duplicate clusters, {opted_out} opted out, {inbound} new replies."
+"#;
+
+/// What the simulated day did.
+struct Day {
+    new_contacts: Vec<String>,
+    reminded: String,
+    stopped: String,
+}
+
+/// A day in the CRM, through the APIs as other apps would: two contacts created, a tag added,
+/// and a STOP reply to an earlier text.
+async fn simulate_a_day(info: &crate::sandbox::ReadyInfo) -> anyhow::Result<Day> {
+    let http = reqwest::Client::new();
+    let ghl = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{}{path}", info.ghl_base_url))
+            .bearer_auth(&info.ghl_token)
+            .header("Version", "2021-07-28")
+    };
+    // A contact with a phone, no DND and no duplicate mark gets the reminder tag.
+    let search: serde_json::Value = ghl(reqwest::Method::POST, "/contacts/search")
+        .json(&serde_json::json!({"locationId": info.ghl_location_id, "pageLimit": 100}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let contacts = search["contacts"].as_array().cloned().unwrap_or_default();
+    let plain = |c: &&serde_json::Value| {
+        c["phone"].as_str().is_some_and(|p| p.starts_with("+1"))
+            && !c["dnd"].as_bool().unwrap_or(false)
+            && c["tags"].as_array().is_none_or(|t| {
+                !t.iter().any(|x| {
+                    x.as_str()
+                        .is_some_and(|x| x.starts_with("contactsync:") || x.starts_with("sms:"))
+                })
+            })
+            && c["dndSettings"]["SMS"]["status"].as_str() != Some("active")
+    };
+    let mut eligible = contacts.iter().filter(plain);
+    let reminded = eligible.next().context("no contact to tag")?;
+    let id = reminded["id"].as_str().unwrap_or_default();
+    ghl(reqwest::Method::POST, &format!("/contacts/{id}/tags"))
+        .json(&serde_json::json!({"tags": ["appointment-tomorrow"]}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let stopped = eligible.next().context("no contact to opt out")?;
+    let number = stopped["phone"].as_str().unwrap_or_default();
+    http.post(format!("{}/_sandbox/bulksms/inbound", info.control_url))
+        .json(&serde_json::json!({"from": number.trim_start_matches('+'), "body": "STOP"}))
+        .send()
+        .await?
+        .error_for_status()?;
+    // Then the new contacts, after the picks, so neither pick is one of them.
+    let mut new_contacts = Vec::new();
+    for (first, last, email, phone) in [
+        ("Amara", "Nwosu", "amara.nwosu@example.com", "+14155550142"),
+        (
+            "Diego",
+            "Ferreira",
+            "diego.ferreira@example.com",
+            "+14155550143",
+        ),
+    ] {
+        ghl(reqwest::Method::POST, "/contacts/")
+            .json(&serde_json::json!({
+                "locationId": info.ghl_location_id,
+                "firstName": first, "lastName": last, "email": email, "phone": phone,
+                "source": "web form",
+            }))
+            .send()
+            .await?
+            .error_for_status()?;
+        new_contacts.push(format!("{first} {last}"));
+    }
+    let name = |c: &serde_json::Value| {
+        format!(
+            "{} {}",
+            c["firstName"].as_str().unwrap_or(""),
+            c["lastName"].as_str().unwrap_or("")
+        )
+        .trim()
+        .to_string()
+    };
+    Ok(Day {
+        new_contacts,
+        reminded: name(reminded),
+        stopped: name(stopped),
+    })
 }

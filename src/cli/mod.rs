@@ -252,10 +252,10 @@ pub struct DemoArgs {
     #[arg(long, default_value = "demo-output")]
     pub out: PathBuf,
     /// Contacts to seed.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 1_000)]
     pub contacts: usize,
     /// Messages to seed.
-    #[arg(long, default_value_t = 4_000)]
+    #[arg(long, default_value_t = 2_000)]
     pub messages: usize,
     /// Seed.
     #[arg(long, default_value_t = 42)]

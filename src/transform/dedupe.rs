@@ -5,6 +5,7 @@ use super::block;
 use super::cluster::{self, Split};
 use super::compare::prepare;
 use super::model::MatchModel;
+use super::normalize;
 use super::score::{self, NULL_LEVEL, Parameters, PreparedTable, ScoredPair};
 use rayon::prelude::*;
 use rlibphonenumber::enums::Region;
@@ -197,7 +198,33 @@ pub fn run(model: &MatchModel, input: &InputTable, region: Region, seed: u64) ->
         .map(|(_, n)| n.as_str())
         .collect::<Vec<_>>()
         .join("+");
+    // Generational suffixes (Jr./Sr./II/III) of each row, read from the raw name fields: a father
+    // and son share every other field, so two different suffixes mean two people.
+    let generation: Vec<Option<&'static str>> = if model.generational_suffixes {
+        let names: Vec<&Vec<Option<String>>> = model
+            .swappable
+            .iter()
+            .flatten()
+            .filter_map(|name| input.columns.get(name))
+            .collect();
+        (0..rows)
+            .map(|r| {
+                names
+                    .iter()
+                    .filter_map(|col| col[r].as_deref())
+                    .find_map(normalize::generational_suffix)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let clusters = cluster::cluster(rows, &mut accepted, |a, b| {
+        if let (Some(Some(x)), Some(Some(y))) =
+            (generation.get(a as usize), generation.get(b as usize))
+            && x != y
+        {
+            return Some(format!("generations {x} and {y} differ"));
+        }
         if conflict_fields.is_empty() {
             return None;
         }

@@ -28,6 +28,10 @@ pub struct MatchModel {
     /// estimate, as Splink does; freeing it lets EM lock onto "same household" as its match class).
     #[serde(default = "default_true")]
     pub em_estimates_u: bool,
+    /// Never cluster two records whose names carry different generational suffixes (Jr./Sr./III),
+    /// read from the `swappable` name fields.
+    #[serde(default)]
+    pub generational_suffixes: bool,
     /// Two fields that are often entered the wrong way round (first and last name).
     #[serde(default)]
     pub swappable: Option<[String; 2]>,

@@ -337,3 +337,31 @@ mod tests {
         assert_eq!(phonetic(""), "");
     }
 }
+
+/// The generational suffix of a name (`Jr.`, `Sr`, `II`, `III`, `IV`), as a canonical token.
+pub fn generational_suffix(raw: &str) -> Option<&'static str> {
+    raw.split(|c: char| c.is_whitespace() || c == ',')
+        .map(|t| t.trim_end_matches('.').to_ascii_lowercase())
+        .find_map(|t| match t.as_str() {
+            "jr" | "junior" => Some("jr"),
+            "sr" | "senior" => Some("sr"),
+            "ii" | "2nd" => Some("ii"),
+            "iii" | "3rd" => Some("iii"),
+            "iv" | "4th" => Some("iv"),
+            _ => None,
+        })
+}
+
+#[cfg(test)]
+mod suffix_tests {
+    use super::generational_suffix;
+
+    #[test]
+    fn generational_suffixes_are_read_from_names() {
+        assert_eq!(generational_suffix("Moreno Jr."), Some("jr"));
+        assert_eq!(generational_suffix("Moreno, SR"), Some("sr"));
+        assert_eq!(generational_suffix("Henry III"), Some("iii"));
+        assert_eq!(generational_suffix("Junior"), Some("jr"));
+        assert_eq!(generational_suffix("Ivy Srinivasan"), None);
+    }
+}
