@@ -98,50 +98,40 @@ type PairRow = (String, String, f64, bool, String);
 
 /// Reads a run's pairs file.
 fn read_pairs(path: &Path) -> anyhow::Result<Vec<PairRow>> {
-    let mut out = Vec::new();
-    for batch in crate::snapshot::parts::read_batches(path)? {
-        let batch = batch?;
-        let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-        writer.write(&batch)?;
-        writer.finish()?;
-        let bytes = writer.into_inner();
-        if bytes.is_empty() {
-            continue;
-        }
-        let rows: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&bytes)
-            .with_context(|| format!("reading {}", path.display()))?;
-        for row in rows {
-            let text = |k: &str| {
-                row.get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string()
-            };
-            let probability = row
-                .get("match_probability")
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(0.0);
-            let accepted = row
-                .get("accepted")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false);
-            // Evidence: each field's weight, strongest first.
-            let mut weights: Vec<(String, f64)> = row
-                .iter()
-                .filter_map(|(k, v)| {
-                    let field = k.strip_suffix("_weight")?;
-                    (field != "match").then(|| (field.to_string(), v.as_f64().unwrap_or(0.0)))
-                })
-                .collect();
-            weights.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
-            let evidence = weights
-                .iter()
-                .filter(|(_, w)| w.abs() >= 0.05)
-                .map(|(f, w)| format!("{f} {w:+.1}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            out.push((text("id_l"), text("id_r"), probability, accepted, evidence));
-        }
+    // The per-field columns depend on the model, so rows are read as JSON maps.
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = read_rows(path)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let text = |k: &str| {
+            row.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let probability = row
+            .get("match_probability")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0);
+        let accepted = row
+            .get("accepted")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        // Evidence: each field's weight, strongest first.
+        let mut weights: Vec<(String, f64)> = row
+            .iter()
+            .filter_map(|(k, v)| {
+                let field = k.strip_suffix("_weight")?;
+                (field != "match").then(|| (field.to_string(), v.as_f64().unwrap_or(0.0)))
+            })
+            .collect();
+        weights.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+        let evidence = weights
+            .iter()
+            .filter(|(_, w)| w.abs() >= 0.05)
+            .map(|(f, w)| format!("{f} {w:+.1}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push((text("id_l"), text("id_r"), probability, accepted, evidence));
     }
     Ok(out)
 }

@@ -57,6 +57,23 @@ pub(super) async fn run(args: DedupeArgs) -> Result<ExitCode, CommandError> {
     ] {
         report.counts.insert(k.into(), v);
     }
+    for (phase, seconds) in [
+        ("blocking", m.seconds_blocking),
+        ("estimating", m.seconds_estimating),
+        ("scoring", m.seconds_scoring),
+        ("clustering", m.seconds_clustering),
+    ] {
+        report
+            .counts
+            .insert(format!("ms.{phase}"), (seconds * 1000.0).round() as u64);
+    }
+    report.counts.insert(
+        "scored_pairs_per_second".into(),
+        m.scored_pairs_per_second.round() as u64,
+    );
+    report
+        .counts
+        .insert("ms.total".into(), started.elapsed().as_millis() as u64);
     for (rule, n) in &m.pairs_per_rule {
         report.counts.insert(format!("pairs_from_rule.{rule}"), *n);
     }

@@ -163,11 +163,8 @@ fn read_csv(path: &Path) -> anyhow::Result<(Vec<String>, Vec<RawRow>, Vec<Reject
 }
 
 fn read_parquet(path: &Path) -> anyhow::Result<(Vec<String>, Vec<RawRow>, Vec<Rejected>)> {
-    use polars::prelude::{DataType, ParquetReader, SerReader};
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let frame = ParquetReader::new(file)
-        .finish()
-        .with_context(|| format!("reading Parquet {}", path.display()))?;
+    use polars::prelude::DataType;
+    let frame = crate::transform::io::read_frame(path)?;
     let header: Vec<String> = frame
         .get_column_names()
         .iter()

@@ -20,7 +20,8 @@ pub struct QuarantinedRow {
     pub reason: String,
 }
 
-fn read_frame(path: &Path) -> anyhow::Result<DataFrame> {
+/// Reads a CSV (every column as text) or Parquet file into a frame.
+pub(crate) fn read_frame(path: &Path) -> anyhow::Result<DataFrame> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())

@@ -161,6 +161,144 @@ fn completeness(r: &SnapshotRow) -> usize {
     .count()
 }
 
+/// The contact table in the dedupe's column names.
+fn dedupe_contacts(
+    contacts: &[SnapshotRow],
+    model: &MatchModel,
+    region: normalize::Region,
+) -> dedupe::DedupeResult {
+    let col = |f: fn(&SnapshotRow) -> &Option<String>| -> Vec<Option<String>> {
+        contacts.iter().map(|c| f(c).clone()).collect()
+    };
+    let table = InputTable {
+        ids: contacts.iter().map(|c| c.id.clone()).collect(),
+        columns: HashMap::from([
+            ("first_name".to_string(), col(|c| &c.first_name)),
+            ("last_name".to_string(), col(|c| &c.last_name)),
+            ("email".to_string(), col(|c| &c.email)),
+            ("phone".to_string(), col(|c| &c.phone)),
+            ("company".to_string(), col(|c| &c.company_name)),
+            ("city".to_string(), col(|c| &c.city)),
+            ("postal_code".to_string(), col(|c| &c.postal_code)),
+            ("country".to_string(), col(|c| &c.country)),
+            ("source".to_string(), col(|c| &c.source)),
+        ]),
+    };
+    dedupe::run(model, &table, region, 42)
+}
+
+/// Each row's cluster as the smallest row index in it: equal partitions compare equal whatever
+/// member names the cluster.
+fn partition(result: &dedupe::DedupeResult) -> Vec<usize> {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    result
+        .assignments
+        .iter()
+        .enumerate()
+        .map(|(row, a)| *first.entry(a.cluster_id.as_str()).or_insert(row))
+        .collect()
+}
+
+fn is_marked(c: &SnapshotRow) -> bool {
+    c.tags.iter().any(|t| t == DUPLICATE_TAG)
+}
+
+/// Survivor of each cluster (cluster id → contact id): a record not already marked as a duplicate,
+/// then the most complete, then the most recently updated. Marked records rank last so that our
+/// own tagging (which bumps their dateUpdated) never flips the survivor on the next run.
+fn pick_survivors(
+    contacts: &[SnapshotRow],
+    members: &BTreeMap<&str, Vec<usize>>,
+) -> HashMap<String, String> {
+    members
+        .iter()
+        .map(|(cluster, rows)| {
+            let best = rows
+                .iter()
+                .max_by(|&&a, &&b| {
+                    (!is_marked(&contacts[a]))
+                        .cmp(&!is_marked(&contacts[b]))
+                        .then(completeness(&contacts[a]).cmp(&completeness(&contacts[b])))
+                        .then(contacts[a].date_updated.cmp(&contacts[b].date_updated))
+                        .then(contacts[b].id.cmp(&contacts[a].id))
+                })
+                .expect("clusters are not empty");
+            (cluster.to_string(), contacts[*best].id.clone())
+        })
+        .collect()
+}
+
+/// A contact as the golden record sees it.
+fn golden_member(c: &SnapshotRow) -> golden::Member {
+    golden::Member {
+        id: c.id.clone(),
+        source: c.source.clone(),
+        // A record we marked as a duplicate is stale by definition: its values only fill fields
+        // nobody else has, whatever its (bumped) update time says.
+        date_updated: if is_marked(c) {
+            None
+        } else {
+            c.date_updated.clone()
+        },
+        values: [
+            ("first_name", c.first_name.clone()),
+            ("last_name", c.last_name.clone()),
+            ("email", c.email.clone()),
+            ("phone", c.phone.clone()),
+            ("company_name", c.company_name.clone()),
+            ("city", c.city.clone()),
+            ("postal_code", c.postal_code.clone()),
+            ("country", c.country.clone()),
+        ]
+        .into_iter()
+        .collect(),
+    }
+}
+
+/// The contacts as the next run will read them once this run's merge is written: survivors hold
+/// their golden values (all but email and phone, which are never moved) and are the most recently
+/// updated, duplicates carry the duplicate tag.
+fn after_merge(
+    contacts: &[SnapshotRow],
+    result: &dedupe::DedupeResult,
+    survivorship: &golden::SurvivorshipConfig,
+    region: normalize::Region,
+) -> Vec<SnapshotRow> {
+    let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (row, a) in result.assignments.iter().enumerate() {
+        members.entry(a.cluster_id.as_str()).or_default().push(row);
+    }
+    let survivors = pick_survivors(contacts, &members);
+    let mut next = contacts.to_vec();
+    for (cluster, rows) in members.iter().filter(|(_, rows)| rows.len() > 1) {
+        let survivor_id = &survivors[*cluster];
+        let group: Vec<golden::Member> =
+            rows.iter().map(|&r| golden_member(&contacts[r])).collect();
+        let record = golden::merge(cluster, survivor_id, &group, survivorship, region);
+        for &r in rows {
+            let c = &mut next[r];
+            if &c.id == survivor_id {
+                for (field, slot) in [
+                    ("first_name", &mut c.first_name),
+                    ("last_name", &mut c.last_name),
+                    ("company_name", &mut c.company_name),
+                    ("city", &mut c.city),
+                    ("postal_code", &mut c.postal_code),
+                    ("country", &mut c.country),
+                ] {
+                    if let Some(v) = record.get(field) {
+                        *slot = Some(v.to_string());
+                    }
+                }
+                c.date_updated = Some("9999-12-31T00:00:00Z".into());
+            } else if !is_marked(c) {
+                c.tags.push(DUPLICATE_TAG.to_string());
+            }
+        }
+    }
+    next
+}
+
 /// SMS DND is on for the contact in GHL.
 fn sms_dnd(c: &SnapshotRow) -> bool {
     c.dnd.unwrap_or(false)
@@ -189,42 +327,18 @@ pub fn run_transform(
         ..TransformSummary::default()
     };
 
-    // Normalised table, in the dedupe column names.
-    let mut table = InputTable {
-        ids: contacts.iter().map(|c| c.id.clone()).collect(),
-        columns: HashMap::new(),
-    };
-    let col = |f: &dyn Fn(&SnapshotRow) -> Option<String>| -> Vec<Option<String>> {
-        contacts.iter().map(f).collect()
-    };
-    table
-        .columns
-        .insert("first_name".into(), col(&|c| c.first_name.clone()));
-    table
-        .columns
-        .insert("last_name".into(), col(&|c| c.last_name.clone()));
-    table
-        .columns
-        .insert("email".into(), col(&|c| c.email.clone()));
-    table
-        .columns
-        .insert("phone".into(), col(&|c| c.phone.clone()));
-    table
-        .columns
-        .insert("company".into(), col(&|c| c.company_name.clone()));
-    table
-        .columns
-        .insert("city".into(), col(&|c| c.city.clone()));
-    table
-        .columns
-        .insert("postal_code".into(), col(&|c| c.postal_code.clone()));
-    table
-        .columns
-        .insert("country".into(), col(&|c| c.country.clone()));
-    table
-        .columns
-        .insert("source".into(), col(&|c| c.source.clone()));
-    let result = dedupe::run(model, &table, region, 42);
+    let mut result = dedupe_contacts(&contacts, model, region);
+    // Merging changes records: the survivor takes its golden values and duplicates get tagged, and
+    // a changed record can match another one on the next run. Predict that run here (at most twice)
+    // so this run already reaches the clusters the next one will agree with.
+    for _ in 0..2 {
+        let next_table = after_merge(&contacts, &result, &config.survivorship, region);
+        let next = dedupe_contacts(&next_table, model, region);
+        if partition(&next) == partition(&result) {
+            break;
+        }
+        result = next;
+    }
     summary.candidate_pairs = result.metrics.candidate_pairs;
     super::io::write_pairs(&result, model.threshold, &out.join("pairs.parquet"))?;
 
@@ -235,21 +349,11 @@ pub fn run_transform(
     for (row, a) in result.assignments.iter().enumerate() {
         members.entry(a.cluster_id.as_str()).or_default().push(row);
     }
-    let marked = |c: &SnapshotRow| c.tags.iter().any(|t| t == DUPLICATE_TAG);
-    let mut survivor_of: HashMap<&str, &str> = HashMap::new();
-    for (cluster, rows) in &members {
-        let best = rows
-            .iter()
-            .max_by(|&&a, &&b| {
-                (!marked(&contacts[a]))
-                    .cmp(&!marked(&contacts[b]))
-                    .then(completeness(&contacts[a]).cmp(&completeness(&contacts[b])))
-                    .then(contacts[a].date_updated.cmp(&contacts[b].date_updated))
-                    .then(contacts[b].id.cmp(&contacts[a].id))
-            })
-            .expect("clusters are not empty");
-        survivor_of.insert(cluster, contacts[*best].id.as_str());
-    }
+    let survivors = pick_survivors(&contacts, &members);
+    let survivor_of: HashMap<&str, &str> = survivors
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     summary.duplicate_clusters = members.values().filter(|r| r.len() > 1).count() as u64;
     let cluster_rows: Vec<ClusterRow> = result
         .assignments
@@ -305,35 +409,8 @@ pub fn run_transform(
     let mut golden_desired: Vec<DesiredContact> = Vec::new();
     for (cluster, rows) in members.iter().filter(|(_, rows)| rows.len() > 1) {
         let survivor_id = survivor_of[cluster];
-        let group: Vec<golden::Member> = rows
-            .iter()
-            .map(|&r| {
-                let c = &contacts[r];
-                golden::Member {
-                    id: c.id.clone(),
-                    source: c.source.clone(),
-                    // A record we marked as a duplicate is stale by definition: its values only
-                    // fill fields nobody else has, whatever its (bumped) update time says.
-                    date_updated: if marked(c) {
-                        None
-                    } else {
-                        c.date_updated.clone()
-                    },
-                    values: [
-                        ("first_name", c.first_name.clone()),
-                        ("last_name", c.last_name.clone()),
-                        ("email", c.email.clone()),
-                        ("phone", c.phone.clone()),
-                        ("company_name", c.company_name.clone()),
-                        ("city", c.city.clone()),
-                        ("postal_code", c.postal_code.clone()),
-                        ("country", c.country.clone()),
-                    ]
-                    .into_iter()
-                    .collect(),
-                }
-            })
-            .collect();
+        let group: Vec<golden::Member> =
+            rows.iter().map(|&r| golden_member(&contacts[r])).collect();
         let record = golden::merge(cluster, survivor_id, &group, &config.survivorship, region);
         summary.field_conflicts += record.conflicts.len() as u64;
         let survivor = group
