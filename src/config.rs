@@ -244,6 +244,11 @@ impl PipelineConfig {
             .triggers
             .validate()
             .map_err(|(key, m)| invalid(&format!("transform.triggers.{key}"), m))?;
+        if let Some(quiet) = &self.load.quiet_hours {
+            quiet
+                .validate()
+                .map_err(|(key, m)| invalid(&format!("load.quiet_hours.{key}"), m))?;
+        }
         self.migrate
             .validate()
             .map_err(|(key, m)| invalid(&format!("migrate.{key}"), m))?;

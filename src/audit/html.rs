@@ -340,6 +340,25 @@ fn trend_svg(points: &[TrendPoint]) -> String {
             path.join(" "),
             20 + si * 130
         );
+        // A dot per run with its value on hover, and the latest value written at the end.
+        for (i, p) in points.iter().enumerate() {
+            let (x, y) = (20.0 + i as f64 * step, 185.0 - f(p) as f64 / max * 165.0);
+            let _ = write!(
+                svg,
+                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{colour}\"><title>{}: {} {name}</title></circle>",
+                escape(&p.run_id),
+                f(p)
+            );
+            if i + 1 == points.len() {
+                let _ = write!(
+                    svg,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" style=\"fill:{colour}\">{}</text>",
+                    x - 4.0,
+                    y - 5.0,
+                    f(p)
+                );
+            }
+        }
     }
     svg.push_str("</svg>");
     svg

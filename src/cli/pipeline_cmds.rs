@@ -122,6 +122,31 @@ pub fn plan_run(
             let done: HashSet<String> = done.into_iter().collect();
             plan.operations.retain(|op| !done.contains(&op.key));
         }
+        // Sends and notes fire on what changed since the previous run, so a later transform
+        // does not ask for them again: the ones a previous load failed to finish are carried
+        // over from the ledger, under the same key, and read back before they are retried.
+        let planned: HashSet<String> = plan.operations.iter().map(|o| o.key.clone()).collect();
+        let mut carried = 0;
+        for (key, from_run, payload) in ledger.unfinished(&["send_sms", "create_note"])? {
+            if planned.contains(&key) {
+                continue;
+            }
+            let Ok(op) = serde_json::from_str::<crate::load::plan::PlanOp>(&payload) else {
+                tracing::warn!(key, "Unreadable operation in the ledger; not carried over");
+                continue;
+            };
+            let carried_op = crate::load::plan::PlannedOperation::new(
+                op,
+                format!("retry: left unfinished by run {from_run}"),
+            );
+            if carried_op.key == key {
+                plan.operations.push(carried_op);
+                carried += 1;
+            }
+        }
+        if carried > 0 {
+            tracing::info!(operations = carried, "Carried over from earlier runs");
+        }
     }
     let dir = run.load_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -187,6 +212,7 @@ pub async fn load_run(
         run_id: run.id.clone(),
         concurrency: config.load.concurrency,
         breaker_threshold: 10,
+        quiet_hours: config.load.quiet_hours.clone(),
     };
     let (metrics, errors) = apply(&plan, ledger, &ghl, &bulksms, blocked, &options).await?;
     let json =

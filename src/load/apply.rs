@@ -26,6 +26,8 @@ pub struct ApplyOptions {
     pub concurrency: usize,
     /// Consecutive failed operations that open the circuit breaker.
     pub breaker_threshold: usize,
+    /// Local hours in which no SMS is sent.
+    pub quiet_hours: Option<super::QuietHours>,
 }
 
 /// What an apply did, by outcome.
@@ -162,8 +164,20 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
     }
     let retry = previous.is_some();
     if let Some(reason) = safety_block(shared, planned).await {
-        if reason.starts_with(RECHECK_FAILED) {
-            // Not known to be opted out, not known to be safe: leave it for the next run.
+        if reason.starts_with(RECHECK_FAILED) || reason.starts_with(QUIET_HOURS) {
+            // Not now: recorded as failed with the reason, so the next run's plan carries it
+            // over and checks again; counted as deferred, not as an API failure.
+            let begun = shared.ledger.lock().expect("ledger lock").begin(
+                key,
+                &shared.options.run_id,
+                planned.op.kind(),
+                &planned.op.target(),
+                &payload_of(planned),
+            );
+            if let Err(e) = begun {
+                return record_error(shared, planned, e.to_string());
+            }
+            finish(shared, key, OpStatus::Failed, None, Some(&reason));
             shared.deferred.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(key, reason, "Send deferred");
             return;
@@ -297,6 +311,7 @@ fn digits(number: &str) -> String {
 }
 
 const RECHECK_FAILED: &str = "the DND re-check failed";
+const QUIET_HOURS: &str = "quiet hours";
 
 /// Right before a send: is the number opted out in either system?
 async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option<String> {
@@ -316,12 +331,25 @@ async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option
             if dnd_all || sms_status == "active" || sms_status == "permanent" {
                 return Some("the contact has SMS DND set in GHL".into());
             }
-            None
+            quiet(shared, contact.get("timezone").and_then(Value::as_str))
         }
-        Ok(None) => None,
+        Ok(None) => quiet(shared, None),
         // Unknown means not safe: skip now, the next run checks again.
         Err(e) => Some(format!("{RECHECK_FAILED} ({e}); not sending blind")),
     }
+}
+
+/// A send that would land in the recipient's quiet hours waits.
+fn quiet(shared: &Shared<'_>, timezone: Option<&str>) -> Option<String> {
+    let window = shared.options.quiet_hours.as_ref()?;
+    window.is_quiet(chrono::Utc::now(), timezone).then(|| {
+        format!(
+            "{QUIET_HOURS} ({}–{} in {}); sent by a later run",
+            window.start,
+            window.end,
+            timezone.unwrap_or(&window.default_timezone)
+        )
+    })
 }
 
 /// Performs an operation once.

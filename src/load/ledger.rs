@@ -108,6 +108,36 @@ impl Ledger {
         }
     }
 
+    /// Operations of these kinds that failed or whose outcome is unknown, with the run that
+    /// planned them and their payload (the serialised operation).
+    pub fn unfinished(&self, kinds: &[&str]) -> Result<Vec<(String, String, String)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT key, run_id, payload, kind FROM operations
+                 WHERE status IN ('failed', 'in_flight') ORDER BY updated_at",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, run, payload, kind) = row.map_err(|e| self.err(e))?;
+            if kinds.contains(&kind.as_str()) {
+                out.push((key, run, payload));
+            }
+        }
+        Ok(out)
+    }
+
     /// The entry of an operation, if it was ever attempted.
     pub fn get(&self, key: &str) -> Result<Option<LedgerEntry>, LedgerError> {
         self.conn

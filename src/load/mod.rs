@@ -22,6 +22,100 @@ pub struct LoadConfig {
     pub merge: MergeMode,
     /// Operations in flight at once.
     pub concurrency: usize,
+    /// No SMS in these local hours of the recipient (`[load.quiet_hours]`).
+    pub quiet_hours: Option<QuietHours>,
+}
+
+/// `[load.quiet_hours]`: sends that would land in this window of the recipient's local time are
+/// held back (recorded, retried by the next run) instead of sent.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// Start of the quiet window, `HH:MM` local time (e.g. `"21:00"`).
+    pub start: String,
+    /// End of the quiet window, `HH:MM` (e.g. `"08:00"`; a window may cross midnight).
+    pub end: String,
+    /// IANA time zone for recipients whose contact has none (the team number of the digest too).
+    pub default_timezone: String,
+}
+
+impl QuietHours {
+    fn parse_time(text: &str) -> Option<chrono::NaiveTime> {
+        chrono::NaiveTime::parse_from_str(text.trim(), "%H:%M").ok()
+    }
+
+    /// Checks the times and the zone; the error names the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        for (key, value) in [("start", &self.start), ("end", &self.end)] {
+            if Self::parse_time(value).is_none() {
+                return Err((key.into(), format!("must be HH:MM, got {value:?}")));
+            }
+        }
+        if self.default_timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err((
+                "default_timezone".into(),
+                format!(
+                    "{:?} is not an IANA time zone (e.g. America/New_York)",
+                    self.default_timezone
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `now` falls in the window in `timezone` (the default zone when it is unknown).
+    pub fn is_quiet(&self, now: chrono::DateTime<chrono::Utc>, timezone: Option<&str>) -> bool {
+        let (Some(start), Some(end)) = (Self::parse_time(&self.start), Self::parse_time(&self.end))
+        else {
+            return false;
+        };
+        let zone: chrono_tz::Tz = timezone
+            .and_then(|t| t.parse().ok())
+            .or_else(|| self.default_timezone.parse().ok())
+            .unwrap_or(chrono_tz::UTC);
+        let local = now.with_timezone(&zone).time();
+        if start <= end {
+            local >= start && local < end
+        } else {
+            local >= start || local < end
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn quiet_hours_follow_the_recipients_zone_and_cross_midnight() {
+        let q = QuietHours {
+            start: "21:00".into(),
+            end: "08:00".into(),
+            default_timezone: "America/New_York".into(),
+        };
+        assert!(q.validate().is_ok());
+        // 03:00 UTC is 22:00 in New York (quiet) and 04:00 in Paris (quiet), 14:00 in Sydney.
+        let t = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap();
+        assert!(q.is_quiet(t, None));
+        assert!(q.is_quiet(t, Some("Europe/Paris")));
+        assert!(!q.is_quiet(t, Some("Australia/Sydney")));
+        // 15:00 UTC is 10:00 in New York.
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 25, 15, 0, 0)
+            .unwrap();
+        assert!(!q.is_quiet(t, None));
+        let bad = QuietHours {
+            start: "9pm".into(),
+            ..q.clone()
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "start");
+        let bad = QuietHours {
+            default_timezone: "Mars/Olympus".into(),
+            ..q
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "default_timezone");
+    }
 }
 
 /// How duplicates are resolved in GHL.
@@ -42,6 +136,7 @@ impl Default for LoadConfig {
             max_sends: 1_000,
             merge: MergeMode::Tag,
             concurrency: 8,
+            quiet_hours: None,
         }
     }
 }

@@ -120,3 +120,63 @@ fn rule_keys<'a>(
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(unordered: bool) -> MatchModel {
+        toml::from_str(&format!(
+            r#"
+id_column = "id"
+threshold = 0.9
+[[blocking]]
+name = "names"
+keys = ["first_name:phonetic", "last_name:phonetic"]
+unordered = {unordered}
+[[fields]]
+name = "first_name"
+kind = "given_name"
+"#
+        ))
+        .expect("model")
+    }
+
+    #[test]
+    fn unordered_keys_put_swapped_names_in_one_block() {
+        let first = vec![
+            Some("William".to_string()),
+            Some("Turner".to_string()),
+            Some("Ann".into()),
+        ];
+        let last = vec![
+            Some("Turner".to_string()),
+            Some("William".to_string()),
+            Some("Lee".into()),
+        ];
+        let column = |name: &str| match name {
+            "first_name" => Some(first.as_slice()),
+            "last_name" => Some(last.as_slice()),
+            _ => None,
+        };
+        let us = crate::transform::normalize::region("US");
+        assert_eq!(candidates(&model(true), 3, column, us).pairs, vec![(0, 1)]);
+        assert!(candidates(&model(false), 3, column, us).pairs.is_empty());
+    }
+
+    #[test]
+    fn a_rule_missing_a_column_is_skipped_and_oversized_blocks_are_reported() {
+        let first: Vec<Option<String>> = (0..5).map(|_| Some("Ann".to_string())).collect();
+        let column = |name: &str| (name == "first_name").then_some(first.as_slice());
+        let us = crate::transform::normalize::region("US");
+        // The rule needs last_name, which this input lacks.
+        assert!(candidates(&model(false), 5, column, us).pairs.is_empty());
+        let mut small = model(false);
+        small.blocking[0].keys = vec!["first_name:exact".into()];
+        small.max_block_size = 3;
+        let c = candidates(&small, 5, column, us);
+        assert!(c.pairs.is_empty());
+        assert_eq!(c.skipped_blocks.len(), 1);
+        assert_eq!(c.skipped_blocks[0].2, 5);
+    }
+}

@@ -218,6 +218,17 @@ pub fn run(model: &MatchModel, input: &InputTable, region: Region, seed: u64) ->
     } else {
         Vec::new()
     };
+    // The guard computes only its own fields (and the name pair, for swapped names).
+    let mut guard_fields = vec![false; table.fields.len()];
+    for (f, _) in &conflict_fields {
+        guard_fields[*f] = true;
+    }
+    if let Some((fi, li)) = table.swap
+        && (guard_fields[fi] || guard_fields[li])
+    {
+        guard_fields[fi] = true;
+        guard_fields[li] = true;
+    }
     let clusters = cluster::cluster(rows, &mut accepted, |a, b| {
         if let (Some(Some(x)), Some(Some(y))) =
             (generation.get(a as usize), generation.get(b as usize))
@@ -228,7 +239,7 @@ pub fn run(model: &MatchModel, input: &InputTable, region: Region, seed: u64) ->
         if conflict_fields.is_empty() {
             return None;
         }
-        let levels = table.levels(a, b);
+        let levels = table.levels_of(a, b, Some(&guard_fields));
         let all_conflict = conflict_fields.iter().all(|(f, _)| {
             let l = levels[*f];
             l != NULL_LEVEL && usize::from(l) + 1 == table.fields[*f].kind.levels().len()

@@ -24,16 +24,31 @@ pub struct PreparedTable {
 impl PreparedTable {
     /// Levels of a pair, field by field (swapped names count as a near match on both).
     pub fn levels(&self, i: u32, j: u32) -> Vec<u8> {
+        self.levels_of(i, j, None)
+    }
+
+    /// Levels of the fields `wanted` says (all when `None`; the others are `NULL_LEVEL`). The
+    /// swapped-names check runs when both name fields are computed. The cluster guard needs one
+    /// or two fields for many pairs, so it does not pay for string comparisons it ignores.
+    pub fn levels_of(&self, i: u32, j: u32, wanted: Option<&[bool]>) -> Vec<u8> {
         let mut out: Vec<u8> = self
             .fields
             .iter()
             .zip(&self.values)
-            .map(|(f, col)| match (&col[i as usize], &col[j as usize]) {
-                (Some(a), Some(b)) => level(f.kind, a, b),
-                _ => NULL_LEVEL,
+            .enumerate()
+            .map(|(f, (field, col))| {
+                if wanted.is_some_and(|w| !w[f]) {
+                    return NULL_LEVEL;
+                }
+                match (&col[i as usize], &col[j as usize]) {
+                    (Some(a), Some(b)) => level(field.kind, a, b),
+                    _ => NULL_LEVEL,
+                }
             })
             .collect();
-        if let Some((fi, li)) = self.swap {
+        if let Some((fi, li)) = self.swap
+            && wanted.is_none_or(|w| w[fi] && w[li])
+        {
             let v = &self.values;
             if let (Some(fa), Some(la), Some(fb), Some(lb)) = (
                 &v[fi][i as usize],
