@@ -26,11 +26,11 @@ except ImportError:
 try:
     import duckdb
     for name, entity in manifest["entities"].items():
-        n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{run}/{entity['file']}')").fetchone()[0]
+        n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{run}/{entity['file']}')").fetchall()[0][0]
         out[f"duckdb:{name}"] = n
     out["duckdb:tag_rows"] = duckdb.sql(
         f"SELECT count(*) FROM (SELECT unnest(tags) FROM read_parquet('{run}/extract/ghl/contacts.parquet'))"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
 except ImportError:
     out["duckdb"] = "missing"
 print(json.dumps(out))
