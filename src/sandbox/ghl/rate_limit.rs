@@ -70,6 +70,11 @@ impl LocationLimiter {
     /// The `X-RateLimit-*` headers for a decision.
     pub fn headers(&self, d: &LimitDecision) -> HeaderMap {
         let mut h = HeaderMap::new();
+        if !self.enabled {
+            // With the limit off (`--no-rate-limit`) there is no budget to announce; a remaining
+            // count reaching 0 would make well-behaved clients pause for nothing.
+            return h;
+        }
         let mut put = |name: &'static str, v: u64| {
             h.insert(name, HeaderValue::from(v));
         };
