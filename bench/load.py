@@ -410,6 +410,8 @@ def summarise(plan, plan_s, plan_stats, load, load_s, load_stats, series, check,
         "sandbox_requests_by_route": load_stats["requests"],
         "load_wall_seconds": round(load_s, 1),
         "plan_wall_seconds_incl_extract": round(plan_s, 1),
+        # What `migrate --apply` would take in one go: the plan, then the load.
+        "migrate_apply_wall_seconds": round(plan_s + load_s, 1),
         "plan_ghl_requests_sandbox": ghl_requests(plan_stats),
         "plan_rate_limited_sandbox": plan_stats["rate_limited"],
         "ghl_requests_per_second": round(rate, 2),
@@ -459,6 +461,7 @@ def markdown(r: dict) -> str:
          f'{c["of_which_with_tag_and_tier"]} of {c["contacts_update_rows_landed_on"]}'),
         ("plan (extract + dedupe + plan) wall time, GHL requests",
          f'{r["plan_wall_seconds_incl_extract"]} s, {r["plan_ghl_requests_sandbox"]}'),
+        ("plan + load (= migrate --apply) wall time", f'{r["migrate_apply_wall_seconds"]} s'),
     ]
     lines = ["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     errors = r["load_errors"].get("errors_first") or []
