@@ -167,13 +167,7 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
         if reason.starts_with(RECHECK_FAILED) || reason.starts_with(QUIET_HOURS) {
             // Not now: recorded as failed with the reason, so the next run's plan carries it
             // over and checks again; counted as deferred, not as an API failure.
-            let begun = shared.ledger.lock().expect("ledger lock").begin(
-                key,
-                &shared.options.run_id,
-                planned.op.kind(),
-                &planned.op.target(),
-                &payload_of(planned),
-            );
+            let begun = record_intent(shared, planned);
             if let Err(e) = begun {
                 return record_error(shared, planned, e.to_string());
             }
@@ -182,13 +176,7 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
             tracing::warn!(key, reason, "Send deferred");
             return;
         }
-        let begun = shared.ledger.lock().expect("ledger lock").begin(
-            key,
-            &shared.options.run_id,
-            planned.op.kind(),
-            &planned.op.target(),
-            &payload_of(planned),
-        );
+        let begun = record_intent(shared, planned);
         if let Err(e) = begun {
             return record_error(shared, planned, e.to_string());
         }
@@ -197,13 +185,7 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
         tracing::info!(key, kind = planned.op.kind(), reason, "Operation skipped");
         return;
     }
-    let begun = shared.ledger.lock().expect("ledger lock").begin(
-        key,
-        &shared.options.run_id,
-        planned.op.kind(),
-        &planned.op.target(),
-        &payload_of(planned),
-    );
+    let begun = record_intent(shared, planned);
     if let Err(e) = begun {
         return record_error(shared, planned, e.to_string());
     }
@@ -220,6 +202,20 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
         }
         Err(e) => record_failure(shared, planned, &e),
     }
+}
+
+/// Writes an operation's intent to the ledger (before its call, or before recording why not).
+fn record_intent(
+    shared: &Shared<'_>,
+    planned: &PlannedOperation,
+) -> Result<(), crate::load::ledger::LedgerError> {
+    shared.ledger.lock().expect("ledger lock").begin(
+        &planned.key,
+        &shared.options.run_id,
+        planned.op.kind(),
+        &planned.op.target(),
+        &payload_of(planned),
+    )
 }
 
 fn payload_of(planned: &PlannedOperation) -> String {
