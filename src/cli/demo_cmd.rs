@@ -65,7 +65,9 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
     if first_code != ExitCode::Ok {
         tracing::warn!(code = ?first_code, "The first run did not finish cleanly");
     }
-    eprintln!("A day passes: two new leads, a tag that asks for a reminder, and a STOP reply.");
+    eprintln!(
+        "A day passes: two new contacts from a web form, a tag that asks for a reminder, and a STOP reply."
+    );
     let day = simulate_a_day(&handle.info)
         .await
         .context("simulating a day in the sandbox")?;
