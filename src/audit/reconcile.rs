@@ -8,50 +8,13 @@ use super::report::{
 use crate::load::ledger::{Ledger, OpStatus};
 use crate::load::plan::Plan;
 use crate::load::plan_io::read_plan;
+use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::desired::read_rows;
 use crate::snapshot::run::{RunDir, list_runs};
 use anyhow::Context;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Contact {
-    id: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    dnd: Option<bool>,
-    #[serde(default)]
-    dnd_settings: Vec<Dnd>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Dnd {
-    channel: String,
-    status: Option<String>,
-}
-
-impl Contact {
-    fn sms_dnd(&self) -> bool {
-        self.dnd.unwrap_or(false)
-            || self.dnd_settings.iter().any(|d| {
-                d.channel.eq_ignore_ascii_case("sms")
-                    && matches!(d.status.as_deref(), Some("active" | "permanent"))
-            })
-    }
-
-    fn name(&self) -> String {
-        format!(
-            "{} {}",
-            self.first_name.as_deref().unwrap_or(""),
-            self.last_name.as_deref().unwrap_or("")
-        )
-        .trim()
-        .to_string()
-    }
-}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 struct Link {
@@ -167,7 +130,7 @@ pub fn reconcile(
         "run {} has no finished transform; run `contactsync transform` first",
         run.id
     );
-    let contacts: Vec<Contact> = read_rows(&extract.join("ghl/contacts.parquet"))?;
+    let contacts: Vec<SnapshotContact> = read_rows(&extract.join("ghl/contacts.parquet"))?;
     let blocked: Vec<Blocked> = read_rows(&extract.join("bulksms/blocked_numbers.parquet"))?;
     let links: Vec<Link> = read_rows(&transform.join("links.parquet"))?;
     let clusters: Vec<ClusterRow> = read_rows(&transform.join("clusters.parquet"))?;
@@ -181,7 +144,8 @@ pub fn reconcile(
         None
     };
 
-    let by_id: HashMap<&str, &Contact> = contacts.iter().map(|c| (c.id.as_str(), c)).collect();
+    let by_id: HashMap<&str, &SnapshotContact> =
+        contacts.iter().map(|c| (c.id.as_str(), c)).collect();
     let blocked_set: HashSet<String> = blocked.iter().map(|b| digits(&b.phone_number)).collect();
 
     // Operations and their outcomes, from the ledger.
@@ -239,7 +203,7 @@ pub fn reconcile(
             let Some(c) = by_id.get(id.as_str()) else {
                 continue;
             };
-            if c.sms_dnd() {
+            if c.sms_dnd_active() {
                 continue;
             }
             let fixed = succeeded_dnd.contains(id);
@@ -262,7 +226,7 @@ pub fn reconcile(
     }
     // The other direction: DND in GHL but the number can still be texted through BulkSMS.
     let mut dnd_not_blocked = Vec::new();
-    for c in contacts.iter().filter(|c| c.sms_dnd()) {
+    for c in contacts.iter().filter(|c| c.sms_dnd_active()) {
         let Some(raw) = c.phone.as_deref() else {
             continue;
         };
@@ -298,7 +262,7 @@ pub fn reconcile(
         .iter()
         .filter(|l| l.contact_ids.is_empty() && (l.sent + l.received) > 0)
         .collect();
-    let only_ghl: Vec<&Contact> = contacts
+    let only_ghl: Vec<&SnapshotContact> = contacts
         .iter()
         .filter(|c| !linked_contacts.contains(c.id.as_str()))
         .collect();

@@ -5,70 +5,13 @@ use super::apply::DUPLICATE_TAG;
 use super::plan::{Plan, PlanOp, PlannedOperation};
 use super::{LoadConfig, MergeMode};
 use crate::snapshot::desired::{DesiredBlocked, DesiredContact, DesiredMessage, DesiredNote};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Most numbers one `POST /blocked-numbers` takes.
 pub const BLOCK_BATCH: usize = 1_000;
 
-/// The parts of a snapshot contact the diff compares.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct SnapshotContact {
-    pub id: String,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub company_name: Option<String>,
-    pub city: Option<String>,
-    pub postal_code: Option<String>,
-    pub country: Option<String>,
-    pub source: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    pub dnd: Option<bool>,
-    #[serde(default)]
-    pub dnd_settings: Vec<SnapshotDnd>,
-    #[serde(default)]
-    pub custom_fields: Vec<SnapshotCustomField>,
-}
-
-/// A custom field value in the snapshot (the value as JSON text).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct SnapshotCustomField {
-    pub id: String,
-    pub value_json: Option<String>,
-}
-
-impl SnapshotCustomField {
-    /// The value as text (a JSON string unquoted).
-    fn text(&self) -> Option<String> {
-        let value: Value = serde_json::from_str(self.value_json.as_deref()?).ok()?;
-        Some(match value {
-            Value::String(s) => s,
-            other => other.to_string(),
-        })
-    }
-}
-
-/// One channel of a snapshot contact's DND settings.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct SnapshotDnd {
-    pub channel: String,
-    pub status: Option<String>,
-}
-
-impl SnapshotContact {
-    /// True when SMS DND is already on.
-    pub fn sms_dnd_active(&self) -> bool {
-        self.dnd.unwrap_or(false)
-            || self.dnd_settings.iter().any(|d| {
-                d.channel.eq_ignore_ascii_case("sms")
-                    && matches!(d.status.as_deref(), Some("active" | "permanent"))
-            })
-    }
-}
+pub use crate::snapshot::contact::{SnapshotContact, SnapshotCustomField, SnapshotDnd};
 
 /// What the diff reads.
 pub struct DiffInput<'a> {

@@ -3,6 +3,7 @@
 //! the rest is deduplicated against itself and the location's contacts (one match model for both)
 //! into the same desired-state files the nightly transform writes, so plan and load are shared.
 
+use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::desired::{
     DesiredContact, DesiredCustomField, desired_blocked_schema, desired_contacts_schema,
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
@@ -321,50 +322,10 @@ pub struct MigrationSummary {
     pub rejects: u64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Existing {
-    id: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    company_name: Option<String>,
-    city: Option<String>,
-    postal_code: Option<String>,
-    country: Option<String>,
-    source: Option<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-    #[serde(default)]
-    custom_fields: Vec<ExistingCustom>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct ExistingCustom {
-    id: String,
-    value_json: Option<String>,
-}
-
-impl Existing {
-    fn get(&self, field: &str) -> Option<&str> {
-        match field {
-            "first_name" => self.first_name.as_deref(),
-            "last_name" => self.last_name.as_deref(),
-            "email" => self.email.as_deref(),
-            "phone" => self.phone.as_deref(),
-            "company_name" => self.company_name.as_deref(),
-            "city" => self.city.as_deref(),
-            "postal_code" => self.postal_code.as_deref(),
-            "country" => self.country.as_deref(),
-            "source" => self.source.as_deref(),
-            _ => None,
-        }
-        .filter(|v| !v.trim().is_empty())
-    }
-
-    fn completeness(&self) -> usize {
-        TARGETS.iter().filter(|f| self.get(f).is_some()).count()
-    }
+/// Fields filled in (non-empty) on a contact: the most complete of a cluster's contacts is the
+/// one a migration row updates.
+fn completeness(c: &SnapshotContact) -> usize {
+    TARGETS.iter().filter(|f| c.field(f).is_some()).count()
 }
 
 fn set(desired: &mut DesiredContact, field: &str, value: String) {
@@ -394,7 +355,7 @@ pub fn plan_migration(
     config: &MigrateConfig,
     transform_dir: &Path,
 ) -> anyhow::Result<(Vec<RowOutcome>, MigrationSummary)> {
-    let existing: Vec<Existing> = read_rows(snapshot_contacts)?;
+    let existing: Vec<SnapshotContact> = read_rows(snapshot_contacts)?;
     let mut table = InputTable {
         ids: existing
             .iter()
@@ -417,7 +378,7 @@ pub fn plan_migration(
     for (column, field) in columns {
         let values: Vec<Option<String>> = existing
             .iter()
-            .map(|c| c.get(field).map(str::to_string))
+            .map(|c| c.field(field).map(str::to_string))
             .chain(rows.iter().map(|r| r.fields.get(field).cloned()))
             .collect();
         table.columns.insert(column.to_string(), values);
@@ -444,11 +405,7 @@ pub fn plan_migration(
             .iter()
             .filter(|&&i| i < n_existing)
             .map(|&i| &existing[i])
-            .max_by(|a, b| {
-                a.completeness()
-                    .cmp(&b.completeness())
-                    .then(b.id.cmp(&a.id))
-            });
+            .max_by(|a, b| completeness(a).cmp(&completeness(b)).then(b.id.cmp(&a.id)));
         // The rows' merged values: for each field the first row (in file order) that has one.
         let mut merged: BTreeMap<&'static str, String> = BTreeMap::new();
         let mut custom: BTreeMap<String, String> = BTreeMap::new();
@@ -479,7 +436,7 @@ pub fn plan_migration(
         match target {
             Some(t) => {
                 for (f, v) in &merged {
-                    if t.get(f).is_none() {
+                    if t.field(f).is_none() {
                         set(&mut contact, f, v.clone());
                         changes = true;
                     }
@@ -496,12 +453,7 @@ pub fn plan_migration(
                         .custom_fields
                         .iter()
                         .find(|c| &c.id == id)
-                        .and_then(|c| c.value_json.as_deref())
-                        .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
-                        .map(|v| match v {
-                            serde_json::Value::String(s) => s,
-                            other => other.to_string(),
-                        });
+                        .and_then(|c| c.text());
                     if current.is_none() {
                         contact.custom_fields.push(DesiredCustomField {
                             id: id.clone(),

@@ -3,6 +3,7 @@
 //! never reaches into another stage's code.
 
 pub mod atomic;
+pub mod contact;
 pub mod desired;
 pub mod manifest;
 pub mod parts;

@@ -8,6 +8,7 @@ use super::golden::{self, GoldenRecord};
 use super::model::MatchModel;
 use super::normalize;
 use super::triggers::{self, PreviousState, TriggerContact, TriggerMessage};
+use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::desired::{
     DUPLICATE_TAG, DesiredBlocked, DesiredContact, desired_blocked_schema, desired_contacts_schema,
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
@@ -24,33 +25,6 @@ use std::sync::Arc;
 pub const OPTED_OUT_TAG: &str = "sms:opted-out";
 /// Tag put on leads created from inbound SMS.
 pub const SMS_LEAD_TAG: &str = "sms:lead";
-
-/// The snapshot columns the transform reads.
-#[derive(Debug, Clone, Default, Deserialize)]
-struct SnapshotRow {
-    id: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    company_name: Option<String>,
-    city: Option<String>,
-    postal_code: Option<String>,
-    country: Option<String>,
-    source: Option<String>,
-    date_updated: Option<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-    dnd: Option<bool>,
-    #[serde(default)]
-    dnd_settings: Vec<DndCell>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct DndCell {
-    channel: String,
-    status: Option<String>,
-}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 struct MessageRowIn {
@@ -146,7 +120,7 @@ fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-fn completeness(r: &SnapshotRow) -> usize {
+fn completeness(r: &SnapshotContact) -> usize {
     [
         &r.first_name,
         &r.last_name,
@@ -163,11 +137,11 @@ fn completeness(r: &SnapshotRow) -> usize {
 
 /// The contact table in the dedupe's column names.
 fn dedupe_contacts(
-    contacts: &[SnapshotRow],
+    contacts: &[SnapshotContact],
     model: &MatchModel,
     region: normalize::Region,
 ) -> dedupe::DedupeResult {
-    let col = |f: fn(&SnapshotRow) -> &Option<String>| -> Vec<Option<String>> {
+    let col = |f: fn(&SnapshotContact) -> &Option<String>| -> Vec<Option<String>> {
         contacts.iter().map(|c| f(c).clone()).collect()
     };
     let table = InputTable {
@@ -199,7 +173,7 @@ fn partition(result: &dedupe::DedupeResult) -> Vec<usize> {
         .collect()
 }
 
-fn is_marked(c: &SnapshotRow) -> bool {
+fn is_marked(c: &SnapshotContact) -> bool {
     c.tags.iter().any(|t| t == DUPLICATE_TAG)
 }
 
@@ -207,7 +181,7 @@ fn is_marked(c: &SnapshotRow) -> bool {
 /// then the most complete, then the most recently updated. Marked records rank last so that our
 /// own tagging (which bumps their dateUpdated) never flips the survivor on the next run.
 fn pick_survivors(
-    contacts: &[SnapshotRow],
+    contacts: &[SnapshotContact],
     members: &BTreeMap<&str, Vec<usize>>,
 ) -> HashMap<String, String> {
     members
@@ -229,7 +203,7 @@ fn pick_survivors(
 }
 
 /// A contact as the golden record sees it.
-fn golden_member(c: &SnapshotRow) -> golden::Member {
+fn golden_member(c: &SnapshotContact) -> golden::Member {
     golden::Member {
         id: c.id.clone(),
         source: c.source.clone(),
@@ -259,11 +233,11 @@ fn golden_member(c: &SnapshotRow) -> golden::Member {
 /// their golden values (all but email and phone, which are never moved) and are the most recently
 /// updated, duplicates carry the duplicate tag.
 fn after_merge(
-    contacts: &[SnapshotRow],
+    contacts: &[SnapshotContact],
     result: &dedupe::DedupeResult,
     survivorship: &golden::SurvivorshipConfig,
     region: normalize::Region,
-) -> Vec<SnapshotRow> {
+) -> Vec<SnapshotContact> {
     let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (row, a) in result.assignments.iter().enumerate() {
         members.entry(a.cluster_id.as_str()).or_default().push(row);
@@ -299,15 +273,6 @@ fn after_merge(
     next
 }
 
-/// SMS DND is on for the contact in GHL.
-fn sms_dnd(c: &SnapshotRow) -> bool {
-    c.dnd.unwrap_or(false)
-        || c.dnd_settings.iter().any(|d| {
-            d.channel.eq_ignore_ascii_case("sms")
-                && matches!(d.status.as_deref(), Some("active" | "permanent"))
-        })
-}
-
 /// Runs the stage on a run whose extract finished.
 pub fn run_transform(
     run: &RunDir,
@@ -319,7 +284,7 @@ pub fn run_transform(
     let out = run.transform_dir();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let region = normalize::region(default_region);
-    let contacts: Vec<SnapshotRow> = read_rows(&extract.join("ghl/contacts.parquet"))?;
+    let contacts: Vec<SnapshotContact> = read_rows(&extract.join("ghl/contacts.parquet"))?;
     let messages: Vec<MessageRowIn> = read_rows(&extract.join("bulksms/messages.parquet"))?;
     let blocked: Vec<BlockedRowIn> = read_rows(&extract.join("bulksms/blocked_numbers.parquet"))?;
     let mut summary = TransformSummary {
@@ -508,7 +473,7 @@ pub fn run_transform(
     // load blocks it in BulkSMS too). Taking all three at once makes one run converge.
     let ghl_dnd_numbers: HashSet<String> = contacts
         .iter()
-        .filter(|c| sms_dnd(c))
+        .filter(|c| c.sms_dnd_active())
         .filter_map(
             |c| match c.phone.as_deref().and_then(|p| normalize::phone(p, region)) {
                 Some(normalize::PhoneKey::E164(e)) => Some(digits(&e)),
@@ -547,7 +512,7 @@ pub fn run_transform(
     for link in links.values().filter(|l| l.opted_out) {
         for id in &link.contact_ids {
             let c = &contacts[row_of[id.as_str()]];
-            if !sms_dnd(c) || !c.tags.iter().any(|t| t == OPTED_OUT_TAG) {
+            if !c.sms_dnd_active() || !c.tags.iter().any(|t| t == OPTED_OUT_TAG) {
                 summary.dnd_updates += 1;
                 desired.push(DesiredContact {
                     contact_id: Some(id.clone()),
@@ -564,7 +529,7 @@ pub fn run_transform(
     }
     // Opted out in GHL but not blocked in BulkSMS: block the number too.
     for c in &contacts {
-        if sms_dnd(c)
+        if c.sms_dnd_active()
             && let Some(p) = c.phone.as_deref().and_then(|p| normalize::phone(p, region))
             && let normalize::PhoneKey::E164(e164) = p
         {
@@ -630,7 +595,7 @@ pub fn run_transform(
                 Some(normalize::PhoneKey::E164(e)) => Some(e),
                 _ => None,
             };
-            let opted_out = sms_dnd(c)
+            let opted_out = c.sms_dnd_active()
                 || phone
                     .as_deref()
                     .is_some_and(|p| opted_out_numbers.contains(digits(p).as_str()));
