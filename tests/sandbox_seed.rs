@@ -1,9 +1,8 @@
 //! Seed generator: determinism, exact sizes, ground truth, planted duplicates and look-alikes, SMS
 //! history invariants and the benchmark CSV export.
 //!
-//! Timing 1 M contacts (never a timed test): `cargo test --release --test sandbox_seed --
-//! --ignored --nocapture generation_time` prints the wall time of 100 k and 1 M contact runs
-//! (`SEED_TIMING_CONTACTS=50000,100000,200000` picks other sizes).
+//! Generation time is not a test: `contactsync sandbox --export-seed DIR --contacts 1000000`
+//! prints it (bench/dedupe_speed.sh uses that export).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use contactsync::sandbox::seed::{
@@ -620,28 +619,5 @@ fn truth_csv_lists_every_contact_once() {
     for ((id, person), row) in ids.iter().zip(&persons).zip(&data.truth) {
         assert_eq!(id.as_deref(), Some(row.id.as_str()));
         assert_eq!(person.as_deref(), Some(row.person.as_str()));
-    }
-}
-
-/// Prints generation wall times; run explicitly (see the module doc), never part of the suite.
-#[test]
-#[ignore = "timing run, prints numbers"]
-fn generation_time() {
-    let sizes =
-        std::env::var("SEED_TIMING_CONTACTS").unwrap_or_else(|_| "100000,1000000".to_string());
-    for contacts in sizes.split(',').map(|n| {
-        n.trim()
-            .parse::<usize>()
-            .expect("SEED_TIMING_CONTACTS is a list of counts")
-    }) {
-        let started = std::time::Instant::now();
-        let data = generate(&spec(42, contacts, contacts * 2));
-        println!(
-            "{contacts} contacts, {} messages: {:.2?} ({} tasks, {} notes)",
-            data.messages.len(),
-            started.elapsed(),
-            data.tasks.len(),
-            data.notes.len()
-        );
     }
 }
