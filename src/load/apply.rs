@@ -163,26 +163,24 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
         }
     }
     let retry = previous.is_some();
-    if let Some(reason) = safety_block(shared, planned).await {
-        if reason.starts_with(RECHECK_FAILED) || reason.starts_with(QUIET_HOURS) {
-            // Not now: recorded as failed with the reason, so the next run's plan carries it
-            // over and checks again; counted as deferred, not as an API failure.
-            let begun = record_intent(shared, planned);
-            if let Err(e) = begun {
-                return record_error(shared, planned, e.to_string());
-            }
-            finish(shared, key, OpStatus::Failed, None, Some(&reason));
-            shared.deferred.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(key, reason, "Send deferred");
-            return;
-        }
-        let begun = record_intent(shared, planned);
-        if let Err(e) = begun {
+    if let Some(hold) = safety_block(shared, planned).await {
+        if let Err(e) = record_intent(shared, planned) {
             return record_error(shared, planned, e.to_string());
         }
-        finish(shared, key, OpStatus::Skipped, None, Some(&reason));
-        shared.skipped.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(key, kind = planned.op.kind(), reason, "Operation skipped");
+        match hold {
+            // Not now: recorded as failed with the reason, so the next run's plan carries it
+            // over and checks again; counted as deferred, not as an API failure.
+            Hold::Later(reason) => {
+                finish(shared, key, OpStatus::Failed, None, Some(&reason));
+                shared.deferred.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(key, reason, "Send deferred");
+            }
+            Hold::Never(reason) => {
+                finish(shared, key, OpStatus::Skipped, None, Some(&reason));
+                shared.skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(key, kind = planned.op.kind(), reason, "Operation skipped");
+            }
+        }
         return;
     }
     let begun = record_intent(shared, planned);
@@ -306,16 +304,23 @@ fn digits(number: &str) -> String {
     number.chars().filter(char::is_ascii_digit).collect()
 }
 
-const RECHECK_FAILED: &str = "the DND re-check failed";
-const QUIET_HOURS: &str = "quiet hours";
+/// Why a send is held back.
+enum Hold {
+    /// The number opted out: never sent for this event.
+    Never(String),
+    /// Not now (quiet hours, or the opt-out could not be checked): a later run tries again.
+    Later(String),
+}
 
-/// Right before a send: is the number opted out in either system?
-async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option<String> {
+/// Right before a send: is the number opted out in either system, or is it quiet there?
+async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option<Hold> {
     let PlanOp::SendSms { to, .. } = &planned.op else {
         return None;
     };
     if shared.blocked.contains(&digits(to)) {
-        return Some("the number is on the BulkSMS blocked list".into());
+        return Some(Hold::Never(
+            "the number is on the BulkSMS blocked list".into(),
+        ));
     }
     match shared.ghl.find_duplicate(None, Some(to)).await {
         Ok(Some(contact)) => {
@@ -325,26 +330,28 @@ async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option
                 .and_then(Value::as_str)
                 .unwrap_or("inactive");
             if dnd_all || sms_status == "active" || sms_status == "permanent" {
-                return Some("the contact has SMS DND set in GHL".into());
+                return Some(Hold::Never("the contact has SMS DND set in GHL".into()));
             }
             quiet(shared, contact.get("timezone").and_then(Value::as_str))
         }
         Ok(None) => quiet(shared, None),
-        // Unknown means not safe: skip now, the next run checks again.
-        Err(e) => Some(format!("{RECHECK_FAILED} ({e}); not sending blind")),
+        // Unknown means not safe: hold it, the next run checks again.
+        Err(e) => Some(Hold::Later(format!(
+            "the DND re-check failed ({e}); not sending blind"
+        ))),
     }
 }
 
 /// A send that would land in the recipient's quiet hours waits.
-fn quiet(shared: &Shared<'_>, timezone: Option<&str>) -> Option<String> {
+fn quiet(shared: &Shared<'_>, timezone: Option<&str>) -> Option<Hold> {
     let window = shared.options.quiet_hours.as_ref()?;
     window.is_quiet(chrono::Utc::now(), timezone).then(|| {
-        format!(
-            "{QUIET_HOURS} ({}–{} in {}); sent by a later run",
+        Hold::Later(format!(
+            "quiet hours ({}–{} in {}); sent by a later run",
             window.start,
             window.end,
             timezone.unwrap_or(&window.default_timezone)
-        )
+        ))
     })
 }
 
