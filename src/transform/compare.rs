@@ -7,7 +7,7 @@ use super::normalize::{self, EmailKey, PhoneKey};
 use rlibphonenumber::enums::Region;
 
 /// A value prepared once per record, so comparing a pair allocates nothing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Prepared {
     /// A folded name or text.
     Text(String),
@@ -85,7 +85,7 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
             let (x, y) = (text(a), text(b));
             if x == y || squash(x) == squash(y) {
                 0
-            } else if strsim::damerau_levenshtein(x, y) <= 1 || strsim::jaro_winkler(x, y) >= 0.92 {
+            } else if within_one_edit(x, y) || strsim::jaro_winkler(x, y) >= 0.92 {
                 1
             } else if strsim::jaro_winkler(x, y) >= 0.80 {
                 2
@@ -133,7 +133,7 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
             let (x, y) = (text(a), text(b));
             if x == y {
                 0
-            } else if strsim::damerau_levenshtein(x, y) <= 1 {
+            } else if within_one_edit(x, y) {
                 1
             } else {
                 2
@@ -156,6 +156,18 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
         }
         FieldKind::Exact => u8::from(text(a) != text(b)),
     }
+}
+
+/// Damerau-Levenshtein distance ≤ 1. For distances this small the restricted (optimal string
+/// alignment) distance is the same, and it needs no alphabet map; strings whose lengths differ by
+/// more than one are never within one edit, so most pairs are settled without running it.
+fn within_one_edit(x: &str, y: &str) -> bool {
+    let lengths = if x.is_ascii() && y.is_ascii() {
+        x.len().abs_diff(y.len())
+    } else {
+        x.chars().count().abs_diff(y.chars().count())
+    };
+    lengths <= 1 && strsim::osa_distance(x, y) <= 1
 }
 
 /// "J" against "John": an initial agrees with a full name.

@@ -3,12 +3,12 @@
 
 pub use rlibphonenumber::enums::Region;
 use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 use unicode_normalization::UnicodeNormalization;
 
 /// A phone number as compared.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PhoneKey {
     /// Parsed and valid: E.164.
     E164(String),
@@ -59,8 +59,28 @@ pub fn phone(raw: &str, region: Region) -> Option<PhoneKey> {
     }
 }
 
+/// A phone cell written only with digits, spaces and the usual separators, reduced to its digits
+/// (and a leading `+`): "(415) 555-0134" and "415.555.0134" are one string, so a table's numbers
+/// are parsed once per number rather than once per way of writing it. Anything else (letters,
+/// extensions) is returned trimmed, for libphonenumber to read as written.
+pub fn phone_canonical(raw: &str) -> String {
+    let trimmed = raw.trim();
+    let plain = trimmed.char_indices().all(|(i, c)| {
+        c.is_ascii_digit() || matches!(c, ' ' | '(' | ')' | '-' | '.') || (c == '+' && i == 0)
+    });
+    if !plain {
+        return trimmed.to_string();
+    }
+    let mut out = String::with_capacity(trimmed.len());
+    if trimmed.starts_with('+') {
+        out.push('+');
+    }
+    out.extend(trimmed.chars().filter(char::is_ascii_digit));
+    out
+}
+
 /// An email as compared.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EmailKey {
     /// Trimmed and lower-cased.
     pub address: String,
@@ -184,10 +204,10 @@ pub fn generation(folded: &str) -> Option<&'static str> {
     })
 }
 
-fn nickname_groups() -> &'static HashMap<String, Vec<u32>> {
-    static GROUPS: OnceLock<HashMap<String, Vec<u32>>> = OnceLock::new();
+fn nickname_groups() -> &'static FxHashMap<String, Vec<u32>> {
+    static GROUPS: OnceLock<FxHashMap<String, Vec<u32>>> = OnceLock::new();
     GROUPS.get_or_init(|| {
-        let mut map: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut map: FxHashMap<String, Vec<u32>> = FxHashMap::default();
         let data = include_str!("nicknames.csv");
         for (group, line) in data
             .lines()
@@ -280,6 +300,27 @@ mod tests {
             Some(PhoneKey::E164("+4915123456789".into())),
             "an international form ignores the default region"
         );
+    }
+
+    #[test]
+    fn canonical_phones_parse_like_the_raw_cell() {
+        for raw in [
+            "(415) 555-0134",
+            "+1 415 555 0134",
+            "001 415 555 0134",
+            "+44 (0) 20 7946 0134",
+            "1-800-FLOWERS",
+            "415 555 0134 ext. 12",
+        ] {
+            assert_eq!(
+                phone(&phone_canonical(raw), Id::US),
+                phone(raw, Id::US),
+                "{raw}"
+            );
+        }
+        assert_eq!(phone_canonical(" (415) 555-0134 "), "4155550134");
+        assert_eq!(phone_canonical("+1 415.555.0134"), "+14155550134");
+        assert_eq!(phone_canonical("1-800-FLOWERS"), "1-800-FLOWERS");
     }
 
     #[test]
