@@ -23,17 +23,24 @@ pub(super) async fn run(args: DedupeArgs) -> Result<ExitCode, CommandError> {
         code: ExitCode::BadConfig,
         error: e,
     })?;
+    let keep = match &args.pairs {
+        Some(_) => dedupe::KeepPairs::AtLeast(args.pairs_min_probability),
+        None => dedupe::KeepPairs::Nothing,
+    };
+    let seconds_reading = started.elapsed().as_secs_f64();
     let result = tokio::task::spawn_blocking({
         let model = model.clone();
-        move || dedupe::run(&model, &table, region, 42)
+        move || dedupe::run(&model, &table, region, 42, keep)
     })
     .await
-    .context("dedupe worker")?;
+    .context("dedupe worker")??;
+    let writing = std::time::Instant::now();
     io::write_assignments(&result, &args.out)?;
     if let Some(pairs) = &args.pairs {
         io::write_pairs(&result, model.threshold, pairs)?;
     }
     let quarantine_file = io::write_quarantine(&quarantined, &args.out, &args.input)?;
+    let seconds_writing = writing.elapsed().as_secs_f64();
     let m = &result.metrics;
     let code = if quarantined.is_empty() {
         ExitCode::Ok
@@ -52,16 +59,19 @@ pub(super) async fn run(args: DedupeArgs) -> Result<ExitCode, CommandError> {
         ("clusters", m.clusters),
         ("clusters_with_duplicates", m.clusters_with_duplicates),
         ("splits", m.splits),
-        ("skipped_blocks", m.skipped_blocks),
+        ("windowed_blocks", m.windowed_blocks),
         ("quarantined_rows", quarantined.len() as u64),
     ] {
         report.counts.insert(k.into(), v);
     }
     for (phase, seconds) in [
+        ("reading", seconds_reading),
+        ("preparing", m.seconds_preparing),
         ("blocking", m.seconds_blocking),
         ("estimating", m.seconds_estimating),
         ("scoring", m.seconds_scoring),
         ("clustering", m.seconds_clustering),
+        ("writing", seconds_writing),
     ] {
         report
             .counts

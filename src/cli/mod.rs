@@ -224,6 +224,10 @@ pub struct DedupeArgs {
     /// Also write the scored pairs with per-field explanations.
     #[arg(long)]
     pub pairs: Option<PathBuf>,
+    /// Only pairs scored at least this probability go to `--pairs` (0: every candidate pair,
+    /// which on millions of rows is a very large file).
+    #[arg(long, default_value_t = 0.0)]
+    pub pairs_min_probability: f64,
     /// Default phone region for national numbers.
     #[arg(long, default_value = "US")]
     pub region: String,

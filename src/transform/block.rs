@@ -1,21 +1,29 @@
 //! Blocking: records that agree on every key of a rule become candidate pairs; rules are unioned,
 //! so a typo in one field does not hide a pair another rule finds.
+//!
+//! Cost stays close to linear in the rows. Keys are computed once per distinct value and hashed
+//! to integers; polars' lazy engine groups rows by key. A block larger than `max_block_size` is
+//! not dropped (that would hide every duplicate of a common name) but compared by sorted
+//! neighbourhood: its rows are sorted by their field values and each is compared with the next
+//! `window` rows. The union needs no set of pairs: a pair belongs to the first rule that generates
+//! it, and later rules skip it by checking the earlier rules' keys, so pairs can be scored as they
+//! are generated and never all held in memory.
 
-use super::model::{BlockingRule, MatchModel};
+use super::encode::{Dictionary, NULL_CODE};
+use super::model::{BlockingRule, FieldKind, MatchModel};
 use super::normalize;
+use super::score::PreparedTable;
+use anyhow::Context;
+use polars::prelude::{Column, DataFrame, IntoLazy, col, lit};
+use rayon::prelude::*;
 use rlibphonenumber::enums::Region;
-use std::collections::{HashMap, HashSet};
+use std::cmp::Ordering;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
-/// What blocking produced.
-#[derive(Debug, Default)]
-pub struct Candidates {
-    /// Pairs `(i, j)` with `i < j`, each once.
-    pub pairs: Vec<(u32, u32)>,
-    /// Pairs each rule produced (before the union).
-    pub per_rule: Vec<(String, u64)>,
-    /// Blocks skipped for being larger than `max_block_size`: (rule, key, size).
-    pub skipped_blocks: Vec<(String, String, usize)>,
-}
+/// The key of a row without one under a rule (a key part's cell was empty).
+const NO_KEY: u64 = 0;
+/// Position of a row in a block compared in full.
+const FULL: u32 = u32::MAX;
 
 /// The key of one cell for a blocking transform.
 pub fn key_of(raw: &str, transform: &str, region: Region) -> Option<String> {
@@ -41,82 +49,333 @@ pub fn key_of(raw: &str, transform: &str, region: Region) -> Option<String> {
     (!key.is_empty()).then_some(key)
 }
 
-/// Builds the candidate pairs. `column(name)` gives a field's raw cells (None when the input has
-/// no such column: a rule that needs it is skipped).
-pub fn candidates<'a>(
-    model: &MatchModel,
-    rows: usize,
-    column: impl Fn(&str) -> Option<&'a [Option<String>]>,
-    region: Region,
-) -> Candidates {
-    let mut seen: HashSet<u64> = HashSet::new();
-    let mut out = Candidates::default();
-    for rule in &model.blocking {
-        let Some(keys) = rule_keys(rule, rows, &column, region) else {
-            tracing::warn!(rule = %rule.name, "Blocking rule skipped: the input lacks one of its columns");
-            continue;
-        };
-        let mut blocks: HashMap<&str, Vec<u32>> = HashMap::new();
-        for (row, key) in keys.iter().enumerate() {
-            if let Some(k) = key {
-                blocks.entry(k.as_str()).or_default().push(row as u32);
+/// A block of rows that agree on a rule's key.
+#[derive(Debug)]
+pub struct Block {
+    pub rule: usize,
+    /// Rows, ascending; for a windowed block, in sorted-neighbourhood order.
+    pub rows: Vec<u32>,
+    pub windowed: bool,
+}
+
+/// A row's key and windowed position under one rule.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// `NO_KEY` when the row has none.
+    key: u64,
+    /// Position in its windowed block (`FULL` in a block compared in full).
+    position: u32,
+}
+
+/// The blocks of every rule, ready to be walked pair by pair.
+#[derive(Debug)]
+pub struct Blocking {
+    names: Vec<String>,
+    /// Row-major, `slots[row * rules + rule]`: the "did an earlier rule generate this pair"
+    /// check reads each row's slots from one place.
+    slots: Vec<Slot>,
+    pub blocks: Vec<Block>,
+    pub window: usize,
+    /// Blocks compared by sorted neighbourhood: (rule, size, a member row).
+    pub windowed: Vec<(String, usize, u32)>,
+}
+
+/// A raw input column and its dictionary, for keys computed from cells.
+pub struct RawColumn<'a> {
+    pub cells: &'a [Option<String>],
+    pub dictionary: &'a Dictionary,
+}
+
+impl Blocking {
+    /// Computes every rule's keys and groups rows into blocks. `column(name)` gives an input
+    /// column (None when the input lacks it: a rule that needs it is skipped). Phone and email
+    /// keys reuse the prepared values of a phone or email field on the same column, so no number
+    /// is parsed twice.
+    pub fn build<'a>(
+        model: &MatchModel,
+        table: &PreparedTable,
+        column: impl Fn(&str) -> Option<RawColumn<'a>>,
+        region: Region,
+    ) -> anyhow::Result<Self> {
+        let mut names = Vec::new();
+        let mut per_rule: Vec<(Vec<u64>, Vec<u32>)> = Vec::new();
+        let mut blocks = Vec::new();
+        let mut windowed = Vec::new();
+        let mut order: Option<NeighbourhoodOrder> = None;
+        for rule in &model.blocking {
+            let Some(keys) = rule_keys(rule, table, &column, region) else {
+                tracing::warn!(rule = %rule.name, "Blocking rule skipped: the input lacks one of its columns");
+                continue;
+            };
+            let index = names.len();
+            let mut positions = vec![FULL; table.rows];
+            for mut rows in group_rows(&keys)
+                .with_context(|| format!("grouping blocking rule {}", rule.name))?
+            {
+                let is_windowed = rows.len() > model.max_block_size;
+                if is_windowed {
+                    let order = order.get_or_insert_with(|| NeighbourhoodOrder::new(table));
+                    rows.sort_unstable_by(|&a, &b| order.compare(table, a, b));
+                    for (p, &r) in rows.iter().enumerate() {
+                        positions[r as usize] = p as u32;
+                    }
+                    windowed.push((rule.name.clone(), rows.len(), rows[0]));
+                }
+                blocks.push(Block {
+                    rule: index,
+                    rows,
+                    windowed: is_windowed,
+                });
+            }
+            names.push(rule.name.clone());
+            per_rule.push((keys, positions));
+        }
+        let mut slots = Vec::with_capacity(table.rows * per_rule.len());
+        for row in 0..table.rows {
+            for (keys, positions) in &per_rule {
+                slots.push(Slot {
+                    key: keys[row],
+                    position: positions[row],
+                });
             }
         }
-        let mut produced = 0u64;
-        for (key, members) in blocks {
-            if members.len() < 2 {
-                continue;
-            }
-            if members.len() > model.max_block_size {
-                out.skipped_blocks
-                    .push((rule.name.clone(), key.to_string(), members.len()));
-                continue;
-            }
-            for (x, &i) in members.iter().enumerate() {
-                for &j in &members[x + 1..] {
-                    let (a, b) = if i < j { (i, j) } else { (j, i) };
-                    produced += 1;
-                    if seen.insert((u64::from(a) << 32) | u64::from(b)) {
-                        out.pairs.push((a, b));
-                    }
+        // Largest blocks first: they are the longest tasks for the workers.
+        blocks.sort_by_key(|b| std::cmp::Reverse(pairs_in(b, model.window)));
+        Ok(Blocking {
+            names,
+            slots,
+            blocks,
+            window: model.window,
+            windowed,
+        })
+    }
+
+    /// Names of the rules that ran, in order.
+    pub fn rule_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Calls `visit(i, j)` with `i < j` for every pair of a block that no earlier rule generated,
+    /// so across all blocks each candidate pair is visited exactly once.
+    pub fn for_each_pair(&self, block: &Block, mut visit: impl FnMut(u32, u32)) {
+        let rows = &block.rows;
+        let rules = self.names.len();
+        let reach = if block.windowed {
+            self.window
+        } else {
+            rows.len()
+        };
+        for (x, &a) in rows.iter().enumerate() {
+            for &b in rows.iter().skip(x + 1).take(reach) {
+                let (i, j) = if a < b { (a, b) } else { (b, a) };
+                let si = &self.slots[i as usize * rules..][..block.rule];
+                let sj = &self.slots[j as usize * rules..][..block.rule];
+                // An earlier rule generates the pair when both rows share its key (and, in a
+                // windowed block, sit within the window).
+                let earlier = si.iter().zip(sj).any(|(p, q)| {
+                    p.key != NO_KEY
+                        && p.key == q.key
+                        && (p.position == FULL
+                            || (p.position.abs_diff(q.position) as usize) <= self.window)
+                });
+                if !earlier {
+                    visit(i, j);
                 }
             }
         }
-        out.per_rule.push((rule.name.clone(), produced));
     }
-    out.pairs.sort_unstable();
-    out
 }
 
+/// Sorted-neighbourhood order: rows by their prepared field values in model order, so records that
+/// differ only in a later field (or by a typo late in a name) sit next to each other. Each field's
+/// distinct values are ranked once, so sorting a block compares integers. Fields whose values are
+/// nearly all distinct (emails, phones) are left out of the order: records sharing one already
+/// meet through that field's own blocking rule, and ranking a million of them costs more than the
+/// blocks it would sort.
+struct NeighbourhoodOrder {
+    /// `ranks[field][code]`; empty for a field left out.
+    ranks: Vec<Vec<u32>>,
+}
+
+/// Fields with more distinct values than this share of the rows are left out of the order.
+const ORDER_MAX_DISTINCT_SHARE: f64 = 0.25;
+
+impl NeighbourhoodOrder {
+    fn new(table: &PreparedTable) -> Self {
+        let limit = (table.rows as f64 * ORDER_MAX_DISTINCT_SHARE) as usize;
+        let ranks = table
+            .values
+            .par_iter()
+            .map(|values| {
+                if values.len() > limit.max(1_000) {
+                    return Vec::new();
+                }
+                let mut by_key: Vec<u32> = (0..values.len() as u32).collect();
+                by_key.par_sort_unstable_by(|&a, &b| {
+                    values[a as usize].key().cmp(values[b as usize].key())
+                });
+                let mut rank = vec![0u32; values.len()];
+                for (r, &code) in by_key.iter().enumerate() {
+                    rank[code as usize] = r as u32;
+                }
+                rank
+            })
+            .collect();
+        NeighbourhoodOrder { ranks }
+    }
+
+    fn compare(&self, table: &PreparedTable, a: u32, b: u32) -> Ordering {
+        let rank = |f: usize, row: u32| match table.code(f, row) {
+            NULL_CODE => u32::MAX,
+            c => self.ranks[f][c as usize],
+        };
+        (0..table.fields.len())
+            .filter(|&f| !self.ranks[f].is_empty())
+            .map(|f| rank(f, a).cmp(&rank(f, b)))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| a.cmp(&b))
+    }
+}
+
+/// Pairs a block yields at most.
+fn pairs_in(block: &Block, window: usize) -> usize {
+    let n = block.rows.len();
+    if block.windowed {
+        n * window.min(n)
+    } else {
+        n * (n - 1) / 2
+    }
+}
+
+/// Groups rows by key with polars' lazy engine: rows without a key are left out, and so are keys
+/// only one row holds. Each block's rows come back ascending, blocks ordered by their first row.
+fn group_rows(keys: &[u64]) -> anyhow::Result<Vec<Vec<u32>>> {
+    let (key_column, row_column): (Vec<u64>, Vec<u32>) = keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k != NO_KEY)
+        .map(|(r, k)| (*k, r as u32))
+        .unzip();
+    let frame = DataFrame::new_infer_height(vec![
+        Column::new("key".into(), key_column),
+        Column::new("row".into(), row_column),
+    ])?;
+    let grouped = frame
+        .lazy()
+        .group_by([col("key")])
+        .agg([col("row"), col("row").len().alias("size")])
+        .filter(col("size").gt_eq(lit(2u32)))
+        .select([col("row")])
+        .collect()?;
+    let lists = grouped.column("row")?.list()?;
+    let mut blocks: Vec<Vec<u32>> = Vec::with_capacity(lists.len());
+    for rows in lists.amortized_iter().flatten() {
+        let mut rows: Vec<u32> = rows.as_ref().u32()?.into_no_null_iter().collect();
+        rows.sort_unstable();
+        blocks.push(rows);
+    }
+    blocks.sort_unstable_by_key(|b| b[0]);
+    Ok(blocks)
+}
+
+/// A 64-bit hash of a key's text, never `NO_KEY`.
+fn hash_text(text: &str) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default()
+        .hash_one(text)
+        .max(1)
+}
+
+/// Mixes part hashes into one key (splitmix64 finaliser), never `NO_KEY`.
+fn combine(parts: &[u64]) -> u64 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for p in parts {
+        h ^= *p;
+        h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^= h >> 31;
+    }
+    h.max(1)
+}
+
+/// The key of every row under a rule, or None when the input lacks a column the rule needs.
 fn rule_keys<'a>(
     rule: &BlockingRule,
-    rows: usize,
-    column: &impl Fn(&str) -> Option<&'a [Option<String>]>,
+    table: &PreparedTable,
+    column: &impl Fn(&str) -> Option<RawColumn<'a>>,
     region: Region,
-) -> Option<Vec<Option<String>>> {
-    let parts: Vec<(&'a [Option<String>], &str)> = rule
+) -> Option<Vec<u64>> {
+    // Each part as a hash per row (NO_KEY when the cell gives no key).
+    let parts: Vec<Vec<u64>> = rule
         .keys
         .iter()
         .map(|k| {
             let (field, transform) = k.split_once(':').unwrap_or((k, "exact"));
-            column(field).map(|c| (c, transform))
+            part_hashes(field, transform, table, column, region)
         })
         .collect::<Option<_>>()?;
     Some(
-        (0..rows)
+        (0..table.rows)
+            .into_par_iter()
             .map(|row| {
-                let mut values = Vec::with_capacity(parts.len());
-                for (cells, transform) in &parts {
-                    let cell = cells[row].as_deref()?;
-                    values.push(key_of(cell, transform, region)?);
+                let mut hashes: Vec<u64> = Vec::with_capacity(parts.len());
+                for part in &parts {
+                    match part[row] {
+                        NO_KEY => return NO_KEY,
+                        h => hashes.push(h),
+                    }
                 }
                 if rule.unordered {
-                    values.sort_unstable();
+                    hashes.sort_unstable();
                 }
-                let mut key = values.join("\u{1f}");
-                key.push('\u{1f}');
-                Some(key)
+                combine(&hashes)
             })
+            .collect(),
+    )
+}
+
+/// One key part's hash per row.
+fn part_hashes<'a>(
+    field: &str,
+    transform: &str,
+    table: &PreparedTable,
+    column: &impl Fn(&str) -> Option<RawColumn<'a>>,
+    region: Region,
+) -> Option<Vec<u64>> {
+    // A phone or email field on this column already holds the parsed value the key is.
+    let reusable = table.fields.iter().position(|f| {
+        f.name == field
+            && matches!(
+                (f.kind, transform),
+                (FieldKind::Phone, "phone") | (FieldKind::Email, "email_key")
+            )
+    });
+    let lookup = |per_code: &[u64], code: u32| {
+        if code == NULL_CODE {
+            NO_KEY
+        } else {
+            per_code[code as usize]
+        }
+    };
+    if let Some(f) = reusable {
+        let per_code: Vec<u64> = table.values[f]
+            .par_iter()
+            .map(|v| hash_text(v.key()))
+            .collect();
+        return Some(table.field_codes(f).map(|c| lookup(&per_code, c)).collect());
+    }
+    let raw = column(field)?;
+    let per_code: Vec<u64> = raw
+        .dictionary
+        .distinct(raw.cells)
+        .par_iter()
+        .map(|v| key_of(v, transform, region).map_or(NO_KEY, |k| hash_text(&k)))
+        .collect();
+    Some(
+        raw.dictionary
+            .codes
+            .iter()
+            .map(|&c| lookup(&per_code, c))
             .collect(),
     )
 }
@@ -124,6 +383,8 @@ fn rule_keys<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transform::dedupe::{InputTable, prepare_table};
+    use std::collections::HashMap;
 
     fn model(unordered: bool) -> MatchModel {
         toml::from_str(&format!(
@@ -137,46 +398,108 @@ unordered = {unordered}
 [[fields]]
 name = "first_name"
 kind = "given_name"
+[[fields]]
+name = "last_name"
+kind = "family_name"
 "#
         ))
         .expect("model")
     }
 
-    #[test]
-    fn unordered_keys_put_swapped_names_in_one_block() {
-        let first = vec![
-            Some("William".to_string()),
-            Some("Turner".to_string()),
-            Some("Ann".into()),
-        ];
-        let last = vec![
-            Some("Turner".to_string()),
-            Some("William".to_string()),
-            Some("Lee".into()),
-        ];
-        let column = |name: &str| match name {
-            "first_name" => Some(first.as_slice()),
-            "last_name" => Some(last.as_slice()),
-            _ => None,
+    fn input(first: &[&str], last: &[&str]) -> InputTable {
+        let cells = |v: &[&str]| -> Vec<Option<String>> {
+            v.iter()
+                .map(|s| (!s.is_empty()).then(|| s.to_string()))
+                .collect()
         };
-        let us = crate::transform::normalize::region("US");
-        assert_eq!(candidates(&model(true), 3, column, us).pairs, vec![(0, 1)]);
-        assert!(candidates(&model(false), 3, column, us).pairs.is_empty());
+        InputTable {
+            ids: (0..first.len()).map(|i| i.to_string()).collect(),
+            columns: HashMap::from([
+                ("first_name".to_string(), cells(first)),
+                ("last_name".to_string(), cells(last)),
+            ]),
+        }
+    }
+
+    fn pairs(model: &MatchModel, input: &InputTable) -> Vec<(u32, u32)> {
+        let us = normalize::region("US");
+        let (table, raw) = prepare_table(model, input, us);
+        let blocking = Blocking::build(
+            model,
+            &table,
+            |name| {
+                Some(RawColumn {
+                    cells: input.columns.get(name)?,
+                    dictionary: raw.get(name)?,
+                })
+            },
+            us,
+        )
+        .expect("blocking");
+        let mut out = Vec::new();
+        for b in &blocking.blocks {
+            blocking.for_each_pair(b, |i, j| out.push((i, j)));
+        }
+        out.sort_unstable();
+        out
     }
 
     #[test]
-    fn a_rule_missing_a_column_is_skipped_and_oversized_blocks_are_reported() {
-        let first: Vec<Option<String>> = (0..5).map(|_| Some("Ann".to_string())).collect();
-        let column = |name: &str| (name == "first_name").then_some(first.as_slice());
-        let us = crate::transform::normalize::region("US");
-        // The rule needs last_name, which this input lacks.
-        assert!(candidates(&model(false), 5, column, us).pairs.is_empty());
-        let mut small = model(false);
-        small.blocking[0].keys = vec!["first_name:exact".into()];
-        small.max_block_size = 3;
-        let c = candidates(&small, 5, column, us);
-        assert!(c.pairs.is_empty());
-        assert_eq!(c.skipped_blocks.len(), 1);
-        assert_eq!(c.skipped_blocks[0].2, 5);
+    fn unordered_keys_put_swapped_names_in_one_block() {
+        let t = input(&["William", "Turner", "Ann"], &["Turner", "William", "Lee"]);
+        assert_eq!(pairs(&model(true), &t), vec![(0, 1)]);
+        assert!(pairs(&model(false), &t).is_empty());
+    }
+
+    #[test]
+    fn a_pair_two_rules_find_is_generated_once() {
+        let mut m = model(false);
+        m.blocking.push(m.blocking[0].clone());
+        m.blocking[1].name = "again".into();
+        let t = input(&["Ann", "Ann", "Ann"], &["Lee", "Lee", "Lee"]);
+        assert_eq!(pairs(&m, &t), vec![(0, 1), (0, 2), (1, 2)]);
+    }
+
+    #[test]
+    fn a_rule_missing_a_column_is_skipped() {
+        let mut m = model(false);
+        m.blocking[0].keys = vec!["first_name:exact".into(), "postal_code".into()];
+        let t = input(&["Ann", "Ann"], &["Lee", "Lee"]);
+        assert!(pairs(&m, &t).is_empty());
+    }
+
+    #[test]
+    fn an_oversized_block_is_compared_by_sorted_neighbourhood_not_dropped() {
+        let mut m = model(false);
+        m.blocking[0].keys = vec!["last_name:exact".into()];
+        m.max_block_size = 3;
+        m.window = 1;
+        // Six Lees: the block is too large, so each row meets its neighbour in name order; the two
+        // Anns and the two Bobs sit next to each other and meet.
+        let t = input(
+            &["Zed", "Ann", "Bob", "Ann", "Cat", "Bob"],
+            &["Lee", "Lee", "Lee", "Lee", "Lee", "Lee"],
+        );
+        let got = pairs(&m, &t);
+        assert_eq!(got.len(), 5, "n - 1 neighbours: {got:?}");
+        assert!(got.contains(&(1, 3)), "the Anns: {got:?}");
+        assert!(got.contains(&(2, 5)), "the Bobs: {got:?}");
+    }
+
+    #[test]
+    fn a_windowed_rule_does_not_hide_pairs_outside_its_window_from_later_rules() {
+        let mut m = model(false);
+        m.blocking[0].keys = vec!["first_name:initial".into()];
+        m.max_block_size = 2;
+        m.window = 1;
+        let mut second = m.blocking[0].clone();
+        second.name = "last".into();
+        second.keys = vec!["last_name:exact".into()];
+        m.blocking.push(second);
+        // Under the initial rule the order is Abe, Amy, Ann: Ann (0) and Abe (1) are not
+        // neighbours, so the last-name rule must still generate them.
+        let t = input(&["Ann", "Abe", "Amy"], &["Lee", "Lee", "Kim"]);
+        let got = pairs(&m, &t);
+        assert_eq!(got, vec![(0, 1), (0, 2), (1, 2)]);
     }
 }

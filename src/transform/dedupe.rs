@@ -1,12 +1,20 @@
 //! The deduper: a table and a match model in; clusters, scored pairs with explanations and metrics
-//! out. Blocking, parameter estimation, scoring (rayon-parallel) and guarded clustering.
+//! out. Dictionary encoding, blocking, parameter estimation, streaming scoring (rayon-parallel) and
+//! guarded clustering.
+//!
+//! Candidate pairs are never all held: blocking walks its blocks pair by pair, a first pass
+//! compares a deterministic sample for EM, a second scores every pair and keeps only the accepted
+//! ones (and, when asked, those above a probability floor for the pairs output).
 
-use super::block;
+use super::block::{Blocking, RawColumn};
 use super::cluster::{self, Split};
 use super::compare::prepare;
-use super::model::MatchModel;
+use super::encode::{Dictionary, NULL_CODE, remap};
+use super::model::{FieldKind, MatchModel};
 use super::normalize;
-use super::score::{self, NULL_LEVEL, Parameters, PreparedTable, ScoredPair};
+use super::score::{
+    self, LevelCache, Levels, MAX_FIELDS, NULL_LEVEL, Parameters, PreparedTable, ScoredPair, Scorer,
+};
 use rayon::prelude::*;
 use rlibphonenumber::enums::Region;
 use serde::Serialize;
@@ -37,17 +45,30 @@ pub struct Assignment {
     pub match_probability: Option<f64>,
 }
 
+/// Which scored pairs a run keeps for its pairs output. Accepted pairs always feed clustering;
+/// keeping every scored pair of a million-row table would cost gigabytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeepPairs {
+    /// None beyond what clustering needs.
+    Nothing,
+    /// Pairs whose probability is at least this (0 keeps every scored pair).
+    AtLeast(f64),
+}
+
 /// Counts and timings of a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DedupeMetrics {
     pub rows: u64,
     pub candidate_pairs: u64,
+    /// Candidate pairs each rule added (a pair belongs to the first rule that generates it).
     pub pairs_per_rule: Vec<(String, u64)>,
-    pub skipped_blocks: u64,
+    /// Blocks larger than the model's `max_block_size`, compared by sorted neighbourhood.
+    pub windowed_blocks: u64,
     pub accepted_pairs: u64,
     pub clusters: u64,
     pub clusters_with_duplicates: u64,
     pub splits: u64,
+    pub seconds_preparing: f64,
     pub seconds_blocking: f64,
     pub seconds_estimating: f64,
     pub seconds_scoring: f64,
@@ -58,6 +79,7 @@ pub struct DedupeMetrics {
 /// Everything a run produced.
 pub struct DedupeResult {
     pub assignments: Vec<Assignment>,
+    /// The scored pairs `KeepPairs` asked for, ordered by rows.
     pub pairs: Vec<ScoredPair>,
     pub splits: Vec<Split>,
     pub parameters: Parameters,
@@ -67,13 +89,14 @@ pub struct DedupeResult {
     pub ids: Vec<String>,
 }
 
-/// Runs the whole model over a table.
-pub fn run(model: &MatchModel, input: &InputTable, region: Region, seed: u64) -> DedupeResult {
-    let rows = input.rows();
-    let mut metrics = DedupeMetrics {
-        rows: rows as u64,
-        ..DedupeMetrics::default()
-    };
+/// Dictionary-encodes the input columns the model reads and prepares each field's distinct values.
+/// Returns the prepared table and the raw dictionaries (by column), which blocking keys and the
+/// generational-suffix check read.
+pub fn prepare_table(
+    model: &MatchModel,
+    input: &InputTable,
+    region: Region,
+) -> (PreparedTable, HashMap<String, Dictionary>) {
     let fields: Vec<_> = model
         .fields
         .iter()
@@ -86,40 +109,97 @@ pub fn run(model: &MatchModel, input: &InputTable, region: Region, seed: u64) ->
         })
         .cloned()
         .collect();
-    let values: Vec<Vec<_>> = fields
+    let mut wanted: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+    for rule in &model.blocking {
+        for key in &rule.keys {
+            wanted.push(key.split(':').next().unwrap_or(key));
+        }
+    }
+    wanted.extend(model.swappable.iter().flatten().map(String::as_str));
+    wanted.sort_unstable();
+    wanted.dedup();
+    let raw: HashMap<String, Dictionary> = wanted
         .par_iter()
-        .map(|f| {
-            input.columns[&f.name]
-                .iter()
-                .map(|cell| cell.as_deref().and_then(|c| prepare(f.kind, c, region)))
-                .collect()
+        .filter_map(|name| {
+            let cells = input.columns.get(*name)?;
+            Some((name.to_string(), Dictionary::of_cells(cells)))
         })
         .collect();
+    let (codes, values): (Vec<_>, Vec<_>) = fields
+        .iter()
+        .map(|f| {
+            let cells = &input.columns[&f.name];
+            if f.kind == FieldKind::Phone {
+                // Parsing is the costly part: parse each number once, however it was written.
+                let (canonical_codes, canonical) =
+                    raw[&f.name].map_distinct(cells, |cell| Some(normalize::phone_canonical(cell)));
+                remap(&canonical_codes, &canonical, |c: &String| {
+                    prepare(f.kind, c, region)
+                })
+            } else {
+                raw[&f.name].map_distinct(cells, |cell| prepare(f.kind, cell, region))
+            }
+        })
+        .unzip();
     let swap = model.swappable.as_ref().and_then(|[a, b]| {
         let ia = fields.iter().position(|f| &f.name == a)?;
         let ib = fields.iter().position(|f| &f.name == b)?;
         Some((ia, ib))
     });
-    let table = PreparedTable {
-        fields,
-        values,
-        rows,
-        swap,
+    let table = PreparedTable::new(fields, codes, values, input.rows(), swap);
+    (table, raw)
+}
+
+/// A cheap deterministic hash of a pair, for sampling pairs without storing them.
+fn pair_hash(i: u32, j: u32) -> u64 {
+    ((u64::from(i) << 32) | u64::from(j)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17
+}
+
+/// Candidate pairs EM is fitted on, at most (a handful of parameters needs no more).
+const EM_SAMPLE: usize = 300_000;
+
+/// What the scoring pass collects on each worker.
+#[derive(Default)]
+struct ScoringOutput {
+    accepted: Vec<(u32, u32, f64)>,
+    kept: Vec<ScoredPair>,
+    per_rule: Vec<u64>,
+}
+
+/// Runs the whole model over a table.
+pub fn run(
+    model: &MatchModel,
+    input: &InputTable,
+    region: Region,
+    seed: u64,
+    keep: KeepPairs,
+) -> anyhow::Result<DedupeResult> {
+    let rows = input.rows();
+    let mut metrics = DedupeMetrics {
+        rows: rows as u64,
+        ..DedupeMetrics::default()
     };
+    let started = Instant::now();
+    let (table, raw) = prepare_table(model, input, region);
+    metrics.seconds_preparing = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let candidates = block::candidates(
+    let blocking = Blocking::build(
         model,
-        rows,
-        |name| input.columns.get(name).map(Vec::as_slice),
+        &table,
+        |name| {
+            Some(RawColumn {
+                cells: input.columns.get(name)?,
+                dictionary: raw.get(name)?,
+            })
+        },
         region,
-    );
+    )?;
     metrics.seconds_blocking = started.elapsed().as_secs_f64();
-    metrics.candidate_pairs = candidates.pairs.len() as u64;
-    metrics.pairs_per_rule = candidates.per_rule.clone();
-    metrics.skipped_blocks = candidates.skipped_blocks.len() as u64;
-    for (rule, key, size) in candidates.skipped_blocks.iter().take(10) {
-        tracing::warn!(rule = %rule, key = %key.replace('\u{1f}', "|"), size, "Block too large; skipped");
+    metrics.windowed_blocks = blocking.windowed.len() as u64;
+    for (rule, size, row) in blocking.windowed.iter().take(10) {
+        tracing::info!(rule = %rule, size, example = %input.ids[*row as usize],
+            "Large block compared by sorted neighbourhood");
     }
 
     let started = Instant::now();
@@ -137,51 +217,228 @@ pub fn run(model: &MatchModel, input: &InputTable, region: Region, seed: u64) ->
             u[f] = given.clone();
         }
     }
-    // EM on a sample of candidate pairs (enough to estimate a handful of parameters).
-    let step = (candidates.pairs.len() / 300_000).max(1);
-    let sample: Vec<Vec<u8>> = candidates
-        .pairs
-        .par_iter()
-        .step_by(step)
-        .map(|&(i, j)| table.levels(i, j))
+    // EM on a deterministic sample of candidate pairs, about the same number from each blocking
+    // rule, taken as whole blocks so the blocks left out cost nothing. Sampling in
+    // proportion would let the broad name rules (whose pairs grow with the square of a name's
+    // frequency) outvote the phone and email rules on a large table, and EM would learn that a
+    // duplicate is "the same common name".
+    let rules = blocking.rule_names().len();
+    let mut bound_per_rule = vec![0usize; rules];
+    for b in &blocking.blocks {
+        let n = b.rows.len();
+        bound_per_rule[b.rule] += if b.windowed {
+            n * blocking.window.min(n)
+        } else {
+            n * (n - 1) / 2
+        };
+    }
+    let per_rule_sample = (EM_SAMPLE / rules.max(1)).max(1);
+    let step_per_rule: Vec<u64> = bound_per_rule
+        .iter()
+        .map(|b| (b / per_rule_sample).max(1) as u64)
         .collect();
-    let (mut m, u, lambda, iterations) = score::estimate_em(
+    let fields = table.fields.len();
+    // Workers take blocks in runs of at least this many, so each keeps its level cache warm for a
+    // long stretch instead of starting a fresh one at every split.
+    let min_len = (blocking.blocks.len() / (rayon::current_num_threads() * 256)).max(1);
+    let sample: Vec<(usize, Vec<u8>)> = blocking
+        .blocks
+        .par_iter()
+        .with_min_len(min_len)
+        .fold(
+            || (LevelCache::new(&table), Vec::new()),
+            |(mut cache, mut out), block| {
+                let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
+                let step = step_per_rule[block.rule];
+                if pair_hash(block.rows[0], block.rows.len() as u32).is_multiple_of(step) {
+                    blocking.for_each_pair(block, |i, j| {
+                        table.levels_into(i, j, None, &mut cache, &mut levels);
+                        out.push((block.rule, levels[..fields].to_vec()));
+                    });
+                }
+                (cache, out)
+            },
+        )
+        .map(|(_, out)| out)
+        .reduce(Vec::new, |mut a, b| {
+            a.extend(b);
+            a
+        });
+    let sampled_levels: Vec<Vec<u8>> = sample.iter().map(|(_, l)| l.clone()).collect();
+    let (mut m, u, sample_lambda, iterations) = score::estimate_em(
         &table,
         model.em_estimates_u,
         &u,
-        &sample,
+        &sampled_levels,
         model.em_iterations,
     );
+    drop(sampled_levels);
     for (f, field) in table.fields.iter().enumerate() {
         if let Some(given) = &field.m {
             m[f] = given.clone();
         }
     }
+    // The prior of each rule's pairs, with m and u held; the overall share weighs the rules by
+    // the pairs they bring.
+    let lambda_per_rule: Vec<f64> = (0..rules)
+        .map(|r| {
+            let rows: Vec<&[u8]> = sample
+                .iter()
+                .filter(|(rule, _)| *rule == r)
+                .map(|(_, l)| l.as_slice())
+                .collect();
+            score::estimate_lambda(&m, &u, &rows, model.em_iterations, sample_lambda)
+        })
+        .collect();
+    drop(sample);
+    let total_bound = bound_per_rule.iter().sum::<usize>().max(1) as f64;
+    let lambda = lambda_per_rule
+        .iter()
+        .zip(&bound_per_rule)
+        .map(|(l, b)| l * *b as f64 / total_bound)
+        .sum::<f64>()
+        .clamp(1e-6, 1.0 - 1e-6);
     let parameters = Parameters {
         m,
         u,
         lambda,
+        lambda_per_rule,
         iterations,
         term_frequency: score::term_frequencies(&table),
     };
     metrics.seconds_estimating = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let pairs: Vec<ScoredPair> = candidates
-        .pairs
+    let scorer = Scorer::new(&table, &parameters);
+    // The lowest weight any pair needs to be of use: accepted, or kept for the pairs output.
+    // Pairs that cannot reach it stop being compared as soon as that is certain.
+    let needed = match keep {
+        KeepPairs::AtLeast(p) => p.min(model.threshold),
+        KeepPairs::Nothing => model.threshold,
+    };
+    let floor = if needed <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        score::log2_odds(needed) - 1e-6
+    };
+    let scored = blocking
+        .blocks
         .par_iter()
-        .map(|&(i, j)| score::score(&table, &parameters, i, j))
+        .with_min_len(min_len)
+        .fold(
+            || {
+                (
+                    LevelCache::new(&table),
+                    ScoringOutput {
+                        per_rule: vec![0; rules],
+                        ..ScoringOutput::default()
+                    },
+                )
+            },
+            |(mut cache, mut out), block| {
+                let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
+                let mut generated = 0u64;
+                blocking.for_each_pair(block, |i, j| {
+                    generated += 1;
+                    if scorer
+                        .weight_at_least(block.rule, i, j, floor, &mut cache, &mut levels)
+                        .is_none()
+                    {
+                        return;
+                    }
+                    let weight = scorer.weight_in_rule(block.rule, i, &levels);
+                    let probability = score::probability(weight);
+                    if probability >= model.threshold {
+                        out.accepted.push((i, j, probability));
+                    }
+                    if let KeepPairs::AtLeast(floor) = keep
+                        && probability >= floor
+                    {
+                        out.kept.push(ScoredPair {
+                            left: i,
+                            right: j,
+                            weight,
+                            probability,
+                            levels: levels[..fields].into(),
+                        });
+                    }
+                });
+                out.per_rule[block.rule] += generated;
+                (cache, out)
+            },
+        )
+        .map(|(_, out)| out)
+        .reduce(
+            || ScoringOutput {
+                per_rule: vec![0; rules],
+                ..ScoringOutput::default()
+            },
+            |mut a, b| {
+                a.accepted.extend(b.accepted);
+                a.kept.extend(b.kept);
+                for (x, y) in a.per_rule.iter_mut().zip(b.per_rule) {
+                    *x += y;
+                }
+                a
+            },
+        );
+    let ScoringOutput {
+        mut accepted,
+        kept: mut pairs,
+        per_rule,
+    } = scored;
+    pairs.par_sort_unstable_by_key(|p| (p.left, p.right));
+    metrics.candidate_pairs = per_rule.iter().sum();
+    metrics.pairs_per_rule = blocking
+        .rule_names()
+        .iter()
+        .cloned()
+        .zip(per_rule)
         .collect();
     metrics.seconds_scoring = started.elapsed().as_secs_f64();
-    metrics.scored_pairs_per_second = pairs.len() as f64 / metrics.seconds_scoring.max(1e-9);
+    metrics.scored_pairs_per_second =
+        metrics.candidate_pairs as f64 / metrics.seconds_scoring.max(1e-9);
 
     let started = Instant::now();
-    let mut accepted: Vec<(u32, u32, f64)> = pairs
-        .iter()
-        .filter(|p| p.probability >= model.threshold)
-        .map(|p| (p.left, p.right, p.probability))
-        .collect();
     metrics.accepted_pairs = accepted.len() as u64;
+    let clusters = guarded_clusters(model, input, &scorer, &table, &raw, &mut accepted);
+    metrics.seconds_clustering = started.elapsed().as_secs_f64();
+    metrics.splits = clusters.splits.len() as u64;
+    let mut sizes: HashMap<u32, u32> = HashMap::new();
+    for &c in &clusters.cluster_of {
+        *sizes.entry(c).or_default() += 1;
+    }
+    metrics.clusters = sizes.len() as u64;
+    metrics.clusters_with_duplicates = sizes.values().filter(|n| **n > 1).count() as u64;
+    let assignments = (0..rows)
+        .map(|r| Assignment {
+            id: input.ids[r].clone(),
+            cluster_id: input.ids[clusters.cluster_of[r] as usize].clone(),
+            match_probability: clusters.best_probability[r],
+        })
+        .collect();
+    Ok(DedupeResult {
+        assignments,
+        pairs,
+        splits: clusters.splits,
+        parameters,
+        metrics,
+        table,
+        ids: input.ids.clone(),
+    })
+}
+
+/// Clusters the accepted pairs under the model's guards: different generational suffixes
+/// (Jr./Sr.) never merge, nor do records that differ in every conflict field, nor two records whose
+/// own pair is a confident non-match (below `cluster_min_probability`).
+fn guarded_clusters(
+    model: &MatchModel,
+    input: &InputTable,
+    scorer: &Scorer,
+    table: &PreparedTable,
+    raw: &HashMap<String, Dictionary>,
+    accepted: &mut [(u32, u32, f64)],
+) -> cluster::Clusters {
     let conflict_fields: Vec<(usize, String)> = model
         .conflict_fields
         .iter()
@@ -198,21 +455,32 @@ pub fn run(model: &MatchModel, input: &InputTable, region: Region, seed: u64) ->
         .map(|(_, n)| n.as_str())
         .collect::<Vec<_>>()
         .join("+");
-    // Generational suffixes (Jr./Sr./II/III) of each row, read from the raw name fields: a father
-    // and son share every other field, so two different suffixes mean two people.
+    // Generational suffixes (Jr./Sr./II/III) of each row, read from the raw name fields (once per
+    // distinct value): a father and son share every other field, so two different suffixes mean
+    // two people.
     let generation: Vec<Option<&'static str>> = if model.generational_suffixes {
-        let names: Vec<&Vec<Option<String>>> = model
+        let per_column: Vec<(&Dictionary, Vec<Option<&'static str>>)> = model
             .swappable
             .iter()
             .flatten()
-            .filter_map(|name| input.columns.get(name))
-            .collect();
-        (0..rows)
-            .map(|r| {
-                names
+            .filter_map(|name| {
+                let dictionary = raw.get(name)?;
+                let suffixes = dictionary
+                    .distinct(input.columns.get(name)?)
                     .iter()
-                    .filter_map(|col| col[r].as_deref())
-                    .find_map(normalize::generational_suffix)
+                    .map(|v| normalize::generational_suffix(v))
+                    .collect();
+                Some((dictionary, suffixes))
+            })
+            .collect();
+        (0..table.rows)
+            .map(|r| {
+                per_column
+                    .iter()
+                    .find_map(|(d, suffixes)| match d.codes[r] {
+                        NULL_CODE => None,
+                        c => suffixes[c as usize],
+                    })
             })
             .collect()
     } else {
@@ -229,45 +497,44 @@ pub fn run(model: &MatchModel, input: &InputTable, region: Region, seed: u64) ->
         guard_fields[fi] = true;
         guard_fields[li] = true;
     }
-    let clusters = cluster::cluster(rows, &mut accepted, |a, b| {
+    // Rows that hold the same value in every field the guards read are interchangeable: the
+    // clustering checks one of them.
+    let score_guard = model.cluster_min_probability > 0.0;
+    let guarded: Vec<usize> = (0..table.fields.len())
+        .filter(|f| score_guard || guard_fields[*f])
+        .collect();
+    let same_signature = |a: u32, b: u32| {
+        generation.get(a as usize) == generation.get(b as usize)
+            && guarded
+                .iter()
+                .all(|&f| table.code(f, a) == table.code(f, b))
+    };
+    let mut cache = LevelCache::new(table);
+    let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
+    cluster::cluster(table.rows, accepted, same_signature, |a, b| {
         if let (Some(Some(x)), Some(Some(y))) =
             (generation.get(a as usize), generation.get(b as usize))
             && x != y
         {
             return Some(format!("generations {x} and {y} differ"));
         }
-        if conflict_fields.is_empty() {
-            return None;
+        if !conflict_fields.is_empty() {
+            table.levels_into(a, b, Some(&guard_fields), &mut cache, &mut levels);
+            let all_conflict = conflict_fields.iter().all(|(f, _)| {
+                let l = levels[*f];
+                l != NULL_LEVEL && usize::from(l) + 1 == table.fields[*f].kind.levels().len()
+            });
+            if all_conflict {
+                return Some(format!("{rule} differ"));
+            }
         }
-        let levels = table.levels_of(a, b, Some(&guard_fields));
-        let all_conflict = conflict_fields.iter().all(|(f, _)| {
-            let l = levels[*f];
-            l != NULL_LEVEL && usize::from(l) + 1 == table.fields[*f].kind.levels().len()
-        });
-        all_conflict.then(|| format!("{rule} differ"))
-    });
-    metrics.seconds_clustering = started.elapsed().as_secs_f64();
-    metrics.splits = clusters.splits.len() as u64;
-    let mut sizes: HashMap<u32, u32> = HashMap::new();
-    for &c in &clusters.cluster_of {
-        *sizes.entry(c).or_default() += 1;
-    }
-    metrics.clusters = sizes.len() as u64;
-    metrics.clusters_with_duplicates = sizes.values().filter(|n| **n > 1).count() as u64;
-    let assignments = (0..rows)
-        .map(|r| Assignment {
-            id: input.ids[r].clone(),
-            cluster_id: input.ids[clusters.cluster_of[r] as usize].clone(),
-            match_probability: clusters.best_probability[r],
-        })
-        .collect();
-    DedupeResult {
-        assignments,
-        pairs,
-        splits: clusters.splits,
-        parameters,
-        metrics,
-        table,
-        ids: input.ids.clone(),
-    }
+        if score_guard {
+            table.levels_into(a, b, None, &mut cache, &mut levels);
+            let p = score::probability(scorer.weight(a, &levels));
+            if p < model.cluster_min_probability {
+                return Some(format!("records score {p:.4} as a pair"));
+            }
+        }
+        None
+    })
 }

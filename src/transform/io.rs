@@ -22,6 +22,24 @@ pub struct QuarantinedRow {
 
 /// Reads a CSV (every column as text) or Parquet file into a frame.
 pub(crate) fn read_frame(path: &Path) -> anyhow::Result<DataFrame> {
+    read_frame_columns(path, None)
+}
+
+/// The header of a CSV file.
+fn csv_header(path: &Path) -> anyhow::Result<Vec<String>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("opening CSV {}", path.display()))?;
+    Ok(reader
+        .headers()
+        .with_context(|| format!("reading the header of {}", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect())
+}
+
+/// Reads a CSV or Parquet file, only the columns in `wanted` (all when None) that it has: an
+/// export with forty columns costs what the model reads, not all forty.
+fn read_frame_columns(path: &Path, wanted: Option<&HashSet<String>>) -> anyhow::Result<DataFrame> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -30,6 +48,16 @@ pub(crate) fn read_frame(path: &Path) -> anyhow::Result<DataFrame> {
     match ext.as_str() {
         "csv" => CsvReadOptions::default()
             .with_has_header(true)
+            .with_columns(match wanted {
+                Some(wanted) => Some(
+                    csv_header(path)?
+                        .into_iter()
+                        .filter(|h| wanted.contains(h))
+                        .map(Into::into)
+                        .collect(),
+                ),
+                None => None,
+            })
             // Every column as text: ids like 00123 and phone numbers keep their form.
             .with_infer_schema_length(Some(0))
             .try_into_reader_with_file_path(Some(path.to_path_buf()))
@@ -54,7 +82,15 @@ pub fn read_table(
     path: &Path,
     model: &MatchModel,
 ) -> anyhow::Result<(InputTable, Vec<QuarantinedRow>)> {
-    let frame = read_frame(path)?;
+    let mut wanted: HashSet<String> = model.fields.iter().map(|f| f.name.clone()).collect();
+    for rule in &model.blocking {
+        for key in &rule.keys {
+            wanted.insert(key.split(':').next().unwrap_or(key).to_string());
+        }
+    }
+    wanted.extend(model.swappable.iter().flatten().cloned());
+    wanted.insert(model.id_column.clone());
+    let frame = read_frame_columns(path, Some(&wanted))?;
     let names: Vec<String> = frame
         .get_column_names()
         .iter()
@@ -82,18 +118,13 @@ pub fn read_table(
             .collect())
     };
     let ids = text(&model.id_column)?;
-    let mut wanted: HashSet<String> = model.fields.iter().map(|f| f.name.clone()).collect();
-    for rule in &model.blocking {
-        for key in &rule.keys {
-            wanted.insert(key.split(':').next().unwrap_or(key).to_string());
-        }
-    }
+    wanted.remove(&model.id_column);
     let mut columns = std::collections::HashMap::new();
     for name in wanted.iter().filter(|n| names.contains(n)) {
         columns.insert(name.clone(), text(name)?);
     }
     let mut keep = Vec::with_capacity(ids.len());
-    let mut seen = HashSet::new();
+    let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
     let mut quarantined = Vec::new();
     for (row, id) in ids.iter().enumerate() {
         match id {
@@ -102,7 +133,7 @@ pub fn read_table(
                 id: None,
                 reason: format!("empty {}", model.id_column),
             }),
-            Some(id) if !seen.insert(id.clone()) => quarantined.push(QuarantinedRow {
+            Some(id) if !seen.insert(id.as_str()) => quarantined.push(QuarantinedRow {
                 row: row + 1,
                 id: Some(id.clone()),
                 reason: format!("repeated {} {id:?}", model.id_column),
@@ -110,17 +141,19 @@ pub fn read_table(
             Some(_) => keep.push(row),
         }
     }
+    drop(seen);
+    // Rows are moved, not copied: a million-row table has millions of cells.
+    let keep_rows = |mut cells: Vec<Option<String>>| -> Vec<Option<String>> {
+        if keep.len() == cells.len() {
+            return cells;
+        }
+        keep.iter().map(|&r| cells[r].take()).collect()
+    };
     let table = InputTable {
-        ids: keep
-            .iter()
-            .map(|&r| ids[r].clone().expect("kept rows have ids"))
-            .collect(),
+        ids: keep_rows(ids).into_iter().flatten().collect(),
         columns: columns
             .into_iter()
-            .map(|(name, cells)| {
-                let kept = keep.iter().map(|&r| cells[r].clone()).collect();
-                (name, kept)
-            })
+            .map(|(name, cells)| (name, keep_rows(cells)))
             .collect(),
     };
     Ok((table, quarantined))
@@ -168,6 +201,8 @@ pub fn write_assignments(result: &DedupeResult, path: &Path) -> anyhow::Result<(
 pub fn write_pairs(result: &DedupeResult, threshold: f64, path: &Path) -> anyhow::Result<()> {
     let pairs = &result.pairs;
     let id = |r: u32| result.ids[r as usize].as_str();
+    let scorer = super::score::Scorer::new(&result.table, &result.parameters);
+    let weights: Vec<Vec<f64>> = pairs.iter().map(|p| scorer.field_weights(p)).collect();
     let mut columns: Vec<Column> = vec![
         Column::new(
             "id_l".into(),
@@ -207,7 +242,7 @@ pub fn write_pairs(result: &DedupeResult, threshold: f64, path: &Path) -> anyhow
         ));
         columns.push(Column::new(
             format!("{}_weight", field.name).into(),
-            pairs.iter().map(|p| p.field_weights[f]).collect::<Vec<_>>(),
+            weights.iter().map(|w| w[f]).collect::<Vec<_>>(),
         ));
     }
     let frame = DataFrame::new_infer_height(columns)?;

@@ -5,6 +5,7 @@ pub mod block;
 pub mod cluster;
 pub mod compare;
 pub mod dedupe;
+pub mod encode;
 pub mod golden;
 pub mod io;
 pub mod model;

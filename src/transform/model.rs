@@ -14,10 +14,15 @@ pub struct MatchModel {
     /// Match probability at or above which a pair is a match.
     #[serde(default = "default_threshold")]
     pub threshold: f64,
-    /// Blocks with more records than this are skipped (and reported): they would cost n² pairs and
-    /// almost never hold a duplicate that another rule misses.
+    /// Blocks with up to this many records are compared in full (every pair); larger ones by
+    /// sorted neighbourhood (see `window`), and reported.
     #[serde(default = "default_max_block")]
     pub max_block_size: usize,
+    /// A block larger than `max_block_size` is compared by sorted neighbourhood: its records are
+    /// sorted by their field values and each is compared with the next `window` records, so a
+    /// common name costs pairs in proportion to its records, not their square.
+    #[serde(default = "default_window")]
+    pub window: usize,
     /// Random pairs sampled to estimate u.
     #[serde(default = "default_u_sample")]
     pub u_sample_pairs: usize,
@@ -39,6 +44,11 @@ pub struct MatchModel {
     /// different first name and a different email: a household, not one person).
     #[serde(default)]
     pub conflict_fields: Vec<String>,
+    /// A cluster never holds two records whose own pair scores below this probability: a record
+    /// with only a name links to many namesakes, and without this check it would chain them all
+    /// into one cluster. 0 turns the check off.
+    #[serde(default = "default_cluster_min_probability")]
+    pub cluster_min_probability: f64,
     /// Blocking rules, unioned.
     pub blocking: Vec<BlockingRule>,
     /// Compared fields.
@@ -50,6 +60,12 @@ fn default_threshold() -> f64 {
 }
 fn default_max_block() -> usize {
     1_000
+}
+fn default_cluster_min_probability() -> f64 {
+    0.01
+}
+fn default_window() -> usize {
+    20
 }
 fn default_u_sample() -> usize {
     200_000
@@ -163,6 +179,22 @@ impl MatchModel {
         }
         if self.fields.is_empty() || self.blocking.is_empty() {
             return Err("a model needs at least one field and one blocking rule".into());
+        }
+        if self.fields.len() > super::score::MAX_FIELDS {
+            return Err(format!(
+                "a model compares at most {} fields, this one has {}",
+                super::score::MAX_FIELDS,
+                self.fields.len()
+            ));
+        }
+        if !(0.0..1.0).contains(&self.cluster_min_probability) {
+            return Err(format!(
+                "cluster_min_probability must be in [0, 1), got {}",
+                self.cluster_min_probability
+            ));
+        }
+        if self.window == 0 {
+            return Err("window must be at least 1".into());
         }
         for f in &self.fields {
             let levels = f.kind.levels().len();

@@ -3,74 +3,220 @@
 //! probabilities, and the per-field explanation of every score.
 
 use super::compare::{Prepared, level};
+use super::encode::NULL_CODE;
 use super::model::{FieldKind, FieldModel};
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// A level code for "one side is empty": contributes no evidence.
 pub const NULL_LEVEL: u8 = u8::MAX;
 
-/// Prepared values of every compared field, column by column.
+/// Fields a model may compare (levels of a pair live in a fixed array, so scoring allocates
+/// nothing).
+pub const MAX_FIELDS: usize = 32;
+
+/// Levels of one pair, field by field (`NULL_LEVEL` past the table's fields).
+pub type Levels = [u8; MAX_FIELDS];
+
+/// Prepared values of every compared field, dictionary-encoded: a code per row and the distinct
+/// prepared values, so identical values are recognised without comparing text.
 pub struct PreparedTable {
     pub fields: Vec<FieldModel>,
-    /// `values[field][row]`.
-    pub values: Vec<Vec<Option<Prepared>>>,
+    /// Row-major codes, `codes[row * fields + field]`: index into `values[field]`, or `NULL_CODE`
+    /// when empty. A pair's comparison reads two rows, each one cache line, not one line per
+    /// field.
+    codes: Vec<u32>,
+    /// `values[field][code]`: each distinct prepared value once.
+    pub values: Vec<Vec<Prepared>>,
     pub rows: usize,
     /// Indexes of the two swappable fields, if any.
     pub swap: Option<(usize, usize)>,
 }
 
-impl PreparedTable {
-    /// Levels of a pair, field by field (swapped names count as a near match on both).
-    pub fn levels(&self, i: u32, j: u32) -> Vec<u8> {
-        self.levels_of(i, j, None)
-    }
+/// Remembers the level of value pairs already compared, per field, for fields with few distinct
+/// values (names, cities, postcodes): the same two first names meet in thousands of pairs. One
+/// cache per worker thread; it is cleared when it grows past a bound, so memory stays flat.
+pub struct LevelCache {
+    maps: Vec<Option<FxHashMap<u64, u8>>>,
+    /// Swapped names: (first-name code, last-name code) → whether the two are close.
+    swapped: FxHashMap<u64, bool>,
+}
 
-    /// Levels of the fields `wanted` says (all when `None`; the others are `NULL_LEVEL`). The
-    /// swapped-names check runs when both name fields are computed. The cluster guard needs one
-    /// or two fields for many pairs, so it does not pay for string comparisons it ignores.
-    pub fn levels_of(&self, i: u32, j: u32, wanted: Option<&[bool]>) -> Vec<u8> {
-        let mut out: Vec<u8> = self
-            .fields
-            .iter()
-            .zip(&self.values)
-            .enumerate()
-            .map(|(f, (field, col))| {
-                if wanted.is_some_and(|w| !w[f]) {
-                    return NULL_LEVEL;
-                }
-                match (&col[i as usize], &col[j as usize]) {
-                    (Some(a), Some(b)) => level(field.kind, a, b),
-                    _ => NULL_LEVEL,
-                }
-            })
-            .collect();
-        if let Some((fi, li)) = self.swap
-            && wanted.is_none_or(|w| w[fi] && w[li])
-        {
-            let v = &self.values;
-            if let (Some(fa), Some(la), Some(fb), Some(lb)) = (
-                &v[fi][i as usize],
-                &v[li][i as usize],
-                &v[fi][j as usize],
-                &v[li][j as usize],
-            ) {
-                let straight = u16::from(out[fi]) + u16::from(out[li]);
-                // Either record may be the swapped one, so each cross comparison accepts what a
-                // given name (nicknames: "Turner, William" vs "Bill Turner") or a family name
-                // (one typo) would.
-                let close = |x: &Prepared, y: &Prepared| {
-                    level(FieldKind::GivenName, x, y) <= 2
-                        || level(FieldKind::FamilyName, x, y) <= 1
-                };
-                if close(fa, lb) && close(la, fb) && straight > 2 {
-                    out[fi] = 1;
-                    out[li] = 1;
-                }
+const CACHE_ENTRIES: usize = 1 << 20;
+/// Fields with more distinct values than this are compared directly (emails, phones: nearly
+/// every pair is a new pair of values).
+const CACHEABLE_DISTINCT: usize = 200_000;
+
+impl LevelCache {
+    pub fn new(table: &PreparedTable) -> Self {
+        LevelCache {
+            maps: table
+                .fields
+                .iter()
+                .zip(&table.values)
+                .map(|(f, v)| {
+                    let text = matches!(
+                        f.kind,
+                        FieldKind::GivenName
+                            | FieldKind::FamilyName
+                            | FieldKind::Text
+                            | FieldKind::Code
+                    );
+                    (text && v.len() <= CACHEABLE_DISTINCT).then(FxHashMap::default)
+                })
+                .collect(),
+            swapped: FxHashMap::default(),
+        }
+    }
+}
+
+impl PreparedTable {
+    /// A table from each field's codes (`codes_by_field[field][row]`) and distinct values.
+    pub fn new(
+        fields: Vec<FieldModel>,
+        codes_by_field: Vec<Vec<u32>>,
+        values: Vec<Vec<Prepared>>,
+        rows: usize,
+        swap: Option<(usize, usize)>,
+    ) -> Self {
+        let width = fields.len();
+        let mut codes = vec![NULL_CODE; rows * width];
+        for (f, column) in codes_by_field.iter().enumerate() {
+            for (row, &c) in column.iter().enumerate() {
+                codes[row * width + f] = c;
             }
         }
-        out
+        PreparedTable {
+            fields,
+            codes,
+            values,
+            rows,
+            swap,
+        }
+    }
+
+    /// The code of a field's value in a row (`NULL_CODE` when empty).
+    #[inline]
+    pub fn code(&self, field: usize, row: u32) -> u32 {
+        self.codes[row as usize * self.fields.len() + field]
+    }
+
+    /// The codes of one field, row by row.
+    pub fn field_codes(&self, field: usize) -> impl Iterator<Item = u32> + '_ {
+        self.codes
+            .iter()
+            .skip(field)
+            .step_by(self.fields.len().max(1))
+            .copied()
+    }
+
+    /// The prepared value of a field in a row.
+    pub fn value(&self, field: usize, row: u32) -> Option<&Prepared> {
+        match self.code(field, row) {
+            NULL_CODE => None,
+            c => Some(&self.values[field][c as usize]),
+        }
+    }
+
+    /// Levels of a pair, field by field (swapped names count as a near match on both).
+    pub fn levels(&self, i: u32, j: u32) -> Vec<u8> {
+        let mut cache = LevelCache::new(self);
+        let mut out = [NULL_LEVEL; MAX_FIELDS];
+        self.levels_into(i, j, None, &mut cache, &mut out);
+        out[..self.fields.len()].to_vec()
+    }
+
+    /// Level of one field of a pair.
+    pub fn field_level(&self, f: usize, i: u32, j: u32, cache: &mut LevelCache) -> u8 {
+        let (a, b) = (self.code(f, i), self.code(f, j));
+        if a == NULL_CODE || b == NULL_CODE {
+            return NULL_LEVEL;
+        }
+        if a == b {
+            return 0;
+        }
+        let kind = self.fields[f].kind;
+        let values = &self.values[f];
+        match &mut cache.maps[f] {
+            Some(map) => {
+                let key = (u64::from(a.min(b)) << 32) | u64::from(a.max(b));
+                if let Some(&l) = map.get(&key) {
+                    return l;
+                }
+                let l = level(kind, &values[a as usize], &values[b as usize]);
+                if map.len() >= CACHE_ENTRIES {
+                    map.clear();
+                }
+                map.insert(key, l);
+                l
+            }
+            None => level(kind, &values[a as usize], &values[b as usize]),
+        }
+    }
+
+    /// Writes the levels of the fields `wanted` says (all when `None`; the others are
+    /// `NULL_LEVEL`) into `out`. The swapped-names check runs when both name fields are computed.
+    /// The cluster guard needs one or two fields for many pairs, so it does not pay for string
+    /// comparisons it ignores.
+    pub fn levels_into(
+        &self,
+        i: u32,
+        j: u32,
+        wanted: Option<&[bool]>,
+        cache: &mut LevelCache,
+        out: &mut Levels,
+    ) {
+        out.fill(NULL_LEVEL);
+        for (f, slot) in out.iter_mut().enumerate().take(self.fields.len()) {
+            if wanted.is_none_or(|w| w[f]) {
+                *slot = self.field_level(f, i, j, cache);
+            }
+        }
+        if self
+            .swap
+            .is_some_and(|(fi, li)| wanted.is_none_or(|w| w[fi] && w[li]))
+        {
+            self.apply_swap(i, j, cache, out);
+        }
+    }
+
+    /// Swapped first and last names: when the names compare poorly straight but well crossed,
+    /// both count as a near match.
+    fn apply_swap(&self, i: u32, j: u32, cache: &mut LevelCache, out: &mut Levels) {
+        let Some((fi, li)) = self.swap else {
+            return;
+        };
+        if out[fi] == NULL_LEVEL || out[li] == NULL_LEVEL {
+            return;
+        }
+        let straight = u16::from(out[fi]) + u16::from(out[li]);
+        if straight <= 2 {
+            return;
+        }
+        // Either record may be the swapped one, so each cross comparison accepts what a given
+        // name (nicknames: "Turner, William" vs "Bill Turner") or a family name (one typo) would.
+        // Both compare a first-name value with a last-name value, so one cache keyed by the two
+        // codes serves both.
+        let mut close = |first_row: u32, last_row: u32| {
+            let (fc, lc) = (self.code(fi, first_row), self.code(li, last_row));
+            let key = (u64::from(fc) << 32) | u64::from(lc);
+            if let Some(&c) = cache.swapped.get(&key) {
+                return c;
+            }
+            let (x, y) = (&self.values[fi][fc as usize], &self.values[li][lc as usize]);
+            let c =
+                level(FieldKind::GivenName, x, y) <= 2 || level(FieldKind::FamilyName, x, y) <= 1;
+            if cache.swapped.len() >= CACHE_ENTRIES {
+                cache.swapped.clear();
+            }
+            cache.swapped.insert(key, c);
+            c
+        };
+        if close(i, j) && close(j, i) {
+            out[fi] = 1;
+            out[li] = 1;
+        }
     }
 }
 
@@ -83,24 +229,221 @@ pub struct Parameters {
     pub u: Vec<Vec<f64>>,
     /// Share of candidate pairs that are matches.
     pub lambda: f64,
+    /// Share of matches among the pairs each blocking rule adds (a pair that shares a phone is a
+    /// match far more often than one that shares only a common name), the prior of those pairs.
+    pub lambda_per_rule: Vec<f64>,
     /// EM iterations run.
     pub iterations: usize,
+    /// Per field with term-frequency adjustment: the weight an exact match on each value code
+    /// adds or takes away, by how common the value is.
     #[serde(skip)]
-    /// Per field with term-frequency adjustment: value → share of records holding it, and the
-    /// chance that two random records agree exactly (the sum of squared shares).
-    pub term_frequency: Vec<Option<(HashMap<String, f64>, f64)>>,
+    pub term_frequency: Vec<Option<Vec<f64>>>,
 }
 
-/// A scored pair with its explanation.
+/// A scored pair. The per-field weights of its explanation are recomputed from its levels when
+/// written ([`Scorer::field_weights`]), so a kept pair costs a few bytes per field.
 #[derive(Debug, Clone)]
 pub struct ScoredPair {
     pub left: u32,
     pub right: u32,
     pub weight: f64,
     pub probability: f64,
-    pub levels: Vec<u8>,
-    /// log2(m/u) each field added.
-    pub field_weights: Vec<f64>,
+    pub levels: Box<[u8]>,
+}
+
+/// Match weights from parameters, precomputed per field and level.
+pub struct Scorer<'a> {
+    table: &'a PreparedTable,
+    params: &'a Parameters,
+    /// log2(m/u) per field and level.
+    log_ratio: Vec<Vec<f64>>,
+    prior: f64,
+    prior_per_rule: Vec<f64>,
+    /// Fields in the order a bounded score compares them: cheap comparisons first (codes,
+    /// phones, emails), then names (cached), then free text (Jaro-Winkler on every new pair).
+    order: Vec<usize>,
+    /// The most each field can add (its best level, with the largest term-frequency bonus).
+    max_weight: Vec<f64>,
+}
+
+impl<'a> Scorer<'a> {
+    pub fn new(table: &'a PreparedTable, params: &'a Parameters) -> Self {
+        let log_ratio = params
+            .m
+            .iter()
+            .zip(&params.u)
+            .map(|(m, u)| m.iter().zip(u).map(|(m, u)| (m / u).log2()).collect())
+            .collect();
+        Scorer {
+            table,
+            params,
+            log_ratio,
+            prior: log2_odds(params.lambda),
+            prior_per_rule: params
+                .lambda_per_rule
+                .iter()
+                .map(|l| log2_odds(*l))
+                .collect(),
+            order: comparison_order(table),
+            max_weight: Vec::new(),
+        }
+        .with_max_weights()
+    }
+
+    fn with_max_weights(mut self) -> Self {
+        self.max_weight = self
+            .log_ratio
+            .iter()
+            .enumerate()
+            .map(|(f, ratios)| {
+                let bonus = self.params.term_frequency[f]
+                    .as_ref()
+                    .map_or(0.0, |adj| adj.iter().copied().fold(0.0, f64::max));
+                ratios
+                    .iter()
+                    .enumerate()
+                    .map(|(l, r)| if l == 0 { r + bonus } else { *r })
+                    .fold(0.0, f64::max)
+            })
+            .collect();
+        self
+    }
+
+    /// The weight one field's level adds (0 for an empty side).
+    pub fn field_weight(&self, f: usize, level: u8, left: u32) -> f64 {
+        if level == NULL_LEVEL {
+            return 0.0;
+        }
+        let mut w = self.log_ratio[f][level as usize];
+        if level == 0
+            && let Some(adjustment) = &self.params.term_frequency[f]
+        {
+            let code = self.table.code(f, left);
+            if code != NULL_CODE {
+                w += adjustment[code as usize];
+            }
+        }
+        w
+    }
+
+    /// Match weight of a pair from its levels, with the prior of all candidate pairs.
+    pub fn weight(&self, left: u32, levels: &[u8]) -> f64 {
+        self.prior + self.evidence(left, levels)
+    }
+
+    /// Match weight of a pair the blocking rule `rule` added, with that rule's prior.
+    pub fn weight_in_rule(&self, rule: usize, left: u32, levels: &[u8]) -> f64 {
+        self.prior_per_rule.get(rule).copied().unwrap_or(self.prior) + self.evidence(left, levels)
+    }
+
+    /// What the fields say, without the prior.
+    fn evidence(&self, left: u32, levels: &[u8]) -> f64 {
+        levels
+            .iter()
+            .take(self.table.fields.len())
+            .enumerate()
+            .map(|(f, &l)| self.field_weight(f, l, left))
+            .sum::<f64>()
+    }
+
+    /// The explanation: the weight each field added.
+    pub fn field_weights(&self, pair: &ScoredPair) -> Vec<f64> {
+        pair.levels
+            .iter()
+            .enumerate()
+            .map(|(f, &l)| self.field_weight(f, l, pair.left))
+            .collect()
+    }
+
+    /// The weight of a pair the blocking rule `rule` added, or None as soon as the fields left to
+    /// compare cannot lift it to `floor`: most candidate pairs of a large table are namesakes
+    /// that lose on phone and email, and need no Jaro-Winkler on their company names. A pair that
+    /// can reach the floor is compared in full, so its levels and weight are exact.
+    pub fn weight_at_least(
+        &self,
+        rule: usize,
+        i: u32,
+        j: u32,
+        floor: f64,
+        cache: &mut LevelCache,
+        levels: &mut Levels,
+    ) -> Option<f64> {
+        levels.fill(NULL_LEVEL);
+        let table = self.table;
+        let mut partial = self.prior_per_rule.get(rule).copied().unwrap_or(self.prior);
+        let mut remaining: f64 = self.max_weight.iter().sum();
+        let mut name_pending = false;
+        for &f in &self.order {
+            levels[f] = table.field_level(f, i, j, cache);
+            match table.swap {
+                Some((first, last)) if f == first || f == last => {
+                    // The two names are next to each other in the order; once both are compared
+                    // the swap check may still raise them, so they count together.
+                    if !name_pending {
+                        name_pending = true;
+                        continue;
+                    }
+                    table.apply_swap(i, j, cache, levels);
+                    for g in [first, last] {
+                        partial += self.field_weight(g, levels[g], i);
+                        remaining -= self.max_weight[g];
+                    }
+                }
+                _ => {
+                    partial += self.field_weight(f, levels[f], i);
+                    remaining -= self.max_weight[f];
+                }
+            }
+            if partial + remaining < floor {
+                return None;
+            }
+        }
+        Some(partial)
+    }
+
+    /// Scores one pair.
+    pub fn score(&self, i: u32, j: u32, cache: &mut LevelCache) -> ScoredPair {
+        let mut levels = [NULL_LEVEL; MAX_FIELDS];
+        self.table.levels_into(i, j, None, cache, &mut levels);
+        let weight = self.weight(i, &levels);
+        ScoredPair {
+            left: i,
+            right: j,
+            weight,
+            probability: probability(weight),
+            levels: levels[..self.table.fields.len()].into(),
+        }
+    }
+}
+
+/// Fields cheapest to compare first, the two swappable names next to each other.
+fn comparison_order(table: &PreparedTable) -> Vec<usize> {
+    let cost = |f: usize| match table.fields[f].kind {
+        FieldKind::Exact
+        | FieldKind::Phone
+        | FieldKind::Email
+        | FieldKind::Code
+        | FieldKind::Date => 0,
+        FieldKind::GivenName | FieldKind::FamilyName => 1,
+        FieldKind::Text => 2,
+    };
+    let mut order: Vec<usize> = (0..table.fields.len()).collect();
+    order.sort_by_key(|&f| {
+        let swapped = table.swap.is_some_and(|(a, b)| f == a || f == b);
+        // The swappable pair sorts as one unit, at the cost of names.
+        (if swapped { 1 } else { cost(f) }, !swapped, f)
+    });
+    order
+}
+
+/// log2 of the odds of a probability: the match weight it is.
+pub fn log2_odds(p: f64) -> f64 {
+    (p / (1.0 - p)).log2()
+}
+
+/// Match probability of a match weight (log2 odds).
+pub fn probability(weight: f64) -> f64 {
+    1.0 / (1.0 + (-weight).exp2())
 }
 
 /// Estimates u by comparing random pairs (almost all of which are non-matches).
@@ -112,17 +455,50 @@ pub fn estimate_u(table: &PreparedTable, samples: usize, seed: u64) -> Vec<Vec<f
         .map(|f| vec![1.0; f.kind.levels().len()])
         .collect();
     if n >= 2 {
+        // Pairs are drawn in sequence (the seed fixes them) and compared in parallel; counts are
+        // whole numbers, so their sum does not depend on the order.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        for _ in 0..samples {
-            let i = rng.random_range(0..n) as u32;
-            let mut j = rng.random_range(0..n) as u32;
-            if i == j {
-                j = (j + 1) % n as u32;
-            }
-            for (f, l) in table.levels(i, j).into_iter().enumerate() {
-                if l != NULL_LEVEL {
-                    counts[f][l as usize] += 1.0;
+        let pairs: Vec<(u32, u32)> = (0..samples)
+            .map(|_| {
+                let i = rng.random_range(0..n) as u32;
+                let mut j = rng.random_range(0..n) as u32;
+                if i == j {
+                    j = (j + 1) % n as u32;
                 }
+                (i, j)
+            })
+            .collect();
+        let zeros: Vec<Vec<f64>> = counts.iter().map(|r| vec![0.0; r.len()]).collect();
+        let sampled = pairs
+            .par_iter()
+            .fold(
+                || (LevelCache::new(table), zeros.clone()),
+                |(mut cache, mut counts), &(i, j)| {
+                    let mut levels = [NULL_LEVEL; MAX_FIELDS];
+                    table.levels_into(i, j, None, &mut cache, &mut levels);
+                    for (f, &l) in levels.iter().take(table.fields.len()).enumerate() {
+                        if l != NULL_LEVEL {
+                            counts[f][l as usize] += 1.0;
+                        }
+                    }
+                    (cache, counts)
+                },
+            )
+            .map(|(_, c)| c)
+            .reduce(
+                || zeros.clone(),
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        for (p, q) in x.iter_mut().zip(y) {
+                            *p += q;
+                        }
+                    }
+                    a
+                },
+            );
+        for (x, y) in counts.iter_mut().zip(sampled) {
+            for (p, q) in x.iter_mut().zip(y) {
+                *p += q;
             }
         }
     }
@@ -286,59 +662,85 @@ pub fn estimate_em(
     (m, u, lambda, done)
 }
 
-/// Share of records holding each value of the term-frequency fields.
-pub fn term_frequencies(table: &PreparedTable) -> Vec<Option<(HashMap<String, f64>, f64)>> {
+/// The share of matches among candidate pairs, by EM with m and u held. `prior` is where a small
+/// sample is pulled (as `PRIOR_WEIGHT` pseudo-pairs): a rule that generated ten pairs says little
+/// about its own match share.
+pub fn estimate_lambda(
+    m: &[Vec<f64>],
+    u: &[Vec<f64>],
+    rows: &[&[u8]],
+    iterations: usize,
+    prior: f64,
+) -> f64 {
+    // Each pair's log likelihood ratio does not change while lambda does.
+    let ratios: Vec<f64> = rows
+        .par_iter()
+        .map(|levels| {
+            levels
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| **l != NULL_LEVEL)
+                .map(|(f, &l)| (m[f][l as usize] / u[f][l as usize]).ln())
+                .sum()
+        })
+        .collect();
+    let mut lambda: f64 = prior;
+    for _ in 0..iterations.max(1) * 5 {
+        let odds = (lambda / (1.0 - lambda)).ln();
+        let total: f64 = ratios
+            .par_iter()
+            .map(|r| 1.0 / (1.0 + (-(odds + r)).exp()))
+            .sum();
+        let next = ((total + PRIOR_WEIGHT * prior) / (ratios.len() as f64 + PRIOR_WEIGHT))
+            .clamp(1e-6, 1.0 - 1e-6);
+        let change = (next - lambda).abs();
+        lambda = next;
+        if change < 1e-9 {
+            break;
+        }
+    }
+    lambda
+}
+
+/// Term-frequency adjustments of exact matches, per value code of each adjusted field. A match on a
+/// rare value is stronger evidence than one on a common value: two random records agree on this
+/// value with chance share², on some value with chance Σ share², and a true match shows it with
+/// chance ∝ share, so the odds scale by Σ share² / share. Shares count values by their match key
+/// (an email's key ignores `+tags`), over the records that hold one.
+pub fn term_frequencies(table: &PreparedTable) -> Vec<Option<Vec<f64>>> {
     table
         .fields
         .iter()
         .zip(&table.values)
-        .map(|(f, col)| {
+        .enumerate()
+        .map(|(field, (f, values))| {
             f.term_frequency.then(|| {
-                let mut counts: HashMap<String, f64> = HashMap::new();
-                for v in col.iter().flatten() {
-                    *counts.entry(v.key().to_string()).or_default() += 1.0;
+                let mut per_code = vec![0.0f64; values.len()];
+                for c in table.field_codes(field).filter(|&c| c != NULL_CODE) {
+                    per_code[c as usize] += 1.0;
                 }
-                let n: f64 = counts.values().sum::<f64>().max(1.0);
-                counts.values_mut().for_each(|c| *c /= n);
-                let agree = counts.values().map(|s| s * s).sum::<f64>().max(1e-12);
-                (counts, agree)
+                let mut per_key: FxHashMap<&str, f64> = FxHashMap::default();
+                for (v, n) in values.iter().zip(&per_code) {
+                    *per_key.entry(v.key()).or_default() += n;
+                }
+                let total: f64 = per_key.values().sum::<f64>().max(1.0);
+                let agree = per_key
+                    .values()
+                    .map(|n| (n / total) * (n / total))
+                    .sum::<f64>()
+                    .max(1e-12);
+                values
+                    .iter()
+                    .map(|v| {
+                        let share = per_key[v.key()] / total;
+                        if share > 0.0 {
+                            (agree / share).log2().clamp(-6.0, 6.0)
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
             })
         })
         .collect()
-}
-
-/// Scores one pair.
-pub fn score(table: &PreparedTable, params: &Parameters, i: u32, j: u32) -> ScoredPair {
-    let levels = table.levels(i, j);
-    let mut weight = (params.lambda / (1.0 - params.lambda)).log2();
-    let mut field_weights = Vec::with_capacity(levels.len());
-    for (f, &l) in levels.iter().enumerate() {
-        if l == NULL_LEVEL {
-            field_weights.push(0.0);
-            continue;
-        }
-        let m = params.m[f][l as usize];
-        let u = params.u[f][l as usize];
-        let mut w = (m / u).log2();
-        if l == 0
-            && let Some((shares, agree)) = &params.term_frequency[f]
-            && let Some(value) = &table.values[f][i as usize]
-            && let Some(share) = shares.get(value.key())
-        {
-            // A match on a rare value is stronger evidence than one on a common value: two random
-            // records agree on this value with chance share², on some value with chance Σ share²,
-            // and a true match shows it with chance ∝ share, so the odds scale by Σ share² / share.
-            w += (agree / share).log2().clamp(-6.0, 6.0);
-        }
-        weight += w;
-        field_weights.push(w);
-    }
-    ScoredPair {
-        left: i,
-        right: j,
-        weight,
-        probability: 1.0 / (1.0 + (-weight).exp2()),
-        levels,
-        field_weights,
-    }
 }

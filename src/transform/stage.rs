@@ -140,7 +140,7 @@ fn dedupe_contacts(
     contacts: &[SnapshotContact],
     model: &MatchModel,
     region: normalize::Region,
-) -> dedupe::DedupeResult {
+) -> anyhow::Result<dedupe::DedupeResult> {
     let col = |f: fn(&SnapshotContact) -> &Option<String>| -> Vec<Option<String>> {
         contacts.iter().map(|c| f(c).clone()).collect()
     };
@@ -158,8 +158,19 @@ fn dedupe_contacts(
             ("source".to_string(), col(|c| &c.source)),
         ]),
     };
-    dedupe::run(model, &table, region, 42)
+    // pairs.parquet holds the pairs worth reading (accepted, and rejected ones with some evidence
+    // for them), not every candidate pair.
+    dedupe::run(
+        model,
+        &table,
+        region,
+        42,
+        dedupe::KeepPairs::AtLeast(PAIRS_MIN_PROBABILITY),
+    )
 }
+
+/// Scored pairs below this probability are left out of `pairs.parquet`.
+const PAIRS_MIN_PROBABILITY: f64 = 0.01;
 
 /// Each row's cluster as the smallest row index in it: equal partitions compare equal whatever
 /// member names the cluster.
@@ -292,13 +303,13 @@ pub fn run_transform(
         ..TransformSummary::default()
     };
 
-    let mut result = dedupe_contacts(&contacts, model, region);
+    let mut result = dedupe_contacts(&contacts, model, region)?;
     // Merging changes records: the survivor takes its golden values and duplicates get tagged, and
     // a changed record can match another one on the next run. Predict that run here (at most twice)
     // so this run already reaches the clusters the next one will agree with.
     for _ in 0..2 {
         let next_table = after_merge(&contacts, &result, &config.survivorship, region);
-        let next = dedupe_contacts(&next_table, model, region);
+        let next = dedupe_contacts(&next_table, model, region)?;
         if partition(&next) == partition(&result) {
             break;
         }
