@@ -34,24 +34,57 @@ pub struct PreparedTable {
     pub swap: Option<(usize, usize)>,
 }
 
-/// Remembers the level of value pairs already compared, per field, for fields with few distinct
-/// values (names, cities, postcodes): the same two first names meet in thousands of pairs. One
-/// cache per worker thread; it is cleared when it grows past a bound, so memory stays flat.
+/// Remembers the level of value pairs already compared, per field, for the kinds whose comparison
+/// costs string work (names, free text, codes): the same two first names meet in thousands of
+/// pairs. One cache per worker; each is a fixed direct-mapped table small enough to stay in the
+/// CPU's cache, where a newer pair simply overwrites an older one.
 pub struct LevelCache {
-    maps: Vec<Option<FxHashMap<u64, u8>>>,
+    fields: Vec<Option<PairCache>>,
     /// Swapped names: (first-name code, last-name code) → whether the two are close.
-    swapped: FxHashMap<u64, bool>,
+    swapped: PairCache,
 }
 
-const CACHE_ENTRIES: usize = 1 << 20;
-/// Fields with more distinct values than this are compared directly (emails, phones: nearly
-/// every pair is a new pair of values).
-const CACHEABLE_DISTINCT: usize = 200_000;
+/// Slots of one cache (a power of two): 512 KiB.
+const CACHE_SLOTS_LOG2: u32 = 16;
+const EMPTY_SLOT: u64 = u64::MAX;
+
+/// A direct-mapped cache from a pair of codes (each below 2^28) to a byte.
+struct PairCache {
+    slots: Box<[u64]>,
+}
+
+impl PairCache {
+    fn new() -> Self {
+        PairCache {
+            slots: vec![EMPTY_SLOT; 1 << CACHE_SLOTS_LOG2].into_boxed_slice(),
+        }
+    }
+
+    fn key(a: u32, b: u32) -> u64 {
+        (u64::from(a) << 28) | u64::from(b)
+    }
+
+    fn slot(key: u64) -> usize {
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - CACHE_SLOTS_LOG2)) as usize
+    }
+
+    fn get(&self, key: u64) -> Option<u8> {
+        let entry = self.slots[Self::slot(key)];
+        (entry != EMPTY_SLOT && entry >> 8 == key).then_some(entry as u8)
+    }
+
+    fn put(&mut self, key: u64, value: u8) {
+        self.slots[Self::slot(key)] = (key << 8) | u64::from(value);
+    }
+}
+
+/// Codes at or above this are not cached (the cache key holds 28 bits per code).
+const CACHEABLE_CODES: usize = 1 << 28;
 
 impl LevelCache {
     pub fn new(table: &PreparedTable) -> Self {
         LevelCache {
-            maps: table
+            fields: table
                 .fields
                 .iter()
                 .zip(&table.values)
@@ -63,10 +96,10 @@ impl LevelCache {
                             | FieldKind::Text
                             | FieldKind::Code
                     );
-                    (text && v.len() <= CACHEABLE_DISTINCT).then(FxHashMap::default)
+                    (text && v.len() < CACHEABLE_CODES).then(PairCache::new)
                 })
                 .collect(),
-            swapped: FxHashMap::default(),
+            swapped: PairCache::new(),
         }
     }
 }
@@ -138,17 +171,14 @@ impl PreparedTable {
         }
         let kind = self.fields[f].kind;
         let values = &self.values[f];
-        match &mut cache.maps[f] {
-            Some(map) => {
-                let key = (u64::from(a.min(b)) << 32) | u64::from(a.max(b));
-                if let Some(&l) = map.get(&key) {
+        match &mut cache.fields[f] {
+            Some(pairs) => {
+                let key = PairCache::key(a.min(b), a.max(b));
+                if let Some(l) = pairs.get(key) {
                     return l;
                 }
                 let l = level(kind, &values[a as usize], &values[b as usize]);
-                if map.len() >= CACHE_ENTRIES {
-                    map.clear();
-                }
-                map.insert(key, l);
+                pairs.put(key, l);
                 l
             }
             None => level(kind, &values[a as usize], &values[b as usize]),
@@ -200,17 +230,17 @@ impl PreparedTable {
         // codes serves both.
         let mut close = |first_row: u32, last_row: u32| {
             let (fc, lc) = (self.code(fi, first_row), self.code(li, last_row));
-            let key = (u64::from(fc) << 32) | u64::from(lc);
-            if let Some(&c) = cache.swapped.get(&key) {
-                return c;
+            let cacheable = (fc as usize) < CACHEABLE_CODES && (lc as usize) < CACHEABLE_CODES;
+            let key = PairCache::key(fc, lc);
+            if cacheable && let Some(c) = cache.swapped.get(key) {
+                return c == 1;
             }
             let (x, y) = (&self.values[fi][fc as usize], &self.values[li][lc as usize]);
             let c =
                 level(FieldKind::GivenName, x, y) <= 2 || level(FieldKind::FamilyName, x, y) <= 1;
-            if cache.swapped.len() >= CACHE_ENTRIES {
-                cache.swapped.clear();
+            if cacheable {
+                cache.swapped.put(key, u8::from(c));
             }
-            cache.swapped.insert(key, c);
             c
         };
         if close(i, j) && close(j, i) {
@@ -541,7 +571,7 @@ pub fn estimate_em(
     table: &PreparedTable,
     estimate_u: bool,
     u_random: &[Vec<f64>],
-    level_rows: &[Vec<u8>],
+    patterns: &[LevelPattern],
     iterations: usize,
 ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, f64, usize) {
     let m_prior: Vec<Vec<f64>> = table.fields.iter().map(|f| prior_m(f.kind)).collect();
@@ -565,41 +595,35 @@ pub fn estimate_em(
     let zero = || shape.iter().map(|n| vec![0.0; *n]).collect::<Vec<_>>();
     for _ in 0..iterations {
         done += 1;
-        let (m_sums, u_sums, total_p) = level_rows
-            .par_iter()
-            .fold(
-                || (zero(), zero(), 0.0),
-                |(mut am, mut au, mut tp), levels| {
-                    let mut log_m = lambda.ln();
-                    let mut log_u = (1.0 - lambda).ln();
-                    for (f, &l) in levels.iter().enumerate() {
-                        if l != NULL_LEVEL {
-                            log_m += m[f][l as usize].ln();
-                            log_u += u[f][l as usize].ln();
-                        }
-                    }
-                    let p = 1.0 / (1.0 + (log_u - log_m).exp());
-                    for (f, &l) in levels.iter().enumerate() {
-                        if l != NULL_LEVEL {
-                            am[f][l as usize] += p;
-                            au[f][l as usize] += 1.0 - p;
-                        }
-                    }
-                    tp += p;
-                    (am, au, tp)
-                },
-            )
-            .reduce(
-                || (zero(), zero(), 0.0),
-                |(mut am, mut au, ta), (bm, bu, tb)| {
-                    for (ra, rb) in am.iter_mut().zip(bm).chain(au.iter_mut().zip(bu)) {
-                        for (x, y) in ra.iter_mut().zip(rb) {
-                            *x += y;
-                        }
-                    }
-                    (am, au, ta + tb)
-                },
-            );
+        // E step over the distinct level patterns (a few thousand however many pairs were
+        // sampled), with the logs of m and u taken once per iteration.
+        let log_m: Vec<Vec<f64>> = m
+            .iter()
+            .map(|r| r.iter().map(|x| x.ln()).collect())
+            .collect();
+        let log_u: Vec<Vec<f64>> = u
+            .iter()
+            .map(|r| r.iter().map(|x| x.ln()).collect())
+            .collect();
+        let (mut m_sums, mut u_sums, mut total_p) = (zero(), zero(), 0.0);
+        for (levels, count) in patterns {
+            let mut lm = lambda.ln();
+            let mut lu = (1.0 - lambda).ln();
+            for (f, &l) in levels.iter().enumerate() {
+                if l != NULL_LEVEL {
+                    lm += log_m[f][l as usize];
+                    lu += log_u[f][l as usize];
+                }
+            }
+            let p = 1.0 / (1.0 + (lu - lm).exp());
+            for (f, &l) in levels.iter().enumerate() {
+                if l != NULL_LEVEL {
+                    m_sums[f][l as usize] += p * count;
+                    u_sums[f][l as usize] += (1.0 - p) * count;
+                }
+            }
+            total_p += p * count;
+        }
         let norm = |rows: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
             rows.into_iter()
                 .map(|row| {
@@ -642,9 +666,9 @@ pub fn estimate_em(
                 new_u[f] = u[f].clone();
             }
         }
-        let new_lambda = ((total_p + PRIOR_WEIGHT * 0.1)
-            / (level_rows.len() as f64 + PRIOR_WEIGHT))
-            .clamp(1e-6, 1.0 - 1e-6);
+        let pairs: f64 = patterns.iter().map(|(_, n)| n).sum();
+        let new_lambda =
+            ((total_p + PRIOR_WEIGHT * 0.1) / (pairs + PRIOR_WEIGHT)).clamp(1e-6, 1.0 - 1e-6);
         let change = (new_lambda - lambda).abs()
             + new_m
                 .iter()
@@ -668,31 +692,33 @@ pub fn estimate_em(
 pub fn estimate_lambda(
     m: &[Vec<f64>],
     u: &[Vec<f64>],
-    rows: &[&[u8]],
+    patterns: &[LevelPattern],
     iterations: usize,
     prior: f64,
 ) -> f64 {
-    // Each pair's log likelihood ratio does not change while lambda does.
-    let ratios: Vec<f64> = rows
-        .par_iter()
-        .map(|levels| {
-            levels
+    // Each pattern's log likelihood ratio does not change while lambda does.
+    let ratios: Vec<(f64, f64)> = patterns
+        .iter()
+        .map(|(levels, count)| {
+            let ratio = levels
                 .iter()
                 .enumerate()
                 .filter(|(_, l)| **l != NULL_LEVEL)
                 .map(|(f, &l)| (m[f][l as usize] / u[f][l as usize]).ln())
-                .sum()
+                .sum();
+            (ratio, *count)
         })
         .collect();
+    let pairs: f64 = ratios.iter().map(|(_, n)| n).sum();
     let mut lambda: f64 = prior;
     for _ in 0..iterations.max(1) * 5 {
         let odds = (lambda / (1.0 - lambda)).ln();
         let total: f64 = ratios
-            .par_iter()
-            .map(|r| 1.0 / (1.0 + (-(odds + r)).exp()))
+            .iter()
+            .map(|(r, n)| n / (1.0 + (-(odds + r)).exp()))
             .sum();
-        let next = ((total + PRIOR_WEIGHT * prior) / (ratios.len() as f64 + PRIOR_WEIGHT))
-            .clamp(1e-6, 1.0 - 1e-6);
+        let next =
+            ((total + PRIOR_WEIGHT * prior) / (pairs + PRIOR_WEIGHT)).clamp(1e-6, 1.0 - 1e-6);
         let change = (next - lambda).abs();
         lambda = next;
         if change < 1e-9 {
@@ -700,6 +726,22 @@ pub fn estimate_lambda(
         }
     }
     lambda
+}
+
+/// A level pattern (one level per field) and how many sampled pairs showed it.
+pub type LevelPattern = (Vec<u8>, f64);
+
+/// Counts the distinct level patterns among sampled pairs, in a fixed order (so EM sums the same
+/// numbers in the same order on every run).
+pub fn level_patterns<'a>(rows: impl Iterator<Item = &'a [u8]>) -> Vec<LevelPattern> {
+    let mut counts: FxHashMap<&[u8], f64> = FxHashMap::default();
+    for levels in rows {
+        *counts.entry(levels).or_default() += 1.0;
+    }
+    let mut patterns: Vec<LevelPattern> =
+        counts.into_iter().map(|(l, n)| (l.to_vec(), n)).collect();
+    patterns.sort_by(|a, b| a.0.cmp(&b.0));
+    patterns
 }
 
 /// Term-frequency adjustments of exact matches, per value code of each adjusted field. A match on a
