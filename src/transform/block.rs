@@ -109,24 +109,29 @@ impl Blocking {
             };
             let index = names.len();
             let mut positions = vec![FULL; table.rows];
-            for mut rows in group_rows(&keys)
+            let mut rule_blocks: Vec<Block> = group_rows(&keys)
                 .with_context(|| format!("grouping blocking rule {}", rule.name))?
-            {
-                let is_windowed = rows.len() > model.max_block_size;
-                if is_windowed {
-                    let order = order.get_or_insert_with(|| NeighbourhoodOrder::new(table));
-                    rows.sort_unstable_by(|&a, &b| order.compare(table, a, b));
-                    for (p, &r) in rows.iter().enumerate() {
-                        positions[r as usize] = p as u32;
-                    }
-                    windowed.push((rule.name.clone(), rows.len(), rows[0]));
-                }
-                blocks.push(Block {
+                .into_iter()
+                .map(|rows| Block {
                     rule: index,
+                    windowed: rows.len() > model.max_block_size,
                     rows,
-                    windowed: is_windowed,
-                });
+                })
+                .collect();
+            if rule_blocks.iter().any(|b| b.windowed) {
+                let order = order.get_or_insert_with(|| NeighbourhoodOrder::new(table));
+                rule_blocks
+                    .par_iter_mut()
+                    .filter(|b| b.windowed)
+                    .for_each(|b| b.rows.sort_unstable_by(|&x, &y| order.compare(table, x, y)));
             }
+            for b in rule_blocks.iter().filter(|b| b.windowed) {
+                for (p, &r) in b.rows.iter().enumerate() {
+                    positions[r as usize] = p as u32;
+                }
+                windowed.push((rule.name.clone(), b.rows.len(), b.rows[0]));
+            }
+            blocks.extend(rule_blocks);
             names.push(rule.name.clone());
             per_rule.push((keys, positions));
         }

@@ -126,7 +126,7 @@ pub fn prepare_table(
         })
         .collect();
     let (codes, values): (Vec<_>, Vec<_>) = fields
-        .iter()
+        .par_iter()
         .map(|f| {
             let cells = &input.columns[&f.name];
             if f.kind == FieldKind::Phone {
@@ -264,15 +264,14 @@ pub fn run(
             a.extend(b);
             a
         });
-    let sampled_levels: Vec<Vec<u8>> = sample.iter().map(|(_, l)| l.clone()).collect();
+    let patterns = score::level_patterns(sample.iter().map(|(_, l)| l.as_slice()));
     let (mut m, u, sample_lambda, iterations) = score::estimate_em(
         &table,
         model.em_estimates_u,
         &u,
-        &sampled_levels,
+        &patterns,
         model.em_iterations,
     );
-    drop(sampled_levels);
     for (f, field) in table.fields.iter().enumerate() {
         if let Some(given) = &field.m {
             m[f] = given.clone();
@@ -282,12 +281,13 @@ pub fn run(
     // the pairs they bring.
     let lambda_per_rule: Vec<f64> = (0..rules)
         .map(|r| {
-            let rows: Vec<&[u8]> = sample
-                .iter()
-                .filter(|(rule, _)| *rule == r)
-                .map(|(_, l)| l.as_slice())
-                .collect();
-            score::estimate_lambda(&m, &u, &rows, model.em_iterations, sample_lambda)
+            let patterns = score::level_patterns(
+                sample
+                    .iter()
+                    .filter(|(rule, _)| *rule == r)
+                    .map(|(_, l)| l.as_slice()),
+            );
+            score::estimate_lambda(&m, &u, &patterns, model.em_iterations, sample_lambda)
         })
         .collect();
     drop(sample);

@@ -8,6 +8,7 @@ use polars::prelude::{
     Column, CsvReadOptions, CsvWriter, DataFrame, DataType, ParquetReader, ParquetWriter,
     SerReader, SerWriter, df,
 };
+use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -119,10 +120,12 @@ pub fn read_table(
     };
     let ids = text(&model.id_column)?;
     wanted.remove(&model.id_column);
-    let mut columns = std::collections::HashMap::new();
-    for name in wanted.iter().filter(|n| names.contains(n)) {
-        columns.insert(name.clone(), text(name)?);
-    }
+    // Columns are turned into text in parallel: on a million rows each is a million strings.
+    let columns: std::collections::HashMap<String, Vec<Option<String>>> = wanted
+        .par_iter()
+        .filter(|n| names.contains(n))
+        .map(|name| Ok((name.clone(), text(name)?)))
+        .collect::<anyhow::Result<_>>()?;
     let mut keep = Vec::with_capacity(ids.len());
     let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
     let mut quarantined = Vec::new();
