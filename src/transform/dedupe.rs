@@ -497,6 +497,14 @@ fn guarded_clusters(
         guard_fields[fi] = true;
         guard_fields[li] = true;
     }
+    // A suffix on one record and none on the other is one person only if they share an email: a
+    // father and son share a name, an address and often the home phone, rarely an inbox.
+    let email_field = table.fields.iter().position(|f| f.kind == FieldKind::Email);
+    if let Some(f) = email_field
+        && model.generational_suffixes
+    {
+        guard_fields[f] = true;
+    }
     // Rows that hold the same value in every field the guards read are interchangeable: the
     // clustering checks one of them.
     let score_guard = model.cluster_min_probability > 0.0;
@@ -512,11 +520,18 @@ fn guarded_clusters(
     let mut cache = LevelCache::new(table);
     let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
     cluster::cluster(table.rows, accepted, same_signature, |a, b| {
-        if let (Some(Some(x)), Some(Some(y))) =
-            (generation.get(a as usize), generation.get(b as usize))
-            && x != y
-        {
-            return Some(format!("generations {x} and {y} differ"));
+        match (generation.get(a as usize), generation.get(b as usize)) {
+            (Some(Some(x)), Some(Some(y))) if x != y => {
+                return Some(format!("generations {x} and {y} differ"));
+            }
+            (Some(Some(x)), Some(None)) | (Some(None), Some(Some(x))) => {
+                let shared_email =
+                    email_field.is_some_and(|f| table.field_level(f, a, b, &mut cache) <= 1);
+                if !shared_email {
+                    return Some(format!("{x} on one record only, and no shared email"));
+                }
+            }
+            _ => {}
         }
         if !conflict_fields.is_empty() {
             table.levels_into(a, b, Some(&guard_fields), &mut cache, &mut levels);
@@ -537,4 +552,115 @@ fn guarded_clusters(
         }
         None
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contacts_model() -> MatchModel {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/models/contacts.toml");
+        MatchModel::load(&path).expect("contacts model")
+    }
+
+    fn table(rows: &[[&str; 6]]) -> InputTable {
+        let names = [
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "city",
+            "postal_code",
+        ];
+        InputTable {
+            ids: (0..rows.len()).map(|i| format!("r{i}")).collect(),
+            columns: names
+                .iter()
+                .enumerate()
+                .map(|(c, name)| {
+                    let cells = rows
+                        .iter()
+                        .map(|r| (!r[c].is_empty()).then(|| r[c].to_string()))
+                        .collect();
+                    (name.to_string(), cells)
+                })
+                .collect(),
+        }
+    }
+
+    fn cluster_of(result: &DedupeResult, id: &str) -> String {
+        result
+            .assignments
+            .iter()
+            .find(|a| a.id == id)
+            .map(|a| a.cluster_id.clone())
+            .expect("assigned")
+    }
+
+    #[test]
+    fn a_junior_without_a_shared_email_stays_apart_from_his_father() {
+        let rows = [
+            // Father and son: one address and home phone, their own inboxes.
+            [
+                "Michael",
+                "Morgan",
+                "mike.morgan@gmail.com",
+                "+14155550134",
+                "Boston",
+                "02118",
+            ],
+            [
+                "Michael",
+                "Morgan Jr.",
+                "mmorgan.jr@yahoo.com",
+                "+14155550134",
+                "Boston",
+                "02118",
+            ],
+            // One person, once with the suffix and once without, one email.
+            [
+                "Robert",
+                "Lane Jr.",
+                "rob.lane@gmail.com",
+                "+14155550199",
+                "Austin",
+                "78701",
+            ],
+            [
+                "Robert",
+                "Lane",
+                "rob.lane@gmail.com",
+                "+14155550199",
+                "Austin",
+                "78701",
+            ],
+            [
+                "Ann",
+                "Lee",
+                "ann.lee@gmail.com",
+                "+14155550111",
+                "Denver",
+                "80202",
+            ],
+            [
+                "Tom",
+                "Hart",
+                "tom.hart@gmail.com",
+                "+14155550122",
+                "Miami",
+                "33101",
+            ],
+        ];
+        let result = run(
+            &contacts_model(),
+            &table(&rows),
+            normalize::region("US"),
+            42,
+            KeepPairs::Nothing,
+        )
+        .expect("dedupe");
+        assert_ne!(cluster_of(&result, "r0"), cluster_of(&result, "r1"));
+        assert_eq!(cluster_of(&result, "r2"), cluster_of(&result, "r3"));
+    }
 }

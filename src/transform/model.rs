@@ -34,7 +34,8 @@ pub struct MatchModel {
     #[serde(default = "default_true")]
     pub em_estimates_u: bool,
     /// Never cluster two records whose names carry different generational suffixes (Jr./Sr./III),
-    /// read from the `swappable` name fields.
+    /// read from the `swappable` name fields, nor one with a suffix and one without unless they
+    /// share an email.
     #[serde(default)]
     pub generational_suffixes: bool,
     /// Two fields that are often entered the wrong way round (first and last name).
