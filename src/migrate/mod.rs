@@ -328,6 +328,25 @@ fn completeness(c: &SnapshotContact) -> usize {
     TARGETS.iter().filter(|f| c.field(f).is_some()).count()
 }
 
+/// Whether another contact of the cluster already holds this email or phone. GHL refuses (or
+/// merges) a second contact with an email or phone one already has, so a survivor's empty email is
+/// not filled with an address its duplicate still holds: the duplicate keeps it until the
+/// duplicates are resolved.
+fn identity_held_by(field: &str, value: &str, others: &[&SnapshotContact]) -> bool {
+    let key = |v: &str| match field {
+        "email" => Some(v.trim().to_lowercase()),
+        "phone" => Some(v.chars().filter(char::is_ascii_digit).collect::<String>()),
+        _ => None,
+    };
+    let Some(wanted) = key(value) else {
+        return false;
+    };
+    others
+        .iter()
+        .filter_map(|c| c.field(field))
+        .any(|held| key(held).as_deref() == Some(wanted.as_str()))
+}
+
 fn set(desired: &mut DesiredContact, field: &str, value: String) {
     let slot = match field {
         "first_name" => &mut desired.first_name,
@@ -435,8 +454,13 @@ pub fn plan_migration(
         let mut changes = false;
         match target {
             Some(t) => {
+                let others: Vec<&SnapshotContact> = members
+                    .iter()
+                    .filter(|&&i| i < n_existing && existing[i].id != t.id)
+                    .map(|&i| &existing[i])
+                    .collect();
                 for (f, v) in &merged {
-                    if t.field(f).is_none() {
+                    if t.field(f).is_none() && !identity_held_by(f, v, &others) {
                         set(&mut contact, f, v.clone());
                         changes = true;
                     }
@@ -605,6 +629,25 @@ mod tests {
         assert!(reason(&[("Labels", "x")]).contains("no email, phone or name"));
         // A phone with a plus is not a formula.
         assert!(map_row(&raw(&[("Mobile", "+1 415 555 0134")]), &config(), us, "US").is_ok());
+    }
+
+    #[test]
+    fn an_email_or_phone_a_duplicate_holds_is_not_given_to_the_survivor() {
+        let duplicate = SnapshotContact {
+            id: "dup".into(),
+            email: Some("Ann@Example.com".into()),
+            phone: Some("+1 (415) 555-0134".into()),
+            ..SnapshotContact::default()
+        };
+        let others = [&duplicate];
+        assert!(identity_held_by("email", "ann@example.com ", &others));
+        assert!(identity_held_by("phone", "+14155550134", &others));
+        assert!(!identity_held_by("email", "ann@other.com", &others));
+        assert!(
+            !identity_held_by("city", "Boston", &others),
+            "only identity fields collide"
+        );
+        assert!(!identity_held_by("email", "ann@example.com", &[]));
     }
 
     #[test]
