@@ -124,13 +124,12 @@ pub fn plan_run(
         }
         // Sends and notes fire on what changed since the previous run, so a later transform
         // does not ask for them again: the ones a previous load failed to finish are carried
-        // over from the ledger, under the same key, and read back before they are retried.
-        let planned: HashSet<String> = plan.operations.iter().map(|o| o.key.clone()).collect();
+        // over from the ledger, under the same key, and read back before they are retried. When
+        // this run plans the same key again (the digest of the same date), the op as first
+        // planned wins: the digest is sent with the counts of the run that planned it, not with
+        // counts a half-applied earlier load has already changed.
         let mut carried = 0;
         for (key, from_run, payload) in ledger.unfinished(&["send_sms", "create_note"])? {
-            if planned.contains(&key) {
-                continue;
-            }
             let Ok(op) = serde_json::from_str::<crate::load::plan::PlanOp>(&payload) else {
                 tracing::warn!(key, "Unreadable operation in the ledger; not carried over");
                 continue;
@@ -139,10 +138,14 @@ pub fn plan_run(
                 op,
                 format!("retry: left unfinished by run {from_run}"),
             );
-            if carried_op.key == key {
-                plan.operations.push(carried_op);
-                carried += 1;
+            if carried_op.key != key {
+                continue;
             }
+            match plan.operations.iter_mut().find(|o| o.key == key) {
+                Some(planned) => *planned = carried_op,
+                None => plan.operations.push(carried_op),
+            }
+            carried += 1;
         }
         if carried > 0 {
             tracing::info!(operations = carried, "Carried over from earlier runs");
