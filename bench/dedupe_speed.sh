@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Dedupe speed: seeded contacts at several sizes through `contactsync dedupe` with the default
-# contacts model, on this machine's cores. Wall time, peak RSS (GNU time), candidate and scored
-# pairs per second, written to bench-output/dedupe_speed.{json,md}.
+# contacts model, on this machine's cores. Per size: wall time (median of RUNS runs), peak RSS (GNU
+# time), candidate and scored pairs per second, the time of each phase, and the pairwise precision,
+# recall and F1 of the clusters against the seed's ground truth (speed bought with accuracy would
+# show here). Written to bench-output/dedupe_speed.{json,md}.
 #
 #   bench/dedupe_speed.sh [SIZES...]        default: 100000 1000000
+#   RUNS=3 bench/dedupe_speed.sh 1000000    runs per size (default 3; the median is reported)
 #
 # Uses target/release/contactsync (build it first: cargo build --release); CONTACTSYNC_BIN
-# overrides. The seed export is written once per size under bench-output/dedupe-work/.
+# overrides. The seed export is written once per size under bench-output/dedupe-work/. Accuracy
+# needs Python with duckdb (pip install duckdb); without it the accuracy columns stay empty.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CONTACTSYNC_BIN:-target/release/contactsync}
 [ -x "$BIN" ] || { echo "no $BIN: run cargo build --release first (or set CONTACTSYNC_BIN)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "GNU time (/usr/bin/time) is needed for peak RSS" >&2; exit 2; }
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100000 1000000)
+RUNS=${RUNS:-3}
 OUT=bench-output; WORK=$OUT/dedupe-work; mkdir -p "$WORK"
 RESULTS=$OUT/dedupe_speed.jsonl; : > "$RESULTS"
 for n in "${SIZES[@]}"; do
@@ -21,23 +26,47 @@ for n in "${SIZES[@]}"; do
     echo "seeding $n contacts..." >&2
     "$BIN" sandbox --seed 42 --contacts "$n" --messages 0 --export-seed "$dir" >/dev/null
   fi
-  echo "deduping $n contacts..." >&2
-  /usr/bin/time -f '%e %M' -o "$dir/time.txt" \
-    "$BIN" dedupe --input "$dir/contacts.csv" --out "$dir/clusters.parquet" --json \
-    > "$dir/report.json" 2> "$dir/stderr.log" || true
-  read -r wall rss_kb < "$dir/time.txt"
-  python3 - "$n" "$wall" "$rss_kb" "$dir/report.json" >> "$RESULTS" <<'PY'
-import json, sys
-n, wall, rss_kb, report = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-r = json.loads(open(report).read().strip().splitlines()[-1])
-c = r["counts"]
+  for run in $(seq 1 "$RUNS"); do
+    echo "deduping $n contacts (run $run of $RUNS)..." >&2
+    /usr/bin/time -f '%e %M' -o "$dir/time-$run.txt" \
+      "$BIN" dedupe --input "$dir/contacts.csv" --out "$dir/clusters.parquet" --json \
+      > "$dir/report-$run.json" 2> "$dir/stderr.log" || true
+  done
+  python3 - "$n" "$dir" "$RUNS" >> "$RESULTS" <<'PY'
+import json, statistics, sys
+n, d, runs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+measured = []
+for run in range(1, runs + 1):
+    wall, rss_kb = open(f"{d}/time-{run}.txt").read().split()
+    report = json.loads(open(f"{d}/report-{run}.json").read().strip().splitlines()[-1])
+    measured.append((float(wall), int(rss_kb), report["counts"]))
+walls = sorted(m[0] for m in measured)
+wall, rss_kb, c = sorted(measured, key=lambda m: m[0])[len(measured) // 2]
+accuracy = {}
+try:
+    import duckdb
+    con = duckdb.connect()
+    con.sql(f"create view t as select id, person from read_csv('{d}/truth.csv', all_varchar=true)")
+    con.sql(f"create view c as select id, cluster_id from read_parquet('{d}/clusters.parquet')")
+    q = lambda s: float(con.sql(s).fetchall()[0][0] or 0)
+    tp = q("select sum(n*(n-1)/2) from (select count(*) n from c join t using(id) group by cluster_id, person)")
+    pred = q("select sum(n*(n-1)/2) from (select count(*) n from c group by cluster_id)")
+    true = q("select sum(n*(n-1)/2) from (select count(*) n from t group by person)")
+    p, r = tp / max(pred, 1), tp / max(true, 1)
+    accuracy = {"precision": round(p, 4), "recall": round(r, 4),
+                "f1": round(2 * p * r / max(p + r, 1e-12), 4), "true_pairs": int(true)}
+except ImportError:
+    print("duckdb not installed: accuracy not measured", file=sys.stderr)
 print(json.dumps({
-    "rows": n, "wall_seconds": wall, "peak_rss_mib": round(rss_kb / 1024, 1),
+    "rows": n, "runs": runs, "wall_seconds": wall, "wall_seconds_all": walls,
+    "peak_rss_mib": round(rss_kb / 1024, 1),
     "candidate_pairs": c.get("candidate_pairs"), "accepted_pairs": c.get("accepted_pairs"),
     "clusters_with_duplicates": c.get("clusters_with_duplicates"),
+    "windowed_blocks": c.get("windowed_blocks"),
     "rows_per_second": round(n / wall), "candidate_pairs_per_second": round(c.get("candidate_pairs", 0) / wall),
     "phase_ms": {k[3:]: v for k, v in c.items() if k.startswith("ms.")},
     "scored_pairs_per_second": c.get("scored_pairs_per_second"),
+    "accuracy": accuracy,
 }))
 PY
   tail -1 "$RESULTS" >&2
@@ -46,10 +75,13 @@ python3 - "$RESULTS" > "$OUT/dedupe_speed.md" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 json.dump(rows, open(sys.argv[1].replace(".jsonl", ".json"), "w"), indent=2)
-print("| contacts | wall s | peak RSS MiB | candidate pairs | scored pairs/s (scoring phase) | rows/s | phases (ms) |")
-print("|--:|--:|--:|--:|--:|--:|---|")
+print("| contacts | wall s (median) | peak RSS MiB | candidate pairs | scored pairs/s (scoring phase) | precision | recall | F1 | phases (ms) |")
+print("|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 for r in rows:
+    a = r.get("accuracy") or {}
     phases = ", ".join(f"{k} {v}" for k, v in r["phase_ms"].items())
-    print(f"| {r['rows']:,} | {r['wall_seconds']:.1f} | {r['peak_rss_mib']:,} | {r['candidate_pairs']:,} | {r['scored_pairs_per_second'] or 0:,} | {r['rows_per_second']:,} | {phases} |")
+    print(f"| {r['rows']:,} | {r['wall_seconds']:.1f} | {r['peak_rss_mib']:,} | {r['candidate_pairs']:,} "
+          f"| {r['scored_pairs_per_second'] or 0:,} | {a.get('precision', '')} | {a.get('recall', '')} "
+          f"| {a.get('f1', '')} | {phases} |")
 PY
 cat "$OUT/dedupe_speed.md"
