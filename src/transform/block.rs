@@ -388,7 +388,7 @@ fn part_hashes<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transform::dedupe::{InputTable, prepare_table};
+    use crate::transform::dedupe::{InputTable, block, prepare_table};
     use std::collections::HashMap;
 
     fn model(unordered: bool) -> MatchModel {
@@ -429,18 +429,7 @@ kind = "family_name"
     fn pairs(model: &MatchModel, input: &InputTable) -> Vec<(u32, u32)> {
         let us = normalize::region("US");
         let (table, raw) = prepare_table(model, input, us);
-        let blocking = Blocking::build(
-            model,
-            &table,
-            |name| {
-                Some(RawColumn {
-                    cells: input.columns.get(name)?,
-                    dictionary: raw.get(name)?,
-                })
-            },
-            us,
-        )
-        .expect("blocking");
+        let blocking = block(model, &table, input, &raw, us).expect("blocking");
         let mut out = Vec::new();
         for b in &blocking.blocks {
             blocking.for_each_pair(b, |i, j| out.push((i, j)));

@@ -150,6 +150,27 @@ pub fn prepare_table(
     (table, raw)
 }
 
+/// Blocks a prepared table, reading raw cells through the input's dictionaries.
+pub fn block(
+    model: &MatchModel,
+    table: &PreparedTable,
+    input: &InputTable,
+    raw: &HashMap<String, Dictionary>,
+    region: Region,
+) -> anyhow::Result<Blocking> {
+    Blocking::build(
+        model,
+        table,
+        |name| {
+            Some(RawColumn {
+                cells: input.columns.get(name)?,
+                dictionary: raw.get(name)?,
+            })
+        },
+        region,
+    )
+}
+
 /// A cheap deterministic hash of a pair, for sampling pairs without storing them.
 fn pair_hash(i: u32, j: u32) -> u64 {
     ((u64::from(i) << 32) | u64::from(j)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17
@@ -184,17 +205,7 @@ pub fn run(
     metrics.seconds_preparing = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let blocking = Blocking::build(
-        model,
-        &table,
-        |name| {
-            Some(RawColumn {
-                cells: input.columns.get(name)?,
-                dictionary: raw.get(name)?,
-            })
-        },
-        region,
-    )?;
+    let blocking = block(model, &table, input, &raw, region)?;
     metrics.seconds_blocking = started.elapsed().as_secs_f64();
     metrics.windowed_blocks = blocking.windowed.len() as u64;
     for (rule, size, row) in blocking.windowed.iter().take(10) {

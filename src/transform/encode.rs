@@ -66,32 +66,7 @@ impl Dictionary {
         T: Eq + Hash + Clone + Send + Sync,
         F: Fn(&str) -> Option<T> + Sync + Send,
     {
-        let mapped: Vec<Option<T>> = self.distinct(cells).par_iter().map(|v| f(v)).collect();
-        let mut index: FxHashMap<&T, u32> =
-            FxHashMap::with_capacity_and_hasher(mapped.len(), Default::default());
-        let mut values: Vec<T> = Vec::new();
-        let mut remap = Vec::with_capacity(mapped.len());
-        for m in &mapped {
-            remap.push(match m {
-                Some(v) => *index.entry(v).or_insert_with(|| {
-                    values.push(v.clone());
-                    (values.len() - 1) as u32
-                }),
-                None => NULL_CODE,
-            });
-        }
-        let codes = self
-            .codes
-            .iter()
-            .map(|&c| {
-                if c == NULL_CODE {
-                    NULL_CODE
-                } else {
-                    remap[c as usize]
-                }
-            })
-            .collect();
-        (codes, values)
+        remap(&self.codes, &self.distinct(cells), |v: &&str| f(v))
     }
 }
 
