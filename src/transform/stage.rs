@@ -189,11 +189,15 @@ fn is_marked(c: &SnapshotContact) -> bool {
 }
 
 /// Survivor of each cluster (cluster id → contact id): a record not already marked as a duplicate,
-/// then the most complete, then the most recently updated. Marked records rank last so that our
-/// own tagging (which bumps their dateUpdated) never flips the survivor on the next run.
+/// then the previous run's survivor, then the most complete, then the most recently updated.
+/// Marked records rank last so that our own tagging (which bumps their dateUpdated) never flips
+/// the survivor on the next run; a survivor once chosen stays, so a load that stopped halfway (its
+/// tag or DND writes bumping one record's dateUpdated but not its duplicate's) does not make the
+/// next run pick the other one.
 fn pick_survivors(
     contacts: &[SnapshotContact],
     members: &BTreeMap<&str, Vec<usize>>,
+    previous: &HashSet<String>,
 ) -> HashMap<String, String> {
     members
         .iter()
@@ -203,6 +207,11 @@ fn pick_survivors(
                 .max_by(|&&a, &&b| {
                     (!is_marked(&contacts[a]))
                         .cmp(&!is_marked(&contacts[b]))
+                        .then(
+                            previous
+                                .contains(&contacts[a].id)
+                                .cmp(&previous.contains(&contacts[b].id)),
+                        )
                         .then(completeness(&contacts[a]).cmp(&completeness(&contacts[b])))
                         .then(contacts[a].date_updated.cmp(&contacts[b].date_updated))
                         .then(contacts[b].id.cmp(&contacts[a].id))
@@ -248,12 +257,13 @@ fn after_merge(
     result: &dedupe::DedupeResult,
     survivorship: &golden::SurvivorshipConfig,
     region: normalize::Region,
+    previous: &HashSet<String>,
 ) -> Vec<SnapshotContact> {
     let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (row, a) in result.assignments.iter().enumerate() {
         members.entry(a.cluster_id.as_str()).or_default().push(row);
     }
-    let survivors = pick_survivors(contacts, &members);
+    let survivors = pick_survivors(contacts, &members, previous);
     let mut next = contacts.to_vec();
     for (cluster, rows) in members.iter().filter(|(_, rows)| rows.len() > 1) {
         let survivor_id = &survivors[*cluster];
@@ -303,12 +313,19 @@ pub fn run_transform(
         ..TransformSummary::default()
     };
 
+    let previous_survivors = previous_survivors(run)?;
     let mut result = dedupe_contacts(&contacts, model, region)?;
     // Merging changes records: the survivor takes its golden values and duplicates get tagged, and
     // a changed record can match another one on the next run. Predict that run here (at most twice)
     // so this run already reaches the clusters the next one will agree with.
     for _ in 0..2 {
-        let next_table = after_merge(&contacts, &result, &config.survivorship, region);
+        let next_table = after_merge(
+            &contacts,
+            &result,
+            &config.survivorship,
+            region,
+            &previous_survivors,
+        );
         let next = dedupe_contacts(&next_table, model, region)?;
         if partition(&next) == partition(&result) {
             break;
@@ -325,7 +342,7 @@ pub fn run_transform(
     for (row, a) in result.assignments.iter().enumerate() {
         members.entry(a.cluster_id.as_str()).or_default().push(row);
     }
-    let survivors = pick_survivors(&contacts, &members);
+    let survivors = pick_survivors(&contacts, &members, &previous_survivors);
     let survivor_of: HashMap<&str, &str> = survivors
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -765,6 +782,33 @@ fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
     }))
 }
 
+/// The contacts that survived a duplicate cluster in the latest earlier run whose transform
+/// finished (empty on a first run).
+fn previous_survivors(run: &RunDir) -> anyhow::Result<HashSet<String>> {
+    let Some(state_dir) = run.path.parent().and_then(Path::parent) else {
+        return Ok(HashSet::new());
+    };
+    let Some(previous) = list_runs(state_dir)?
+        .into_iter()
+        .rev()
+        .filter(|r| r.id < run.id)
+        .find(|r| r.transform_dir().join("clusters.parquet").exists())
+    else {
+        return Ok(HashSet::new());
+    };
+    #[derive(Deserialize)]
+    struct Survivor {
+        id: String,
+        survivor_id: String,
+    }
+    let rows: Vec<Survivor> = read_rows(&previous.transform_dir().join("clusters.parquet"))?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.id != r.survivor_id)
+        .map(|r| r.survivor_id)
+        .collect())
+}
+
 /// The run's date (UTC), from its manifest's finish time; the digest fires once per date.
 fn run_date(run: &RunDir) -> String {
     run.extract_manifest()
@@ -837,4 +881,35 @@ fn golden_schema() -> Arc<Schema> {
 /// True when a run's transform finished.
 pub fn transform_done(run: &RunDir) -> bool {
     Path::new(&run.transform_dir().join("summary.json")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(id: &str, updated: &str) -> SnapshotContact {
+        SnapshotContact {
+            id: id.into(),
+            first_name: Some("Jun".into()),
+            last_name: Some("Xu".into()),
+            email: Some("junxu70@gmail.com".into()),
+            date_updated: Some(updated.into()),
+            ..SnapshotContact::default()
+        }
+    }
+
+    #[test]
+    fn a_survivor_once_chosen_stays_when_a_half_applied_load_bumps_its_duplicate() {
+        // The duplicate-to-be was written to last (an opt-out tag, before the load stopped), so
+        // it is now the most recently updated.
+        let contacts = vec![
+            contact("la", "2026-11-25T09:00:00Z"),
+            contact("chicago", "2026-11-25T09:05:00Z"),
+        ];
+        let members = BTreeMap::from([("c", vec![0, 1])]);
+        let fresh = pick_survivors(&contacts, &members, &HashSet::new());
+        assert_eq!(fresh["c"], "chicago", "without history: the most recent");
+        let previous = HashSet::from(["la".to_string()]);
+        assert_eq!(pick_survivors(&contacts, &members, &previous)["c"], "la");
+    }
 }
