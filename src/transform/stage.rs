@@ -314,13 +314,15 @@ pub fn run_transform(
     };
 
     let previous_survivors = previous_survivors(run)?;
+    // Survivorship reads when each record's data last changed, not when anything on it did.
+    let by_data_time = with_data_times(&contacts, &previous_snapshot(run)?);
     let mut result = dedupe_contacts(&contacts, model, region)?;
     // Merging changes records: the survivor takes its golden values and duplicates get tagged, and
     // a changed record can match another one on the next run. Predict that run here (at most twice)
     // so this run already reaches the clusters the next one will agree with.
     for _ in 0..2 {
         let next_table = after_merge(
-            &contacts,
+            &by_data_time,
             &result,
             &config.survivorship,
             region,
@@ -342,7 +344,7 @@ pub fn run_transform(
     for (row, a) in result.assignments.iter().enumerate() {
         members.entry(a.cluster_id.as_str()).or_default().push(row);
     }
-    let survivors = pick_survivors(&contacts, &members, &previous_survivors);
+    let survivors = pick_survivors(&by_data_time, &members, &previous_survivors);
     let survivor_of: HashMap<&str, &str> = survivors
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -402,8 +404,10 @@ pub fn run_transform(
     let mut golden_desired: Vec<DesiredContact> = Vec::new();
     for (cluster, rows) in members.iter().filter(|(_, rows)| rows.len() > 1) {
         let survivor_id = survivor_of[cluster];
-        let group: Vec<golden::Member> =
-            rows.iter().map(|&r| golden_member(&contacts[r])).collect();
+        let group: Vec<golden::Member> = rows
+            .iter()
+            .map(|&r| golden_member(&by_data_time[r]))
+            .collect();
         let record = golden::merge(cluster, survivor_id, &group, &config.survivorship, region);
         summary.field_conflicts += record.conflicts.len() as u64;
         let survivor = group
@@ -782,6 +786,59 @@ fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
     }))
 }
 
+/// Fields whose change is a change of the contact's data (tags, DND and notes are not).
+const DATA_FIELDS: [&str; 9] = [
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company_name",
+    "city",
+    "postal_code",
+    "country",
+    "source",
+];
+
+/// The contacts with `date_updated` set to when their data last changed: a contact whose data
+/// fields equal the previous snapshot's keeps the previous `dateUpdated`. GHL moves `dateUpdated`
+/// on any write, our own tags and DND included, so without this a load that stopped halfway would
+/// make the records it happened to tag look freshest and flip the next run's golden values.
+fn with_data_times(
+    contacts: &[SnapshotContact],
+    previous: &HashMap<String, SnapshotContact>,
+) -> Vec<SnapshotContact> {
+    contacts
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            if let Some(p) = previous.get(&c.id)
+                && DATA_FIELDS.iter().all(|f| c.field(f) == p.field(f))
+            {
+                c.date_updated = p.date_updated.clone();
+            }
+            c
+        })
+        .collect()
+}
+
+/// The contacts of the latest earlier run with a finished extract, by id (empty on a first run).
+fn previous_snapshot(run: &RunDir) -> anyhow::Result<HashMap<String, SnapshotContact>> {
+    let Some(state_dir) = run.path.parent().and_then(Path::parent) else {
+        return Ok(HashMap::new());
+    };
+    let Some(previous) = list_runs(state_dir)?
+        .into_iter()
+        .rev()
+        .filter(|r| r.id < run.id)
+        .find(|r| r.extract_manifest().is_some())
+    else {
+        return Ok(HashMap::new());
+    };
+    let contacts: Vec<SnapshotContact> =
+        read_rows(&previous.extract_dir().join("ghl/contacts.parquet"))?;
+    Ok(contacts.into_iter().map(|c| (c.id.clone(), c)).collect())
+}
+
 /// The contacts that survived a duplicate cluster in the latest earlier run whose transform
 /// finished (empty on a first run).
 fn previous_survivors(run: &RunDir) -> anyhow::Result<HashSet<String>> {
@@ -911,5 +968,29 @@ mod tests {
         assert_eq!(fresh["c"], "chicago", "without history: the most recent");
         let previous = HashSet::from(["la".to_string()]);
         assert_eq!(pick_survivors(&contacts, &members, &previous)["c"], "la");
+    }
+
+    #[test]
+    fn only_a_change_of_data_makes_a_record_more_recent() {
+        let before = contact("chicago", "2026-11-24T09:00:00Z");
+        let previous = HashMap::from([("chicago".to_string(), before.clone())]);
+        // Tagged since (by us): same data, newer dateUpdated → the data's time stands.
+        let mut tagged = contact("chicago", "2026-11-25T09:05:00Z");
+        tagged.tags.push("sms:opted-out".into());
+        assert_eq!(
+            with_data_times(&[tagged], &previous)[0]
+                .date_updated
+                .as_deref(),
+            Some("2026-11-24T09:00:00Z")
+        );
+        // Moved city since: a change of data, the new time counts.
+        let mut moved = contact("chicago", "2026-11-25T09:05:00Z");
+        moved.city = Some("Denver".into());
+        assert_eq!(
+            with_data_times(&[moved], &previous)[0]
+                .date_updated
+                .as_deref(),
+            Some("2026-11-25T09:05:00Z")
+        );
     }
 }
