@@ -30,7 +30,7 @@ pub(super) async fn run(args: DedupeArgs) -> Result<ExitCode, CommandError> {
     let seconds_reading = started.elapsed().as_secs_f64();
     let result = tokio::task::spawn_blocking({
         let model = model.clone();
-        move || dedupe::run(&model, &table, region, 42, keep)
+        move || dedupe::run(&model, table, region, 42, keep)
     })
     .await
     .context("dedupe worker")??;

@@ -402,7 +402,7 @@ pub fn plan_migration(
             .collect();
         table.columns.insert(column.to_string(), values);
     }
-    let result = dedupe::run(model, &table, region, 42, dedupe::KeepPairs::Nothing)?;
+    let result = dedupe::run(model, table, region, 42, dedupe::KeepPairs::Nothing)?;
     let mut clusters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, a) in result.assignments.iter().enumerate() {
         clusters.entry(a.cluster_id.as_str()).or_default().push(i);

@@ -33,14 +33,28 @@ pub fn prepare(kind: FieldKind, raw: &str, region: Region) -> Option<Prepared> {
         return None;
     }
     let prepared = match kind {
-        FieldKind::GivenName | FieldKind::FamilyName => {
+        FieldKind::GivenName => {
             let folded = normalize::name_core(&normalize::name(raw));
-            Prepared::Text(folded)
+            Prepared::Text(normalize::without_middle_initials(&folded).to_string())
         }
+        FieldKind::FamilyName => Prepared::Text(normalize::name_core(&normalize::name(raw))),
         FieldKind::Text => Prepared::Text(normalize::name(raw)),
-        FieldKind::Email => return normalize::email(raw).map(Prepared::Email),
+        // A role address (info@, office@) is shared by whoever answers it: no evidence either way.
+        FieldKind::Email => {
+            return normalize::email(raw)
+                .filter(|e| !normalize::is_role_account(&e.local))
+                .map(Prepared::Email);
+        }
         FieldKind::Phone => return normalize::phone(raw, region).map(Prepared::Phone),
-        FieldKind::Code | FieldKind::Exact => Prepared::Text(
+        // Codes are written with and without their separators ("SW1A 1AA", "sw1a1aa",
+        // "K1A-0B1"); only the letters and digits identify one.
+        FieldKind::Code => Prepared::Text(
+            raw.to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect(),
+        ),
+        FieldKind::Exact => Prepared::Text(
             raw.to_lowercase()
                 .split_whitespace()
                 .collect::<Vec<_>>()
@@ -83,7 +97,7 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
         }
         FieldKind::FamilyName => {
             let (x, y) = (text(a), text(b));
-            if x == y || squash(x) == squash(y) {
+            if x == y || same_squashed(x, y) {
                 0
             } else if within_one_edit(x, y) || strsim::jaro_winkler(x, y) >= 0.92 {
                 1
@@ -133,7 +147,7 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
             let (x, y) = (text(a), text(b));
             if x == y {
                 0
-            } else if within_one_edit(x, y) {
+            } else if within_one_edit(x, y) || extends(x, y) {
                 1
             } else {
                 2
@@ -162,23 +176,50 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
 /// alignment) distance is the same, and it needs no alphabet map; strings whose lengths differ by
 /// more than one are never within one edit, so most pairs are settled without running it.
 fn within_one_edit(x: &str, y: &str) -> bool {
-    let lengths = if x.is_ascii() && y.is_ascii() {
-        x.len().abs_diff(y.len())
-    } else {
-        x.chars().count().abs_diff(y.chars().count())
-    };
-    lengths <= 1 && strsim::osa_distance(x, y) <= 1
+    if x.is_ascii() && y.is_ascii() {
+        return one_edit_apart(x.as_bytes(), y.as_bytes());
+    }
+    let (a, b): (Vec<char>, Vec<char>) = (x.chars().collect(), y.chars().collect());
+    one_edit_apart(&a, &b)
+}
+
+/// Optimal string alignment distance ≤ 1 in one pass and no allocation (this runs for millions
+/// of pairs): past the common prefix, what is left must be equal after one substitution, one
+/// insertion or one swap of neighbours.
+fn one_edit_apart<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+    let (a, b) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if b.len() - a.len() > 1 {
+        return false;
+    }
+    let p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    if p == a.len() {
+        return true;
+    }
+    if a.len() < b.len() {
+        return a[p..] == b[p + 1..];
+    }
+    a[p + 1..] == b[p + 1..]
+        || (p + 1 < a.len() && a[p] == b[p + 1] && a[p + 1] == b[p] && a[p + 2..] == b[p + 2..])
+}
+
+/// Two names equal once their spaces are dropped, compared without building either.
+fn same_squashed(x: &str, y: &str) -> bool {
+    (x.contains(' ') || y.contains(' '))
+        && x.chars()
+            .filter(|c| !c.is_whitespace())
+            .eq(y.chars().filter(|c| !c.is_whitespace()))
+}
+
+/// A code that lengthens the other (a ZIP+4 against its ZIP: "941071234" and "94107").
+fn extends(x: &str, y: &str) -> bool {
+    let (short, long) = if x.len() <= y.len() { (x, y) } else { (y, x) };
+    short.len() >= 5 && long.starts_with(short)
 }
 
 /// "J" against "John": an initial agrees with a full name.
 fn initial_of(x: &str, y: &str) -> bool {
     let one = |s: &str| s.len() == 1;
     (one(x) || one(y)) && x.chars().next() == y.chars().next()
-}
-
-/// A name without spaces (`van der berg` = `vanderberg`).
-fn squash(s: &str) -> String {
-    s.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 /// `YYYYMMDD` pairs whose day and month are swapped.
@@ -242,6 +283,37 @@ mod tests {
             level(ph, &p(ph, "+44 20 7946 0134"), &p(ph, "+1 212 794 6013")),
             2
         );
+    }
+
+    proptest::proptest! {
+        /// The one-pass check agrees with strsim's optimal string alignment distance.
+        #[test]
+        fn one_edit_check_matches_osa_distance(x in "[abc]{0,6}", y in "[abc]{0,6}") {
+            proptest::prop_assert_eq!(within_one_edit(&x, &y), strsim::osa_distance(&x, &y) <= 1);
+        }
+
+        #[test]
+        fn one_edit_check_matches_osa_distance_beyond_ascii(x in "[aé王]{0,5}", y in "[aé王]{0,5}") {
+            proptest::prop_assert_eq!(within_one_edit(&x, &y), strsim::osa_distance(&x, &y) <= 1);
+        }
+    }
+
+    #[test]
+    fn role_addresses_are_no_evidence() {
+        let e = FieldKind::Email;
+        assert!(prepare(e, "info@summitroofing.com", Region::US).is_none());
+        assert!(prepare(e, "Office+crm@acme.co.uk", Region::US).is_none());
+        assert!(prepare(e, "info.smith@gmail.com", Region::US).is_some());
+    }
+
+    #[test]
+    fn codes_ignore_separators_and_zip_plus_four_is_near() {
+        let c = FieldKind::Code;
+        assert_eq!(level(c, &p(c, "SW1A 1AA"), &p(c, "sw1a1aa")), 0);
+        assert_eq!(level(c, &p(c, "K1A-0B1"), &p(c, "K1A 0B1")), 0);
+        assert_eq!(level(c, &p(c, "94107-1234"), &p(c, "94107")), 1);
+        assert_eq!(level(c, &p(c, "94107"), &p(c, "94108")), 1);
+        assert_eq!(level(c, &p(c, "94107"), &p(c, "10001")), 2);
     }
 
     #[test]

@@ -34,6 +34,39 @@ impl InputTable {
     pub fn rows(&self) -> usize {
         self.ids.len()
     }
+
+    /// Splits a whole name typed into the `first` column of a row whose `last` column is empty
+    /// ("Patricia Horton" → "Patricia" / "Horton"), so the row blocks and compares like the same
+    /// person entered properly. Returns how many rows were split.
+    pub fn split_full_names(&mut self, first: &str, last: &str) -> usize {
+        if first == last || !self.columns.contains_key(first) {
+            return 0;
+        }
+        let had_last = self.columns.contains_key(last);
+        let mut lasts = self
+            .columns
+            .remove(last)
+            .unwrap_or_else(|| vec![None; self.ids.len()]);
+        let firsts = self
+            .columns
+            .get_mut(first)
+            .expect("checked above that the first-name column is present");
+        let mut split = 0;
+        for (f, l) in firsts.iter_mut().zip(lasts.iter_mut()) {
+            if l.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+                continue;
+            }
+            if let Some((given, family)) = f.as_deref().and_then(normalize::split_full_name) {
+                *f = Some(given);
+                *l = Some(family);
+                split += 1;
+            }
+        }
+        if had_last || split > 0 {
+            self.columns.insert(last.to_string(), lasts);
+        }
+        split
+    }
 }
 
 /// One row of the assignments output.
@@ -116,6 +149,7 @@ pub fn prepare_table(
         }
     }
     wanted.extend(model.swappable.iter().flatten().map(String::as_str));
+    wanted.extend(model.phone_region_column.as_deref());
     wanted.sort_unstable();
     wanted.dedup();
     let raw: HashMap<String, Dictionary> = wanted
@@ -125,6 +159,10 @@ pub fn prepare_table(
             Some((name.to_string(), Dictionary::of_cells(cells)))
         })
         .collect();
+    let row_regions = model
+        .phone_region_column
+        .as_deref()
+        .and_then(|column| row_regions(input, &raw, column, region));
     let (codes, values): (Vec<_>, Vec<_>) = fields
         .par_iter()
         .map(|f| {
@@ -133,9 +171,18 @@ pub fn prepare_table(
                 // Parsing is the costly part: parse each number once, however it was written.
                 let (canonical_codes, canonical) =
                     raw[&f.name].map_distinct(cells, |cell| Some(normalize::phone_canonical(cell)));
-                remap(&canonical_codes, &canonical, |c: &String| {
-                    prepare(f.kind, c, region)
-                })
+                match &row_regions {
+                    None => remap(&canonical_codes, &canonical, |c: &String| {
+                        prepare(f.kind, c, region)
+                    }),
+                    Some(regions) => {
+                        let (pair_codes, pairs) =
+                            number_region_pairs(&canonical_codes, &canonical, regions, region);
+                        remap(&pair_codes, &pairs, |(c, r): &(u32, Region)| {
+                            prepare(f.kind, &canonical[*c as usize], *r)
+                        })
+                    }
+                }
             } else {
                 raw[&f.name].map_distinct(cells, |cell| prepare(f.kind, cell, region))
             }
@@ -148,6 +195,64 @@ pub fn prepare_table(
     });
     let table = PreparedTable::new(fields, codes, values, input.rows(), swap);
     (table, raw)
+}
+
+/// The region each row's national phone numbers are read in: its country column's, or `default`
+/// where that is empty or names no country. `None` when the input has no such column.
+fn row_regions(
+    input: &InputTable,
+    raw: &HashMap<String, Dictionary>,
+    column: &str,
+    default: Region,
+) -> Option<Vec<Region>> {
+    let (dictionary, cells) = (raw.get(column)?, input.columns.get(column)?);
+    let per_value: Vec<Region> = dictionary
+        .distinct(cells)
+        .iter()
+        .map(|v| normalize::country_region(v).unwrap_or(default))
+        .collect();
+    Some(
+        dictionary
+            .codes
+            .iter()
+            .map(|&c| match c {
+                NULL_CODE => default,
+                c => per_value[c as usize],
+            })
+            .collect(),
+    )
+}
+
+/// Encodes each row's (number, region) so a number is parsed once per region it is read in. A
+/// number written with its country code (`+44…`) reads the same anywhere, so only national forms
+/// are keyed by the row's region.
+fn number_region_pairs(
+    number_codes: &[u32],
+    numbers: &[String],
+    regions: &[Region],
+    default: Region,
+) -> (Vec<u32>, Vec<(u32, Region)>) {
+    let mut index: rustc_hash::FxHashMap<(u32, Region), u32> = Default::default();
+    let mut pairs = Vec::new();
+    let codes = number_codes
+        .iter()
+        .zip(regions)
+        .map(|(&c, &r)| {
+            if c == NULL_CODE {
+                return NULL_CODE;
+            }
+            let r = if numbers[c as usize].starts_with('+') {
+                default
+            } else {
+                r
+            };
+            *index.entry((c, r)).or_insert_with(|| {
+                pairs.push((c, r));
+                (pairs.len() - 1) as u32
+            })
+        })
+        .collect();
+    (codes, pairs)
 }
 
 /// Blocks a prepared table, reading raw cells through the input's dictionaries.
@@ -187,14 +292,27 @@ struct ScoringOutput {
     per_rule: Vec<u64>,
 }
 
-/// Runs the whole model over a table.
+/// Runs the whole model over a table. The table is taken because the model may rewrite cells for
+/// matching (a full name typed into the first-name field is split); the outputs carry only ids.
 pub fn run(
     model: &MatchModel,
-    input: &InputTable,
+    mut input: InputTable,
     region: Region,
     seed: u64,
     keep: KeepPairs,
 ) -> anyhow::Result<DedupeResult> {
+    if model.split_full_names
+        && let Some([first, last]) = &model.swappable
+    {
+        let split = input.split_full_names(first, last);
+        if split > 0 {
+            tracing::info!(
+                rows = split,
+                "Full names in the first-name field split for matching"
+            );
+        }
+    }
+    let input = &input;
     let rows = input.rows();
     let mut metrics = DedupeMetrics {
         rows: rows as u64,
@@ -548,7 +666,24 @@ fn guarded_clusters(
             table.levels_into(a, b, Some(&guard_fields), &mut cache, &mut levels);
             let all_conflict = conflict_fields.iter().all(|(f, _)| {
                 let l = levels[*f];
-                l != NULL_LEVEL && usize::from(l) + 1 == table.fields[*f].kind.levels().len()
+                if l == NULL_LEVEL {
+                    return false;
+                }
+                let different = usize::from(l) + 1 == table.fields[*f].kind.levels().len();
+                if table.fields[*f].kind != FieldKind::GivenName || l < 2 {
+                    return different;
+                }
+                let (Some(x), Some(y)) = (table.value(*f, a), table.value(*f, b)) else {
+                    return different;
+                };
+                if different {
+                    // Unlike spellings, unless one is a typo of the other's nickname.
+                    !normalize::typo_of_nickname(x.key(), y.key())
+                } else {
+                    // Close spellings of a given name are often two people (twins, the male and
+                    // female forms of a name): only a typo, an initial or a middle name passes.
+                    !normalize::plausibly_same_given_name(x.key(), y.key())
+                }
             });
             if all_conflict {
                 return Some(format!("{rule} differ"));
@@ -609,6 +744,167 @@ mod tests {
             .expect("assigned")
     }
 
+    fn columns_table(names: &[&str], rows: &[&[&str]]) -> InputTable {
+        InputTable {
+            ids: (0..rows.len()).map(|i| format!("r{i}")).collect(),
+            columns: names
+                .iter()
+                .enumerate()
+                .map(|(c, name)| {
+                    let cells = rows
+                        .iter()
+                        .map(|r| (!r[c].is_empty()).then(|| r[c].to_string()))
+                        .collect();
+                    (name.to_string(), cells)
+                })
+                .collect(),
+        }
+    }
+
+    fn dedupe(input: InputTable) -> DedupeResult {
+        run(
+            &contacts_model(),
+            input,
+            normalize::region("US"),
+            42,
+            KeepPairs::Nothing,
+        )
+        .expect("dedupe")
+    }
+
+    #[test]
+    fn national_phones_are_read_in_each_records_country() {
+        let names = ["first_name", "last_name", "phone", "city", "country"];
+        let rows: &[&[&str]] = &[
+            // One person in London, the number once national and once international.
+            &["Olivia", "Hughes", "07700 900123", "London", "UK"],
+            &["Olivia", "Hughes", "+44 7700 900123", "", ""],
+            // Sydney: national mobile form with the country spelled out.
+            &["Jack", "Nguyen", "0412 345 678", "Sydney", "Australia"],
+            &["Jack", "Nguyen", "+61 412 345 678", "", "AU"],
+            &["Tom", "Hart", "+1 415 555 0122", "Miami", "US"],
+            &["Ann", "Lee", "+1 415 555 0111", "Denver", "US"],
+        ];
+        let result = dedupe(columns_table(&names, rows));
+        let phone = result
+            .table
+            .fields
+            .iter()
+            .position(|f| f.name == "phone")
+            .expect("phone field");
+        assert_eq!(
+            result.table.value(phone, 0).map(|p| p.key().to_string()),
+            Some("+447700900123".to_string())
+        );
+        assert_eq!(
+            result.table.value(phone, 2).map(|p| p.key().to_string()),
+            Some("+61412345678".to_string())
+        );
+        assert_eq!(cluster_of(&result, "r0"), cluster_of(&result, "r1"));
+        assert_eq!(cluster_of(&result, "r2"), cluster_of(&result, "r3"));
+    }
+
+    #[test]
+    fn a_full_name_in_the_first_name_field_matches_the_same_person() {
+        let names = ["first_name", "last_name", "email", "phone", "city"];
+        let rows: &[&[&str]] = &[
+            &["Patricia Horton", "", "", "+1 415 555 0134", "Austin"],
+            &[
+                "Patricia",
+                "Horton",
+                "pat.horton@gmail.com",
+                "(415) 555-0134",
+                "Austin",
+            ],
+            &["Horton, Patricia", "", "pat.horton@gmail.com", "", ""],
+            &[
+                "Ann",
+                "Lee",
+                "ann.lee@gmail.com",
+                "+1 415 555 0111",
+                "Denver",
+            ],
+            &[
+                "Tom",
+                "Hart",
+                "tom.hart@gmail.com",
+                "+1 415 555 0122",
+                "Miami",
+            ],
+        ];
+        let result = dedupe(columns_table(&names, rows));
+        assert_eq!(cluster_of(&result, "r0"), cluster_of(&result, "r1"));
+        assert_eq!(cluster_of(&result, "r1"), cluster_of(&result, "r2"));
+        assert_ne!(cluster_of(&result, "r0"), cluster_of(&result, "r3"));
+    }
+
+    #[test]
+    fn twins_and_gendered_forms_sharing_a_home_stay_apart() {
+        let names = [
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "city",
+            "postal_code",
+        ];
+        let rows: &[&[&str]] = &[
+            &[
+                "Ethan",
+                "Taylor",
+                "ethantaylor58@yahoo.com",
+                "(470) 698-1958",
+                "Atlanta",
+                "30376",
+            ],
+            &[
+                "Evan",
+                "Taylor",
+                "etaylor@gmail.com",
+                "470-698-1958",
+                "Atlanta",
+                "30376",
+            ],
+            &[
+                "Mario",
+                "Martinez",
+                "mario.m@gmail.com",
+                "323 374 1765",
+                "Los Angeles",
+                "90021",
+            ],
+            &[
+                "María",
+                "Martínez",
+                "maria72@gmail.com",
+                "323 374 1765",
+                "Los Angeles",
+                "90021",
+            ],
+            // A typo in a long name with the same phone and email is one person.
+            &[
+                "Jonathon",
+                "Reyes",
+                "jreyes@gmail.com",
+                "212 555 0199",
+                "New York",
+                "10001",
+            ],
+            &[
+                "Jonathan",
+                "Reyes",
+                "jreyes@gmail.com",
+                "212-555-0199",
+                "New York",
+                "10001",
+            ],
+        ];
+        let result = dedupe(columns_table(&names, rows));
+        assert_ne!(cluster_of(&result, "r0"), cluster_of(&result, "r1"));
+        assert_ne!(cluster_of(&result, "r2"), cluster_of(&result, "r3"));
+        assert_eq!(cluster_of(&result, "r4"), cluster_of(&result, "r5"));
+    }
+
     #[test]
     fn a_junior_without_a_shared_email_stays_apart_from_his_father() {
         let rows = [
@@ -665,7 +961,7 @@ mod tests {
         ];
         let result = run(
             &contacts_model(),
-            &table(&rows),
+            table(&rows),
             normalize::region("US"),
             42,
             KeepPairs::Nothing,

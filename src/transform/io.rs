@@ -90,6 +90,7 @@ pub fn read_table(
         }
     }
     wanted.extend(model.swappable.iter().flatten().cloned());
+    wanted.extend(model.phone_region_column.iter().cloned());
     wanted.insert(model.id_column.clone());
     let frame = read_frame_columns(path, Some(&wanted))?;
     let names: Vec<String> = frame

@@ -41,6 +41,17 @@ pub struct MatchModel {
     /// Two fields that are often entered the wrong way round (first and last name).
     #[serde(default)]
     pub swappable: Option<[String; 2]>,
+    /// A whole name typed into the first of the `swappable` fields with the second left empty
+    /// ("Patricia Horton" / "", "Horton, Patricia" / "", a web form with one name box) is split
+    /// for matching: the last word becomes the family name (before a comma, the first part does).
+    /// The stored values are not changed.
+    #[serde(default)]
+    pub split_full_names: bool,
+    /// The column holding each record's country (an ISO code or an English name): a phone written
+    /// in national form ("07700 900123") is read in that country, and in the run's default region
+    /// when the column is empty or unknown. Accounts with customers in several countries need it.
+    #[serde(default)]
+    pub phone_region_column: Option<String>,
     /// A cluster never merges two records whose values conflict in all of these fields (e.g. a
     /// different first name and a different email: a household, not one person).
     #[serde(default)]

@@ -162,7 +162,7 @@ fn dedupe_contacts(
     // for them), not every candidate pair.
     dedupe::run(
         model,
-        &table,
+        table,
         region,
         42,
         dedupe::KeepPairs::AtLeast(PAIRS_MIN_PROBABILITY),
