@@ -9,6 +9,7 @@
 //! it, and later rules skip it by checking the earlier rules' keys, so pairs can be scored as they
 //! are generated and never all held in memory.
 
+use super::compare::Prepared;
 use super::encode::{Dictionary, NULL_CODE};
 use super::model::{BlockingRule, FieldKind, MatchModel};
 use super::normalize;
@@ -41,12 +42,26 @@ pub fn key_of(raw: &str, transform: &str, region: Region) -> Option<String> {
             .take(3)
             .collect(),
         "email_key" => normalize::email(raw)?.match_key,
+        "email_local" => email_local(&normalize::email(raw)?)?.to_string(),
         "phone" => normalize::phone(raw, region)?.as_str().to_string(),
+        "phone_last7" => phone_last7(&normalize::phone(raw, region)?)?.to_string(),
         "year" => raw.chars().filter(char::is_ascii_digit).take(4).collect(),
         "digits" => raw.chars().filter(char::is_ascii_digit).collect(),
         _ => return None,
     };
     (!key.is_empty()).then_some(key)
+}
+
+/// The local part of an address as a key: long enough to name someone (`jsmith`, not `jo`),
+/// so a domain typo or a second provider (`karen.russell@yaho.com`) still meets its record.
+fn email_local(email: &normalize::EmailKey) -> Option<&str> {
+    (email.local.chars().count() >= 4).then_some(email.local.as_str())
+}
+
+/// The last seven digits of a phone as a key: a national form read in the wrong region, or a
+/// country code one record lacks, still meets the number it is.
+fn phone_last7(phone: &normalize::PhoneKey) -> Option<&str> {
+    (phone.as_str().len() >= 7).then(|| phone.last7())
 }
 
 /// A block of rows that agree on a rule's key.
@@ -352,7 +367,8 @@ fn part_hashes<'a>(
         f.name == field
             && matches!(
                 (f.kind, transform),
-                (FieldKind::Phone, "phone") | (FieldKind::Email, "email_key")
+                (FieldKind::Phone, "phone" | "phone_last7")
+                    | (FieldKind::Email, "email_key" | "email_local")
             )
     });
     let lookup = |per_code: &[u64], code: u32| {
@@ -365,7 +381,14 @@ fn part_hashes<'a>(
     if let Some(f) = reusable {
         let per_code: Vec<u64> = table.values[f]
             .par_iter()
-            .map(|v| hash_text(v.key()))
+            .map(|v| {
+                let key = match (transform, v) {
+                    ("phone_last7", Prepared::Phone(p)) => phone_last7(p),
+                    ("email_local", Prepared::Email(e)) => email_local(e),
+                    _ => Some(v.key()),
+                };
+                key.map_or(NO_KEY, hash_text)
+            })
             .collect();
         return Some(table.field_codes(f).map(|c| lookup(&per_code, c)).collect());
     }
@@ -452,6 +475,50 @@ kind = "family_name"
         m.blocking[1].name = "again".into();
         let t = input(&["Ann", "Ann", "Ann"], &["Lee", "Lee", "Lee"]);
         assert_eq!(pairs(&m, &t), vec![(0, 1), (0, 2), (1, 2)]);
+    }
+
+    #[test]
+    fn last_seven_digits_and_local_parts_block_what_the_full_values_miss() {
+        let m: MatchModel = toml::from_str(
+            r#"
+id_column = "id"
+[[blocking]]
+name = "last7"
+keys = ["phone:phone_last7"]
+[[blocking]]
+name = "local"
+keys = ["email:email_local"]
+[[fields]]
+name = "phone"
+kind = "phone"
+[[fields]]
+name = "email"
+kind = "email"
+"#,
+        )
+        .expect("model");
+        m.validate().expect("valid model");
+        let cells = |v: &[&str]| -> Vec<Option<String>> {
+            v.iter()
+                .map(|s| (!s.is_empty()).then(|| s.to_string()))
+                .collect()
+        };
+        let t = InputTable {
+            ids: (0..4).map(|i| i.to_string()).collect(),
+            columns: HashMap::from([
+                (
+                    "phone".to_string(),
+                    // A UK mobile once national (read in the default region, unparsed) and once
+                    // international.
+                    cells(&["07898 108856", "+44 7898 108856", "", ""]),
+                ),
+                (
+                    "email".to_string(),
+                    cells(&["", "", "karen.russell@yahoo.com", "karen.russell@yaho.com"]),
+                ),
+            ]),
+        };
+        assert_eq!(pairs(&m, &t), vec![(0, 1), (2, 3)]);
     }
 
     #[test]

@@ -39,12 +39,7 @@ pub fn prepare(kind: FieldKind, raw: &str, region: Region) -> Option<Prepared> {
         }
         FieldKind::FamilyName => Prepared::Text(normalize::name_core(&normalize::name(raw))),
         FieldKind::Text => Prepared::Text(normalize::name(raw)),
-        // A role address (info@, office@) is shared by whoever answers it: no evidence either way.
-        FieldKind::Email => {
-            return normalize::email(raw)
-                .filter(|e| !normalize::is_role_account(&e.local))
-                .map(Prepared::Email);
-        }
+        FieldKind::Email => return normalize::email(raw).map(Prepared::Email),
         FieldKind::Phone => return normalize::phone(raw, region).map(Prepared::Phone),
         // Codes are written with and without their separators ("SW1A 1AA", "sw1a1aa",
         // "K1A-0B1"); only the letters and digits identify one.
@@ -296,14 +291,6 @@ mod tests {
         fn one_edit_check_matches_osa_distance_beyond_ascii(x in "[aé王]{0,5}", y in "[aé王]{0,5}") {
             proptest::prop_assert_eq!(within_one_edit(&x, &y), strsim::osa_distance(&x, &y) <= 1);
         }
-    }
-
-    #[test]
-    fn role_addresses_are_no_evidence() {
-        let e = FieldKind::Email;
-        assert!(prepare(e, "info@summitroofing.com", Region::US).is_none());
-        assert!(prepare(e, "Office+crm@acme.co.uk", Region::US).is_none());
-        assert!(prepare(e, "info.smith@gmail.com", Region::US).is_some());
     }
 
     #[test]

@@ -96,7 +96,8 @@ fn default_em_iterations() -> usize {
 pub struct BlockingRule {
     pub name: String,
     /// Keys `field` or `field:transform` with transform one of `exact`, `phonetic`, `initial`,
-    /// `prefix3`, `email_key`, `phone`, `year`, `digits`.
+    /// `prefix3`, `email_key`, `email_local` (the local part, four characters or more), `phone`,
+    /// `phone_last7` (the last seven digits), `year`, `digits`.
     pub keys: Vec<String>,
     /// Join the key parts in sorted order, so values entered in each other's fields (first and
     /// last name swapped) land in one block.
@@ -233,6 +234,8 @@ impl MatchModel {
                         | "prefix3"
                         | "email_key"
                         | "phone"
+                        | "phone_last7"
+                        | "email_local"
                         | "year"
                         | "digits"
                 ) {

@@ -247,56 +247,6 @@ pub fn is_free_mail(domain: &str) -> bool {
     )
 }
 
-/// Whether an address's local part names a role, not a person (`info@`, `office@`, `sales@`):
-/// a team, a family business or a front desk shares it, so two records holding it are no more
-/// likely one person than two records at one company.
-pub fn is_role_account(local: &str) -> bool {
-    matches!(
-        local,
-        "info"
-            | "office"
-            | "admin"
-            | "administrator"
-            | "contact"
-            | "contactus"
-            | "hello"
-            | "sales"
-            | "support"
-            | "help"
-            | "team"
-            | "reception"
-            | "frontdesk"
-            | "enquiries"
-            | "enquiry"
-            | "inquiries"
-            | "inquiry"
-            | "billing"
-            | "accounts"
-            | "accounting"
-            | "finance"
-            | "hr"
-            | "jobs"
-            | "careers"
-            | "mail"
-            | "email"
-            | "marketing"
-            | "noreply"
-            | "no-reply"
-            | "donotreply"
-            | "service"
-            | "services"
-            | "customerservice"
-            | "bookings"
-            | "booking"
-            | "appointments"
-            | "orders"
-            | "general"
-            | "studio"
-            | "shop"
-            | "store"
-    )
-}
-
 /// Parses an email; `None` when it has no `@`.
 pub fn email(raw: &str) -> Option<EmailKey> {
     let address = raw.trim().to_lowercase();
