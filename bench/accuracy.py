@@ -19,6 +19,8 @@ Usage:  python3 bench/accuracy.py          (from anywhere; writes bench-output/ 
 Env:    CONTACTSYNC_BIN   binary to benchmark (default target/debug/contactsync; never builds it)
         BENCH_SEEDS       sandbox seeds, comma separated (default 42,7)
         BENCH_CONTACTS    contacts per seed (default 5000)
+        BENCH_HOLDOUT_SEEDS     seeds of bench/holdout.py's generator (default 1,2; empty: none)
+        BENCH_HOLDOUT_ENTITIES  people per held-out data set (default 3000)
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ THRESHOLD = 0.9
 SPLINK_SWEEP = (0.5, 0.8, 0.9, 0.95, 0.99)
 SEEDS = tuple(int(s) for s in os.environ.get("BENCH_SEEDS", "42,7").split(","))
 N_CONTACTS = int(os.environ.get("BENCH_CONTACTS", "5000"))
+# People of the held-out generator per data set (about 1.5 records each), and its seeds.
+HOLDOUT_ENTITIES = int(os.environ.get("BENCH_HOLDOUT_ENTITIES", "3000"))
+HOLDOUT_SEEDS = tuple(int(s) for s in os.environ.get("BENCH_HOLDOUT_SEEDS", "1,2").split(",") if s)
 SPLINK_SEED = 1  # u-sampling seed, so Splink's model is the same from run to run
 
 Pair = tuple  # (id, id), always sorted, so (a, b) and (b, a) are one pair
@@ -149,6 +154,20 @@ def load_seeded(seed: int) -> Dataset:
     true_pairs = pairs_within_groups(truth["id"], truth["person"])
     path = folder / "contacts.csv"
     return Dataset(f"contacts-seed{seed}", path, "id", REPO / "pipelines/models/contacts.toml",
+                   true_pairs, "contacts", read_csv_str(path))
+
+
+def load_holdout(seed: int) -> Dataset:
+    """Contacts from bench/holdout.py, the generator that shares nothing with the sandbox's seed:
+    US, UK, Canadian and Australian records with households, coworkers, namesakes and twins."""
+    folder = WORK_DIR / f"holdout-seed{seed}"
+    subprocess.run([sys.executable, str(REPO / "bench" / "holdout.py"), "generate", "--entities",
+                    str(HOLDOUT_ENTITIES), "--seed", str(seed), "--out", str(folder)], check=True,
+                   stdout=subprocess.DEVNULL)
+    truth = read_csv_str(folder / "truth.csv")
+    true_pairs = pairs_within_groups(truth["id"], truth["entity_id"])
+    path = folder / "data.csv"
+    return Dataset(f"holdout-seed{seed}", path, "id", REPO / "pipelines/models/contacts.toml",
                    true_pairs, "contacts", read_csv_str(path))
 
 
@@ -488,7 +507,8 @@ def markdown(results: dict) -> str:
 def main() -> None:
     ensure_packages()
     WORK_DIR.mkdir(parents=True, exist_ok=True)
-    datasets = [load_febrl3()] + [load_seeded(seed) for seed in SEEDS]
+    datasets = ([load_febrl3()] + [load_seeded(seed) for seed in SEEDS]
+                + [load_holdout(seed) for seed in HOLDOUT_SEEDS])
 
     results = {}
     for ds in datasets:

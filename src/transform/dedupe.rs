@@ -777,8 +777,8 @@ mod tests {
         let names = ["first_name", "last_name", "phone", "city", "country"];
         let rows: &[&[&str]] = &[
             // One person in London, the number once national and once international.
-            &["Olivia", "Hughes", "07700 900123", "London", "UK"],
-            &["Olivia", "Hughes", "+44 7700 900123", "", ""],
+            &["Olivia", "Hughes", "07911 123456", "London", "UK"],
+            &["Olivia", "Hughes", "+44 7911 123456", "", ""],
             // Sydney: national mobile form with the country spelled out.
             &["Jack", "Nguyen", "0412 345 678", "Sydney", "Australia"],
             &["Jack", "Nguyen", "+61 412 345 678", "", "AU"],
@@ -794,7 +794,7 @@ mod tests {
             .expect("phone field");
         assert_eq!(
             result.table.value(phone, 0).map(|p| p.key().to_string()),
-            Some("+447700900123".to_string())
+            Some("+447911123456".to_string())
         );
         assert_eq!(
             result.table.value(phone, 2).map(|p| p.key().to_string()),
@@ -805,37 +805,67 @@ mod tests {
     }
 
     #[test]
-    fn a_full_name_in_the_first_name_field_matches_the_same_person() {
-        let names = ["first_name", "last_name", "email", "phone", "city"];
+    fn full_names_in_the_first_name_field_are_split_only_where_the_last_name_is_empty() {
+        let names = ["first_name", "last_name"];
         let rows: &[&[&str]] = &[
-            &["Patricia Horton", "", "", "+1 415 555 0134", "Austin"],
-            &[
-                "Patricia",
-                "Horton",
-                "pat.horton@gmail.com",
-                "(415) 555-0134",
-                "Austin",
-            ],
-            &["Horton, Patricia", "", "pat.horton@gmail.com", "", ""],
-            &[
-                "Ann",
-                "Lee",
-                "ann.lee@gmail.com",
-                "+1 415 555 0111",
-                "Denver",
-            ],
-            &[
-                "Tom",
-                "Hart",
-                "tom.hart@gmail.com",
-                "+1 415 555 0122",
-                "Miami",
-            ],
+            &["Patricia Horton", ""],
+            &["Horton, Patricia", ""],
+            &["Mary Ann", "Smith"],
+            &["Patricia", ""],
         ];
-        let result = dedupe(columns_table(&names, rows));
-        assert_eq!(cluster_of(&result, "r0"), cluster_of(&result, "r1"));
-        assert_eq!(cluster_of(&result, "r1"), cluster_of(&result, "r2"));
-        assert_ne!(cluster_of(&result, "r0"), cluster_of(&result, "r3"));
+        let mut t = columns_table(&names, rows);
+        assert_eq!(t.split_full_names("first_name", "last_name"), 2);
+        let cells =
+            |c: &str| -> Vec<Option<&str>> { t.columns[c].iter().map(|v| v.as_deref()).collect() };
+        assert_eq!(
+            cells("first_name"),
+            vec![
+                Some("Patricia"),
+                Some("Patricia"),
+                Some("Mary Ann"),
+                Some("Patricia")
+            ]
+        );
+        assert_eq!(
+            cells("last_name"),
+            vec![Some("Horton"), Some("Horton"), Some("Smith"), None]
+        );
+    }
+
+    #[test]
+    fn a_full_name_in_the_first_name_field_compares_as_the_same_name() {
+        let names = ["first_name", "last_name", "email", "city"];
+        let rows: &[&[&str]] = &[
+            &["Patricia Horton", "", "", "Austin"],
+            &["Patricia", "Horton", "pat.horton@gmail.com", "Austin"],
+            &["Horton, Patricia", "", "", ""],
+            &["Ann", "Lee", "ann.lee@gmail.com", "Denver"],
+            &["Tom", "Hart", "tom.hart@gmail.com", "Miami"],
+        ];
+        let result = run(
+            &contacts_model(),
+            columns_table(&names, rows),
+            normalize::region("US"),
+            42,
+            KeepPairs::AtLeast(0.0),
+        )
+        .expect("dedupe");
+        let (first, last) = (0, 1);
+        assert_eq!(result.table.fields[first].name, "first_name");
+        assert_eq!(result.table.fields[last].name, "last_name");
+        // Blocked together, and both names compare as identical.
+        for (i, j) in [(0, 1), (0, 2), (1, 2)] {
+            let pair = result
+                .pairs
+                .iter()
+                .find(|p| (p.left, p.right) == (i, j))
+                .unwrap_or_else(|| panic!("rows {i} and {j} are a candidate pair"));
+            assert_eq!(
+                (pair.levels[first], pair.levels[last]),
+                (0, 0),
+                "rows {i}, {j}"
+            );
+        }
     }
 
     #[test]

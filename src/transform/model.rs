@@ -48,7 +48,7 @@ pub struct MatchModel {
     #[serde(default)]
     pub split_full_names: bool,
     /// The column holding each record's country (an ISO code or an English name): a phone written
-    /// in national form ("07700 900123") is read in that country, and in the run's default region
+    /// in national form ("07911 123456") is read in that country, and in the run's default region
     /// when the column is empty or unknown. Accounts with customers in several countries need it.
     #[serde(default)]
     pub phone_region_column: Option<String>,
