@@ -227,10 +227,11 @@ pub fn reconcile(
     // The other direction: DND in GHL but the number can still be texted through BulkSMS.
     let mut dnd_not_blocked = Vec::new();
     for c in contacts.iter().filter(|c| c.sms_dnd_active()) {
-        let Some(raw) = c.phone.as_deref() else {
-            continue;
-        };
-        let number = match crate::transform::normalize::phone(raw, region) {
+        let number = match crate::transform::normalize::contact_phone(
+            c.phone.as_deref(),
+            c.country.as_deref(),
+            region,
+        ) {
             Some(crate::transform::normalize::PhoneKey::E164(e)) => digits(&e),
             _ => continue,
         };

@@ -280,13 +280,20 @@ pub fn map_row(
         mapped.fields.insert("email", email.trim().to_string());
     }
     if let Some(phone) = mapped.fields.get("phone") {
-        match normalize::phone(phone, region) {
+        // A national form is read in the row's country when it names one.
+        let country = mapped.fields.get("country").map(String::as_str);
+        match normalize::contact_phone(Some(phone), country, region) {
             Some(PhoneKey::E164(e164)) => {
                 mapped.fields.insert("phone", e164);
             }
             _ => {
+                let read_in = country
+                    .filter(|c| normalize::country_region(c).is_some())
+                    .map_or(format!("default region {region_code}"), |c| {
+                        format!("country {c}")
+                    });
                 return Err(format!(
-                    "phone {phone:?} is not a valid number (read with default region {region_code})"
+                    "phone {phone:?} is not a valid number (read in {read_in})"
                 ));
             }
         }

@@ -719,20 +719,8 @@ mod tests {
             "city",
             "postal_code",
         ];
-        InputTable {
-            ids: (0..rows.len()).map(|i| format!("r{i}")).collect(),
-            columns: names
-                .iter()
-                .enumerate()
-                .map(|(c, name)| {
-                    let cells = rows
-                        .iter()
-                        .map(|r| (!r[c].is_empty()).then(|| r[c].to_string()))
-                        .collect();
-                    (name.to_string(), cells)
-                })
-                .collect(),
-        }
+        let rows: Vec<&[&str]> = rows.iter().map(|r| &r[..]).collect();
+        columns_table(&names, &rows)
     }
 
     fn cluster_of(result: &DedupeResult, id: &str) -> String {

@@ -167,6 +167,18 @@ pub fn country_region(raw: &str) -> Option<Region> {
         .filter(|r| PHONE_NUMBER_UTIL.get_country_code_for_region(*r).is_some())
 }
 
+/// A contact's phone, a national form read in the contact's own country (`country` as
+/// [`country_region`] reads it) and in `default` when it names none: the dedupe, the SMS links and
+/// the opt-out checks must agree on what number a contact has.
+pub fn contact_phone(
+    raw: Option<&str>,
+    country: Option<&str>,
+    default: Region,
+) -> Option<PhoneKey> {
+    let region = country.and_then(country_region).unwrap_or(default);
+    phone(raw?, region)
+}
+
 /// Parses a phone with libphonenumber metadata (rlibphonenumber); national forms are read in
 /// `region`.
 pub fn phone(raw: &str, region: Region) -> Option<PhoneKey> {

@@ -370,7 +370,7 @@ pub fn run_transform(
     let normalized: Vec<NormalizedRow> = contacts
         .iter()
         .map(|c| {
-            let phone = c.phone.as_deref().and_then(|p| normalize::phone(p, region));
+            let phone = normalize::contact_phone(c.phone.as_deref(), c.country.as_deref(), region);
             let email = c.email.as_deref().and_then(normalize::email);
             let fold =
                 |v: &Option<String>| v.as_deref().map(normalize::name).filter(|n| !n.is_empty());
@@ -462,7 +462,8 @@ pub fn run_transform(
     // Link SMS activity by number: E.164 digits on both sides.
     let mut contacts_by_phone: HashMap<String, Vec<usize>> = HashMap::new();
     for (row, c) in contacts.iter().enumerate() {
-        if let Some(p) = c.phone.as_deref().and_then(|p| normalize::phone(p, region)) {
+        if let Some(p) = normalize::contact_phone(c.phone.as_deref(), c.country.as_deref(), region)
+        {
             contacts_by_phone
                 .entry(digits(p.as_str()))
                 .or_default()
@@ -506,12 +507,12 @@ pub fn run_transform(
     let ghl_dnd_numbers: HashSet<String> = contacts
         .iter()
         .filter(|c| c.sms_dnd_active())
-        .filter_map(
-            |c| match c.phone.as_deref().and_then(|p| normalize::phone(p, region)) {
+        .filter_map(|c| {
+            match normalize::contact_phone(c.phone.as_deref(), c.country.as_deref(), region) {
                 Some(normalize::PhoneKey::E164(e)) => Some(digits(&e)),
                 _ => None,
-            },
-        )
+            }
+        })
         .collect();
     for number in blocked_set.iter().chain(&ghl_dnd_numbers) {
         links
@@ -562,7 +563,8 @@ pub fn run_transform(
     // Opted out in GHL but not blocked in BulkSMS: block the number too.
     for c in &contacts {
         if c.sms_dnd_active()
-            && let Some(p) = c.phone.as_deref().and_then(|p| normalize::phone(p, region))
+            && let Some(p) =
+                normalize::contact_phone(c.phone.as_deref(), c.country.as_deref(), region)
             && let normalize::PhoneKey::E164(e164) = p
         {
             let number = digits(&e164);
@@ -623,10 +625,11 @@ pub fn run_transform(
     let trigger_contacts: Vec<TriggerContact> = contacts
         .iter()
         .map(|c| {
-            let phone = match c.phone.as_deref().and_then(|p| normalize::phone(p, region)) {
-                Some(normalize::PhoneKey::E164(e)) => Some(e),
-                _ => None,
-            };
+            let phone =
+                match normalize::contact_phone(c.phone.as_deref(), c.country.as_deref(), region) {
+                    Some(normalize::PhoneKey::E164(e)) => Some(e),
+                    _ => None,
+                };
             let opted_out = c.sms_dnd_active()
                 || phone
                     .as_deref()
