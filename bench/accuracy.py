@@ -144,31 +144,32 @@ def load_febrl3() -> Dataset:
                    "febrl", read_csv_str(path))
 
 
-def load_seeded(seed: int) -> Dataset:
-    folder = WORK_DIR / f"contacts-seed{seed}"
+def load_generated(name: str, generate: list, data_file: str, person_col: str) -> Dataset:
+    """Runs a generator into WORK_DIR/<name> (`generate` gets the folder appended) and reads its
+    contacts and truth (`id` and the column naming each record's person)."""
+    folder = WORK_DIR / name
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run([str(contactsync_bin()), "sandbox", "--seed", str(seed), "--contacts",
-                    str(N_CONTACTS), "--export-seed", str(folder)], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([*generate, str(folder)], check=True, stdout=subprocess.DEVNULL)
     truth = read_csv_str(folder / "truth.csv")
-    true_pairs = pairs_within_groups(truth["id"], truth["person"])
-    path = folder / "contacts.csv"
-    return Dataset(f"contacts-seed{seed}", path, "id", REPO / "pipelines/models/contacts.toml",
+    true_pairs = pairs_within_groups(truth["id"], truth[person_col])
+    path = folder / data_file
+    return Dataset(name, path, "id", REPO / "pipelines/models/contacts.toml",
                    true_pairs, "contacts", read_csv_str(path))
+
+
+def load_seeded(seed: int) -> Dataset:
+    return load_generated(f"contacts-seed{seed}",
+                          [str(contactsync_bin()), "sandbox", "--seed", str(seed), "--contacts",
+                           str(N_CONTACTS), "--export-seed"], "contacts.csv", "person")
 
 
 def load_holdout(seed: int) -> Dataset:
     """Contacts from bench/holdout.py, the generator that shares nothing with the sandbox's seed:
     US, UK, Canadian and Australian records with households, coworkers, namesakes and twins."""
-    folder = WORK_DIR / f"holdout-seed{seed}"
-    subprocess.run([sys.executable, str(REPO / "bench" / "holdout.py"), "generate", "--entities",
-                    str(HOLDOUT_ENTITIES), "--seed", str(seed), "--out", str(folder)], check=True,
-                   stdout=subprocess.DEVNULL)
-    truth = read_csv_str(folder / "truth.csv")
-    true_pairs = pairs_within_groups(truth["id"], truth["entity_id"])
-    path = folder / "data.csv"
-    return Dataset(f"holdout-seed{seed}", path, "id", REPO / "pipelines/models/contacts.toml",
-                   true_pairs, "contacts", read_csv_str(path))
+    return load_generated(f"holdout-seed{seed}",
+                          [sys.executable, str(REPO / "bench" / "holdout.py"), "generate",
+                           "--entities", str(HOLDOUT_ENTITIES), "--seed", str(seed), "--out"],
+                          "data.csv", "entity_id")
 
 
 # --------------------------------------------------------------------------------------------
