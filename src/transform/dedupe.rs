@@ -648,6 +648,9 @@ fn guarded_clusters(
     };
     let mut cache = LevelCache::new(table);
     let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
+    // The guard's verdict on two close given names, per pair of distinct values: a cluster of
+    // namesakes asks about the same few names again and again.
+    let mut name_verdicts: rustc_hash::FxHashMap<(usize, u32, u32), bool> = Default::default();
     cluster::cluster(table.rows, accepted, same_signature, |a, b| {
         match (generation.get(a as usize), generation.get(b as usize)) {
             (Some(Some(x)), Some(Some(y))) if x != y => {
@@ -676,14 +679,20 @@ fn guarded_clusters(
                 let (Some(x), Some(y)) = (table.value(*f, a), table.value(*f, b)) else {
                     return different;
                 };
-                if different {
-                    // Unlike spellings, unless one is a typo of the other's nickname.
-                    !normalize::typo_of_nickname(x.key(), y.key())
-                } else {
-                    // Close spellings of a given name are often two people (twins, the male and
-                    // female forms of a name): only a typo, an initial or a middle name passes.
-                    !normalize::plausibly_same_given_name(x.key(), y.key())
-                }
+                let (ca, cb) = (table.code(*f, a), table.code(*f, b));
+                *name_verdicts
+                    .entry((*f, ca.min(cb), ca.max(cb)))
+                    .or_insert_with(|| {
+                        if different {
+                            // Unlike spellings, unless one is a typo of the other's nickname.
+                            !normalize::typo_of_nickname(x.key(), y.key())
+                        } else {
+                            // Close spellings of a given name are often two people (twins, the
+                            // male and female forms of a name): only a typo, an initial or a
+                            // middle name passes.
+                            !normalize::plausibly_same_given_name(x.key(), y.key())
+                        }
+                    })
             });
             if all_conflict {
                 return Some(format!("{rule} differ"));
