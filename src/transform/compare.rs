@@ -167,6 +167,22 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
     }
 }
 
+/// Whether two values of a field at `level` name different things, for the cluster guard: the
+/// last level does, and so do close spellings of a given name that are no typo (twins, the male
+/// and female forms of a name), while a typo of a nickname does not, however far its spelling is.
+/// Depends only on the two values, so callers may remember it per pair of distinct values.
+pub fn conflict(kind: FieldKind, level: u8, a: &Prepared, b: &Prepared) -> bool {
+    let different = usize::from(level) + 1 == kind.levels().len();
+    if kind != FieldKind::GivenName || level < 2 {
+        return different;
+    }
+    if different {
+        !normalize::typo_of_nickname(a.key(), b.key())
+    } else {
+        !normalize::plausibly_same_given_name(a.key(), b.key())
+    }
+}
+
 /// Damerau-Levenshtein distance ≤ 1. For distances this small the restricted (optimal string
 /// alignment) distance is the same, and it needs no alphabet map; strings whose lengths differ by
 /// more than one are never within one edit, so most pairs are settled without running it.
@@ -197,12 +213,10 @@ fn one_edit_apart<T: PartialEq>(a: &[T], b: &[T]) -> bool {
         || (p + 1 < a.len() && a[p] == b[p + 1] && a[p + 1] == b[p] && a[p + 2..] == b[p + 2..])
 }
 
-/// Two names equal once their spaces are dropped, compared without building either.
+/// Two names equal once their spaces are dropped. Most names have none, and then only equal
+/// names are (already ruled out), so the character walk runs only when one has a space.
 fn same_squashed(x: &str, y: &str) -> bool {
-    (x.contains(' ') || y.contains(' '))
-        && x.chars()
-            .filter(|c| !c.is_whitespace())
-            .eq(y.chars().filter(|c| !c.is_whitespace()))
+    (x.contains(' ') || y.contains(' ')) && normalize::equal_without(x, y, char::is_whitespace)
 }
 
 /// A code that lengthens the other (a ZIP+4 against its ZIP: "941071234" and "94107").

@@ -8,7 +8,7 @@
 
 use super::block::{Blocking, RawColumn};
 use super::cluster::{self, Split};
-use super::compare::prepare;
+use super::compare::{self, prepare};
 use super::encode::{Dictionary, NULL_CODE, remap};
 use super::model::{FieldKind, MatchModel};
 use super::normalize;
@@ -648,9 +648,9 @@ fn guarded_clusters(
     };
     let mut cache = LevelCache::new(table);
     let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
-    // The guard's verdict on two close given names, per pair of distinct values: a cluster of
-    // namesakes asks about the same few names again and again.
-    let mut name_verdicts: rustc_hash::FxHashMap<(usize, u32, u32), bool> = Default::default();
+    // The guard's verdict per field and pair of distinct values: a cluster of namesakes asks
+    // about the same few names again and again, and judging two names can cost string work.
+    let mut name_verdicts: rustc_hash::FxHashMap<(usize, u8, u32, u32), bool> = Default::default();
     cluster::cluster(table.rows, accepted, same_signature, |a, b| {
         match (generation.get(a as usize), generation.get(b as usize)) {
             (Some(Some(x)), Some(Some(y))) if x != y => {
@@ -668,31 +668,16 @@ fn guarded_clusters(
         if !conflict_fields.is_empty() {
             table.levels_into(a, b, Some(&guard_fields), &mut cache, &mut levels);
             let all_conflict = conflict_fields.iter().all(|(f, _)| {
-                let l = levels[*f];
-                if l == NULL_LEVEL {
-                    return false;
-                }
-                let different = usize::from(l) + 1 == table.fields[*f].kind.levels().len();
-                if table.fields[*f].kind != FieldKind::GivenName || l < 2 {
-                    return different;
-                }
-                let (Some(x), Some(y)) = (table.value(*f, a), table.value(*f, b)) else {
-                    return different;
-                };
                 let (ca, cb) = (table.code(*f, a), table.code(*f, b));
-                *name_verdicts
-                    .entry((*f, ca.min(cb), ca.max(cb)))
-                    .or_insert_with(|| {
-                        if different {
-                            // Unlike spellings, unless one is a typo of the other's nickname.
-                            !normalize::typo_of_nickname(x.key(), y.key())
-                        } else {
-                            // Close spellings of a given name are often two people (twins, the
-                            // male and female forms of a name): only a typo, an initial or a
-                            // middle name passes.
-                            !normalize::plausibly_same_given_name(x.key(), y.key())
-                        }
-                    })
+                match (levels[*f], table.value(*f, a), table.value(*f, b)) {
+                    (NULL_LEVEL, _, _) => false,
+                    // Keyed by the level too: swapped names lift the level of a pair of first
+                    // names that would conflict compared straight.
+                    (l, Some(x), Some(y)) => *name_verdicts
+                        .entry((*f, l, ca.min(cb), ca.max(cb)))
+                        .or_insert_with(|| compare::conflict(table.fields[*f].kind, l, x, y)),
+                    _ => false,
+                }
             });
             if all_conflict {
                 return Some(format!("{rule} differ"));
@@ -719,17 +704,19 @@ mod tests {
         MatchModel::load(&path).expect("contacts model")
     }
 
+    /// The columns of the guard tests' rows.
+    const CONTACT_COLUMNS: [&str; 6] = [
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "city",
+        "postal_code",
+    ];
+
     fn table(rows: &[[&str; 6]]) -> InputTable {
-        let names = [
-            "first_name",
-            "last_name",
-            "email",
-            "phone",
-            "city",
-            "postal_code",
-        ];
         let rows: Vec<&[&str]> = rows.iter().map(|r| &r[..]).collect();
-        columns_table(&names, &rows)
+        columns_table(&CONTACT_COLUMNS, &rows)
     }
 
     fn cluster_of(result: &DedupeResult, id: &str) -> String {
@@ -867,14 +854,7 @@ mod tests {
 
     #[test]
     fn twins_and_gendered_forms_sharing_a_home_stay_apart() {
-        let names = [
-            "first_name",
-            "last_name",
-            "email",
-            "phone",
-            "city",
-            "postal_code",
-        ];
+        let names = CONTACT_COLUMNS;
         let rows: &[&[&str]] = &[
             &[
                 "Ethan",

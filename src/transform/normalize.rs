@@ -460,6 +460,14 @@ pub fn same_given_name(a: &str, b: &str) -> bool {
     }
 }
 
+/// Whether two strings are equal once the characters `skip` accepts are dropped ("van der berg"
+/// and "vanderberg"), compared without building either.
+pub fn equal_without(a: &str, b: &str, skip: impl Fn(char) -> bool) -> bool {
+    a.chars()
+        .filter(|c| !skip(*c))
+        .eq(b.chars().filter(|c| !skip(*c)))
+}
+
 /// Names of the nickname table reachable by deleting at most one letter, by what is left: a
 /// misspelt name finds its table entries through a shared deletion (the symmetric-delete trick),
 /// without comparing it to every entry.
@@ -542,8 +550,7 @@ pub fn plausibly_same_given_name(a: &str, b: &str) -> bool {
     if a == b || same_given_name(a, b) || typo_of_nickname(a, b) {
         return true;
     }
-    let squash = |s: &str| -> String { s.chars().filter(|c| *c != ' ' && *c != '-').collect() };
-    if squash(a) == squash(b) {
+    if equal_without(a, b, |c| c == ' ' || c == '-') {
         return true;
     }
     let (wa, wb): (Vec<&str>, Vec<&str>) = (a.split(' ').collect(), b.split(' ').collect());
