@@ -159,10 +159,14 @@ pub fn prepare_table(
             Some((name.to_string(), Dictionary::of_cells(cells)))
         })
         .collect();
-    let row_regions = model
-        .phone_region_column
-        .as_deref()
-        .and_then(|column| row_regions(input, &raw, column, region));
+    let row_regions = model.phone_region_column.as_deref().and_then(|column| {
+        let regions = row_regions(input, &raw, column, region);
+        if regions.is_none() {
+            tracing::warn!(column, default_region = %region,
+                "Phone region column absent from the input; national numbers read in the default region");
+        }
+        regions
+    });
     let (codes, values): (Vec<_>, Vec<_>) = fields
         .par_iter()
         .map(|f| {
