@@ -316,7 +316,8 @@ pub fn run(
             );
         }
     }
-    let input = &input;
+    let owned_input = input;
+    let input = &owned_input;
     let rows = input.rows();
     let mut metrics = DedupeMetrics {
         rows: rows as u64,
@@ -544,12 +545,16 @@ pub fn run(
     metrics.clusters = sizes.len() as u64;
     metrics.clusters_with_duplicates = sizes.values().filter(|n| **n > 1).count() as u64;
     let assignments = (0..rows)
+        .into_par_iter()
         .map(|r| Assignment {
             id: input.ids[r].clone(),
             cluster_id: input.ids[clusters.cluster_of[r] as usize].clone(),
             match_probability: clusters.best_probability[r],
         })
         .collect();
+    drop(raw);
+    let InputTable { ids, columns } = owned_input;
+    drop_in_background(columns);
     Ok(DedupeResult {
         assignments,
         pairs,
@@ -557,8 +562,14 @@ pub fn run(
         parameters,
         metrics,
         table,
-        ids: input.ids.clone(),
+        ids,
     })
+}
+
+/// Frees a large value on another thread: a million-row table is millions of small allocations,
+/// and freeing them one by one costs the caller a noticeable pause for nothing it needs.
+fn drop_in_background<T: Send + 'static>(value: T) {
+    std::thread::spawn(move || drop(value));
 }
 
 /// Clusters the accepted pairs under the model's guards: different generational suffixes
