@@ -63,7 +63,7 @@ impl Dictionary {
     /// a code. Returns the new codes per row and the distinct results.
     pub fn map_distinct<T, F>(&self, cells: &[Option<String>], f: F) -> (Vec<u32>, Vec<T>)
     where
-        T: Eq + Hash + Clone + Send + Sync,
+        T: Eq + Hash + Send + Sync,
         F: Fn(&str) -> Option<T> + Sync + Send,
     {
         remap(&self.codes, &self.distinct(cells), |v: &&str| f(v))
@@ -75,22 +75,32 @@ impl Dictionary {
 pub fn remap<S, T, F>(codes: &[u32], values: &[S], f: F) -> (Vec<u32>, Vec<T>)
 where
     S: Sync,
-    T: Eq + Hash + Clone + Send + Sync,
+    T: Eq + Hash + Send + Sync,
     F: Fn(&S) -> Option<T> + Sync + Send,
 {
-    let mapped: Vec<Option<T>> = values.par_iter().map(&f).collect();
-    let mut index: FxHashMap<&T, u32> =
-        FxHashMap::with_capacity_and_hasher(mapped.len(), Default::default());
-    let mut distinct: Vec<T> = Vec::new();
-    let recode: Vec<u32> = mapped
+    let mut mapped: Vec<Option<T>> = values.par_iter().map(&f).collect();
+    // The index holds references (a compact table even when each result is large), and the
+    // distinct results are moved out of `mapped` afterwards: a million prepared emails or phones
+    // are not cloned.
+    let mut first: Vec<usize> = Vec::new();
+    let recode: Vec<u32> = {
+        let mut index: FxHashMap<&T, u32> =
+            FxHashMap::with_capacity_and_hasher(mapped.len(), Default::default());
+        mapped
+            .iter()
+            .enumerate()
+            .map(|(position, m)| match m {
+                Some(v) => *index.entry(v).or_insert_with(|| {
+                    first.push(position);
+                    (first.len() - 1) as u32
+                }),
+                None => NULL_CODE,
+            })
+            .collect()
+    };
+    let distinct: Vec<T> = first
         .iter()
-        .map(|m| match m {
-            Some(v) => *index.entry(v).or_insert_with(|| {
-                distinct.push(v.clone());
-                (distinct.len() - 1) as u32
-            }),
-            None => NULL_CODE,
-        })
+        .filter_map(|&position| mapped[position].take())
         .collect();
     let codes = codes
         .iter()
