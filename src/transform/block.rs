@@ -170,6 +170,33 @@ impl Blocking {
         })
     }
 
+    /// An upper bound on the pairs a block yields (its pairs, or its windowed neighbours).
+    pub fn pairs_in(&self, block: &Block) -> usize {
+        pairs_in(block, self.window)
+    }
+
+    /// Splits the blocks into consecutive runs holding about equal numbers of pairs, at least
+    /// `runs` of them when there are that many blocks, for the workers to take one at a time.
+    /// Blocks come largest first, so runs of an equal number of blocks would hand one worker the
+    /// largest blocks of all and leave the others idle at the end.
+    pub fn balanced_runs(&self, runs: usize) -> Vec<std::ops::Range<usize>> {
+        let total: usize = self.blocks.iter().map(|b| self.pairs_in(b)).sum();
+        let target = (total / runs.max(1)).max(1);
+        let mut out = Vec::with_capacity(runs + 1);
+        let (mut start, mut pairs) = (0, 0);
+        for (i, block) in self.blocks.iter().enumerate() {
+            pairs += self.pairs_in(block);
+            if pairs >= target {
+                out.push(start..i + 1);
+                (start, pairs) = (i + 1, 0);
+            }
+        }
+        if start < self.blocks.len() {
+            out.push(start..self.blocks.len());
+        }
+        out
+    }
+
     /// Names of the rules that ran, in order.
     pub fn rule_names(&self) -> &[String] {
         &self.names

@@ -359,12 +359,7 @@ pub fn run(
     let rules = blocking.rule_names().len();
     let mut bound_per_rule = vec![0usize; rules];
     for b in &blocking.blocks {
-        let n = b.rows.len();
-        bound_per_rule[b.rule] += if b.windowed {
-            n * blocking.window.min(n)
-        } else {
-            n * (n - 1) / 2
-        };
+        bound_per_rule[b.rule] += blocking.pairs_in(b);
     }
     let per_rule_sample = (EM_SAMPLE / rules.max(1)).max(1);
     let step_per_rule: Vec<u64> = bound_per_rule
@@ -372,13 +367,12 @@ pub fn run(
         .map(|b| (b / per_rule_sample).max(1) as u64)
         .collect();
     let fields = table.fields.len();
-    // Workers take blocks in runs of at least this many, so each keeps its level cache warm for a
-    // long stretch instead of starting a fresh one at every split.
-    let min_len = (blocking.blocks.len() / (rayon::current_num_threads() * 256)).max(1);
-    let sample: Vec<(usize, Vec<u8>)> = blocking
-        .blocks
+    // Workers take blocks in runs of about equal work, and each keeps its level cache warm across
+    // the runs it takes instead of starting a fresh one at every block.
+    let runs = blocking.balanced_runs(rayon::current_num_threads() * 64);
+    let sample: Vec<(usize, Vec<u8>)> = runs
         .par_iter()
-        .with_min_len(min_len)
+        .flat_map_iter(|run| &blocking.blocks[run.clone()])
         .fold(
             || (LevelCache::new(&table), Vec::new()),
             |(mut cache, mut out), block| {
@@ -455,10 +449,9 @@ pub fn run(
     } else {
         score::log2_odds(needed) - 1e-6
     };
-    let scored = blocking
-        .blocks
+    let scored = runs
         .par_iter()
-        .with_min_len(min_len)
+        .flat_map_iter(|run| &blocking.blocks[run.clone()])
         .fold(
             || {
                 (
@@ -538,12 +531,13 @@ pub fn run(
     let clusters = guarded_clusters(model, input, &scorer, &table, &raw, &mut accepted);
     metrics.seconds_clustering = started.elapsed().as_secs_f64();
     metrics.splits = clusters.splits.len() as u64;
-    let mut sizes: HashMap<u32, u32> = HashMap::new();
+    // Clusters are named by a row (their smallest), so their sizes fit a vector by row.
+    let mut sizes = vec![0u32; rows];
     for &c in &clusters.cluster_of {
-        *sizes.entry(c).or_default() += 1;
+        sizes[c as usize] += 1;
     }
-    metrics.clusters = sizes.len() as u64;
-    metrics.clusters_with_duplicates = sizes.values().filter(|n| **n > 1).count() as u64;
+    metrics.clusters = sizes.iter().filter(|n| **n > 0).count() as u64;
+    metrics.clusters_with_duplicates = sizes.iter().filter(|n| **n > 1).count() as u64;
     let assignments = (0..rows)
         .into_par_iter()
         .map(|r| Assignment {
@@ -661,19 +655,26 @@ fn guarded_clusters(
                 .iter()
                 .all(|&f| table.code(f, a) == table.code(f, b))
     };
-    let mut cache = LevelCache::new(table);
-    let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
-    // The guard's verdict per field and pair of distinct values: a cluster of namesakes asks
-    // about the same few names again and again, and judging two names can cost string work.
-    let mut name_verdicts: rustc_hash::FxHashMap<(usize, u8, u32, u32), bool> = Default::default();
-    cluster::cluster(table.rows, accepted, same_signature, |a, b| {
+    // Each worker's caches: levels of value pairs, and the guard's verdict per field and pair of
+    // distinct values (a cluster of namesakes asks about the same few names again and again, and
+    // judging two names can cost string work).
+    type NameVerdicts = rustc_hash::FxHashMap<(usize, u8, u32, u32), bool>;
+    let new_state = || {
+        (
+            LevelCache::new(table),
+            [NULL_LEVEL; MAX_FIELDS],
+            NameVerdicts::default(),
+        )
+    };
+    let conflict = |state: &mut (LevelCache, Levels, NameVerdicts), a: u32, b: u32| {
+        let (cache, levels, name_verdicts) = state;
         match (generation.get(a as usize), generation.get(b as usize)) {
             (Some(Some(x)), Some(Some(y))) if x != y => {
                 return Some(format!("generations {x} and {y} differ"));
             }
             (Some(Some(x)), Some(None)) | (Some(None), Some(Some(x))) => {
                 let shared_email =
-                    email_field.is_some_and(|f| table.field_level(f, a, b, &mut cache) <= 1);
+                    email_field.is_some_and(|f| table.field_level(f, a, b, cache) <= 1);
                 if !shared_email {
                     return Some(format!("{x} on one record only, and no shared email"));
                 }
@@ -681,7 +682,7 @@ fn guarded_clusters(
             _ => {}
         }
         if !conflict_fields.is_empty() {
-            table.levels_into(a, b, Some(&guard_fields), &mut cache, &mut levels);
+            table.levels_into(a, b, Some(&guard_fields), cache, levels);
             let all_conflict = conflict_fields.iter().all(|(f, _)| {
                 let (ca, cb) = (table.code(*f, a), table.code(*f, b));
                 match (levels[*f], table.value(*f, a), table.value(*f, b)) {
@@ -699,14 +700,15 @@ fn guarded_clusters(
             }
         }
         if score_guard {
-            table.levels_into(a, b, None, &mut cache, &mut levels);
-            let p = score::probability(scorer.weight(a, &levels));
+            table.levels_into(a, b, None, cache, levels);
+            let p = score::probability(scorer.weight(a, levels));
             if p < model.cluster_min_probability {
                 return Some(format!("records score {p:.4} as a pair"));
             }
         }
         None
-    })
+    };
+    cluster::cluster(table.rows, accepted, same_signature, new_state, conflict)
 }
 
 #[cfg(test)]

@@ -750,31 +750,39 @@ pub fn level_patterns<'a>(rows: impl Iterator<Item = &'a [u8]>) -> Vec<LevelPatt
 /// chance ∝ share, so the odds scale by Σ share² / share. Shares count values by their match key
 /// (an email's key ignores `+tags`), over the records that hold one.
 pub fn term_frequencies(table: &PreparedTable) -> Vec<Option<Vec<f64>>> {
-    table
-        .fields
-        .iter()
-        .zip(&table.values)
-        .enumerate()
-        .map(|(field, (f, values))| {
-            f.term_frequency.then(|| {
-                let mut per_code = vec![0.0f64; values.len()];
+    (0..table.fields.len())
+        .into_par_iter()
+        .map(|field| {
+            let values = &table.values[field];
+            table.fields[field].term_frequency.then(|| {
+                // Each distinct value's match key, numbered: values are hashed once, and the rows
+                // are counted into a vector.
+                let key_of: Vec<u32> = {
+                    let mut index: FxHashMap<&str, u32> =
+                        FxHashMap::with_capacity_and_hasher(values.len(), Default::default());
+                    values
+                        .iter()
+                        .map(|v| {
+                            let next = index.len() as u32;
+                            *index.entry(v.key()).or_insert(next)
+                        })
+                        .collect()
+                };
+                let keys = key_of.iter().max().map_or(0, |&k| k as usize + 1);
+                let mut per_key = vec![0.0f64; keys];
                 for c in table.field_codes(field).filter(|&c| c != NULL_CODE) {
-                    per_code[c as usize] += 1.0;
+                    per_key[key_of[c as usize] as usize] += 1.0;
                 }
-                let mut per_key: FxHashMap<&str, f64> = FxHashMap::default();
-                for (v, n) in values.iter().zip(&per_code) {
-                    *per_key.entry(v.key()).or_default() += n;
-                }
-                let total: f64 = per_key.values().sum::<f64>().max(1.0);
+                let total: f64 = per_key.iter().sum::<f64>().max(1.0);
                 let agree = per_key
-                    .values()
+                    .iter()
                     .map(|n| (n / total) * (n / total))
                     .sum::<f64>()
                     .max(1e-12);
-                values
+                key_of
                     .iter()
-                    .map(|v| {
-                        let share = per_key[v.key()] / total;
+                    .map(|&k| {
+                        let share = per_key[k as usize] / total;
                         if share > 0.0 {
                             (agree / share).log2().clamp(-6.0, 6.0)
                         } else {
