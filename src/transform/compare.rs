@@ -167,6 +167,65 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
     }
 }
 
+/// A part of an email or phone that no other value shares (a local part too short to be evidence).
+const NO_PART: u32 = u32::MAX;
+
+/// The parts of each distinct email or phone that [`level`] compares, numbered, so a table compares
+/// two integers per part instead of reading each value's strings: emails by their match key and
+/// local part, phones by their last seven digits. `None` for the other kinds. `values` must be
+/// distinct (as a table's are): the value's own position stands for its whole text.
+pub fn part_codes(kind: FieldKind, values: &[Prepared]) -> Option<Vec<[u32; 2]>> {
+    let parts: [fn(&Prepared) -> Option<&str>; 2] = match kind {
+        FieldKind::Email => [
+            |v| match v {
+                Prepared::Email(e) => Some(&e.match_key),
+                _ => None,
+            },
+            |v| match v {
+                Prepared::Email(e) if e.local.len() >= 4 => Some(&e.local),
+                _ => None,
+            },
+        ],
+        FieldKind::Phone => [
+            |v| match v {
+                Prepared::Phone(p) => Some(p.last7()),
+                _ => None,
+            },
+            |_| None,
+        ],
+        _ => return None,
+    };
+    let number = |part: fn(&Prepared) -> Option<&str>| {
+        let mut index: rustc_hash::FxHashMap<&str, u32> =
+            rustc_hash::FxHashMap::with_capacity_and_hasher(values.len(), Default::default());
+        values
+            .iter()
+            .map(|v| match part(v) {
+                Some(text) => {
+                    let next = index.len() as u32;
+                    *index.entry(text).or_insert(next)
+                }
+                None => NO_PART,
+            })
+            .collect::<Vec<u32>>()
+    };
+    let (first, second) = rayon::join(|| number(parts[0]), || number(parts[1]));
+    Some(first.into_iter().zip(second).map(|(a, b)| [a, b]).collect())
+}
+
+/// [`level`] of two different values of an email or phone field, from their [`part_codes`].
+#[inline]
+pub fn level_of_parts(kind: FieldKind, a: [u32; 2], b: [u32; 2]) -> u8 {
+    let same = |k: usize| a[k] != NO_PART && a[k] == b[k];
+    match kind {
+        FieldKind::Email if same(0) => 1,
+        FieldKind::Email if same(1) => 2,
+        FieldKind::Email => 3,
+        FieldKind::Phone if same(0) => 1,
+        _ => 2,
+    }
+}
+
 /// Whether two values of a field at `level` name different things, for the cluster guard: the
 /// last level does, and so do close spellings of a given name that are no typo (twins, the male
 /// and female forms of a name), while a typo of a nickname does not, however far its spelling is.
@@ -242,6 +301,56 @@ mod tests {
 
     fn p(kind: FieldKind, raw: &str) -> Prepared {
         prepare(kind, raw, Region::US).expect("prepared")
+    }
+
+    #[test]
+    fn part_codes_give_the_levels_of_the_values() {
+        let cases = [
+            (
+                FieldKind::Email,
+                vec![
+                    "ann.lee@gmail.com",
+                    "annlee@gmail.com",
+                    "ann.lee+news@googlemail.com",
+                    "annlee@yahoo.com",
+                    "bob@x.org",
+                    "bob@y.org",
+                    "robert@x.org",
+                    "Zoë@exämple.com",
+                ],
+            ),
+            (
+                FieldKind::Phone,
+                vec![
+                    "+1 415 555 0134",
+                    "415-555-0134",
+                    "+44 20 7946 0958",
+                    "+1 212 555 0134",
+                    "12345",
+                    "999 12345",
+                    "+61 2 5550 0134",
+                ],
+            ),
+        ];
+        for (kind, raw) in cases {
+            let mut distinct: Vec<Prepared> = Vec::new();
+            for v in raw.iter().map(|r| p(kind, r)) {
+                if !distinct.contains(&v) {
+                    distinct.push(v);
+                }
+            }
+            let parts = part_codes(kind, &distinct).expect("parts for emails and phones");
+            for (x, a) in distinct.iter().enumerate() {
+                for (y, b) in distinct.iter().enumerate().filter(|(y, _)| *y != x) {
+                    assert_eq!(
+                        level_of_parts(kind, parts[x], parts[y]),
+                        level(kind, a, b),
+                        "{kind:?} {a:?} vs {b:?}"
+                    );
+                }
+            }
+        }
+        assert!(part_codes(FieldKind::GivenName, &[]).is_none());
     }
 
     #[test]

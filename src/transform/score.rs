@@ -2,7 +2,7 @@
 //! pairs (no labels needed), term-frequency adjusted exact matches, match weights and
 //! probabilities, and the per-field explanation of every score.
 
-use super::compare::{Prepared, level};
+use super::compare::{self, Prepared, level};
 use super::encode::NULL_CODE;
 use super::model::{FieldKind, FieldModel};
 use rand::{RngExt, SeedableRng};
@@ -32,6 +32,10 @@ pub struct PreparedTable {
     pub rows: usize,
     /// Indexes of the two swappable fields, if any.
     pub swap: Option<(usize, usize)>,
+    /// Per email or phone field, each value's [`compare::part_codes`]: pairs of those fields
+    /// (every candidate pair compares them first) read a few megabytes of integers rather than
+    /// each value's strings scattered over the heap.
+    parts: Vec<Option<Vec<[u32; 2]>>>,
 }
 
 /// Remembers the level of value pairs already compared, per field, for the kinds whose comparison
@@ -120,12 +124,18 @@ impl PreparedTable {
                 codes[row * width + f] = c;
             }
         }
+        let parts = fields
+            .par_iter()
+            .zip(&values)
+            .map(|(f, v)| compare::part_codes(f.kind, v))
+            .collect();
         PreparedTable {
             fields,
             codes,
             values,
             rows,
             swap,
+            parts,
         }
     }
 
@@ -170,6 +180,9 @@ impl PreparedTable {
             return 0;
         }
         let kind = self.fields[f].kind;
+        if let Some(parts) = &self.parts[f] {
+            return compare::level_of_parts(kind, parts[a as usize], parts[b as usize]);
+        }
         let values = &self.values[f];
         match &mut cache.fields[f] {
             Some(pairs) => {
