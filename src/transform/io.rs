@@ -128,7 +128,8 @@ pub fn read_table(
         .map(|name| Ok((name.clone(), text(name)?)))
         .collect::<anyhow::Result<_>>()?;
     let mut keep = Vec::with_capacity(ids.len());
-    let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
+    let mut seen: rustc_hash::FxHashSet<&str> =
+        rustc_hash::FxHashSet::with_capacity_and_hasher(ids.len(), Default::default());
     let mut quarantined = Vec::new();
     for (row, id) in ids.iter().enumerate() {
         match id {
