@@ -9,6 +9,7 @@ use crate::snapshot::desired::{
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
 };
 use crate::transform::dedupe::{self, InputTable};
+use crate::transform::encode::TextColumn;
 use crate::transform::model::MatchModel;
 use crate::transform::normalize::{self, PhoneKey, Region};
 use anyhow::{Context, bail};
@@ -402,10 +403,10 @@ pub fn plan_migration(
         ("source", "source"),
     ];
     for (column, field) in columns {
-        let values: Vec<Option<String>> = existing
+        let values: TextColumn = existing
             .iter()
-            .map(|c| c.field(field).map(str::to_string))
-            .chain(rows.iter().map(|r| r.fields.get(field).cloned()))
+            .map(|c| c.field(field))
+            .chain(rows.iter().map(|r| r.fields.get(field).map(String::as_str)))
             .collect();
         table.columns.insert(column.to_string(), values);
     }

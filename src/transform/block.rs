@@ -97,7 +97,7 @@ pub struct Blocking {
 
 /// A raw input column and its dictionary, for keys computed from cells.
 pub struct RawColumn<'a> {
-    pub cells: &'a [Option<String>],
+    pub cells: &'a super::encode::TextColumn,
     pub dictionary: &'a Dictionary,
 }
 
@@ -462,10 +462,8 @@ kind = "family_name"
     }
 
     fn input(first: &[&str], last: &[&str]) -> InputTable {
-        let cells = |v: &[&str]| -> Vec<Option<String>> {
-            v.iter()
-                .map(|s| (!s.is_empty()).then(|| s.to_string()))
-                .collect()
+        let cells = |v: &[&str]| -> super::super::encode::TextColumn {
+            v.iter().map(|s| Some(*s)).collect()
         };
         InputTable {
             ids: (0..first.len()).map(|i| i.to_string()).collect(),
@@ -525,10 +523,8 @@ kind = "email"
         )
         .expect("model");
         m.validate().expect("valid model");
-        let cells = |v: &[&str]| -> Vec<Option<String>> {
-            v.iter()
-                .map(|s| (!s.is_empty()).then(|| s.to_string()))
-                .collect()
+        let cells = |v: &[&str]| -> super::super::encode::TextColumn {
+            v.iter().map(|s| Some(*s)).collect()
         };
         let t = InputTable {
             ids: (0..4).map(|i| i.to_string()).collect(),

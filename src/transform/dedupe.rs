@@ -9,7 +9,7 @@
 use super::block::{Blocking, RawColumn};
 use super::cluster::{self, Split};
 use super::compare::{self, prepare};
-use super::encode::{Dictionary, NULL_CODE, remap};
+use super::encode::{Dictionary, NULL_CODE, TextColumn, remap};
 use super::model::{FieldKind, MatchModel};
 use super::normalize;
 use super::score::{
@@ -26,7 +26,7 @@ use std::time::Instant;
 pub struct InputTable {
     pub ids: Vec<String>,
     /// Column name → cells (one per row).
-    pub columns: HashMap<String, Vec<Option<String>>>,
+    pub columns: HashMap<String, TextColumn>,
 }
 
 impl InputTable {
@@ -39,33 +39,37 @@ impl InputTable {
     /// ("Patricia Horton" → "Patricia" / "Horton"), so the row blocks and compares like the same
     /// person entered properly. Returns how many rows were split.
     pub fn split_full_names(&mut self, first: &str, last: &str) -> usize {
-        if first == last || !self.columns.contains_key(first) {
+        if first == last {
             return 0;
         }
-        let had_last = self.columns.contains_key(last);
-        let mut lasts = self
-            .columns
-            .remove(last)
-            .unwrap_or_else(|| vec![None; self.ids.len()]);
-        let firsts = self
-            .columns
-            .get_mut(first)
-            .expect("checked above that the first-name column is present");
-        let mut split = 0;
-        for (f, l) in firsts.iter_mut().zip(lasts.iter_mut()) {
-            if l.as_deref().is_some_and(|v| !v.trim().is_empty()) {
-                continue;
-            }
-            if let Some((given, family)) = f.as_deref().and_then(normalize::split_full_name) {
-                *f = Some(given);
-                *l = Some(family);
-                split += 1;
+        let Some(firsts) = self.columns.get(first) else {
+            return 0;
+        };
+        let blank = TextColumn::blank(self.ids.len());
+        let lasts = self.columns.get(last).unwrap_or(&blank);
+        let splits: HashMap<usize, (String, String)> = (0..self.ids.len())
+            .filter(|&row| lasts.get(row).is_none())
+            .filter_map(|row| Some((row, normalize::split_full_name(firsts.get(row)?)?)))
+            .collect();
+        if splits.is_empty() {
+            return 0;
+        }
+        let (mut new_firsts, mut new_lasts) = (TextColumn::default(), TextColumn::default());
+        for row in 0..self.ids.len() {
+            match splits.get(&row) {
+                Some((given, family)) => {
+                    new_firsts.push(Some(given));
+                    new_lasts.push(Some(family));
+                }
+                None => {
+                    new_firsts.push(firsts.get(row));
+                    new_lasts.push(lasts.get(row));
+                }
             }
         }
-        if had_last || split > 0 {
-            self.columns.insert(last.to_string(), lasts);
-        }
-        split
+        self.columns.insert(first.to_string(), new_firsts);
+        self.columns.insert(last.to_string(), new_lasts);
+        splits.len()
     }
 }
 
@@ -816,8 +820,7 @@ mod tests {
         ];
         let mut t = columns_table(&names, rows);
         assert_eq!(t.split_full_names("first_name", "last_name"), 2);
-        let cells =
-            |c: &str| -> Vec<Option<&str>> { t.columns[c].iter().map(|v| v.as_deref()).collect() };
+        let cells = |c: &str| -> Vec<Option<&str>> { t.columns[c].iter().collect() };
         assert_eq!(
             cells("first_name"),
             vec![

@@ -10,6 +10,83 @@ use std::hash::Hash;
 /// The code of an empty cell.
 pub const NULL_CODE: u32 = u32::MAX;
 
+/// A column of text cells stored end to end in one buffer: a million-row column is two allocations
+/// rather than a million, its cells read back as `&str`, and it is freed at once. A blank cell
+/// (empty or only whitespace) holds no value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextColumn {
+    text: String,
+    /// Where each row's cell ends in `text`; it starts where the previous row's ends.
+    ends: Vec<usize>,
+}
+
+impl TextColumn {
+    /// An empty column with room for `rows` cells of `bytes` bytes in all.
+    pub fn with_capacity(rows: usize, bytes: usize) -> Self {
+        TextColumn {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(rows),
+        }
+    }
+
+    /// A column of `rows` cells without a value.
+    pub fn blank(rows: usize) -> Self {
+        TextColumn {
+            text: String::new(),
+            ends: vec![0; rows],
+        }
+    }
+
+    /// Appends a row's cell.
+    pub fn push(&mut self, cell: Option<&str>) {
+        if let Some(cell) = cell.filter(|c| !c.trim().is_empty()) {
+            self.text.push_str(cell);
+        }
+        self.ends.push(self.text.len());
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// A row's cell, as written; `None` when blank.
+    pub fn get(&self, row: usize) -> Option<&str> {
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        let end = self.ends[row];
+        (end > start).then(|| &self.text[start..end])
+    }
+
+    /// Every row's cell, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Option<&str>> + '_ {
+        (0..self.len()).map(|row| self.get(row))
+    }
+
+    /// The cells of `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> TextColumn {
+        let mut out = TextColumn::with_capacity(rows.len(), self.text.len());
+        for &row in rows {
+            out.push(self.get(row));
+        }
+        out
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<Option<S>> for TextColumn {
+    fn from_iter<I: IntoIterator<Item = Option<S>>>(cells: I) -> Self {
+        let mut out = TextColumn::default();
+        for cell in cells {
+            out.push(cell.as_ref().map(AsRef::as_ref));
+        }
+        out
+    }
+}
+
 /// One column, encoded.
 #[derive(Debug, Clone, Default)]
 pub struct Dictionary {
@@ -21,7 +98,7 @@ pub struct Dictionary {
 
 impl Dictionary {
     /// Encodes raw cells; blank cells are empty.
-    pub fn of_cells(cells: &[Option<String>]) -> Self {
+    pub fn of_cells(cells: &TextColumn) -> Self {
         // Sized for every cell distinct: growing a million-entry map rehashes it twenty times.
         let mut index: FxHashMap<&str, u32> =
             FxHashMap::with_capacity_and_hasher(cells.len(), Default::default());
@@ -29,7 +106,7 @@ impl Dictionary {
         let codes = cells
             .iter()
             .enumerate()
-            .map(|(row, cell)| match cell.as_deref().map(str::trim) {
+            .map(|(row, cell)| match cell.map(str::trim) {
                 Some(v) if !v.is_empty() => *index.entry(v).or_insert_with(|| {
                     first_row.push(row as u32);
                     (first_row.len() - 1) as u32
@@ -51,17 +128,17 @@ impl Dictionary {
     }
 
     /// The text of each distinct value.
-    pub fn distinct<'a>(&self, cells: &'a [Option<String>]) -> Vec<&'a str> {
+    pub fn distinct<'a>(&self, cells: &'a TextColumn) -> Vec<&'a str> {
         self.first_row
             .iter()
-            .map(|&r| cells[r as usize].as_deref().map_or("", str::trim))
+            .map(|&r| cells.get(r as usize).map_or("", str::trim))
             .collect()
     }
 
     /// Maps every distinct value through `f` (in parallel: this is where phone parsing and name
     /// folding happen), then re-encodes by the result, so values that map to the same thing share
     /// a code. Returns the new codes per row and the distinct results.
-    pub fn map_distinct<T, F>(&self, cells: &[Option<String>], f: F) -> (Vec<u32>, Vec<T>)
+    pub fn map_distinct<T, F>(&self, cells: &TextColumn, f: F) -> (Vec<u32>, Vec<T>)
     where
         T: Eq + Hash + Send + Sync,
         F: Fn(&str) -> Option<T> + Sync + Send,
@@ -119,11 +196,26 @@ where
 mod tests {
     use super::*;
 
-    fn cells(values: &[&str]) -> Vec<Option<String>> {
-        values
-            .iter()
-            .map(|v| (!v.is_empty()).then(|| v.to_string()))
-            .collect()
+    fn cells(values: &[&str]) -> TextColumn {
+        values.iter().map(|v| Some(*v)).collect()
+    }
+
+    #[test]
+    fn text_columns_read_back_each_cell_and_blanks_as_none() {
+        let c = cells(&["Ann", "", " Bob ", "  ", "Zoë 😀"]);
+        assert_eq!(c.len(), 5);
+        assert_eq!(
+            c.iter().collect::<Vec<_>>(),
+            vec![Some("Ann"), None, Some(" Bob "), None, Some("Zoë 😀")]
+        );
+        assert_eq!(
+            c.select(&[4, 1, 0]).iter().collect::<Vec<_>>(),
+            vec![Some("Zoë 😀"), None, Some("Ann")]
+        );
+        assert_eq!(
+            TextColumn::blank(2).iter().collect::<Vec<_>>(),
+            vec![None, None]
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Rows without a usable id go to a quarantine file with the reason; nothing is dropped silently.
 
 use super::dedupe::{DedupeResult, InputTable};
+use super::encode::TextColumn;
 use super::model::MatchModel;
 use anyhow::{Context, bail};
 use polars::prelude::{
@@ -105,7 +106,7 @@ pub fn read_table(
             model.id_column
         );
     }
-    let text = |name: &str| -> anyhow::Result<Vec<Option<String>>> {
+    let text = |name: &str| -> anyhow::Result<TextColumn> {
         let col = frame
             .column(name)
             .with_context(|| format!("{}: column {name}", path.display()))?
@@ -114,15 +115,17 @@ pub fn read_table(
         let strings = col
             .str()
             .with_context(|| format!("{}: column {name} as text", path.display()))?;
-        Ok(strings
-            .iter()
-            .map(|v| v.map(str::to_string).filter(|s| !s.trim().is_empty()))
-            .collect())
+        let bytes = strings.iter().map(|v| v.map_or(0, str::len)).sum::<usize>();
+        let mut column = TextColumn::with_capacity(strings.len(), bytes);
+        for v in strings.iter() {
+            column.push(v);
+        }
+        Ok(column)
     };
     let ids = text(&model.id_column)?;
     wanted.remove(&model.id_column);
     // Columns are turned into text in parallel: on a million rows each is a million strings.
-    let columns: std::collections::HashMap<String, Vec<Option<String>>> = wanted
+    let columns: std::collections::HashMap<String, TextColumn> = wanted
         .par_iter()
         .filter(|n| names.contains(n))
         .map(|name| Ok((name.clone(), text(name)?)))
@@ -138,24 +141,26 @@ pub fn read_table(
                 id: None,
                 reason: format!("empty {}", model.id_column),
             }),
-            Some(id) if !seen.insert(id.as_str()) => quarantined.push(QuarantinedRow {
+            Some(id) if !seen.insert(id) => quarantined.push(QuarantinedRow {
                 row: row + 1,
-                id: Some(id.clone()),
+                id: Some(id.to_string()),
                 reason: format!("repeated {} {id:?}", model.id_column),
             }),
             Some(_) => keep.push(row),
         }
     }
     drop(seen);
-    // Rows are moved, not copied: a million-row table has millions of cells.
-    let keep_rows = |mut cells: Vec<Option<String>>| -> Vec<Option<String>> {
+    let keep_rows = |cells: TextColumn| -> TextColumn {
         if keep.len() == cells.len() {
             return cells;
         }
-        keep.iter().map(|&r| cells[r].take()).collect()
+        cells.select(&keep)
     };
     let table = InputTable {
-        ids: keep_rows(ids).into_iter().flatten().collect(),
+        ids: keep
+            .iter()
+            .filter_map(|&r| ids.get(r).map(str::to_string))
+            .collect(),
         columns: columns
             .into_iter()
             .map(|(name, cells)| (name, keep_rows(cells)))

@@ -4,6 +4,7 @@
 
 use super::TransformConfig;
 use super::dedupe::{self, InputTable};
+use super::encode::TextColumn;
 use super::golden::{self, GoldenRecord};
 use super::model::MatchModel;
 use super::normalize;
@@ -141,8 +142,8 @@ fn dedupe_contacts(
     model: &MatchModel,
     region: normalize::Region,
 ) -> anyhow::Result<dedupe::DedupeResult> {
-    let col = |f: fn(&SnapshotContact) -> &Option<String>| -> Vec<Option<String>> {
-        contacts.iter().map(|c| f(c).clone()).collect()
+    let col = |f: fn(&SnapshotContact) -> &Option<String>| -> TextColumn {
+        contacts.iter().map(|c| f(c).as_deref()).collect()
     };
     let table = InputTable {
         ids: contacts.iter().map(|c| c.id.clone()).collect(),
