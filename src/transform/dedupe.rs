@@ -214,21 +214,35 @@ fn row_regions(
     default: Region,
 ) -> Option<Vec<Region>> {
     let (dictionary, cells) = (raw.get(column)?, input.columns.get(column)?);
-    let per_value: Vec<Region> = dictionary
-        .distinct(cells)
+    let distinct = dictionary.distinct(cells);
+    let per_value: Vec<Option<Region>> = distinct
         .iter()
-        .map(|v| normalize::country_region(v).unwrap_or(default))
+        .map(|v| normalize::country_region(v))
         .collect();
-    Some(
-        dictionary
-            .codes
+    let mut unknown_rows = 0usize;
+    let regions = dictionary
+        .codes
+        .iter()
+        .map(|&c| match c {
+            NULL_CODE => default,
+            c => per_value[c as usize].unwrap_or_else(|| {
+                unknown_rows += 1;
+                default
+            }),
+        })
+        .collect();
+    // Said once, with a count and an example, so a column of unexpected spellings is noticed
+    // instead of silently reading its phones in the wrong country.
+    if unknown_rows > 0 {
+        let example = distinct
             .iter()
-            .map(|&c| match c {
-                NULL_CODE => default,
-                c => per_value[c as usize],
-            })
-            .collect(),
-    )
+            .zip(&per_value)
+            .find_map(|(v, r)| r.is_none().then_some(*v))
+            .unwrap_or_default();
+        tracing::warn!(column, rows = unknown_rows, example, default_region = %default,
+            "Country cells that name no country; their national phone numbers read in the default region");
+    }
+    Some(regions)
 }
 
 /// Encodes each row's (number, region) so a number is parsed once per region it is read in. A
