@@ -7,6 +7,7 @@
 #
 #   bench/dedupe_speed.sh [SIZES...]        default: 100000 1000000
 #   RUNS=3 bench/dedupe_speed.sh 1000000    runs per size (default 3; the median is reported)
+#   APPEND=1 bench/dedupe_speed.sh 10000000 keep the other sizes' results in the output
 #
 # Uses target/release/contactsync (build it first: cargo build --release); CONTACTSYNC_BIN
 # overrides. The seed export is written once per size under bench-output/dedupe-work/. Accuracy
@@ -19,7 +20,18 @@ BIN=${CONTACTSYNC_BIN:-target/release/contactsync}
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100000 1000000)
 RUNS=${RUNS:-3}
 OUT=bench-output; WORK=$OUT/dedupe-work; mkdir -p "$WORK"
-RESULTS=$OUT/dedupe_speed.jsonl; : > "$RESULTS"
+RESULTS=$OUT/dedupe_speed.jsonl
+if [ "${APPEND:-0}" = 1 ] && [ -f "$RESULTS" ]; then
+  # Keep the other sizes' results (a 10 M run is slow enough to be run apart).
+  python3 - "$RESULTS" "${SIZES[@]}" <<'PY'
+import json, sys
+path, sizes = sys.argv[1], {int(s) for s in sys.argv[2:]}
+kept = [l for l in open(path) if l.strip() and json.loads(l)["rows"] not in sizes]
+open(path, "w").writelines(kept)
+PY
+else
+  : > "$RESULTS"
+fi
 for n in "${SIZES[@]}"; do
   dir=$WORK/$n
   if [ ! -f "$dir/contacts.csv" ]; then
@@ -73,7 +85,7 @@ PY
 done
 python3 - "$RESULTS" > "$OUT/dedupe_speed.md" <<'PY'
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
+rows = sorted((json.loads(l) for l in open(sys.argv[1])), key=lambda r: r["rows"])
 json.dump(rows, open(sys.argv[1].replace(".jsonl", ".json"), "w"), indent=2)
 print("| contacts | wall s (median) | peak RSS MiB | candidate pairs | scored pairs/s (scoring phase) | precision | recall | F1 | phases (ms) |")
 print("|--:|--:|--:|--:|--:|--:|--:|--:|---|")
