@@ -565,8 +565,7 @@ pub fn run(
         })
         .collect();
     drop(raw);
-    let InputTable { ids, columns } = owned_input;
-    drop_in_background(columns);
+    let InputTable { ids, .. } = owned_input;
     Ok(DedupeResult {
         assignments,
         pairs,
@@ -576,12 +575,6 @@ pub fn run(
         table,
         ids,
     })
-}
-
-/// Frees a large value on another thread: a million-row table is millions of small allocations,
-/// and freeing them one by one costs the caller a noticeable pause for nothing it needs.
-fn drop_in_background<T: Send + 'static>(value: T) {
-    std::thread::spawn(move || drop(value));
 }
 
 /// Clusters the accepted pairs under the model's guards: different generational suffixes
