@@ -60,6 +60,7 @@ pub(super) async fn run(args: DedupeArgs) -> Result<ExitCode, CommandError> {
         ("clusters_with_duplicates", m.clusters_with_duplicates),
         ("splits", m.splits),
         ("windowed_blocks", m.windowed_blocks),
+        ("unknown_country_rows", m.unknown_country_rows),
         ("quarantined_rows", quarantined.len() as u64),
     ] {
         report.counts.insert(k.into(), v);

@@ -480,7 +480,7 @@ kind = "family_name"
 
     fn pairs(model: &MatchModel, input: &InputTable) -> Vec<(u32, u32)> {
         let us = normalize::region("US");
-        let (table, raw) = prepare_table(model, input, us);
+        let (table, raw, _) = prepare_table(model, input, us);
         let blocking = block(model, &table, input, &raw, us).expect("blocking");
         let mut out = Vec::new();
         for b in &blocking.blocks {

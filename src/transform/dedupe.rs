@@ -101,6 +101,9 @@ pub struct DedupeMetrics {
     pub pairs_per_rule: Vec<(String, u64)>,
     /// Blocks larger than the model's `max_block_size`, compared by sorted neighbourhood.
     pub windowed_blocks: u64,
+    /// Rows whose country cell names no country: their national phones were read in the default
+    /// region.
+    pub unknown_country_rows: u64,
     pub accepted_pairs: u64,
     pub clusters: u64,
     pub clusters_with_duplicates: u64,
@@ -127,13 +130,13 @@ pub struct DedupeResult {
 }
 
 /// Dictionary-encodes the input columns the model reads and prepares each field's distinct values.
-/// Returns the prepared table and the raw dictionaries (by column), which blocking keys and the
-/// generational-suffix check read.
+/// Returns the prepared table, the raw dictionaries (by column), which blocking keys and the
+/// generational-suffix check read, and how many rows have a country cell that names no country.
 pub fn prepare_table(
     model: &MatchModel,
     input: &InputTable,
     region: Region,
-) -> (PreparedTable, HashMap<String, Dictionary>) {
+) -> (PreparedTable, HashMap<String, Dictionary>, u64) {
     let fields: Vec<_> = model
         .fields
         .iter()
@@ -163,13 +166,15 @@ pub fn prepare_table(
             Some((name.to_string(), Dictionary::of_cells(cells)))
         })
         .collect();
+    let mut unknown_country_rows = 0;
     let row_regions = model.phone_region_column.as_deref().and_then(|column| {
-        let regions = row_regions(input, &raw, column, region);
-        if regions.is_none() {
+        let Some((regions, unknown)) = row_regions(input, &raw, column, region) else {
             tracing::warn!(column, default_region = %region,
                 "Phone region column absent from the input; national numbers read in the default region");
-        }
-        regions
+            return None;
+        };
+        unknown_country_rows = unknown as u64;
+        Some(regions)
     });
     let (codes, values): (Vec<_>, Vec<_>) = fields
         .par_iter()
@@ -202,17 +207,18 @@ pub fn prepare_table(
         Some((ia, ib))
     });
     let table = PreparedTable::new(fields, codes, values, input.rows(), swap);
-    (table, raw)
+    (table, raw, unknown_country_rows)
 }
 
 /// The region each row's national phone numbers are read in: its country column's, or `default`
-/// where that is empty or names no country. `None` when the input has no such column.
+/// where that is empty or names no country, and how many rows name none. `None` when the input has
+/// no such column.
 fn row_regions(
     input: &InputTable,
     raw: &HashMap<String, Dictionary>,
     column: &str,
     default: Region,
-) -> Option<Vec<Region>> {
+) -> Option<(Vec<Region>, usize)> {
     let (dictionary, cells) = (raw.get(column)?, input.columns.get(column)?);
     let distinct = dictionary.distinct(cells);
     let per_value: Vec<Option<Region>> = distinct
@@ -242,7 +248,7 @@ fn row_regions(
         tracing::warn!(column, rows = unknown_rows, example, default_region = %default,
             "Country cells that name no country; their national phone numbers read in the default region");
     }
-    Some(regions)
+    Some((regions, unknown_rows))
 }
 
 /// Encodes each row's (number, region) so a number is parsed once per region it is read in. A
@@ -342,7 +348,8 @@ pub fn run(
         ..DedupeMetrics::default()
     };
     let started = Instant::now();
-    let (table, raw) = prepare_table(model, input, region);
+    let (table, raw, unknown_country_rows) = prepare_table(model, input, region);
+    metrics.unknown_country_rows = unknown_country_rows;
     metrics.seconds_preparing = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
@@ -796,8 +803,11 @@ mod tests {
             &["Jack", "Nguyen", "+61 412 345 678", "", "AU"],
             &["Tom", "Hart", "+1 415 555 0122", "Miami", "US"],
             &["Ann", "Lee", "+1 415 555 0111", "Denver", "US"],
+            // A country no one can read: counted, and the number read in the default region.
+            &["Eve", "Stone", "(303) 555 0199", "Denver", "Narnia"],
         ];
         let result = dedupe(columns_table(&names, rows));
+        assert_eq!(result.metrics.unknown_country_rows, 1);
         let phone = result
             .table
             .fields
