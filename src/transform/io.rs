@@ -124,7 +124,7 @@ pub fn read_table(
     };
     let ids = text(&model.id_column)?;
     wanted.remove(&model.id_column);
-    // Columns are turned into text in parallel: on a million rows each is a million strings.
+    // Columns are copied into text columns in parallel: on a million rows each is a million cells.
     let columns: std::collections::HashMap<String, TextColumn> = wanted
         .par_iter()
         .filter(|n| names.contains(n))
