@@ -133,14 +133,23 @@ impl GoldenRecord {
     }
 }
 
-/// The key two values of a field are compared by: formatting differences are not conflicts.
-pub fn comparison_key(field: &str, value: &str, region: normalize::Region) -> String {
+/// The key two values of a field are compared by: formatting differences are not conflicts. A
+/// national phone is read in the record's `country` (as the dedupe reads it), else in `region`.
+pub fn comparison_key(
+    field: &str,
+    value: &str,
+    country: Option<&str>,
+    region: normalize::Region,
+) -> String {
     match field {
-        "phone" => match normalize::phone(value, region) {
+        "phone" => match normalize::contact_phone(Some(value), country, region) {
             Some(normalize::PhoneKey::E164(e)) => e,
             _ => value.chars().filter(char::is_ascii_digit).collect(),
         },
         "email" => value.trim().to_lowercase(),
+        // "AU" and "Australia" are one country.
+        "country" => normalize::country_region(value)
+            .map_or_else(|| normalize::name(value), |r| r.to_string()),
         _ => normalize::name(value),
     }
 }
@@ -206,8 +215,9 @@ pub fn merge(
             golden.provenance.push(format!("{field}={}", member.id));
         }
         let mut distinct: Vec<(String, &str)> = Vec::new();
-        for (_, value) in &candidates {
-            let key = comparison_key(field, value, region);
+        for (member, value) in &candidates {
+            let country = member.values.get("country").and_then(non_empty);
+            let key = comparison_key(field, value, country, region);
             if !distinct.iter().any(|(k, _)| *k == key) {
                 distinct.push((key, value));
             }
@@ -280,6 +290,26 @@ mod tests {
                 "2026-02-01T00:00:00",
                 "x",
                 &[("phone", "+14155550134"), ("email", "ann@example.com")],
+            ),
+        ];
+        let g = merge("c1", "a", &members, &SurvivorshipConfig::default(), us());
+        assert!(g.conflicts.is_empty(), "{:?}", g.conflicts);
+    }
+
+    #[test]
+    fn a_national_phone_is_read_in_its_records_country() {
+        let members = vec![
+            member(
+                "a",
+                "2026-01-01T00:00:00",
+                "x",
+                &[("phone", "0412 345 678"), ("country", "AU")],
+            ),
+            member(
+                "b",
+                "2026-02-01T00:00:00",
+                "x",
+                &[("phone", "+61 412 345 678"), ("country", "Australia")],
             ),
         ];
         let g = merge("c1", "a", &members, &SurvivorshipConfig::default(), us());
