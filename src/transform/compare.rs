@@ -175,27 +175,29 @@ const NO_PART: u32 = u32::MAX;
 /// local part, phones by their last seven digits. `None` for the other kinds. `values` must be
 /// distinct (as a table's are): the value's own position stands for its whole text.
 pub fn part_codes(kind: FieldKind, values: &[Prepared]) -> Option<Vec<[u32; 2]>> {
-    let parts: [fn(&Prepared) -> Option<&str>; 2] = match kind {
-        FieldKind::Email => [
+    type Part = fn(&Prepared) -> Option<&str>;
+    let (first, second): (Part, Option<Part>) = match kind {
+        FieldKind::Email => (
             |v| match v {
                 Prepared::Email(e) => Some(&e.match_key),
                 _ => None,
             },
-            |v| match v {
+            Some(|v| match v {
                 Prepared::Email(e) if e.local.len() >= 4 => Some(&e.local),
                 _ => None,
-            },
-        ],
-        FieldKind::Phone => [
+            }),
+        ),
+        // A phone has one part; its second is left unnumbered, with no table built for it.
+        FieldKind::Phone => (
             |v| match v {
                 Prepared::Phone(p) => Some(p.last7()),
                 _ => None,
             },
-            |_| None,
-        ],
+            None,
+        ),
         _ => return None,
     };
-    let number = |part: fn(&Prepared) -> Option<&str>| {
+    let number = |part: Part| {
         let mut index: rustc_hash::FxHashMap<&str, u32> =
             rustc_hash::FxHashMap::with_capacity_and_hasher(values.len(), Default::default());
         values
@@ -209,7 +211,10 @@ pub fn part_codes(kind: FieldKind, values: &[Prepared]) -> Option<Vec<[u32; 2]>>
             })
             .collect::<Vec<u32>>()
     };
-    let (first, second) = rayon::join(|| number(parts[0]), || number(parts[1]));
+    let (first, second) = rayon::join(
+        || number(first),
+        || second.map_or_else(|| vec![NO_PART; values.len()], number),
+    );
     Some(first.into_iter().zip(second).map(|(a, b)| [a, b]).collect())
 }
 
