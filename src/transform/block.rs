@@ -138,7 +138,7 @@ impl Blocking {
                 rule_blocks
                     .par_iter_mut()
                     .filter(|b| b.windowed)
-                    .for_each(|b| b.rows.sort_unstable_by(|&x, &y| order.compare(table, x, y)));
+                    .for_each(|b| order.sort(table, &mut b.rows));
             }
             for b in rule_blocks.iter().filter(|b| b.windowed) {
                 for (p, &r) in b.rows.iter().enumerate() {
@@ -242,6 +242,11 @@ impl Blocking {
 struct NeighbourhoodOrder {
     /// `ranks[field][code]`; empty for a field left out.
     ranks: Vec<Vec<u32>>,
+    /// The ordered fields whose ranks fit one 128-bit sort key, with the bits each takes, most
+    /// significant first.
+    packed: Vec<(usize, u32)>,
+    /// Whether every ordered field is in the key (otherwise ties are broken by [`Self::compare`]).
+    complete: bool,
 }
 
 /// Fields with more distinct values than this share of the rows are left out of the order.
@@ -267,8 +272,53 @@ impl NeighbourhoodOrder {
                 }
                 rank
             })
-            .collect();
-        NeighbourhoodOrder { ranks }
+            .collect::<Vec<Vec<u32>>>();
+        // A field of n distinct values takes the bits of n + 1 ranks (the last for an empty cell).
+        let mut packed = Vec::new();
+        let mut used = 0;
+        let mut complete = true;
+        for (f, r) in ranks.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            let bits = u32::BITS - (r.len() as u32).leading_zeros();
+            if !complete || used + bits > u128::BITS {
+                complete = false;
+                continue;
+            }
+            packed.push((f, bits));
+            used += bits;
+        }
+        NeighbourhoodOrder {
+            ranks,
+            packed,
+            complete,
+        }
+    }
+
+    /// A row's ranks in the packed fields, as one integer that sorts as they do.
+    fn key(&self, table: &PreparedTable, row: u32) -> u128 {
+        self.packed.iter().fold(0u128, |key, &(f, bits)| {
+            let rank = match table.code(f, row) {
+                NULL_CODE => self.ranks[f].len() as u32,
+                c => self.ranks[f][c as usize],
+            };
+            (key << bits) | u128::from(rank)
+        })
+    }
+
+    /// Sorts a block's rows into [`Self::compare`]'s order. The ranks are read once per row into
+    /// a key instead of once per comparison: a block of a common name holds thousands of rows
+    /// whose codes sit all over a table too large for the cache.
+    fn sort(&self, table: &PreparedTable, rows: &mut [u32]) {
+        let mut keyed: Vec<(u128, u32)> = rows.iter().map(|&r| (self.key(table, r), r)).collect();
+        if self.complete {
+            // Equal keys hold equal ranks in every field, and compare() then orders by row.
+            keyed.sort_unstable();
+        } else {
+            keyed
+                .sort_unstable_by(|x, y| x.0.cmp(&y.0).then_with(|| self.compare(table, x.1, y.1)));
+        }
+        for (slot, (_, row)) in rows.iter_mut().zip(keyed) {
+            *slot = row;
+        }
     }
 
     fn compare(&self, table: &PreparedTable, a: u32, b: u32) -> Ordering {
@@ -572,6 +622,38 @@ kind = "email"
         assert_eq!(got.len(), 5, "n - 1 neighbours: {got:?}");
         assert!(got.contains(&(1, 3)), "the Anns: {got:?}");
         assert!(got.contains(&(2, 5)), "the Bobs: {got:?}");
+    }
+
+    #[test]
+    fn a_block_sorted_by_packed_keys_is_in_the_order_of_its_field_values() {
+        // Ties in the first name, empty cells (which sort last) and repeated rows of values.
+        let first = ["Bob", "Ann", "", "Bob", "Ann", "Cat", "", "Ann"];
+        let last = ["Lee", "Kim", "Lee", "", "Kim", "Abe", "Abe", "Lee"];
+        let t = input(&first, &last);
+        let us = normalize::region("US");
+        let (table, _, _) = prepare_table(&model(false), &t, us);
+        let mut order = NeighbourhoodOrder::new(&table);
+        let expected = {
+            let mut rows: Vec<u32> = (0..first.len() as u32).rev().collect();
+            rows.sort_unstable_by(|&a, &b| order.compare(&table, a, b));
+            rows
+        };
+        assert_eq!(
+            expected
+                .iter()
+                .map(|&r| first[r as usize])
+                .collect::<Vec<_>>(),
+            vec!["Ann", "Ann", "Ann", "Bob", "Bob", "Cat", "", ""]
+        );
+        let mut rows: Vec<u32> = (0..first.len() as u32).rev().collect();
+        order.sort(&table, &mut rows);
+        assert_eq!(rows, expected, "every field in the key");
+        // A key that holds only the first field leaves the rest to the comparison.
+        order.packed.truncate(1);
+        order.complete = false;
+        let mut rows: Vec<u32> = (0..first.len() as u32).rev().collect();
+        order.sort(&table, &mut rows);
+        assert_eq!(rows, expected, "the first field in the key");
     }
 
     #[test]
