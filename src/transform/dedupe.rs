@@ -460,6 +460,22 @@ pub fn run(
         term_frequency: score::term_frequencies(&table),
     };
     metrics.seconds_estimating = started.elapsed().as_secs_f64();
+    // What the model learned, for `-v`: a surprising prior or m is the first thing to look at
+    // when a run merges too much or too little.
+    for (rule, lambda) in blocking
+        .rule_names()
+        .iter()
+        .zip(&parameters.lambda_per_rule)
+    {
+        tracing::debug!(rule = %rule, prior = lambda, "Estimated share of matches among the rule's pairs");
+    }
+    for (field, (m, u)) in table
+        .fields
+        .iter()
+        .zip(parameters.m.iter().zip(&parameters.u))
+    {
+        tracing::debug!(field = %field.name, ?m, ?u, "Estimated m and u per level");
+    }
 
     let started = Instant::now();
     let scorer = Scorer::new(&table, &parameters);
