@@ -77,31 +77,36 @@ pub fn cluster<S>(
 ) -> Clusters {
     accepted
         .par_sort_unstable_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
-    let mut own_check: Vec<Option<String>> = accepted
-        .par_iter()
-        .map_init(&new_state, |state, &(i, j, _)| conflict(state, i, j))
-        .collect();
     let components = Components::of(rows, accepted);
-    // Each component's tasks: its members, its pairs in merge order with their own checks.
-    // Largest first, so the longest task starts at once instead of last.
-    let mut tasks: Vec<(&[u32], Vec<PairToMerge>)> = (0..components.len())
-        .map(|c| {
-            let pairs = components
-                .pairs(c)
-                .iter()
-                .map(|&k| (k, own_check[k].take()))
-                .collect();
-            (components.members(c), pairs)
+    // The own checks, computed in the components' order of pairs so that each component's
+    // stretch can be handed to its task without copying.
+    let mut own_check: Vec<Option<String>> = components
+        .pairs
+        .par_iter()
+        .map_init(&new_state, |state, &k| {
+            let (i, j, _) = accepted[k];
+            conflict(state, i, j)
         })
         .collect();
-    drop(own_check);
-    tasks.par_sort_by_key(|(members, _)| std::cmp::Reverse(members.len()));
+    // Each component's task: its members, its pairs in merge order and their own checks.
+    // Largest first, so the longest task starts at once instead of last.
+    let mut tasks: Vec<ComponentTask> = Vec::with_capacity(components.len());
+    let mut rest = own_check.as_mut_slice();
+    for c in 0..components.len() {
+        let (own_checks, tail) = rest.split_at_mut(components.pairs(c).len());
+        tasks.push(ComponentTask {
+            members: components.members(c),
+            pairs: components.pairs(c),
+            own_checks,
+        });
+        rest = tail;
+    }
+    tasks.par_sort_by_key(|task| std::cmp::Reverse(task.members.len()));
     let results: Vec<ComponentResult> = tasks
         .into_par_iter()
-        .map_init(&new_state, |state, (members, pairs)| {
+        .map_init(&new_state, |state, task| {
             merge_component(
-                members,
-                pairs,
+                task,
                 accepted,
                 &components.position,
                 &same_signature,
@@ -135,6 +140,7 @@ pub fn cluster<S>(
 struct Components {
     rows: Vec<u32>,
     row_start: Vec<usize>,
+    /// Every pair's index in `accepted`, component by component.
     pairs: Vec<usize>,
     pair_start: Vec<usize>,
     /// Per row, its place among its component's rows.
@@ -230,9 +236,6 @@ impl Components {
     }
 }
 
-/// An accepted pair's index in the sorted pairs, and the answer of its own check.
-type PairToMerge = (usize, Option<String>);
-
 /// One component's clustering: per member (in `members` order) the place in `members` of its
 /// cluster's root and its best accepted probability, and the refused merges with their pair's
 /// index in `accepted`.
@@ -243,18 +246,29 @@ struct ComponentResult<'a> {
     splits: Vec<(usize, Split)>,
 }
 
-/// The ordered pass over one component's pairs (`(index in accepted, its own check)`, in merge
-/// order), on places in `members`: ascending rows, so the smallest place is the smallest row and
-/// a cluster is still named by its smallest row.
-fn merge_component<'a, S>(
+/// One component to cluster: its rows (ascending), its pairs (indexes in `accepted`, in merge
+/// order) and the answers of their own checks.
+struct ComponentTask<'a> {
     members: &'a [u32],
-    pairs: Vec<PairToMerge>,
+    pairs: &'a [usize],
+    own_checks: &'a mut [Option<String>],
+}
+
+/// The ordered pass over one component's pairs, on places in `members`: ascending rows, so the
+/// smallest place is the smallest row and a cluster is still named by its smallest row.
+fn merge_component<'a, S>(
+    task: ComponentTask<'a>,
     accepted: &[(u32, u32, f64)],
     position: &[u32],
     same_signature: &impl Fn(u32, u32) -> bool,
     state: &mut S,
     conflict: &impl Fn(&mut S, u32, u32) -> Option<String>,
 ) -> ComponentResult<'a> {
+    let ComponentTask {
+        members,
+        pairs,
+        own_checks,
+    } = task;
     let n = members.len();
     let mut uf = UnionFind {
         parent: (0..n as u32).collect(),
@@ -262,7 +276,7 @@ fn merge_component<'a, S>(
     };
     let mut best = vec![None::<f64>; n];
     let mut splits = Vec::new();
-    for (k, mut own_check) in pairs {
+    for (&k, own_check) in pairs.iter().zip(own_checks) {
         let (i, j, p) = accepted[k];
         let (pi, pj) = (position[i as usize], position[j as usize]);
         let (ri, rj) = (uf.find(pi), uf.find(pj));
