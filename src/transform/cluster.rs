@@ -26,7 +26,7 @@ pub struct Clusters {
 
 struct UnionFind {
     parent: Vec<u32>,
-    /// Per root: its members with distinct signatures (rows the guard tells apart). A cluster of
+    /// Per root: its members with distinct signatures (those the guard tells apart). A cluster of
     /// one person's forty records usually has one to three, so checking a merge costs a handful of
     /// comparisons however large the clusters are. Empty for a root that has merged nothing: it
     /// stands for itself (a million one-row vectors would be a million allocations).
@@ -166,40 +166,24 @@ impl Components {
         }
         // Components numbered in the order of their smallest rows; rows and pairs bucketed by
         // component with a counting sort, which keeps each bucket in row (pair) order.
+        let touched_rows: Vec<u32> = (0..rows as u32).filter(|&r| touched[r as usize]).collect();
         let mut number = vec![u32::MAX; rows];
         let mut component_of = vec![u32::MAX; rows];
         let mut count = 0u32;
-        for row in (0..rows).filter(|&r| touched[r]) {
-            let root = uf.find(row as u32) as usize;
+        for &row in &touched_rows {
+            let root = uf.find(row) as usize;
             if number[root] == u32::MAX {
                 number[root] = count;
                 count += 1;
             }
-            component_of[row] = number[root];
+            component_of[row as usize] = number[root];
         }
-        let bucket = |keys: &mut dyn Iterator<Item = u32>, n: usize| -> (Vec<usize>, Vec<usize>) {
-            let keys: Vec<u32> = keys.collect();
-            let mut start = vec![0usize; n + 1];
-            for &c in &keys {
-                start[c as usize + 1] += 1;
-            }
-            for c in 0..n {
-                start[c + 1] += start[c];
-            }
-            let mut next = start.clone();
-            let mut out = vec![0usize; keys.len()];
-            for (item, &c) in keys.iter().enumerate() {
-                out[next[c as usize]] = item;
-                next[c as usize] += 1;
-            }
-            (out, start)
-        };
         let n = count as usize;
-        let touched_rows: Vec<u32> = (0..rows as u32).filter(|&r| touched[r as usize]).collect();
-        let (order, row_start) = bucket(
-            &mut touched_rows.iter().map(|&r| component_of[r as usize]),
-            n,
-        );
+        let row_keys: Vec<u32> = touched_rows
+            .iter()
+            .map(|&r| component_of[r as usize])
+            .collect();
+        let (order, row_start) = bucket_by(&row_keys, n);
         let member_rows: Vec<u32> = order.iter().map(|&i| touched_rows[i]).collect();
         let mut position = vec![u32::MAX; rows];
         for c in 0..n {
@@ -210,10 +194,11 @@ impl Components {
                 position[row as usize] = p as u32;
             }
         }
-        let (pairs, pair_start) = bucket(
-            &mut accepted.iter().map(|&(i, _, _)| component_of[i as usize]),
-            n,
-        );
+        let pair_keys: Vec<u32> = accepted
+            .iter()
+            .map(|&(i, _, _)| component_of[i as usize])
+            .collect();
+        let (pairs, pair_start) = bucket_by(&pair_keys, n);
         Components {
             rows: member_rows,
             row_start,
@@ -234,6 +219,25 @@ impl Components {
     fn pairs(&self, c: usize) -> &[usize] {
         &self.pairs[self.pair_start[c]..self.pair_start[c + 1]]
     }
+}
+
+/// Counting sort of items by their bucket (`keys[item] < buckets`): the items bucket by bucket,
+/// each bucket in item order, and where each bucket starts (with the end last).
+fn bucket_by(keys: &[u32], buckets: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut start = vec![0usize; buckets + 1];
+    for &c in keys {
+        start[c as usize + 1] += 1;
+    }
+    for c in 0..buckets {
+        start[c + 1] += start[c];
+    }
+    let mut next = start.clone();
+    let mut out = vec![0usize; keys.len()];
+    for (item, &c) in keys.iter().enumerate() {
+        out[next[c as usize]] = item;
+        next[c as usize] += 1;
+    }
+    (out, start)
 }
 
 /// One component's clustering: per member (in `members` order) the place in `members` of its
