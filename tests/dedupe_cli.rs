@@ -78,6 +78,27 @@ fn messy_contacts_cluster_as_people_not_as_households() {
     ] {
         assert!(header.contains(col), "pairs lack {col}: {header}");
     }
+    // Each pair's explanation adds up: its weight is the prior of the rule that brought it plus
+    // what each field added.
+    let names: Vec<&str> = header.split(',').collect();
+    let at = |name: &str| names.iter().position(|n| *n == name).expect(name);
+    let (weight, prior, rule) = (at("match_weight"), at("prior_weight"), at("blocking_rule"));
+    let field_weights: Vec<usize> = (0..names.len())
+        .filter(|i| names[*i].ends_with("_weight") && ![weight, prior].contains(i))
+        .collect();
+    let mut explained = 0;
+    for line in pair_text.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let number = |i: usize| cells[i].parse::<f64>().unwrap_or(0.0);
+        let sum: f64 = number(prior) + field_weights.iter().map(|i| number(*i)).sum::<f64>();
+        assert!((sum - number(weight)).abs() < 1e-6, "{line}");
+        assert!(
+            !cells[rule].is_empty(),
+            "a pair names its blocking rule: {line}"
+        );
+        explained += 1;
+    }
+    assert!(explained > 0, "pairs were written");
     let quarantine =
         std::fs::read_to_string(dir.path().join("clusters.quarantine.csv")).expect("quarantine");
     assert!(quarantine.contains("empty id"), "{quarantine}");

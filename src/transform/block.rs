@@ -52,6 +52,35 @@ pub fn key_of(raw: &str, transform: &str, region: Region) -> Option<String> {
     (!key.is_empty()).then_some(key)
 }
 
+/// Per field of `table`: whether every pair `rule` brings agrees on it, because one of the rule's
+/// keys is the field's whole normalised value (`postal_code`, `city`, `last_name:exact`,
+/// `phone:phone`, `email:email_key`). A phonetic code, an initial or a prefix leaves the field's
+/// comparison open, and so does a rule whose key parts may come in either order.
+///
+/// Scoring such a pair counts the agreement once, in the rule's prior (the share of matches among
+/// the rule's pairs, which falls as the table grows and namesakes crowd each postcode), not a
+/// second time as the field's match weight: counted twice, ten namesakes in one postcode would
+/// each look like a certain match, however many of them the table holds.
+pub fn settled_fields(rule: &BlockingRule, table: &PreparedTable) -> Vec<bool> {
+    let mut settled = vec![false; table.fields.len()];
+    if rule.unordered {
+        return settled;
+    }
+    for key in &rule.keys {
+        let (field, transform) = key.split_once(':').unwrap_or((key, "exact"));
+        let Some(f) = table.fields.iter().position(|x| x.name == field) else {
+            continue;
+        };
+        settled[f] |= match (table.fields[f].kind, transform) {
+            (FieldKind::Phone, "phone") | (FieldKind::Email, "email_key") => true,
+            (FieldKind::Phone | FieldKind::Email, _) => false,
+            (_, "exact") => true,
+            _ => false,
+        };
+    }
+    settled
+}
+
 /// The local part of an address as a key: long enough to name someone (`jsmith`, not `jo`),
 /// so a domain typo or a second provider (`karen.russell@yaho.com`) still meets its record.
 fn email_local(email: &normalize::EmailKey) -> Option<&str> {
@@ -93,6 +122,28 @@ pub struct Blocking {
     pub window: usize,
     /// Blocks compared by sorted neighbourhood: (rule, size, a member row).
     pub windowed: Vec<(String, usize, u32)>,
+    /// Per rule that ran, per field: whether every pair the rule brings agrees on that field by
+    /// construction (its key is the field's whole value: `postal_code`, `phone:phone`). Such an
+    /// agreement is no evidence about those pairs; the rule's prior already holds it.
+    settled: Vec<Vec<bool>>,
+    /// Per rule that ran: how its blocks crowd (see [`Crowding`]).
+    crowding: Vec<Crowding>,
+}
+
+/// How many of a rule's pairs chance alone would make. A rule whose key has several parts (a
+/// surname's sound, a first initial, a postcode) joins two different people whenever each part
+/// happens to agree; people's names do not depend on their postcode, so the pairs that share the
+/// whole key by chance are about the pairs of rows with a key, times the share of them that
+/// agree on each part. What the rule's blocks hold beyond that is duplicates. That share falls as
+/// a table grows and namesakes crowd each postcode, which a prior fitted to the pairs' own fields
+/// cannot see: the fields of two namesakes look the same in a thousand rows as in ten million.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Crowding {
+    /// Pairs within the rule's blocks (all of them, windowed or not).
+    pub block_pairs: f64,
+    /// Pairs of different people expected to share the whole key by chance; None for a key of
+    /// one part or an unordered one, which give no such estimate.
+    pub chance_pairs: Option<f64>,
 }
 
 /// A raw input column and its dictionary, for keys computed from cells.
@@ -117,11 +168,23 @@ impl Blocking {
         let mut blocks = Vec::new();
         let mut windowed = Vec::new();
         let mut order: Option<NeighbourhoodOrder> = None;
+        let mut settled = Vec::new();
+        let mut crowding = Vec::new();
+        let mut earlier_on_names = false;
         for rule in &model.blocking {
-            let Some(keys) = rule_keys(rule, table, &column, region) else {
+            let Some((keys, mut chance_pairs)) = rule_keys(rule, table, &column, region) else {
                 tracing::warn!(rule = %rule.name, "Blocking rule skipped: the input lacks one of its columns");
                 continue;
             };
+            // A rule's pairs are those no earlier rule brought. The namesakes its key joins by
+            // chance are among them only while the earlier rules key on identifiers (a phone, an
+            // email), which namesakes seldom share; after a rule on names they are not, and
+            // the estimate says nothing about the rule's own pairs.
+            if earlier_on_names {
+                chance_pairs = None;
+            }
+            earlier_on_names |= parts_on_names(rule, table).contains(&true);
+            settled.push(settled_fields(rule, table));
             let index = names.len();
             let mut positions = vec![FULL; table.rows];
             let mut rule_blocks: Vec<Block> = group_rows(&keys)
@@ -146,6 +209,13 @@ impl Blocking {
                 }
                 windowed.push((rule.name.clone(), b.rows.len(), b.rows[0]));
             }
+            crowding.push(Crowding {
+                block_pairs: rule_blocks
+                    .iter()
+                    .map(|b| pairs_among(b.rows.len() as f64))
+                    .sum(),
+                chance_pairs,
+            });
             blocks.extend(rule_blocks);
             names.push(rule.name.clone());
             per_rule.push((keys, positions));
@@ -167,7 +237,20 @@ impl Blocking {
             blocks,
             window: model.window,
             windowed,
+            settled,
+            crowding,
         })
+    }
+
+    /// Per rule that ran: the pairs its blocks hold and those chance would make.
+    pub fn crowding(&self) -> &[Crowding] {
+        &self.crowding
+    }
+
+    /// Per rule that ran, per field: whether the rule's key makes its pairs agree on the field
+    /// (see [`settled_fields`]).
+    pub fn settled(&self) -> &[Vec<bool>] {
+        &self.settled
     }
 
     /// An upper bound on the pairs a block yields (its pairs, or its windowed neighbours).
@@ -205,6 +288,16 @@ impl Blocking {
     /// Calls `visit(i, j)` with `i < j` for every pair of a block that no earlier rule generated,
     /// so across all blocks each candidate pair is visited exactly once.
     pub fn for_each_pair(&self, block: &Block, mut visit: impl FnMut(u32, u32)) {
+        self.for_each_pair_marked(block, |i, j, earlier| {
+            if !earlier {
+                visit(i, j)
+            }
+        })
+    }
+
+    /// Calls `visit(i, j, earlier)` with `i < j` for every pair of a block, `earlier` telling
+    /// whether an earlier rule generated it too.
+    pub fn for_each_pair_marked(&self, block: &Block, mut visit: impl FnMut(u32, u32, bool)) {
         let rows = &block.rows;
         let rules = self.names.len();
         let reach = if block.windowed {
@@ -225,9 +318,7 @@ impl Blocking {
                         && (p.position == FULL
                             || (p.position.abs_diff(q.position) as usize) <= self.window)
                 });
-                if !earlier {
-                    visit(i, j);
-                }
+                visit(i, j, earlier);
             }
         }
     }
@@ -401,7 +492,7 @@ fn rule_keys<'a>(
     table: &PreparedTable,
     column: &impl Fn(&str) -> Option<RawColumn<'a>>,
     region: Region,
-) -> Option<Vec<u64>> {
+) -> Option<(Vec<u64>, Option<f64>)> {
     // Each part as a hash per row (NO_KEY when the cell gives no key).
     let parts: Vec<Vec<u64>> = rule
         .keys
@@ -411,28 +502,80 @@ fn rule_keys<'a>(
             part_hashes(field, transform, table, column, region)
         })
         .collect::<Option<_>>()?;
-    Some(
-        (0..table.rows)
-            .into_par_iter()
-            .map_init(
-                // One scratch buffer per worker: a vector per row was a million allocations per
-                // rule.
-                || vec![0u64; parts.len()],
-                |hashes, row| {
-                    for (slot, part) in hashes.iter_mut().zip(&parts) {
-                        match part[row] {
-                            NO_KEY => return NO_KEY,
-                            h => *slot = h,
-                        }
+    let keys = (0..table.rows)
+        .into_par_iter()
+        .map_init(
+            // One scratch buffer per worker: a vector per row was a million allocations per
+            // rule.
+            || vec![0u64; parts.len()],
+            |hashes, row| {
+                for (slot, part) in hashes.iter_mut().zip(&parts) {
+                    match part[row] {
+                        NO_KEY => return NO_KEY,
+                        h => *slot = h,
                     }
-                    if rule.unordered {
-                        hashes.sort_unstable();
-                    }
-                    combine(hashes)
-                },
-            )
-            .collect(),
-    )
+                }
+                if rule.unordered {
+                    hashes.sort_unstable();
+                }
+                combine(hashes)
+            },
+        )
+        .collect::<Vec<u64>>();
+    let is_name = parts_on_names(rule, table);
+    let independent = !rule.unordered && is_name.contains(&true) && is_name.contains(&false);
+    let chance_pairs = independent.then(|| chance_pairs(&keys, &parts, &is_name));
+    Some((keys, chance_pairs))
+}
+
+/// Per key part of `rule`: whether it is on a name field. Parts on names go together (a surname
+/// says something about the first name); parts on anything else (a postcode, a city) are what
+/// names do not depend on.
+fn parts_on_names(rule: &BlockingRule, table: &PreparedTable) -> Vec<bool> {
+    rule.keys
+        .iter()
+        .map(|k| {
+            let field = k.split_once(':').map_or(k.as_str(), |(f, _)| f);
+            table.fields.iter().any(|f| {
+                f.name == field && matches!(f.kind, FieldKind::GivenName | FieldKind::FamilyName)
+            })
+        })
+        .collect()
+}
+
+/// Pairs among `n` rows.
+fn pairs_among(n: f64) -> f64 {
+    n * (n - 1.0) / 2.0
+}
+
+/// The pairs of rows with a whole key that would share it by chance: all pairs of such rows,
+/// times the share of them agreeing on the name parts, times the share agreeing on the other
+/// parts, as if a person's name did not depend on where they live.
+fn chance_pairs(keys: &[u64], parts: &[Vec<u64>], is_name: &[bool]) -> f64 {
+    let with_key: Vec<usize> = (0..keys.len()).filter(|r| keys[*r] != NO_KEY).collect();
+    let all = pairs_among(with_key.len() as f64);
+    if all <= 0.0 {
+        return 0.0;
+    }
+    let agreeing_share = |names: bool| {
+        let group: Vec<&Vec<u64>> = parts
+            .iter()
+            .zip(is_name)
+            .filter(|(_, n)| **n == names)
+            .map(|(p, _)| p)
+            .collect();
+        let mut values: Vec<u64> = with_key
+            .iter()
+            .map(|r| group.iter().fold(0, |h, p| combine(&[h, p[*r]])))
+            .collect();
+        values.par_sort_unstable();
+        let agreeing: f64 = values
+            .chunk_by(|a, b| a == b)
+            .map(|run| pairs_among(run.len() as f64))
+            .sum();
+        agreeing / all
+    };
+    agreeing_share(true) * agreeing_share(false) * all
 }
 
 /// One key part's hash per row.
@@ -596,6 +739,68 @@ kind = "email"
             ]),
         };
         assert_eq!(pairs(&m, &t), vec![(0, 1), (2, 3)]);
+    }
+
+    #[test]
+    fn chance_pairs_are_the_pairs_agreeing_on_names_times_the_share_agreeing_on_place() {
+        let m: MatchModel = toml::from_str(
+            r#"
+id_column = "id"
+[[blocking]]
+name = "surname_city"
+keys = ["last_name:exact", "city"]
+[[blocking]]
+name = "first_name"
+keys = ["first_name:exact"]
+[[blocking]]
+name = "surname_city_again"
+keys = ["last_name:exact", "city"]
+[[fields]]
+name = "first_name"
+kind = "given_name"
+[[fields]]
+name = "last_name"
+kind = "family_name"
+[[fields]]
+name = "city"
+kind = "text"
+"#,
+        )
+        .expect("model");
+        let cells = |v: &[&str]| -> super::super::encode::TextColumn {
+            v.iter().map(|s| Some(*s)).collect()
+        };
+        let t = InputTable {
+            ids: (0..6).map(|i| i.to_string()).collect(),
+            columns: HashMap::from([
+                (
+                    "first_name".into(),
+                    cells(&["Ann", "Bo", "Cy", "Di", "Ed", "Flo"]),
+                ),
+                (
+                    "last_name".into(),
+                    cells(&["Li", "Li", "Li", "Li", "Ng", "Ng"]),
+                ),
+                (
+                    "city".into(),
+                    cells(&["Oslo", "Oslo", "Rome", "Rome", "Oslo", "Rome"]),
+                ),
+            ]),
+        };
+        let us = normalize::region("US");
+        let (table, raw, _) = prepare_table(&m, &t, us);
+        let blocking = block(&m, &table, &t, &raw, us).expect("blocking");
+        let crowding = blocking.crowding();
+        // 15 pairs of rows; 7 share a surname and 6 a city: 15 * 7/15 * 6/15 = 2.8 by chance,
+        // against the 2 pairs (Li in Oslo, Li in Rome) the rule's blocks hold.
+        let chance = crowding[0].chance_pairs.expect("names and place");
+        assert!((chance - 2.8).abs() < 1e-9, "{chance}");
+        assert_eq!(crowding[0].block_pairs, 2.0);
+        // One part gives no estimate; after a rule on names the rule's own pairs no longer hold
+        // its chance pairs, so there is none either.
+        assert_eq!(crowding[1].chance_pairs, None);
+        assert_eq!(crowding[2].chance_pairs, None);
+        assert_eq!(crowding[2].block_pairs, 2.0);
     }
 
     #[test]

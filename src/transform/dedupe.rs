@@ -13,7 +13,8 @@ use super::encode::{Dictionary, NULL_CODE, TextColumn, remap};
 use super::model::{FieldKind, MatchModel};
 use super::normalize;
 use super::score::{
-    self, LevelCache, Levels, MAX_FIELDS, NULL_LEVEL, Parameters, PreparedTable, ScoredPair, Scorer,
+    self, LevelCache, Levels, MAX_FIELDS, NULL_LEVEL, Parameters, PreparedTable, RuleParameters,
+    ScoredPair, Scorer,
 };
 use rayon::prelude::*;
 use rlibphonenumber::enums::Region;
@@ -309,6 +310,10 @@ fn pair_hash(i: u32, j: u32) -> u64 {
     ((u64::from(i) << 32) | u64::from(j)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17
 }
 
+/// How far the pairs that share a rule's key by chance may be from their estimate under
+/// independence of names and place ([`crate::transform::block::Crowding`]), as a share of it.
+const CHANCE_PAIRS_ERROR: f64 = 0.1;
+
 /// Candidate pairs EM is fitted on, at most (a handful of parameters needs no more).
 const EM_SAMPLE: usize = 300_000;
 
@@ -395,7 +400,7 @@ pub fn run(
     // Workers take blocks in runs of about equal work, and each keeps its level cache warm across
     // the runs it takes instead of starting a fresh one at every block.
     let runs = blocking.balanced_runs(rayon::current_num_threads() * 64);
-    let sample: Vec<(usize, Vec<u8>)> = runs
+    let sample: Vec<(usize, bool, Vec<u8>)> = runs
         .par_iter()
         .flat_map_iter(|run| &blocking.blocks[run.clone()])
         .fold(
@@ -404,9 +409,15 @@ pub fn run(
                 let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
                 let step = step_per_rule[block.rule];
                 if pair_hash(block.rows[0], block.rows.len() as u32).is_multiple_of(step) {
-                    blocking.for_each_pair(block, |i, j| {
+                    // A pair an earlier rule brought is only counted (the share of them
+                    // tells how many of a rule's block pairs are its own).
+                    blocking.for_each_pair_marked(block, |i, j, earlier| {
+                        if earlier {
+                            out.push((block.rule, true, Vec::new()));
+                            return;
+                        }
                         table.levels_into(i, j, None, &mut cache, &mut levels);
-                        out.push((block.rule, levels[..fields].to_vec()));
+                        out.push((block.rule, false, levels[..fields].to_vec()));
                     });
                 }
                 (cache, out)
@@ -417,13 +428,20 @@ pub fn run(
             a.extend(b);
             a
         });
-    let patterns = score::level_patterns(sample.iter().map(|(_, l)| l.as_slice()));
+    let patterns = score::level_patterns(
+        sample
+            .iter()
+            .filter(|(_, earlier, _)| !earlier)
+            .map(|(_, _, l)| l.as_slice()),
+    );
+    let u_random = u;
     let (mut m, u, sample_lambda, iterations) = score::estimate_em(
         &table,
         model.em_estimates_u,
-        &u,
+        &u_random,
         &patterns,
         model.em_iterations,
+        None,
     );
     for (f, field) in table.fields.iter().enumerate() {
         if let Some(given) = &field.m {
@@ -432,15 +450,95 @@ pub fn run(
     }
     // The prior of each rule's pairs, with m and u held; the overall share weighs the rules by
     // the pairs they bring.
-    let lambda_per_rule: Vec<f64> = (0..rules)
+    let (lambda_per_rule, bounded_by_crowding): (Vec<f64>, Vec<bool>) = (0..rules)
         .map(|r| {
             let patterns = score::level_patterns(
                 sample
                     .iter()
-                    .filter(|(rule, _)| *rule == r)
-                    .map(|(_, l)| l.as_slice()),
+                    .filter(|(rule, earlier, _)| *rule == r && !earlier)
+                    .map(|(_, _, l)| l.as_slice()),
             );
-            score::estimate_lambda(&m, &u, &patterns, model.em_iterations, sample_lambda)
+            let fitted =
+                score::estimate_lambda(&m, &u, &patterns, model.em_iterations, sample_lambda);
+            let crowding = blocking.crowding()[r];
+            let Some(chance) = crowding.chance_pairs else {
+                return (fitted, false);
+            };
+            // The rule's own pairs (those no earlier rule brought), from the share of its
+            // sampled pairs an earlier rule did not bring.
+            let (seen, earlier) = sample
+                .iter()
+                .filter(|(rule, ..)| *rule == r)
+                .fold((0usize, 0usize), |(n, e), (_, earlier, _)| {
+                    (n + 1, e + usize::from(*earlier))
+                });
+            let own_share = if seen == 0 {
+                1.0
+            } else {
+                1.0 - earlier as f64 / seen as f64
+            };
+            let own_pairs = crowding.block_pairs * own_share;
+            if own_pairs <= 0.0 {
+                return (fitted, false);
+            }
+            // Names do depend a little on place (and a household shares both), so the chance
+            // pairs are taken as known to within CHANCE_PAIRS_ERROR either way: the fitted prior
+            // stands when it falls inside what that allows, and is bounded when it does not.
+            let most = (1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs).clamp(1e-6, 1.0 - 1e-6);
+            let least = (1.0 - (1.0 + CHANCE_PAIRS_ERROR) * chance / own_pairs).clamp(1e-6, most);
+            tracing::debug!(rule = %blocking.rule_names()[r], fitted, least, most, chance, own_pairs,
+                "Share of matches among the rule's own pairs: fitted, and the range its blocks' crowding allows");
+            if fitted > most {
+                (most, true)
+            } else {
+                (fitted.max(least), false)
+            }
+        })
+        .unzip();
+    // A prior from crowding is the share of matches among pairs that share the rule's key: it
+    // holds that agreement already, so the fields the key settles add nothing more, and the
+    // other fields are weighed by how they tell duplicates from namesakes among such pairs (m
+    // and u fitted on the rule's own pairs with the prior held, which also keeps EM from
+    // taking "same surname and postcode" for a duplicate).
+    let settled_per_rule: Vec<Vec<bool>> = blocking
+        .settled()
+        .iter()
+        .zip(&bounded_by_crowding)
+        .map(|(settled, bounded)| {
+            if *bounded {
+                settled.clone()
+            } else {
+                vec![false; settled.len()]
+            }
+        })
+        .collect();
+    let per_rule: Vec<Option<RuleParameters>> = (0..rules)
+        .map(|r| {
+            if !bounded_by_crowding[r] {
+                return None;
+            }
+            let settled = &settled_per_rule[r];
+            let masked: Vec<Vec<u8>> = sample
+                .iter()
+                .filter(|(rule, earlier, _)| *rule == r && !earlier)
+                .map(|(_, _, levels)| {
+                    levels
+                        .iter()
+                        .zip(settled)
+                        .map(|(l, s)| if *s { NULL_LEVEL } else { *l })
+                        .collect()
+                })
+                .collect();
+            let patterns = score::level_patterns(masked.iter().map(Vec::as_slice));
+            let (m, u, _, _) = score::estimate_em(
+                &table,
+                true,
+                &u_random,
+                &patterns,
+                model.em_iterations,
+                Some(lambda_per_rule[r]),
+            );
+            Some(RuleParameters { m, u })
         })
         .collect();
     drop(sample);
@@ -456,6 +554,8 @@ pub fn run(
         u,
         lambda,
         lambda_per_rule,
+        settled_per_rule,
+        per_rule,
         iterations,
         term_frequency: score::term_frequencies(&table),
     };
@@ -525,6 +625,7 @@ pub fn run(
                         out.kept.push(ScoredPair {
                             left: i,
                             right: j,
+                            rule: Some(block.rule),
                             weight,
                             probability,
                             levels: levels[..fields].into(),
@@ -1029,5 +1130,77 @@ mod tests {
         .expect("dedupe");
         assert_ne!(cluster_of(&result, "r0"), cluster_of(&result, "r1"));
         assert_eq!(cluster_of(&result, "r2"), cluster_of(&result, "r3"));
+    }
+
+    #[test]
+    fn namesakes_crowding_a_postcode_are_not_taken_for_duplicates() {
+        // 3,000 different people drawn from ten surnames, ten first names and 200 postcodes (so
+        // a surname, initial and postcode is shared by 0.15 people besides oneself by chance: one
+        // postcode is weighty evidence, yet about 200 namesake pairs share one), every one with
+        // an own email and phone; and 40 of them entered twice with the same phone.
+        let surnames = [
+            "Smith", "Jones", "Brown", "Garcia", "Miller", "Davis", "Lopez", "Wilson", "Moore",
+            "Clark",
+        ];
+        let firsts = [
+            "James", "Mary", "Robert", "Linda", "Thomas", "Karen", "David", "Nancy", "Paul",
+            "Helen",
+        ];
+        let mut state: u64 = 7;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as usize) % n
+        };
+        let mut rows: Vec<[String; 6]> = Vec::new();
+        for p in 0..3000 {
+            let (s, f, z) = (surnames[next(10)], firsts[next(10)], 10_000 + next(200));
+            let row = [
+                f.to_string(),
+                s.to_string(),
+                format!("{}.{}{p}@example.com", f.to_lowercase(), s.to_lowercase()),
+                format!("+1 312 55{:05}", p),
+                "Chicago".to_string(),
+                format!("{z}"),
+            ];
+            if p < 40 {
+                let mut again = row.clone();
+                again[2] = String::new();
+                rows.push(again);
+            }
+            rows.push(row);
+        }
+        let borrowed: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        let slices: Vec<&[&str]> = borrowed.iter().map(Vec::as_slice).collect();
+        let result = dedupe(columns_table(&CONTACT_COLUMNS, &slices));
+        let mut members: HashMap<String, Vec<usize>> = HashMap::new();
+        for (row, a) in result.assignments.iter().enumerate() {
+            members.entry(a.cluster_id.clone()).or_default().push(row);
+        }
+        // The 40 people entered twice are found (rows 2k and 2k+1 for k < 40), and no cluster
+        // holds two people.
+        let person = |row: usize| if row < 80 { row / 2 } else { row - 40 };
+        for rows in members.values() {
+            let people: std::collections::HashSet<usize> =
+                rows.iter().map(|r| person(*r)).collect();
+            assert_eq!(people.len(), 1, "rows {rows:?} merge different people");
+        }
+        assert_eq!(members.len(), 3000);
+        let rule = result
+            .metrics
+            .pairs_per_rule
+            .iter()
+            .position(|(name, _)| name == "name_sound_postcode")
+            .expect("rule ran");
+        // Chance explains the rule's pairs, so its prior says they are mostly not duplicates.
+        assert!(
+            result.parameters.lambda_per_rule[rule] < 0.2,
+            "{:?}",
+            result.parameters.lambda_per_rule
+        );
     }
 }

@@ -233,6 +233,27 @@ pub fn write_pairs(result: &DedupeResult, threshold: f64, path: &Path) -> anyhow
             "match_probability".into(),
             pairs.iter().map(|p| p.probability).collect::<Vec<_>>(),
         ),
+        // The part of the weight no field explains, and the blocking rule it comes from (the
+        // first rule that brought the pair): a pair that shares a phone starts from a
+        // different prior than namesakes in one postcode.
+        Column::new(
+            "prior_weight".into(),
+            pairs
+                .iter()
+                .map(|p| scorer.prior_weight(p))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "blocking_rule".into(),
+            pairs
+                .iter()
+                .map(|p| {
+                    p.rule
+                        .and_then(|r| result.metrics.pairs_per_rule.get(r))
+                        .map(|(name, _)| name.as_str())
+                })
+                .collect::<Vec<_>>(),
+        ),
         Column::new(
             "accepted".into(),
             pairs

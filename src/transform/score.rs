@@ -275,6 +275,16 @@ pub struct Parameters {
     /// Share of matches among the pairs each blocking rule adds (a pair that shares a phone is a
     /// match far more often than one that shares only a common name), the prior of those pairs.
     pub lambda_per_rule: Vec<f64>,
+    /// Per blocking rule, per field: agreement the rule's key forces on its pairs
+    /// ([`crate::transform::block::settled_fields`]). It adds no weight to those pairs: the
+    /// rule's prior holds it.
+    #[serde(skip)]
+    pub settled_per_rule: Vec<Vec<bool>>,
+    /// Per blocking rule whose prior comes from how its blocks crowd: m and u fitted on that
+    /// rule's own pairs with the prior held, so they describe duplicates and namesakes among
+    /// pairs that already share the key (a shared first name says less among pairs that share
+    /// a surname and an initial than among all pairs). Other rules use `m` and `u`.
+    pub per_rule: Vec<Option<RuleParameters>>,
     /// EM iterations run.
     pub iterations: usize,
     /// Per field with term-frequency adjustment: the weight an exact match on each value code
@@ -283,63 +293,55 @@ pub struct Parameters {
     pub term_frequency: Vec<Option<Vec<f64>>>,
 }
 
+/// m and u fitted on one blocking rule's pairs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleParameters {
+    pub m: Vec<Vec<f64>>,
+    pub u: Vec<Vec<f64>>,
+}
+
 /// A scored pair. The per-field weights of its explanation are recomputed from its levels when
 /// written ([`Scorer::field_weights`]), so a kept pair costs a few bytes per field.
 #[derive(Debug, Clone)]
 pub struct ScoredPair {
     pub left: u32,
     pub right: u32,
+    /// The blocking rule that brought the pair (None: scored outside blocking).
+    pub rule: Option<usize>,
     pub weight: f64,
     pub probability: f64,
     pub levels: Box<[u8]>,
 }
 
-/// Match weights from parameters, precomputed per field and level.
-pub struct Scorer<'a> {
-    table: &'a PreparedTable,
-    params: &'a Parameters,
-    /// log2(m/u) per field and level.
+/// log2(m/u) per field and level under one set of m and u, and the most each field can add.
+struct Weights {
     log_ratio: Vec<Vec<f64>>,
-    prior: f64,
-    prior_per_rule: Vec<f64>,
-    /// Fields in the order a bounded score compares them: cheap comparisons first (codes,
-    /// phones, emails), then names (cached), then free text (Jaro-Winkler on every new pair).
-    order: Vec<usize>,
     /// The most each field can add (its best level, with the largest term-frequency bonus).
     max_weight: Vec<f64>,
+    /// Fields whose agreement a rule's key forces: they add nothing (the rule's prior holds it).
+    settled: Vec<bool>,
 }
 
-impl<'a> Scorer<'a> {
-    pub fn new(table: &'a PreparedTable, params: &'a Parameters) -> Self {
-        let log_ratio = params
-            .m
+impl Weights {
+    fn new(
+        m: &[Vec<f64>],
+        u: &[Vec<f64>],
+        settled: Vec<bool>,
+        term_frequency: &[Option<Vec<f64>>],
+    ) -> Self {
+        let log_ratio: Vec<Vec<f64>> = m
             .iter()
-            .zip(&params.u)
+            .zip(u)
             .map(|(m, u)| m.iter().zip(u).map(|(m, u)| (m / u).log2()).collect())
             .collect();
-        Scorer {
-            table,
-            params,
-            log_ratio,
-            prior: log2_odds(params.lambda),
-            prior_per_rule: params
-                .lambda_per_rule
-                .iter()
-                .map(|l| log2_odds(*l))
-                .collect(),
-            order: comparison_order(table),
-            max_weight: Vec::new(),
-        }
-        .with_max_weights()
-    }
-
-    fn with_max_weights(mut self) -> Self {
-        self.max_weight = self
-            .log_ratio
+        let max_weight = log_ratio
             .iter()
             .enumerate()
             .map(|(f, ratios)| {
-                let bonus = self.params.term_frequency[f]
+                if settled.get(f).copied().unwrap_or(false) {
+                    return 0.0;
+                }
+                let bonus = term_frequency[f]
                     .as_ref()
                     .map_or(0.0, |adj| adj.iter().copied().fold(0.0, f64::max));
                 ratios
@@ -349,15 +351,82 @@ impl<'a> Scorer<'a> {
                     .fold(0.0, f64::max)
             })
             .collect();
-        self
+        Weights {
+            log_ratio,
+            max_weight,
+            settled,
+        }
+    }
+}
+
+/// Match weights from parameters, precomputed per field and level.
+pub struct Scorer<'a> {
+    table: &'a PreparedTable,
+    params: &'a Parameters,
+    /// The weights of the model's m and u.
+    global: Weights,
+    /// Per blocking rule with its own m and u (or a settled field), its weights.
+    per_rule: Vec<Option<Weights>>,
+    prior: f64,
+    prior_per_rule: Vec<f64>,
+    /// Fields in the order a bounded score compares them: cheap comparisons first (codes,
+    /// phones, emails), then names (cached), then free text (Jaro-Winkler on every new pair).
+    order: Vec<usize>,
+}
+
+impl<'a> Scorer<'a> {
+    pub fn new(table: &'a PreparedTable, params: &'a Parameters) -> Self {
+        let fields = params.m.len();
+        let tf = &params.term_frequency;
+        let rules = params.lambda_per_rule.len();
+        let per_rule = (0..rules)
+            .map(|r| {
+                let settled = params
+                    .settled_per_rule
+                    .get(r)
+                    .cloned()
+                    .unwrap_or_else(|| vec![false; fields]);
+                match params.per_rule.get(r).and_then(Option::as_ref) {
+                    Some(own) => Some(Weights::new(&own.m, &own.u, settled, tf)),
+                    None if settled.contains(&true) => {
+                        Some(Weights::new(&params.m, &params.u, settled, tf))
+                    }
+                    None => None,
+                }
+            })
+            .collect();
+        Scorer {
+            table,
+            params,
+            global: Weights::new(&params.m, &params.u, vec![false; fields], tf),
+            per_rule,
+            prior: log2_odds(params.lambda),
+            prior_per_rule: params
+                .lambda_per_rule
+                .iter()
+                .map(|l| log2_odds(*l))
+                .collect(),
+            order: comparison_order(table),
+        }
     }
 
-    /// The weight one field's level adds (0 for an empty side).
+    /// The weights pairs of `rule` are scored with (the model's, outside blocking).
+    fn weights(&self, rule: Option<usize>) -> &Weights {
+        rule.and_then(|r| self.per_rule.get(r))
+            .and_then(Option::as_ref)
+            .unwrap_or(&self.global)
+    }
+
+    /// The weight one field's level adds (0 for an empty side), with the model's m and u.
     pub fn field_weight(&self, f: usize, level: u8, left: u32) -> f64 {
-        if level == NULL_LEVEL {
+        self.field_weight_with(&self.global, f, level, left)
+    }
+
+    fn field_weight_with(&self, weights: &Weights, f: usize, level: u8, left: u32) -> f64 {
+        if level == NULL_LEVEL || weights.settled[f] {
             return 0.0;
         }
-        let mut w = self.log_ratio[f][level as usize];
+        let mut w = weights.log_ratio[f][level as usize];
         if level == 0
             && let Some(adjustment) = &self.params.term_frequency[f]
         {
@@ -371,31 +440,44 @@ impl<'a> Scorer<'a> {
 
     /// Match weight of a pair from its levels, with the prior of all candidate pairs.
     pub fn weight(&self, left: u32, levels: &[u8]) -> f64 {
-        self.prior + self.evidence(left, levels)
+        self.prior + self.evidence(&self.global, left, levels)
     }
 
-    /// Match weight of a pair the blocking rule `rule` added, with that rule's prior.
+    /// Match weight of a pair the blocking rule `rule` added: that rule's prior, and what the
+    /// fields the rule's key leaves open say, with the rule's m and u where it has its own.
     pub fn weight_in_rule(&self, rule: usize, left: u32, levels: &[u8]) -> f64 {
-        self.prior_per_rule.get(rule).copied().unwrap_or(self.prior) + self.evidence(left, levels)
+        self.prior_of(rule) + self.evidence(self.weights(Some(rule)), left, levels)
+    }
+
+    /// The prior weight of a pair `rule` brought.
+    pub fn prior_of(&self, rule: usize) -> f64 {
+        self.prior_per_rule.get(rule).copied().unwrap_or(self.prior)
     }
 
     /// What the fields say, without the prior.
-    fn evidence(&self, left: u32, levels: &[u8]) -> f64 {
+    fn evidence(&self, weights: &Weights, left: u32, levels: &[u8]) -> f64 {
         levels
             .iter()
             .take(self.table.fields.len())
             .enumerate()
-            .map(|(f, &l)| self.field_weight(f, l, left))
+            .map(|(f, &l)| self.field_weight_with(weights, f, l, left))
             .sum::<f64>()
     }
 
-    /// The explanation: the weight each field added.
+    /// The explanation: the weight each field added, as the pair was scored (nothing for a
+    /// field the pair's blocking rule made agree: the rule's prior holds that).
     pub fn field_weights(&self, pair: &ScoredPair) -> Vec<f64> {
+        let weights = self.weights(pair.rule);
         pair.levels
             .iter()
             .enumerate()
-            .map(|(f, &l)| self.field_weight(f, l, pair.left))
+            .map(|(f, &l)| self.field_weight_with(weights, f, l, pair.left))
             .collect()
+    }
+
+    /// The prior weight of a scored pair, the part of its weight no field explains.
+    pub fn prior_weight(&self, pair: &ScoredPair) -> f64 {
+        pair.rule.map_or(self.prior, |r| self.prior_of(r))
     }
 
     /// The weight of a pair the blocking rule `rule` added, or None as soon as the fields left to
@@ -413,8 +495,11 @@ impl<'a> Scorer<'a> {
     ) -> Option<f64> {
         levels.fill(NULL_LEVEL);
         let table = self.table;
-        let mut partial = self.prior_per_rule.get(rule).copied().unwrap_or(self.prior);
-        let mut remaining: f64 = self.max_weight.iter().sum();
+        let weights = self.weights(Some(rule));
+        let mut partial = self.prior_of(rule);
+        let weight_of = |f: usize, level: u8| self.field_weight_with(weights, f, level, i);
+        let most_of = |f: usize| weights.max_weight[f];
+        let mut remaining: f64 = weights.max_weight.iter().sum();
         let mut name_pending = false;
         for &f in &self.order {
             levels[f] = table.field_level(f, i, j, cache);
@@ -428,13 +513,13 @@ impl<'a> Scorer<'a> {
                     }
                     table.apply_swap(i, j, cache, levels);
                     for g in [first, last] {
-                        partial += self.field_weight(g, levels[g], i);
-                        remaining -= self.max_weight[g];
+                        partial += weight_of(g, levels[g]);
+                        remaining -= most_of(g);
                     }
                 }
                 _ => {
-                    partial += self.field_weight(f, levels[f], i);
-                    remaining -= self.max_weight[f];
+                    partial += weight_of(f, levels[f]);
+                    remaining -= most_of(f);
                 }
             }
             if partial + remaining < floor {
@@ -452,6 +537,7 @@ impl<'a> Scorer<'a> {
         ScoredPair {
             left: i,
             right: j,
+            rule: None,
             weight,
             probability: probability(weight),
             levels: levels[..self.table.fields.len()].into(),
@@ -586,6 +672,7 @@ pub fn estimate_em(
     u_random: &[Vec<f64>],
     patterns: &[LevelPattern],
     iterations: usize,
+    held_lambda: Option<f64>,
 ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, f64, usize) {
     let m_prior: Vec<Vec<f64>> = table.fields.iter().map(|f| prior_m(f.kind)).collect();
     // An m given in the model is held fixed while EM runs: it anchors the latent "match" class
@@ -602,7 +689,7 @@ pub fn estimate_em(
         .iter()
         .map(|f| !estimate_u || f.u.is_some())
         .collect();
-    let mut lambda: f64 = 0.1;
+    let mut lambda: f64 = held_lambda.unwrap_or(0.1);
     let mut done = 0;
     let shape: Vec<usize> = m.iter().map(Vec::len).collect();
     let zero = || shape.iter().map(|n| vec![0.0; *n]).collect::<Vec<_>>();
@@ -680,8 +767,9 @@ pub fn estimate_em(
             }
         }
         let pairs: f64 = patterns.iter().map(|(_, n)| n).sum();
-        let new_lambda =
-            ((total_p + PRIOR_WEIGHT * 0.1) / (pairs + PRIOR_WEIGHT)).clamp(1e-6, 1.0 - 1e-6);
+        let new_lambda = held_lambda.unwrap_or_else(|| {
+            ((total_p + PRIOR_WEIGHT * 0.1) / (pairs + PRIOR_WEIGHT)).clamp(1e-6, 1.0 - 1e-6)
+        });
         let change = (new_lambda - lambda).abs()
             + new_m
                 .iter()
