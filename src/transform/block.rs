@@ -172,17 +172,16 @@ impl Blocking {
         let mut crowding = Vec::new();
         let mut earlier_on_names = false;
         for rule in &model.blocking {
-            let Some((keys, mut chance_pairs)) = rule_keys(rule, table, &column, region) else {
-                tracing::warn!(rule = %rule.name, "Blocking rule skipped: the input lacks one of its columns");
-                continue;
-            };
             // A rule's pairs are those no earlier rule brought. The namesakes its key joins by
             // chance are among them only while the earlier rules key on identifiers (a phone, an
             // email), which namesakes seldom share; after a rule on names they are not, and
-            // the estimate says nothing about the rule's own pairs.
-            if earlier_on_names {
-                chance_pairs = None;
-            }
+            // the estimate would say nothing about the rule's own pairs.
+            let Some((keys, chance_pairs)) =
+                rule_keys(rule, table, &column, region, !earlier_on_names)
+            else {
+                tracing::warn!(rule = %rule.name, "Blocking rule skipped: the input lacks one of its columns");
+                continue;
+            };
             earlier_on_names |= parts_on_names(rule, table).contains(&true);
             settled.push(settled_fields(rule, table));
             let index = names.len();
@@ -486,12 +485,15 @@ fn combine(parts: &[u64]) -> u64 {
     h.max(1)
 }
 
-/// The key of every row under a rule, or None when the input lacks a column the rule needs.
+/// The key of every row under a rule, or None when the input lacks a column the rule needs; and,
+/// when `estimate_chance` and the key has parts on names and parts on anything else, the pairs
+/// it would join by chance ([`Crowding`]).
 fn rule_keys<'a>(
     rule: &BlockingRule,
     table: &PreparedTable,
     column: &impl Fn(&str) -> Option<RawColumn<'a>>,
     region: Region,
+    estimate_chance: bool,
 ) -> Option<(Vec<u64>, Option<f64>)> {
     // Each part as a hash per row (NO_KEY when the cell gives no key).
     let parts: Vec<Vec<u64>> = rule
@@ -523,7 +525,10 @@ fn rule_keys<'a>(
         )
         .collect::<Vec<u64>>();
     let is_name = parts_on_names(rule, table);
-    let independent = !rule.unordered && is_name.contains(&true) && is_name.contains(&false);
+    let independent = estimate_chance
+        && !rule.unordered
+        && is_name.contains(&true)
+        && is_name.contains(&false);
     let chance_pairs = independent.then(|| chance_pairs(&keys, &parts, &is_name));
     Some((keys, chance_pairs))
 }
