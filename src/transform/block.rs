@@ -337,6 +337,10 @@ struct NeighbourhoodOrder {
     packed: Vec<(usize, u32)>,
     /// Whether every ordered field is in the key (otherwise ties are broken by [`Self::compare`]).
     complete: bool,
+    /// Every row's packed key, computed once in row order: a row sits in the windowed blocks of
+    /// several rules, and reading its ranks while sorting a block is a cache miss per field on a
+    /// large table.
+    keys: Vec<u128>,
 }
 
 /// Fields with more distinct values than this share of the rows are left out of the order.
@@ -376,11 +380,17 @@ impl NeighbourhoodOrder {
             packed.push((f, bits));
             used += bits;
         }
-        NeighbourhoodOrder {
+        let mut order = NeighbourhoodOrder {
             ranks,
             packed,
             complete,
-        }
+            keys: Vec::new(),
+        };
+        order.keys = (0..table.rows as u32)
+            .into_par_iter()
+            .map(|row| order.key(table, row))
+            .collect();
+        order
     }
 
     /// A row's ranks in the packed fields, as one integer that sorts as they do.
@@ -394,11 +404,12 @@ impl NeighbourhoodOrder {
         })
     }
 
-    /// Sorts a block's rows into [`Self::compare`]'s order. The ranks are read once per row into
-    /// a key instead of once per comparison: a block of a common name holds thousands of rows
-    /// whose codes sit all over a table too large for the cache.
+    /// Sorts a block's rows into [`Self::compare`]'s order, by the rows' packed keys rather than
+    /// their ranks in each comparison: a block of a common name holds thousands of rows whose
+    /// codes sit all over a table too large for the cache.
     fn sort(&self, table: &PreparedTable, rows: &mut [u32]) {
-        let mut keyed: Vec<(u128, u32)> = rows.iter().map(|&r| (self.key(table, r), r)).collect();
+        let mut keyed: Vec<(u128, u32)> =
+            rows.iter().map(|&r| (self.keys[r as usize], r)).collect();
         if self.complete {
             // Equal keys hold equal ranks in every field, and compare() then orders by row.
             keyed.sort_unstable();
