@@ -176,7 +176,7 @@ impl Blocking {
             // chance are among them only while the earlier rules key on identifiers (a phone, an
             // email), which namesakes seldom share; after a rule on names they are not, and
             // the estimate would say nothing about the rule's own pairs.
-            let Some((keys, chance_pairs)) =
+            let Some((keys, agreement)) =
                 rule_keys(rule, table, &column, region, !earlier_on_names)
             else {
                 tracing::warn!(rule = %rule.name, "Blocking rule skipped: the input lacks one of its columns");
@@ -208,12 +208,13 @@ impl Blocking {
                 }
                 windowed.push((rule.name.clone(), b.rows.len(), b.rows[0]));
             }
+            let block_pairs = rule_blocks
+                .iter()
+                .map(|b| pairs_among(b.rows.len() as f64))
+                .sum();
             crowding.push(Crowding {
-                block_pairs: rule_blocks
-                    .iter()
-                    .map(|b| pairs_among(b.rows.len() as f64))
-                    .sum(),
-                chance_pairs,
+                block_pairs,
+                chance_pairs: agreement.map(|a| a.chance_pairs(block_pairs)),
             });
             blocks.extend(rule_blocks);
             names.push(rule.name.clone());
@@ -505,7 +506,7 @@ fn rule_keys<'a>(
     column: &impl Fn(&str) -> Option<RawColumn<'a>>,
     region: Region,
     estimate_chance: bool,
-) -> Option<(Vec<u64>, Option<f64>)> {
+) -> Option<(Vec<u64>, Option<KeyAgreement>)> {
     // Each part as a hash per row (NO_KEY when the cell gives no key).
     let parts: Vec<Vec<u64>> = rule
         .keys
@@ -536,12 +537,10 @@ fn rule_keys<'a>(
         )
         .collect::<Vec<u64>>();
     let is_name = parts_on_names(rule, table);
-    let independent = estimate_chance
-        && !rule.unordered
-        && is_name.contains(&true)
-        && is_name.contains(&false);
-    let chance_pairs = independent.then(|| chance_pairs(&keys, &parts, &is_name));
-    Some((keys, chance_pairs))
+    let independent =
+        estimate_chance && !rule.unordered && is_name.contains(&true) && is_name.contains(&false);
+    let agreement = independent.then(|| key_agreement(&keys, &parts, &is_name));
+    Some((keys, agreement))
 }
 
 /// Per key part of `rule`: whether it is on a name field. Parts on names go together (a surname
@@ -564,16 +563,46 @@ fn pairs_among(n: f64) -> f64 {
     n * (n - 1.0) / 2.0
 }
 
-/// The pairs of rows with a whole key that would share it by chance: all pairs of such rows,
-/// times the share of them agreeing on the name parts, times the share agreeing on the other
-/// parts, as if a person's name did not depend on where they live.
-fn chance_pairs(keys: &[u64], parts: &[Vec<u64>], is_name: &[bool]) -> f64 {
-    let with_key: Vec<usize> = (0..keys.len()).filter(|r| keys[*r] != NO_KEY).collect();
-    let all = pairs_among(with_key.len() as f64);
-    if all <= 0.0 {
-        return 0.0;
+/// Pair counts behind a rule's chance pairs: all pairs of rows with the whole key, and those that
+/// agree on its name parts and on its other parts.
+#[derive(Debug, Clone, Copy)]
+struct KeyAgreement {
+    all: f64,
+    names: f64,
+    other: f64,
+}
+
+impl KeyAgreement {
+    /// The pairs that share the whole key by chance, as if a person's name did not depend on
+    /// where they live: all pairs × the share agreeing on the names × the share agreeing on the
+    /// rest. A person's own records that share the key agree on every part too, and they are no
+    /// chance agreement of a part: a table full of duplicates would otherwise look crowded. So the
+    /// blocks' pairs beyond chance (`block_pairs` less the estimate) are taken out of both part
+    /// counts, and the estimate is found again until it settles.
+    fn chance_pairs(&self, block_pairs: f64) -> f64 {
+        if self.all <= 0.0 {
+            return 0.0;
+        }
+        let mut chance = self.names * self.other / self.all;
+        for _ in 0..50 {
+            let duplicates = (block_pairs - chance).max(0.0);
+            let next =
+                (self.names - duplicates).max(0.0) * (self.other - duplicates).max(0.0) / self.all;
+            let settled = (next - chance).abs() < 1e-9 * chance.max(1.0);
+            chance = next;
+            if settled {
+                break;
+            }
+        }
+        chance
     }
-    let agreeing_share = |names: bool| {
+}
+
+/// Counts the pairs of rows with a whole key, and those agreeing on its name parts and on its
+/// other parts (one sort per group of parts).
+fn key_agreement(keys: &[u64], parts: &[Vec<u64>], is_name: &[bool]) -> KeyAgreement {
+    let with_key: Vec<usize> = (0..keys.len()).filter(|r| keys[*r] != NO_KEY).collect();
+    let agreeing = |names: bool| {
         let group: Vec<&Vec<u64>> = parts
             .iter()
             .zip(is_name)
@@ -585,13 +614,16 @@ fn chance_pairs(keys: &[u64], parts: &[Vec<u64>], is_name: &[bool]) -> f64 {
             .map(|r| group.iter().fold(0, |h, p| combine(&[h, p[*r]])))
             .collect();
         values.par_sort_unstable();
-        let agreeing: f64 = values
+        values
             .chunk_by(|a, b| a == b)
             .map(|run| pairs_among(run.len() as f64))
-            .sum();
-        agreeing / all
+            .sum::<f64>()
     };
-    agreeing_share(true) * agreeing_share(false) * all
+    KeyAgreement {
+        all: pairs_among(with_key.len() as f64),
+        names: agreeing(true),
+        other: agreeing(false),
+    }
 }
 
 /// One key part's hash per row.
@@ -755,6 +787,22 @@ kind = "email"
             ]),
         };
         assert_eq!(pairs(&m, &t), vec![(0, 1), (2, 3)]);
+    }
+
+    #[test]
+    fn duplicates_sharing_a_key_are_not_counted_as_chance_agreements_of_its_parts() {
+        // 100 pairs agree on the names and 100 on the place among 10,000: one by chance, were
+        // the 50 pairs in the blocks not mostly one person's records, which agree on both.
+        let agreement = KeyAgreement {
+            all: 10_000.0,
+            names: 100.0,
+            other: 100.0,
+        };
+        let chance = agreement.chance_pairs(50.0);
+        // (100 - d)^2 / 10,000 with d = 50 - chance: about 0.2525.
+        assert!((chance - 0.2525).abs() < 1e-3, "{chance}");
+        // With no more block pairs than chance gives, nothing is taken out.
+        assert_eq!(agreement.chance_pairs(0.5), 1.0);
     }
 
     #[test]

@@ -310,8 +310,8 @@ fn pair_hash(i: u32, j: u32) -> u64 {
     ((u64::from(i) << 32) | u64::from(j)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17
 }
 
-/// How far the pairs that share a rule's key by chance may be from their estimate under
-/// independence of names and place ([`crate::transform::block::Crowding`]), as a share of it.
+/// How far below their estimate under independence of names and place the pairs that share a
+/// rule's key by chance may be ([`crate::transform::block::Crowding`]), as a share of it.
 const CHANCE_PAIRS_ERROR: f64 = 0.1;
 
 /// Candidate pairs EM is fitted on, at most (a handful of parameters needs no more).
@@ -482,16 +482,18 @@ pub fn run(
                 return (fitted, false);
             }
             // Names do depend a little on place (and a household shares both), so the chance
-            // pairs are taken as known to within CHANCE_PAIRS_ERROR either way: the fitted prior
-            // stands when it falls inside what that allows, and is bounded when it does not.
-            let most = (1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs).clamp(1e-6, 1.0 - 1e-6);
-            let least = (1.0 - (1.0 + CHANCE_PAIRS_ERROR) * chance / own_pairs).clamp(1e-6, most);
-            tracing::debug!(rule = %blocking.rule_names()[r], fitted, least, most, chance, own_pairs,
-                "Share of matches among the rule's own pairs: fitted, and the range its blocks' crowding allows");
+            // pairs are taken as known to within CHANCE_PAIRS_ERROR: the most the rule's own
+            // pairs can hold of duplicates is what a tenth fewer chance pairs leave. A fitted
+            // prior above that is bounded; one below it stands, as it is the prior of pairs whose
+            // fields are all weighed, the key's included.
+            let most =
+                (1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs).clamp(1e-6, 1.0 - 1e-6);
+            tracing::debug!(rule = %blocking.rule_names()[r], fitted, most, chance, own_pairs,
+                "Share of matches among the rule's own pairs: fitted, and the most its blocks' crowding allows");
             if fitted > most {
                 (most, true)
             } else {
-                (fitted.max(least), false)
+                (fitted, false)
             }
         })
         .unzip();
