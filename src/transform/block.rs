@@ -684,7 +684,6 @@ fn part_hashes<'a>(
 mod tests {
     use super::*;
     use crate::transform::dedupe::{InputTable, block, prepare_table};
-    use std::collections::HashMap;
 
     fn model(unordered: bool) -> MatchModel {
         toml::from_str(&format!(
@@ -706,23 +705,30 @@ kind = "family_name"
         .expect("model")
     }
 
-    fn input(first: &[&str], last: &[&str]) -> InputTable {
-        let cells = |v: &[&str]| -> super::super::encode::TextColumn {
-            v.iter().map(|s| Some(*s)).collect()
-        };
+    /// An input table of the given columns, ids "0", "1", ...
+    fn table_of(columns: &[(&str, &[&str])]) -> InputTable {
+        let rows = columns.first().map_or(0, |(_, cells)| cells.len());
         InputTable {
-            ids: (0..first.len()).map(|i| i.to_string()).collect(),
-            columns: HashMap::from([
-                ("first_name".to_string(), cells(first)),
-                ("last_name".to_string(), cells(last)),
-            ]),
+            ids: (0..rows).map(|i| i.to_string()).collect(),
+            columns: columns
+                .iter()
+                .map(|(name, cells)| (name.to_string(), cells.iter().map(|s| Some(*s)).collect()))
+                .collect(),
         }
     }
 
-    fn pairs(model: &MatchModel, input: &InputTable) -> Vec<(u32, u32)> {
+    fn input(first: &[&str], last: &[&str]) -> InputTable {
+        table_of(&[("first_name", first), ("last_name", last)])
+    }
+
+    fn blocking_of(model: &MatchModel, input: &InputTable) -> Blocking {
         let us = normalize::region("US");
         let (table, raw, _) = prepare_table(model, input, us);
-        let blocking = block(model, &table, input, &raw, us).expect("blocking");
+        block(model, &table, input, &raw, us).expect("blocking")
+    }
+
+    fn pairs(model: &MatchModel, input: &InputTable) -> Vec<(u32, u32)> {
+        let blocking = blocking_of(model, input);
         let mut out = Vec::new();
         for b in &blocking.blocks {
             blocking.for_each_pair(b, |i, j| out.push((i, j)));
@@ -768,24 +774,15 @@ kind = "email"
         )
         .expect("model");
         m.validate().expect("valid model");
-        let cells = |v: &[&str]| -> super::super::encode::TextColumn {
-            v.iter().map(|s| Some(*s)).collect()
-        };
-        let t = InputTable {
-            ids: (0..4).map(|i| i.to_string()).collect(),
-            columns: HashMap::from([
-                (
-                    "phone".to_string(),
-                    // A UK mobile once national (read in the default region, unparsed) and once
-                    // international.
-                    cells(&["07898 108856", "+44 7898 108856", "", ""]),
-                ),
-                (
-                    "email".to_string(),
-                    cells(&["", "", "karen.russell@yahoo.com", "karen.russell@yaho.com"]),
-                ),
-            ]),
-        };
+        let t = table_of(&[
+            // A UK mobile once national (read in the default region, unparsed) and once
+            // international.
+            ("phone", &["07898 108856", "+44 7898 108856", "", ""]),
+            (
+                "email",
+                &["", "", "karen.russell@yahoo.com", "karen.russell@yaho.com"],
+            ),
+        ]);
         assert_eq!(pairs(&m, &t), vec![(0, 1), (2, 3)]);
     }
 
@@ -831,29 +828,12 @@ kind = "text"
 "#,
         )
         .expect("model");
-        let cells = |v: &[&str]| -> super::super::encode::TextColumn {
-            v.iter().map(|s| Some(*s)).collect()
-        };
-        let t = InputTable {
-            ids: (0..6).map(|i| i.to_string()).collect(),
-            columns: HashMap::from([
-                (
-                    "first_name".into(),
-                    cells(&["Ann", "Bo", "Cy", "Di", "Ed", "Flo"]),
-                ),
-                (
-                    "last_name".into(),
-                    cells(&["Li", "Li", "Li", "Li", "Ng", "Ng"]),
-                ),
-                (
-                    "city".into(),
-                    cells(&["Oslo", "Oslo", "Rome", "Rome", "Oslo", "Rome"]),
-                ),
-            ]),
-        };
-        let us = normalize::region("US");
-        let (table, raw, _) = prepare_table(&m, &t, us);
-        let blocking = block(&m, &table, &t, &raw, us).expect("blocking");
+        let t = table_of(&[
+            ("first_name", &["Ann", "Bo", "Cy", "Di", "Ed", "Flo"]),
+            ("last_name", &["Li", "Li", "Li", "Li", "Ng", "Ng"]),
+            ("city", &["Oslo", "Oslo", "Rome", "Rome", "Oslo", "Rome"]),
+        ]);
+        let blocking = blocking_of(&m, &t);
         let crowding = blocking.crowding();
         // 15 pairs of rows; 7 share a surname and 6 a city: 15 * 7/15 * 6/15 = 2.8 by chance,
         // against the 2 pairs (Li in Oslo, Li in Rome) the rule's blocks hold.
