@@ -66,8 +66,7 @@ pub fn settled_fields(rule: &BlockingRule, table: &PreparedTable) -> Vec<bool> {
     if rule.unordered {
         return settled;
     }
-    for key in &rule.keys {
-        let (field, transform) = key.split_once(':').unwrap_or((key, "exact"));
+    for (field, transform) in rule.key_parts() {
         let Some(f) = table.fields.iter().position(|x| x.name == field) else {
             continue;
         };
@@ -137,7 +136,7 @@ pub struct Blocking {
 /// agree on each part. What the rule's blocks hold beyond that is duplicates. That share falls as
 /// a table grows and namesakes crowd each postcode, which a prior fitted to the pairs' own fields
 /// cannot see: the fields of two namesakes look the same in a thousand rows as in ten million.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Crowding {
     /// Pairs within the rule's blocks (all of them, windowed or not).
     pub block_pairs: f64,
@@ -176,13 +175,23 @@ impl Blocking {
             // chance are among them only while the earlier rules key on identifiers (a phone, an
             // email), which namesakes seldom share; after a rule on names they are not, and
             // the estimate would say nothing about the rule's own pairs.
-            let Some((keys, agreement)) =
-                rule_keys(rule, table, &column, region, !earlier_on_names)
-            else {
+            // The estimate needs parts on names and parts on anything else, in a fixed order.
+            let is_name = parts_on_names(rule, table);
+            let estimate_chance = !earlier_on_names
+                && !rule.unordered
+                && is_name.contains(&true)
+                && is_name.contains(&false);
+            let Some((keys, agreement)) = rule_keys(
+                rule,
+                table,
+                &column,
+                region,
+                estimate_chance.then_some(is_name.as_slice()),
+            ) else {
                 tracing::warn!(rule = %rule.name, "Blocking rule skipped: the input lacks one of its columns");
                 continue;
             };
-            earlier_on_names |= parts_on_names(rule, table).contains(&true);
+            earlier_on_names |= is_name.contains(&true);
             settled.push(settled_fields(rule, table));
             let index = names.len();
             let mut positions = vec![FULL; table.rows];
@@ -498,23 +507,19 @@ fn combine(parts: &[u64]) -> u64 {
 }
 
 /// The key of every row under a rule, or None when the input lacks a column the rule needs; and,
-/// when `estimate_chance` and the key has parts on names and parts on anything else, the pairs
-/// it would join by chance ([`Crowding`]).
+/// given which of its parts are on names (`chance_parts`), the pair counts its chance pairs come
+/// from ([`Crowding`]).
 fn rule_keys<'a>(
     rule: &BlockingRule,
     table: &PreparedTable,
     column: &impl Fn(&str) -> Option<RawColumn<'a>>,
     region: Region,
-    estimate_chance: bool,
+    chance_parts: Option<&[bool]>,
 ) -> Option<(Vec<u64>, Option<KeyAgreement>)> {
     // Each part as a hash per row (NO_KEY when the cell gives no key).
     let parts: Vec<Vec<u64>> = rule
-        .keys
-        .iter()
-        .map(|k| {
-            let (field, transform) = k.split_once(':').unwrap_or((k, "exact"));
-            part_hashes(field, transform, table, column, region)
-        })
+        .key_parts()
+        .map(|(field, transform)| part_hashes(field, transform, table, column, region))
         .collect::<Option<_>>()?;
     let keys = (0..table.rows)
         .into_par_iter()
@@ -536,10 +541,7 @@ fn rule_keys<'a>(
             },
         )
         .collect::<Vec<u64>>();
-    let is_name = parts_on_names(rule, table);
-    let independent =
-        estimate_chance && !rule.unordered && is_name.contains(&true) && is_name.contains(&false);
-    let agreement = independent.then(|| key_agreement(&keys, &parts, &is_name));
+    let agreement = chance_parts.map(|is_name| key_agreement(&keys, &parts, is_name));
     Some((keys, agreement))
 }
 
@@ -547,10 +549,8 @@ fn rule_keys<'a>(
 /// says something about the first name); parts on anything else (a postcode, a city) are what
 /// names do not depend on.
 fn parts_on_names(rule: &BlockingRule, table: &PreparedTable) -> Vec<bool> {
-    rule.keys
-        .iter()
-        .map(|k| {
-            let field = k.split_once(':').map_or(k.as_str(), |(f, _)| f);
+    rule.key_parts()
+        .map(|(field, _)| {
             table.fields.iter().any(|f| {
                 f.name == field && matches!(f.kind, FieldKind::GivenName | FieldKind::FamilyName)
             })

@@ -152,9 +152,7 @@ pub fn prepare_table(
         .collect();
     let mut wanted: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
     for rule in &model.blocking {
-        for key in &rule.keys {
-            wanted.push(key.split(':').next().unwrap_or(key));
-        }
+        wanted.extend(rule.key_parts().map(|(field, _)| field));
     }
     wanted.extend(model.swappable.iter().flatten().map(String::as_str));
     wanted.extend(model.phone_region_column.as_deref());
@@ -502,24 +500,12 @@ pub fn run(
     // other fields are weighed by how they tell duplicates from namesakes among such pairs (m
     // and u fitted on the rule's own pairs with the prior held, which also keeps EM from
     // taking "same surname and postcode" for a duplicate).
-    let settled_per_rule: Vec<Vec<bool>> = blocking
-        .settled()
-        .iter()
-        .zip(&bounded_by_crowding)
-        .map(|(settled, bounded)| {
-            if *bounded {
-                settled.clone()
-            } else {
-                vec![false; settled.len()]
-            }
-        })
-        .collect();
     let per_rule: Vec<Option<RuleParameters>> = (0..rules)
         .map(|r| {
             if !bounded_by_crowding[r] {
                 return None;
             }
-            let settled = &settled_per_rule[r];
+            let settled = &blocking.settled()[r];
             let masked: Vec<Vec<u8>> = sample
                 .iter()
                 .filter(|(rule, earlier, _)| *rule == r && !earlier)
@@ -540,7 +526,11 @@ pub fn run(
                 model.em_iterations,
                 Some(lambda_per_rule[r]),
             );
-            Some(RuleParameters { m, u })
+            Some(RuleParameters {
+                m,
+                u,
+                settled: settled.clone(),
+            })
         })
         .collect();
     drop(sample);
@@ -556,7 +546,6 @@ pub fn run(
         u,
         lambda,
         lambda_per_rule,
-        settled_per_rule,
         per_rule,
         iterations,
         term_frequency: score::term_frequencies(&table),

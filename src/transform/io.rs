@@ -86,9 +86,7 @@ pub fn read_table(
 ) -> anyhow::Result<(InputTable, Vec<QuarantinedRow>)> {
     let mut wanted: HashSet<String> = model.fields.iter().map(|f| f.name.clone()).collect();
     for rule in &model.blocking {
-        for key in &rule.keys {
-            wanted.insert(key.split(':').next().unwrap_or(key).to_string());
-        }
+        wanted.extend(rule.key_parts().map(|(field, _)| field.to_string()));
     }
     wanted.extend(model.swappable.iter().flatten().cloned());
     wanted.extend(model.phone_region_column.iter().cloned());

@@ -105,6 +105,19 @@ pub struct BlockingRule {
     pub unordered: bool,
 }
 
+impl BlockingRule {
+    /// Each key as its field and transform (`exact` when the key names only a field).
+    pub fn key_parts(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.keys.iter().map(|key| split_key(key))
+    }
+}
+
+/// A blocking key `field` or `field:transform` as its field and transform (`exact` when only a
+/// field is named).
+pub fn split_key(key: &str) -> (&str, &str) {
+    key.split_once(':').unwrap_or((key, "exact"))
+}
+
 /// How one field is compared.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -225,7 +238,7 @@ impl MatchModel {
         }
         for rule in &self.blocking {
             for key in &rule.keys {
-                let (field, transform) = key.split_once(':').unwrap_or((key, "exact"));
+                let (field, transform) = split_key(key);
                 if !matches!(
                     transform,
                     "exact"

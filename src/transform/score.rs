@@ -275,11 +275,6 @@ pub struct Parameters {
     /// Share of matches among the pairs each blocking rule adds (a pair that shares a phone is a
     /// match far more often than one that shares only a common name), the prior of those pairs.
     pub lambda_per_rule: Vec<f64>,
-    /// Per blocking rule, per field: agreement the rule's key forces on its pairs
-    /// ([`crate::transform::block::settled_fields`]). It adds no weight to those pairs: the
-    /// rule's prior holds it.
-    #[serde(skip)]
-    pub settled_per_rule: Vec<Vec<bool>>,
     /// Per blocking rule whose prior comes from how its blocks crowd: m and u fitted on that
     /// rule's own pairs with the prior held, so they describe duplicates and namesakes among
     /// pairs that already share the key (a shared first name says less among pairs that share
@@ -293,11 +288,15 @@ pub struct Parameters {
     pub term_frequency: Vec<Option<Vec<f64>>>,
 }
 
-/// m and u fitted on one blocking rule's pairs.
+/// m and u fitted on one blocking rule's pairs, and the fields its key settles.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RuleParameters {
     pub m: Vec<Vec<f64>>,
     pub u: Vec<Vec<f64>>,
+    /// Per field: agreement the rule's key forces on its pairs
+    /// ([`crate::transform::block::settled_fields`]). It adds no weight to those pairs: the
+    /// rule's prior holds it.
+    pub settled: Vec<bool>,
 }
 
 /// A scored pair. The per-field weights of its explanation are recomputed from its levels when
@@ -338,7 +337,7 @@ impl Weights {
             .iter()
             .enumerate()
             .map(|(f, ratios)| {
-                if settled.get(f).copied().unwrap_or(false) {
+                if settled[f] {
                     return 0.0;
                 }
                 let bonus = term_frequency[f]
@@ -365,7 +364,7 @@ pub struct Scorer<'a> {
     params: &'a Parameters,
     /// The weights of the model's m and u.
     global: Weights,
-    /// Per blocking rule with its own m and u (or a settled field), its weights.
+    /// Per blocking rule with its own m and u, its weights.
     per_rule: Vec<Option<Weights>>,
     prior: f64,
     prior_per_rule: Vec<f64>,
@@ -378,21 +377,12 @@ impl<'a> Scorer<'a> {
     pub fn new(table: &'a PreparedTable, params: &'a Parameters) -> Self {
         let fields = params.m.len();
         let tf = &params.term_frequency;
-        let rules = params.lambda_per_rule.len();
-        let per_rule = (0..rules)
-            .map(|r| {
-                let settled = params
-                    .settled_per_rule
-                    .get(r)
-                    .cloned()
-                    .unwrap_or_else(|| vec![false; fields]);
-                match params.per_rule.get(r).and_then(Option::as_ref) {
-                    Some(own) => Some(Weights::new(&own.m, &own.u, settled, tf)),
-                    None if settled.contains(&true) => {
-                        Some(Weights::new(&params.m, &params.u, settled, tf))
-                    }
-                    None => None,
-                }
+        let per_rule = params
+            .per_rule
+            .iter()
+            .map(|own| {
+                own.as_ref()
+                    .map(|own| Weights::new(&own.m, &own.u, own.settled.clone(), tf))
             })
             .collect();
         Scorer {
@@ -498,7 +488,6 @@ impl<'a> Scorer<'a> {
         let weights = self.weights(Some(rule));
         let mut partial = self.prior_of(rule);
         let weight_of = |f: usize, level: u8| self.field_weight_with(weights, f, level, i);
-        let most_of = |f: usize| weights.max_weight[f];
         let mut remaining: f64 = weights.max_weight.iter().sum();
         let mut name_pending = false;
         for &f in &self.order {
@@ -514,12 +503,12 @@ impl<'a> Scorer<'a> {
                     table.apply_swap(i, j, cache, levels);
                     for g in [first, last] {
                         partial += weight_of(g, levels[g]);
-                        remaining -= most_of(g);
+                        remaining -= weights.max_weight[g];
                     }
                 }
                 _ => {
                     partial += weight_of(f, levels[f]);
-                    remaining -= most_of(f);
+                    remaining -= weights.max_weight[f];
                 }
             }
             if partial + remaining < floor {
