@@ -118,7 +118,7 @@ impl PreparedTable {
         swap: Option<(usize, usize)>,
     ) -> Self {
         let width = fields.len();
-        let mut codes = vec![NULL_CODE; rows * width];
+        let mut codes = super::encode::huge_page_vec(rows * width, NULL_CODE);
         for (f, column) in codes_by_field.iter().enumerate() {
             for (row, &c) in column.iter().enumerate() {
                 codes[row * width + f] = c;
