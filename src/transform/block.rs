@@ -229,19 +229,13 @@ impl Blocking {
             names.push(rule.name.clone());
             per_rule.push((keys, positions));
         }
-        let mut slots = super::encode::huge_page_vec(
-            table.rows * per_rule.len(),
-            Slot {
-                key: NO_KEY,
-                position: FULL,
-            },
-        );
-        for (row, row_slots) in slots.chunks_mut(per_rule.len().max(1)).enumerate() {
-            for (slot, (keys, positions)) in row_slots.iter_mut().zip(&per_rule) {
-                *slot = Slot {
+        let mut slots = super::encode::with_huge_pages(table.rows * per_rule.len());
+        for row in 0..table.rows {
+            for (keys, positions) in &per_rule {
+                slots.push(Slot {
                     key: keys[row],
                     position: positions[row],
-                };
+                });
             }
         }
         // Largest blocks first: they are the longest tasks for the workers.

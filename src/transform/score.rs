@@ -118,7 +118,8 @@ impl PreparedTable {
         swap: Option<(usize, usize)>,
     ) -> Self {
         let width = fields.len();
-        let mut codes = super::encode::huge_page_vec(rows * width, NULL_CODE);
+        let mut codes = super::encode::with_huge_pages(rows * width);
+        codes.resize(rows * width, NULL_CODE);
         for (f, column) in codes_by_field.iter().enumerate() {
             for (row, &c) in column.iter().enumerate() {
                 codes[row * width + f] = c;
