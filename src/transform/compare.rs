@@ -198,18 +198,7 @@ pub fn part_codes(kind: FieldKind, values: &[Prepared]) -> Option<Vec<[u32; 2]>>
         _ => return None,
     };
     let number = |part: Part| {
-        let mut index: rustc_hash::FxHashMap<&str, u32> =
-            rustc_hash::FxHashMap::with_capacity_and_hasher(values.len(), Default::default());
-        values
-            .iter()
-            .map(|v| match part(v) {
-                Some(text) => {
-                    let next = index.len() as u32;
-                    *index.entry(text).or_insert(next)
-                }
-                None => NO_PART,
-            })
-            .collect::<Vec<u32>>()
+        super::encode::number_by_first_occurrence(values.len(), |v| part(&values[v])).0
     };
     let (first, second) = rayon::join(
         || number(first),

@@ -9,7 +9,7 @@
 use super::block::{Blocking, RawColumn};
 use super::cluster::{self, Split};
 use super::compare::{self, prepare};
-use super::encode::{Dictionary, NULL_CODE, TextColumn, remap};
+use super::encode::{Dictionary, NULL_CODE, TextColumn, number_by_first_occurrence, remap};
 use super::model::{FieldKind, MatchModel};
 use super::normalize;
 use super::score::{
@@ -158,6 +158,7 @@ pub fn prepare_table(
     wanted.extend(model.phone_region_column.as_deref());
     wanted.sort_unstable();
     wanted.dedup();
+    let started = Instant::now();
     let raw: HashMap<String, Dictionary> = wanted
         .par_iter()
         .filter_map(|name| {
@@ -165,6 +166,10 @@ pub fn prepare_table(
             Some((name.to_string(), Dictionary::of_cells(cells)))
         })
         .collect();
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "Input columns encoded"
+    );
     let mut unknown_country_rows = 0;
     let row_regions = model.phone_region_column.as_deref().and_then(|column| {
         let Some((regions, unknown)) = row_regions(input, &raw, column, region) else {
@@ -178,8 +183,9 @@ pub fn prepare_table(
     let (codes, values): (Vec<_>, Vec<_>) = fields
         .par_iter()
         .map(|f| {
+            let started = Instant::now();
             let cells = &input.columns[&f.name];
-            if f.kind == FieldKind::Phone {
+            let prepared = if f.kind == FieldKind::Phone {
                 // Parsing is the costly part: parse each number once, however it was written.
                 let (canonical_codes, canonical) =
                     raw[&f.name].map_distinct(cells, |cell| Some(normalize::phone_canonical(cell)));
@@ -197,15 +203,23 @@ pub fn prepare_table(
                 }
             } else {
                 raw[&f.name].map_distinct(cells, |cell| prepare(f.kind, cell, region))
-            }
+            };
+            tracing::debug!(field = %f.name, ms = started.elapsed().as_millis() as u64,
+                "Field prepared");
+            prepared
         })
         .unzip();
+    let started = Instant::now();
     let swap = model.swappable.as_ref().and_then(|[a, b]| {
         let ia = fields.iter().position(|f| &f.name == a)?;
         let ib = fields.iter().position(|f| &f.name == b)?;
         Some((ia, ib))
     });
     let table = PreparedTable::new(fields, codes, values, input.rows(), swap);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "Prepared table laid out"
+    );
     (table, raw, unknown_country_rows)
 }
 
@@ -259,25 +273,22 @@ fn number_region_pairs(
     regions: &[Region],
     default: Region,
 ) -> (Vec<u32>, Vec<(u32, Region)>) {
-    let mut index: rustc_hash::FxHashMap<(u32, Region), u32> = Default::default();
-    let mut pairs = Vec::new();
-    let codes = number_codes
-        .iter()
-        .zip(regions)
-        .map(|(&c, &r)| {
-            if c == NULL_CODE {
-                return NULL_CODE;
-            }
-            let r = if numbers[c as usize].starts_with('+') {
-                default
+    let pair_of = |row: usize| {
+        let c = number_codes[row];
+        // Checked before the region is read: a number written with its country code reads the
+        // same in every region.
+        (c != NULL_CODE).then(|| {
+            if numbers[c as usize].starts_with('+') {
+                (c, default)
             } else {
-                r
-            };
-            *index.entry((c, r)).or_insert_with(|| {
-                pairs.push((c, r));
-                (pairs.len() - 1) as u32
-            })
+                (c, regions[row])
+            }
         })
+    };
+    let (codes, first_rows) = number_by_first_occurrence(number_codes.len(), pair_of);
+    let pairs = first_rows
+        .iter()
+        .filter_map(|&row| pair_of(row as usize))
         .collect();
     (codes, pairs)
 }

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 /// An empty vector with room for `capacity` items, whose memory is backed by huge pages where
 /// the system allows it. Pair scoring reads two rows' codes and blocking slots from anywhere in
@@ -133,21 +133,9 @@ pub struct Dictionary {
 impl Dictionary {
     /// Encodes raw cells; blank cells are empty.
     pub fn of_cells(cells: &TextColumn) -> Self {
-        // Sized for every cell distinct: growing a million-entry map rehashes it twenty times.
-        let mut index: FxHashMap<&str, u32> =
-            FxHashMap::with_capacity_and_hasher(cells.len(), Default::default());
-        let mut first_row = Vec::new();
-        let codes = cells
-            .iter()
-            .enumerate()
-            .map(|(row, cell)| match cell.map(str::trim) {
-                Some(v) if !v.is_empty() => *index.entry(v).or_insert_with(|| {
-                    first_row.push(row as u32);
-                    (first_row.len() - 1) as u32
-                }),
-                _ => NULL_CODE,
-            })
-            .collect();
+        let (codes, first_row) = number_by_first_occurrence(cells.len(), |row| {
+            cells.get(row).map(str::trim).filter(|v| !v.is_empty())
+        });
         Dictionary { codes, first_row }
     }
 
@@ -190,28 +178,14 @@ where
     F: Fn(&S) -> Option<T> + Sync + Send,
 {
     let mut mapped: Vec<Option<T>> = values.par_iter().map(&f).collect();
-    // The index holds references (a compact table even when each result is large), and the
-    // distinct results are moved out of `mapped` afterwards: a million prepared emails or phones
-    // are not cloned.
-    let mut first: Vec<usize> = Vec::new();
-    let recode: Vec<u32> = {
-        let mut index: FxHashMap<&T, u32> =
-            FxHashMap::with_capacity_and_hasher(mapped.len(), Default::default());
-        mapped
-            .iter()
-            .enumerate()
-            .map(|(position, m)| match m {
-                Some(v) => *index.entry(v).or_insert_with(|| {
-                    first.push(position);
-                    (first.len() - 1) as u32
-                }),
-                None => NULL_CODE,
-            })
-            .collect()
-    };
+    // The results are numbered through references (a compact index even when each result is
+    // large), then the distinct ones are moved out of `mapped`: a million prepared emails or
+    // phones are not cloned.
+    let (recode, first) =
+        number_by_first_occurrence(mapped.len(), |position| mapped[position].as_ref());
     let distinct: Vec<T> = first
         .iter()
-        .filter_map(|&position| mapped[position].take())
+        .filter_map(|&position| mapped[position as usize].take())
         .collect();
     let codes = codes
         .iter()
@@ -226,12 +200,214 @@ where
     (codes, distinct)
 }
 
+/// Numbers `items` items by equality of their keys (`key(item)`, `None` for an item without
+/// one), in order of first occurrence. Returns each item's number (`NULL_CODE` where it has no
+/// key) and the item where each number first occurs.
+///
+/// One hash map over ten million distinct values is a table of hundreds of megabytes that every
+/// lookup misses in cache, on one core. So each key is hashed once (reading the keys in order, on
+/// every core), items are grouped by their hash's top bits into partitions of a few thousand,
+/// and each partition finds every item's first equal hash with its own small map, reading no
+/// key. Equal hashes are then checked to be equal keys; if two keys ever share a 64-bit hash, the
+/// input is numbered again with one map of keys. Either way the result is the one a single map
+/// gives.
+pub fn number_by_first_occurrence<K, F>(items: usize, key: F) -> (Vec<u32>, Vec<u32>)
+where
+    K: Hash + Eq,
+    F: Fn(usize) -> Option<K> + Sync,
+{
+    let bits = partition_bits(items);
+    if bits == 0 {
+        return number_with_one_map(items, key);
+    }
+    number_in_partitions(items, bits, &key).unwrap_or_else(|| number_with_one_map(items, key))
+}
+
+/// Items per partition the numbering aims for: a map of this many keys fits in a core's cache.
+const ITEMS_PER_PARTITION: usize = 4096;
+
+/// How many top hash bits pick an item's partition: none for a small input, where one map is
+/// already in cache.
+fn partition_bits(items: usize) -> u32 {
+    (items / ITEMS_PER_PARTITION)
+        .next_power_of_two()
+        .trailing_zeros()
+        .min(16)
+}
+
+/// The numbering with one map of keys, item by item.
+fn number_with_one_map<K, F>(items: usize, key: F) -> (Vec<u32>, Vec<u32>)
+where
+    K: Hash + Eq,
+    F: Fn(usize) -> Option<K>,
+{
+    let mut index: FxHashMap<K, u32> = FxHashMap::default();
+    let mut first_item = Vec::new();
+    let codes = (0..items)
+        .map(|item| match key(item) {
+            Some(k) => *index.entry(k).or_insert_with(|| {
+                first_item.push(item as u32);
+                (first_item.len() - 1) as u32
+            }),
+            None => NULL_CODE,
+        })
+        .collect();
+    (codes, first_item)
+}
+
+/// The hash of an item without a key (no keyed item hashes to it).
+const NO_HASH: u64 = u64::MAX;
+
+/// The numbering by hashes in `1 << bits` partitions; `None` if two different keys share a hash.
+fn number_in_partitions<K, F>(items: usize, bits: u32, key: &F) -> Option<(Vec<u32>, Vec<u32>)>
+where
+    K: Hash + Eq,
+    F: Fn(usize) -> Option<K> + Sync,
+{
+    let hasher = rustc_hash::FxBuildHasher;
+    // Fx hashes are fast but weak in their top bits, which pick the partition: mix them first.
+    let hashes: Vec<u64> = (0..items)
+        .into_par_iter()
+        .map(|item| key(item).map_or(NO_HASH, |k| mix(hasher.hash_one(&k)).min(NO_HASH - 1)))
+        .collect();
+    let partition = |h: u64| (h >> (64 - bits)) as usize;
+    // (hash, item) grouped by partition, items ascending within each: a counting sort.
+    let partitions = 1usize << bits;
+    let mut starts = vec![0usize; partitions + 1];
+    for &h in hashes.iter().filter(|&&h| h != NO_HASH) {
+        starts[partition(h) + 1] += 1;
+    }
+    for p in 0..partitions {
+        starts[p + 1] += starts[p];
+    }
+    // Written at thousands of places at once: huge pages keep those writes off the TLB's misses.
+    let mut order: Vec<(u64, u32)> = with_huge_pages(starts[partitions]);
+    order.resize(starts[partitions], (0, 0));
+    let mut next = starts.clone();
+    for (item, &h) in hashes.iter().enumerate().filter(|(_, h)| **h != NO_HASH) {
+        let p = partition(h);
+        order[next[p]] = (h, item as u32);
+        next[p] += 1;
+    }
+    drop(hashes);
+    // Within each partition, every item's first item of equal hash.
+    let firsts: Vec<Vec<u32>> = (0..partitions)
+        .into_par_iter()
+        .map(|p| {
+            let members = &order[starts[p]..starts[p + 1]];
+            let mut first_of: FxHashMap<u64, u32> =
+                FxHashMap::with_capacity_and_hasher(members.len(), Default::default());
+            members
+                .iter()
+                .map(|&(h, item)| *first_of.entry(h).or_insert(item))
+                .collect()
+        })
+        .collect();
+    let mut first_equal = vec![NULL_CODE; items];
+    for (p, firsts) in firsts.iter().enumerate() {
+        for (&(_, item), &first) in order[starts[p]..starts[p + 1]].iter().zip(firsts) {
+            first_equal[item as usize] = first;
+        }
+    }
+    drop(firsts);
+    drop(order);
+    let collision = first_equal.par_iter().enumerate().any(|(item, &first)| {
+        first != NULL_CODE && first as usize != item && key(item) != key(first as usize)
+    });
+    if collision {
+        return None;
+    }
+    // A number per first occurrence, in order; every later item takes its first's number.
+    let mut first_item = Vec::new();
+    let mut codes: Vec<u32> = Vec::with_capacity(items);
+    for (item, &first) in first_equal.iter().enumerate() {
+        let code = if first == NULL_CODE {
+            NULL_CODE
+        } else if first as usize == item {
+            first_item.push(item as u32);
+            (first_item.len() - 1) as u32
+        } else {
+            codes[first as usize]
+        };
+        codes.push(code);
+    }
+    Some((codes, first_item))
+}
+
+/// splitmix64's finaliser: spreads a hash's entropy over all its bits.
+fn mix(mut h: u64) -> u64 {
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cells(values: &[&str]) -> TextColumn {
         values.iter().map(|v| Some(*v)).collect()
+    }
+
+    /// What one map numbering items in order gives.
+    fn numbered_by_one_map(keys: &[Option<u16>]) -> (Vec<u32>, Vec<u32>) {
+        let mut index: FxHashMap<u16, u32> = FxHashMap::default();
+        let mut first = Vec::new();
+        let codes = keys
+            .iter()
+            .enumerate()
+            .map(|(item, k)| match k {
+                Some(k) => *index.entry(*k).or_insert_with(|| {
+                    first.push(item as u32);
+                    (first.len() - 1) as u32
+                }),
+                None => NULL_CODE,
+            })
+            .collect();
+        (codes, first)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn numbering_in_partitions_is_numbering_in_order(
+            keys in proptest::collection::vec(proptest::option::of(0u16..300), 0..2000),
+            bits in 1u32..9,
+        ) {
+            let got = number_in_partitions(keys.len(), bits, &|item| keys[item]);
+            proptest::prop_assert_eq!(got, Some(numbered_by_one_map(&keys)));
+        }
+    }
+
+    /// A key every value of which hashes alike.
+    #[derive(PartialEq, Eq)]
+    struct Colliding(u16);
+
+    impl Hash for Colliding {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            state.write_u8(0);
+        }
+    }
+
+    #[test]
+    fn keys_sharing_a_hash_are_still_told_apart() {
+        let keys: Vec<Option<u16>> = (0..20_000u32).map(|i| Some((i % 5) as u16)).collect();
+        let colliding = |item: usize| keys[item].map(Colliding);
+        assert!(number_in_partitions(keys.len(), 3, &colliding).is_none());
+        assert_eq!(
+            number_by_first_occurrence(keys.len(), colliding),
+            numbered_by_one_map(&keys)
+        );
+    }
+
+    #[test]
+    fn a_large_input_is_split_into_partitions_and_numbered_in_order() {
+        assert_eq!(partition_bits(100), 0);
+        assert!(partition_bits(1 << 20) >= 8);
+        let keys: Vec<Option<u16>> = (0..300_000u32)
+            .map(|i| (i % 7 != 0).then_some((i.wrapping_mul(2_654_435_761) >> 16) as u16))
+            .collect();
+        let got = number_by_first_occurrence(keys.len(), |item| keys[item]);
+        assert_eq!(got, numbered_by_one_map(&keys));
     }
 
     #[test]

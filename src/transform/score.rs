@@ -848,18 +848,11 @@ pub fn term_frequencies(table: &PreparedTable) -> Vec<Option<Vec<f64>>> {
             table.fields[field].term_frequency.then(|| {
                 // Each distinct value's match key, numbered: values are hashed once, and the rows
                 // are counted into a vector.
-                let (key_of, keys): (Vec<u32>, usize) = {
-                    let mut index: FxHashMap<&str, u32> =
-                        FxHashMap::with_capacity_and_hasher(values.len(), Default::default());
-                    let key_of = values
-                        .iter()
-                        .map(|v| {
-                            let next = index.len() as u32;
-                            *index.entry(v.key()).or_insert(next)
-                        })
-                        .collect();
-                    (key_of, index.len())
-                };
+                let (key_of, first_of_key) =
+                    super::encode::number_by_first_occurrence(values.len(), |v| {
+                        Some(values[v].key())
+                    });
+                let keys = first_of_key.len();
                 let mut per_key = vec![0.0f64; keys];
                 for c in table.field_codes(field).filter(|&c| c != NULL_CODE) {
                     per_key[key_of[c as usize] as usize] += 1.0;
