@@ -274,7 +274,7 @@ pub fn map_row(
         }
     }
     if let Some(email) = mapped.fields.get("email") {
-        let ok = normalize::email(email).is_some_and(|e| e.domain.contains('.'));
+        let ok = normalize::email(email).is_some_and(|e| e.domain().contains('.'));
         if !ok {
             return Err(format!("email {email:?} is not an address"));
         }

@@ -84,7 +84,7 @@ pub fn settled_fields(rule: &BlockingRule, table: &PreparedTable) -> Vec<bool> {
 /// The local part of an address as a key: long enough to name someone (`jsmith`, not `jo`),
 /// so a domain typo or a second provider (`karen.russell@yaho.com`) still meets its record.
 fn email_local(email: &normalize::EmailKey) -> Option<&str> {
-    (email.local.chars().count() >= 4).then_some(email.local.as_str())
+    (email.local().chars().count() >= 4).then_some(email.local())
 }
 
 /// The last seven digits of a phone as a key: a national form read in the wrong region, or a

@@ -108,7 +108,7 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
                     0
                 } else if x.match_key == y.match_key {
                     1
-                } else if x.local == y.local && x.local.len() >= 4 {
+                } else if x.local() == y.local() && x.local().len() >= 4 {
                     2
                 } else {
                     3
@@ -183,7 +183,7 @@ pub fn part_codes(kind: FieldKind, values: &[Prepared]) -> Option<Vec<[u32; 2]>>
                 _ => None,
             },
             Some(|v| match v {
-                Prepared::Email(e) if e.local.len() >= 4 => Some(&e.local),
+                Prepared::Email(e) if e.local().len() >= 4 => Some(e.local()),
                 _ => None,
             }),
         ),

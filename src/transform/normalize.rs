@@ -227,10 +227,21 @@ pub struct EmailKey {
     pub address: String,
     /// `+tag` dropped and, for Gmail, dots dropped and googlemail folded to gmail.
     pub match_key: String,
+    /// Where the local part of `match_key` ends (its `@`). The parts are read from the key
+    /// rather than stored: a table of ten million emails is twenty million fewer strings.
+    local_len: usize,
+}
+
+impl EmailKey {
     /// The local part of `match_key`.
-    pub local: String,
-    /// The domain.
-    pub domain: String,
+    pub fn local(&self) -> &str {
+        &self.match_key[..self.local_len]
+    }
+
+    /// The domain (googlemail folded to gmail).
+    pub fn domain(&self) -> &str {
+        &self.match_key[self.local_len + 1..]
+    }
 }
 
 /// Hashed by the address alone: every other part is read from it, so equal addresses are equal
@@ -279,14 +290,19 @@ pub fn email(raw: &str) -> Option<EmailKey> {
     } else {
         domain
     };
-    let mut local = local.split('+').next().unwrap_or(local).to_string();
+    let local = local.split('+').next().unwrap_or(local);
+    let mut match_key = String::with_capacity(local.len() + 1 + domain.len());
     if domain == "gmail.com" {
-        local.retain(|c| c != '.');
+        match_key.extend(local.chars().filter(|c| *c != '.'));
+    } else {
+        match_key.push_str(local);
     }
+    let local_len = match_key.len();
+    match_key.push('@');
+    match_key.push_str(domain);
     Some(EmailKey {
-        match_key: format!("{local}@{domain}"),
-        local,
-        domain: domain.to_string(),
+        match_key,
+        local_len,
         address,
     })
 }
