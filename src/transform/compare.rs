@@ -168,7 +168,8 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
 }
 
 /// A part of an email or phone that no other value shares (a local part too short to be evidence).
-const NO_PART: u32 = u32::MAX;
+/// It is the code the numbering gives a value without the part.
+const NO_PART: u32 = super::encode::NULL_CODE;
 
 /// The parts of each distinct email or phone that [`level`] compares, numbered, so a table compares
 /// two integers per part instead of reading each value's strings: emails by their match key and

@@ -275,8 +275,8 @@ fn number_region_pairs(
 ) -> (Vec<u32>, Vec<(u32, Region)>) {
     let pair_of = |row: usize| {
         let c = number_codes[row];
-        // Checked before the region is read: a number written with its country code reads the
-        // same in every region.
+        // A number written with its country code reads the same in every region, so it is
+        // keyed by the default one and parsed once.
         (c != NULL_CODE).then(|| {
             if numbers[c as usize].starts_with('+') {
                 (c, default)
