@@ -235,17 +235,26 @@ impl Blocking {
             names.push(rule.name.clone());
             per_rule.push((keys, positions));
         }
-        let mut slots = super::encode::with_huge_pages(table.rows * per_rule.len());
-        for row in 0..table.rows {
-            for (keys, positions) in &per_rule {
-                slots.push(Slot {
-                    key: keys[row],
-                    position: positions[row],
-                });
+        let started = Instant::now();
+        // Filled on both cores, straight into the vector: at 10 M rows it is 960 MB, and one
+        // core writing it took two seconds.
+        let width = per_rule.len();
+        let mut slots = super::encode::with_huge_pages(table.rows * width);
+        slots.par_extend((0..table.rows * width).into_par_iter().map(|i| {
+            let (keys, positions) = &per_rule[i % width];
+            Slot {
+                key: keys[i / width],
+                position: positions[i / width],
             }
-        }
+        }));
+        let slotted_ms = started.elapsed().as_millis() as u64;
         // Largest blocks first: they are the longest tasks for the workers.
-        blocks.sort_by_key(|b| std::cmp::Reverse(pairs_in(b, model.window)));
+        blocks.par_sort_by_key(|b| std::cmp::Reverse(pairs_in(b, model.window)));
+        tracing::debug!(
+            slotted_ms,
+            ms = started.elapsed().as_millis() as u64,
+            "Row slots laid out and blocks ordered"
+        );
         Ok(Blocking {
             names,
             slots,
@@ -496,7 +505,7 @@ fn group_rows(keys: &[u64]) -> anyhow::Result<Vec<Vec<u32>>> {
         }
         start += run.len();
     }
-    blocks.sort_unstable_by_key(|b| b[0]);
+    blocks.par_sort_unstable_by_key(|b| b[0]);
     Ok(blocks)
 }
 
