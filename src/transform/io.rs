@@ -91,7 +91,9 @@ pub fn read_table(
     wanted.extend(model.swappable.iter().flatten().cloned());
     wanted.extend(model.phone_region_column.iter().cloned());
     wanted.insert(model.id_column.clone());
+    let started = std::time::Instant::now();
     let frame = read_frame_columns(path, Some(&wanted))?;
+    let parsed_ms = started.elapsed().as_millis() as u64;
     let names: Vec<String> = frame
         .get_column_names()
         .iter()
@@ -128,6 +130,8 @@ pub fn read_table(
         .filter(|n| names.contains(n))
         .map(|name| Ok((name.clone(), text(name)?)))
         .collect::<anyhow::Result<_>>()?;
+    drop(frame);
+    let copied_ms = started.elapsed().as_millis() as u64 - parsed_ms;
     let mut keep = Vec::with_capacity(ids.len());
     let mut seen: rustc_hash::FxHashSet<&str> =
         rustc_hash::FxHashSet::with_capacity_and_hasher(ids.len(), Default::default());
@@ -164,6 +168,12 @@ pub fn read_table(
             .map(|(name, cells)| (name, keep_rows(cells)))
             .collect(),
     };
+    tracing::debug!(
+        parsed_ms,
+        copied_ms,
+        ms = started.elapsed().as_millis() as u64,
+        "Read the input table"
+    );
     Ok((table, quarantined))
 }
 
