@@ -10,7 +10,7 @@ use polars::prelude::{
     ParquetWriter, SerReader, SerWriter, df,
 };
 use rayon::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// A row set aside, with why.
@@ -79,7 +79,20 @@ fn read_frame_columns(path: &Path, wanted: Option<&HashSet<String>>) -> anyhow::
     }
 }
 
-/// Reads the columns a model needs; rows with an empty or repeated id are quarantined.
+/// The text columns read from an input file, before the id check.
+struct ReadColumns {
+    /// Every column of the file, in its order (for errors).
+    file_columns: Vec<String>,
+    /// Every column the file has that the model reads, by name.
+    columns: HashMap<String, TextColumn>,
+    /// Each kept row's 1-based data row in the file, when some rows were quarantined while
+    /// reading (otherwise row `r` of the columns is data row `r + 1`).
+    file_rows: Option<Vec<usize>>,
+    quarantined: Vec<QuarantinedRow>,
+}
+
+/// Reads the columns a model needs; rows that do not parse, and rows with an empty or repeated
+/// id, are quarantined.
 pub fn read_table(
     path: &Path,
     model: &MatchModel,
@@ -92,59 +105,54 @@ pub fn read_table(
     wanted.extend(model.phone_region_column.iter().cloned());
     wanted.insert(model.id_column.clone());
     let started = std::time::Instant::now();
-    let frame = read_frame_columns(path, Some(&wanted))?;
+    let is_csv = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    // polars parses a CSV on every core, but fails the whole file on one ragged or non-UTF-8
+    // line without naming it. Such a file is read again record by record (one core, about a
+    // third of the speed), and the lines that do not parse are quarantined with their reason.
+    let read = match read_frame_columns(path, Some(&wanted)) {
+        Ok(frame) => frame_columns(frame, path)?,
+        Err(err) if is_csv && path.is_file() => {
+            tracing::warn!(file = %path.display(), error = %format!("{err:#}"),
+                "polars could not parse the CSV; reading it record by record to quarantine the lines that do not parse");
+            read_csv_columns(path, &wanted, &model.id_column)?
+        }
+        Err(err) => return Err(err),
+    };
+    let ReadColumns {
+        file_columns,
+        mut columns,
+        file_rows,
+        mut quarantined,
+    } = read;
     let parsed_ms = started.elapsed().as_millis() as u64;
-    let names: Vec<String> = frame
-        .get_column_names()
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
-    if !names.contains(&model.id_column) {
+    let Some(ids) = columns.remove(&model.id_column) else {
+        // polars read only the model's columns; name all the file has.
+        let file_columns = match is_csv {
+            true => csv_header(path).unwrap_or(file_columns),
+            false => file_columns,
+        };
         bail!(
-            "{}: no id column {:?} (the model's id_column); columns are {names:?}",
+            "{}: no id column {:?} (the model's id_column); columns are {file_columns:?}",
             path.display(),
             model.id_column
         );
-    }
-    let text = |name: &str| -> anyhow::Result<TextColumn> {
-        let col = frame
-            .column(name)
-            .with_context(|| format!("{}: column {name}", path.display()))?
-            .cast(&DataType::String)
-            .with_context(|| format!("{}: column {name} as text", path.display()))?;
-        let strings = col
-            .str()
-            .with_context(|| format!("{}: column {name} as text", path.display()))?;
-        let bytes = strings.iter().map(|v| v.map_or(0, str::len)).sum::<usize>();
-        let mut column = TextColumn::with_capacity(strings.len(), bytes);
-        for v in strings.iter() {
-            column.push(v);
-        }
-        Ok(column)
     };
-    let ids = text(&model.id_column)?;
-    wanted.remove(&model.id_column);
-    // Columns are copied into text columns in parallel: on a million rows each is a million cells.
-    let columns: std::collections::HashMap<String, TextColumn> = wanted
-        .par_iter()
-        .filter(|n| names.contains(n))
-        .map(|name| Ok((name.clone(), text(name)?)))
-        .collect::<anyhow::Result<_>>()?;
-    drop(frame);
-    let copied_ms = started.elapsed().as_millis() as u64 - parsed_ms;
+    let file_row = |row: usize| file_rows.as_ref().map_or(row + 1, |rows| rows[row]);
     let mut keep = Vec::with_capacity(ids.len());
     let mut seen: rustc_hash::FxHashSet<&str> =
         rustc_hash::FxHashSet::with_capacity_and_hasher(ids.len(), Default::default());
-    let mut quarantined = Vec::new();
     for (row, id) in ids.iter().enumerate() {
         match id {
             None => quarantined.push(QuarantinedRow {
-                row: row + 1,
+                row: file_row(row),
                 id: None,
                 reason: format!("empty {}", model.id_column),
             }),
             Some(id) if !seen.insert(id) => quarantined.push(QuarantinedRow {
-                row: row + 1,
+                row: file_row(row),
                 id: Some(id.to_string()),
                 reason: format!("repeated {} {id:?}", model.id_column),
             }),
@@ -152,6 +160,7 @@ pub fn read_table(
         }
     }
     drop(seen);
+    quarantined.sort_by_key(|q| q.row);
     let keep_rows = |cells: TextColumn| -> TextColumn {
         if keep.len() == cells.len() {
             return cells;
@@ -170,11 +179,139 @@ pub fn read_table(
     };
     tracing::debug!(
         parsed_ms,
-        copied_ms,
         ms = started.elapsed().as_millis() as u64,
         "Read the input table"
     );
     Ok((table, quarantined))
+}
+
+/// Reads the `wanted` columns of a CSV into text columns one record at a time, for a file polars
+/// could not parse. Only the header decides the columns; a record whose field count differs from
+/// the header's (a truncated line, an unquoted comma), or whose cells the model reads are not
+/// UTF-8, is quarantined with its line instead of failing the file or shifting its cells.
+fn read_csv_columns(
+    path: &Path,
+    wanted: &HashSet<String>,
+    id_column: &str,
+) -> anyhow::Result<ReadColumns> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("opening CSV {}", path.display()))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(file);
+    let header: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("reading the header of {}", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    // The first column of each wanted name (a repeated header name reads its first column).
+    let mut picked: Vec<(usize, &str)> = Vec::new();
+    for (i, name) in header.iter().enumerate() {
+        if wanted.contains(name) && !picked.iter().any(|(_, n)| *n == name) {
+            picked.push((i, name));
+        }
+    }
+    let id_field = header.iter().position(|h| h == id_column);
+    let mut columns: Vec<TextColumn> = picked.iter().map(|_| TextColumn::default()).collect();
+    let mut quarantined = Vec::new();
+    let mut file_rows: Option<Vec<usize>> = None;
+    let mut record = csv::ByteRecord::new();
+    let mut data_row = 0usize;
+    loop {
+        let more = reader.read_byte_record(&mut record).with_context(|| {
+            format!(
+                "reading CSV {} after data row {data_row} (line {})",
+                path.display(),
+                reader.position().line()
+            )
+        })?;
+        if !more {
+            break;
+        }
+        data_row += 1;
+        let line = record.position().map_or(0, |p| p.line());
+        let reason = if record.len() != header.len() {
+            Some(format!(
+                "line {line}: {} fields where the header has {}",
+                record.len(),
+                header.len()
+            ))
+        } else {
+            picked
+                .iter()
+                .find(|(i, _)| std::str::from_utf8(&record[*i]).is_err())
+                .map(|(_, name)| format!("line {line}: {name} is not valid UTF-8"))
+        };
+        if let Some(reason) = reason {
+            let id = id_field
+                .and_then(|i| record.get(i))
+                .and_then(|cell| std::str::from_utf8(cell).ok())
+                .map(|cell| cell.trim().to_string())
+                .filter(|cell| !cell.is_empty());
+            quarantined.push(QuarantinedRow {
+                row: data_row,
+                id,
+                reason,
+            });
+            file_rows.get_or_insert_with(|| (1..data_row).collect());
+            continue;
+        }
+        if let Some(rows) = &mut file_rows {
+            rows.push(data_row);
+        }
+        for (column, (i, _)) in columns.iter_mut().zip(&picked) {
+            // Checked above: every picked cell of this record is UTF-8.
+            column.push(std::str::from_utf8(&record[*i]).ok());
+        }
+    }
+    Ok(ReadColumns {
+        file_columns: header.clone(),
+        columns: picked
+            .iter()
+            .map(|(_, name)| name.to_string())
+            .zip(columns)
+            .collect(),
+        file_rows,
+        quarantined,
+    })
+}
+
+/// The text columns of a frame read by polars.
+fn frame_columns(frame: DataFrame, path: &Path) -> anyhow::Result<ReadColumns> {
+    let text = |name: &str| -> anyhow::Result<TextColumn> {
+        let col = frame
+            .column(name)
+            .with_context(|| format!("{}: column {name}", path.display()))?
+            .cast(&DataType::String)
+            .with_context(|| format!("{}: column {name} as text", path.display()))?;
+        let strings = col
+            .str()
+            .with_context(|| format!("{}: column {name} as text", path.display()))?;
+        let bytes = strings.iter().map(|v| v.map_or(0, str::len)).sum::<usize>();
+        let mut column = TextColumn::with_capacity(strings.len(), bytes);
+        for v in strings.iter() {
+            column.push(v);
+        }
+        Ok(column)
+    };
+    let names: Vec<String> = frame
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    // Columns are copied into text columns in parallel: on a million rows each is a million cells.
+    let columns = names
+        .par_iter()
+        .map(|name| Ok((name.clone(), text(name)?)))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(ReadColumns {
+        file_columns: names,
+        columns,
+        file_rows: None,
+        quarantined: Vec::new(),
+    })
 }
 
 fn write_frame(mut frame: DataFrame, path: &Path) -> anyhow::Result<()> {
@@ -310,4 +447,97 @@ pub fn write_quarantine(
     )?;
     write_frame(frame, &path)?;
     Ok(Some(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contacts_model() -> MatchModel {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/models/contacts.toml");
+        MatchModel::load(&path).expect("the default contacts model")
+    }
+
+    fn read(csv_bytes: &[u8]) -> (InputTable, Vec<QuarantinedRow>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("contacts.csv");
+        std::fs::write(&path, csv_bytes).expect("write csv");
+        read_table(&path, &contacts_model()).expect("read_table")
+    }
+
+    fn cells(table: &InputTable, column: &str) -> Vec<Option<String>> {
+        let column = &table.columns[column];
+        (0..column.len())
+            .map(|r| column.get(r).map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn csv_reads_quoted_cells_a_bom_and_only_the_models_columns() {
+        let (table, quarantined) = read(
+            "\u{feff}id,first_name,last_name,notes,phone\n\
+             a1,\"Ann, Jr\",\"O\"\"Neil\",\"two\nlines\",  \n\
+             a2,Zoë,李,,+44 7911 123456\n"
+                .as_bytes(),
+        );
+        assert!(quarantined.is_empty(), "{quarantined:?}");
+        // The BOM is not part of the first column's name.
+        assert_eq!(table.ids, ["a1", "a2"]);
+        assert_eq!(
+            cells(&table, "first_name"),
+            [Some("Ann, Jr".to_string()), Some("Zoë".to_string())]
+        );
+        assert_eq!(
+            cells(&table, "last_name"),
+            [Some("O\"Neil".to_string()), Some("李".to_string())]
+        );
+        // A blank cell is no value; a column the model does not read is not kept.
+        assert_eq!(cells(&table, "phone")[0], None);
+        assert!(!table.columns.contains_key("notes"));
+    }
+
+    #[test]
+    fn csv_rows_that_do_not_parse_are_quarantined_with_their_line() {
+        let mut bytes = b"id,first_name,last_name\n\
+            a1,Ann,Lee\n\
+            a2,Bob\n\
+            a3,Cy,Dee,extra\n\
+            a4,"
+        .to_vec();
+        bytes.extend_from_slice(b"\xff\xfe,Fox\n");
+        bytes.extend_from_slice(b"a5,Eve,Ng\na1,Ann,Lee\n,No,Id\n");
+        let (table, quarantined) = read(&bytes);
+        assert_eq!(table.ids, ["a1", "a5"]);
+        assert_eq!(
+            cells(&table, "last_name"),
+            [Some("Lee".into()), Some("Ng".into())]
+        );
+        let got: Vec<(usize, Option<&str>, &str)> = quarantined
+            .iter()
+            .map(|q| (q.row, q.id.as_deref(), q.reason.as_str()))
+            .collect();
+        // Rows are numbered in the file (the header is row 0), after the rows set aside before
+        // them, and in file order whichever check set them aside.
+        assert_eq!(
+            got,
+            [
+                (2, Some("a2"), "line 3: 2 fields where the header has 3"),
+                (3, Some("a3"), "line 4: 4 fields where the header has 3"),
+                (4, Some("a4"), "line 5: first_name is not valid UTF-8"),
+                (6, Some("a1"), "repeated id \"a1\""),
+                (7, None, "empty id"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_csv_without_the_id_column_names_the_columns_it_has() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("contacts.csv");
+        std::fs::write(&path, "rec_id,first_name\nr1,Ann\n").expect("write csv");
+        let err = read_table(&path, &contacts_model()).expect_err("no id column");
+        let message = format!("{err:#}");
+        assert!(message.contains("no id column \"id\""), "{message}");
+        assert!(message.contains("rec_id"), "{message}");
+    }
 }
