@@ -244,6 +244,15 @@ impl PipelineConfig {
             .triggers
             .validate()
             .map_err(|(key, m)| invalid(&format!("transform.triggers.{key}"), m))?;
+        if !(0.0..=1.0).contains(&self.load.max_merges) {
+            return Err(invalid(
+                "load.max_merges",
+                format!(
+                    "is a share of the location's contacts, from 0.0 to 1.0; got {}",
+                    self.load.max_merges
+                ),
+            ));
+        }
         if let Some(quiet) = &self.load.quiet_hours {
             quiet
                 .validate()

@@ -3,124 +3,14 @@
 
 mod common;
 
-use common::Harness;
-use contactsync::sandbox::SandboxOptions;
+use common::effects::{
+    converge, count, diff, effects, harness_with_triggers, ledger_rows, options, repeated,
+    without_dates,
+};
 use contactsync::sandbox::faults::FaultProfile;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// Welcome texts fire on this pipeline's first run, so loads have sends to get exactly once.
-const TRIGGERS: &str = r#"
-[transform.triggers]
-fire_on_first_run = true
-activity_notes = false
-
-[transform.triggers.welcome]
-template = "Hi {first_name|there}, welcome! Reply STOP to opt out."
-
-[transform.triggers.digest]
-to = "+14155550100"
-template = "contactsync {date}: {contacts} contacts, {duplicate_clusters} duplicate clusters"
-"#;
-
-fn options(seed: u64, contacts: usize) -> SandboxOptions {
-    SandboxOptions {
-        seed,
-        contacts,
-        messages: contacts * 2,
-        rate_limit: false,
-        ..SandboxOptions::default()
-    }
-}
-
-async fn harness_with_triggers(options: SandboxOptions) -> Harness {
-    let h = Harness::start(options).await;
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&h.pipeline)
-        .expect("pipeline file");
-    file.write_all(TRIGGERS.as_bytes())
-        .expect("append triggers");
-    h
-}
-
-/// What the two services hold, without the ids and times that differ between equivalent runs:
-/// contacts by their fields and tags, notes by contact and body, sent messages, blocked numbers.
-/// Counts are kept, so a duplicate contact or a second send shows up as a difference.
-fn effects(state: &Value) -> BTreeMap<String, usize> {
-    let mut out: BTreeMap<String, usize> = BTreeMap::new();
-    let mut key_of: HashMap<String, String> = HashMap::new();
-    for c in state["ghl"]["contacts"].as_array().expect("contacts") {
-        let mut tags: Vec<String> = c["tags"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .filter_map(|v| v.as_str().map(str::to_lowercase))
-                    .collect()
-            })
-            .unwrap_or_default();
-        tags.sort();
-        let key = format!(
-            "{}|{}|{}|{}|{}|{}",
-            c["firstName"], c["lastName"], c["email"], c["phone"], c["city"], c["country"]
-        );
-        key_of.insert(c["id"].as_str().unwrap_or("").to_string(), key.clone());
-        let dnd = c["dnd"].as_bool().unwrap_or(false)
-            || c["dndSettings"]["SMS"]["status"].as_str() == Some("active");
-        *out.entry(format!("contact {key} tags={tags:?} dnd={dnd}"))
-            .or_default() += 1;
-    }
-    for n in state["ghl"]["notes"].as_array().expect("notes") {
-        let contact = key_of
-            .get(n["contactId"].as_str().unwrap_or(""))
-            .cloned()
-            .unwrap_or_default();
-        *out.entry(format!("note {contact} {}", n["body"]))
-            .or_default() += 1;
-    }
-    for m in state["bulksms"]["messages"].as_array().expect("messages") {
-        if m["type"] == "SENT" {
-            let body = without_dates(m["body"].as_str().unwrap_or(""));
-            *out.entry(format!("sms {} {body:?}", m["to"])).or_default() += 1;
-        }
-    }
-    for b in state["bulksms"]["blocked_numbers"]
-        .as_array()
-        .expect("blocked numbers")
-    {
-        *out.entry(format!("blocked {}", b["phoneNumber"]))
-            .or_default() += 1;
-    }
-    out
-}
-
-/// A message body with its ISO dates (`2026-12-01`) masked: the digest names the day it was
-/// planned, and a clean run and a trial may be planned on either side of midnight.
-fn without_dates(body: &str) -> String {
-    let shape = |w: &[u8]| {
-        w.iter().enumerate().all(|(i, b)| match i {
-            4 | 7 => *b == b'-',
-            _ => b.is_ascii_digit(),
-        })
-    };
-    let bytes = body.as_bytes();
-    let mut out = String::with_capacity(body.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes.len() - i >= 10 && shape(&bytes[i..i + 10]) {
-            out.push_str("<date>");
-            i += 10;
-        } else {
-            let c = body[i..].chars().next().expect("inside the body");
-            out.push(c);
-            i += c.len_utf8();
-        }
-    }
-    out
-}
 
 #[test]
 fn dates_are_masked_in_message_bodies() {
@@ -129,37 +19,6 @@ fn dates_are_masked_in_message_bodies() {
         "contactsync <date>: 120 contacts, café 😀"
     );
     assert_eq!(without_dates("call 2026-1-01"), "call 2026-1-01");
-}
-
-/// Effects that happened more than once since `initial` (the seeded state).
-fn repeated<'a>(
-    initial: &BTreeMap<String, usize>,
-    effects: &'a BTreeMap<String, usize>,
-) -> Vec<&'a String> {
-    effects
-        .iter()
-        .filter(|(k, n)| **n > initial.get(*k).copied().unwrap_or(0) + 1)
-        .map(|(k, _)| k)
-        .collect()
-}
-
-fn diff(a: &BTreeMap<String, usize>, b: &BTreeMap<String, usize>) -> Vec<String> {
-    let mut out = Vec::new();
-    for (k, n) in a {
-        if b.get(k) != Some(n) {
-            out.push(format!("{k}: {n} vs {:?}", b.get(k)));
-        }
-    }
-    for (k, n) in b {
-        if !a.contains_key(k) {
-            out.push(format!("{k}: missing vs {n}"));
-        }
-    }
-    out
-}
-
-fn count(report: &Value, key: &str) -> u64 {
-    report["counts"][key].as_u64().unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,33 +81,38 @@ async fn a_dry_run_writes_nothing_at_all() {
     );
     h.control_post("stats/reset", Value::Null).await;
     let before = effects(&h.control("state").await);
+    let ledger_before = ledger_rows(&h.state_dir().join("ledger.sqlite"));
     let dry = h.run_ok(&["load", "--dry-run", "--json"]).await;
-    assert!(count(&dry, "applied") == 0, "{dry}");
+    // The dry run reports what it would do, and nothing as done.
+    let planned: u64 = plan["counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    let would: u64 = dry["counts"]
+        .as_object()
+        .expect("counts")
+        .iter()
+        .filter(|(k, _)| k.starts_with("planned."))
+        .filter_map(|(_, v)| v.as_u64())
+        .sum();
+    assert_eq!(would, planned, "{dry}");
+    for outcome in ["applied", "already_done", "failed", "skipped"] {
+        assert!(dry["counts"].get(outcome).is_none(), "{outcome} in {dry}");
+    }
     let stats = h.control("stats").await;
     assert_eq!(stats["writes"], 0, "{stats}");
     assert_eq!(
         stats["total_requests"], 0,
         "a dry run does not even read: {stats}"
     );
-    assert!(!h.state_dir().join("ledger.sqlite").exists());
+    assert_eq!(
+        ledger_rows(&h.state_dir().join("ledger.sqlite")),
+        ledger_before,
+        "a dry run changes nothing in the ledger"
+    );
     assert!(diff(&before, &effects(&h.control("state").await)).is_empty());
-}
-
-/// Runs the pipeline on a fresh sandbox until a run exits 0; returns the final effects.
-async fn converge(h: &Harness, max_runs: usize) -> BTreeMap<String, usize> {
-    for attempt in 0..max_runs {
-        let out = h.run(&["run", "--json"]).await;
-        match out.status.code() {
-            Some(0) => return effects(&h.control("state").await),
-            // Partial failure: the rest is retried by the next run, as the nightly job would.
-            Some(3) => continue,
-            other => panic!(
-                "run {attempt} exited {other:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        }
-    }
-    panic!("the pipeline did not converge in {max_runs} runs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,7 +109,8 @@ fn status_name(status: Option<OpStatus>) -> &'static str {
         Some(OpStatus::Failed) => "failed",
         Some(OpStatus::Skipped) => "skipped",
         Some(OpStatus::InFlight) => "in_flight",
-        None => "not_attempted",
+        // Owed by the plan, not attempted yet (the load has not reached it).
+        Some(OpStatus::Planned) | None => "not_attempted",
     }
 }
 

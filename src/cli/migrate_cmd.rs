@@ -97,7 +97,14 @@ pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
         });
     }
     outcomes.sort_by_key(|o| o.row);
-    let plan = plan_run(&config, &run)?;
+    let (plan, refusal) = plan_run(&config, &run)?;
+    // A migration is all or nothing at its limits: a refused one writes nothing at all.
+    if let Some(refusal) = refusal {
+        return Err(CommandError {
+            code: ExitCode::SafetyLimit,
+            error: anyhow::anyhow!("{refusal}; nothing was written"),
+        });
+    }
 
     // The report: rows.csv (every row's fate), quarantine.csv (rejects with the row as read).
     let dir = run.path.join("migrate");

@@ -8,8 +8,10 @@ use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
 use crate::extract::{ExtractOptions, run_extract};
 use crate::load::apply::{ApplyOptions, apply};
-use crate::load::diff::{DiffInput, SafetyLimitExceeded, SnapshotContact, build_plan};
+use crate::load::diff::{DiffInput, PlanDecision, Refusal, SnapshotContact, build_plan};
 use crate::load::ledger::Ledger;
+use crate::load::ledger::OpStatus;
+use crate::load::plan::{PlanOp, PlannedOperation};
 use crate::load::plan_io::{read_plan, write_plan};
 use crate::snapshot::desired::read_rows;
 use crate::snapshot::run::{RunDir, latest_complete_extract};
@@ -62,11 +64,16 @@ pub async fn transform_run(
         .context("transform worker")?
 }
 
-/// Builds and writes the plan of a run.
+/// Kinds fired by an event (a trigger or a messaging event) rather than derived from the desired
+/// state: a later transform does not ask for them again, so once planned they are owed until done.
+const EVENT_KINDS: [&str; 2] = ["send_sms", "create_note"];
+
+/// Builds and writes the plan of a run. When the plan breaks a safety limit, the plan written
+/// holds only its opt-outs and the refusal says what was held back.
 pub fn plan_run(
     config: &PipelineConfig,
     run: &RunDir,
-) -> Result<crate::load::plan::Plan, CommandError> {
+) -> Result<(crate::load::plan::Plan, Option<Refusal>), CommandError> {
     let transform = run.transform_dir();
     let extract = run.extract_dir();
     let desired_contacts = read_rows(&transform.join("desired_contacts.parquet"))
@@ -92,52 +99,40 @@ pub fn plan_run(
         snapshot_contacts: &snapshot_contacts,
         snapshot_blocked: &snapshot_blocked,
     };
-    let mut plan =
-        build_plan(&input, &config.load).map_err(|e: SafetyLimitExceeded| CommandError {
-            code: ExitCode::SafetyLimit,
-            error: e.into(),
-        })?;
+    let PlanDecision { mut plan, refusal } = build_plan(&input, &config.load);
+    let mut ledger = Ledger::open(&config.state_dir().join("ledger.sqlite"))?;
     // Operations the ledger says took effect (the digest of a date already sent, a rerun of
     // the same run) are not planned again: the plan shows only what load will really do.
-    let ledger_path = config.state_dir().join("ledger.sqlite");
-    if ledger_path.exists() {
-        let ledger = Ledger::open(&ledger_path)?;
-        let mut done = Vec::new();
-        for op in &plan.operations {
-            if let Some(entry) = ledger.get(&op.key)?
-                && matches!(
-                    entry.status,
-                    crate::load::ledger::OpStatus::Succeeded
-                        | crate::load::ledger::OpStatus::Skipped
-                )
-            {
-                done.push(op.key.clone());
-            }
+    let mut done = HashSet::new();
+    for op in &plan.operations {
+        if let Some(entry) = ledger.get(&op.key)?
+            && matches!(entry.status, OpStatus::Succeeded | OpStatus::Skipped)
+        {
+            done.insert(op.key.clone());
         }
-        if !done.is_empty() {
-            tracing::info!(
-                operations = done.len(),
-                "Left out of the plan: already done according to the ledger"
-            );
-            let done: HashSet<String> = done.into_iter().collect();
-            plan.operations.retain(|op| !done.contains(&op.key));
-        }
+    }
+    if !done.is_empty() {
+        tracing::info!(
+            operations = done.len(),
+            "Left out of the plan: already done according to the ledger"
+        );
+        plan.operations.retain(|op| !done.contains(&op.key));
+    }
+    if refusal.is_none() {
         // Sends and notes fire on what changed since the previous run, so a later transform
-        // does not ask for them again: the ones a previous load failed to finish are carried
-        // over from the ledger, under the same key, and read back before they are retried. When
-        // this run plans the same key again (the digest of the same date), the op as first
-        // planned wins: the digest is sent with the counts of the run that planned it, not with
-        // counts a half-applied earlier load has already changed.
+        // does not ask for them again: the ones an earlier run owes (planned and not applied,
+        // failed, or with a lost outcome) are carried over from the ledger, under the same key,
+        // and read back before they are retried. When this run plans the same key again (the
+        // digest of the same date), the op as first planned wins: the digest is sent with the
+        // counts of the run that planned it, not with counts a half-applied earlier load has
+        // already changed.
         let mut carried = 0;
-        for (key, from_run, payload) in ledger.unfinished(&["send_sms", "create_note"])? {
-            let Ok(op) = serde_json::from_str::<crate::load::plan::PlanOp>(&payload) else {
+        for (key, from_run, payload) in ledger.unfinished(&EVENT_KINDS)? {
+            let Ok(op) = serde_json::from_str::<PlanOp>(&payload) else {
                 tracing::warn!(key, "Unreadable operation in the ledger; not carried over");
                 continue;
             };
-            let carried_op = crate::load::plan::PlannedOperation::new(
-                op,
-                format!("retry: left unfinished by run {from_run}"),
-            );
+            let carried_op = PlannedOperation::new(op, format!("retry: owed since run {from_run}"));
             if carried_op.key != key {
                 continue;
             }
@@ -150,11 +145,30 @@ pub fn plan_run(
         if carried > 0 {
             tracing::info!(operations = carried, "Carried over from earlier runs");
         }
+        // Owed from here on, before the plan file marks this run as acted on: whatever is killed
+        // next, a later plan carries these until a load settles them.
+        let owed: Vec<(&str, &str, String, String)> = plan
+            .operations
+            .iter()
+            .filter(|o| EVENT_KINDS.contains(&o.op.kind()))
+            .map(|o| {
+                (
+                    o.key.as_str(),
+                    o.op.kind(),
+                    o.op.target(),
+                    serde_json::to_string(&o.op).expect("PlanOp serialises"),
+                )
+            })
+            .collect();
+        ledger.register_owed(&run.id, &owed)?;
     }
     let dir = run.load_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_plan(&plan, &dir)?;
-    Ok(plan)
+    write_plan(&plan, refusal.as_ref(), &dir)?;
+    if let Some(refusal) = &refusal {
+        tracing::error!(%refusal, "Plan refused by a safety limit");
+    }
+    Ok((plan, refusal))
 }
 
 /// Applies a run's plan; returns the report and exit code.
@@ -302,7 +316,7 @@ pub(super) async fn plan(args: RunSelectArgs) -> Result<ExitCode, CommandError> 
     let config = load_pipeline(&args.stage)?;
     let _lock = StateLock::acquire(&config.state_dir())?;
     let run = select_run(&config, args.run.as_deref())?;
-    let plan = plan_run(&config, &run)?;
+    let (plan, refusal) = plan_run(&config, &run)?;
     let mut report = CommandReport {
         command: "plan".into(),
         run_id: Some(run.id.clone()),
@@ -312,13 +326,25 @@ pub(super) async fn plan(args: RunSelectArgs) -> Result<ExitCode, CommandError> 
     for (kind, n) in plan.counts() {
         report.counts.insert(kind.to_string(), n);
     }
-    let human = format!(
+    let mut human = format!(
         "Planned {} operations for run {}: review {}",
         plan.operations.len(),
         run.id,
         run.load_dir().join("plan.md").display()
     );
-    finish(report, args.stage.json, ExitCode::Ok, human)
+    let code = match &refusal {
+        Some(refusal) => {
+            report
+                .counts
+                .insert("held".into(), refusal.held.len() as u64);
+            report.errors.push(refusal.to_string());
+            human = format!("Plan refused: {refusal}\n{human}");
+            ExitCode::SafetyLimit
+        }
+        None => ExitCode::Ok,
+    };
+    report.exit_code = code as u8;
+    finish(report, args.stage.json, code, human)
 }
 
 /// `contactsync load`.
@@ -359,7 +385,7 @@ pub async fn run_pipeline(
     let summary = transform_run(config, &run).await?;
     durations.push(("transform", clock.elapsed().as_secs_f64()));
     let clock = std::time::Instant::now();
-    let plan = plan_run(config, &run)?;
+    let (plan, refusal) = plan_run(config, &run)?;
     durations.push(("plan", clock.elapsed().as_secs_f64()));
     let clock = std::time::Instant::now();
     let (mut report, load_code) = load_run(config, &run, false).await?;
@@ -389,8 +415,15 @@ pub async fn run_pipeline(
     }
     report.counts.extend(audit.counts);
     report.errors.extend(audit.errors);
-    // A failed write outranks a breached audit threshold: it is what needs a person first.
-    let code = if load_code != ExitCode::Ok {
+    // A refused plan outranks the rest (its opt-outs were still applied), then a failed write,
+    // then a breached audit threshold: the order in which they need a person.
+    let code = if let Some(refusal) = &refusal {
+        report
+            .counts
+            .insert("held".into(), refusal.held.len() as u64);
+        report.errors.insert(0, refusal.to_string());
+        ExitCode::SafetyLimit
+    } else if load_code != ExitCode::Ok {
         load_code
     } else {
         audit_code

@@ -151,6 +151,8 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
             }
             // In flight: a crash or a lost answer. Failed: one of its attempts may still have
             // landed before the last error. Either way, find out before doing it again.
+            // Owed by a plan, never attempted: nothing to read back.
+            OpStatus::Planned => {}
             OpStatus::InFlight | OpStatus::Failed => match read_back(shared, planned).await {
                 Ok(Some(found)) => {
                     finish(shared, key, OpStatus::Succeeded, Some(&found), None);
@@ -162,7 +164,9 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
             },
         }
     }
-    let retry = previous.is_some();
+    let retry = previous
+        .as_ref()
+        .is_some_and(|p| p.status != OpStatus::Planned);
     if let Some(hold) = safety_block(shared, planned).await {
         if let Err(e) = record_intent(shared, planned) {
             return record_error(shared, planned, e.to_string());

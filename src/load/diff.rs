@@ -26,19 +26,59 @@ pub struct DiffInput<'a> {
     pub snapshot_blocked: &'a HashSet<String>,
 }
 
-/// A plan over a safety limit: nothing may be written.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the plan has {count} {what}, over the limit of {limit} (load.max_{what} in the pipeline file); nothing was written"
-)]
+/// A safety limit the plan breaks.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the plan has {count} {what}, over the limit of {limit} (load.{key} in the pipeline file)")]
 pub struct SafetyLimitExceeded {
     pub what: &'static str,
+    /// The pipeline-file key of the limit.
+    pub key: &'static str,
     pub count: u64,
     pub limit: u64,
 }
 
-/// Builds the plan, or refuses it when it breaks a safety limit.
-pub fn build_plan(input: &DiffInput<'_>, config: &LoadConfig) -> Result<Plan, SafetyLimitExceeded> {
+/// A plan refused by its safety limits. Compliance writes (SMS DND on, numbers blocked) are never
+/// held hostage by a limit: a run that would text too many people must still honour the opt-outs it
+/// found, so they stay in the plan and everything else waits for a person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub limits: Vec<SafetyLimitExceeded>,
+    /// Operations left out of the plan until the limit is raised or the data is fixed.
+    pub held: Vec<PlannedOperation>,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let limits: Vec<String> = self.limits.iter().map(ToString::to_string).collect();
+        write!(
+            f,
+            "{}; {} operations held back, only opt-outs (SMS DND, blocked numbers) are applied",
+            limits.join("; "),
+            self.held.len()
+        )
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// Whether an operation records an opt-out: the only kind a safety limit never holds back.
+pub fn is_compliance(op: &PlanOp) -> bool {
+    matches!(
+        op,
+        PlanOp::SetSmsDnd { active: true, .. } | PlanOp::BlockNumbers { .. }
+    )
+}
+
+/// The plan and, when it breaks a safety limit, what was held back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanDecision {
+    /// What load may apply: everything, or only the compliance writes of a refused plan.
+    pub plan: Plan,
+    pub refusal: Option<Refusal>,
+}
+
+/// Builds the plan; when it breaks a safety limit only its compliance writes are kept.
+pub fn build_plan(input: &DiffInput<'_>, config: &LoadConfig) -> PlanDecision {
     let mut ops = Vec::new();
     for desired in input.desired_contacts {
         match desired
@@ -107,23 +147,67 @@ pub fn build_plan(input: &DiffInput<'_>, config: &LoadConfig) -> Result<Plan, Sa
         run_id: input.run_id.clone(),
         operations: ops,
     };
-    check_limits(&plan, config)?;
-    Ok(plan)
+    let limits = broken_limits(&plan, config, input.snapshot_contacts.len());
+    if limits.is_empty() {
+        return PlanDecision {
+            plan,
+            refusal: None,
+        };
+    }
+    let (kept, held): (Vec<_>, Vec<_>) = plan
+        .operations
+        .into_iter()
+        .partition(|o| is_compliance(&o.op));
+    PlanDecision {
+        plan: Plan {
+            run_id: plan.run_id,
+            operations: kept,
+        },
+        refusal: Some(Refusal { limits, held }),
+    }
 }
 
-fn check_limits(plan: &Plan, config: &LoadConfig) -> Result<(), SafetyLimitExceeded> {
+/// The safety limits `plan` breaks. `contacts` is the number of contacts in the location, which
+/// `max_merges` is a share of.
+pub fn broken_limits(
+    plan: &Plan,
+    config: &LoadConfig,
+    contacts: usize,
+) -> Vec<SafetyLimitExceeded> {
     let counts = plan.counts();
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
-    for (what, count, limit) in [
-        ("creates", get("create_contact"), config.max_creates),
-        ("deletes", get("delete_contact"), config.max_deletes),
-        ("sends", get("send_sms"), config.max_sends),
-    ] {
-        if count > limit {
-            return Err(SafetyLimitExceeded { what, count, limit });
-        }
-    }
-    Ok(())
+    // A share of the location, rounded down, but a small location may always merge one pair.
+    let merge_limit = ((config.max_merges * contacts as f64).floor() as u64).max(1);
+    [
+        (
+            "creates",
+            "max_creates",
+            get("create_contact"),
+            config.max_creates,
+        ),
+        (
+            "deletes",
+            "max_deletes",
+            get("delete_contact"),
+            config.max_deletes,
+        ),
+        ("sends", "max_sends", get("send_sms"), config.max_sends),
+        (
+            "duplicates to mark",
+            "max_merges",
+            get("mark_duplicate"),
+            merge_limit,
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, _, count, limit)| count > limit)
+    .map(|(what, key, count, limit)| SafetyLimitExceeded {
+        what,
+        key,
+        count,
+        limit,
+    })
+    .collect()
 }
 
 /// GHL field names of the comparable fields, with their desired and current values. The flag says
@@ -358,7 +442,7 @@ mod tests {
             &input(&desired, &snap, &blocked, &[]),
             &LoadConfig::default(),
         )
-        .expect("plan");
+        .plan;
         assert!(plan.operations.is_empty(), "{:?}", plan.operations);
     }
 
@@ -388,7 +472,7 @@ mod tests {
             &input(&desired, &snap, &blocked, &desired_blocked),
             &LoadConfig::default(),
         )
-        .expect("plan");
+        .plan;
         let kinds: Vec<_> = plan.operations.iter().map(|o| o.op.kind()).collect();
         assert_eq!(
             kinds,
@@ -422,9 +506,82 @@ mod tests {
             max_creates: 2,
             ..LoadConfig::default()
         };
-        let err = build_plan(&input(&desired, &snap, &blocked, &[]), &config)
-            .expect_err("over the limit");
-        assert_eq!(err.count, 3);
-        assert!(err.to_string().contains("max_creates"), "{err}");
+        let decision = build_plan(&input(&desired, &snap, &blocked, &[]), &config);
+        let refusal = decision.refusal.expect("over the limit");
+        assert_eq!(refusal.limits.len(), 1);
+        assert_eq!(refusal.limits[0].count, 3);
+        assert!(refusal.to_string().contains("max_creates"), "{refusal}");
+        assert!(decision.plan.operations.is_empty());
+        assert_eq!(refusal.held.len(), 3);
+    }
+
+    /// Issue 18, item 8: a plan over `max_sends` still records the opt-outs it found.
+    #[test]
+    fn a_refused_plan_keeps_its_opt_outs() {
+        let snap: HashMap<_, _> = [("c1".to_string(), snapshot("c1"))].into();
+        let desired = vec![DesiredContact {
+            contact_id: Some("c1".into()),
+            sms_dnd: Some(true),
+            add_tags: vec!["sms:opted-out".into()],
+            reason: "STOP received".into(),
+            ..Default::default()
+        }];
+        let desired_blocked = vec![DesiredBlocked {
+            phone_number: "+15550002".into(),
+            reason: "r".into(),
+        }];
+        let messages: Vec<DesiredMessage> = (0..3)
+            .map(|i| DesiredMessage {
+                to: format!("+1555000100{i}"),
+                body: "hi".into(),
+                trigger: "welcome".into(),
+                event: format!("c{i}:created"),
+                contact_id: None,
+            })
+            .collect();
+        let blocked = HashSet::new();
+        let mut diff_input = input(&desired, &snap, &blocked, &desired_blocked);
+        diff_input.desired_messages = &messages;
+        let config = LoadConfig {
+            max_sends: 2,
+            ..LoadConfig::default()
+        };
+        let decision = build_plan(&diff_input, &config);
+        let kinds: Vec<_> = decision
+            .plan
+            .operations
+            .iter()
+            .map(|o| o.op.kind())
+            .collect();
+        assert_eq!(kinds, vec!["set_sms_dnd", "block_numbers"]);
+        let refusal = decision.refusal.expect("over max_sends");
+        let held: Vec<_> = refusal.held.iter().map(|o| o.op.kind()).collect();
+        assert_eq!(held, vec!["add_tags", "send_sms", "send_sms", "send_sms"]);
+    }
+
+    #[test]
+    fn marking_more_than_the_merge_share_is_refused() {
+        let snap: HashMap<String, SnapshotContact> = (0..10)
+            .map(|i| (format!("c{i}"), snapshot(&format!("c{i}"))))
+            .collect();
+        let desired: Vec<DesiredContact> = (1..4)
+            .map(|i| DesiredContact {
+                contact_id: Some(format!("c{i}")),
+                duplicate_of: Some("c0".into()),
+                reason: "duplicate".into(),
+                ..Default::default()
+            })
+            .collect();
+        let blocked = HashSet::new();
+        let config = |share| LoadConfig {
+            max_merges: share,
+            ..LoadConfig::default()
+        };
+        let input = input(&desired, &snap, &blocked, &[]);
+        // 3 of 10 contacts: refused at 20 %, accepted at 30 %.
+        let refused = build_plan(&input, &config(0.2)).refusal.expect("over 20 %");
+        assert_eq!(refused.limits[0].key, "max_merges");
+        assert_eq!((refused.limits[0].count, refused.limits[0].limit), (3, 2));
+        assert!(build_plan(&input, &config(0.3)).refusal.is_none());
     }
 }

@@ -18,6 +18,9 @@ pub struct LedgerError {
 /// Where an operation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpStatus {
+    /// Planned by a run whose plan was accepted, not attempted yet: owed until a load applies it,
+    /// whatever happens to that run.
+    Planned,
     /// About to be sent: if found after a crash, the outcome is unknown.
     InFlight,
     /// Took effect.
@@ -31,6 +34,7 @@ pub enum OpStatus {
 impl OpStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            OpStatus::Planned => "planned",
             OpStatus::InFlight => "in_flight",
             OpStatus::Succeeded => "succeeded",
             OpStatus::Failed => "failed",
@@ -40,6 +44,7 @@ impl OpStatus {
 
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
+            "planned" => OpStatus::Planned,
             "in_flight" => OpStatus::InFlight,
             "succeeded" => OpStatus::Succeeded,
             "failed" => OpStatus::Failed,
@@ -108,14 +113,54 @@ impl Ledger {
         }
     }
 
-    /// Operations of these kinds that failed or whose outcome is unknown, with the run that
-    /// planned them and their payload (the serialised operation).
+    /// Records operations a run owes, in one transaction, before its plan is written: from then
+    /// on they are carried over by every later plan until a load settles them, so a crash at any
+    /// point of the cycle cannot lose them. An operation the ledger already knows keeps its status.
+    pub fn register_owed(
+        &mut self,
+        run_id: &str,
+        ops: &[(&str, &str, String, String)],
+    ) -> Result<usize, LedgerError> {
+        let tx = self.conn.transaction().map_err(|e| LedgerError {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let mut added = 0;
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO operations (key, run_id, kind, target, payload, status, attempts, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'planned', 0, datetime('now'))
+                     ON CONFLICT(key) DO NOTHING",
+                )
+                .map_err(|e| LedgerError {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            for (key, kind, target, payload) in ops {
+                added += insert
+                    .execute(params![key, run_id, kind, target, payload])
+                    .map_err(|e| LedgerError {
+                        path: self.path.clone(),
+                        source: e,
+                    })?;
+            }
+        }
+        tx.commit().map_err(|e| LedgerError {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        Ok(added)
+    }
+
+    /// Operations of these kinds that are owed, failed or whose outcome is unknown, with the run
+    /// that planned them and their payload (the serialised operation).
     pub fn unfinished(&self, kinds: &[&str]) -> Result<Vec<(String, String, String)>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT key, run_id, payload, kind FROM operations
-                 WHERE status IN ('failed', 'in_flight') ORDER BY updated_at",
+                 WHERE status IN ('planned', 'failed', 'in_flight') ORDER BY updated_at, key",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -246,6 +291,43 @@ mod tests {
         assert_eq!(
             ledger.counts_for_run("r1").expect("counts"),
             vec![("succeeded".to_string(), 1)]
+        );
+    }
+
+    #[test]
+    fn owed_operations_are_carried_until_settled_and_never_downgraded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ledger = Ledger::open(&dir.path().join("ledger.sqlite")).expect("open");
+        ledger
+            .begin("done", "r0", "send_sms", "+1", "{}")
+            .expect("begin");
+        ledger
+            .finish("done", OpStatus::Succeeded, None, None)
+            .expect("finish");
+        let owed = |key: &'static str| (key, "send_sms", "+1".to_string(), "{}".to_string());
+        let added = ledger
+            .register_owed("r1", &[owed("done"), owed("new")])
+            .expect("register");
+        assert_eq!(added, 1, "a settled operation is not owed again");
+        assert_eq!(
+            ledger.get("done").expect("get").expect("done").status,
+            OpStatus::Succeeded
+        );
+        assert_eq!(
+            ledger.get("new").expect("get").expect("new").status,
+            OpStatus::Planned
+        );
+        let unfinished = ledger.unfinished(&["send_sms"]).expect("unfinished");
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(
+            (unfinished[0].0.as_str(), unfinished[0].1.as_str()),
+            ("new", "r1")
+        );
+        assert!(
+            ledger
+                .unfinished(&["create_note"])
+                .expect("none")
+                .is_empty()
         );
     }
 }

@@ -18,6 +18,9 @@ pub struct LoadConfig {
     pub max_deletes: u64,
     /// Most SMS a run may send.
     pub max_sends: u64,
+    /// Largest share of the location's contacts a run may mark as duplicates (0.0–1.0): a match
+    /// model gone wrong shows as a flood of merges, and is stopped before it tags strangers.
+    pub max_merges: f64,
     /// What to do with a duplicate: "tag" (tag and note pointing at the survivor) or "delete".
     pub merge: MergeMode,
     /// Operations in flight at once.
@@ -134,6 +137,7 @@ impl Default for LoadConfig {
             max_creates: 500,
             max_deletes: 0,
             max_sends: 1_000,
+            max_merges: 0.35,
             merge: MergeMode::Tag,
             concurrency: 8,
             quiet_hours: None,

@@ -1,6 +1,7 @@
 //! Writing and reading a plan: `plan.parquet` (one row per operation, for machines and for
 //! `load`) and `plan.md` (what a person reviews before applying).
 
+use super::diff::Refusal;
 use super::plan::{Plan, PlanOp, PlannedOperation};
 use crate::snapshot::desired::{read_rows, write_rows};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -63,12 +64,62 @@ impl PlanRow {
     }
 }
 
-/// Writes `plan.parquet` and `plan.md` into `dir`.
-pub fn write_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+/// Writes `plan.md` and then `plan.parquet` into `dir`: the Parquet file is what `load` applies
+/// and what marks the plan as made, so it comes last. A refused plan also gets `refused.json` (the
+/// limits and the held operations), written before it; an accepted one removes a stale one.
+pub fn write_plan(plan: &Plan, refusal: Option<&Refusal>, dir: &Path) -> anyhow::Result<()> {
+    let refused_path = dir.join(crate::snapshot::run::REFUSED_FILE);
+    let mut text = summary(plan);
+    match refusal {
+        Some(refusal) => {
+            text = refusal_summary(refusal) + &text;
+            let held: Vec<PlanRow> = refusal.held.iter().map(PlanRow::from_planned).collect();
+            let json = serde_json::to_vec_pretty(&serde_json::json!({
+                "limits": refusal.limits.iter().map(|l| serde_json::json!({
+                    "key": l.key, "count": l.count, "limit": l.limit, "message": l.to_string(),
+                })).collect::<Vec<_>>(),
+                "held": held,
+            }))?;
+            crate::snapshot::atomic::write(&refused_path, &json)?;
+        }
+        None => {
+            if refused_path.exists() {
+                std::fs::remove_file(&refused_path).map_err(|e| {
+                    anyhow::anyhow!("removing the stale {}: {e}", refused_path.display())
+                })?;
+            }
+        }
+    }
+    crate::snapshot::atomic::write(&dir.join("plan.md"), text.as_bytes())?;
     let rows: Vec<PlanRow> = plan.operations.iter().map(PlanRow::from_planned).collect();
-    write_rows(&dir.join("plan.parquet"), &plan_schema(), &rows)?;
-    crate::snapshot::atomic::write(&dir.join("plan.md"), summary(plan).as_bytes())?;
+    write_rows(
+        &dir.join(crate::snapshot::run::PLAN_FILE),
+        &plan_schema(),
+        &rows,
+    )?;
     Ok(())
+}
+
+/// The head of `plan.md` for a refused plan: which limits broke and what waits.
+fn refusal_summary(refusal: &Refusal) -> String {
+    let mut out = String::from("# Refused by a safety limit\n\n");
+    for limit in &refusal.limits {
+        let _ = writeln!(out, "- {limit}");
+    }
+    let mut held: BTreeMap<&str, u64> = BTreeMap::new();
+    for op in &refusal.held {
+        *held.entry(op.op.kind()).or_default() += 1;
+    }
+    let _ = writeln!(
+        out,
+        "\nOnly opt-outs (SMS DND, blocked numbers) are applied. Held back until the limit is raised \
+         or the data is fixed (all in `refused.json`): {}.\n",
+        held.iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out
 }
 
 /// Reads a plan back from `plan.parquet`.
@@ -184,14 +235,14 @@ mod tests {
                 ),
             ],
         };
-        write_plan(&plan, dir.path()).expect("write");
+        write_plan(&plan, None, dir.path()).expect("write");
         assert_eq!(read_plan(dir.path(), "r1").expect("read"), plan);
         let md = std::fs::read_to_string(dir.path().join("plan.md")).expect("md");
         assert!(md.contains("| add_tags | 1 |"), "{md}");
 
         let mut tampered = plan.clone();
         tampered.operations[0].key = "0".repeat(32);
-        write_plan(&tampered, dir.path()).expect("write");
+        write_plan(&tampered, None, dir.path()).expect("write");
         let err = read_plan(dir.path(), "r1").expect_err("tampered");
         assert!(err.to_string().contains("key does not match"), "{err}");
     }

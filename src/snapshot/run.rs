@@ -11,6 +11,11 @@ pub const EXTRACT_MANIFEST: &str = "manifest.json";
 /// Name of the extract checkpoint inside a run's `extract/` folder (present while unfinished).
 pub const EXTRACT_CHECKPOINT: &str = "checkpoint.json";
 
+/// Name of the plan inside a run's `load/` folder, written last by `plan`.
+pub const PLAN_FILE: &str = "plan.parquet";
+/// Present in a run's `load/` folder when its plan broke a safety limit.
+pub const REFUSED_FILE: &str = "refused.json";
+
 /// One run's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
@@ -69,6 +74,14 @@ impl RunDir {
         path.exists()
             .then(|| ExtractManifest::read(&path).ok())
             .flatten()
+    }
+
+    /// True when this run's plan was accepted: its event-fired operations are in the ledger (owed
+    /// or settled), so a later run's triggers may take this run as what it already acted on. A
+    /// plan refused by a safety limit (`load/refused.json`) is not: its events fire again.
+    pub fn plan_committed(&self) -> bool {
+        let load = self.load_dir();
+        load.join(PLAN_FILE).exists() && !load.join(REFUSED_FILE).exists()
     }
 
     /// True when an extract started here and did not finish.

@@ -751,8 +751,10 @@ pub fn run_transform(
     Ok(summary)
 }
 
-/// The previous run with a finished extract: what its snapshot held, for the triggers. `None`
-/// when this is the first run against the location.
+/// What the newest earlier run that acted on its events saw, for the triggers: the newest run whose
+/// plan was accepted (its fired operations are then owed in the ledger whatever happened to its
+/// load). A run killed before its plan, or refused by a safety limit, acted on nothing, so the
+/// events it saw fire again. `None` when no run has acted on this location yet.
 fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
     let Some(state_dir) = run.path.parent().and_then(Path::parent) else {
         return Ok(None);
@@ -761,7 +763,7 @@ fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
         .into_iter()
         .rev()
         .filter(|r| r.id < run.id)
-        .find(|r| r.extract_manifest().is_some())
+        .find(|r| r.extract_manifest().is_some() && r.plan_committed())
     else {
         return Ok(None);
     };

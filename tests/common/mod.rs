@@ -2,6 +2,8 @@
 //! pointed at it through a pipeline file.
 #![allow(dead_code)]
 
+pub mod effects;
+
 use contactsync::sandbox::{self, SandboxHandle, SandboxOptions};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -53,7 +55,8 @@ impl Harness {
         .expect("join")
     }
 
-    /// Runs and asserts success, returning the `--json` report.
+    /// Runs and asserts success, returning the `--json` report (which must be there, and be an
+    /// object, when `--json` is among the arguments; `Null` otherwise).
     pub async fn run_ok(&self, args: &[&str]) -> Value {
         let out = self.run(args).await;
         assert!(
@@ -62,14 +65,28 @@ impl Harness {
             out.status.code(),
             String::from_utf8_lossy(&out.stderr)
         );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        stdout
-            .lines()
-            .last()
-            .and_then(|l| serde_json::from_str(l).ok())
-            .unwrap_or(Value::Null)
+        if !args.contains(&"--json") {
+            return Value::Null;
+        }
+        json_report(args, &out)
     }
+}
 
+/// The `--json` object a command printed as its last stdout line; panics when there is none, so a
+/// check on its counts cannot pass on a missing report.
+pub fn json_report(args: &[&str], out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().rfind(|l| !l.trim().is_empty());
+    match last.map(serde_json::from_str::<Value>) {
+        Some(Ok(report @ Value::Object(_))) => report,
+        other => panic!(
+            "contactsync {args:?} printed no JSON report (last line: {other:?})\nstdout:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+impl Harness {
     /// Exchanges the sandbox's authorization code (what a user does once).
     pub async fn authorise(&self) {
         self.run_ok(&["auth", "ghl", "--json"]).await;
