@@ -158,6 +158,55 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// The members with their names in one layout, the cluster's: a full name typed into the first
+/// name with the last name empty is split ("Anh Hoang" → Anh / Hoang), and a record whose first and
+/// last names are the reference's the wrong way round is turned back. The matcher already reads
+/// names so; survivorship must too, or it picks a first name from one layout and a last name from
+/// the other ("Jesús Jesús"), the survivor stops matching, and each run undoes the last one's merge.
+fn with_aligned_names(members: &[Member], survivor_id: &str) -> Vec<Member> {
+    let names = |m: &Member| -> (Option<String>, Option<String>) {
+        let first = m.values.get("first_name").and_then(non_empty);
+        let last = m.values.get("last_name").and_then(non_empty);
+        match (first, last) {
+            (Some(full), None) if full.split_whitespace().count() > 1 => {
+                let (given, family) = full
+                    .trim()
+                    .rsplit_once(char::is_whitespace)
+                    .expect("two words at least");
+                (Some(given.trim().to_string()), Some(family.to_string()))
+            }
+            (first, last) => (first.map(str::to_string), last.map(str::to_string)),
+        }
+    };
+    let split: Vec<(Option<String>, Option<String>)> = members.iter().map(names).collect();
+    // The reference layout: the survivor's when it has both names, else the first member's that has.
+    let reference = members
+        .iter()
+        .position(|m| m.id == survivor_id)
+        .filter(|&i| split[i].0.is_some() && split[i].1.is_some())
+        .or_else(|| split.iter().position(|(f, l)| f.is_some() && l.is_some()));
+    let fold = |v: &Option<String>| v.as_deref().map(normalize::name);
+    members
+        .iter()
+        .zip(&split)
+        .map(|(member, (first, last))| {
+            let mut aligned = member.clone();
+            let (mut first, mut last) = (first.clone(), last.clone());
+            if let Some(r) = reference {
+                let (ref_first, ref_last) = (fold(&split[r].0), fold(&split[r].1));
+                let swapped =
+                    fold(&first) == ref_last && fold(&last) == ref_first && ref_first != ref_last;
+                if swapped {
+                    std::mem::swap(&mut first, &mut last);
+                }
+            }
+            aligned.values.insert("first_name", first);
+            aligned.values.insert("last_name", last);
+            aligned
+        })
+        .collect()
+}
+
 /// Builds the golden record of one cluster. `members` holds at least one record.
 pub fn merge(
     cluster_id: &str,
@@ -166,6 +215,7 @@ pub fn merge(
     config: &SurvivorshipConfig,
     region: normalize::Region,
 ) -> GoldenRecord {
+    let members = &with_aligned_names(members, survivor_id)[..];
     let mut golden = GoldenRecord {
         cluster_id: cluster_id.to_string(),
         survivor_id: survivor_id.to_string(),
@@ -250,6 +300,65 @@ mod tests {
 
     fn us() -> normalize::Region {
         normalize::region("US")
+    }
+
+    /// Issue 18, item 10: names in another layout (swapped, or a full name in the first name)
+    /// are read in the cluster's layout before the most recent value is picked.
+    #[test]
+    fn swapped_and_full_names_are_aligned_before_picking() {
+        let members = vec![
+            member(
+                "survivor",
+                "2026-10-31T00:00:00",
+                "form",
+                &[("first_name", "Jesús")],
+            ),
+            member(
+                "old",
+                "2025-09-26T00:00:00",
+                "import",
+                &[("first_name", "Jesús"), ("last_name", "Sánchez")],
+            ),
+            member(
+                "swapped",
+                "2026-05-01T00:00:00",
+                "import",
+                &[("first_name", "Sánchez"), ("last_name", "Jesús")],
+            ),
+        ];
+        let g = merge(
+            "c1",
+            "survivor",
+            &members,
+            &SurvivorshipConfig::default(),
+            us(),
+        );
+        assert_eq!(g.first_name.as_deref(), Some("Jesús"));
+        assert_eq!(g.last_name.as_deref(), Some("Sánchez"));
+
+        let members = vec![
+            member(
+                "survivor",
+                "2025-12-24T00:00:00",
+                "form",
+                &[("first_name", "Anh"), ("last_name", "hoang")],
+            ),
+            member(
+                "full",
+                "2026-10-12T00:00:00",
+                "import",
+                &[("first_name", "Anh Hoang")],
+            ),
+        ];
+        let g = merge(
+            "c2",
+            "survivor",
+            &members,
+            &SurvivorshipConfig::default(),
+            us(),
+        );
+        assert_eq!(g.first_name.as_deref(), Some("Anh"));
+        assert_eq!(g.last_name.as_deref(), Some("Hoang"));
     }
 
     #[test]

@@ -251,8 +251,8 @@ fn golden_member(c: &SnapshotContact) -> golden::Member {
 }
 
 /// The contacts as the next run will read them once this run's merge is written: survivors hold
-/// their golden values (all but email and phone, which are never moved) and are the most recently
-/// updated, duplicates carry the duplicate tag.
+/// their golden values (all but email and phone, which are never moved, and the company, which an
+/// update cannot write) and are the most recently updated, duplicates carry the duplicate tag.
 fn after_merge(
     contacts: &[SnapshotContact],
     result: &dedupe::DedupeResult,
@@ -274,10 +274,11 @@ fn after_merge(
         for &r in rows {
             let c = &mut next[r];
             if &c.id == survivor_id {
+                // Not the company: `PUT /contacts/{id}` cannot change it, so the next run will
+                // not see the golden one either.
                 for (field, slot) in [
                     ("first_name", &mut c.first_name),
                     ("last_name", &mut c.last_name),
-                    ("company_name", &mut c.company_name),
                     ("city", &mut c.city),
                     ("postal_code", &mut c.postal_code),
                     ("country", &mut c.country),
