@@ -4,16 +4,9 @@ use super::{CommandError, CommandReport, DedupeArgs};
 use crate::exit_code::ExitCode;
 use crate::transform::{dedupe, io, model::MatchModel, normalize};
 use anyhow::Context;
-use std::path::PathBuf;
-
-/// The default model: contacts with the normalised column names.
-pub fn default_model_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/models/contacts.toml")
-}
 
 pub(super) async fn run(args: DedupeArgs) -> Result<ExitCode, CommandError> {
-    let model_path = args.model.clone().unwrap_or_else(default_model_path);
-    let model = MatchModel::load(&model_path).map_err(|e| CommandError {
+    let model = MatchModel::load_or_default(args.model.as_deref()).map_err(|e| CommandError {
         code: ExitCode::BadConfig,
         error: e,
     })?;

@@ -40,11 +40,8 @@ pub(super) fn select_run(
 }
 
 pub(super) fn match_model(config: &PipelineConfig) -> Result<MatchModel, CommandError> {
-    let path = match &config.transform.model {
-        Some(p) => config.resolve(p),
-        None => super::dedupe_cmd::default_model_path(),
-    };
-    MatchModel::load(&path).map_err(|e| CommandError {
+    let path = config.transform.model.as_ref().map(|p| config.resolve(p));
+    MatchModel::load_or_default(path.as_deref()).map_err(|e| CommandError {
         code: ExitCode::BadConfig,
         error: e,
     })

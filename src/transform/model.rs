@@ -5,6 +5,9 @@
 use serde::Deserialize;
 use std::path::Path;
 
+/// The default contacts model, `pipelines/models/contacts.toml`, as built into the binary.
+pub const DEFAULT_CONTACTS_MODEL: &str = include_str!("../../pipelines/models/contacts.toml");
+
 /// A whole model file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,12 +190,29 @@ impl MatchModel {
         use anyhow::Context;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading match model {}", path.display()))?;
-        let model: MatchModel = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("invalid match model {}: {e}", path.display()))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks a model; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> anyhow::Result<Self> {
+        let model: MatchModel = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("invalid match model {origin}: {e}"))?;
         model
             .validate()
-            .map_err(|e| anyhow::anyhow!("invalid match model {}: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("invalid match model {origin}: {e}"))?;
         Ok(model)
+    }
+
+    /// The model at `path`, or the contacts model built into the binary: an installed binary,
+    /// a container or a systemd unit has no checkout to read `pipelines/models/` from.
+    pub fn load_or_default(path: Option<&Path>) -> anyhow::Result<Self> {
+        match path {
+            Some(path) => Self::load(path),
+            None => Self::from_toml(
+                DEFAULT_CONTACTS_MODEL,
+                "built into contactsync (pipelines/models/contacts.toml)",
+            ),
+        }
     }
 
     /// Checks what serde cannot.
@@ -266,5 +286,22 @@ impl MatchModel {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_model_is_the_shipped_file_and_is_valid() {
+        let file =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/models/contacts.toml");
+        let built_in = MatchModel::load_or_default(None).expect("the built-in model is valid");
+        let shipped = MatchModel::load(&file).expect("the shipped model is valid");
+        assert_eq!(built_in.threshold, shipped.threshold);
+        assert_eq!(built_in.blocking.len(), shipped.blocking.len());
+        let err = MatchModel::from_toml("threshold = 2.0", "test.toml").expect_err("invalid");
+        assert!(err.to_string().contains("test.toml"), "{err}");
     }
 }
