@@ -115,12 +115,14 @@ async fn a_dry_run_writes_nothing_at_all() {
     assert!(diff(&before, &effects(&h.control("state").await)).is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_faults_leave_every_effect_exactly_once() {
-    let clean = harness_with_triggers(options(13, 150)).await;
+/// Under the hostile profile, nightly runs until one exits 0, then one more: every effect exactly
+/// once, the state a clean run's, and the extra run plans nothing (issue 18, item 15: a partly
+/// applied merge must not send later runs down another path to another final state).
+async fn hostile_runs_converge_to_the_clean_state(seed: u64, contacts: usize) {
+    let clean = harness_with_triggers(options(seed, contacts)).await;
     clean.authorise().await;
     let expected = converge(&clean, 1).await;
-    let hostile = harness_with_triggers(options(13, 150)).await;
+    let hostile = harness_with_triggers(options(seed, contacts)).await;
     hostile.authorise().await;
     let initial = effects(&hostile.control("state").await);
     let profile = FaultProfile {
@@ -136,16 +138,36 @@ async fn hostile_faults_leave_every_effect_exactly_once() {
         .await;
     let got = converge(&hostile, 6).await;
     let twice = repeated(&initial, &got);
-    assert!(twice.is_empty(), "repeated: {twice:?}");
+    assert!(twice.is_empty(), "seed {seed}: repeated: {twice:?}");
     let differences = diff(&expected, &got);
     assert!(
         differences.is_empty(),
-        "{} differences, e.g. {:?}",
+        "seed {seed}: {} differences, e.g. {:?}",
         differences.len(),
         &differences[..differences.len().min(10)]
     );
     let stats = hostile.control("stats").await;
     assert!(stats["faults"].as_u64().unwrap_or(0) > 0, "{stats}");
+    // One more night, faults off: nothing left to do.
+    hostile
+        .control_post("faults", serde_json::json!({"name": "none"}))
+        .await;
+    let extra = hostile.run_ok(&["run", "--json"]).await;
+    assert_eq!(
+        count(&extra, "planned_operations"),
+        0,
+        "seed {seed}: the run after convergence plans: {extra}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_faults_leave_every_effect_exactly_once() {
+    hostile_runs_converge_to_the_clean_state(13, 150).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_faults_converge_on_another_seed_too() {
+    hostile_runs_converge_to_the_clean_state(9, 400).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
