@@ -52,10 +52,14 @@ fn is_final(status_type: Option<&str>) -> bool {
     matches!(status_type, Some("DELIVERED" | "FAILED" | "RECEIVED"))
 }
 
-/// Reads messages with id above `after_id` into part files.
+/// Reads the messages the previous run's cursor leaves to read into part files.
+///
+/// `limit` "is not a guarantee" (the spec): a page may come back short although more messages
+/// exist, so only an empty page ends the read. The cursor is stored even when nothing new came
+/// back, so the next run starts where this one ended instead of at the start of the history.
 pub async fn read_messages(
     client: &BulkSmsClient,
-    after_id: u64,
+    previous: MessagesCursor,
     lookback_hours: i64,
     extract_dir: &Path,
     store: Arc<CheckpointStore>,
@@ -65,9 +69,17 @@ pub async fn read_messages(
     if writer.state().done {
         return Ok(());
     }
-    let mut cursor: MessagesCursor =
-        serde_json::from_value(writer.state().next_cursor.clone()).unwrap_or_default();
-    let mut after = writer.state().resume_from.as_u64().unwrap_or(after_id);
+    // Open messages are found again by this read, so only the largest id carries over.
+    let mut cursor: MessagesCursor = serde_json::from_value(writer.state().next_cursor.clone())
+        .unwrap_or(MessagesCursor {
+            max_id: previous.max_id,
+            oldest_open_id: None,
+        });
+    let mut after = writer
+        .state()
+        .resume_from
+        .as_u64()
+        .unwrap_or(previous.read_after());
     let open_since_ms =
         (chrono::Utc::now() - chrono::Duration::hours(lookback_hours)).timestamp_millis();
     let mut page_number = writer.state().pages;
@@ -130,10 +142,8 @@ pub async fn read_messages(
             serde_json::to_value(cursor).expect("cursor serialises"),
             Vec::new(),
         )?;
-        if count < MAX_MESSAGES_PAGE as usize {
-            break;
-        }
     }
+    writer.set_next_cursor(serde_json::to_value(cursor).expect("cursor serialises"));
     writer.finish()?;
     Ok(())
 }

@@ -178,7 +178,7 @@ pub async fn run_extract(
     let bulksms_task = async {
         bulksms::read_messages(
             &bulksms_client,
-            messages_cursor.read_after(),
+            messages_cursor,
             config.extract.status_lookback_hours,
             &extract_dir,
             store.clone(),

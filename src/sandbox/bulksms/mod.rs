@@ -15,6 +15,11 @@
 //!   encoding and GROUP recipients answer 400 (not emulated).
 //! - The same `deduplication-id` within 12 h replays the first answer whatever the new body is.
 //! - `limit` above 1000 on `GET /messages` is served as 1000 (the spec allows fewer rows).
+//!
+//! # Documented behaviours shown by default
+//! - `limit` "is not a guarantee": about half of the `GET /messages` pages that would be full
+//!   come back 1 to 3 rows short (decided from the seed and the page's first id), so only an
+//!   empty page shows the end.
 //! - Over the daily quota: 403 `#quota-exceeded`.
 //! - Inbound messages arrive through `POST /_sandbox/bulksms/inbound {from, body}`; a body of
 //!   STOP, STOPALL, UNSUBSCRIBE, CANCEL, END or QUIT (any case) blocks the number.
