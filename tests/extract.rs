@@ -257,10 +257,10 @@ async fn short_message_pages_do_not_end_the_extract() {
     assert_eq!(read, expected);
 }
 
-/// Issue 18 §1: a run that finds no new messages still stores its cursor, so the run after it
-/// does not read the whole history again.
+/// Issue 18 §1: a run that finds no new messages or blocked numbers still stores its cursors, so
+/// the run after it does not read the whole history again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_with_nothing_new_keep_the_message_cursor() {
+async fn runs_with_nothing_new_keep_their_cursors() {
     let h = Harness::start(options(40, 3_000)).await;
     h.authorise().await;
     h.run_ok(&["extract", "--json"]).await;
@@ -275,6 +275,11 @@ async fn runs_with_nothing_new_keep_the_message_cursor() {
         assert!(
             messages["cursor"]["max_id"].as_u64().is_some_and(|id| id > 0),
             "run {run} stored no message cursor: {messages}"
+        );
+        let blocked = &manifest["entities"]["bulksms/blocked_numbers"];
+        assert!(
+            blocked["cursor"]["max_id"].as_u64().is_some_and(|id| id > 0),
+            "run {run} stored no blocked-numbers cursor: {blocked}"
         );
         let requests = manifest["requests"]["bulksms"]["requests"]
             .as_u64()

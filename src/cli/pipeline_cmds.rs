@@ -2,7 +2,8 @@
 
 use super::stage::{StateLock, load_pipeline};
 use super::{CommandError, CommandReport, LoadArgs, RunSelectArgs, StageArgs};
-use crate::api::bulksms::{BulkSmsClient, MAX_BLOCKED_PAGE};
+use crate::api::bulksms::BulkSmsClient;
+use crate::api::bulksms::blocked::BlockedPaging;
 use crate::api::ghl::GhlClient;
 use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
@@ -193,21 +194,13 @@ pub async fn load_run(
     let known: Vec<Blocked> =
         read_rows(&run.extract_dir().join("bulksms/blocked_numbers.parquet"))?;
     let mut blocked: HashSet<String> = known.iter().map(|b| b.phone_number.clone()).collect();
-    let mut after = known.iter().map(|b| b.id).max().unwrap_or(0);
-    loop {
-        let page = bulksms
-            .blocked_numbers_from(after + 1, MAX_BLOCKED_PAGE)
-            .await?;
-        if page.is_empty() {
-            break;
-        }
-        for entry in &page {
-            after = after.max(entry.id.as_u64().unwrap_or(after));
-            blocked.insert(entry.phone_number.clone());
-        }
-        if page.len() < MAX_BLOCKED_PAGE as usize {
-            break;
-        }
+    let mut paging = BlockedPaging::after(known.iter().map(|b| b.id).max().unwrap_or(0));
+    while let Some(page) = bulksms
+        .next_blocked_page(&mut paging)
+        .await
+        .context("reading numbers blocked since the extract (GET /blocked-numbers)")?
+    {
+        blocked.extend(page.entries.into_iter().map(|e| e.phone_number));
     }
     let ledger_path = config.state_dir().join("ledger.sqlite");
     let ledger = Ledger::open(&ledger_path)?;

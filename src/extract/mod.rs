@@ -187,7 +187,7 @@ pub async fn run_extract(
         .await?;
         bulksms::read_blocked_numbers(
             &bulksms_client,
-            blocked_cursor.max_id,
+            blocked_cursor,
             &extract_dir,
             store.clone(),
             progress.entity(bulksms::BLOCKED_NUMBERS),
