@@ -273,12 +273,16 @@ async fn runs_with_nothing_new_keep_their_cursors() {
         let manifest = manifest_of(&report);
         let messages = &manifest["entities"]["bulksms/messages"];
         assert!(
-            messages["cursor"]["max_id"].as_u64().is_some_and(|id| id > 0),
+            messages["cursor"]["max_id"]
+                .as_u64()
+                .is_some_and(|id| id > 0),
             "run {run} stored no message cursor: {messages}"
         );
         let blocked = &manifest["entities"]["bulksms/blocked_numbers"];
         assert!(
-            blocked["cursor"]["max_id"].as_u64().is_some_and(|id| id > 0),
+            blocked["cursor"]["max_id"]
+                .as_u64()
+                .is_some_and(|id| id > 0),
             "run {run} stored no blocked-numbers cursor: {blocked}"
         );
         let requests = manifest["requests"]["bulksms"]["requests"]

@@ -13,6 +13,7 @@ use crate::load::diff::{DiffInput, SafetyLimitExceeded, SnapshotContact, build_p
 use crate::load::ledger::Ledger;
 use crate::load::plan_io::{read_plan, write_plan};
 use crate::snapshot::desired::read_rows;
+use crate::snapshot::phone::e164;
 use crate::snapshot::run::{RunDir, latest_complete_extract};
 use crate::transform::model::MatchModel;
 use crate::transform::stage::{TransformSummary, run_transform};
@@ -83,7 +84,10 @@ pub fn plan_run(
         phone_number: String,
     }
     let blocked: Vec<Blocked> = read_rows(&extract.join("bulksms/blocked_numbers.parquet"))?;
-    let snapshot_blocked: HashSet<String> = blocked.into_iter().map(|b| b.phone_number).collect();
+    let snapshot_blocked: HashSet<String> = blocked
+        .iter()
+        .filter_map(|b| e164(&b.phone_number))
+        .collect();
     let input = DiffInput {
         run_id: run.id.clone(),
         desired_contacts: &desired_contacts,
@@ -193,14 +197,14 @@ pub async fn load_run(
     }
     let known: Vec<Blocked> =
         read_rows(&run.extract_dir().join("bulksms/blocked_numbers.parquet"))?;
-    let mut blocked: HashSet<String> = known.iter().map(|b| b.phone_number.clone()).collect();
+    let mut blocked: HashSet<String> = known.iter().filter_map(|b| e164(&b.phone_number)).collect();
     let mut paging = BlockedPaging::after(known.iter().map(|b| b.id).max().unwrap_or(0));
     while let Some(page) = bulksms
         .next_blocked_page(&mut paging)
         .await
         .context("reading numbers blocked since the extract (GET /blocked-numbers)")?
     {
-        blocked.extend(page.entries.into_iter().map(|e| e.phone_number));
+        blocked.extend(page.entries.iter().filter_map(|e| e164(&e.phone_number)));
     }
     let ledger_path = config.state_dir().join("ledger.sqlite");
     let ledger = Ledger::open(&ledger_path)?;

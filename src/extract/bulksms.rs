@@ -7,6 +7,7 @@ use super::progress::EntityProgress;
 use super::rows::message_row;
 use crate::api::bulksms::blocked::{BlockedPaging, blocked_number_id};
 use crate::api::bulksms::{BulkSmsClient, MAX_MESSAGES_PAGE};
+use crate::snapshot::phone::e164;
 use crate::snapshot::schema::{
     BlockedNumberRow, ProfileRow, QuarantineRow, blocked_numbers_schema, messages_schema,
     profile_schema,
@@ -181,9 +182,12 @@ pub async fn read_blocked_numbers(
     loop {
         page_number += 1;
         let min_id = paging.next_min_id();
-        let Some(page) = client.next_blocked_page(&mut paging).await.with_context(|| {
-            format!("reading page {page_number} of GET /blocked-numbers (min-id {min_id})")
-        })?
+        let Some(page) = client
+            .next_blocked_page(&mut paging)
+            .await
+            .with_context(|| {
+                format!("reading page {page_number} of GET /blocked-numbers (min-id {min_id})")
+            })?
         else {
             break;
         };
@@ -191,20 +195,29 @@ pub async fn read_blocked_numbers(
         let mut rows = Vec::with_capacity(page.entries.len());
         let mut quarantine = Vec::new();
         for (index, entry) in page.entries.into_iter().enumerate() {
-            match blocked_number_id(&entry.id) {
-                Some(id) => {
-                    cursor.max_id = cursor.max_id.max(id);
-                    rows.push(BlockedNumberRow {
-                        id,
-                        phone_number: entry.phone_number,
-                        extracted_at,
-                    });
-                }
-                None => quarantine.push(QuarantineRow {
+            let id = blocked_number_id(&entry.id);
+            if let Some(id) = id {
+                cursor.max_id = cursor.max_id.max(id);
+            }
+            // Stored as E.164 whichever way the service wrote it (with or without `+`).
+            match (id, e164(&entry.phone_number)) {
+                (Some(id), Some(phone_number)) => rows.push(BlockedNumberRow {
+                    id,
+                    phone_number,
+                    extracted_at,
+                }),
+                (id, _) => quarantine.push(QuarantineRow {
                     entity: BLOCKED_NUMBERS.into(),
                     source: format!("GET /blocked-numbers page {page_number} (min-id {min_id})"),
                     row_index: index as u64,
-                    reason: format!("id {} is not numeric", entry.id),
+                    reason: if id.is_none() {
+                        format!("id {} is not numeric", entry.id)
+                    } else {
+                        format!(
+                            "phoneNumber {:?} is not an E.164 number",
+                            entry.phone_number
+                        )
+                    },
                     raw: serde_json::to_string(&entry).unwrap_or_default(),
                     quarantined_at: extracted_at,
                 }),

@@ -165,6 +165,9 @@ mod tests {
             .absorb(vec![entry(json!("abc"), "441234567890")])
             .expect("the entries are kept");
         assert_eq!(page.entries.len(), 1);
-        assert!(paging.is_finished(), "min-id cannot move: no second request");
+        assert!(
+            paging.is_finished(),
+            "min-id cannot move: no second request"
+        );
     }
 }

@@ -390,7 +390,12 @@ pub(super) async fn list(
         let rows: Vec<&Message> = if ascending {
             range.map(|(_, m)| m).filter(pick).take(limit).collect()
         } else {
-            range.rev().map(|(_, m)| m).filter(pick).take(limit).collect()
+            range
+                .rev()
+                .map(|(_, m)| m)
+                .filter(pick)
+                .take(limit)
+                .collect()
         };
         Ok(Json(serve(&rows)).into_response())
     })();
@@ -462,7 +467,11 @@ mod tests {
         );
         assert_eq!(as_served(page(999), 7, Some(5), 1000).len(), 999);
         for first in 0..50 {
-            assert_eq!(as_served(page(1), 7, Some(first), 1).len(), 1, "never empty");
+            assert_eq!(
+                as_served(page(1), 7, Some(first), 1).len(),
+                1,
+                "never empty"
+            );
         }
     }
 }
