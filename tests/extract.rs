@@ -239,3 +239,59 @@ async fn access_token_expiry_mid_run_is_survived() {
         "expected the code exchange plus refreshes, saw {refreshes}"
     );
 }
+
+/// Issue 18 §1: `limit` is not a guarantee. The sandbox cuts some full `GET /messages` pages a
+/// few rows short (as the spec says the service may); an extract that took a short page for the
+/// end read 997 of 6,000 messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_message_pages_do_not_end_the_extract() {
+    let h = Harness::start(options(40, 6_000)).await;
+    h.authorise().await;
+    let report = h.run_ok(&["extract", "--json"]).await;
+    let run = run_dir(&report);
+    let state = h.control("state").await;
+    let expected = state_ids(&state, "bulksms", "messages", "id");
+    assert_eq!(expected.len(), 6_000, "the seed holds 6,000 messages");
+    let read = unique_ids(&run.join("extract/bulksms/messages.parquet"), "id");
+    assert_eq!(read.len(), expected.len(), "every message read");
+    assert_eq!(read, expected);
+}
+
+/// Issue 18 §1: a run that finds no new messages or blocked numbers still stores its cursors, so
+/// the run after it does not read the whole history again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_with_nothing_new_keep_their_cursors() {
+    let h = Harness::start(options(40, 3_000)).await;
+    h.authorise().await;
+    h.run_ok(&["extract", "--json"]).await;
+    let manifest_of = |report: &Value| -> Value {
+        let path = run_dir(report).join("extract/manifest.json");
+        serde_json::from_str(&std::fs::read_to_string(path).expect("manifest")).expect("JSON")
+    };
+    for run in 2..=3 {
+        let report = h.run_ok(&["extract", "--json"]).await;
+        let manifest = manifest_of(&report);
+        let messages = &manifest["entities"]["bulksms/messages"];
+        assert!(
+            messages["cursor"]["max_id"]
+                .as_u64()
+                .is_some_and(|id| id > 0),
+            "run {run} stored no message cursor: {messages}"
+        );
+        let blocked = &manifest["entities"]["bulksms/blocked_numbers"];
+        assert!(
+            blocked["cursor"]["max_id"]
+                .as_u64()
+                .is_some_and(|id| id > 0),
+            "run {run} stored no blocked-numbers cursor: {blocked}"
+        );
+        let requests = manifest["requests"]["bulksms"]["requests"]
+            .as_u64()
+            .expect("request count");
+        assert!(
+            requests <= 4,
+            "run {run} with nothing new made {requests} BulkSMS requests"
+        );
+        assert_snapshot_matches_state(&h, &run_dir(&report)).await;
+    }
+}

@@ -440,3 +440,36 @@ async fn webhooks_crud_with_the_spec_error_bodies() {
     assert_eq!(missing["title"], "Not Found");
     assert_eq!(missing["status"], 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_numbers_are_listed_as_written_with_or_without_a_plus() {
+    let h = Harness::start(SandboxOptions {
+        contacts: 200,
+        messages: 2_000,
+        rate_limit: false,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let api = Api { h: &h };
+    let (status, _) = api
+        .post("/blocked-numbers", json!(["+15005550010", "15005550011"]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = api.get("/blocked-numbers").await;
+    let numbers: Vec<&str> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|b| b["phoneNumber"].as_str().expect("phoneNumber"))
+        .collect();
+    assert!(numbers.contains(&"+15005550010") && numbers.contains(&"15005550011"));
+    let seeded = &numbers[..numbers.len() - 2];
+    assert!(
+        seeded.iter().any(|n| n.starts_with('+')) && seeded.iter().any(|n| !n.starts_with('+')),
+        "the seeded list shows both spellings: {seeded:?}"
+    );
+    // The same number in the other spelling is the same entry.
+    api.post("/blocked-numbers", json!(["15005550010"])).await;
+    let (_, again) = api.get("/blocked-numbers").await;
+    assert_eq!(again.as_array().expect("list").len(), numbers.len());
+}

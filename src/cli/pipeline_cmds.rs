@@ -2,7 +2,8 @@
 
 use super::stage::{StateLock, load_pipeline};
 use super::{CommandError, CommandReport, LoadArgs, RunSelectArgs, StageArgs};
-use crate::api::bulksms::{BulkSmsClient, MAX_BLOCKED_PAGE};
+use crate::api::bulksms::BulkSmsClient;
+use crate::api::bulksms::blocked::BlockedPaging;
 use crate::api::ghl::GhlClient;
 use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
@@ -14,6 +15,7 @@ use crate::load::ledger::OpStatus;
 use crate::load::plan::{PlanOp, PlannedOperation};
 use crate::load::plan_io::{read_plan, write_plan};
 use crate::snapshot::desired::read_rows;
+use crate::snapshot::phone::e164;
 use crate::snapshot::run::{RunDir, latest_complete_extract};
 use crate::transform::model::MatchModel;
 use crate::transform::stage::{TransformSummary, run_transform};
@@ -86,7 +88,10 @@ pub fn plan_run(
         phone_number: String,
     }
     let blocked: Vec<Blocked> = read_rows(&extract.join("bulksms/blocked_numbers.parquet"))?;
-    let snapshot_blocked: HashSet<String> = blocked.into_iter().map(|b| b.phone_number).collect();
+    let snapshot_blocked: HashSet<String> = blocked
+        .iter()
+        .filter_map(|b| e164(&b.phone_number))
+        .collect();
     let input = DiffInput {
         run_id: run.id.clone(),
         desired_contacts: &desired_contacts,
@@ -203,22 +208,14 @@ pub async fn load_run(
     }
     let known: Vec<Blocked> =
         read_rows(&run.extract_dir().join("bulksms/blocked_numbers.parquet"))?;
-    let mut blocked: HashSet<String> = known.iter().map(|b| b.phone_number.clone()).collect();
-    let mut after = known.iter().map(|b| b.id).max().unwrap_or(0);
-    loop {
-        let page = bulksms
-            .blocked_numbers_from(after + 1, MAX_BLOCKED_PAGE)
-            .await?;
-        if page.is_empty() {
-            break;
-        }
-        for entry in &page {
-            after = after.max(entry.id.as_u64().unwrap_or(after));
-            blocked.insert(entry.phone_number.clone());
-        }
-        if page.len() < MAX_BLOCKED_PAGE as usize {
-            break;
-        }
+    let mut blocked: HashSet<String> = known.iter().filter_map(|b| e164(&b.phone_number)).collect();
+    let mut paging = BlockedPaging::after(known.iter().map(|b| b.id).max().unwrap_or(0));
+    while let Some(page) = bulksms
+        .next_blocked_page(&mut paging)
+        .await
+        .context("reading numbers blocked since the extract (GET /blocked-numbers)")?
+    {
+        blocked.extend(page.entries.iter().filter_map(|e| e164(&e.phone_number)));
     }
     let ledger_path = config.state_dir().join("ledger.sqlite");
     let ledger = Ledger::open(&ledger_path)?;

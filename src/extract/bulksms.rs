@@ -5,7 +5,9 @@ use super::checkpoint::CheckpointStore;
 use super::entity_writer::EntityWriter;
 use super::progress::EntityProgress;
 use super::rows::message_row;
-use crate::api::bulksms::{BulkSmsClient, MAX_BLOCKED_PAGE, MAX_MESSAGES_PAGE};
+use crate::api::bulksms::blocked::{BlockedPaging, blocked_number_id};
+use crate::api::bulksms::{BulkSmsClient, MAX_MESSAGES_PAGE};
+use crate::snapshot::phone::e164;
 use crate::snapshot::schema::{
     BlockedNumberRow, ProfileRow, QuarantineRow, blocked_numbers_schema, messages_schema,
     profile_schema,
@@ -52,10 +54,14 @@ fn is_final(status_type: Option<&str>) -> bool {
     matches!(status_type, Some("DELIVERED" | "FAILED" | "RECEIVED"))
 }
 
-/// Reads messages with id above `after_id` into part files.
+/// Reads the messages the previous run's cursor leaves to read into part files.
+///
+/// `limit` "is not a guarantee" (the spec): a page may come back short although more messages
+/// exist, so only an empty page ends the read. The cursor is stored even when nothing new came
+/// back, so the next run starts where this one ended instead of at the start of the history.
 pub async fn read_messages(
     client: &BulkSmsClient,
-    after_id: u64,
+    previous: MessagesCursor,
     lookback_hours: i64,
     extract_dir: &Path,
     store: Arc<CheckpointStore>,
@@ -65,9 +71,17 @@ pub async fn read_messages(
     if writer.state().done {
         return Ok(());
     }
-    let mut cursor: MessagesCursor =
-        serde_json::from_value(writer.state().next_cursor.clone()).unwrap_or_default();
-    let mut after = writer.state().resume_from.as_u64().unwrap_or(after_id);
+    // Open messages are found again by this read, so only the largest id carries over.
+    let mut cursor: MessagesCursor = serde_json::from_value(writer.state().next_cursor.clone())
+        .unwrap_or(MessagesCursor {
+            max_id: previous.max_id,
+            oldest_open_id: None,
+        });
+    let mut after = writer
+        .state()
+        .resume_from
+        .as_u64()
+        .unwrap_or(previous.read_after());
     let open_since_ms =
         (chrono::Utc::now() - chrono::Duration::hours(lookback_hours)).timestamp_millis();
     let mut page_number = writer.state().pages;
@@ -130,18 +144,18 @@ pub async fn read_messages(
             serde_json::to_value(cursor).expect("cursor serialises"),
             Vec::new(),
         )?;
-        if count < MAX_MESSAGES_PAGE as usize {
-            break;
-        }
     }
+    writer.set_next_cursor(serde_json::to_value(cursor).expect("cursor serialises"));
     writer.finish()?;
     Ok(())
 }
 
-/// Reads blocked numbers with id above `after_id`.
+/// Reads the blocked numbers added since the previous run's cursor, with the walk load uses too
+/// ([`BlockedPaging`]: to an empty page, robust to string ids); the cursor is stored even when
+/// nothing new came back.
 pub async fn read_blocked_numbers(
     client: &BulkSmsClient,
-    after_id: u64,
+    previous: BlockedCursor,
     extract_dir: &Path,
     store: Arc<CheckpointStore>,
     progress: EntityProgress,
@@ -156,47 +170,54 @@ pub async fn read_blocked_numbers(
     if writer.state().done {
         return Ok(());
     }
-    let mut cursor = BlockedCursor { max_id: after_id };
-    let mut after = writer.state().resume_from.as_u64().unwrap_or(after_id);
+    let mut cursor: BlockedCursor =
+        serde_json::from_value(writer.state().next_cursor.clone()).unwrap_or(previous);
+    let resume_after = writer
+        .state()
+        .resume_from
+        .as_u64()
+        .unwrap_or(previous.max_id);
+    let mut paging = BlockedPaging::after(resume_after);
     let mut page_number = writer.state().pages;
     loop {
         page_number += 1;
-        let page = client
-            .blocked_numbers_from(after + 1, MAX_BLOCKED_PAGE)
+        let min_id = paging.next_min_id();
+        let Some(page) = client
+            .next_blocked_page(&mut paging)
             .await
             .with_context(|| {
-                format!(
-                    "reading page {page_number} of GET /blocked-numbers (min-id {})",
-                    after + 1
-                )
-            })?;
-        let count = page.len();
-        if count == 0 {
+                format!("reading page {page_number} of GET /blocked-numbers (min-id {min_id})")
+            })?
+        else {
             break;
-        }
+        };
         let extracted_at = chrono::Utc::now().timestamp_millis();
-        let mut rows = Vec::with_capacity(count);
+        let mut rows = Vec::with_capacity(page.entries.len());
         let mut quarantine = Vec::new();
-        for (index, entry) in page.into_iter().enumerate() {
-            let id = entry
-                .id
-                .as_u64()
-                .or_else(|| entry.id.as_str().and_then(|s| s.parse().ok()));
-            match id {
-                Some(id) => {
-                    after = after.max(id);
-                    cursor.max_id = cursor.max_id.max(id);
-                    rows.push(BlockedNumberRow {
-                        id,
-                        phone_number: entry.phone_number,
-                        extracted_at,
-                    });
-                }
-                None => quarantine.push(QuarantineRow {
+        for (index, entry) in page.entries.into_iter().enumerate() {
+            let id = blocked_number_id(&entry.id);
+            if let Some(id) = id {
+                cursor.max_id = cursor.max_id.max(id);
+            }
+            // Stored as E.164 whichever way the service wrote it (with or without `+`).
+            match (id, e164(&entry.phone_number)) {
+                (Some(id), Some(phone_number)) => rows.push(BlockedNumberRow {
+                    id,
+                    phone_number,
+                    extracted_at,
+                }),
+                (id, _) => quarantine.push(QuarantineRow {
                     entity: BLOCKED_NUMBERS.into(),
-                    source: format!("GET /blocked-numbers page {page_number}"),
+                    source: format!("GET /blocked-numbers page {page_number} (min-id {min_id})"),
                     row_index: index as u64,
-                    reason: format!("id {} is not numeric", entry.id),
+                    reason: if id.is_none() {
+                        format!("id {} is not numeric", entry.id)
+                    } else {
+                        format!(
+                            "phoneNumber {:?} is not an E.164 number",
+                            entry.phone_number
+                        )
+                    },
                     raw: serde_json::to_string(&entry).unwrap_or_default(),
                     quarantined_at: extracted_at,
                 }),
@@ -205,14 +226,12 @@ pub async fn read_blocked_numbers(
         writer.push_page(
             rows,
             quarantine,
-            serde_json::json!(after),
+            serde_json::json!(paging.next_min_id() - 1),
             serde_json::to_value(cursor).expect("cursor serialises"),
             Vec::new(),
         )?;
-        if count < MAX_BLOCKED_PAGE as usize {
-            break;
-        }
     }
+    writer.set_next_cursor(serde_json::to_value(cursor).expect("cursor serialises"));
     writer.finish()?;
     Ok(())
 }

@@ -103,6 +103,12 @@ impl<R: Serialize> EntityWriter<R> {
         Ok(())
     }
 
+    /// Sets the cursor the next run starts from without a page (a read that found nothing new
+    /// still hands its cursor on); saved by the next commit or by [`EntityWriter::finish`].
+    pub fn set_next_cursor(&mut self, next_cursor: serde_json::Value) {
+        self.pending_cursor = next_cursor;
+    }
+
     /// Makes the buffered pages durable, then records them in the checkpoint.
     fn commit(&mut self) -> anyhow::Result<()> {
         if self.pages_buffered == 0 {
@@ -153,6 +159,7 @@ impl<R: Serialize> EntityWriter<R> {
     pub fn finish(mut self) -> anyhow::Result<EntityCheckpoint> {
         self.commit()?;
         let mut done = self.state.clone();
+        done.next_cursor = self.pending_cursor.clone();
         done.done = true;
         self.store.commit(self.name, done.clone())?;
         self.progress.finish(done.rows);

@@ -178,7 +178,7 @@ pub async fn run_extract(
     let bulksms_task = async {
         bulksms::read_messages(
             &bulksms_client,
-            messages_cursor.read_after(),
+            messages_cursor,
             config.extract.status_lookback_hours,
             &extract_dir,
             store.clone(),
@@ -187,7 +187,7 @@ pub async fn run_extract(
         .await?;
         bulksms::read_blocked_numbers(
             &bulksms_client,
-            blocked_cursor.max_id,
+            blocked_cursor,
             &extract_dir,
             store.clone(),
             progress.entity(bulksms::BLOCKED_NUMBERS),

@@ -85,7 +85,8 @@ fn phase(op: &PlanOp) -> u8 {
     }
 }
 
-/// Applies `plan`; `blocked` is the BulkSMS blocked list as known right before applying.
+/// Applies `plan`; `blocked` is the BulkSMS blocked list as known right before applying, E.164
+/// ([`crate::snapshot::phone::e164`]).
 pub async fn apply(
     plan: &Plan,
     ledger: Ledger,
@@ -303,11 +304,6 @@ pub fn deduplication_id(key: &str) -> i32 {
     (value & 0x7fff_ffff) as i32
 }
 
-/// Digits of a number without `+` (BulkSMS echoes numbers so).
-fn digits(number: &str) -> String {
-    number.chars().filter(char::is_ascii_digit).collect()
-}
-
 /// Why a send is held back.
 enum Hold {
     /// The number opted out: never sent for this event.
@@ -321,7 +317,7 @@ async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option
     let PlanOp::SendSms { to, .. } = &planned.op else {
         return None;
     };
-    if shared.blocked.contains(&digits(to)) {
+    if crate::snapshot::phone::e164(to).is_some_and(|n| shared.blocked.contains(&n)) {
         return Some(Hold::Never(
             "the number is on the BulkSMS blocked list".into(),
         ));

@@ -22,7 +22,7 @@ pub struct DiffInput<'a> {
     pub desired_blocked: &'a [DesiredBlocked],
     /// Snapshot contacts by id (at least every id the desired contacts name).
     pub snapshot_contacts: &'a HashMap<String, SnapshotContact>,
-    /// The blocked list in the snapshot (digits without `+`).
+    /// The blocked list in the snapshot, E.164 ([`crate::snapshot::phone::e164`]).
     pub snapshot_blocked: &'a HashSet<String>,
 }
 
@@ -113,7 +113,7 @@ pub fn build_plan(input: &DiffInput<'_>, config: &LoadConfig) -> PlanDecision {
     let to_block: BTreeSet<String> = input
         .desired_blocked
         .iter()
-        .map(|b| b.phone_number.clone())
+        .filter_map(|b| crate::snapshot::phone::e164(&b.phone_number))
         .filter(|n| !input.snapshot_blocked.contains(n))
         .collect();
     let to_block: Vec<String> = to_block.into_iter().collect();
@@ -457,7 +457,7 @@ mod tests {
             reason: "STOP received".into(),
             ..Default::default()
         }];
-        let blocked: HashSet<String> = ["15550001".to_string()].into();
+        let blocked: HashSet<String> = ["+15550001".to_string()].into();
         let desired_blocked = vec![
             DesiredBlocked {
                 phone_number: "15550001".into(),
@@ -486,9 +486,40 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         match &plan.operations[3].op {
-            PlanOp::BlockNumbers { numbers } => assert_eq!(numbers, &vec!["15550002".to_string()]),
+            PlanOp::BlockNumbers { numbers } => {
+                assert_eq!(numbers, &vec!["+15550002".to_string()])
+            }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn blocked_numbers_are_compared_as_e164_whichever_way_they_were_written() {
+        // Issue 18 §3: the snapshot holds `+44…`, transform wrote `44…`: already blocked.
+        let snap = HashMap::new();
+        let blocked: HashSet<String> = ["+44123456789".to_string()].into();
+        let desired_blocked = vec![
+            DesiredBlocked {
+                phone_number: "44123456789".into(),
+                reason: "r".into(),
+            },
+            DesiredBlocked {
+                phone_number: "44 123 456 780".into(),
+                reason: "r".into(),
+            },
+        ];
+        let plan = build_plan(
+            &input(&[], &snap, &blocked, &desired_blocked),
+            &LoadConfig::default(),
+        )
+        .expect("plan");
+        let blocked_now: Vec<&PlanOp> = plan.operations.iter().map(|o| &o.op).collect();
+        assert_eq!(
+            blocked_now,
+            vec![&PlanOp::BlockNumbers {
+                numbers: vec!["+44123456780".to_string()]
+            }]
+        );
     }
 
     #[test]

@@ -158,7 +158,7 @@ pub fn desired_blocked_schema() -> SchemaRef {
 /// A row of [`desired_blocked_schema`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DesiredBlocked {
-    /// Digits without `+`.
+    /// E.164 with `+` ([`super::phone::e164`]).
     pub phone_number: String,
     pub reason: String,
 }

@@ -7,6 +7,7 @@ pub mod contact;
 pub mod desired;
 pub mod manifest;
 pub mod parts;
+pub mod phone;
 pub mod run;
 pub mod schema;
 

@@ -294,6 +294,7 @@ cached_schema!(
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct BlockedNumberRow {
     pub id: u64,
+    /// E.164 with `+` ([`crate::snapshot::phone::e164`]); older snapshots may hold bare digits.
     pub phone_number: String,
     pub extracted_at: i64,
 }

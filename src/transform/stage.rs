@@ -571,9 +571,11 @@ pub fn run_transform(
             && let normalize::PhoneKey::E164(e164) = p
         {
             let number = digits(&e164);
-            if !blocked_set.contains(&number) {
+            if !blocked_set.contains(&number)
+                && let Some(phone_number) = crate::snapshot::phone::e164(&e164)
+            {
                 desired_blocked.push(DesiredBlocked {
-                    phone_number: number,
+                    phone_number,
                     reason: format!("contact {} has SMS DND in GHL", c.id),
                 });
             }

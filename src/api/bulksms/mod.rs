@@ -1,5 +1,6 @@
 //! The BulkSMS JSON API v1 client on the shared HTTP layer.
 
+pub mod blocked;
 pub mod types;
 pub mod writes;
 

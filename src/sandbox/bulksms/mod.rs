@@ -15,6 +15,14 @@
 //!   encoding and GROUP recipients answer 400 (not emulated).
 //! - The same `deduplication-id` within 12 h replays the first answer whatever the new body is.
 //! - `limit` above 1000 on `GET /messages` is served as 1000 (the spec allows fewer rows).
+//!
+//! # Documented behaviours shown by default
+//! - `limit` "is not a guarantee": about half of the `GET /messages` pages that would be full
+//!   come back 1 to 3 rows short (decided from the seed and the page's first id), so only an
+//!   empty page shows the end.
+//! - Blocked numbers are kept as written, with or without `+` (the spec's E.164 examples are
+//!   `44123456789` and `+27001234567`): every other seeded entry has the `+`, `POST
+//!   /blocked-numbers` keeps what it was sent, a STOP reply blocks the bare digits it came from.
 //! - Over the daily quota: 403 `#quota-exceeded`.
 //! - Inbound messages arrive through `POST /_sandbox/bulksms/inbound {from, body}`; a body of
 //!   STOP, STOPALL, UNSUBSCRIBE, CANCEL, END or QUIT (any case) blocks the number.
@@ -120,8 +128,14 @@ impl BulkSmsEmulator {
             });
             account.next_message_id = account.next_message_id.max(m.id);
         }
-        for number in &seed.blocked_numbers {
-            account.block(number);
+        // Documented behaviour: numbers are E.164 with or without `+`; every other seeded entry
+        // is written with it.
+        for (index, number) in seed.blocked_numbers.iter().enumerate() {
+            if index % 2 == 1 {
+                account.block(&format!("+{number}"));
+            } else {
+                account.block(number);
+            }
         }
         BulkSmsEmulator {
             core,
@@ -264,13 +278,14 @@ async fn add_blocked(
             let raw = item.as_str().ok_or_else(|| {
                 BulkSmsError::bad_request("Each entry must be a phone number string")
             })?;
-            let digits = raw.trim().trim_start_matches('+');
+            let written = raw.trim();
+            let digits = written.strip_prefix('+').unwrap_or(written);
             if digits.len() < 7 || !digits.chars().all(|c| c.is_ascii_digit()) {
                 return Err(BulkSmsError::bad_request(format!(
                     "'{raw}' is not a valid phone number"
                 )));
             }
-            numbers.push(digits.to_string());
+            numbers.push(written.to_string());
         }
         let mut account = emu.account.lock().expect("account lock");
         let mut changed = false;

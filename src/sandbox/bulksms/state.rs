@@ -120,7 +120,7 @@ pub struct AccountState {
     pub messages: BTreeMap<u64, Message>,
     /// Digits → blocked entry id.
     pub blocked: BTreeMap<String, u64>,
-    /// Blocked entry id → digits, for `min-id` paging.
+    /// Blocked entry id → the number as it was written, for `min-id` paging.
     pub blocked_by_id: BTreeMap<u64, String>,
     pub next_message_id: u64,
     pub next_blocked_id: u64,
@@ -137,16 +137,17 @@ pub struct AccountState {
 }
 
 impl AccountState {
-    /// Blocks a number (digits); false when it was already blocked.
-    pub fn block(&mut self, digits: &str) -> bool {
-        if self.blocked.contains_key(digits) {
+    /// Blocks a number, kept as it was written (with or without `+`: the spec's E.164 examples
+    /// show both) and matched by its digits; false when it was already blocked.
+    pub fn block(&mut self, written: &str) -> bool {
+        let digits: String = written.chars().filter(char::is_ascii_digit).collect();
+        if self.blocked.contains_key(&digits) {
             return false;
         }
         self.next_blocked_id += 1;
-        self.blocked
-            .insert(digits.to_string(), self.next_blocked_id);
+        self.blocked.insert(digits, self.next_blocked_id);
         self.blocked_by_id
-            .insert(self.next_blocked_id, digits.to_string());
+            .insert(self.next_blocked_id, written.trim().to_string());
         true
     }
 
