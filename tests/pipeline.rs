@@ -514,3 +514,71 @@ async fn sms_dnd_set_at_sign_up_stops_the_welcome_even_though_search_omits_it() 
         }
     }
 }
+
+/// A planned create whose phone a contact took in GHL after the plan was made: upsert matches that
+/// contact, and its tags must survive (upsert's `tags` would replace them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_matches_an_existing_contact_keeps_its_tags() {
+    let h = Harness::start(options(15, 120)).await;
+    h.authorise().await;
+    h.run_ok(&["extract", "--json"]).await;
+    h.run_ok(&["transform", "--json"]).await;
+    h.run_ok(&["plan", "--json"]).await;
+    let run = contactsync::snapshot::run::latest_complete_extract(&h.state_dir())
+        .unwrap()
+        .unwrap()
+        .0;
+    let plan = contactsync::load::plan_io::read_plan(&run.load_dir(), &run.id).unwrap();
+    let (phone, planned_tags) = plan
+        .operations
+        .iter()
+        .find_map(|o| match &o.op {
+            contactsync::load::plan::PlanOp::CreateContact { fields } => Some((
+                fields.get("phone")?.as_str()?.to_string(),
+                fields.get("tags")?.clone(),
+            )),
+            _ => None,
+        })
+        .expect("the plan creates a contact with a phone and tags");
+    let info = &h.sandbox.info;
+    let response = h
+        .http
+        .post(format!("{}/contacts/", info.ghl_base_url))
+        .bearer_auth(&info.ghl_token)
+        .header("Version", "2021-07-28")
+        .json(&serde_json::json!({
+            "locationId": info.ghl_location_id, "firstName": "Already", "lastName": "Here",
+            "phone": phone, "tags": ["vip"],
+        }))
+        .send()
+        .await
+        .expect("GHL answers");
+    assert!(response.status().is_success());
+    let load = h.run(&["load", "--json"]).await;
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let state = h.control("state").await;
+    let digits = |n: &str| n.chars().filter(char::is_ascii_digit).collect::<String>();
+    let holders: Vec<&Value> = state["ghl"]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| digits(c["phone"].as_str().unwrap_or("")) == digits(&phone))
+        .collect();
+    assert_eq!(
+        holders.len(),
+        1,
+        "upsert made a second contact: {holders:?}"
+    );
+    let tags = holders[0]["tags"].as_array().expect("tags");
+    assert!(
+        tags.contains(&Value::from("vip")),
+        "the existing contact lost its tag: {tags:?}"
+    );
+    for tag in planned_tags.as_array().expect("planned tags") {
+        assert!(tags.contains(tag), "planned tag {tag} missing: {tags:?}");
+    }
+}

@@ -428,8 +428,13 @@ async fn execute(
     match &planned.op {
         PlanOp::CreateContact { fields } => {
             // Upsert follows the location's duplicate rule: it never makes a second contact for an
-            // email or phone GHL already knows, whatever "Allow Duplicate Contact" says.
-            let (_, contact) = ghl.upsert_contact(Value::Object(fields.clone())).await?;
+            // email or phone GHL already knows, whatever "Allow Duplicate Contact" says. Its `tags`
+            // would replace the tags of the contact it matches, so the tags go on afterwards
+            // through the add-tags endpoint, which adds.
+            let mut fields = fields.clone();
+            let tags = fields.remove("tags");
+            let (_, contact) = ghl.upsert_contact(Value::Object(fields)).await?;
+            add_created_tags(ghl, &contact, tags.as_ref()).await?;
             Ok(contact)
         }
         PlanOp::UpdateContact {
@@ -520,6 +525,32 @@ async fn execute(
     }
 }
 
+/// Adds a created contact's planned tags (a set union: repeating it is harmless).
+async fn add_created_tags(
+    ghl: &GhlClient,
+    contact: &Value,
+    tags: Option<&Value>,
+) -> Result<(), ApiError> {
+    let tags: Vec<String> = tags
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let id = contact
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::Decode {
+            endpoint: "POST /contacts/upsert".into(),
+            message: "the answer names no contact id to tag".into(),
+        })?;
+    ghl.add_tags(id, &tags).await?;
+    Ok(())
+}
+
 /// Looks for the effect of an operation whose outcome is unknown. `Some` = it happened.
 async fn read_back(
     shared: &Shared<'_>,
@@ -541,7 +572,12 @@ async fn read_back(
             if email.is_none() && phone.is_none() {
                 return Ok(None);
             }
-            ghl.find_duplicate(email, phone).await
+            let found = ghl.find_duplicate(email, phone).await?;
+            // The contact may exist without its tags (the answer was lost between the two calls).
+            if let Some(contact) = &found {
+                add_created_tags(ghl, contact, fields.get("tags")).await?;
+            }
+            Ok(found)
         }
         PlanOp::CreateNote { contact_id, .. } => {
             Ok(find_marked(ghl.contact_notes(contact_id).await?))
