@@ -17,10 +17,17 @@ impl GhlClient {
     }
 
     /// `POST /contacts/upsert`: create or update by the location's duplicate rule; answers
-    /// `(created, contact)`. Idempotent: a resend finds the contact it made.
+    /// `(created, contact)`. Idempotent when the payload has an email or phone: a resend finds the
+    /// contact it made. Without either it is a plain create, never resent blindly.
     pub async fn upsert_contact(&self, mut payload: Value) -> Result<(bool, Value), ApiError> {
+        let findable = ["email", "phone"].iter().any(|k| {
+            payload
+                .get(k)
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.trim().is_empty())
+        });
         payload["locationId"] = json!(self.location_id());
-        let request = ApiRequest::with_body(Method::POST, "/contacts/upsert", payload, true);
+        let request = ApiRequest::with_body(Method::POST, "/contacts/upsert", payload, findable);
         let answer: Value = self.api().send_json(&request).await?;
         let created = answer.get("new").and_then(Value::as_bool).unwrap_or(false);
         Ok((
