@@ -218,6 +218,15 @@ async fn access_token_expiry_mid_run_is_survived() {
     let mut opts = options(3_000, 100);
     opts.token_ttl_secs = 3_600;
     let h = Harness::start(opts).await;
+    // A refresh per two requests is slow (each rotation is stored durably): keep the DND reads of
+    // contacts, which search answers lack, to a few hundred.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&h.pipeline)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, b"\n[extract]\ndnd_lookups_per_run = 200\n")
+        })
+        .expect("append to the pipeline file");
     h.authorise().await;
     // Every GHL access token is revoked every 2 requests: the client must refresh and go on.
     h.control_post("faults", json!({"revoke_token_every": 2}))

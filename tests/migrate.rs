@@ -205,3 +205,71 @@ async fn a_messy_export_is_mapped_deduplicated_and_applied_once() {
     assert_eq!(again["counts"]["planned_operations"], 0, "{again}");
     assert_eq!(h.control("stats").await["writes"], 0);
 }
+
+/// Rows with a name but no email or phone give GHL nothing to find a created contact by, so a lost
+/// answer would create them twice (5 such rows became 11 contacts): they are quarantined with the
+/// reason and nothing is created for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_only_rows_are_quarantined_not_created() {
+    let h = Harness::start(SandboxOptions {
+        seed: 22,
+        contacts: 40,
+        messages: 10,
+        rate_limit: false,
+        ..SandboxOptions::default()
+    })
+    .await;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&h.pipeline)
+        .unwrap()
+        .write_all(MIGRATE.as_bytes())
+        .unwrap();
+    h.authorise().await;
+    let header =
+        "First Name,Last Name,Email Address,Mobile,Company,City,Zip,Country,Labels,Customer Tier\n";
+    let names = [
+        ("Zebedee", "Quarshie"),
+        ("Philippa", "Voskuijlen"),
+        ("Anselm", "Thorvaldsen"),
+        ("Ottoline", "Mbatha"),
+        ("Casimir", "Ferreira-Lund"),
+    ];
+    let mut text = header.to_string();
+    for (first, last) in names {
+        text.push_str(&format!("{first},{last},,,,Springfield,,US,,\n"));
+    }
+    let input = h.dir.path().join("names.csv");
+    std::fs::write(&input, text).unwrap();
+    let before = h.control("state").await["ghl"]["contacts"]
+        .as_array()
+        .unwrap()
+        .len();
+    let applied = h
+        .run_ok(&[
+            "migrate",
+            "--input",
+            &input.display().to_string(),
+            "--apply",
+            "--json",
+        ])
+        .await;
+    assert_eq!(applied["counts"]["creates"], 0, "{applied}");
+    assert_eq!(applied["counts"]["rejects"], 5, "{applied}");
+    let after = h.control("state").await["ghl"]["contacts"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, before, "name-only rows were created");
+    let rows = outcomes(applied["run_dir"].as_str().unwrap());
+    assert_eq!(rows.len(), 5);
+    for (row, outcome, reason) in rows {
+        assert_eq!(outcome, "reject", "row {row}");
+        assert!(reason.contains("no email or phone"), "row {row}: {reason}");
+    }
+    let quarantine = std::fs::read_to_string(
+        std::path::Path::new(applied["run_dir"].as_str().unwrap()).join("migrate/quarantine.csv"),
+    )
+    .unwrap();
+    assert!(quarantine.contains("Zebedee,Quarshie"), "{quarantine}");
+}

@@ -301,3 +301,170 @@ async fn a_number_that_opts_out_after_planning_gets_no_sms() {
         assert_eq!(sent, 0, "{number} opted out after planning but was texted");
     }
 }
+
+/// Creates three unrelated contacts through the GHL API with SMS DND set at sign-up.
+async fn sign_up_with_sms_dnd(h: &Harness, numbers: &[&str]) {
+    let info = &h.sandbox.info;
+    const NAMES: [(&str, &str); 3] = [
+        ("Ingrid", "Valdez"),
+        ("Kofi", "Brennan"),
+        ("Yuki", "Okonkwo"),
+    ];
+    for (number, (first, last)) in numbers.iter().zip(NAMES) {
+        let response = h
+            .http
+            .post(format!("{}/contacts/", info.ghl_base_url))
+            .bearer_auth(&info.ghl_token)
+            .header("Version", "2021-07-28")
+            .json(&serde_json::json!({
+                "locationId": info.ghl_location_id,
+                "firstName": first,
+                "lastName": last,
+                "phone": number,
+                "dndSettings": {"SMS": {"status": "active", "message": "ticked at sign-up", "code": ""}},
+            }))
+            .send()
+            .await
+            .expect("GHL answers");
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
+    }
+}
+
+fn welcomes_to(state: &Value, number: &str) -> usize {
+    let digits = |n: &str| n.chars().filter(char::is_ascii_digit).collect::<String>();
+    state["bulksms"]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["type"] == "SENT" && digits(m["to"].as_str().unwrap_or("")) == digits(number))
+        .filter(|m| m["body"].as_str().unwrap_or("").contains("welcome"))
+        .count()
+}
+
+fn planned_sends_to(h: &Harness, numbers: &[&str]) -> usize {
+    let run = contactsync::snapshot::run::latest_complete_extract(&h.state_dir())
+        .unwrap()
+        .unwrap()
+        .0;
+    let plan = contactsync::load::plan_io::read_plan(&run.load_dir(), &run.id).unwrap();
+    plan.operations
+        .iter()
+        .filter(|o| matches!(&o.op, contactsync::load::plan::PlanOp::SendSms { to, .. } if numbers.contains(&to.as_str())))
+        .count()
+}
+
+/// Search and the duplicate search answer without DND (as GHL's do): DND set at sign-up must still
+/// stop the welcome text, whether extract learned it (default) or not (no lookups: load's
+/// pre-send check reads it with GET /contacts/{id}).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_dnd_set_at_sign_up_stops_the_welcome_even_though_search_omits_it() {
+    const NUMBERS: [&str; 3] = ["+12025550181", "+13125550247", "+16175550392"];
+    for lookups in [None, Some(0)] {
+        let h = harness_with_triggers(options(16, 60)).await;
+        if let Some(n) = lookups {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&h.pipeline)
+                .expect("pipeline file");
+            write!(file, "\n[extract]\ndnd_lookups_per_run = {n}\n").expect("append");
+        }
+        h.authorise().await;
+        sign_up_with_sms_dnd(&h, &NUMBERS).await;
+        h.run_ok(&["extract", "--json"]).await;
+        h.run_ok(&["transform", "--json"]).await;
+        h.run_ok(&["plan", "--json"]).await;
+        let planned = planned_sends_to(&h, &NUMBERS);
+        match lookups {
+            // Extract read their DND: no text is even planned.
+            None => assert_eq!(planned, 0, "DND contacts got welcome texts planned"),
+            // Unknown to the snapshot: planned, and load must hold them back.
+            Some(_) => assert_eq!(planned, 3, "the welcomes are planned without DND known"),
+        }
+        let load = h.run(&["load", "--json"]).await;
+        assert!(
+            load.status.success(),
+            "load failed: {}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+        let state = h.control("state").await;
+        for number in NUMBERS {
+            assert_eq!(
+                welcomes_to(&state, number),
+                0,
+                "{number} had SMS DND from sign-up but was welcomed (lookups {lookups:?})"
+            );
+        }
+    }
+}
+
+/// A planned create whose phone a contact took in GHL after the plan was made: upsert matches that
+/// contact, and its tags must survive (upsert's `tags` would replace them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_matches_an_existing_contact_keeps_its_tags() {
+    let h = Harness::start(options(15, 120)).await;
+    h.authorise().await;
+    h.run_ok(&["extract", "--json"]).await;
+    h.run_ok(&["transform", "--json"]).await;
+    h.run_ok(&["plan", "--json"]).await;
+    let run = contactsync::snapshot::run::latest_complete_extract(&h.state_dir())
+        .unwrap()
+        .unwrap()
+        .0;
+    let plan = contactsync::load::plan_io::read_plan(&run.load_dir(), &run.id).unwrap();
+    let (phone, planned_tags) = plan
+        .operations
+        .iter()
+        .find_map(|o| match &o.op {
+            contactsync::load::plan::PlanOp::CreateContact { fields } => Some((
+                fields.get("phone")?.as_str()?.to_string(),
+                fields.get("tags")?.clone(),
+            )),
+            _ => None,
+        })
+        .expect("the plan creates a contact with a phone and tags");
+    let info = &h.sandbox.info;
+    let response = h
+        .http
+        .post(format!("{}/contacts/", info.ghl_base_url))
+        .bearer_auth(&info.ghl_token)
+        .header("Version", "2021-07-28")
+        .json(&serde_json::json!({
+            "locationId": info.ghl_location_id, "firstName": "Already", "lastName": "Here",
+            "phone": phone, "tags": ["vip"],
+        }))
+        .send()
+        .await
+        .expect("GHL answers");
+    assert!(response.status().is_success());
+    let load = h.run(&["load", "--json"]).await;
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let state = h.control("state").await;
+    let digits = |n: &str| n.chars().filter(char::is_ascii_digit).collect::<String>();
+    let holders: Vec<&Value> = state["ghl"]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| digits(c["phone"].as_str().unwrap_or("")) == digits(&phone))
+        .collect();
+    assert_eq!(
+        holders.len(),
+        1,
+        "upsert made a second contact: {holders:?}"
+    );
+    let tags = holders[0]["tags"].as_array().expect("tags");
+    assert!(
+        tags.contains(&Value::from("vip")),
+        "the existing contact lost its tag: {tags:?}"
+    );
+    for tag in planned_tags.as_array().expect("planned tags") {
+        assert!(tags.contains(tag), "planned tag {tag} missing: {tags:?}");
+    }
+}

@@ -574,3 +574,69 @@ async fn a_location_that_forbids_duplicates_refuses_a_second_create() {
     assert_eq!(second["meta"]["contactId"], first["contact"]["id"]);
     assert_eq!(second["meta"]["matchingField"], "email");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_get_by_id_carries_dnd_and_phone_filters_compare_numbers() {
+    let h = Harness::start(SandboxOptions {
+        contacts: 5,
+        messages: 0,
+        rate_limit: false,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let c = Client {
+        h: &h,
+        token: h.sandbox.info.ghl_token.clone(),
+    };
+    let location = h.sandbox.info.ghl_location_id.clone();
+    let (_, created, _) = c
+        .call(
+            Method::POST,
+            "/contacts/",
+            Some(json!({"locationId": location, "phone": "(202) 555-0188",
+                        "dndSettings": {"SMS": {"status": "active", "message": "", "code": ""}}})),
+        )
+        .await;
+    let id = created["contact"]["id"].as_str().expect("id").to_string();
+    let (_, one, _) = c.call(Method::GET, &format!("/contacts/{id}"), None).await;
+    assert_eq!(one["contact"]["dndSettings"]["SMS"]["status"], "active");
+    assert_eq!(one["contact"]["dnd"], false);
+
+    let search = json!({"locationId": location, "pageLimit": 100,
+        "filters": [{"field": "phone", "operator": "eq", "value": "+12025550188"}]});
+    let (_, found, _) = c.call(Method::POST, "/contacts/search", Some(search)).await;
+    let rows = found["contacts"].as_array().expect("contacts");
+    assert_eq!(rows.len(), 1, "a phone filter finds the number: {found}");
+    let (_, duplicate, _) = c
+        .call(
+            Method::GET,
+            &format!("/contacts/search/duplicate?locationId={location}&number=%2B12025550188"),
+            None,
+        )
+        .await;
+    let (_, listed, _) = c
+        .call(
+            Method::GET,
+            &format!("/contacts/?locationId={location}&limit=100"),
+            None,
+        )
+        .await;
+    let listed_row = listed["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("listed")
+        .clone();
+    for (answer, row) in [
+        ("search", &rows[0]),
+        ("duplicate search", &duplicate["contact"]),
+        ("list", &listed_row),
+    ] {
+        assert_eq!(row["id"], id.as_str(), "{answer}");
+        assert!(
+            row.get("dnd").is_none() && row.get("dndSettings").is_none(),
+            "{answer} carried DND: {row}"
+        );
+    }
+}

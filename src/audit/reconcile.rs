@@ -204,9 +204,12 @@ pub fn reconcile(
             let Some(c) = by_id.get(id.as_str()) else {
                 continue;
             };
-            if c.sms_dnd_active() {
-                continue;
-            }
+            // Unknown (search answers carry no DND) is listed too: nothing says the contact is DND.
+            let in_snapshot = match c.sms_dnd() {
+                Some(true) => continue,
+                Some(false) => "off",
+                None => "unknown",
+            };
             let fixed = succeeded_dnd.contains(id);
             if !fixed {
                 open_dnd += 1;
@@ -221,6 +224,7 @@ pub fn reconcile(
                 id.clone(),
                 c.name(),
                 why.to_string(),
+                in_snapshot.to_string(),
                 if fixed { "fixed by this run" } else { "open" }.to_string(),
             ]);
         }
@@ -493,8 +497,8 @@ pub fn reconcile(
             id: "dnd_mismatches".into(),
             title: "Opted-out numbers not DND in GHL".into(),
             severity: "critical".into(),
-            description: "The number replied STOP or is blocked in BulkSMS, but its GHL contact had no SMS DND in the snapshot. Open rows are a compliance risk: another tool could still text them.".into(),
-            columns: s(&["phone", "contact_id", "name", "why", "status"]),
+            description: "The number replied STOP or is blocked in BulkSMS, but its GHL contact had no SMS DND in the snapshot, or its DND was not known there (`unknown`: search answers carry no DND and extract did not read it). Open rows are a compliance risk: another tool could still text them.".into(),
+            columns: s(&["phone", "contact_id", "name", "why", "dnd_in_snapshot", "status"]),
             rows: dnd_rows,
         },
         FindingTable {

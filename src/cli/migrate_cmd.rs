@@ -49,11 +49,7 @@ pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
             Err(reason) => rejected.push(crate::migrate::Rejected {
                 row: raw.row,
                 reason,
-                raw: header
-                    .iter()
-                    .map(|h| raw.cells.get(h).cloned().unwrap_or_default())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                raw: row_text(&header, raw),
             }),
         }
     }
@@ -86,6 +82,17 @@ pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
     })
     .await
     .context("migration worker")??;
+    // Rows the plan refused (a create with nothing to find it by) join the quarantine.
+    for o in outcomes.iter().filter(|o| o.outcome == "reject") {
+        let raw = raw_rows.iter().find(|r| r.row == o.row);
+        rejected.push(crate::migrate::Rejected {
+            row: o.row,
+            reason: o.reason.clone(),
+            raw: raw.map(|raw| row_text(&header, raw)).unwrap_or_default(),
+        });
+    }
+    outcomes.retain(|o| o.outcome != "reject");
+    rejected.sort_by_key(|r| r.row);
     summary.rows = (raw_rows.len() + unreadable) as u64;
     summary.rejects = rejected.len() as u64;
     for r in &rejected {
@@ -199,4 +206,13 @@ pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
         }
     }
     Ok(code)
+}
+
+/// A row as read, its cells in header order (kept in the quarantine so nothing is lost).
+fn row_text(header: &[String], raw: &crate::migrate::RawRow) -> String {
+    header
+        .iter()
+        .map(|h| raw.cells.get(h).cloned().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -34,6 +34,59 @@ pub struct ContactsQuery {
     pub previous_cursor: ContactsCursor,
     /// When this extract started (epoch ms): rows updated after it may be read twice.
     pub run_started_ms: i64,
+    /// `GET /contacts/{id}` reads this run may spend learning the SMS DND of contacts whose
+    /// search answer lacked it (see [`learn_dnd`]).
+    pub dnd_lookups: usize,
+}
+
+/// What [`learn_dnd`] did over a run.
+#[derive(Debug, Default)]
+struct DndLookups {
+    read: usize,
+    failed: usize,
+    left_unknown: usize,
+}
+
+/// Learns SMS DND for the rows of a page whose search answer lacked it and that have a phone (DND
+/// matters for texting, and a contact without a phone cannot be texted) with one
+/// `GET /contacts/{id}` each, while `budget` lasts. In an incremental run the page holds only the
+/// contacts changed since the last run, so that is one request per changed contact with a phone;
+/// a full run of a large location spends the whole budget and leaves the rest unknown (null), which
+/// the stages after extract treat as "not known to be DND", and sends re-check right before they
+/// go out. A failed read also leaves the row unknown instead of failing the extract.
+async fn learn_dnd(
+    client: &GhlClient,
+    rows: &mut [crate::snapshot::schema::ContactRow],
+    budget: &mut usize,
+    stats: &mut DndLookups,
+) {
+    let wanted: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            super::rows::dnd_unknown(r) && r.phone.as_deref().is_some_and(|p| !p.trim().is_empty())
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let take = wanted.len().min(*budget);
+    *budget -= take;
+    stats.left_unknown += wanted.len() - take;
+    // One at a time: the burst limit (100 per 10 s) caps the pace anyway, and parallel reads would
+    // race each other through every token refresh.
+    for i in wanted.into_iter().take(take) {
+        match client.get_contact(&rows[i].id).await {
+            Ok(Some(contact)) => {
+                super::rows::fill_dnd(&mut rows[i], &contact);
+                stats.read += 1;
+            }
+            // Deleted since the search: the next run sees it gone.
+            Ok(None) => stats.left_unknown += 1,
+            Err(e) => {
+                tracing::warn!(contact = %rows[i].id, error = %e, "Could not read DND; left unknown");
+                stats.failed += 1;
+            }
+        }
+    }
 }
 
 /// Reads contacts changed since `query.since_ms` (all when `None`) into part files.
@@ -54,8 +107,11 @@ pub async fn read_contacts(
         page_size,
         since_ms,
         run_started_ms,
+        dnd_lookups,
         ..
     } = query;
+    let mut dnd_budget = dnd_lookups;
+    let mut dnd_stats = DndLookups::default();
     let mut search_after: Option<Value> = match &writer.state().resume_from {
         Value::Null => None,
         v => Some(v.clone()),
@@ -114,6 +170,7 @@ pub async fn read_contacts(
                 }),
             }
         }
+        learn_dnd(client, &mut rows, &mut dnd_budget, &mut dnd_stats).await;
         writer.push_page(
             rows,
             quarantine,
@@ -127,5 +184,19 @@ pub async fn read_contacts(
         }
     }
     writer.finish()?;
+    if dnd_stats.failed + dnd_stats.left_unknown > 0 {
+        tracing::warn!(
+            read = dnd_stats.read,
+            failed = dnd_stats.failed,
+            left_unknown = dnd_stats.left_unknown,
+            budget = dnd_lookups,
+            "SMS DND left unknown for some contacts with a phone (raise [extract] dnd_lookups_per_run to learn more per run)"
+        );
+    } else {
+        tracing::info!(
+            read = dnd_stats.read,
+            "SMS DND read for contacts search answered without it"
+        );
+    }
     Ok(())
 }

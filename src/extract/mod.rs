@@ -47,6 +47,10 @@ pub struct ExtractConfig {
     pub history_for_changed: bool,
     /// Re-read BulkSMS messages sent within this many hours to pick up late status changes.
     pub status_lookback_hours: i64,
+    /// `GET /contacts/{id}` reads a run may spend learning SMS DND, which `/contacts/search` does
+    /// not carry: one per changed contact with a phone. 2,000 take about 200 s at GHL's burst
+    /// limit (100 per 10 s) and 1 % of the daily budget; contacts past it stay "DND unknown".
+    pub dnd_lookups_per_run: usize,
 }
 
 impl Default for ExtractConfig {
@@ -57,6 +61,7 @@ impl Default for ExtractConfig {
             businesses: Vec::new(),
             history_for_changed: false,
             status_lookback_hours: 72,
+            dnd_lookups_per_run: 2_000,
         }
     }
 }
@@ -170,6 +175,7 @@ pub async fn run_extract(
             since_ms,
             previous_cursor: contacts_cursor,
             run_started_ms,
+            dnd_lookups: config.extract.dnd_lookups_per_run,
         },
         &extract_dir,
         store.clone(),

@@ -47,27 +47,8 @@ pub fn contact_row(raw: Value, extracted_at: i64) -> Result<ContactRow, String> 
     }
     let date_added = parse_time("dateAdded", c.date_added.as_deref())?;
     let date_updated = parse_time("dateUpdated", c.date_updated.as_deref())?;
-    let mut dnd_settings: Vec<DndSettingCell> = c
-        .dnd_settings
-        .iter()
-        .flatten()
-        .map(|(channel, setting)| DndSettingCell {
-            channel: channel.clone(),
-            status: setting
-                .get("status")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            message: setting
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            code: setting
-                .get("code")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        })
-        .collect();
-    dnd_settings.sort_by(|a, b| a.channel.cmp(&b.channel));
+    // Absent stays absent: search answers carry no DND, and "no settings" must not read as "not DND".
+    let dnd_settings = c.dnd_settings.as_ref().map(dnd_cells);
     Ok(ContactRow {
         id: c.id,
         location_id: c.location_id,
@@ -115,6 +96,44 @@ pub fn contact_row(raw: Value, extracted_at: i64) -> Result<ContactRow, String> 
         extra_json: extra_json(&c.extra),
         extracted_at,
     })
+}
+
+fn dnd_cells(settings: &Map<String, Value>) -> Vec<DndSettingCell> {
+    let text =
+        |setting: &Value, key: &str| setting.get(key).and_then(Value::as_str).map(str::to_string);
+    let mut cells: Vec<DndSettingCell> = settings
+        .iter()
+        .map(|(channel, setting)| DndSettingCell {
+            channel: channel.clone(),
+            status: text(setting, "status"),
+            message: text(setting, "message"),
+            code: text(setting, "code"),
+        })
+        .collect();
+    cells.sort_by(|a, b| a.channel.cmp(&b.channel));
+    cells
+}
+
+/// Copies `dnd` and `dndSettings` from a `GET /contacts/{id}` answer into a row typed from a search
+/// answer that lacked them. Fields the answer does not carry stay unknown.
+pub fn fill_dnd(row: &mut ContactRow, contact: &Value) {
+    if let Some(dnd) = contact.get("dnd").and_then(Value::as_bool) {
+        row.dnd = Some(dnd);
+    }
+    if let Some(settings) = contact.get("dndSettings").and_then(Value::as_object) {
+        row.dnd_settings = Some(dnd_cells(settings));
+    }
+}
+
+/// True when the row does not know its contact's SMS DND (see
+/// [`crate::api::ghl::types::sms_dnd_of`]).
+pub fn dnd_unknown(row: &ContactRow) -> bool {
+    row.dnd != Some(true)
+        && !row.dnd_settings.iter().flatten().any(|d| {
+            d.channel.eq_ignore_ascii_case("sms")
+                && matches!(d.status.as_deref(), Some("active" | "permanent"))
+        })
+        && (row.dnd.is_none() || row.dnd_settings.is_none())
 }
 
 /// Types a `/messages` row.
@@ -222,7 +241,8 @@ mod tests {
         let row = contact_row(raw, 5).expect("typed");
         assert_eq!(row.first_name.as_deref(), Some("Ana"));
         assert_eq!(row.date_updated, Some(1_767_323_045_678));
-        assert_eq!(row.dnd_settings[0].status.as_deref(), Some("active"));
+        let settings = row.dnd_settings.expect("the answer carried dndSettings");
+        assert_eq!(settings[0].status.as_deref(), Some("active"));
         assert_eq!(
             row.custom_fields[0].value_json.as_deref(),
             Some("[\"x\",\"y\"]")

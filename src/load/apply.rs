@@ -314,7 +314,7 @@ enum Hold {
 
 /// Right before a send: is the number opted out in either system, or is it quiet there?
 async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option<Hold> {
-    let PlanOp::SendSms { to, .. } = &planned.op else {
+    let PlanOp::SendSms { to, contact_id, .. } = &planned.op else {
         return None;
     };
     if crate::snapshot::phone::e164(to).is_some_and(|n| shared.blocked.contains(&n)) {
@@ -322,24 +322,86 @@ async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option
             "the number is on the BulkSMS blocked list".into(),
         ));
     }
-    match shared.ghl.find_duplicate(None, Some(to)).await {
-        Ok(Some(contact)) => {
-            let dnd_all = contact.get("dnd").and_then(Value::as_bool).unwrap_or(false);
-            let sms_status = contact
-                .pointer("/dndSettings/SMS/status")
-                .and_then(Value::as_str)
-                .unwrap_or("inactive");
-            if dnd_all || sms_status == "active" || sms_status == "permanent" {
-                return Some(Hold::Never("the contact has SMS DND set in GHL".into()));
-            }
-            quiet(shared, contact.get("timezone").and_then(Value::as_str))
-        }
-        Ok(None) => quiet(shared, None),
+    match ghl_sms_dnd(shared.ghl, contact_id.as_deref(), to).await {
+        Ok(NumberDnd {
+            opted_out_by: Some(id),
+            ..
+        }) => Some(Hold::Never(format!(
+            "contact {id}, which holds this number, has SMS DND set in GHL"
+        ))),
+        Ok(NumberDnd { timezone, .. }) => quiet(shared, timezone.as_deref()),
         // Unknown means not safe: hold it, the next run checks again.
-        Err(e) => Some(Hold::Later(format!(
-            "the DND re-check failed ({e}); not sending blind"
+        Err(reason) => Some(Hold::Later(format!(
+            "the GHL DND re-check failed ({reason}); not sending blind"
         ))),
     }
+}
+
+/// What GHL says about a number right before a send.
+struct NumberDnd {
+    /// A contact holding the number that has SMS DND on.
+    opted_out_by: Option<String>,
+    /// Time zone of the message's contact (else of the first contact holding the number).
+    timezone: Option<String>,
+}
+
+/// Reads SMS DND of every contact that holds `to` with `GET /contacts/{id}`, the one answer known
+/// to carry `dnd` and `dndSettings` (search and the duplicate search leave them out). The holders:
+/// the contact the message names, the duplicate search's match (it sees a contact written a moment
+/// ago) and whatever a `phone` search finds. Costs 2 + (holders) requests per send. `Err` when any
+/// answer is missing or does not say: the caller then holds the send.
+async fn ghl_sms_dnd(ghl: &GhlClient, named: Option<&str>, to: &str) -> Result<NumberDnd, String> {
+    let mut holders: Vec<String> = named.map(str::to_string).into_iter().collect();
+    let mut add = |id: String| {
+        if !holders.contains(&id) {
+            holders.push(id);
+        }
+    };
+    match ghl.find_duplicate(None, Some(to)).await {
+        Ok(Some(contact)) => {
+            if let Some(id) = contact.get("id").and_then(Value::as_str) {
+                add(id.to_string());
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return Err(format!("duplicate search: {e}")),
+    }
+    for id in ghl
+        .contact_ids_with_phone(to)
+        .await
+        .map_err(|e| format!("search by phone: {e}"))?
+    {
+        add(id);
+    }
+    let mut timezone = None;
+    for id in &holders {
+        let contact = match ghl.get_contact(id).await {
+            Ok(Some(contact)) => contact,
+            // Deleted since: it no longer holds the number.
+            Ok(None) => continue,
+            Err(e) => return Err(format!("GET /contacts/{id}: {e}")),
+        };
+        if timezone.is_none() {
+            timezone = contact
+                .get("timezone")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        match crate::api::ghl::types::sms_dnd_of(&contact) {
+            Some(true) => {
+                return Ok(NumberDnd {
+                    opted_out_by: Some(id.clone()),
+                    timezone,
+                });
+            }
+            Some(false) => {}
+            None => return Err(format!("GET /contacts/{id} carried no dnd/dndSettings")),
+        }
+    }
+    Ok(NumberDnd {
+        opted_out_by: None,
+        timezone,
+    })
 }
 
 /// A send that would land in the recipient's quiet hours waits.
@@ -366,8 +428,13 @@ async fn execute(
     match &planned.op {
         PlanOp::CreateContact { fields } => {
             // Upsert follows the location's duplicate rule: it never makes a second contact for an
-            // email or phone GHL already knows, whatever "Allow Duplicate Contact" says.
-            let (_, contact) = ghl.upsert_contact(Value::Object(fields.clone())).await?;
+            // email or phone GHL already knows, whatever "Allow Duplicate Contact" says. Its `tags`
+            // would replace the tags of the contact it matches, so the tags go on afterwards
+            // through the add-tags endpoint, which adds.
+            let mut fields = fields.clone();
+            let tags = fields.remove("tags");
+            let (_, contact) = ghl.upsert_contact(Value::Object(fields)).await?;
+            add_created_tags(ghl, &contact, tags.as_ref()).await?;
             Ok(contact)
         }
         PlanOp::UpdateContact {
@@ -458,6 +525,32 @@ async fn execute(
     }
 }
 
+/// Adds a created contact's planned tags (a set union: repeating it is harmless).
+async fn add_created_tags(
+    ghl: &GhlClient,
+    contact: &Value,
+    tags: Option<&Value>,
+) -> Result<(), ApiError> {
+    let tags: Vec<String> = tags
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let id = contact
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::Decode {
+            endpoint: "POST /contacts/upsert".into(),
+            message: "the answer names no contact id to tag".into(),
+        })?;
+    ghl.add_tags(id, &tags).await?;
+    Ok(())
+}
+
 /// Looks for the effect of an operation whose outcome is unknown. `Some` = it happened.
 async fn read_back(
     shared: &Shared<'_>,
@@ -479,7 +572,12 @@ async fn read_back(
             if email.is_none() && phone.is_none() {
                 return Ok(None);
             }
-            ghl.find_duplicate(email, phone).await
+            let found = ghl.find_duplicate(email, phone).await?;
+            // The contact may exist without its tags (the answer was lost between the two calls).
+            if let Some(contact) = &found {
+                add_created_tags(ghl, contact, fields.get("tags")).await?;
+            }
+            Ok(found)
         }
         PlanOp::CreateNote { contact_id, .. } => {
             Ok(find_marked(ghl.contact_notes(contact_id).await?))

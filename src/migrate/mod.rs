@@ -308,6 +308,11 @@ pub fn map_row(
     Ok(mapped)
 }
 
+/// Why a row with a name but neither email nor phone, matching no contact, is not created.
+pub const NAME_ONLY_CREATE: &str = "no email or phone: a new contact needs one, or a lost answer \
+     could create it twice (GHL finds contacts again only by email or phone); add one, or create \
+     it in GHL by hand";
+
 /// What became of each row.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RowOutcome {
@@ -496,6 +501,21 @@ pub fn plan_migration(
                 }
                 contact.reason = format!("migration rows {rows_text} match contact {}", t.id);
             }
+            None if !merged.contains_key("email") && !merged.contains_key("phone") => {
+                // Nothing GHL can find a created contact by again (search and the duplicate
+                // search key on email and phone): after a lost answer, a retry would create it a
+                // second time. Such rows are set aside for the user to complete or create by hand;
+                // a name-only row that matches an existing contact still updates it.
+                for r in &imported {
+                    outcomes.push(RowOutcome {
+                        row: r.row,
+                        outcome: "reject".into(),
+                        contact_id: String::new(),
+                        reason: NAME_ONLY_CREATE.into(),
+                    });
+                }
+                continue;
+            }
             None => {
                 for (f, v) in &merged {
                     set(&mut contact, f, v.clone());
@@ -542,6 +562,8 @@ pub fn plan_migration(
             "create" => summary.creates += 1,
             "update" => summary.updates += 1,
             "unchanged" => summary.unchanged += 1,
+            // Counted with the caller's other rejects.
+            "reject" => {}
             _ => summary.merges += 1,
         }
     }

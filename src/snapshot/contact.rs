@@ -21,9 +21,11 @@ pub struct SnapshotContact {
     pub date_updated: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// `None` when extract did not learn it (search answers leave it out).
     pub dnd: Option<bool>,
+    /// `None` when extract did not learn it; `Some(vec![])` when GHL said "no channel set".
     #[serde(default)]
-    pub dnd_settings: Vec<SnapshotDnd>,
+    pub dnd_settings: Option<Vec<SnapshotDnd>>,
     #[serde(default)]
     pub custom_fields: Vec<SnapshotCustomField>,
 }
@@ -54,13 +56,24 @@ impl SnapshotCustomField {
 }
 
 impl SnapshotContact {
-    /// True when SMS DND is on (all channels, or the SMS channel active or permanent).
+    /// SMS DND as far as the snapshot knows: `Some(true)` when on (all channels, or the SMS
+    /// channel active or permanent), `Some(false)` only when GHL's answer carried both `dnd` and
+    /// `dndSettings` and neither says so, `None` when extract did not learn it.
+    pub fn sms_dnd(&self) -> Option<bool> {
+        let sms_on = self.dnd_settings.iter().flatten().any(|d| {
+            d.channel.eq_ignore_ascii_case("sms")
+                && matches!(d.status.as_deref(), Some("active" | "permanent"))
+        });
+        if self.dnd == Some(true) || sms_on {
+            return Some(true);
+        }
+        (self.dnd.is_some() && self.dnd_settings.is_some()).then_some(false)
+    }
+
+    /// True when SMS DND is known to be on. Unknown is not on: whoever acts on "not on" must
+    /// not treat it as "off" (sends are re-checked against GHL right before they go out).
     pub fn sms_dnd_active(&self) -> bool {
-        self.dnd.unwrap_or(false)
-            || self.dnd_settings.iter().any(|d| {
-                d.channel.eq_ignore_ascii_case("sms")
-                    && matches!(d.status.as_deref(), Some("active" | "permanent"))
-            })
+        self.sms_dnd() == Some(true)
     }
 
     /// "First Last", trimmed.
@@ -89,5 +102,37 @@ impl SnapshotContact {
             _ => None,
         }
         .filter(|v| !v.trim().is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::rows::contact_row;
+    use crate::snapshot::desired::{read_rows, write_rows};
+    use crate::snapshot::schema::contacts_schema;
+    use serde_json::json;
+
+    fn through_parquet(raw: serde_json::Value) -> SnapshotContact {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("contacts.parquet");
+        let row = contact_row(raw, 0).expect("typed");
+        write_rows(&path, &contacts_schema(), &[row]).expect("written");
+        let mut rows: Vec<SnapshotContact> = read_rows(&path).expect("read");
+        rows.pop().expect("one row")
+    }
+
+    #[test]
+    fn a_search_row_without_dnd_is_unknown_not_off() {
+        let searched = through_parquet(json!({"id": "a", "phone": "+14155550134"}));
+        assert_eq!(searched.dnd_settings, None);
+        assert_eq!(searched.sms_dnd(), None);
+        assert!(!searched.sms_dnd_active());
+        let read = through_parquet(json!({"id": "b", "dnd": false, "dndSettings": {}}));
+        assert_eq!(read.sms_dnd(), Some(false));
+        let opted_out = through_parquet(
+            json!({"id": "c", "dnd": false, "dndSettings": {"SMS": {"status": "permanent"}}}),
+        );
+        assert_eq!(opted_out.sms_dnd(), Some(true));
     }
 }

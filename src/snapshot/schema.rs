@@ -120,8 +120,11 @@ pub struct ContactRow {
     pub date_of_birth: Option<String>,
     pub tags: Vec<String>,
     pub custom_fields: Vec<CustomFieldCell>,
+    /// `None` when the API answer did not carry `dnd` (search leaves it out).
     pub dnd: Option<bool>,
-    pub dnd_settings: Vec<DndSettingCell>,
+    /// `None` (null, not an empty list) when the answer did not carry `dndSettings`: the snapshot
+    /// never claims "no DND" the API did not state.
+    pub dnd_settings: Option<Vec<DndSettingCell>>,
     /// Milliseconds since the Unix epoch.
     pub date_added: Option<i64>,
     /// Milliseconds since the Unix epoch.
@@ -379,11 +382,11 @@ mod tests {
                 id: "f1".into(),
                 value_json: Some("42".into()),
             }],
-            dnd_settings: vec![DndSettingCell {
+            dnd_settings: Some(vec![DndSettingCell {
                 channel: "SMS".into(),
                 status: Some("active".into()),
                 ..Default::default()
-            }],
+            }]),
             date_updated: Some(1_700_000_000_123),
             extracted_at: 1_700_000_001_000,
             ..Default::default()

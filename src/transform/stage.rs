@@ -635,6 +635,8 @@ pub fn run_transform(
                     Some(normalize::PhoneKey::E164(e)) => Some(e),
                     _ => None,
                 };
+            // DND unknown to the snapshot does not hold a text back here: load reads DND from
+            // GHL for every contact with the number right before sending, and waits when unsure.
             let opted_out = c.sms_dnd_active()
                 || phone
                     .as_deref()

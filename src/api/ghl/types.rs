@@ -141,3 +141,51 @@ where
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
+
+/// SMS DND of a contact as an API answer carries it: `Some(true)` when `dnd` (all channels) is on
+/// or the SMS channel is active or permanent, `Some(false)` only when the answer carries both `dnd`
+/// and `dndSettings` and neither says so, `None` when the answer does not say (search and the
+/// duplicate search leave both out; only `GET /contacts/{id}` is known to carry them).
+pub fn sms_dnd_of(contact: &Value) -> Option<bool> {
+    let all_channels = contact.get("dnd").and_then(Value::as_bool);
+    let settings = contact.get("dndSettings").and_then(Value::as_object);
+    let sms_status = settings
+        .and_then(|s| s.iter().find(|(k, _)| k.eq_ignore_ascii_case("sms")))
+        .and_then(|(_, v)| v.get("status"))
+        .and_then(Value::as_str);
+    if all_channels == Some(true) || matches!(sms_status, Some("active" | "permanent")) {
+        return Some(true);
+    }
+    (all_channels.is_some() && settings.is_some()).then_some(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sms_dnd_is_unknown_unless_the_answer_carries_it() {
+        assert_eq!(
+            sms_dnd_of(&json!({"id": "a", "phone": "+14155550134"})),
+            None
+        );
+        assert_eq!(sms_dnd_of(&json!({"dnd": false})), None, "settings missing");
+        assert_eq!(sms_dnd_of(&json!({"dndSettings": {}})), None, "dnd missing");
+        assert_eq!(
+            sms_dnd_of(&json!({"dnd": false, "dndSettings": {}})),
+            Some(false)
+        );
+        assert_eq!(sms_dnd_of(&json!({"dnd": true})), Some(true));
+        assert_eq!(
+            sms_dnd_of(&json!({"dndSettings": {"SMS": {"status": "permanent"}}})),
+            Some(true)
+        );
+        assert_eq!(
+            sms_dnd_of(
+                &json!({"dnd": false, "dndSettings": {"SMS": {"status": "inactive"}, "Email": {"status": "active"}}})
+            ),
+            Some(false)
+        );
+    }
+}

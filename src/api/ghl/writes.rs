@@ -17,10 +17,17 @@ impl GhlClient {
     }
 
     /// `POST /contacts/upsert`: create or update by the location's duplicate rule; answers
-    /// `(created, contact)`. Idempotent: a resend finds the contact it made.
+    /// `(created, contact)`. Idempotent when the payload has an email or phone: a resend finds the
+    /// contact it made. Without either it is a plain create, never resent blindly.
     pub async fn upsert_contact(&self, mut payload: Value) -> Result<(bool, Value), ApiError> {
+        let findable = ["email", "phone"].iter().any(|k| {
+            payload
+                .get(k)
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.trim().is_empty())
+        });
         payload["locationId"] = json!(self.location_id());
-        let request = ApiRequest::with_body(Method::POST, "/contacts/upsert", payload, true);
+        let request = ApiRequest::with_body(Method::POST, "/contacts/upsert", payload, findable);
         let answer: Value = self.api().send_json(&request).await?;
         let created = answer.get("new").and_then(Value::as_bool).unwrap_or(false);
         Ok((
@@ -139,6 +146,44 @@ impl GhlClient {
         }
         let answer: Value = self.api().send_json(&request).await?;
         Ok(answer.get("contact").filter(|c| !c.is_null()).cloned())
+    }
+
+    /// Ids of every contact `/contacts/search` holds with this phone (a `phone` `eq` filter),
+    /// paged with `searchAfter`. Search lags writes by seconds: pair it with
+    /// [`GhlClient::find_duplicate`] to see a contact written a moment ago.
+    pub async fn contact_ids_with_phone(&self, phone: &str) -> Result<Vec<String>, ApiError> {
+        const PAGE: usize = 100;
+        let mut ids = Vec::new();
+        let mut search_after: Option<Value> = None;
+        loop {
+            let mut body = json!({
+                "locationId": self.location_id(),
+                "pageLimit": PAGE,
+                "filters": [{"field": "phone", "operator": "eq", "value": phone}],
+                "sort": [{"field": "dateAdded", "direction": "asc"}],
+            });
+            if let Some(cursor) = &search_after {
+                body["searchAfter"] = cursor.clone();
+            }
+            let request = ApiRequest::with_body(Method::POST, "/contacts/search", body, true)
+                .label(format!("phone {phone}"));
+            let page: super::SearchPage = self.api().send_json(&request).await?;
+            let count = page.contacts.len();
+            search_after = page
+                .contacts
+                .last()
+                .and_then(|c| c.get("searchAfter"))
+                .cloned();
+            ids.extend(
+                page.contacts
+                    .iter()
+                    .filter_map(|c| c.get("id").and_then(Value::as_str))
+                    .map(str::to_string),
+            );
+            if count < PAGE || search_after.is_none() {
+                return Ok(ids);
+            }
+        }
     }
 
     /// `GET /contacts/{id}`.

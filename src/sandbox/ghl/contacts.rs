@@ -245,7 +245,7 @@ pub(super) async fn duplicate(
         q.get("email").map(String::as_str),
         q.get("number").map(String::as_str),
     );
-    Json(json!({"contact": found.map(Contact::to_json)})).into_response()
+    Json(json!({"contact": found.map(Contact::to_list_json)})).into_response()
 }
 
 fn parse_limit(q: &HashMap<String, String>, default: usize, max: usize) -> Result<usize, GhlError> {
@@ -294,7 +294,7 @@ pub(super) async fn list(
                 emu.credentials.location_id, c.id, c.date_added_ms)),
         });
         Ok(Json(json!({
-            "contacts": page.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
+            "contacts": page.iter().map(|c| c.to_list_json()).collect::<Vec<_>>(),
             "count": state.contacts.len(),
             "meta": meta,
         }))
@@ -330,7 +330,7 @@ pub(super) async fn by_business(
             .into_iter()
             .skip(skip)
             .take(limit)
-            .map(Contact::to_json)
+            .map(Contact::to_list_json)
             .collect();
         Ok(Json(json!({"contacts": page, "count": count})).into_response())
     })();

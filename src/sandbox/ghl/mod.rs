@@ -15,6 +15,12 @@
 //!   (GET by id sees it at once).
 //! - `/contacts/search/duplicate` answers `{"contact": {...}}` or `{"contact": null}`, matching
 //!   email first (case-insensitive), then phone (E.164 after normalising the query).
+//! - Only `GET /contacts/{id}` (and the answers of writes) carry `dnd` and `dndSettings`: search,
+//!   the duplicate search, the deprecated list and contacts of a business leave them out, as
+//!   integrators report of GHL's search (highlevel-api-docs issue 43). Search can still filter on
+//!   them (`dndSettings.SMS.status`).
+//! - A search filter on `phone` with `eq`/`not_eq` compares numbers by their last ten digits, as
+//!   the duplicate search does, so `+14155550134` finds a contact imported as `(415) 555-0134`.
 //! - Phones written through the API are stored E.164 (read with the contact's country, else US);
 //!   seeded legacy records keep the format they were imported with.
 //! - Refresh tokens are single-use (rotation); an unknown or used one answers 400

@@ -5,7 +5,7 @@
 use super::Emu;
 use super::contacts::object_body;
 use super::errors::GhlError;
-use super::state::{Contact, GhlState};
+use super::state::{Contact, GhlState, phone_key};
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -157,6 +157,11 @@ fn matches(filter: &Filter, contact: &Contact) -> bool {
             };
             let equal = |have: &Value| match (have, value) {
                 (Value::Array(items), v) => items.iter().any(|i| text_of(i) == text_of(v)),
+                // Phones compare as numbers, as duplicate search does: `+14155550134` finds a
+                // contact imported as `(415) 555-0134`.
+                (Value::String(h), Value::String(v)) if field == "phone" => {
+                    phone_key(h).is_some() && phone_key(h) == phone_key(v)
+                }
                 (h, v) => text_of(h) == text_of(v),
             };
             match operator.as_str() {
@@ -470,7 +475,7 @@ pub(super) async fn search(
             .into_iter()
             .skip(skip)
             .map(|c| {
-                let mut json = c.to_json();
+                let mut json = c.to_list_json();
                 json["searchAfter"] = json!([sort_value(c, &q.sort_field).to_json(), c.id]);
                 json
             })

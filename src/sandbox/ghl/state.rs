@@ -77,6 +77,19 @@ impl Contact {
         serde_json::to_value(self).expect("Contact serialises")
     }
 
+    /// The JSON of this contact in a list answer (search, the duplicate search, the deprecated
+    /// list, contacts of a business): without `dnd` and `dndSettings`, which only
+    /// `GET /contacts/{id}` carries (integrators report search answering without them:
+    /// highlevel-api-docs issue 43; the list schema of the spec has neither).
+    pub fn to_list_json(&self) -> Value {
+        let mut json = self.to_json();
+        if let Some(map) = json.as_object_mut() {
+            map.remove("dnd");
+            map.remove("dndSettings");
+        }
+        json
+    }
+
     /// True when the SMS channel is opted out.
     pub fn sms_dnd(&self) -> bool {
         self.dnd
