@@ -66,7 +66,7 @@ async fn a_run_stopped_after_its_plan_still_sends_every_welcome_once() {
     h.run_ok(&["run", "--json"]).await;
     h.run_ok(&["run", "--json"]).await;
     let got = effects(&h.control("state").await);
-    assert!(repeated(&initial, &got).is_empty());
+    assert!(repeated(&initial, &expected, &got).is_empty());
     assert_eq!(sent_to(&h.control("state").await, "welcome"), welcomed);
     let differences = diff(&expected, &got);
     assert!(differences.is_empty(), "{differences:?}");
@@ -279,7 +279,7 @@ async fn kill_9_anywhere_in_two_nightly_cycles_loses_and_repeats_nothing() {
             converge(&h, 6).await;
         }
         let got = effects(&h.control("state").await);
-        let twice = repeated(&initial, &got);
+        let twice = repeated(&initial, &expected, &got);
         assert!(
             twice.is_empty(),
             "trial {trial} (day {kill_day}, {delay:?}): repeated {twice:?}"

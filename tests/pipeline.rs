@@ -137,7 +137,7 @@ async fn hostile_runs_converge_to_the_clean_state(seed: u64, contacts: usize) {
         )
         .await;
     let got = converge(&hostile, 6).await;
-    let twice = repeated(&initial, &got);
+    let twice = repeated(&initial, &expected, &got);
     assert!(twice.is_empty(), "seed {seed}: repeated: {twice:?}");
     let differences = diff(&expected, &got);
     assert!(
@@ -208,7 +208,7 @@ async fn kill_9_during_load_then_rerun_matches_a_clean_run() {
             String::from_utf8_lossy(&rerun.stderr)
         );
         let got = effects(&h.control("state").await);
-        let twice = repeated(&initial, &got);
+        let twice = repeated(&initial, &expected, &got);
         assert!(twice.is_empty(), "trial {trial}: repeated {twice:?}");
         let differences = diff(&expected, &got);
         assert!(
