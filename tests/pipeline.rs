@@ -3,12 +3,14 @@
 
 mod common;
 
+use common::Harness;
 use common::effects::{
     converge, count, diff, effects, harness_with_triggers, ledger_rows, options, repeated,
     without_dates,
 };
 use contactsync::sandbox::faults::FaultProfile;
 use serde_json::Value;
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -512,7 +512,7 @@ mod tests {
             &input(&[], &snap, &blocked, &desired_blocked),
             &LoadConfig::default(),
         )
-        .expect("plan");
+        .plan;
         let blocked_now: Vec<&PlanOp> = plan.operations.iter().map(|o| &o.op).collect();
         assert_eq!(
             blocked_now,
