@@ -14,7 +14,7 @@ pub enum ExitCode {
     PartialFailure = 3,
     /// The audit found findings over a threshold set in the pipeline file.
     AuditThreshold = 4,
-    /// The plan exceeds a safety limit (creates, deletes, sends); nothing was written.
+    /// The plan exceeds a safety limit (creates, deletes, sends, merges): only its opt-outs were written.
     SafetyLimit = 5,
     /// Another run holds the state directory's lock.
     Locked = 6,
@@ -24,7 +24,7 @@ impl ExitCode {
     /// Text for `--help` and the README.
     pub const HELP: &'static str = "Exit codes: 0 ok; 1 failure; 2 bad config or usage; \
 3 partial failure (some rows or operations failed and are recorded for the next run); \
-4 audit threshold breached; 5 plan over a safety limit (nothing written); \
+4 audit threshold breached; 5 plan over a safety limit (only opt-outs written); \
 6 another run holds the lock.";
 }
 

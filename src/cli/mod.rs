@@ -215,7 +215,7 @@ pub struct DedupeArgs {
     /// Input table (.csv or .parquet).
     #[arg(long)]
     pub input: PathBuf,
-    /// Match model (TOML); default `pipelines/models/contacts.toml`.
+    /// Match model (TOML); default: the contacts model built into the binary (`pipelines/models/contacts.toml`).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Output: `id, cluster_id, match_probability` per input row (.csv or .parquet).
