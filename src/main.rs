@@ -60,11 +60,28 @@ fn main() -> std::process::ExitCode {
             return ExitCode::Failure.into();
         }
     };
+    let command = cli.command.name();
+    let json_report = cli.command.wants_json();
+    let json_logs = cli.log_format == cli::LogFormat::Json;
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => code.into(),
         Err(err) => {
             // `{:#}` prints the whole cause chain: what failed and on what.
-            eprintln!("error: {:#}", err.error);
+            let message = format!("{:#}", err.error);
+            if json_logs {
+                tracing::error!(command, exit_code = err.code as u8, error = %message, "Command failed");
+            } else {
+                eprintln!("error: {message}");
+            }
+            if json_report {
+                cli::CommandReport {
+                    command: command.to_string(),
+                    errors: vec![message],
+                    exit_code: err.code as u8,
+                    ..cli::CommandReport::default()
+                }
+                .print();
+            }
             err.code.into()
         }
     }

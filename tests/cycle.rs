@@ -241,7 +241,7 @@ async fn run_killed_after(h: &Harness, delay: Duration) -> bool {
 async fn kill_9_anywhere_in_two_nightly_cycles_loses_and_repeats_nothing() {
     const TRIALS: u64 = 20;
     const SEED: u64 = 23;
-    const CONTACTS: usize = 80;
+    const CONTACTS: usize = 50;
     let clean = two_day_harness(SEED, CONTACTS).await;
     let (tagged, stopper) = day_targets(&clean).await;
     let mut day_seconds = [0.0f64; 2];

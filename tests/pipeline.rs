@@ -169,7 +169,7 @@ async fn hostile_faults_leave_every_effect_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_faults_converge_on_another_seed_too() {
-    hostile_runs_converge_to_the_clean_state(9, 400).await;
+    hostile_runs_converge_to_the_clean_state(9, 250).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -288,6 +288,43 @@ impl<E: Into<anyhow::Error>> From<E> for CommandError {
     }
 }
 
+impl Command {
+    /// The subcommand's name, as `--json` reports it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Sandbox(_) => "sandbox",
+            Command::Auth(_) => "auth",
+            Command::Extract(_) => "extract",
+            Command::Transform(_) => "transform",
+            Command::Plan(_) => "plan",
+            Command::Load(_) => "load",
+            Command::Run(_) => "run",
+            Command::Audit(_) => "audit",
+            Command::Dedupe(_) => "dedupe",
+            Command::Migrate(_) => "migrate",
+            Command::Demo(_) => "demo",
+            Command::Bench(_) => "bench",
+        }
+    }
+
+    /// Whether `--json` was asked for: a failing command still prints its report then, so a job
+    /// that parses stdout sees the exit code and the error instead of nothing.
+    pub fn wants_json(&self) -> bool {
+        match self {
+            Command::Auth(a) => a.stage.json,
+            Command::Extract(a) => a.stage.json,
+            Command::Transform(a) | Command::Plan(a) => a.stage.json,
+            Command::Load(a) => a.stage.json,
+            Command::Run(a) => a.json,
+            Command::Audit(a) => a.stage.json,
+            Command::Migrate(a) => a.stage.json,
+            Command::Dedupe(a) => a.json,
+            Command::Demo(a) => a.json,
+            Command::Sandbox(_) | Command::Bench(_) => false,
+        }
+    }
+}
+
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     match cli.command {

@@ -536,20 +536,65 @@ fn prometheus_text(
         "gauge",
         vec![(String::new(), f64::from(report.exit_code))],
     );
+    let now = chrono::Utc::now().timestamp();
     family(
         "last_run_timestamp_seconds",
         "When the last run finished (Unix time).",
         "gauge",
-        vec![(String::new(), chrono::Utc::now().timestamp() as f64)],
+        vec![(String::new(), now as f64)],
     );
+    if let Some(at) = last_success(config, report.exit_code, now) {
+        family(
+            "last_success_timestamp_seconds",
+            "When the last run that exited 0 finished (Unix time): alert when it grows old.",
+            "gauge",
+            vec![(String::new(), at as f64)],
+        );
+    }
     out
+}
+
+/// When the last successful run finished: `now` when this run succeeded (and recorded in
+/// `STATE/last_success`), else what that file says.
+fn last_success(config: &PipelineConfig, exit_code: u8, now: i64) -> Option<i64> {
+    let path = config.state_dir().join("last_success");
+    if exit_code == 0 {
+        if let Err(e) = crate::snapshot::atomic::write(&path, now.to_string().as_bytes()) {
+            tracing::warn!(error = %e, path = %path.display(), "Could not record the last success");
+        }
+        return Some(now);
+    }
+    std::fs::read_to_string(&path).ok()?.trim().parse().ok()
 }
 
 /// `contactsync run`.
 pub(super) async fn run(args: StageArgs) -> Result<ExitCode, CommandError> {
     let config = load_pipeline(&args)?;
-    let _lock = StateLock::acquire(&config.state_dir())?;
-    let (report, code) = run_pipeline(&config, !args.json).await?;
+    let outcome = match StateLock::acquire(&config.state_dir()) {
+        Ok(lock) => run_pipeline(&config, !args.json).await.map(|r| (r, lock)),
+        Err(e) => Err(e),
+    };
+    let (report, code) = match outcome {
+        Ok((done, _lock)) => done,
+        Err(failed) => {
+            // A failed run still leaves its exit code where alerting looks, beside the time of
+            // the last run that succeeded.
+            let report = CommandReport {
+                command: "run".into(),
+                errors: vec![format!("{:#}", failed.error)],
+                exit_code: failed.code as u8,
+                ..CommandReport::default()
+            };
+            let metrics = prometheus_text(&config, &report, &[]);
+            if let Err(e) = crate::snapshot::atomic::write(
+                &config.state_dir().join("metrics.prom"),
+                metrics.as_bytes(),
+            ) {
+                tracing::error!(error = %e, "Could not write metrics.prom for the failed run");
+            }
+            return Err(failed);
+        }
+    };
     let count = |k: &str| report.counts.get(k).copied().unwrap_or(0);
     let mut human = format!(
         "Run {} finished ({:?}): {} contacts, {} duplicate clusters, {} operations planned, {} applied, {} failed, {} skipped; {} GHL and {} BulkSMS requests ({} rate-limited)",

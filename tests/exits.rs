@@ -1,0 +1,86 @@
+//! Every exit leaves a trace a job can read: the `--json` report on stdout, `metrics.prom` with
+//! the exit code and the last success, and in JSON log mode a JSON fatal line.
+
+mod common;
+
+use common::Harness;
+use common::effects::options;
+use serde_json::Value;
+use std::process::Command;
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(&format!("contactsync_{name}{{")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_reports_its_exit_code_in_json_and_metrics() {
+    let h = Harness::start(options(31, 60)).await;
+    h.authorise().await;
+    h.run_ok(&["run", "--json"]).await;
+    let metrics_path = h.state_dir().join("metrics.prom");
+    let good = std::fs::read_to_string(&metrics_path).expect("metrics after a good run");
+    assert_eq!(metric(&good, "last_run_exit_code"), Some(0.0));
+    let success = metric(&good, "last_success_timestamp_seconds").expect("last success");
+
+    // BulkSMS becomes unreachable: the next run fails.
+    let text = std::fs::read_to_string(&h.pipeline).expect("pipeline");
+    let broken = text.replace(
+        &h.sandbox.info.bulksms_base_url,
+        "http://127.0.0.1:9/bulksms/v1",
+    );
+    std::fs::write(&h.pipeline, broken).expect("write");
+    let out = h.run(&["run", "--json"]).await;
+    let code = out.status.code().expect("exit code");
+    assert_ne!(code, 0);
+    let report = common::json_report(&["run", "--json"], &out);
+    assert_eq!(report["exit_code"], code, "{report}");
+    assert_eq!(report["command"], "run");
+    assert!(
+        report["errors"][0].as_str().is_some_and(|e| !e.is_empty()),
+        "{report}"
+    );
+    let failed = std::fs::read_to_string(&metrics_path).expect("metrics after a failed run");
+    assert_eq!(metric(&failed, "last_run_exit_code"), Some(f64::from(code)));
+    assert_eq!(
+        metric(&failed, "last_success_timestamp_seconds"),
+        Some(success),
+        "the last success is kept:\n{failed}"
+    );
+}
+
+#[test]
+fn a_bad_pipeline_file_still_prints_the_report_and_a_json_fatal_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipeline = dir.path().join("broken.toml");
+    std::fs::write(
+        &pipeline,
+        "[pipeline]\nname = \"x\"\nstate_dirr = \"state\"\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_contactsync"))
+        .args(["--log-format", "json", "plan", "--json", "--pipeline"])
+        .arg(&pipeline)
+        .output()
+        .expect("binary runs");
+    assert_eq!(out.status.code(), Some(2));
+    let report = common::json_report(&["plan", "--json"], &out);
+    assert_eq!(report["exit_code"], 2);
+    assert!(
+        report["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("state_dirr")),
+        "{report}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let fatal = stderr
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .expect("a fatal line");
+    let fatal: Value = serde_json::from_str(fatal)
+        .unwrap_or_else(|e| panic!("the fatal line is not JSON ({e}): {fatal}"));
+    assert_eq!(fatal["level"], "ERROR", "{fatal}");
+    assert_eq!(fatal["exit_code"], 2, "{fatal}");
+}
