@@ -3,9 +3,12 @@
 use std::io::Write;
 
 /// Writes one CSV cell: quoted when needed, and neutralised when a spreadsheet would read it as a
-/// formula (cells starting with `= + - @`, tab or carriage return get a leading `'`).
+/// formula (cells starting with `= + - @`, tab or carriage return get a leading `'`). An E.164
+/// phone number (`+` and digits only) is left as it is: it computes nothing, and a `'` in front
+/// of it breaks every join on phone.
 pub fn cell(value: &str) -> String {
     let neutral = match value.chars().next() {
+        Some('+') if is_e164(value) => value.to_string(),
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{value}"),
         _ => value.to_string(),
     };
@@ -14,6 +17,12 @@ pub fn cell(value: &str) -> String {
     } else {
         neutral
     }
+}
+
+/// `+` then 7 to 15 digits, nothing else.
+fn is_e164(value: &str) -> bool {
+    let digits = &value[1..];
+    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Writes a header and rows.
@@ -37,7 +46,9 @@ mod tests {
     #[test]
     fn formula_looking_cells_are_neutralised() {
         assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(cell("+15551234"), "'+15551234");
+        assert_eq!(cell("+14155550100"), "+14155550100", "a phone stays joinable");
+        assert_eq!(cell("+1555+1234"), "'+1555+1234");
+        assert_eq!(cell("+SUM(A1)"), "'+SUM(A1)");
         assert_eq!(cell("-1"), "'-1");
         assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(cell("plain"), "plain");
