@@ -182,6 +182,51 @@ impl Default for HttpConfig {
     }
 }
 
+/// Words in a key that mark its value as a secret.
+const SECRET_KEY_PARTS: &[&str] = &[
+    "secr",
+    "token",
+    "pass",
+    "pwd",
+    "key",
+    "auth",
+    "code",
+    "credential",
+];
+
+fn looks_secret(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
+}
+
+/// A TOML error with its line quoted, as toml's own message does, but with the value of a key that
+/// looks secret (`token_secret = ...`, `auth = { ... }`) replaced by `<hidden>` in the quoted line
+/// and in the message: a typo must not print the secret next to it into a terminal or a CI log.
+fn parse_error_message(text: &str, error: &toml::de::Error) -> String {
+    let mut message = error.message().trim().to_string();
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..start].chars().count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let quoted = match line.split_once('=') {
+        Some((key, value)) if looks_secret(key) => {
+            for word in value
+                .split(|c: char| c.is_whitespace() || "\"',{}[]=".contains(c))
+                .filter(|w| w.len() >= 3)
+            {
+                message = message.replace(word, "<hidden>");
+            }
+            format!("{}= <hidden>", key)
+        }
+        _ => line.to_string(),
+    };
+    format!("line {line_no}, column {column}: {message}\n  {line_no} | {quoted}")
+}
+
 impl PipelineConfig {
     /// Reads, parses and validates a pipeline file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -191,7 +236,7 @@ impl PipelineConfig {
         })?;
         let mut config: PipelineConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: parse_error_message(&text, &e),
         })?;
         config.source_path = path.to_path_buf();
         config.validate()?;
@@ -378,6 +423,25 @@ token_secret = "secret"
         let err = parse(&text).expect_err("typo must fail").to_string();
         assert!(err.contains("state_dri"), "{err}");
         assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn a_parse_error_never_quotes_a_secret() {
+        let text = MINIMAL.replace(
+            "token_secret = \"secret\"",
+            "token_secrt = \"sbx!Zq9-very-private\"",
+        );
+        let err = parse(&text).expect_err("typo must fail").to_string();
+        assert!(err.contains("token_secrt"), "the key is named: {err}");
+        assert!(err.contains("line"), "{err}");
+        assert!(!err.contains("sbx!Zq9"), "the secret is quoted: {err}");
+        let text = MINIMAL.replace("token = \"pit-1\"", "token = 12345678");
+        let err = parse(&text).expect_err("wrong type").to_string();
+        assert!(!err.contains("12345678"), "the secret is quoted: {err}");
+        // Other values are still quoted: they help and are not secret.
+        let text = MINIMAL.replace("name = \"t\"", "name = 5");
+        let err = parse(&text).expect_err("wrong type").to_string();
+        assert!(err.contains("name = 5"), "{err}");
     }
 
     #[test]

@@ -46,6 +46,7 @@ mod allocator {
 }
 
 fn main() -> std::process::ExitCode {
+    contactsync::snapshot::atomic::restrict_new_files();
     #[cfg(target_os = "linux")]
     allocator::keep_freed_memory();
     let cli = Cli::parse();

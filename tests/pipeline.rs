@@ -470,3 +470,39 @@ async fn a_create_that_matches_an_existing_contact_keeps_its_tags() {
         assert!(tags.contains(tag), "planned tag {tag} missing: {tags:?}");
     }
 }
+
+/// Everything a run leaves in the state folder (ledger, tokens, snapshots, reports) is the
+/// owner's only: folders 0700, files 0600, whatever the umask it was started with.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_folder_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = harness_with_triggers(options(17, 40)).await;
+    h.authorise().await;
+    h.run_ok(&["run", "--json"]).await;
+    let mut open = Vec::new();
+    let mut seen = 0;
+    let mut pending = vec![h.state_dir()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::metadata(&path).expect("metadata");
+        seen += 1;
+        if meta.permissions().mode() & 0o077 != 0 {
+            open.push(format!(
+                "{:o} {}",
+                meta.permissions().mode() & 0o777,
+                path.display()
+            ));
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("read_dir") {
+                pending.push(entry.expect("entry").path());
+            }
+        }
+    }
+    assert!(seen > 10, "a run leaves files: {seen}");
+    assert!(
+        h.state_dir().join("ledger.sqlite").exists(),
+        "the ledger is checked too"
+    );
+    assert!(open.is_empty(), "readable by others: {open:#?}");
+}

@@ -7,6 +7,7 @@
 //! with only a spent refresh token.
 
 use super::error::ApiError;
+use super::retry::RetryPolicy;
 use crate::secret::Secret;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -92,19 +93,31 @@ type GhlOauthClient =
 pub struct GhlTokenManager {
     oauth: GhlOauthClient,
     http: reqwest::Client,
+    retry: RetryPolicy,
     store_path: PathBuf,
     tokens: Mutex<Option<StoredTokens>>,
 }
 
 impl GhlTokenManager {
-    /// A manager for an app, storing tokens at `store_path`.
+    /// A manager for an app, storing tokens at `store_path`. Token requests are retried with the
+    /// shared `retry` policy while the endpoint answers a transient error.
     pub fn new(
         base_url: &str,
         client_id: &str,
         client_secret: &Secret,
         store_path: PathBuf,
-        http: reqwest::Client,
+        timeout: std::time::Duration,
+        retry: RetryPolicy,
     ) -> Result<Self, ApiError> {
+        // Never follows redirects: the request body carries the client secret and a code or
+        // refresh token, and a redirect would hand them to wherever it points.
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("contactsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| auth_error(format!("building the token client: {e}")))?;
         let token_url = TokenUrl::new(format!("{}/oauth/token", base_url.trim_end_matches('/')))
             .map_err(|e| auth_error(format!("bad token URL: {e}")))?;
         let oauth = BasicClient::new(ClientId::new(client_id.to_string()))
@@ -114,6 +127,7 @@ impl GhlTokenManager {
         Ok(GhlTokenManager {
             oauth,
             http,
+            retry,
             store_path,
             tokens: Mutex::new(None),
         })
@@ -126,19 +140,18 @@ impl GhlTokenManager {
 
     /// Exchanges an authorization code for tokens and stores them.
     pub async fn exchange_code(&self, code: &Secret) -> Result<StoredTokens, ApiError> {
-        let http = self.http.clone();
         let response = self
-            .oauth
-            .exchange_code(AuthorizationCode::new(code.expose().to_string()))
-            .add_extra_param("user_type", "Location")
-            .request_async(&move |req| oauth_http(http.clone(), req))
-            .await
-            .map_err(|e| {
-                auth_error(format!(
-                    "exchanging the authorization code: {}",
-                    describe(&e)
-                ))
-            })?;
+            .token_request("exchanging the authorization code", || {
+                let http = self.http.clone();
+                async move {
+                    self.oauth
+                        .exchange_code(AuthorizationCode::new(code.expose().to_string()))
+                        .add_extra_param("user_type", "Location")
+                        .request_async(&move |req| oauth_http(http.clone(), req))
+                        .await
+                }
+            })
+            .await?;
         let tokens = stored_from(&response, None)?;
         write_token_store(&self.store_path, &tokens).map_err(|e| {
             auth_error(format!(
@@ -192,47 +205,95 @@ impl GhlTokenManager {
     }
 
     async fn refresh_locked(&self, current: &StoredTokens) -> Result<StoredTokens, ApiError> {
-        let http = self.http.clone();
-        let mut last_error = String::new();
-        // The token endpoint is retried on its own (a few quick attempts): a rotated refresh token
-        // is spent only when the service answered, and then we have its successor.
-        for attempt in 0..4u32 {
-            if attempt > 0 {
-                tokio::time::sleep(super::retry::full_jitter(std::time::Duration::from_millis(
-                    250 << attempt,
-                )))
-                .await;
-            }
-            let result = self
-                .oauth
-                .exchange_refresh_token(&RefreshToken::new(
-                    current.refresh_token.expose().to_string(),
-                ))
-                .add_extra_param("user_type", "Location")
-                .request_async(&|req| oauth_http(http.clone(), req))
-                .await;
-            match result {
-                Ok(response) => {
-                    let tokens = stored_from(&response, Some(current))?;
-                    write_token_store(&self.store_path, &tokens).map_err(|e| {
-                        auth_error(format!(
-                            "storing refreshed tokens in {}: {e}",
-                            self.store_path.display()
+        // A rotated refresh token is spent only when the service answered, and then we have its
+        // successor: transient failures before that are safe to retry.
+        let response = self
+            .token_request("refreshing tokens", || {
+                let http = self.http.clone();
+                async move {
+                    self.oauth
+                        .exchange_refresh_token(&RefreshToken::new(
+                            current.refresh_token.expose().to_string(),
                         ))
-                    })?;
-                    tracing::info!(expires_at = %tokens.expires_at, "GHL tokens refreshed and stored");
-                    return Ok(tokens);
+                        .add_extra_param("user_type", "Location")
+                        .request_async(&move |req| oauth_http(http.clone(), req))
+                        .await
                 }
-                Err(oauth2::RequestTokenError::ServerResponse(resp)) => {
-                    return Err(auth_error(format!(
-                        "refresh refused ({}); run `contactsync auth ghl` with a new authorization code",
-                        resp.error()
-                    )));
-                }
-                Err(e) => last_error = describe(&e),
-            }
+            })
+            .await?;
+        let tokens = stored_from(&response, Some(current))?;
+        write_token_store(&self.store_path, &tokens).map_err(|e| {
+            auth_error(format!(
+                "storing refreshed tokens in {}: {e}",
+                self.store_path.display()
+            ))
+        })?;
+        tracing::info!(expires_at = %tokens.expires_at, "GHL tokens refreshed and stored");
+        Ok(tokens)
+    }
+
+    /// Sends a token request, retrying under the shared policy while the endpoint answers 408,
+    /// 429 or 5xx or the connection fails; a refusal (an OAuth error body) is final. Errors say
+    /// what the endpoint answered: status and an excerpt of the body (never the request's secrets).
+    async fn token_request<F, Fut>(
+        &self,
+        what: &str,
+        attempt: F,
+    ) -> Result<oauth2::basic::BasicTokenResponse, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<oauth2::basic::BasicTokenResponse, TokenError>>,
+    {
+        use backon::BackoffBuilder;
+        let mut delays = self.retry.backoff().build();
+        let mut failures = Vec::new();
+        loop {
+            let error = match attempt().await {
+                Ok(response) => return Ok(response),
+                Err(e) => e,
+            };
+            let (transient, retry_after) = match &error {
+                oauth2::RequestTokenError::Request(TokenHttpError::Status {
+                    status,
+                    retry_after_secs,
+                    ..
+                }) => (
+                    matches!(status, 408 | 429 | 500..=599),
+                    retry_after_secs.map(std::time::Duration::from_secs),
+                ),
+                oauth2::RequestTokenError::Request(TokenHttpError::Transport(_)) => (true, None),
+                _ => (false, None),
+            };
+            let message = describe_token_error(&error);
+            let delay = transient
+                .then(|| delays.next())
+                .flatten()
+                .map(|d| retry_after.unwrap_or_else(|| super::retry::full_jitter(d)));
+            let Some(delay) = delay else {
+                let earlier = if failures.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (after {} failed attempts: {})",
+                        failures.len(),
+                        failures.join("; ")
+                    )
+                };
+                let hint = match &error {
+                    oauth2::RequestTokenError::ServerResponse(_) if !failures.is_empty() => {
+                        "; an earlier attempt may have spent the code or refresh token before its answer was lost: run `contactsync auth ghl` with a new authorization code"
+                    }
+                    oauth2::RequestTokenError::ServerResponse(_) => {
+                        "; run `contactsync auth ghl` with a new authorization code"
+                    }
+                    _ => "",
+                };
+                return Err(auth_error(format!("{what}: {message}{earlier}{hint}")));
+            };
+            tracing::warn!(what, error = %message, ?delay, "GHL token endpoint failed; retrying");
+            failures.push(message);
+            tokio::time::sleep(delay).await;
         }
-        Err(auth_error(format!("refreshing tokens: {last_error}")))
     }
 
     /// Fails naming the first scope the stored grant lacks.
@@ -301,11 +362,50 @@ fn stored_from(
     })
 }
 
-/// Adapts our reqwest client to the `oauth2` crate's HTTP interface.
+type TokenError = oauth2::RequestTokenError<TokenHttpError, oauth2::basic::BasicErrorResponse>;
+
+/// Why a token request got no OAuth answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenHttpError {
+    /// The request did not complete (connection, timeout, unreadable body).
+    #[error("{0}")]
+    Transport(#[from] reqwest::Error),
+    /// The endpoint answered with a status and a body that is not an OAuth error (a gateway's
+    /// 502 page, a redirect, ...).
+    #[error("HTTP {status}: {body}")]
+    Status {
+        status: u16,
+        body: String,
+        retry_after_secs: Option<u64>,
+    },
+}
+
+/// Text of a token request failure, without the request (which carries secrets).
+fn describe_token_error(error: &TokenError) -> String {
+    match error {
+        oauth2::RequestTokenError::ServerResponse(resp) => {
+            let mut text = format!("refused: {}", resp.error());
+            if let Some(description) = resp.error_description() {
+                text.push_str(&format!(" ({description})"));
+            }
+            text
+        }
+        oauth2::RequestTokenError::Request(e) => describe(e),
+        oauth2::RequestTokenError::Parse(e, body) => format!(
+            "unreadable answer ({e}): {}",
+            super::error::shorten(&String::from_utf8_lossy(body), 300)
+        ),
+        oauth2::RequestTokenError::Other(e) => e.clone(),
+    }
+}
+
+/// Adapts our reqwest client to the `oauth2` crate's HTTP interface. An answer that is neither a
+/// success nor an OAuth error body (`{"error": ...}`) comes back as [`TokenHttpError::Status`], so
+/// the caller sees the status and body instead of a parse error about a missing `error` field.
 async fn oauth_http(
     client: reqwest::Client,
     request: oauth2::HttpRequest,
-) -> Result<oauth2::HttpResponse, reqwest::Error> {
+) -> Result<oauth2::HttpResponse, TokenHttpError> {
     let (parts, body) = request.into_parts();
     let response = client
         .request(parts.method, parts.uri.to_string())
@@ -316,6 +416,21 @@ async fn oauth_http(
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.bytes().await?;
+    let oauth_error_body = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .is_some_and(|v| v.get("error").is_some_and(serde_json::Value::is_string));
+    let answered = status.is_success() || (status.is_client_error() && oauth_error_body);
+    if !answered {
+        let retry_after_secs = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        return Err(TokenHttpError::Status {
+            status: status.as_u16(),
+            body: super::error::shorten(&String::from_utf8_lossy(&bytes), 300),
+            retry_after_secs,
+        });
+    }
     let mut builder = http::Response::builder().status(status);
     if let Some(h) = builder.headers_mut() {
         *h = headers;
@@ -341,4 +456,149 @@ pub fn read_token_store(path: &Path) -> Result<StoredTokens, ApiError> {
 pub fn write_token_store(path: &Path, tokens: &StoredTokens) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(tokens).map_err(std::io::Error::other)?;
     crate::snapshot::atomic::write_private(path, &json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A token endpoint on loopback: `answer(n)` gives the response to its n-th request (from 0);
+    /// `/elsewhere` counts the requests a redirect would have sent it.
+    async fn token_endpoint(
+        answer: fn(usize) -> axum::response::Response,
+    ) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let elsewhere = Arc::new(AtomicUsize::new(0));
+        let (c, e) = (calls.clone(), elsewhere.clone());
+        let app = axum::Router::new()
+            .route(
+                "/oauth/token",
+                axum::routing::post(move || {
+                    let n = c.fetch_add(1, Ordering::SeqCst);
+                    async move { answer(n) }
+                }),
+            )
+            .route(
+                "/elsewhere",
+                axum::routing::post(move || {
+                    e.fetch_add(1, Ordering::SeqCst);
+                    async { StatusCode::OK }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, calls, elsewhere)
+    }
+
+    fn manager(base: &str, dir: &Path) -> GhlTokenManager {
+        GhlTokenManager::new(
+            base,
+            "client-id",
+            &Secret::new("client-secret-value".to_string()),
+            dir.join("ghl.json"),
+            std::time::Duration::from_secs(5),
+            RetryPolicy {
+                max_attempts: 4,
+                base_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(5),
+            },
+        )
+        .expect("manager")
+    }
+
+    fn bad_gateway() -> axum::response::Response {
+        (
+            StatusCode::BAD_GATEWAY,
+            axum::Json(serde_json::json!({"statusCode": 502, "message": "Bad Gateway"})),
+        )
+            .into_response()
+    }
+
+    #[tokio::test]
+    async fn a_code_exchange_is_retried_through_transient_5xx() {
+        let (base, calls, _) = token_endpoint(|n| {
+            if n < 2 {
+                return bad_gateway();
+            }
+            axum::Json(serde_json::json!({
+                "access_token": "at", "token_type": "Bearer", "expires_in": 86399,
+                "refresh_token": "rt", "scope": "contacts.readonly contacts.write"
+            }))
+            .into_response()
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tokens = manager(&base, dir.path())
+            .exchange_code(&Secret::new("the-code".to_string()))
+            .await
+            .expect("the third attempt succeeds");
+        assert_eq!(tokens.access_token.expose(), "at");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failing_token_endpoint_is_reported_by_status_and_body() {
+        let (base, calls, _) = token_endpoint(|_| bad_gateway()).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let error = manager(&base, dir.path())
+            .exchange_code(&Secret::new("the-code".to_string()))
+            .await
+            .expect_err("always 502")
+            .to_string();
+        assert_eq!(calls.load(Ordering::SeqCst), 4, "the policy's 4 attempts");
+        assert!(error.contains("HTTP 502"), "{error}");
+        assert!(error.contains("Bad Gateway"), "{error}");
+        assert!(!error.contains("missing field"), "{error}");
+        assert!(!error.contains("client-secret-value") && !error.contains("the-code"));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_final_and_named() {
+        let (base, calls, _) = token_endpoint(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({"error": "invalid_grant", "error_description": "Invalid authorization code"})),
+            )
+                .into_response()
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let error = manager(&base, dir.path())
+            .exchange_code(&Secret::new("the-code".to_string()))
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "a refusal is not retried");
+        assert!(error.contains("invalid_grant"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_from_the_token_endpoint_is_not_followed() {
+        let (base, _, elsewhere) = token_endpoint(|_| {
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, "/elsewhere")],
+            )
+                .into_response()
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let error = manager(&base, dir.path())
+            .exchange_code(&Secret::new("the-code".to_string()))
+            .await
+            .expect_err("a redirect is not a token answer")
+            .to_string();
+        assert_eq!(
+            elsewhere.load(Ordering::SeqCst),
+            0,
+            "the client secret followed the redirect"
+        );
+        assert!(error.contains("HTTP 307"), "{error}");
+    }
 }

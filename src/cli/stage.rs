@@ -27,6 +27,8 @@ impl StateLock {
     pub fn acquire(state_dir: &Path) -> Result<Self, CommandError> {
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("creating state directory {}", state_dir.display()))?;
+        crate::snapshot::atomic::restrict_dir(state_dir)
+            .with_context(|| format!("making {} owner-only", state_dir.display()))?;
         let path = state_dir.join("lock");
         let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
         file.try_lock_exclusive().map_err(|_| CommandError {

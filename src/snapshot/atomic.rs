@@ -5,6 +5,29 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The file policy of the process, set once at start-up: every file it creates (ledger with its
+/// `-wal`/`-shm`, tokens, snapshots, reports, logs) is readable by its owner only (0600) and every
+/// folder 0700, whatever the caller's umask. They hold contact data and credentials.
+pub fn restrict_new_files() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Makes an existing folder (a state directory made by an older version) owner-only.
+pub fn restrict_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 /// The temporary sibling a file is written to before it is renamed into place.
 pub fn temp_path(path: &Path) -> PathBuf {
     let name = path

@@ -58,7 +58,8 @@ impl GhlClient {
                     client_id,
                     client_secret,
                     token_store_path(config),
-                    http.clone(),
+                    Duration::from_secs(config.http.timeout_secs),
+                    RetryPolicy::from_config(&config.http),
                 )?);
                 (Credentials::GhlOauth(manager.clone()), Some(manager))
             }
