@@ -134,7 +134,10 @@ pub fn plan_run(
         // planned wins: the digest is sent with the counts of the run that planned it, not with
         // counts a half-applied earlier load has already changed.
         let mut carried = 0;
-        for (key, from_run, payload) in ledger.unfinished(&["send_sms", "create_note"])? {
+        // DND writes fire once per opt-out event too (transform), so they are carried the same way.
+        for (key, from_run, payload) in
+            ledger.unfinished(&["send_sms", "create_note", "set_sms_dnd"])?
+        {
             let Ok(op) = serde_json::from_str::<crate::load::plan::PlanOp>(&payload) else {
                 tracing::warn!(key, "Unreadable operation in the ledger; not carried over");
                 continue;
