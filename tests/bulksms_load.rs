@@ -245,3 +245,61 @@ async fn stop_with_punctuation_unsubscribe_me_and_opt_out_are_honoured() {
         assert!(sms_dnd(contact), "{phone} replied {body:?} but has no DND");
     }
 }
+
+/// Issue 18 §6: two different sends whose keys share their first 31 bits, the old
+/// `deduplication-id`: BulkSMS replays the first answer to the second (the sandbox does, for
+/// 12 hours, as the spec says) and the second text never goes out while the ledger says it did.
+/// Ids allocated by the ledger differ, so both go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sends_whose_keys_share_31_bits_both_go_out() {
+    use contactsync::load::plan::{Plan, PlannedOperation};
+    let op = |i: u32| PlanOp::SendSms {
+        to: if i % 2 == 0 {
+            "+15005550101"
+        } else {
+            "+15005550102"
+        }
+        .to_string(),
+        body: format!("Collision probe {i}"),
+        trigger: "probe".into(),
+        event: format!("probe {i}"),
+        contact_id: None,
+        encoding: "TEXT".into(),
+        parts: 1,
+    };
+    let old_id = |key: &str| u32::from_str_radix(&key[..8], 16).expect("hex key") & 0x7fff_ffff;
+    let mut seen: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    let (first, second) = (0..2_000_000u32)
+        .find_map(|i| {
+            let id = old_id(&op(i).idempotency_key());
+            seen.insert(id, i).map(|j| (j, i))
+        })
+        .expect("a 31-bit collision within 2 M keys");
+
+    let h = harness(27, 30).await;
+    let report = h.run_ok(&["extract", "--json"]).await;
+    let run_id = report["run_id"].as_str().expect("run id").to_string();
+    let run = contactsync::snapshot::run::RunDir::open(&h.state_dir(), &run_id).expect("run");
+    let plan = Plan {
+        run_id: run_id.clone(),
+        operations: [first, second]
+            .into_iter()
+            .map(|i| PlannedOperation::new(op(i), "probe"))
+            .collect(),
+    };
+    std::fs::create_dir_all(run.load_dir()).expect("load dir");
+    contactsync::load::plan_io::write_plan(&plan, &run.load_dir()).expect("write plan");
+    let load = h.run_ok(&["load", "--run", &run_id, "--json"]).await;
+    assert_eq!(load["counts"]["applied"], 2, "{load}");
+    let state = h.control("state").await;
+    for i in [first, second] {
+        let body = format!("Collision probe {i}");
+        let sent = state["bulksms"]["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter(|m| m["type"] == "SENT" && m["body"] == body.as_str())
+            .count();
+        assert_eq!(sent, 1, "{body:?} was sent {sent} times (ledger: applied)");
+    }
+}
