@@ -254,7 +254,7 @@ async fn stop_with_punctuation_unsubscribe_me_and_opt_out_are_honoured() {
 async fn two_sends_whose_keys_share_31_bits_both_go_out() {
     use contactsync::load::plan::{Plan, PlannedOperation};
     let op = |i: u32| PlanOp::SendSms {
-        to: if i % 2 == 0 {
+        to: if i.is_multiple_of(2) {
             "+15005550101"
         } else {
             "+15005550102"

@@ -23,6 +23,8 @@
 //! - Blocked numbers are kept as written, with or without `+` (the spec's E.164 examples are
 //!   `44123456789` and `+27001234567`): every other seeded entry has the `+`, `POST
 //!   /blocked-numbers` keeps what it was sent, a STOP reply blocks the bare digits it came from.
+//! - `filter` as the docs write it: `<` and `>` unencoded in the URL (`filter=id<123456`; the
+//!   listener escapes them before hyper, which refuses them) and clauses joined by a raw `&`.
 //! - Over the daily quota: 403 `#quota-exceeded`.
 //! - Inbound messages arrive through `POST /_sandbox/bulksms/inbound {from, body}`; a body of
 //!   STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, OPTOUT or REVOKE (any case, punctuation
