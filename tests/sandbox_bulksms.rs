@@ -473,3 +473,96 @@ async fn blocked_numbers_are_listed_as_written_with_or_without_a_plus() {
     let (_, again) = api.get("/blocked-numbers").await;
     assert_eq!(again.as_array().expect("list").len(), numbers.len());
 }
+
+/// `GET` with a request target written as the BulkSMS docs and curl write it (no encoding of `<`
+/// or `>`, a raw `&` between clauses), over a plain socket: (status, JSON body).
+async fn raw_get(h: &Harness, target: &str) -> (u16, Value) {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let info = &h.sandbox.info;
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        info.bulksms_token_id, info.bulksms_token_secret
+    ));
+    let mut stream = tokio::net::TcpStream::connect(h.sandbox.addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /bulksms/v1{target} HTTP/1.1\r\nHost: sandbox\r\nAuthorization: Basic {credentials}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("read");
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    // A body without chunking (Connection: close) or with it: the JSON starts at the first [ or {.
+    let json = body
+        .find(['[', '{'])
+        .and_then(|start| {
+            let end = body.rfind([']', '}'])?;
+            serde_json::from_str(&body[start..=end]).ok()
+        })
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// Issue 18 §13: the filter as the docs write it, unencoded, was refused with an empty 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_filter_is_accepted_unencoded_as_the_docs_write_it() {
+    let h = Harness::start(SandboxOptions {
+        contacts: 100,
+        messages: 300,
+        rate_limit: false,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let api = Api { h: &h };
+    let (_, all) = api.get("/messages?sortOrder=ASCENDING&limit=1000").await;
+    let ids: Vec<u64> = all
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|m| m["id"].as_str().expect("id").parse().expect("numeric id"))
+        .collect();
+    let middle = ids[ids.len() / 2];
+
+    let (status, older) = raw_get(&h, &format!("/messages?filter=id<{middle}&limit=20")).await;
+    assert_eq!(status, 200, "id< unencoded: {older}");
+    let older = older.as_array().expect("list");
+    assert!(!older.is_empty());
+    for m in older {
+        let id: u64 = m["id"].as_str().expect("id").parse().expect("numeric");
+        assert!(id < middle);
+    }
+    let (status, newer) = raw_get(
+        &h,
+        &format!("/messages?filter=type=SENT&id>{middle}&limit=20&sortOrder=ASCENDING"),
+    )
+    .await;
+    assert_eq!(status, 200, "clauses joined by a raw &: {newer}");
+    let newer = newer.as_array().expect("list");
+    assert!(!newer.is_empty());
+    for m in newer {
+        let id: u64 = m["id"].as_str().expect("id").parse().expect("numeric");
+        assert!(id > middle && m["type"] == "SENT", "{m}");
+    }
+    // The spec's own example: the first & raw, the clauses' = encoded.
+    let (status, _) = raw_get(
+        &h,
+        "/messages?filter=type%3DSENT&submission.id%3D1-00000000000522347562",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, error) = raw_get(&h, "/messages?filter=colour<3").await;
+    assert_eq!(status, 400);
+    assert!(
+        error["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("colour"))
+    );
+}

@@ -63,9 +63,10 @@ pub async fn transform_run(
         .context("transform worker")?
 }
 
-/// Kinds fired by an event (a trigger or a messaging event) rather than derived from the desired
-/// state: a later transform does not ask for them again, so once planned they are owed until done.
-const EVENT_KINDS: [&str; 2] = ["send_sms", "create_note"];
+/// Kinds fired by an event (a trigger, a messaging event, an opt-out) rather than derived from the
+/// desired state: a later transform does not ask for them again, so once planned they are owed
+/// until done.
+const EVENT_KINDS: [&str; 3] = ["send_sms", "create_note", "set_sms_dnd"];
 
 /// Builds and writes the plan of a run. When the plan breaks a safety limit, the plan written
 /// holds only its opt-outs and the refusal says what was held back.

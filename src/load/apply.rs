@@ -192,7 +192,23 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
     if let Err(e) = begun {
         return record_error(shared, planned, e.to_string());
     }
-    match execute(shared, planned, retry).await {
+    // A send's deduplication-id is allocated with its intent (and kept for its retries).
+    let deduplication_id = match &planned.op {
+        PlanOp::SendSms { .. } => {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            match shared
+                .ledger
+                .lock()
+                .expect("ledger lock")
+                .deduplication_id(key, now_ms)
+            {
+                Ok(id) => Some(id),
+                Err(e) => return record_error(shared, planned, e.to_string()),
+            }
+        }
+        _ => None,
+    };
+    match execute(shared, planned, retry, deduplication_id).await {
         Ok(result) => {
             finish(shared, key, OpStatus::Succeeded, Some(&result), None);
             shared.applied.fetch_add(1, Ordering::Relaxed);
@@ -292,16 +308,6 @@ pub fn marker(key: &str) -> String {
 /// `userSuppliedId` of a send (≤ 20 characters): finds the message again when its answer was lost.
 pub fn user_supplied_id(key: &str) -> String {
     format!("cs{}", &key[..key.len().min(18)])
-}
-
-/// The `deduplication-id` of a send: BulkSMS replays the first answer for 12 hours.
-pub fn deduplication_id(key: &str) -> i32 {
-    let bytes = hex::decode(&key[..8.min(key.len())]).unwrap_or_default();
-    let mut value = 0i64;
-    for b in bytes {
-        value = (value << 8) | i64::from(b);
-    }
-    (value & 0x7fff_ffff) as i32
 }
 
 /// Why a send is held back.
@@ -419,10 +425,12 @@ fn quiet(shared: &Shared<'_>, timezone: Option<&str>) -> Option<Hold> {
 
 /// Performs an operation once.
 /// `retry`: an earlier attempt may have done part of the work (read back first where it matters).
+/// `deduplication_id`: a send's id from the ledger.
 async fn execute(
     shared: &Shared<'_>,
     planned: &PlannedOperation,
     retry: bool,
+    deduplication_id: Option<i32>,
 ) -> Result<Value, ApiError> {
     let ghl = shared.ghl;
     match &planned.op {
@@ -516,10 +524,9 @@ async fn execute(
                 long_message_max_parts: 6,
                 from: None,
             };
-            let sent = shared
-                .bulksms
-                .send(&submission, deduplication_id(&planned.key))
-                .await?;
+            let deduplication_id =
+                deduplication_id.expect("apply_one allocates a send's deduplication-id");
+            let sent = shared.bulksms.send(&submission, deduplication_id).await?;
             Ok(Value::Array(sent))
         }
     }
@@ -608,9 +615,6 @@ mod tests {
         let key = "0123456789abcdef0123456789abcdef";
         assert!(user_supplied_id(key).len() <= 20);
         assert_eq!(user_supplied_id(key), user_supplied_id(key));
-        let id = deduplication_id(key);
-        assert!(id >= 0);
-        assert_eq!(id, 0x0123_4567);
         assert_eq!(marker(key), "[contactsync:0123456789ab]");
     }
 

@@ -97,9 +97,21 @@ impl Ledger {
                 error TEXT,
                 updated_at TEXT NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS operations_run ON operations(run_id);",
+            CREATE INDEX IF NOT EXISTS operations_run ON operations(run_id);
+            CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )
         .map_err(wrap)?;
+        // Ledgers written before sends had allocated deduplication ids lack the column.
+        let has_dedup_column = conn
+            .prepare(
+                "SELECT 1 FROM pragma_table_info('operations') WHERE name = 'deduplication_id'",
+            )
+            .and_then(|mut s| s.exists([]))
+            .map_err(wrap)?;
+        if !has_dedup_column {
+            conn.execute_batch("ALTER TABLE operations ADD COLUMN deduplication_id INTEGER")
+                .map_err(wrap)?;
+        }
         Ok(Ledger {
             conn,
             path: display,
@@ -225,6 +237,63 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
+    /// The `deduplication-id` of a send whose intent is recorded: allocated on its first attempt
+    /// and stored with the operation, so every retry sends the same id.
+    ///
+    /// BulkSMS remembers an id for about 12 hours and answers a second request with it by replaying
+    /// the first answer, sending nothing: two different sends must never share one inside that
+    /// window (31 bits of the key collided at ~2 % for 10,000 sends). Ids come from one counter
+    /// that never goes back and is never behind the clock in milliseconds (`now_ms`), taken modulo
+    /// 2^31: two ids repeat only 2^31 allocations or ms (24 days) apart, and a ledger started
+    /// afresh begins at the clock, past what an earlier ledger used unless that one allocated
+    /// faster than 1,000 ids a second.
+    pub fn deduplication_id(&self, key: &str, now_ms: i64) -> Result<i32, LedgerError> {
+        let stored: Option<Option<i64>> = self
+            .conn
+            .query_row(
+                "SELECT deduplication_id FROM operations WHERE key = ?1",
+                params![key],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match stored {
+            None => {
+                return Err(LedgerError {
+                    path: format!("{} (no intent recorded for operation {key})", self.path),
+                    source: rusqlite::Error::QueryReturnedNoRows,
+                });
+            }
+            Some(Some(id)) => return Ok(to_int31(id)),
+            Some(None) => {}
+        }
+        let last: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM counters WHERE name = 'deduplication_id'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let next = last.map_or(now_ms, |last| (last + 1).max(now_ms));
+        // The counter first: a crash between the two writes wastes an id, never reuses one.
+        self.conn
+            .execute(
+                "INSERT INTO counters (name, value) VALUES ('deduplication_id', ?1)
+                 ON CONFLICT(name) DO UPDATE SET value = ?1",
+                params![next],
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "UPDATE operations SET deduplication_id = ?2 WHERE key = ?1",
+                params![key, next],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(to_int31(next))
+    }
+
     /// Records an outcome.
     pub fn finish(
         &self,
@@ -254,6 +323,11 @@ impl Ledger {
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
+}
+
+/// A counter value as the int32 `deduplication-id` BulkSMS takes (0 ..= 2^31 - 1).
+fn to_int31(counter: i64) -> i32 {
+    counter.rem_euclid(1 << 31) as i32
 }
 
 #[cfg(test)]
@@ -329,5 +403,41 @@ mod tests {
                 .expect("none")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn deduplication_ids_never_repeat_and_a_retry_reuses_its_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.sqlite");
+        let now = 1_765_000_000_000_i64;
+        let mut ids = std::collections::HashSet::new();
+        {
+            let ledger = Ledger::open(&path).expect("open");
+            // 10,000 sends in one burst: 31 bits of their keys shared an id at ~2 %.
+            for i in 0..10_000 {
+                let key = format!("{i:032x}");
+                ledger
+                    .begin(&key, "r1", "send_sms", "+1", "{}")
+                    .expect("begin");
+                let id = ledger.deduplication_id(&key, now).expect("allocate");
+                assert!(id >= 0);
+                assert!(ids.insert(id), "id {id} given twice");
+                assert_eq!(ledger.deduplication_id(&key, now + 5).expect("again"), id);
+            }
+            assert!(ledger.deduplication_id("never-begun", now).is_err());
+        }
+        // Reopened, with a clock that went back: still new ids; a retry keeps its id.
+        let ledger = Ledger::open(&path).expect("reopen");
+        let retried = format!("{:032x}", 7);
+        ledger
+            .begin(&retried, "r2", "send_sms", "+1", "{}")
+            .expect("again");
+        let first = ledger.deduplication_id(&retried, now).expect("stored");
+        assert!(ids.contains(&first));
+        ledger
+            .begin("new", "r2", "send_sms", "+1", "{}")
+            .expect("begin");
+        assert!(ids.insert(ledger.deduplication_id("new", now - 60_000).expect("new")));
+        assert_eq!(to_int31((1 << 31) + 5), 5);
     }
 }

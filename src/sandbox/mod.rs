@@ -12,6 +12,7 @@ pub mod clock;
 pub mod control;
 pub mod faults;
 pub mod ghl;
+mod request_target;
 pub mod seed;
 pub mod stats;
 
@@ -178,7 +179,7 @@ pub async fn start(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
 
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(request_target::LenientListener(listener), app)
             .with_graceful_shutdown(async {
                 let _closed_or_sent = rx.await;
             })

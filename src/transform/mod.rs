@@ -10,6 +10,7 @@ pub mod golden;
 pub mod io;
 pub mod model;
 pub mod normalize;
+pub mod reply_keywords;
 pub mod score;
 pub mod stage;
 pub mod triggers;

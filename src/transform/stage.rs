@@ -8,6 +8,7 @@ use super::encode::TextColumn;
 use super::golden::{self, GoldenRecord};
 use super::model::MatchModel;
 use super::normalize;
+use super::reply_keywords;
 use super::triggers::{self, PreviousState, TriggerContact, TriggerMessage};
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::desired::{
@@ -317,7 +318,8 @@ pub fn run_transform(
 
     let previous_survivors = previous_survivors(run)?;
     // Survivorship reads when each record's data last changed, not when anything on it did.
-    let by_data_time = with_data_times(&contacts, &previous_snapshot(run)?);
+    let previous_contacts = previous_snapshot(run)?;
+    let by_data_time = with_data_times(&contacts, &previous_contacts);
     let mut result = dedupe_contacts(&contacts, model, region)?;
     // Merging changes records: the survivor takes its golden values and duplicates get tagged, and
     // a changed record can match another one on the next run. Predict that run here (at most twice)
@@ -496,10 +498,7 @@ pub fn run_transform(
         } else {
             link.received += 1;
             link.last_received_at = m.submission_date.clone().max(link.last_received_at.take());
-            if m.body
-                .as_deref()
-                .is_some_and(|b| b.trim().eq_ignore_ascii_case("stop"))
-            {
+            if m.body.as_deref().is_some_and(reply_keywords::is_opt_out) {
                 link.opted_out = true;
             }
         }
@@ -537,6 +536,42 @@ pub fn run_transform(
     let link_rows: Vec<LinkRow> = links.values().cloned().collect();
     write_rows(&out.join("links.parquet"), &links_schema(), &link_rows)?;
 
+    // An opt-out writes DND once, when it happens: a STOP reply, a blocked-list entry or a DND on
+    // a contact that the previous run's snapshot did not hold. Derived from the standing state,
+    // it would set DND again every night on a contact whose operator cleared it. Sends still read
+    // the standing state (a blocked number is never texted).
+    let previous = previous_state(run)?;
+    let previous_blocked = previous_blocked(run)?;
+    let mut opted_out_now: HashSet<String> = HashSet::new();
+    for m in &messages {
+        let is_new = previous
+            .as_ref()
+            .is_none_or(|p| !p.message_status.contains_key(&m.id));
+        if is_new
+            && m.message_type != "SENT"
+            && m.body.as_deref().is_some_and(reply_keywords::is_opt_out)
+            && let Some(from) = m.from.as_deref()
+        {
+            opted_out_now.insert(digits(from));
+        }
+    }
+    opted_out_now.extend(
+        blocked_set
+            .iter()
+            .filter(|n| previous_blocked.as_ref().is_none_or(|p| !p.contains(*n)))
+            .cloned(),
+    );
+    for c in contacts.iter().filter(|c| c.sms_dnd_active()) {
+        if previous_contacts
+            .get(&c.id)
+            .is_none_or(|p| !p.sms_dnd_active())
+            && let Some(normalize::PhoneKey::E164(e)) =
+                normalize::contact_phone(c.phone.as_deref(), c.country.as_deref(), region)
+        {
+            opted_out_now.insert(digits(&e));
+        }
+    }
+
     // The desired state.
     let mut desired: Vec<DesiredContact> = Vec::new();
     let mut desired_blocked: Vec<DesiredBlocked> = Vec::new();
@@ -545,7 +580,10 @@ pub fn run_transform(
         .enumerate()
         .map(|(row, c)| (c.id.as_str(), row))
         .collect();
-    for link in links.values().filter(|l| l.opted_out) {
+    for link in links
+        .values()
+        .filter(|l| l.opted_out && opted_out_now.contains(&l.phone))
+    {
         for id in &link.contact_ids {
             let c = &contacts[row_of[id.as_str()]];
             if !c.sms_dnd_active() || !c.tags.iter().any(|t| t == OPTED_OUT_TAG) {
@@ -614,8 +652,7 @@ pub fn run_transform(
     }
     desired.extend(golden_desired);
 
-    // Triggers fire on what changed since the previous run's snapshot.
-    let previous = previous_state(run)?;
+    // Triggers fire on what changed since the previous run's snapshot (`previous`, read above).
     let opted_out_numbers: HashSet<&str> = links
         .values()
         .filter(|l| l.opted_out)
@@ -796,6 +833,28 @@ fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
             .map(|m| (m.id, m.status_type))
             .collect(),
     }))
+}
+
+/// The blocked numbers (digits) of the latest earlier run with a finished extract; `None` when
+/// this is the first run against the account.
+fn previous_blocked(run: &RunDir) -> anyhow::Result<Option<HashSet<String>>> {
+    let Some(state_dir) = run.path.parent().and_then(Path::parent) else {
+        return Ok(None);
+    };
+    let Some(previous) = list_runs(state_dir)?
+        .into_iter()
+        .rev()
+        .filter(|r| r.id < run.id)
+        .find(|r| r.extract_manifest().is_some())
+    else {
+        return Ok(None);
+    };
+    let rows: Vec<BlockedRowIn> = read_rows(
+        &previous
+            .extract_dir()
+            .join("bulksms/blocked_numbers.parquet"),
+    )?;
+    Ok(Some(rows.iter().map(|b| digits(&b.phone_number)).collect()))
 }
 
 /// Fields whose change is a change of the contact's data (tags, DND and notes are not).

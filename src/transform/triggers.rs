@@ -3,6 +3,7 @@
 //! pipeline says `fire_on_first_run = true`: pointing the tool at an existing CRM never texts its
 //! whole contact list.
 
+use super::reply_keywords::{self, ReplyKeyword};
 use crate::snapshot::desired::{DesiredMessage, DesiredNote};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -318,19 +319,28 @@ pub fn fire(config: &TriggersConfig, input: &TriggerInput<'_>) -> Fired {
                     continue;
                 }
                 let body = m.body.as_deref().unwrap_or("").trim();
-                if body.eq_ignore_ascii_case("stop") {
-                    Some((
+                match reply_keywords::classify(body) {
+                    Some(ReplyKeyword::OptOut(word)) => Some((
                         format!("sms stop {}", m.id),
                         format!(
-                            "Replied STOP to SMS from {} at {when}: opted out of SMS.",
+                            "Replied {word} to SMS from {} at {when} (\"{body}\"): opted out of SMS.",
                             m.number
                         ),
-                    ))
-                } else {
-                    Some((
+                    )),
+                    // Recorded, not acted on: the number stays opted out (see reply_keywords).
+                    Some(ReplyKeyword::OptIn(word)) => Some((
+                        format!("sms start {}", m.id),
+                        format!(
+                            "Replied {word} to SMS from {} at {when}: asked to receive SMS again. \
+                             Not re-subscribed automatically; the number stays opted out until \
+                             an operator clears it in GHL and BulkSMS.",
+                            m.number
+                        ),
+                    )),
+                    None => Some((
                         format!("sms received {}", m.id),
                         format!("SMS received from {} at {when}: \"{body}\"", m.number),
-                    ))
+                    )),
                 }
             } else if m.status_type.as_deref() == Some("FAILED")
                 && was.is_none_or(|s| s.as_deref() != Some("FAILED"))
@@ -502,6 +512,11 @@ mod tests {
             message(2, true, "old reply", ""), // seen before: nothing
             message(3, true, " Stop ", ""),    // new STOP: note
             message(4, false, "hi", "DELIVERED"),
+            // Issue 18 §7: the everyday spellings of an opt-out, and START recorded.
+            message(5, true, "Unsubscribe me", ""),
+            message(6, true, "Stop.", ""),
+            message(7, true, "START", ""),
+            message(8, true, "Cancel my appointment", ""),
         ];
         let config = TriggersConfig {
             activity_notes: true,
@@ -512,7 +527,17 @@ mod tests {
             &input(Some(&previous), &contacts, &by_number, &messages),
         );
         let events: Vec<&str> = fired.notes.iter().map(|n| n.event.as_str()).collect();
-        assert_eq!(events, vec!["sms failed 1", "sms stop 3"]);
+        assert_eq!(
+            events,
+            vec![
+                "sms failed 1",
+                "sms stop 3",
+                "sms stop 5",
+                "sms stop 6",
+                "sms start 7",
+                "sms received 8"
+            ]
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::state::{DEDUP_WINDOW_HOURS, DedupEntry, Direction, Message, Outcome};
 use super::{BulkSmsEmulator, Emu};
 use crate::sms_encoding::{self, Encoding};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -333,10 +333,33 @@ fn as_served(mut page: Vec<Value>, seed: u64, first_id: Option<u64>, limit: usiz
     page
 }
 
+/// The `filter` of a raw query string as the service reads it: clauses after `filter=` joined by
+/// a raw `&` (the spec's own example is `type%3DSENT&submission.id%3D1-00000000000522347562`,
+/// and curl users write `filter=type=SENT&id<5`) belong to the filter, not to new parameters.
+fn filter_of(raw_query: Option<&str>) -> String {
+    let mut filter: Option<String> = None;
+    for (key, value) in url::form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
+        match (key.as_ref(), filter.as_mut()) {
+            ("filter", _) => filter = Some(value.into_owned()),
+            ("limit" | "sortOrder", _) | (_, None) => {}
+            (clause, Some(filter)) => {
+                filter.push('&');
+                filter.push_str(clause);
+                if !value.is_empty() {
+                    filter.push('=');
+                    filter.push_str(&value);
+                }
+            }
+        }
+    }
+    filter.unwrap_or_default()
+}
+
 /// `GET /messages?limit=&sortOrder=&filter=`.
 pub(super) async fn list(
     State(emu): State<Emu>,
     Query(query): Query<HashMap<String, String>>,
+    RawQuery(raw_query): RawQuery,
 ) -> Response {
     let result: Result<Response, BulkSmsError> = (|| {
         let limit = match query.get("limit") {
@@ -356,7 +379,7 @@ pub(super) async fn list(
                 )));
             }
         };
-        let clauses = filter::parse(query.get("filter").map(String::as_str).unwrap_or(""))?;
+        let clauses = filter::parse(&filter_of(raw_query.as_deref()))?;
         let now = emu.core.clock.now();
         let seed = emu.core.seed;
         let serve = |rows: &[&Message]| {
@@ -447,6 +470,27 @@ pub(super) async fn related(State(emu): State<Emu>, Path(id): Path<String>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clauses_joined_by_a_raw_ampersand_stay_in_the_filter() {
+        assert_eq!(filter_of(Some("filter=id%3C5&limit=3")), "id<5");
+        assert_eq!(
+            filter_of(Some("filter=type=SENT&id<5&limit=3&sortOrder=ASCENDING")),
+            "type=SENT&id<5"
+        );
+        assert_eq!(
+            filter_of(Some("filter=type%3DSENT&submission.id%3D1-0005")),
+            "type=SENT&submission.id=1-0005"
+        );
+        assert_eq!(
+            filter_of(Some(
+                "filter=submission.date>=2017-01-01T10:00:00%2B01:00&limit=1"
+            )),
+            "submission.date>=2017-01-01T10:00:00+01:00"
+        );
+        assert_eq!(filter_of(Some("limit=3&stray=1")), "");
+        assert_eq!(filter_of(None), "");
+    }
 
     #[test]
     fn some_full_pages_come_back_short_but_never_empty() {

@@ -23,9 +23,12 @@
 //! - Blocked numbers are kept as written, with or without `+` (the spec's E.164 examples are
 //!   `44123456789` and `+27001234567`): every other seeded entry has the `+`, `POST
 //!   /blocked-numbers` keeps what it was sent, a STOP reply blocks the bare digits it came from.
+//! - `filter` as the docs write it: `<` and `>` unencoded in the URL (`filter=id<123456`; the
+//!   listener escapes them before hyper, which refuses them) and clauses joined by a raw `&`.
 //! - Over the daily quota: 403 `#quota-exceeded`.
 //! - Inbound messages arrive through `POST /_sandbox/bulksms/inbound {from, body}`; a body of
-//!   STOP, STOPALL, UNSUBSCRIBE, CANCEL, END or QUIT (any case) blocks the number.
+//!   STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, OPTOUT or REVOKE (any case, punctuation
+//!   around it) blocks the number, and so does a reply starting with STOP, STOPALL or UNSUBSCRIBE.
 //! - Webhooks are stored and listed but not called (no outbound network in the sandbox).
 
 mod errors;
@@ -428,8 +431,33 @@ async fn delete_webhook(State(emu): State<Emu>, Path(id): Path<String>) -> Respo
     }
 }
 
-/// Words that opt a number out.
-const STOP_WORDS: [&str; 6] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
+/// Words that opt a number out when they are the whole reply.
+const STOP_WORDS: [&str; 8] = [
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "OPTOUT",
+    "REVOKE",
+];
+
+/// Whether a reply blocks its sender (documented choice, as carriers do): a reply that is one of
+/// [`STOP_WORDS`] in any case with punctuation or spaces around it, or one that starts with STOP,
+/// STOPALL or UNSUBSCRIBE ("Unsubscribe me").
+fn is_stop_reply(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_uppercase)
+        .collect();
+    match words.as_slice() {
+        [only] => STOP_WORDS.contains(&only.as_str()),
+        [first, ..] => matches!(first.as_str(), "STOP" | "STOPALL" | "UNSUBSCRIBE"),
+        [] => false,
+    }
+}
 
 /// `POST /_sandbox/bulksms/inbound {from, body}`: a reply arrives; STOP blocks the number.
 async fn inbound(State(emu): State<Emu>, Json(body): Json<Value>) -> Response {
@@ -480,7 +508,7 @@ async fn inbound(State(emu): State<Emu>, Json(body): Json<Value>) -> Response {
     };
     let json = message.to_json(now, false);
     account.insert(message);
-    let stop = STOP_WORDS.contains(&text.trim().to_uppercase().as_str());
+    let stop = is_stop_reply(&text);
     if stop {
         account.block(&from);
     }
