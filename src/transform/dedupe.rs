@@ -409,7 +409,7 @@ pub fn run(
     // Workers take blocks in runs of about equal work, and each keeps its level cache warm across
     // the runs it takes instead of starting a fresh one at every block.
     let runs = blocking.balanced_runs(rayon::current_num_threads() * 64);
-    let sample: Vec<(usize, bool, Vec<u8>)> = runs
+    let sample: Vec<(usize, bool, Vec<u8>, usize)> = runs
         .par_iter()
         .flat_map_iter(|run| &blocking.blocks[run.clone()])
         .fold(
@@ -418,15 +418,18 @@ pub fn run(
                 let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
                 let step = step_per_rule[block.rule];
                 if pair_hash(block.rows[0], block.rows.len() as u32).is_multiple_of(step) {
-                    // A pair an earlier rule brought is only counted (the share of them
-                    // tells how many of a rule's block pairs are its own).
+                    // A pair an earlier rule brought is compared too: it is not the rule's own
+                    // (the share of them tells how many of a rule's block pairs are), but leaving
+                    // it out would leave out every duplicate the earlier rules find, and m
+                    // would learn that duplicates sharing a name never share a phone.
                     blocking.for_each_pair_marked(block, |i, j, earlier| {
-                        if earlier {
-                            out.push((block.rule, true, Vec::new()));
-                            return;
-                        }
                         table.levels_into(i, j, None, &mut cache, &mut levels);
-                        out.push((block.rule, false, levels[..fields].to_vec()));
+                        out.push((
+                            block.rule,
+                            earlier,
+                            levels[..fields].to_vec(),
+                            block.rows.len(),
+                        ));
                     });
                 }
                 (cache, out)
@@ -437,12 +440,23 @@ pub fn run(
             a.extend(b);
             a
         });
-    let patterns = score::level_patterns(
-        sample
-            .iter()
-            .filter(|(_, earlier, _)| !earlier)
-            .map(|(_, _, l)| l.as_slice()),
-    );
+    // Each sampled pair with the fields its rule's key reads left out: those agree for the
+    // strangers the key joins as for duplicates, so only the other fields can tell which a pair
+    // is (see `keyed_fields`). Every field is still estimated, from the rules that do not key on
+    // it.
+    let masked_sample: Vec<(usize, bool, Vec<u8>, usize)> = sample
+        .iter()
+        .map(|(rule, earlier, levels, rows)| {
+            let keyed = &blocking.keyed()[*rule];
+            let masked = levels
+                .iter()
+                .zip(keyed)
+                .map(|(l, k)| if *k { NULL_LEVEL } else { *l })
+                .collect();
+            (*rule, *earlier, masked, *rows)
+        })
+        .collect();
+    let patterns = score::level_patterns(masked_sample.iter().map(|(_, _, l, _)| l.as_slice()));
     let u_random = u;
     let (mut m, u, sample_lambda, iterations) = score::estimate_em(
         &table,
@@ -457,55 +471,63 @@ pub fn run(
             m[f] = given.clone();
         }
     }
-    // The prior of each rule's pairs, with m and u held; the overall share weighs the rules by
-    // the pairs they bring.
-    let (lambda_per_rule, bounded_by_crowding): (Vec<f64>, Vec<bool>) = (0..rules)
-        .map(|r| {
-            let patterns = score::level_patterns(
-                sample
-                    .iter()
-                    .filter(|(rule, earlier, _)| *rule == r && !earlier)
-                    .map(|(_, _, l)| l.as_slice()),
-            );
-            let fitted =
-                score::estimate_lambda(&m, &u, &patterns, model.em_iterations, sample_lambda);
-            let crowding = blocking.crowding()[r];
-            let Some(chance) = crowding.chance_pairs else {
-                return (fitted, false);
-            };
-            // The rule's own pairs (those no earlier rule brought), from the share of its
-            // sampled pairs an earlier rule did not bring.
-            let (seen, earlier) = sample
+    // The prior of each rule's pairs, with m and u held: its odds in a block of two, less
+    // log2(k - 1) bits in a block of k (`score::block_prior`), judged by the fields the key
+    // leaves open. Namesakes in a million rows differ in phone and email as they do in a
+    // thousand; there are just more of them in each block, and the prior falls with that, for
+    // every kind of key. The overall share weighs the rules by the pairs they bring.
+    let (block_prior_per_rule, lambda_per_rule, bounded_by_crowding) = {
+        let mut odds = Vec::with_capacity(rules);
+        let mut lambdas = Vec::with_capacity(rules);
+        let mut bounded = Vec::with_capacity(rules);
+        for r in 0..rules {
+            let mut counts: HashMap<(&[u8], usize), f64> = HashMap::new();
+            for (_, _, levels, rows) in masked_sample
                 .iter()
-                .filter(|(rule, ..)| *rule == r)
-                .fold((0usize, 0usize), |(n, e), (_, earlier, _)| {
-                    (n + 1, e + usize::from(*earlier))
-                });
-            let own_share = if seen == 0 {
-                1.0
-            } else {
-                1.0 - earlier as f64 / seen as f64
+                .filter(|(rule, earlier, ..)| *rule == r && !earlier)
+            {
+                *counts.entry((levels.as_slice(), *rows)).or_default() += 1.0;
+            }
+            let mut pairs: Vec<(Vec<u8>, usize, f64)> = counts
+                .into_iter()
+                .map(|((l, rows), n)| (l.to_vec(), rows, n))
+                .collect();
+            pairs.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            let fitted = score::estimate_block_prior(
+                &m,
+                &u,
+                &pairs,
+                model.em_iterations,
+                score::log2_odds(sample_lambda),
+            );
+            let share_at =
+                |o: f64| score::mean_block_prior(o, pairs.iter().map(|(_, rows, n)| (*rows, *n)));
+            let mean = share_at(fitted);
+            let (o, l, b) = match crowding_bound(&blocking, &sample, r) {
+                Some(most) if mean > most => {
+                    // Lower the level until the rule's pairs hold no more matches than the
+                    // crowding of its blocks leaves room for.
+                    let (mut lo, mut hi) = (-60.0f64, fitted);
+                    for _ in 0..60 {
+                        let mid = (lo + hi) / 2.0;
+                        if share_at(mid) > most {
+                            hi = mid;
+                        } else {
+                            lo = mid;
+                        }
+                    }
+                    (lo, share_at(lo), true)
+                }
+                _ => (fitted, mean, false),
             };
-            let own_pairs = crowding.block_pairs * own_share;
-            if own_pairs <= 0.0 {
-                return (fitted, false);
-            }
-            // Names do depend a little on place (and a household shares both), so the chance
-            // pairs are taken as known to within CHANCE_PAIRS_ERROR: the most the rule's own
-            // pairs can hold of duplicates is what a tenth fewer chance pairs leave. A fitted
-            // prior above that is bounded; one below it stands, as it is the prior of pairs whose
-            // fields are all weighed, the key's included.
-            let most =
-                (1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs).clamp(1e-6, 1.0 - 1e-6);
-            tracing::debug!(rule = %blocking.rule_names()[r], fitted, most, chance, own_pairs,
-                "Share of matches among the rule's own pairs: fitted, and the most its blocks' crowding allows");
-            if fitted > most {
-                (most, true)
-            } else {
-                (fitted, false)
-            }
-        })
-        .unzip();
+            tracing::debug!(rule = %blocking.rule_names()[r], odds_in_pair = o, share = l,
+                bounded = b, "Prior of the rule's own pairs: log2 odds in a block of two, and the share of matches over its blocks");
+            odds.push(o);
+            lambdas.push(l);
+            bounded.push(b);
+        }
+        (odds, lambdas, bounded)
+    };
     // A prior from crowding is the share of matches among pairs that share the rule's key: it
     // holds that agreement already, so the fields the key settles add nothing more, and the
     // other fields are weighed by how they tell duplicates from namesakes among such pairs (m
@@ -519,8 +541,8 @@ pub fn run(
             let settled = &blocking.settled()[r];
             let masked: Vec<Vec<u8>> = sample
                 .iter()
-                .filter(|(rule, earlier, _)| *rule == r && !earlier)
-                .map(|(_, _, levels)| {
+                .filter(|(rule, earlier, ..)| *rule == r && !earlier)
+                .map(|(_, _, levels, _)| {
                     levels
                         .iter()
                         .zip(settled)
@@ -557,6 +579,7 @@ pub fn run(
         u,
         lambda,
         lambda_per_rule,
+        block_prior_per_rule,
         per_rule,
         iterations,
         term_frequency: score::term_frequencies(&table),
@@ -610,13 +633,14 @@ pub fn run(
                 let mut generated = 0u64;
                 blocking.for_each_pair(block, |i, j| {
                     generated += 1;
+                    let rows = block.rows.len();
                     if scorer
-                        .weight_at_least(block.rule, i, j, floor, &mut cache, &mut levels)
+                        .weight_at_least(block.rule, rows, i, j, floor, &mut cache, &mut levels)
                         .is_none()
                     {
                         return;
                     }
-                    let weight = scorer.weight_in_rule(block.rule, i, &levels);
+                    let weight = scorer.weight_in_rule(block.rule, rows, i, &levels);
                     let probability = score::probability(weight);
                     if probability >= model.threshold {
                         out.accepted.push((i, j, probability));
@@ -629,6 +653,7 @@ pub fn run(
                             right: j,
                             rule: Some(block.rule),
                             weight,
+                            prior: scorer.prior_of(block.rule, rows),
                             probability,
                             levels: levels[..fields].into(),
                         });
@@ -701,6 +726,41 @@ pub fn run(
         table,
         ids,
     })
+}
+
+/// The most of a rule's own pairs that can be matches, given the pairs chance gives its blocks
+/// ([`crate::transform::block::Crowding`]); None for a rule with no such estimate.
+fn crowding_bound(
+    blocking: &Blocking,
+    sample: &[(usize, bool, Vec<u8>, usize)],
+    r: usize,
+) -> Option<f64> {
+    let crowding = blocking.crowding()[r];
+    let chance = crowding.chance_pairs?;
+    // The rule's own pairs (those no earlier rule brought), from the share of its sampled pairs
+    // an earlier rule did not bring.
+    let (seen, earlier) = sample
+        .iter()
+        .filter(|(rule, ..)| *rule == r)
+        .fold((0usize, 0usize), |(n, e), (_, earlier, ..)| {
+            (n + 1, e + usize::from(*earlier))
+        });
+    let own_share = if seen == 0 {
+        1.0
+    } else {
+        1.0 - earlier as f64 / seen as f64
+    };
+    let own_pairs = crowding.block_pairs * own_share;
+    if own_pairs <= 0.0 {
+        return None;
+    }
+    // Names do depend a little on place (and a household shares both), so the chance pairs are
+    // taken as known to within CHANCE_PAIRS_ERROR: the most the rule's own pairs can hold of
+    // duplicates is what a tenth fewer chance pairs leave.
+    let most = (1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs).clamp(1e-6, 1.0 - 1e-6);
+    tracing::debug!(rule = %blocking.rule_names()[r], most, chance, own_pairs,
+        "The most of the rule's own pairs its blocks' crowding allows to be matches");
+    Some(most)
 }
 
 /// Clusters the accepted pairs under the model's guards: different generational suffixes
@@ -1132,6 +1192,79 @@ mod tests {
         .expect("dedupe");
         assert_ne!(cluster_of(&result, "r0"), cluster_of(&result, "r1"));
         assert_eq!(cluster_of(&result, "r2"), cluster_of(&result, "r3"));
+    }
+
+    #[test]
+    fn namesakes_crowding_a_name_only_rule_are_not_taken_for_duplicates() {
+        // 4,000 different people drawn from six first names and six surnames, with no place to
+        // tell them apart, every one with an own email and phone; 60 of them entered twice with
+        // the same phone and no email. The rules on names alone (names in either order, last
+        // name + initial) hold about 450,000 namesake pairs against 60 duplicates.
+        let names = ["first_name", "last_name", "email", "phone"];
+        let surnames = ["Smith", "Jones", "Brown", "Garcia", "Miller", "Davis"];
+        let firsts = ["James", "Mary", "Robert", "Linda", "Thomas", "Karen"];
+        let mut state: u64 = 11;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as usize) % n
+        };
+        let mut rows: Vec<[String; 4]> = Vec::new();
+        for p in 0..4000 {
+            let (f, s) = (firsts[next(6)], surnames[next(6)]);
+            let row = [
+                f.to_string(),
+                s.to_string(),
+                format!("{}.{}{p}@example.com", f.to_lowercase(), s.to_lowercase()),
+                format!("+1 312 55{:05}", p),
+            ];
+            if p < 60 {
+                let mut again = row.clone();
+                again[2] = String::new();
+                rows.push(again);
+            }
+            rows.push(row);
+        }
+        let borrowed: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        let slices: Vec<&[&str]> = borrowed.iter().map(Vec::as_slice).collect();
+        let result = dedupe(columns_table(&names, &slices));
+        let person = |row: usize| if row < 120 { row / 2 } else { row - 60 };
+        let mut members: HashMap<String, Vec<usize>> = HashMap::new();
+        for (row, a) in result.assignments.iter().enumerate() {
+            members.entry(a.cluster_id.clone()).or_default().push(row);
+        }
+        for rows in members.values() {
+            let people: std::collections::HashSet<usize> =
+                rows.iter().map(|r| person(*r)).collect();
+            assert_eq!(people.len(), 1, "rows {rows:?} merge different people");
+        }
+        assert_eq!(members.len(), 4000, "the 60 entered twice are found");
+        for name in ["names_any_order", "last_name_first_initial"] {
+            let rule = result
+                .metrics
+                .pairs_per_rule
+                .iter()
+                .position(|(n, _)| n == name)
+                .expect("rule ran");
+            assert!(
+                result.parameters.lambda_per_rule[rule] < 0.05,
+                "{name}: {:?}",
+                result.parameters.lambda_per_rule
+            );
+        }
+    }
+
+    #[test]
+    fn a_personal_inbox_shared_by_two_weighs_more_than_one_shared_by_a_team() {
+        // The prior of a pair falls with the rows of its block: two records alone on an address
+        // are far likelier one person than two of thirty on `info@`.
+        let low = score::block_prior(3.0, 30);
+        assert!((score::block_prior(3.0, 2) - 3.0).abs() < 1e-12);
+        assert!((3.0 - low - 29f64.log2()).abs() < 1e-12, "{low}");
     }
 
     #[test]
