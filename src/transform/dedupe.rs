@@ -108,7 +108,13 @@ pub struct DedupeMetrics {
     pub accepted_pairs: u64,
     pub clusters: u64,
     pub clusters_with_duplicates: u64,
+    /// Clusters by their number of records, in buckets ("1" to "5", "6-10", "11-50", "51-200",
+    /// "201+"), those that occur: a job can alert on a run whose clusters grow.
+    pub clusters_by_size: Vec<(String, u64)>,
+    pub largest_cluster: u64,
     pub splits: u64,
+    /// Merges the strangers guard refused (`stranger_fields` all differ).
+    pub refused_strangers: u64,
     pub seconds_preparing: f64,
     pub seconds_blocking: f64,
     pub seconds_estimating: f64,
@@ -318,6 +324,22 @@ pub fn block(
 fn pair_hash(i: u32, j: u32) -> u64 {
     ((u64::from(i) << 32) | u64::from(j)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17
 }
+
+/// How the reason of a merge the strangers guard refused begins.
+pub const STRANGERS: &str = "strangers:";
+
+/// Cluster-size buckets of [`DedupeMetrics::clusters_by_size`]: name and the largest size in it.
+const SIZE_BUCKETS: [(&str, u32); 9] = [
+    ("1", 1),
+    ("2", 2),
+    ("3", 3),
+    ("4", 4),
+    ("5", 5),
+    ("6-10", 10),
+    ("11-50", 50),
+    ("51-200", 200),
+    ("201+", u32::MAX),
+];
 
 /// How far below their estimate under independence of names and place the pairs that share a
 /// rule's key by chance may be ([`crate::transform::block::Crowding`]), as a share of it.
@@ -700,6 +722,11 @@ pub fn run(
     let clusters = guarded_clusters(model, input, &scorer, &table, &raw, &mut accepted);
     metrics.seconds_clustering = started.elapsed().as_secs_f64();
     metrics.splits = clusters.splits.len() as u64;
+    metrics.refused_strangers = clusters
+        .splits
+        .iter()
+        .filter(|s| s.rule.starts_with(STRANGERS))
+        .count() as u64;
     // Clusters are named by a row (their smallest), so their sizes fit a vector by row.
     let mut sizes = vec![0u32; rows];
     for &c in &clusters.cluster_of {
@@ -707,6 +734,19 @@ pub fn run(
     }
     metrics.clusters = sizes.iter().filter(|n| **n > 0).count() as u64;
     metrics.clusters_with_duplicates = sizes.iter().filter(|n| **n > 1).count() as u64;
+    metrics.largest_cluster = sizes.iter().copied().max().unwrap_or(0).into();
+    let mut by_bucket = [0u64; SIZE_BUCKETS.len()];
+    for &n in sizes.iter().filter(|n| **n > 0) {
+        if let Some(b) = SIZE_BUCKETS.iter().position(|(_, most)| n <= *most) {
+            by_bucket[b] += 1;
+        }
+    }
+    metrics.clusters_by_size = SIZE_BUCKETS
+        .iter()
+        .zip(by_bucket)
+        .filter(|(_, n)| *n > 0)
+        .map(|((name, _), n)| (name.to_string(), n))
+        .collect();
     let assignments = (0..rows)
         .into_par_iter()
         .map(|r| Assignment {
@@ -790,6 +830,24 @@ fn guarded_clusters(
         .map(|(_, n)| n.as_str())
         .collect::<Vec<_>>()
         .join("+");
+    let stranger_fields: Vec<usize> = model
+        .stranger_fields
+        .iter()
+        .filter_map(|name| table.fields.iter().position(|f| &f.name == name))
+        .collect();
+    // "surname, phone and email": the fields a refusal names.
+    let strangers_reason = {
+        let names: Vec<&str> = stranger_fields
+            .iter()
+            .map(|&f| table.fields[f].name.as_str())
+            .collect();
+        let listed = match names.as_slice() {
+            [] => String::new(),
+            [one] => one.to_string(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        };
+        format!("{STRANGERS} {listed} all differ")
+    };
     // Generational suffixes (Jr./Sr./II/III) of each row, read from the raw name fields (once per
     // distinct value): a father and son share every other field, so two different suffixes mean
     // two people.
@@ -823,8 +881,12 @@ fn guarded_clusters(
     };
     // The guard computes only its own fields (and the name pair, for swapped names).
     let mut guard_fields = vec![false; table.fields.len()];
-    for (f, _) in &conflict_fields {
-        guard_fields[*f] = true;
+    for f in conflict_fields
+        .iter()
+        .map(|(f, _)| *f)
+        .chain(stranger_fields.iter().copied())
+    {
+        guard_fields[f] = true;
     }
     if let Some((fi, li)) = table.swap
         && (guard_fields[fi] || guard_fields[li])
@@ -878,8 +940,21 @@ fn guarded_clusters(
             }
             _ => {}
         }
-        if !conflict_fields.is_empty() {
+        if !conflict_fields.is_empty() || !stranger_fields.is_empty() {
             table.levels_into(a, b, Some(&guard_fields), cache, levels);
+        }
+        // Different in every stranger field, each present on both (a field empty on one side
+        // proves nothing): no shared surname (nor a typo of one, nor names swapped), no shared
+        // number, no shared inbox.
+        if !stranger_fields.is_empty()
+            && stranger_fields.iter().all(|&f| {
+                levels[f] != NULL_LEVEL
+                    && usize::from(levels[f]) + 1 == table.fields[f].kind.levels().len()
+            })
+        {
+            return Some(strangers_reason.clone());
+        }
+        if !conflict_fields.is_empty() {
             let all_conflict = conflict_fields.iter().all(|(f, _)| {
                 let (ca, cb) = (table.code(*f, a), table.code(*f, b));
                 match (levels[*f], table.value(*f, a), table.value(*f, b)) {
@@ -1256,6 +1331,112 @@ mod tests {
                 result.parameters.lambda_per_rule
             );
         }
+    }
+
+    /// Runs the contacts model with every guard but the strangers guard off and a threshold
+    /// low enough that any shared phone or email is accepted, so a chain of such links would
+    /// join whoever it reaches.
+    fn dedupe_linking_everything(input: InputTable, strangers: &[&str]) -> DedupeResult {
+        let mut model = contacts_model();
+        model.threshold = 1e-6;
+        model.cluster_min_probability = 0.0;
+        model.conflict_fields.clear();
+        model.generational_suffixes = false;
+        model.stranger_fields = strangers.iter().map(|s| s.to_string()).collect();
+        run(
+            &model,
+            input,
+            normalize::region("US"),
+            42,
+            KeepPairs::Nothing,
+        )
+        .expect("dedupe")
+    }
+
+    #[test]
+    fn a_cluster_never_holds_two_records_differing_in_surname_phone_and_email() {
+        let names = ["first_name", "last_name", "email", "phone"];
+        let rows: &[&[&str]] = &[
+            // One person, a second number on the second record.
+            &["Michael", "Smith", "msmith@gmail.com", "+1 312 555 0101"],
+            &["Michael", "Smith", "msmith@gmail.com", "+1 312 555 0202"],
+            // A stranger at the office line the second record gave: nothing else in common
+            // with the first.
+            &[
+                "Michael",
+                "Bealing",
+                "mbealing@yahoo.com",
+                "+1 312 555 0202",
+            ],
+            // A married name with the same inbox is not refused: the email agrees.
+            &["Anna", "Lee", "anna.k@gmail.com", "+1 415 555 0111"],
+            &["Anna", "Kim", "anna.k@gmail.com", "+1 415 555 0999"],
+        ];
+        let strangers = ["last_name", "phone", "email"];
+        let result = dedupe_linking_everything(columns_table(&names, rows), &strangers);
+        assert_eq!(cluster_of(&result, "r0"), cluster_of(&result, "r1"));
+        assert_ne!(cluster_of(&result, "r0"), cluster_of(&result, "r2"));
+        assert_eq!(cluster_of(&result, "r3"), cluster_of(&result, "r4"));
+        let refused: Vec<&Split> = result
+            .splits
+            .iter()
+            .filter(|s| s.rule.starts_with(STRANGERS))
+            .collect();
+        assert!(!refused.is_empty(), "{:?}", result.splits);
+        assert!(
+            refused[0].rule.contains("last_name, phone and email"),
+            "the reason names the fields: {:?}",
+            refused[0]
+        );
+        assert_eq!(result.metrics.refused_strangers, refused.len() as u64);
+        // Without the guard the chain joins all three.
+        let result = dedupe_linking_everything(columns_table(&names, rows), &[]);
+        assert_eq!(cluster_of(&result, "r0"), cluster_of(&result, "r2"));
+    }
+
+    #[test]
+    fn cluster_sizes_are_counted_by_size() {
+        let names = ["first_name", "last_name", "email", "phone"];
+        let firsts = ["Ada", "Ben", "Cal", "Dee", "Eli", "Fay", "Gus", "Hal"];
+        let lasts = ["Reed", "Shaw", "Todd", "Vale", "West"];
+        let mut rows: Vec<[String; 4]> = Vec::new();
+        for (k, copies) in [(0, 3), (1, 2)] {
+            for _ in 0..copies {
+                rows.push([
+                    ["Ann", "Bob"][k].to_string(),
+                    ["Lee", "Ray"][k].to_string(),
+                    format!("{}@example.com", ["ann", "bob"][k]),
+                    format!("+1 312 555 010{k}"),
+                ]);
+            }
+        }
+        for (p, (f, l)) in firsts
+            .iter()
+            .flat_map(|f| lasts.iter().map(move |l| (f, l)))
+            .enumerate()
+        {
+            rows.push([
+                f.to_string(),
+                l.to_string(),
+                format!("{f}.{l}@example.com"),
+                format!("+1 415 555 {:04}", 100 + p),
+            ]);
+        }
+        let borrowed: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        let slices: Vec<&[&str]> = borrowed.iter().map(Vec::as_slice).collect();
+        let result = dedupe(columns_table(&names, &slices));
+        assert_eq!(result.metrics.largest_cluster, 3);
+        assert_eq!(
+            result.metrics.clusters_by_size,
+            vec![
+                ("1".to_string(), 40),
+                ("2".to_string(), 1),
+                ("3".to_string(), 1)
+            ]
+        );
     }
 
     #[test]
