@@ -343,12 +343,12 @@ impl Weights {
             .iter()
             .enumerate()
             .map(|(f, ratios)| {
-                if settled[f] {
-                    return 0.0;
-                }
                 let bonus = term_frequency[f]
                     .as_ref()
                     .map_or(0.0, |adj| adj.iter().copied().fold(0.0, f64::max));
+                if settled[f] {
+                    return bonus;
+                }
                 ratios
                     .iter()
                     .enumerate()
@@ -416,10 +416,17 @@ impl<'a> Scorer<'a> {
     }
 
     fn field_weight_with(&self, weights: &Weights, f: usize, level: u8, left: u32) -> f64 {
-        if level == NULL_LEVEL || weights.settled[f] {
+        if level == NULL_LEVEL {
             return 0.0;
         }
-        let mut w = weights.log_ratio[f][level as usize];
+        // A field the rule's key settles adds no weight of its own (the rule's prior holds the
+        // agreement), only how much rarer or commoner this value is than the key's values are
+        // on average.
+        let mut w = if weights.settled[f] {
+            0.0
+        } else {
+            weights.log_ratio[f][level as usize]
+        };
         if level == 0
             && let Some(adjustment) = &self.params.term_frequency[f]
         {
