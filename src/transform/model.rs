@@ -59,6 +59,12 @@ pub struct MatchModel {
     /// different first name and a different email: a household, not one person).
     #[serde(default)]
     pub conflict_fields: Vec<String>,
+    /// A cluster never holds two records that differ in every one of these fields at once, each
+    /// present on both (e.g. surname, phone and email): whatever chain of shared office lines,
+    /// inboxes and namesakes linked them, such records are strangers. Refusals are counted and
+    /// each is recorded with the fields that differ.
+    #[serde(default)]
+    pub stranger_fields: Vec<String>,
     /// A cluster never holds two records whose own pair scores below this probability: a record
     /// with only a name links to many namesakes, and without this check it would chain them all
     /// into one cluster. 0 turns the check off.

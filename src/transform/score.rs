@@ -274,8 +274,11 @@ pub struct Parameters {
     /// Share of candidate pairs that are matches.
     pub lambda: f64,
     /// Share of matches among the pairs each blocking rule adds (a pair that shares a phone is a
-    /// match far more often than one that shares only a common name), the prior of those pairs.
+    /// match far more often than one that shares only a common name), on average over its blocks.
     pub lambda_per_rule: Vec<f64>,
+    /// Per blocking rule, the log2 prior odds of a pair in a block of two; a pair in a block of
+    /// `k` rows has `log2(k - 1)` bits less ([`block_prior`]).
+    pub block_prior_per_rule: Vec<f64>,
     /// Per blocking rule whose prior comes from how its blocks crowd: m and u fitted on that
     /// rule's own pairs with the prior held, so they describe duplicates and namesakes among
     /// pairs that already share the key (a shared first name says less among pairs that share
@@ -309,6 +312,8 @@ pub struct ScoredPair {
     /// The blocking rule that brought the pair (None: scored outside blocking).
     pub rule: Option<usize>,
     pub weight: f64,
+    /// The part of `weight` no field explains: the prior of the pair's rule and block.
+    pub prior: f64,
     pub probability: f64,
     pub levels: Box<[u8]>,
 }
@@ -338,12 +343,12 @@ impl Weights {
             .iter()
             .enumerate()
             .map(|(f, ratios)| {
-                if settled[f] {
-                    return 0.0;
-                }
                 let bonus = term_frequency[f]
                     .as_ref()
                     .map_or(0.0, |adj| adj.iter().copied().fold(0.0, f64::max));
+                if settled[f] {
+                    return bonus;
+                }
                 ratios
                     .iter()
                     .enumerate()
@@ -368,6 +373,7 @@ pub struct Scorer<'a> {
     /// Per blocking rule with its own m and u, its weights.
     per_rule: Vec<Option<Weights>>,
     prior: f64,
+    /// Per rule, the log2 prior odds of a pair in a block of two.
     prior_per_rule: Vec<f64>,
     /// Fields in the order a bounded score compares them: cheap comparisons first (codes,
     /// phones, emails), then names (cached), then free text (Jaro-Winkler on every new pair).
@@ -392,11 +398,7 @@ impl<'a> Scorer<'a> {
             global: Weights::new(&params.m, &params.u, vec![false; fields], tf),
             per_rule,
             prior: log2_odds(params.lambda),
-            prior_per_rule: params
-                .lambda_per_rule
-                .iter()
-                .map(|l| log2_odds(*l))
-                .collect(),
+            prior_per_rule: params.block_prior_per_rule.clone(),
             order: comparison_order(table),
         }
     }
@@ -414,10 +416,17 @@ impl<'a> Scorer<'a> {
     }
 
     fn field_weight_with(&self, weights: &Weights, f: usize, level: u8, left: u32) -> f64 {
-        if level == NULL_LEVEL || weights.settled[f] {
+        if level == NULL_LEVEL {
             return 0.0;
         }
-        let mut w = weights.log_ratio[f][level as usize];
+        // A field the rule's key settles adds no weight of its own (the rule's prior holds the
+        // agreement), only how much rarer or commoner this value is than the key's values are
+        // on average.
+        let mut w = if weights.settled[f] {
+            0.0
+        } else {
+            weights.log_ratio[f][level as usize]
+        };
         if level == 0
             && let Some(adjustment) = &self.params.term_frequency[f]
         {
@@ -434,15 +443,18 @@ impl<'a> Scorer<'a> {
         self.prior + self.evidence(&self.global, left, levels)
     }
 
-    /// Match weight of a pair the blocking rule `rule` added: that rule's prior, and what the
-    /// fields the rule's key leaves open say, with the rule's m and u where it has its own.
-    pub fn weight_in_rule(&self, rule: usize, left: u32, levels: &[u8]) -> f64 {
-        self.prior_of(rule) + self.evidence(self.weights(Some(rule)), left, levels)
+    /// Match weight of a pair the blocking rule `rule` added in a block of `block_rows` rows:
+    /// that rule's prior there, and what the fields the rule's key leaves open say, with the
+    /// rule's m and u where it has its own.
+    pub fn weight_in_rule(&self, rule: usize, block_rows: usize, left: u32, levels: &[u8]) -> f64 {
+        self.prior_of(rule, block_rows) + self.evidence(self.weights(Some(rule)), left, levels)
     }
 
-    /// The prior weight of a pair `rule` brought.
-    pub fn prior_of(&self, rule: usize) -> f64 {
-        self.prior_per_rule.get(rule).copied().unwrap_or(self.prior)
+    /// The prior weight of a pair `rule` brought from a block of `block_rows` rows.
+    pub fn prior_of(&self, rule: usize, block_rows: usize) -> f64 {
+        self.prior_per_rule
+            .get(rule)
+            .map_or(self.prior, |p| block_prior(*p, block_rows))
     }
 
     /// What the fields say, without the prior.
@@ -468,16 +480,18 @@ impl<'a> Scorer<'a> {
 
     /// The prior weight of a scored pair, the part of its weight no field explains.
     pub fn prior_weight(&self, pair: &ScoredPair) -> f64 {
-        pair.rule.map_or(self.prior, |r| self.prior_of(r))
+        pair.prior
     }
 
     /// The weight of a pair the blocking rule `rule` added, or None as soon as the fields left to
     /// compare cannot lift it to `floor`: most candidate pairs of a large table are namesakes
     /// that lose on phone and email, and need no Jaro-Winkler on their company names. A pair that
     /// can reach the floor is compared in full, so its levels and weight are exact.
+    #[allow(clippy::too_many_arguments)]
     pub fn weight_at_least(
         &self,
         rule: usize,
+        block_rows: usize,
         i: u32,
         j: u32,
         floor: f64,
@@ -487,7 +501,7 @@ impl<'a> Scorer<'a> {
         levels.fill(NULL_LEVEL);
         let table = self.table;
         let weights = self.weights(Some(rule));
-        let mut partial = self.prior_of(rule);
+        let mut partial = self.prior_of(rule, block_rows);
         let weight_of = |f: usize, level: u8| self.field_weight_with(weights, f, level, i);
         let mut remaining: f64 = weights.max_weight.iter().sum();
         let mut name_pending = false;
@@ -529,6 +543,7 @@ impl<'a> Scorer<'a> {
             right: j,
             rule: None,
             weight,
+            prior: self.prior,
             probability: probability(weight),
             levels: levels[..self.table.fields.len()].into(),
         }
@@ -817,6 +832,105 @@ pub fn estimate_lambda(
         }
     }
     lambda
+}
+
+/// The log2 prior odds of a pair from a block of `block_rows` rows, given the rule's odds in a
+/// block of two: `log2(k - 1)` bits less in a block of `k`.
+///
+/// A person has only so many records, so the duplicates inside a block grow with its rows while
+/// its pairs grow with their square: of the `k - 1` records a record meets in its block, about
+/// the same few are its own whatever `k` is. Two records alone sharing a personal inbox are
+/// nearly always one person; thirty sharing `info@` are a team; and a million-row table puts
+/// a thousand namesakes where a hundred-thousand-row table put a hundred, so the prior of a pair
+/// that shares only a name falls as the table grows, for every kind of key (a term-frequency
+/// adjustment of the key itself). Only the level is fitted, per rule ([`estimate_block_prior`]).
+pub fn block_prior(odds_in_pair: f64, block_rows: usize) -> f64 {
+    odds_in_pair - ((block_rows.max(2) - 1) as f64).log2()
+}
+
+/// Fits a rule's log2 prior odds in a block of two ([`block_prior`]) on its sampled own pairs,
+/// by EM with m and u held: `pairs` holds each pattern's levels, its block's rows and its count.
+/// `start` (log2 odds) is where a rule with few pairs is pulled, as `PRIOR_WEIGHT` pseudo-pairs
+/// in blocks of two.
+pub fn estimate_block_prior(
+    m: &[Vec<f64>],
+    u: &[Vec<f64>],
+    pairs: &[(Vec<u8>, usize, f64)],
+    iterations: usize,
+    start: f64,
+) -> f64 {
+    let ln2 = std::f64::consts::LN_2;
+    // Per pattern: the natural-log likelihood ratio of its levels, its block's offset and count.
+    let terms: Vec<(f64, f64, f64)> = pairs
+        .iter()
+        .map(|(levels, rows, count)| {
+            let ratio = levels
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| **l != NULL_LEVEL)
+                .map(|(f, &l)| (m[f][l as usize] / u[f][l as usize]).ln())
+                .sum();
+            let offset = -((*rows).max(2) as f64 - 1.0).ln();
+            (ratio, offset, *count)
+        })
+        .collect();
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let pseudo = sigmoid(start * ln2);
+    let mut theta = start * ln2;
+    for _ in 0..iterations.max(1) * 5 {
+        // E step: each pattern's posterior under the current prior.
+        let posterior: Vec<f64> = terms
+            .iter()
+            .map(|(r, a, _)| sigmoid(theta + a + r))
+            .collect();
+        let expected: f64 = terms
+            .iter()
+            .zip(&posterior)
+            .map(|((_, _, n), p)| n * p)
+            .sum::<f64>()
+            + PRIOR_WEIGHT * pseudo;
+        // M step: the intercept of a logistic model with the blocks' offsets, whose expected
+        // matches equal the posterior's. Monotone in the intercept, so bisection finds it.
+        let matches_at = |t: f64| {
+            terms
+                .iter()
+                .map(|(_, a, n)| n * sigmoid(t + a))
+                .sum::<f64>()
+                + PRIOR_WEIGHT * sigmoid(t)
+        };
+        let (mut lo, mut hi) = (-60.0f64, 60.0f64);
+        for _ in 0..60 {
+            let mid = (lo + hi) / 2.0;
+            if matches_at(mid) < expected {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let next = (lo + hi) / 2.0;
+        let change = (next - theta).abs();
+        theta = next;
+        if change < 1e-7 {
+            break;
+        }
+    }
+    theta / ln2
+}
+
+/// The share of matches the block prior `odds_in_pair` gives pairs from blocks of these sizes
+/// (each with its count), on average.
+pub fn mean_block_prior(odds_in_pair: f64, blocks: impl Iterator<Item = (usize, f64)>) -> f64 {
+    let (sum, n) = blocks.fold((0.0, 0.0), |(s, n), (rows, count)| {
+        (
+            s + count * probability(block_prior(odds_in_pair, rows)),
+            n + count,
+        )
+    });
+    if n > 0.0 {
+        sum / n
+    } else {
+        probability(odds_in_pair)
+    }
 }
 
 /// A level pattern (one level per field) and how many sampled pairs showed it.

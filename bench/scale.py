@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Accuracy beside speed at every size, for every generator: does the matcher stay right as the
+table grows?
+
+    python3 bench/scale.py                          # 100 k and 1 M, every generator
+    python3 bench/scale.py --sizes 10000000 --generators crowded --append
+    python3 bench/scale.py --score-only DIR         # score DIR/clusters.parquet against DIR/truth.csv
+
+Generators (each writes a table and its truth once per size, under bench-output/scale-work/):
+- `seeded`: the sandbox's own contacts (`contactsync sandbox --seed 42 --export-seed`);
+- `holdout`: bench/holdout.py (written apart from the sandbox's);
+- `crowded`: bench/crowded.py (Zipf names in six cities: namesakes crowd every town).
+
+Per generator and size: one `contactsync dedupe --json` under GNU time (wall seconds, peak RSS),
+then pairwise precision, recall and F1 of the clusters against the truth, the number of
+candidate and accepted pairs and the largest cluster. Results go to bench-output/scale.jsonl and,
+as one table, bench-output/scale.md. Needs duckdb (pip install duckdb) and a built binary
+(target/release/contactsync; CONTACTSYNC_BIN overrides). A 10 M table takes a few minutes to
+generate and about 15 GiB to deduplicate.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "bench-output"
+WORK = OUT / "scale-work"
+# People per generator for a table of about `size` records (each makes ~1.5 records a person).
+PEOPLE_PER_RECORD = {"holdout": 1 / 1.47, "crowded": 1 / 1.59}
+
+
+def generate(generator, size, binary):
+    """Writes data.csv and truth.csv (id, person) for one generator and size; returns the dir."""
+    d = WORK / f"{generator}-{size}"
+    if (d / "data.csv").exists() and (d / "truth.csv").exists():
+        return d
+    d.mkdir(parents=True, exist_ok=True)
+    print(f"generating {generator} at {size:,}...", file=sys.stderr)
+    if generator == "seeded":
+        subprocess.run([binary, "sandbox", "--seed", "42", "--contacts", str(size), "--messages", "0",
+                        "--export-seed", str(d)], check=True, stdout=subprocess.DEVNULL)
+        (d / "contacts.csv").rename(d / "data.csv")
+    elif generator == "holdout":
+        people = round(size * PEOPLE_PER_RECORD["holdout"])
+        subprocess.run([sys.executable, str(REPO / "bench/holdout.py"), "generate", "--entities",
+                        str(people), "--seed", "1", "--out", str(d)], check=True,
+                       stdout=subprocess.DEVNULL)
+        # holdout.py names the person entity_id.
+        with open(d / "truth.csv") as src, open(d / "truth.tmp", "w") as dst:
+            next(src)
+            dst.write("id,person\n")
+            dst.writelines(src)
+        (d / "truth.tmp").rename(d / "truth.csv")
+    elif generator == "crowded":
+        people = round(size * PEOPLE_PER_RECORD["crowded"])
+        subprocess.run([sys.executable, str(REPO / "bench/crowded.py"), "--people", str(people),
+                        "--seed", "3", "--out", str(d)], check=True, stdout=subprocess.DEVNULL)
+    else:
+        sys.exit(f"unknown generator {generator}")
+    return d
+
+
+def accuracy(d):
+    import duckdb
+    con = duckdb.connect()
+    con.sql(f"create view t as select id, person from read_csv('{d}/truth.csv', all_varchar=true)")
+    con.sql(f"create view c as select id, cluster_id from read_parquet('{d}/clusters.parquet')")
+    q = lambda s: float(con.sql(s).fetchall()[0][0] or 0)
+    tp = q("select sum(n*(n-1)/2) from (select count(*) n from c join t using(id) group by cluster_id, person)")
+    pred = q("select sum(n*(n-1)/2) from (select count(*) n from c group by cluster_id)")
+    true = q("select sum(n*(n-1)/2) from (select count(*) n from t group by person)")
+    largest = q("select max(n) from (select count(*) n from c group by cluster_id)")
+    rows = q("select count(*) from c")
+    p, r = tp / max(pred, 1), tp / max(true, 1)
+    return {"rows": int(rows), "precision": round(p, 4), "recall": round(r, 4),
+            "f1": round(2 * p * r / max(p + r, 1e-12), 4), "true_pairs": int(true),
+            "predicted_pairs": int(pred), "largest_cluster": int(largest)}
+
+
+def run(generator, size, binary, model):
+    d = generate(generator, size, binary)
+    subprocess.run(["cat", str(d / "data.csv")], stdout=subprocess.DEVNULL, check=True)
+    cmd = ["/usr/bin/time", "-f", "%e %M", "-o", str(d / "time.txt"), binary, "dedupe", "--input",
+           str(d / "data.csv"), "--out", str(d / "clusters.parquet"), "--json"]
+    if model:
+        cmd += ["--model", model]
+    with open(d / "report.json", "w") as out, open(d / "stderr.log", "w") as err:
+        code = subprocess.run(cmd, stdout=out, stderr=err).returncode
+    wall, rss_kb = open(d / "time.txt").read().split()[-2:]
+    report = json.loads(open(d / "report.json").read().strip().splitlines()[-1])
+    counts = report.get("counts", {})
+    result = {"generator": generator, "size": size, "exit": code, "wall_seconds": float(wall),
+              "peak_rss_mib": round(int(rss_kb) / 1024), **accuracy(d),
+              "candidate_pairs": counts.get("candidate_pairs"),
+              "accepted_pairs": counts.get("accepted_pairs"),
+              "clusters_refused": counts.get("clusters_refused")}
+    print(json.dumps(result), file=sys.stderr)
+    return result
+
+
+def table(results):
+    lines = ["| generator | rows | F1 | precision | recall | largest cluster | wall s | peak RSS MiB | candidate pairs |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in sorted(results, key=lambda r: (r["generator"], r["size"])):
+        lines.append(f"| {r['generator']} | {r['rows']:,} | {r['f1']:.4f} | {r['precision']:.4f} | "
+                     f"{r['recall']:.4f} | {r['largest_cluster']:,} | {r['wall_seconds']:.1f} | "
+                     f"{r['peak_rss_mib']:,} | {r['candidate_pairs'] or 0:,} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--generators", default="seeded,holdout,crowded")
+    ap.add_argument("--model", help="match model (default: the binary's, the contacts model)")
+    ap.add_argument("--append", action="store_true", help="keep other results in scale.jsonl")
+    ap.add_argument("--score-only", help="score DIR/clusters.parquet against DIR/truth.csv")
+    a = ap.parse_args()
+    if a.score_only:
+        print(json.dumps(accuracy(Path(a.score_only))))
+        return
+    binary = os.environ.get("CONTACTSYNC_BIN", str(REPO / "target/release/contactsync"))
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"no {binary}: build it first (cargo build --release) or set CONTACTSYNC_BIN")
+    OUT.mkdir(exist_ok=True)
+    path = OUT / "scale.jsonl"
+    wanted = [(g, int(s)) for g in a.generators.split(",") for s in a.sizes.split(",")]
+    kept = []
+    if a.append and path.exists():
+        kept = [json.loads(l) for l in open(path) if l.strip()]
+        kept = [r for r in kept if (r["generator"], r["size"]) not in wanted]
+    results = kept + [run(g, s, binary, a.model) for g, s in wanted]
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in results)
+    (OUT / "scale.md").write_text(table(results) + "\n")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
