@@ -46,7 +46,11 @@ mod tests {
     #[test]
     fn formula_looking_cells_are_neutralised() {
         assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(cell("+14155550100"), "+14155550100", "a phone stays joinable");
+        assert_eq!(
+            cell("+14155550100"),
+            "+14155550100",
+            "a phone stays joinable"
+        );
         assert_eq!(cell("+1555+1234"), "'+1555+1234");
         assert_eq!(cell("+SUM(A1)"), "'+SUM(A1)");
         assert_eq!(cell("-1"), "'-1");
