@@ -561,8 +561,17 @@ pub fn run_transform(
             .filter(|n| previous_blocked.as_ref().is_none_or(|p| !p.contains(*n)))
             .cloned(),
     );
+    let acted_contacts: HashMap<String, SnapshotContact> = match previous_acted_run(run)? {
+        Some(acted) => {
+            read_rows::<SnapshotContact>(&acted.extract_dir().join("ghl/contacts.parquet"))?
+                .into_iter()
+                .map(|c| (c.id.clone(), c))
+                .collect()
+        }
+        None => HashMap::new(),
+    };
     for c in contacts.iter().filter(|c| c.sms_dnd_active()) {
-        if previous_contacts
+        if acted_contacts
             .get(&c.id)
             .is_none_or(|p| !p.sms_dnd_active())
             && let Some(normalize::PhoneKey::E164(e)) =
@@ -793,20 +802,24 @@ pub fn run_transform(
     Ok(summary)
 }
 
-/// What the newest earlier run that acted on its events saw, for the triggers: the newest run whose
-/// plan was accepted (its fired operations are then owed in the ledger whatever happened to its
-/// load). A run killed before its plan, or refused by a safety limit, acted on nothing, so the
-/// events it saw fire again. `None` when no run has acted on this location yet.
-fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
+/// The newest earlier run that acted on the events it saw: its plan was accepted, so what it fired
+/// is owed in the ledger whatever happened to its load. A run killed before its plan, or refused by
+/// a safety limit, acted on nothing, and the events it saw must fire again. Triggers and opt-outs
+/// both measure "new" against this run. `None` when no run has acted on this location yet.
+fn previous_acted_run(run: &RunDir) -> anyhow::Result<Option<RunDir>> {
     let Some(state_dir) = run.path.parent().and_then(Path::parent) else {
         return Ok(None);
     };
-    let Some(previous) = list_runs(state_dir)?
+    Ok(list_runs(state_dir)?
         .into_iter()
         .rev()
         .filter(|r| r.id < run.id)
-        .find(|r| r.extract_manifest().is_some() && r.plan_committed())
-    else {
+        .find(|r| r.extract_manifest().is_some() && r.plan_committed()))
+}
+
+/// What [`previous_acted_run`] saw, for the triggers.
+fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
+    let Some(previous) = previous_acted_run(run)? else {
         return Ok(None);
     };
     #[derive(Deserialize)]
@@ -835,18 +848,9 @@ fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
     }))
 }
 
-/// The blocked numbers (digits) of the latest earlier run with a finished extract; `None` when
-/// this is the first run against the account.
+/// The blocked numbers (digits) [`previous_acted_run`] saw; `None` when no run has acted yet.
 fn previous_blocked(run: &RunDir) -> anyhow::Result<Option<HashSet<String>>> {
-    let Some(state_dir) = run.path.parent().and_then(Path::parent) else {
-        return Ok(None);
-    };
-    let Some(previous) = list_runs(state_dir)?
-        .into_iter()
-        .rev()
-        .filter(|r| r.id < run.id)
-        .find(|r| r.extract_manifest().is_some())
-    else {
+    let Some(previous) = previous_acted_run(run)? else {
         return Ok(None);
     };
     let rows: Vec<BlockedRowIn> = read_rows(
