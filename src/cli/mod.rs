@@ -6,6 +6,7 @@ mod bench_cmd;
 mod dedupe_cmd;
 mod demo_cmd;
 mod extract_cmd;
+mod manual_cmd;
 mod migrate_cmd;
 mod output;
 pub mod pipeline_cmds;
@@ -79,6 +80,26 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run a benchmark against a sandbox and write its results to a file.
     Bench(BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, or write one page per command with `--out DIR`.
+    Man(ManArgs),
+}
+
+/// `contactsync completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `contactsync man`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Folder to write `contactsync.1` and a page for every subcommand into.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `contactsync bench`.
@@ -304,6 +325,8 @@ impl Command {
             Command::Migrate(_) => "migrate",
             Command::Demo(_) => "demo",
             Command::Bench(_) => "bench",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
         }
     }
 
@@ -320,7 +343,9 @@ impl Command {
             Command::Migrate(a) => a.stage.json,
             Command::Dedupe(a) => a.json,
             Command::Demo(a) => a.json,
-            Command::Sandbox(_) | Command::Bench(_) => false,
+            Command::Sandbox(_) | Command::Bench(_) | Command::Completions(_) | Command::Man(_) => {
+                false
+            }
         }
     }
 }
@@ -340,5 +365,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Bench(args) => bench_cmd::run(args).await,
         Command::Audit(args) => audit_cmd::run(args).await,
         Command::Migrate(args) => migrate_cmd::run(args).await,
+        Command::Completions(args) => manual_cmd::completions(args),
+        Command::Man(args) => manual_cmd::man(args),
     }
 }
