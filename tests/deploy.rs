@@ -3,6 +3,8 @@
 //! manifest, the cron line run by `sh` against stand-ins, and `docker build` when a Docker engine
 //! answers. A check whose tool is missing prints that it was skipped.
 
+mod common;
+
 use chrono::TimeZone;
 use contactsync::config::PipelineConfig;
 use std::path::{Path, PathBuf};
@@ -804,4 +806,93 @@ fn the_config_map_holds_the_nightly_pipeline_and_it_loads() {
             rest = &rest[end + 1..];
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A schedule that keeps recipients inside their quiet hours
+
+/// Quiet hours that hold every send but those landing in the one minute 00:00-00:01 of the
+/// recipient's zone: the sandbox's contacts live in several zones, so each load holds some.
+const ALWAYS_QUIET: &str = r#"
+[load.quiet_hours]
+start = "00:01"
+end = "00:00"
+default_timezone = "America/New_York"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_held_by_quiet_hours_three_runs_in_a_row_are_flagged_in_plan_and_audit() {
+    use std::io::Write;
+    let h = common::effects::harness_with_triggers(common::effects::options(33, 40)).await;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&h.pipeline)
+        .and_then(|mut f| f.write_all(ALWAYS_QUIET.as_bytes()))
+        .expect("append quiet hours");
+    h.authorise().await;
+    let mut reports = Vec::new();
+    for night in 1..=4 {
+        let out = h.run(&["run", "--json"]).await;
+        let report = common::json_report(&["run", "--json"], &out);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "night {night}: held sends make a partial failure: {report}"
+        );
+        assert!(
+            report["counts"]["deferred_quiet_hours"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0,
+            "night {night}: no send was held by quiet hours: {report}"
+        );
+        reports.push(report);
+    }
+    let run_dir = |i: usize| PathBuf::from(reports[i]["run_dir"].as_str().expect("run_dir"));
+    let plan_md =
+        |i: usize| std::fs::read_to_string(run_dir(i).join("load/plan.md")).expect("plan.md");
+    let audit = |i: usize| -> serde_json::Value {
+        let text = std::fs::read_to_string(run_dir(i).join("audit/report.json")).expect("report");
+        serde_json::from_str(&text).expect("report.json")
+    };
+    // Nights 1 and 2: no warning anywhere.
+    for i in 0..2 {
+        assert!(reports[i].get("warnings").is_none(), "{}", reports[i]);
+        assert!(!plan_md(i).contains("# Warnings"), "night {}", i + 1);
+        assert_eq!(audit(i)["warnings"].as_array().map(Vec::len), Some(0));
+    }
+    // Night 3: its audit counts three loads in a row; its plan, made before its load, two.
+    assert!(!plan_md(2).contains("# Warnings"), "{}", plan_md(2));
+    let warnings = reports[2]["warnings"]
+        .as_array()
+        .expect("warnings in the run's JSON");
+    let warning = warnings[0].as_str().expect("text");
+    assert!(warning.contains("each of the last 3 runs"), "{warning}");
+    assert!(warning.contains("quiet hours"), "{warning}");
+    assert_eq!(audit(2)["warnings"][0].as_str(), Some(warning));
+    assert_eq!(
+        reports[2]["counts"]["findings.quiet_hours_streak"].as_u64(),
+        Some(3)
+    );
+    let csv = std::fs::read_to_string(run_dir(2).join("audit/quiet_hours_streak.csv"))
+        .expect("quiet_hours_streak.csv");
+    assert_eq!(
+        csv.lines().count(),
+        4,
+        "a header and the three runs:\n{csv}"
+    );
+    let html = std::fs::read_to_string(run_dir(2).join("audit/report.html")).expect("html");
+    assert!(
+        html.contains("each of the last 3 runs"),
+        "the HTML report shows the warning"
+    );
+    // Night 4: the plan warns before anything is sent, from the three nights before it.
+    let plan = plan_md(3);
+    assert!(plan.starts_with("# Warnings"), "{plan}");
+    assert!(plan.contains("each of the last 3 runs"), "{plan}");
+    assert!(
+        reports[3]["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("each of the last 4 runs"))
+    );
 }

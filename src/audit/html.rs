@@ -34,7 +34,7 @@ table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;p
 th{cursor:pointer;background:#fafbfc;user-select:none}th.sorted-asc::after{content:" ▲"}th.sorted-desc::after{content:" ▼"}
 input.filter{width:280px;padding:5px 8px;margin:0 0 8px;border:1px solid #cfd4dc;border-radius:5px}
 .sev-critical{color:#b3261e;font-weight:600}.sev-warning{color:#a15c00;font-weight:600}.sev-info{color:#3b5b92}
-.breached{color:#b3261e;font-weight:600}.ok{color:#1e7d32}.muted{color:#5b6475}
+section.warning{border-left:4px solid #a15c00}.breached{color:#b3261e;font-weight:600}.ok{color:#1e7d32}.muted{color:#5b6475}
 svg text{font:11px system-ui,sans-serif;fill:#3a4150}
 "#;
 
@@ -85,6 +85,13 @@ pub fn render(report: &AuditReport) -> String {
         escape(&report.run_id),
         escape(&report.generated_at)
     );
+    for warning in &report.warnings {
+        let _ = write!(
+            html,
+            "<section class=\"warning\"><strong class=\"sev-warning\">Warning</strong> {}</section>",
+            escape(warning)
+        );
+    }
     html.push_str(&cards(&report.summary));
     if !report.thresholds.is_empty() {
         html.push_str("<section><h2>Thresholds</h2><table><thead><tr><th>Check</th><th>Limit</th><th>Actual</th><th>Result</th></tr></thead><tbody>");

@@ -491,8 +491,40 @@ pub fn reconcile(
         open_dnd as f64,
     );
 
+    // Sends held by quiet hours in this run and the ones before it.
+    let quiet = crate::load::quiet_streak::QuietStreak::find(state_dir, &run.id, true)?;
+    let warnings: Vec<String> = quiet.warning().into_iter().collect();
+    let quiet_rows: Vec<Vec<String>> = if warnings.is_empty() {
+        Vec::new()
+    } else {
+        quiet
+            .runs
+            .iter()
+            .map(|r| {
+                let zones = r
+                    .zones
+                    .iter()
+                    .map(|(zone, n)| format!("{zone} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                vec![r.run_id.clone(), r.deferred.to_string(), zones]
+            })
+            .collect()
+    };
+
     let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
     let findings = vec![
+        FindingTable {
+            id: "quiet_hours_streak".into(),
+            title: "Sends held by quiet hours run after run".into(),
+            severity: "warning".into(),
+            description: format!(
+                "Listed once {} runs in a row (this one included) held sends because the recipient was inside quiet hours: at the time the job runs, these zones never get a text. Schedule the job when it is daytime there, or add a second daily run.",
+                crate::load::quiet_streak::WARN_AFTER_RUNS
+            ),
+            columns: s(&["run_id", "sends_held", "by_time_zone"]),
+            rows: quiet_rows,
+        },
         FindingTable {
             id: "dnd_mismatches".into(),
             title: "Opted-out numbers not DND in GHL".into(),
@@ -600,6 +632,7 @@ pub fn reconcile(
         trend,
         findings,
         thresholds,
+        warnings,
     })
 }
 

@@ -23,6 +23,9 @@ pub struct AuditReport {
     pub findings: Vec<FindingTable>,
     /// Thresholds from the pipeline file and whether they were breached.
     pub thresholds: Vec<ThresholdResult>,
+    /// Things to act on that breach no threshold (shown at the top of the report).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// A named number.

@@ -29,6 +29,7 @@ pub fn audit_run(
         command: "audit".into(),
         run_id: Some(run.id.clone()),
         run_dir: Some(run.path.clone()),
+        warnings: report.warnings.clone(),
         ..CommandReport::default()
     };
     for table in &report.findings {
@@ -76,6 +77,9 @@ pub(super) async fn run(args: AuditArgs) -> Result<ExitCode, CommandError> {
         );
         for e in &report.errors {
             eprintln!("  {e}");
+        }
+        for w in &report.warnings {
+            eprintln!("  warning: {w}");
         }
     }
     Ok(code)

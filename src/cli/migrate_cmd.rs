@@ -104,7 +104,7 @@ pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
         });
     }
     outcomes.sort_by_key(|o| o.row);
-    let (plan, refusal) = plan_run(&config, &run)?;
+    let (plan, refusal, _) = plan_run(&config, &run)?;
     // A migration is all or nothing at its limits: a refused one writes nothing at all.
     if let Some(refusal) = refusal {
         return Err(CommandError {

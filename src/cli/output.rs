@@ -19,6 +19,9 @@ pub struct CommandReport {
     pub requests: BTreeMap<String, u64>,
     /// Errors met (empty on success).
     pub errors: Vec<String>,
+    /// Things a person should look at that did not fail the command (left out when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The process exit code this run ends with.
     pub exit_code: u8,
 }

@@ -13,7 +13,8 @@ use crate::load::diff::{DiffInput, PlanDecision, Refusal, SnapshotContact, build
 use crate::load::ledger::Ledger;
 use crate::load::ledger::OpStatus;
 use crate::load::plan::{PlanOp, PlannedOperation};
-use crate::load::plan_io::{read_plan, write_plan};
+use crate::load::plan_io::{read_plan, write_plan_with_warnings};
+use crate::load::quiet_streak::QuietStreak;
 use crate::snapshot::desired::read_rows;
 use crate::snapshot::phone::e164;
 use crate::snapshot::run::{RunDir, latest_complete_extract};
@@ -69,11 +70,12 @@ pub async fn transform_run(
 const EVENT_KINDS: [&str; 3] = ["send_sms", "create_note", "set_sms_dnd"];
 
 /// Builds and writes the plan of a run. When the plan breaks a safety limit, the plan written
-/// holds only its opt-outs and the refusal says what was held back.
+/// holds only its opt-outs and the refusal says what was held back. Also returns warnings for the
+/// reviewer (at the head of `plan.md` too).
 pub fn plan_run(
     config: &PipelineConfig,
     run: &RunDir,
-) -> Result<(crate::load::plan::Plan, Option<Refusal>), CommandError> {
+) -> Result<(crate::load::plan::Plan, Option<Refusal>, Vec<String>), CommandError> {
     let transform = run.transform_dir();
     let extract = run.extract_dir();
     let desired_contacts = read_rows(&transform.join("desired_contacts.parquet"))
@@ -165,13 +167,18 @@ pub fn plan_run(
             .collect();
         ledger.register_owed(&run.id, &owed)?;
     }
+    let mut warnings = Vec::new();
+    if let Some(warning) = QuietStreak::find(&config.state_dir(), &run.id, false)?.warning() {
+        tracing::warn!(warning, "Sends held by quiet hours run after run");
+        warnings.push(warning);
+    }
     let dir = run.load_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_plan(&plan, refusal.as_ref(), &dir)?;
+    write_plan_with_warnings(&plan, refusal.as_ref(), &warnings, &dir)?;
     if let Some(refusal) = &refusal {
         tracing::error!(%refusal, "Plan refused by a safety limit");
     }
-    Ok((plan, refusal))
+    Ok((plan, refusal, warnings))
 }
 
 /// Applies a run's plan; returns the report and exit code.
@@ -237,6 +244,7 @@ pub async fn load_run(
         ("failed", metrics.failed),
         ("skipped", metrics.skipped),
         ("deferred", metrics.deferred),
+        ("deferred_quiet_hours", metrics.deferred_quiet_hours),
     ] {
         report.counts.insert(k.into(), v);
     }
@@ -311,11 +319,12 @@ pub(super) async fn plan(args: RunSelectArgs) -> Result<ExitCode, CommandError> 
     let config = load_pipeline(&args.stage)?;
     let _lock = StateLock::acquire(&config.state_dir())?;
     let run = select_run(&config, args.run.as_deref())?;
-    let (plan, refusal) = plan_run(&config, &run)?;
+    let (plan, refusal, warnings) = plan_run(&config, &run)?;
     let mut report = CommandReport {
         command: "plan".into(),
         run_id: Some(run.id.clone()),
         run_dir: Some(run.path.clone()),
+        warnings,
         ..CommandReport::default()
     };
     for (kind, n) in plan.counts() {
@@ -327,6 +336,9 @@ pub(super) async fn plan(args: RunSelectArgs) -> Result<ExitCode, CommandError> 
         run.id,
         run.load_dir().join("plan.md").display()
     );
+    for warning in &report.warnings {
+        human.push_str(&format!("\nWarning: {warning}"));
+    }
     let code = match &refusal {
         Some(refusal) => {
             report
@@ -380,7 +392,7 @@ pub async fn run_pipeline(
     let summary = transform_run(config, &run).await?;
     durations.push(("transform", clock.elapsed().as_secs_f64()));
     let clock = std::time::Instant::now();
-    let (plan, refusal) = plan_run(config, &run)?;
+    let (plan, refusal, _) = plan_run(config, &run)?;
     durations.push(("plan", clock.elapsed().as_secs_f64()));
     let clock = std::time::Instant::now();
     let (mut report, load_code) = load_run(config, &run, false).await?;
@@ -410,6 +422,8 @@ pub async fn run_pipeline(
     }
     report.counts.extend(audit.counts);
     report.errors.extend(audit.errors);
+    // The audit's warnings, not the plan's: they also count this run's load.
+    report.warnings = audit.warnings;
     // A refused plan outranks the rest (its opt-outs were still applied), then a failed write,
     // then a breached audit threshold: the order in which they need a person.
     let code = if let Some(refusal) = &refusal {
@@ -619,6 +633,9 @@ pub(super) async fn run(args: StageArgs) -> Result<ExitCode, CommandError> {
     }
     for e in &report.errors {
         human.push_str(&format!("\n  {e}"));
+    }
+    for w in &report.warnings {
+        human.push_str(&format!("\n  warning: {w}"));
     }
     finish(report, args.json, code, human)
 }

@@ -12,7 +12,7 @@ use crate::api::ghl::GhlClient;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -43,8 +43,13 @@ pub struct ApplyMetrics {
     pub failed: u64,
     /// Operations deliberately not done (opted out, blocked).
     pub skipped: u64,
-    /// Operations left for a later run because the circuit breaker opened.
+    /// Operations left for a later run: the circuit breaker opened, quiet hours, or an opt-out
+    /// that could not be checked.
     pub deferred: u64,
+    /// Of `deferred`, sends held because the recipient was inside quiet hours.
+    pub deferred_quiet_hours: u64,
+    /// Those sends by the recipient's time zone: the zones this job's schedule does not reach.
+    pub quiet_hours_zones: BTreeMap<String, u64>,
     /// True when the breaker stopped the run.
     pub circuit_open: bool,
 }
@@ -63,6 +68,7 @@ struct Shared<'a> {
     failed: AtomicU64,
     skipped: AtomicU64,
     deferred: AtomicU64,
+    quiet_hours_zones: Mutex<BTreeMap<String, u64>>,
     errors: Mutex<Vec<String>>,
 }
 
@@ -109,6 +115,7 @@ pub async fn apply(
         failed: AtomicU64::new(0),
         skipped: AtomicU64::new(0),
         deferred: AtomicU64::new(0),
+        quiet_hours_zones: Mutex::new(BTreeMap::new()),
         errors: Mutex::new(Vec::new()),
     };
     for current in 0..=4u8 {
@@ -121,6 +128,7 @@ pub async fn apply(
             .for_each_concurrent(options.concurrency.max(1), |op| apply_one(&shared, op))
             .await;
     }
+    let quiet_hours_zones = shared.quiet_hours_zones.into_inner().expect("zones lock");
     let metrics = ApplyMetrics {
         applied: shared.applied.load(Ordering::Relaxed),
         already_done: shared.already_done.load(Ordering::Relaxed),
@@ -128,6 +136,8 @@ pub async fn apply(
         failed: shared.failed.load(Ordering::Relaxed),
         skipped: shared.skipped.load(Ordering::Relaxed),
         deferred: shared.deferred.load(Ordering::Relaxed),
+        deferred_quiet_hours: quiet_hours_zones.values().sum(),
+        quiet_hours_zones,
         circuit_open: shared.open.load(Ordering::Relaxed),
     };
     let errors = shared.errors.into_inner().expect("errors lock");
@@ -178,6 +188,17 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
             Hold::Later(reason) => {
                 finish(shared, key, OpStatus::Failed, None, Some(&reason));
                 shared.deferred.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(key, reason, "Send deferred");
+            }
+            Hold::Quiet { reason, zone } => {
+                finish(shared, key, OpStatus::Failed, None, Some(&reason));
+                shared.deferred.fetch_add(1, Ordering::Relaxed);
+                *shared
+                    .quiet_hours_zones
+                    .lock()
+                    .expect("zones lock")
+                    .entry(zone)
+                    .or_default() += 1;
                 tracing::warn!(key, reason, "Send deferred");
             }
             Hold::Never(reason) => {
@@ -314,8 +335,10 @@ pub fn user_supplied_id(key: &str) -> String {
 enum Hold {
     /// The number opted out: never sent for this event.
     Never(String),
-    /// Not now (quiet hours, or the opt-out could not be checked): a later run tries again.
+    /// Not now (the opt-out could not be checked): a later run tries again.
     Later(String),
+    /// Not now: the recipient is inside quiet hours in `zone`. A later run tries again.
+    Quiet { reason: String, zone: String },
 }
 
 /// Right before a send: is the number opted out in either system, or is it quiet there?
@@ -414,12 +437,14 @@ async fn ghl_sms_dnd(ghl: &GhlClient, named: Option<&str>, to: &str) -> Result<N
 fn quiet(shared: &Shared<'_>, timezone: Option<&str>) -> Option<Hold> {
     let window = shared.options.quiet_hours.as_ref()?;
     window.is_quiet(chrono::Utc::now(), timezone).then(|| {
-        Hold::Later(format!(
-            "quiet hours ({}–{} in {}); sent by a later run",
-            window.start,
-            window.end,
-            timezone.unwrap_or(&window.default_timezone)
-        ))
+        let zone = window.zone_of(timezone);
+        Hold::Quiet {
+            reason: format!(
+                "quiet hours ({}–{} in {zone}); sent by a later run",
+                window.start, window.end
+            ),
+            zone,
+        }
     })
 }
 

@@ -5,6 +5,7 @@ pub mod diff;
 pub mod ledger;
 pub mod plan;
 pub mod plan_io;
+pub mod quiet_streak;
 
 use serde::Deserialize;
 
@@ -64,6 +65,15 @@ impl QuietHours {
             ));
         }
         Ok(())
+    }
+
+    /// The zone the window is read in for a recipient whose contact says `timezone`: that zone
+    /// when it is a known IANA name, else the default one.
+    pub fn zone_of(&self, timezone: Option<&str>) -> String {
+        match timezone.filter(|t| t.parse::<chrono_tz::Tz>().is_ok()) {
+            Some(zone) => zone.to_string(),
+            None => self.default_timezone.clone(),
+        }
     }
 
     /// Whether `now` falls in the window in `timezone` (the default zone when it is unknown).

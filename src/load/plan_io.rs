@@ -68,8 +68,25 @@ impl PlanRow {
 /// and what marks the plan as made, so it comes last. A refused plan also gets `refused.json` (the
 /// limits and the held operations), written before it; an accepted one removes a stale one.
 pub fn write_plan(plan: &Plan, refusal: Option<&Refusal>, dir: &Path) -> anyhow::Result<()> {
+    write_plan_with_warnings(plan, refusal, &[], dir)
+}
+
+/// [`write_plan`], with warnings for the reviewer at the head of `plan.md`.
+pub fn write_plan_with_warnings(
+    plan: &Plan,
+    refusal: Option<&Refusal>,
+    warnings: &[String],
+    dir: &Path,
+) -> anyhow::Result<()> {
     let refused_path = dir.join(crate::snapshot::run::REFUSED_FILE);
     let mut text = summary(plan);
+    if !warnings.is_empty() {
+        let mut head = String::from("# Warnings\n\n");
+        for warning in warnings {
+            let _ = writeln!(head, "- {warning}");
+        }
+        text = head + "\n" + &text;
+    }
     match refusal {
         Some(refusal) => {
             text = refusal_summary(refusal) + &text;
@@ -239,6 +256,14 @@ mod tests {
         assert_eq!(read_plan(dir.path(), "r1").expect("read"), plan);
         let md = std::fs::read_to_string(dir.path().join("plan.md")).expect("md");
         assert!(md.contains("| add_tags | 1 |"), "{md}");
+        assert!(!md.contains("# Warnings"), "{md}");
+        write_plan_with_warnings(&plan, None, &["quiet hours, 3 runs".into()], dir.path())
+            .expect("write");
+        let md = std::fs::read_to_string(dir.path().join("plan.md")).expect("md");
+        assert!(
+            md.starts_with("# Warnings\n\n- quiet hours, 3 runs\n\n# Plan for run r1"),
+            "{md}"
+        );
 
         let mut tampered = plan.clone();
         tampered.operations[0].key = "0".repeat(32);
