@@ -35,7 +35,8 @@ th{cursor:pointer;background:#fafbfc;user-select:none}th.sorted-asc::after{conte
 input.filter{width:280px;padding:5px 8px;margin:0 0 8px;border:1px solid #cfd4dc;border-radius:5px}
 .sev-critical{color:#b3261e;font-weight:600}.sev-warning{color:#a15c00;font-weight:600}.sev-info{color:#3b5b92}
 section.warning{border-left:4px solid #a15c00}.breached{color:#b3261e;font-weight:600}.ok{color:#1e7d32}.muted{color:#5b6475}
-svg text{font:11px system-ui,sans-serif;fill:#3a4150}
+svg text{font:11px system-ui,sans-serif;fill:#3a4150}svg text.count,svg text.tick{font-size:9.5px}
+svg text.axis-title{fill:#5b6475}svg line.axis{stroke:#8a93a3;stroke-width:1}svg line.grid{stroke:#eceef2;stroke-width:1}
 "#;
 
 const SCRIPT: &str = r#"
@@ -151,78 +152,203 @@ fn cards(metrics: &[Metric]) -> String {
     out
 }
 
-/// Horizontal bars, one per funnel step.
+/// Tick values for an axis from 0 to at least `max`: 0 and multiples of a round step (1, 2 or 5
+/// times a power of ten), about four of them. The last tick is the axis' top, so bars and ticks
+/// share one scale.
+fn ticks(max: f64) -> Vec<f64> {
+    let max = max.max(1.0);
+    let rough = max / 4.0;
+    let power = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|s| *s >= rough)
+        .unwrap_or(10.0 * power)
+        .max(1.0);
+    let mut out = vec![0.0];
+    while *out.last().expect("not empty") < max {
+        out.push(out.len() as f64 * step);
+    }
+    out
+}
+
+/// A count as the axis and bar labels write it.
+fn count_label(value: f64) -> String {
+    format!("{}", value.round() as i64)
+}
+
+/// A horizontal value axis under horizontal bars: the axis line, the bars' baseline and a labelled
+/// tick per value of `ticks`, spanning `x0..x0 + width` with the baseline from `top` to `bottom`.
+fn horizontal_axis(svg: &mut String, ticks: &[f64], x0: f64, width: f64, top: f64, bottom: f64) {
+    let top_tick = *ticks.last().expect("ticks");
+    let _ = write!(
+        svg,
+        "<line class=\"axis\" x1=\"{x0}\" y1=\"{top}\" x2=\"{x0}\" y2=\"{bottom}\"></line>\
+<line class=\"axis\" x1=\"{x0}\" y1=\"{bottom}\" x2=\"{:.1}\" y2=\"{bottom}\"></line>",
+        x0 + width
+    );
+    for t in ticks {
+        let x = x0 + t / top_tick * width;
+        let _ = write!(
+            svg,
+            "<line class=\"axis\" x1=\"{x:.1}\" y1=\"{bottom}\" x2=\"{x:.1}\" y2=\"{:.1}\"></line>\
+<text class=\"tick\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            bottom + 4.0,
+            bottom + 15.0,
+            count_label(*t)
+        );
+    }
+}
+
+/// A vertical value axis left of `x0`: the axis line, the baseline to `x1` and a labelled tick and
+/// faint grid line per value of `ticks`, from `bottom` (0) up to `top`.
+fn vertical_axis(svg: &mut String, ticks: &[f64], x0: f64, x1: f64, top: f64, bottom: f64) {
+    let top_tick = *ticks.last().expect("ticks");
+    let _ = write!(
+        svg,
+        "<line class=\"axis\" x1=\"{x0}\" y1=\"{top}\" x2=\"{x0}\" y2=\"{bottom}\"></line>\
+<line class=\"axis\" x1=\"{x0}\" y1=\"{bottom}\" x2=\"{x1}\" y2=\"{bottom}\"></line>"
+    );
+    for t in ticks {
+        let y = bottom - t / top_tick * (bottom - top);
+        let _ = write!(
+            svg,
+            "<line class=\"grid\" x1=\"{x0}\" y1=\"{y:.1}\" x2=\"{x1}\" y2=\"{y:.1}\"></line>\
+<line class=\"axis\" x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{x0}\" y2=\"{y:.1}\"></line>\
+<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            x0 - 4.0,
+            x0 - 6.0,
+            y + 4.0,
+            count_label(*t)
+        );
+    }
+}
+
+/// Horizontal bars, one per funnel step, each with its count, over a contacts axis.
 fn funnel_svg(steps: &[Metric]) -> String {
     if steps.is_empty() {
         return "<p class=\"muted\">No data.</p>".into();
     }
-    let max = steps.iter().map(|s| s.value).fold(1.0_f64, f64::max);
-    let row = 28.0;
-    let height = row * steps.len() as f64 + 10.0;
+    let ticks = ticks(steps.iter().map(|s| s.value).fold(0.0_f64, f64::max));
+    let top_tick = *ticks.last().expect("ticks");
+    let (x0, width, row) = (190.0, 320.0, 28.0);
+    let bottom = row * steps.len() as f64 + 6.0;
+    let height = bottom + 36.0;
     let mut svg = format!(
         "<svg role=\"img\" aria-label=\"Sync funnel\" viewBox=\"0 0 560 {height}\" width=\"100%\">"
     );
     for (i, s) in steps.iter().enumerate() {
         let y = i as f64 * row + 4.0;
-        let w = (s.value / max) * 330.0;
+        let w = (s.value / top_tick) * width;
         let _ = write!(
             svg,
-            "<text x=\"0\" y=\"{}\">{}</text><rect x=\"190\" y=\"{y}\" width=\"{w:.1}\" height=\"20\" fill=\"#3b6fd8\" rx=\"3\"></rect>\
-<text x=\"{:.1}\" y=\"{}\">{}</text>",
+            "<text x=\"0\" y=\"{}\">{}</text><rect x=\"{x0}\" y=\"{y}\" width=\"{w:.1}\" height=\"20\" fill=\"#3b6fd8\" rx=\"3\"></rect>\
+<text class=\"count\" x=\"{:.1}\" y=\"{}\">{}</text>",
             y + 14.0,
             escape(&s.label),
-            196.0 + w,
+            x0 + w + 6.0,
             y + 14.0,
             escape(&s.display())
         );
     }
-    svg.push_str("</svg>");
+    horizontal_axis(&mut svg, &ticks, x0, width, 0.0, bottom);
+    let _ = write!(
+        svg,
+        "<text class=\"axis-title\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">contacts</text></svg>",
+        x0 + width / 2.0,
+        bottom + 30.0
+    );
     svg
 }
 
-/// Stacked vertical bars: accepted (green) and rejected (grey) pairs per score bin.
+/// Stacked vertical bars: accepted (green) and rejected (grey) pairs per score bin, each bar with
+/// its total, over a match-probability axis and a pairs axis.
 fn histogram_svg(bins: &[HistogramBin]) -> String {
     if bins.is_empty() {
         return "<p class=\"muted\">No scored pairs in this run.</p>".into();
     }
-    let max = bins
-        .iter()
-        .map(|b| (b.accepted + b.rejected) as f64)
-        .fold(1.0_f64, f64::max);
-    let width = 540.0;
-    let bar = width / bins.len() as f64;
-    let mut svg = String::from(
-        "<svg role=\"img\" aria-label=\"Match score histogram\" viewBox=\"0 0 560 220\" width=\"100%\">",
+    let ticks = ticks(
+        bins.iter()
+            .map(|b| (b.accepted + b.rejected) as f64)
+            .fold(0.0_f64, f64::max),
     );
+    let top_tick = *ticks.last().expect("ticks");
+    let (x0, x1, top, bottom) = (48.0, 550.0, 28.0, 190.0);
+    let plot = bottom - top;
+    let bar = (x1 - x0 - 2.0) / bins.len() as f64;
+    let mut svg = String::from(
+        "<svg role=\"img\" aria-label=\"Match score histogram\" viewBox=\"0 0 560 240\" width=\"100%\">",
+    );
+    vertical_axis(&mut svg, &ticks, x0, x1, top, bottom);
     for (i, b) in bins.iter().enumerate() {
-        let x = 10.0 + i as f64 * bar;
-        let total = (b.accepted + b.rejected) as f64;
-        let h_total = total / max * 170.0;
-        let h_acc = b.accepted as f64 / max * 170.0;
+        let x = x0 + 2.0 + i as f64 * bar;
+        let total = b.accepted + b.rejected;
+        let h_total = total as f64 / top_tick * plot;
+        let h_acc = b.accepted as f64 / top_tick * plot;
         let _ = write!(
             svg,
             "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#c4cad4\"><title>{:.2}–{:.2}: {} rejected</title></rect>\
 <rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#2e9d5b\"><title>{:.2}–{:.2}: {} accepted</title></rect>",
-            185.0 - h_total,
+            bottom - h_total,
             (bar - 2.0).max(1.0),
             h_total - h_acc,
             b.low,
             b.high,
             b.rejected,
-            185.0 - h_acc,
+            bottom - h_acc,
             (bar - 2.0).max(1.0),
             h_acc,
             b.low,
             b.high,
             b.accepted
         );
+        if total > 0 {
+            let _ = write!(
+                svg,
+                "<text class=\"count\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{total}</text>",
+                x + (bar - 2.0).max(1.0) / 2.0,
+                bottom - h_total - 3.0
+            );
+        }
+    }
+    // The bins' edges on the probability axis, at most about eight labels.
+    let every = bins.len().div_ceil(8);
+    for (i, b) in bins.iter().enumerate() {
+        let last = i + 1 == bins.len();
+        let edges: &[(f64, f64)] = if last {
+            &[(b.low, 0.0), (b.high, 1.0)]
+        } else {
+            &[(b.low, 0.0)]
+        };
+        for (edge, offset) in edges {
+            if i % every != 0 && *offset == 0.0 {
+                continue;
+            }
+            let x = x0 + 2.0 + (i as f64 + offset) * bar;
+            let _ = write!(
+                svg,
+                "<line class=\"axis\" x1=\"{x:.1}\" y1=\"{bottom}\" x2=\"{x:.1}\" y2=\"{:.1}\"></line>\
+<text class=\"tick\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                bottom + 4.0,
+                bottom + 15.0,
+                format_probability(*edge)
+            );
+        }
     }
     let _ = write!(
         svg,
-        "<text x=\"10\" y=\"205\">0</text><text x=\"275\" y=\"205\">0.5</text><text x=\"535\" y=\"205\">1</text>\
-<text x=\"360\" y=\"14\">■ accepted</text><text x=\"450\" y=\"14\" style=\"fill:#8a93a3\">■ rejected</text></svg>"
+        "<text class=\"axis-title\" x=\"{:.1}\" y=\"222\" text-anchor=\"middle\">match probability</text>\
+<text class=\"axis-title\" x=\"{x0}\" y=\"14\" text-anchor=\"middle\">pairs</text>\
+<text x=\"360\" y=\"14\">■ accepted</text><text x=\"450\" y=\"14\" style=\"fill:#8a93a3\">■ rejected</text></svg>",
+        (x0 + x1) / 2.0
     );
     svg
+}
+
+/// A bin edge: `0.95`, `1`.
+fn format_probability(value: f64) -> String {
+    let text = format!("{value:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn status_colour(status: &str) -> &'static str {
@@ -235,7 +361,7 @@ fn status_colour(status: &str) -> &'static str {
     }
 }
 
-/// One row per kind, a segment per outcome.
+/// One row per kind, a segment per outcome, the kind's total at the end, over an operations axis.
 fn operations_svg(ops: &[OperationCount]) -> String {
     if ops.is_empty() {
         return "<p class=\"muted\">No operations were planned.</p>".into();
@@ -243,17 +369,18 @@ fn operations_svg(ops: &[OperationCount]) -> String {
     let mut kinds: Vec<&str> = ops.iter().map(|o| o.kind.as_str()).collect();
     kinds.sort();
     kinds.dedup();
-    let max = kinds
-        .iter()
-        .map(|k| {
-            ops.iter()
-                .filter(|o| o.kind == *k)
-                .map(|o| o.count)
-                .sum::<u64>() as f64
-        })
-        .fold(1.0_f64, f64::max);
-    let row = 26.0;
-    let height = row * kinds.len() as f64 + 30.0;
+    let total_of =
+        |kind: &str| -> u64 { ops.iter().filter(|o| o.kind == kind).map(|o| o.count).sum() };
+    let ticks = ticks(
+        kinds
+            .iter()
+            .map(|k| total_of(k) as f64)
+            .fold(0.0_f64, f64::max),
+    );
+    let top_tick = *ticks.last().expect("ticks");
+    let (x0, width, row) = (150.0, 360.0, 26.0);
+    let bottom = row * kinds.len() as f64 + 6.0;
+    let height = bottom + 52.0;
     let mut svg = format!(
         "<svg role=\"img\" aria-label=\"Operations\" viewBox=\"0 0 560 {height}\" width=\"100%\">"
     );
@@ -265,9 +392,9 @@ fn operations_svg(ops: &[OperationCount]) -> String {
             y + 14.0,
             escape(kind)
         );
-        let mut x = 150.0;
+        let mut x = x0;
         for o in ops.iter().filter(|o| o.kind == *kind) {
-            let w = o.count as f64 / max * 380.0;
+            let w = o.count as f64 / top_tick * width;
             let _ = write!(
                 svg,
                 "<rect x=\"{x:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"18\" fill=\"{}\"><title>{} {}: {}</title></rect>",
@@ -278,20 +405,23 @@ fn operations_svg(ops: &[OperationCount]) -> String {
             );
             x += w;
         }
-        let total: u64 = ops
-            .iter()
-            .filter(|o| o.kind == *kind)
-            .map(|o| o.count)
-            .sum();
         let _ = write!(
             svg,
-            "<text x=\"{:.1}\" y=\"{}\">{total}</text>",
+            "<text class=\"count\" x=\"{:.1}\" y=\"{}\">{}</text>",
             x + 4.0,
-            y + 14.0
+            y + 14.0,
+            total_of(kind)
         );
     }
-    let legend_y = height - 8.0;
-    let mut lx = 150.0;
+    horizontal_axis(&mut svg, &ticks, x0, width, 0.0, bottom);
+    let _ = write!(
+        svg,
+        "<text class=\"axis-title\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">operations</text>",
+        x0 + width / 2.0,
+        bottom + 30.0
+    );
+    let legend_y = height - 6.0;
+    let mut lx = x0;
     for status in ["planned", "succeeded", "failed", "skipped"] {
         let _ = write!(
             svg,
@@ -306,7 +436,19 @@ fn operations_svg(ops: &[OperationCount]) -> String {
     svg
 }
 
-/// Lines of contacts and duplicate clusters across runs.
+/// A run id's time (`20261206T121500Z-3f2a` → `12-06 12:15`), else the id.
+fn run_label(run_id: &str) -> String {
+    chrono::NaiveDateTime::parse_from_str(run_id.get(..16).unwrap_or(run_id), "%Y%m%dT%H%M%SZ")
+        .map(|t| t.format("%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| run_id.to_string())
+}
+
+/// Runs up to which every point of the trend carries its value as a label; past that only the
+/// latest does (the rest on hover), so the labels stay readable.
+const LABELLED_TREND_POINTS: usize = 12;
+
+/// Lines of contacts, duplicate clusters, opt-outs and failed operations across runs, over a runs
+/// axis and a count axis.
 fn trend_svg(points: &[TrendPoint]) -> String {
     if points.len() < 2 {
         return "<p class=\"muted\">The trend appears from the second run on.</p>".into();
@@ -318,49 +460,68 @@ fn trend_svg(points: &[TrendPoint]) -> String {
         ("opted out", "#8e44ad", |p| p.opted_out),
         ("failed operations", "#c0392b", |p| p.failed_operations),
     ];
-    let max = points
-        .iter()
-        .flat_map(|p| series.iter().map(move |(_, _, f)| f(p)))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let step = 520.0 / (points.len() - 1) as f64;
+    let ticks = ticks(
+        points
+            .iter()
+            .flat_map(|p| series.iter().map(move |(_, _, f)| f(p)))
+            .max()
+            .unwrap_or(0) as f64,
+    );
+    let top_tick = *ticks.last().expect("ticks");
+    let (x0, x1, top, bottom) = (48.0, 540.0, 20.0, 180.0);
+    let step = (x1 - x0 - 20.0) / (points.len() - 1) as f64;
+    let x_of = |i: usize| x0 + 10.0 + i as f64 * step;
+    let y_of = |v: u64| bottom - v as f64 / top_tick * (bottom - top);
     let mut svg = String::from(
-        "<svg role=\"img\" aria-label=\"Trend\" viewBox=\"0 0 560 220\" width=\"100%\">",
+        "<svg role=\"img\" aria-label=\"Trend\" viewBox=\"0 0 560 245\" width=\"100%\">",
+    );
+    vertical_axis(&mut svg, &ticks, x0, x1, top, bottom);
+    // The runs on the x axis, at most about six labels.
+    let every = points.len().div_ceil(6);
+    for (i, p) in points.iter().enumerate() {
+        if i % every == 0 || i + 1 == points.len() {
+            let _ = write!(
+                svg,
+                "<line class=\"axis\" x1=\"{x:.1}\" y1=\"{bottom}\" x2=\"{x:.1}\" y2=\"{:.1}\"></line>\
+<text class=\"tick\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                bottom + 4.0,
+                bottom + 15.0,
+                escape(&run_label(&p.run_id)),
+                x = x_of(i)
+            );
+        }
+    }
+    let _ = write!(
+        svg,
+        "<text class=\"axis-title\" x=\"{:.1}\" y=\"212\" text-anchor=\"middle\">run (UTC)</text>",
+        (x0 + x1) / 2.0
     );
     for (si, (name, colour, f)) in series.iter().enumerate() {
         let path: Vec<String> = points
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                format!(
-                    "{:.1},{:.1}",
-                    20.0 + i as f64 * step,
-                    185.0 - f(p) as f64 / max * 165.0
-                )
-            })
+            .map(|(i, p)| format!("{:.1},{:.1}", x_of(i), y_of(f(p))))
             .collect();
         let _ = write!(
             svg,
             "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"></polyline>\
-<text x=\"{}\" y=\"212\" style=\"fill:{colour}\">— {name}</text>",
+<text x=\"{}\" y=\"238\" style=\"fill:{colour}\">— {name}</text>",
             path.join(" "),
             20 + si * 130
         );
-        // A dot per run with its value on hover, and the latest value written at the end.
+        // A dot per run with its value on hover and, while they fit, written beside it.
         for (i, p) in points.iter().enumerate() {
-            let (x, y) = (20.0 + i as f64 * step, 185.0 - f(p) as f64 / max * 165.0);
+            let (x, y) = (x_of(i), y_of(f(p)));
             let _ = write!(
                 svg,
                 "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{colour}\"><title>{}: {} {name}</title></circle>",
                 escape(&p.run_id),
                 f(p)
             );
-            if i + 1 == points.len() {
+            if points.len() <= LABELLED_TREND_POINTS || i + 1 == points.len() {
                 let _ = write!(
                     svg,
-                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" style=\"fill:{colour}\">{}</text>",
-                    x - 4.0,
+                    "<text class=\"count\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" style=\"fill:{colour}\">{}</text>",
                     y - 5.0,
                     f(p)
                 );
@@ -464,5 +625,104 @@ mod tests {
             !html.contains("http://") && !html.contains("https://"),
             "no network"
         );
+    }
+
+    /// The text of each `<text class="CLASS">` in `svg`.
+    fn texts(svg: &str, class: &str) -> Vec<String> {
+        let marker = format!("<text class=\"{class}\"");
+        svg.match_indices(&marker)
+            .map(|(i, _)| {
+                let rest = &svg[i..];
+                let open = rest.find('>').expect("tag end") + 1;
+                let close = rest.find("</text>").expect("closed");
+                rest[open..close].to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn charts_have_axes_tick_labels_and_counts() {
+        let report = AuditReport {
+            funnel: vec![Metric::count("read", 10), Metric::count("matched", 7)],
+            score_histogram: vec![
+                HistogramBin {
+                    low: 0.8,
+                    high: 0.9,
+                    accepted: 0,
+                    rejected: 6,
+                },
+                HistogramBin {
+                    low: 0.9,
+                    high: 1.0,
+                    accepted: 3,
+                    rejected: 1,
+                },
+            ],
+            operations: vec![
+                OperationCount {
+                    kind: "add_tags".into(),
+                    status: "succeeded".into(),
+                    count: 4,
+                },
+                OperationCount {
+                    kind: "add_tags".into(),
+                    status: "failed".into(),
+                    count: 2,
+                },
+            ],
+            trend: vec![
+                TrendPoint {
+                    run_id: "20261204T121500Z-0001".into(),
+                    contacts: 100,
+                    ..Default::default()
+                },
+                TrendPoint {
+                    run_id: "20261205T121500Z-0002".into(),
+                    contacts: 120,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let html = render(&report);
+        let svgs: Vec<&str> = html
+            .split("<svg")
+            .skip(1)
+            .map(|s| &s[..s.find("</svg>").expect("closed svg")])
+            .collect();
+        assert_eq!(svgs.len(), 4, "funnel, histogram, operations, trend");
+        for svg in &svgs {
+            assert!(
+                svg.matches("class=\"axis\"").count() >= 2,
+                "axis lines: {svg}"
+            );
+        }
+        let (funnel, histogram, operations, trend) = (svgs[0], svgs[1], svgs[2], svgs[3]);
+        assert_eq!(texts(funnel, "tick"), ["0", "5", "10"]);
+        assert_eq!(texts(funnel, "count"), ["10", "7"]);
+        assert_eq!(
+            texts(histogram, "tick"),
+            ["0", "2", "4", "6", "0.8", "0.9", "1"]
+        );
+        assert_eq!(texts(histogram, "count"), ["6", "4"]);
+        assert!(histogram.contains(">match probability</text>"));
+        assert_eq!(texts(operations, "tick"), ["0", "2", "4", "6"]);
+        assert_eq!(texts(operations, "count"), ["6"]);
+        assert_eq!(
+            texts(trend, "tick"),
+            ["0", "50", "100", "150", "12-04 12:15", "12-05 12:15"]
+        );
+        // Each point of each series carries its value: contacts 100 and 120, the rest 0.
+        let counts = texts(trend, "count");
+        assert_eq!(counts.len(), 8);
+        assert!(counts.contains(&"100".to_string()) && counts.contains(&"120".to_string()));
+    }
+
+    #[test]
+    fn ticks_are_round_and_reach_the_maximum() {
+        assert_eq!(ticks(0.0), [0.0, 1.0]);
+        assert_eq!(ticks(7.0), [0.0, 2.0, 4.0, 6.0, 8.0]);
+        assert_eq!(ticks(120.0), [0.0, 50.0, 100.0, 150.0]);
+        assert_eq!(ticks(1000.0), [0.0, 500.0, 1000.0]);
     }
 }
