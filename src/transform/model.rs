@@ -212,12 +212,19 @@ impl MatchModel {
     /// The model at `path`, or the contacts model built into the binary: an installed binary,
     /// a container or a systemd unit has no checkout to read `pipelines/models/` from.
     pub fn load_or_default(path: Option<&Path>) -> anyhow::Result<Self> {
+        // Logged, so a run's log says which model it matched with.
         match path {
-            Some(path) => Self::load(path),
-            None => Self::from_toml(
-                DEFAULT_CONTACTS_MODEL,
-                "built into contactsync (pipelines/models/contacts.toml)",
-            ),
+            Some(path) => {
+                let model = Self::load(path)?;
+                tracing::info!(model = %path.display(), "Match model");
+                Ok(model)
+            }
+            None => {
+                let origin = "built into contactsync (pipelines/models/contacts.toml)";
+                let model = Self::from_toml(DEFAULT_CONTACTS_MODEL, origin)?;
+                tracing::info!(model = origin, "Match model");
+                Ok(model)
+            }
         }
     }
 
