@@ -856,8 +856,8 @@ async fn sends_held_by_quiet_hours_three_runs_in_a_row_are_flagged_in_plan_and_a
         serde_json::from_str(&text).expect("report.json")
     };
     // Nights 1 and 2: no warning anywhere.
-    for i in 0..2 {
-        assert!(reports[i].get("warnings").is_none(), "{}", reports[i]);
+    for (i, report) in reports.iter().enumerate().take(2) {
+        assert!(report.get("warnings").is_none(), "{report}");
         assert!(!plan_md(i).contains("# Warnings"), "night {}", i + 1);
         assert_eq!(audit(i)["warnings"].as_array().map(Vec::len), Some(0));
     }
