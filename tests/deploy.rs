@@ -895,4 +895,12 @@ async fn sends_held_by_quiet_hours_three_runs_in_a_row_are_flagged_in_plan_and_a
             .as_str()
             .is_some_and(|w| w.contains("each of the last 4 runs"))
     );
+    // `plan --json` carries the plan's warning too.
+    let plan_report = h.run_ok(&["plan", "--json"]).await;
+    assert!(
+        plan_report["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("each of the last 3 runs")),
+        "{plan_report}"
+    );
 }
