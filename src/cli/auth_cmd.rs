@@ -187,15 +187,21 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             serde_json::to_string(&report).expect("AuthReport serialises")
         );
     } else {
-        print_human(&manager.store_path().display().to_string(), &tokens);
+        print_human(
+            &manager.store_path().display().to_string(),
+            &tokens,
+            &args.stage.pipeline,
+        );
     }
     Ok(ExitCode::Ok)
 }
 
-fn print_human(store: &str, tokens: &StoredTokens) {
+fn print_human(store: &str, tokens: &StoredTokens, pipeline: &Path) {
     eprintln!(
-        "GHL tokens stored in {store} (scopes: {}; access token expires {}). Next: contactsync check --pipeline FILE",
-        tokens.scope, tokens.expires_at
+        "GHL tokens stored in {store} (scopes: {}; access token expires {}).\nNext: contactsync check --pipeline {}",
+        tokens.scope,
+        tokens.expires_at.format("%Y-%m-%d %H:%M UTC"),
+        pipeline.display()
     );
 }
 

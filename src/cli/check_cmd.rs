@@ -118,9 +118,9 @@ pub(super) async fn run(args: CheckArgs) -> Result<ExitCode, CommandError> {
                 CheckStatus::Warn => "WARN",
                 CheckStatus::Fail => "FAIL",
             };
-            println!("{status} {:<18} {}", line.name, line.message);
+            println!("{status} {:<20} {}", line.name, line.message);
             if let Some(fix) = &line.fix {
-                println!("     {:<18} fix: {fix}", "");
+                println!("     {:<20} fix: {fix}", "");
             }
         }
         println!("{oks} ok, {warns} warnings, {fails} failed");
@@ -319,12 +319,15 @@ fn quiet_hours_check(config: &PipelineConfig, now: DateTime<Utc>) -> CheckLine {
             "set start and end to different times",
         );
     }
-    if length > 16 * 60 {
+    let noon = 12 * 60;
+    let covers_noon = (noon - minutes(start)).rem_euclid(24 * 60) < length;
+    if covers_noon || length > 16 * 60 {
         return warn(
             NAME,
             format!(
-                "{summary}: {} h of every day are quiet",
-                length as f64 / 60.0
+                "{summary}: {} h of every day are quiet{}",
+                length as f64 / 60.0,
+                if covers_noon { ", midday included" } else { "" }
             ),
             "did start and end swap? start is when texting stops (e.g. 21:00), end when it resumes (e.g. 08:00)",
         );
@@ -692,4 +695,97 @@ fn credits_check(
         );
     }
     ok(NAME, format!("{shown}; {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn pipeline(extra: &str) -> PipelineConfig {
+        let text = format!(
+            r#"
+[pipeline]
+name = "t"
+state_dir = "state"
+[ghl]
+base_url = "http://127.0.0.1:9/ghl"
+location_id = "loc"
+auth = {{ kind = "private_token", token = "pit-1" }}
+[bulksms]
+base_url = "http://127.0.0.1:9/bulksms/v1"
+token_id = "id"
+token_secret = "secret"
+[transform.triggers.welcome]
+template = "Hi"
+{extra}
+"#
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, text).expect("write");
+        PipelineConfig::load(&path).expect("valid pipeline")
+    }
+
+    fn quiet(start: &str, end: &str) -> CheckLine {
+        let config = pipeline(&format!(
+            "[load.quiet_hours]\nstart = \"{start}\"\nend = \"{end}\"\ndefault_timezone = \"America/New_York\"\n"
+        ));
+        // 15:00 UTC is 10:00 in New York.
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 15, 0, 0).unwrap();
+        quiet_hours_check(&config, now)
+    }
+
+    #[test]
+    fn night_quiet_hours_pass_and_swapped_or_empty_ones_warn() {
+        let night = quiet("21:00", "08:00");
+        assert_eq!(night.status, CheckStatus::Ok, "{}", night.message);
+        assert!(
+            night.message.contains("10:00 there now, sending"),
+            "{}",
+            night.message
+        );
+        let swapped = quiet("08:00", "21:00");
+        assert_eq!(swapped.status, CheckStatus::Warn);
+        assert!(
+            swapped.message.contains("midday included"),
+            "{}",
+            swapped.message
+        );
+        assert_eq!(quiet("09:00", "09:00").status, CheckStatus::Warn);
+        let config = pipeline("");
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 15, 0, 0).unwrap();
+        assert_eq!(
+            quiet_hours_check(&config, now).status,
+            CheckStatus::Warn,
+            "a sending pipeline without quiet hours"
+        );
+    }
+
+    #[test]
+    fn rate_limit_headers_are_reported_and_a_lower_limit_warns() {
+        let config = pipeline("");
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in [
+            ("x-ratelimit-max", "25"),
+            ("x-ratelimit-remaining", "24"),
+            ("x-ratelimit-interval-milliseconds", "10000"),
+            ("x-ratelimit-limit-daily", "10000"),
+            ("x-ratelimit-daily-remaining", "9000"),
+        ] {
+            headers.insert(k, v.parse().expect("header value"));
+        }
+        let line = rate_limit_check(&headers, &config);
+        assert_eq!(line.status, CheckStatus::Warn, "{}", line.message);
+        assert!(
+            line.message.contains("burst 25 per 10000 ms (24 left)"),
+            "{}",
+            line.message
+        );
+        assert!(line.fix.expect("fix").contains("burst = 25"));
+        headers.insert("x-ratelimit-max", "100".parse().expect("value"));
+        assert_eq!(rate_limit_check(&headers, &config).status, CheckStatus::Ok);
+        let line = rate_limit_check(&reqwest::header::HeaderMap::new(), &config);
+        assert_eq!(line.status, CheckStatus::Warn);
+    }
 }
