@@ -259,6 +259,26 @@ async fn a_pasted_redirect_address_works_on_stdin_and_later_with_code() {
     assert_eq!(report["code_from"], "command line");
     let second = stored_tokens(&h).expect("tokens stored");
     assert_ne!(first["access_token"], second["access_token"], "new tokens");
+
+    // `--code -` reads the address from stdin (a secret kept off the command line).
+    let mut auth = AuthProcess::start(&h, &[]);
+    let url = auth.printed_url();
+    auth.child.kill().expect("stop the waiting command");
+    let _ = auth.finish();
+    let answer = no_redirects().get(url).send().await.expect("browser GET");
+    let landed = answer.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let mut auth = AuthProcess::start(&h, &["--code", "-"]);
+    let mut stdin = auth.child.stdin.take().expect("stdin");
+    writeln!(stdin, "{landed}").expect("paste");
+    drop(stdin);
+    let (code, report, stderr) = auth.finish();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(report.expect("report")["code_from"], "stdin");
+    let third = stored_tokens(&h).expect("tokens stored");
+    assert_ne!(second["access_token"], third["access_token"], "new tokens");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

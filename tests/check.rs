@@ -267,3 +267,55 @@ async fn the_human_output_has_one_line_per_check() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_that_cannot_be_refreshed_fail_the_credentials_line() {
+    let h = Harness::start(SandboxOptions {
+        token_ttl_secs: 1,
+        ..SandboxOptions::default()
+    })
+    .await;
+    h.authorise().await;
+    let stored: Value = serde_json::from_str(
+        &std::fs::read_to_string(h.state_dir().join("tokens/ghl.json")).expect("tokens"),
+    )
+    .expect("json");
+    // Another copy of the pipeline refreshed with the same refresh token: the stored one is spent.
+    let info = &h.sandbox.info;
+    let spent = h
+        .http
+        .post(format!("{}/oauth/token", info.ghl_base_url))
+        .form(&[
+            ("client_id", info.ghl_client_id.as_str()),
+            ("client_secret", info.ghl_client_secret.as_str()),
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                stored["refresh_token"].as_str().expect("rt"),
+            ),
+        ])
+        .send()
+        .await
+        .expect("refresh");
+    assert!(spent.status().is_success());
+    // Let the one-second access token expire, so check has to refresh.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let (code, report) = check(&h).await;
+    assert_eq!(code, Some(2));
+    assert_eq!(failed(&report), vec!["ghl.credentials"], "{report:#}");
+    let line = line(&report, "ghl.credentials");
+    assert!(
+        line["message"]
+            .as_str()
+            .expect("message")
+            .contains("cannot be refreshed"),
+        "{line}"
+    );
+    assert!(
+        line["message"]
+            .as_str()
+            .expect("message")
+            .contains("invalid_grant"),
+        "{line}"
+    );
+}
