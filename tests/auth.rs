@@ -283,7 +283,13 @@ async fn a_pasted_redirect_address_works_on_stdin_and_later_with_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_pipeline_asks_for_contacts_readonly_only() {
-    let h = Harness::start(SandboxOptions::default()).await;
+    let h = Harness::start(SandboxOptions {
+        contacts: 80,
+        messages: 100,
+        rate_limit: false,
+        ..SandboxOptions::default()
+    })
+    .await;
     let redirect = format!("http://127.0.0.1:{}/cb", free_port());
     oauth_pipeline(&h, &redirect, "[load]\nenabled = false");
     let auth = AuthProcess::start(&h, &[]);
@@ -300,6 +306,17 @@ async fn a_read_only_pipeline_asks_for_contacts_readonly_only() {
     let load = h.run(&["load"]).await;
     assert_eq!(load.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&load.stderr).contains("read-only"));
+    // Its nightly run extracts, plans and audits with the read-only grant, and writes nothing.
+    let before = h.control("stats").await;
+    let report = h.run_ok(&["run", "--json"]).await;
+    assert!(
+        report["counts"]["planned_operations"]
+            .as_u64()
+            .expect("planned")
+            > 0
+    );
+    assert_eq!(report["counts"]["applied"].as_u64().unwrap_or(0), 0);
+    assert_eq!(h.control("stats").await["writes"], before["writes"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
