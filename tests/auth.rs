@@ -335,3 +335,76 @@ async fn a_grant_without_the_write_scope_fails_a_writing_pipeline() {
         "the read-only tokens are still kept"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_browser_within_the_timeout_is_a_clear_error() {
+    let h = Harness::start(SandboxOptions::default()).await;
+    let redirect = format!("http://127.0.0.1:{}/oauth/callback", free_port());
+    oauth_pipeline(&h, &redirect, "");
+    let out = h.run(&["auth", "ghl", "--json", "--timeout", "1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let error = json_report(&["auth"], &out)["errors"][0].to_string();
+    assert!(
+        error.contains(&format!("no redirect reached {redirect} within 1 s")),
+        "{error}"
+    );
+    assert!(stored_tokens(&h).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_authorization_page_refuses_what_ghl_would() {
+    let h = Harness::start(SandboxOptions::default()).await;
+    let info = &h.sandbox.info;
+    let page = format!("{}/v2/oauth/chooselocation", info.ghl_base_url);
+    let ask = |client_id: &str, scope: &str| {
+        no_redirects().get(&page).query(&[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", "https://app.example.com/cb"),
+            ("scope", scope),
+            ("state", "s1"),
+        ])
+    };
+    // An unknown app: an error page, and no redirect carrying anything.
+    let unknown = ask("someone-else", "contacts.readonly")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(unknown.status(), 400);
+    // A scope the app does not have: redirected with the OAuth error and the state.
+    let answer = ask(&info.ghl_client_id, "contacts.readonly calendars.write")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 302);
+    let landed =
+        url::Url::parse(answer.headers()["location"].to_str().expect("location")).expect("URL");
+    let params = query(&landed);
+    assert_eq!(params["error"], "invalid_scope");
+    assert_eq!(params["state"], "s1");
+    assert!(!params.contains_key("code"));
+    // A code issued here works only with its redirect_uri.
+    let answer = ask(&info.ghl_client_id, "contacts.readonly")
+        .send()
+        .await
+        .expect("answer");
+    let landed =
+        url::Url::parse(answer.headers()["location"].to_str().expect("location")).expect("URL");
+    let code = query(&landed)["code"].clone();
+    let exchange = |redirect: &'static str| {
+        h.http
+            .post(format!("{}/oauth/token", info.ghl_base_url))
+            .form(&[
+                ("client_id", info.ghl_client_id.as_str()),
+                ("client_secret", info.ghl_client_secret.as_str()),
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", redirect),
+            ])
+            .send()
+    };
+    let wrong = exchange("https://elsewhere.example.com/cb")
+        .await
+        .expect("answer");
+    assert_eq!(wrong.status(), 400);
+}
