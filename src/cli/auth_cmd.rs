@@ -160,28 +160,28 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
         .copied()
         .filter(|s| !tokens.scopes().contains(s))
         .collect();
-    let report = AuthReport {
-        command: "auth",
-        api: "ghl",
-        code_from,
-        authorize_url: printed_url,
-        scopes_requested: needed.iter().map(|s| s.to_string()).collect(),
-        scopes_granted: tokens.scopes().iter().map(|s| s.to_string()).collect(),
-        token_store: manager.store_path().to_path_buf(),
-        access_token_expires_at: tokens.expires_at,
-        errors: Vec::new(),
-        exit_code: ExitCode::Ok as u8,
-    };
     if !missing.is_empty() {
         // main prints the failure report under --json.
         return Err(failure(anyhow::anyhow!(
-            "GHL tokens stored in {}, but the grant lacks {} which this pipeline needs (granted: {:?}); enable the scope in the app's settings (Marketplace > My Apps > the app > Advanced Settings > Auth) and run `contactsync auth ghl` again",
+            "GHL tokens stored in {}, but the grant lacks {} which this pipeline needs (granted: {:?}); add the scope in the app's settings (marketplace.gohighlevel.com, My Apps > the app, where its scopes are configured) and run `contactsync auth ghl` again",
             manager.store_path().display(),
             missing.join(", "),
             tokens.scope
         )));
     }
     if args.stage.json {
+        let report = AuthReport {
+            command: "auth",
+            api: "ghl",
+            code_from,
+            authorize_url: printed_url,
+            scopes_requested: needed.iter().map(|s| s.to_string()).collect(),
+            scopes_granted: tokens.scopes().iter().map(|s| s.to_string()).collect(),
+            token_store: manager.store_path().to_path_buf(),
+            access_token_expires_at: tokens.expires_at,
+            errors: Vec::new(),
+            exit_code: ExitCode::Ok as u8,
+        };
         println!(
             "{}",
             serde_json::to_string(&report).expect("AuthReport serialises")
