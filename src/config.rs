@@ -112,8 +112,15 @@ pub enum GhlAuthConfig {
         /// Authorization code to exchange on `auth ghl` when none is given on the command line.
         #[serde(default)]
         auth_code: Option<Secret>,
+        /// Where the app sends the browser back with the code. A loopback address
+        /// (`http://127.0.0.1:PORT/...` or `http://localhost:PORT/...`) lets `auth ghl` catch
+        /// the code itself; it must be one of the app's registered redirect URLs.
         #[serde(default)]
         redirect_uri: Option<String>,
+        /// The authorization page; HighLevel's (`https://marketplace.gohighlevel.com/v2/oauth/
+        /// chooselocation`) when unset. White-labelled agencies use their own host.
+        #[serde(default)]
+        authorize_url: Option<String>,
     },
     /// A static private integration token made in the location's settings.
     PrivateToken { token: Secret },
@@ -252,6 +259,19 @@ impl PipelineConfig {
         };
         check_base_url(&self.ghl.base_url).map_err(|m| invalid("ghl.base_url", m))?;
         check_base_url(&self.bulksms.base_url).map_err(|m| invalid("bulksms.base_url", m))?;
+        if let GhlAuthConfig::Oauth {
+            redirect_uri,
+            authorize_url,
+            ..
+        } = &self.ghl.auth
+        {
+            if let Some(url) = authorize_url {
+                check_base_url(url).map_err(|m| invalid("ghl.auth.authorize_url", m))?;
+            }
+            if let Some(url) = redirect_uri {
+                check_base_url(url).map_err(|m| invalid("ghl.auth.redirect_uri", m))?;
+            }
+        }
         if self.ghl.location_id.trim().is_empty() {
             return Err(invalid("ghl.location_id", "must not be empty".into()));
         }

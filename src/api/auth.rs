@@ -21,9 +21,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
-/// Scopes the pipeline needs from GHL.
+/// Scope of every read the pipeline makes: `/contacts/search`, `GET /contacts/{id}`, the duplicate
+/// search, contacts of a business, and a contact's tasks, notes and appointments (all under
+/// `contacts.readonly` in HighLevel's scope table, docs/Scopes.md).
 pub const GHL_READ_SCOPE: &str = "contacts.readonly";
-/// Scope for every GHL write.
+/// Scope of every write the pipeline makes: creates, updates, upserts, deletes, and a contact's
+/// tags, notes and tasks (`contacts.write` in docs/Scopes.md).
 pub const GHL_WRITE_SCOPE: &str = "contacts.write";
 
 /// How requests to one API are authenticated.
@@ -140,13 +143,28 @@ impl GhlTokenManager {
 
     /// Exchanges an authorization code for tokens and stores them.
     pub async fn exchange_code(&self, code: &Secret) -> Result<StoredTokens, ApiError> {
+        self.exchange_code_for(code, None).await
+    }
+
+    /// Exchanges a code obtained through the authorization page opened with `redirect_uri`, which
+    /// the token request repeats (RFC 6749 §4.1.3), and stores the tokens.
+    pub async fn exchange_code_for(
+        &self,
+        code: &Secret,
+        redirect_uri: Option<&str>,
+    ) -> Result<StoredTokens, ApiError> {
         let response = self
             .token_request("exchanging the authorization code", || {
                 let http = self.http.clone();
                 async move {
-                    self.oauth
+                    let mut request = self
+                        .oauth
                         .exchange_code(AuthorizationCode::new(code.expose().to_string()))
-                        .add_extra_param("user_type", "Location")
+                        .add_extra_param("user_type", "Location");
+                    if let Some(uri) = redirect_uri {
+                        request = request.add_extra_param("redirect_uri", uri.to_string());
+                    }
+                    request
                         .request_async(&move |req| oauth_http(http.clone(), req))
                         .await
                 }

@@ -4,6 +4,7 @@
 //! backoff and error context are written once.
 
 pub mod auth;
+pub mod authorize;
 pub mod bulksms;
 pub mod error;
 pub mod ghl;

@@ -3,6 +3,7 @@
 mod audit_cmd;
 mod auth_cmd;
 mod bench_cmd;
+mod check_cmd;
 mod dedupe_cmd;
 mod demo_cmd;
 mod extract_cmd;
@@ -60,6 +61,9 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Authenticate to an API and store its tokens in the state directory.
     Auth(AuthArgs),
+    /// Check everything a run needs (credentials, scopes, location, rate limits, BulkSMS credits,
+    /// state directory, match model, quiet hours) without writing anything remote.
+    Check(CheckArgs),
     /// Page both APIs into a Parquet snapshot.
     Extract(ExtractArgs),
     /// Normalise, deduplicate and link the latest snapshot into the desired state.
@@ -173,9 +177,23 @@ pub struct AuthArgs {
     pub api: AuthApi,
     #[command(flatten)]
     pub stage: StageArgs,
-    /// Authorization code to exchange (else the pipeline file's `ghl.auth.auth_code`).
+    /// Authorization code, or the whole address the browser was redirected to, or `-` to read
+    /// either from stdin. Without it: the pipeline file's `ghl.auth.auth_code`, else the
+    /// authorization URL is printed and the code caught on a loopback `ghl.auth.redirect_uri`
+    /// (or pasted on stdin).
     #[arg(long)]
     pub code: Option<String>,
+    /// Seconds to wait for the browser to come back to a loopback redirect URI.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+/// `contactsync check`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Exit code 0 when no check fails (warnings allowed); 2 when one fails.")]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
 }
 
 /// APIs that have an auth flow.
@@ -315,6 +333,7 @@ impl Command {
         match self {
             Command::Sandbox(_) => "sandbox",
             Command::Auth(_) => "auth",
+            Command::Check(_) => "check",
             Command::Extract(_) => "extract",
             Command::Transform(_) => "transform",
             Command::Plan(_) => "plan",
@@ -335,6 +354,7 @@ impl Command {
     pub fn wants_json(&self) -> bool {
         match self {
             Command::Auth(a) => a.stage.json,
+            Command::Check(a) => a.stage.json,
             Command::Extract(a) => a.stage.json,
             Command::Transform(a) | Command::Plan(a) => a.stage.json,
             Command::Load(a) => a.stage.json,
@@ -355,6 +375,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     match cli.command {
         Command::Sandbox(args) => sandbox_cmd::run(args).await,
         Command::Auth(args) => auth_cmd::run(args).await,
+        Command::Check(args) => check_cmd::run(args).await,
         Command::Extract(args) => extract_cmd::run(args).await,
         Command::Demo(args) => demo_cmd::run(args).await,
         Command::Dedupe(args) => dedupe_cmd::run(args).await,

@@ -181,12 +181,29 @@ pub fn plan_run(
     Ok((plan, refusal, warnings))
 }
 
+/// Stops a write from a read-only pipeline (`[load] enabled = false`) before anything happens.
+fn refuse_if_read_only(config: &PipelineConfig) -> Result<(), CommandError> {
+    if config.load.enabled {
+        return Ok(());
+    }
+    Err(CommandError {
+        code: ExitCode::BadConfig,
+        error: anyhow::anyhow!(
+            "{} is read-only (`[load] enabled = false`): nothing is written; use --dry-run to see the plan",
+            config.source_path.display()
+        ),
+    })
+}
+
 /// Applies a run's plan; returns the report and exit code.
 pub async fn load_run(
     config: &PipelineConfig,
     run: &RunDir,
     dry_run: bool,
 ) -> Result<(CommandReport, ExitCode), CommandError> {
+    if !dry_run {
+        refuse_if_read_only(config)?;
+    }
     let plan = read_plan(&run.load_dir(), &run.id)
         .context("reading the plan (run `contactsync plan` first)")?;
     let mut report = CommandReport {
@@ -357,6 +374,9 @@ pub(super) async fn plan(args: RunSelectArgs) -> Result<ExitCode, CommandError> 
 /// `contactsync load`.
 pub(super) async fn load(args: LoadArgs) -> Result<ExitCode, CommandError> {
     let config = load_pipeline(&args.stage)?;
+    if !args.dry_run {
+        refuse_if_read_only(&config)?;
+    }
     let _lock = StateLock::acquire(&config.state_dir())?;
     let run = select_run(&config, args.run.as_deref())?;
     let (report, code) = load_run(&config, &run, args.dry_run).await?;
@@ -395,7 +415,8 @@ pub async fn run_pipeline(
     let (plan, refusal, _) = plan_run(config, &run)?;
     durations.push(("plan", clock.elapsed().as_secs_f64()));
     let clock = std::time::Instant::now();
-    let (mut report, load_code) = load_run(config, &run, false).await?;
+    // A read-only pipeline (`[load] enabled = false`) plans and audits but writes nothing.
+    let (mut report, load_code) = load_run(config, &run, !config.load.enabled).await?;
     durations.push(("load", clock.elapsed().as_secs_f64()));
     let clock = std::time::Instant::now();
     let (audit, audit_code) = super::audit_cmd::audit_run(config, &run, None)?;

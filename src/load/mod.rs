@@ -13,6 +13,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoadConfig {
+    /// Whether this pipeline writes at all. `false` makes it read-only: `load` refuses, `run`
+    /// stops after the plan (and audits it), and `auth ghl` asks GHL for read scopes only.
+    pub enabled: bool,
     /// Most contacts a run may create.
     pub max_creates: u64,
     /// Most contacts a run may delete.
@@ -144,6 +147,7 @@ pub enum MergeMode {
 impl Default for LoadConfig {
     fn default() -> Self {
         LoadConfig {
+            enabled: true,
             max_creates: 500,
             max_deletes: 0,
             max_sends: 1_000,

@@ -10,6 +10,14 @@ pub const READ: &str = "contacts.readonly";
 /// Write scope.
 pub const WRITE: &str = "contacts.write";
 
+/// What an authorization code grants, and the redirect URI it was issued for (which the token
+/// request must repeat, RFC 6749 §4.1.3).
+#[derive(Debug, Clone)]
+struct CodeGrant {
+    scopes: Vec<String>,
+    redirect_uri: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 struct AccessGrant {
     scopes: Vec<String>,
@@ -19,7 +27,7 @@ struct AccessGrant {
 /// Token bookkeeping of the emulated app.
 #[derive(Debug, Default)]
 pub struct AuthState {
-    codes: HashMap<String, Vec<String>>,
+    codes: HashMap<String, CodeGrant>,
     access: HashMap<String, AccessGrant>,
     refresh: HashMap<String, Vec<String>>,
     pit: HashMap<String, Vec<String>>,
@@ -35,11 +43,26 @@ pub struct IssuedTokens {
 }
 
 impl AuthState {
-    /// Registers an authorization code granting `scopes`.
+    /// Registers an authorization code granting `scopes`, issued outside the authorization page
+    /// (so the token request need not name a redirect URI).
     pub fn add_code(&mut self, code: &str, scopes: &[&str]) {
         self.codes.insert(
             code.to_string(),
-            scopes.iter().map(|s| s.to_string()).collect(),
+            CodeGrant {
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                redirect_uri: None,
+            },
+        );
+    }
+
+    /// Registers a code the authorization page issued for `redirect_uri`.
+    pub fn add_redirect_code(&mut self, code: &str, scopes: Vec<String>, redirect_uri: &str) {
+        self.codes.insert(
+            code.to_string(),
+            CodeGrant {
+                scopes,
+                redirect_uri: Some(redirect_uri.to_string()),
+            },
         );
     }
 
@@ -77,16 +100,21 @@ impl AuthState {
         }
     }
 
-    /// `grant_type=authorization_code`: a code works once.
+    /// `grant_type=authorization_code`: a code works once, and only with the redirect URI it was
+    /// issued for (a mismatch spends it, as a replayed code should be).
     pub fn exchange_code(
         &mut self,
         code: &str,
+        redirect_uri: Option<&str>,
         now: DateTime<Utc>,
         ttl: i64,
         seed: u64,
     ) -> Option<IssuedTokens> {
-        let scopes = self.codes.remove(code)?;
-        Some(self.issue(scopes, now, ttl, seed))
+        let grant = self.codes.remove(code)?;
+        if grant.redirect_uri.is_some() && grant.redirect_uri.as_deref() != redirect_uri {
+            return None;
+        }
+        Some(self.issue(grant.scopes, now, ttl, seed))
     }
 
     /// `grant_type=refresh_token`: rotates; the used refresh token stops working.
@@ -151,8 +179,13 @@ mod tests {
         let now = Utc::now();
         let mut auth = AuthState::default();
         auth.add_code("c", &[READ, WRITE]);
-        let first = auth.exchange_code("c", now, 60, 1).expect("first use");
-        assert!(auth.exchange_code("c", now, 60, 1).is_none(), "single use");
+        let first = auth
+            .exchange_code("c", None, now, 60, 1)
+            .expect("first use");
+        assert!(
+            auth.exchange_code("c", None, now, 60, 1).is_none(),
+            "single use"
+        );
         let second = auth
             .refresh(&first.refresh_token, now, 60, 1)
             .expect("refresh");
@@ -170,6 +203,24 @@ mod tests {
                 .is_err(),
             "expired"
         );
+    }
+
+    #[test]
+    fn a_page_issued_code_needs_its_redirect_uri() {
+        let now = Utc::now();
+        let mut auth = AuthState::default();
+        let uri = "http://127.0.0.1:8976/cb";
+        auth.add_redirect_code("c1", vec![READ.into()], uri);
+        assert!(auth.exchange_code("c1", None, now, 60, 1).is_none());
+        assert!(
+            auth.exchange_code("c1", Some(uri), now, 60, 1).is_none(),
+            "the failed attempt spent it"
+        );
+        auth.add_redirect_code("c2", vec![READ.into()], uri);
+        let issued = auth
+            .exchange_code("c2", Some(uri), now, 60, 1)
+            .expect("same redirect URI");
+        assert_eq!(issued.scope, READ);
     }
 
     #[test]

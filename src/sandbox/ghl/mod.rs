@@ -25,10 +25,14 @@
 //!   seeded legacy records keep the format they were imported with.
 //! - Refresh tokens are single-use (rotation); an unknown or used one answers 400
 //!   `{"error":"invalid_grant","error_description":"Invalid refresh token"}` (OAuth 2.0 §5.2).
+//! - The authorization page (`GET /v2/oauth/chooselocation`) has no page: the admin approves at
+//!   once and the browser is redirected with a new code and the request's `state`
+//!   (see `authorize.rs`).
 //! - Upsert matches email first, then phone (the location's priority sequence); with duplicates
 //!   forbidden, `POST /contacts/` of a known email/phone answers 400 with `meta.contactId`.
 
 mod auth;
+mod authorize;
 mod children;
 mod contacts;
 mod errors;
@@ -211,6 +215,7 @@ pub fn router(emu: Arc<GhlEmulator>) -> Router {
         .with_state(emu.clone());
     Router::new()
         .route("/oauth/token", post(token))
+        .route("/v2/oauth/chooselocation", get(authorize::choose_location))
         .with_state(emu)
         .merge(api)
 }
@@ -299,6 +304,7 @@ struct TokenForm {
     grant_type: Option<String>,
     code: Option<String>,
     refresh_token: Option<String>,
+    redirect_uri: Option<String>,
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -328,7 +334,7 @@ async fn token(State(emu): State<Emu>, Form(form): Form<TokenForm>) -> Response 
             Some("authorization_code") => form
                 .code
                 .as_deref()
-                .and_then(|c| auth.exchange_code(c, now, ttl, seed))
+                .and_then(|c| auth.exchange_code(c, form.redirect_uri.as_deref(), now, ttl, seed))
                 .ok_or("Invalid authorization code"),
             Some("refresh_token") => form
                 .refresh_token
