@@ -63,7 +63,6 @@ pub async fn transform_run(
         .context("transform worker")?
 }
 
-
 /// Builds and writes the plan of a run. When the plan breaks a safety limit, the plan written
 /// holds only its opt-outs and the refusal says what was held back.
 pub fn plan_run(
