@@ -109,18 +109,8 @@ async fn measure_extract(
     .context("sandbox reader thread")?
     .context("reading the sandbox's ready line")?;
     let info: Value = serde_json::from_str(&ready).context("parsing the ready line")?;
-    if !rate_limited {
-        // With the sandbox's limit off, lift the client's own pacing too, so the figure is the
-        // pipeline's throughput rather than the limiter's rate (a real pipeline never does this).
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&pipeline)
-            .with_context(|| format!("opening {}", pipeline.display()))?;
-        std::io::Write::write_all(
-            &mut file,
-            b"\n[ghl.rate_limit]\nburst = 1000000\nwindow_ms = 1000\ndaily = 1000000000\n",
-        )?;
-    }
+    // With the sandbox's limit off, the pipeline file it emits lifts the client's own pacing too,
+    // so the figure is the pipeline's throughput rather than the limiter's rate.
     let control = info["control_url"]
         .as_str()
         .context("control_url")?

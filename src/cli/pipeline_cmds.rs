@@ -64,11 +64,6 @@ pub async fn transform_run(
         .context("transform worker")?
 }
 
-/// Kinds fired by an event (a trigger, a messaging event, an opt-out) rather than derived from the
-/// desired state: a later transform does not ask for them again, so once planned they are owed
-/// until done.
-const EVENT_KINDS: [&str; 3] = ["send_sms", "create_note", "set_sms_dnd"];
-
 /// Builds and writes the plan of a run. When the plan breaks a safety limit, the plan written
 /// holds only its opt-outs and the refusal says what was held back. Also returns warnings for the
 /// reviewer (at the head of `plan.md` too).
@@ -132,11 +127,14 @@ pub fn plan_run(
         // counts of the run that planned it, not with counts a half-applied earlier load has
         // already changed.
         let mut carried = 0;
-        for (key, from_run, payload) in ledger.unfinished(&EVENT_KINDS)? {
+        for (key, from_run, payload) in ledger.unfinished(&PlanOp::EVENT_FIRED_KINDS)? {
             let Ok(op) = serde_json::from_str::<PlanOp>(&payload) else {
                 tracing::warn!(key, "Unreadable operation in the ledger; not carried over");
                 continue;
             };
+            if !op.is_event_fired() {
+                continue;
+            }
             let carried_op = PlannedOperation::new(op, format!("retry: owed since run {from_run}"));
             if carried_op.key != key {
                 continue;
@@ -155,7 +153,7 @@ pub fn plan_run(
         let owed: Vec<(&str, &str, String, String)> = plan
             .operations
             .iter()
-            .filter(|o| EVENT_KINDS.contains(&o.op.kind()))
+            .filter(|o| o.op.is_event_fired())
             .map(|o| {
                 (
                     o.key.as_str(),

@@ -106,7 +106,7 @@ auth = {{ kind = "oauth", client_id = "{client_id}", client_secret = "{client_se
 base_url = "{bulksms}"
 token_id = "{token_id}"
 token_secret = "{token_secret}"
-"#,
+{rate_limit}"#,
         ghl = info.ghl_base_url,
         location = info.ghl_location_id,
         client_id = info.ghl_client_id,
@@ -115,9 +115,77 @@ token_secret = "{token_secret}"
         bulksms = info.bulksms_base_url,
         token_id = info.bulksms_token_id,
         token_secret = toml_escape(&info.bulksms_token_secret),
+        rate_limit = ghl_rate_limit_toml(info),
     )
+}
+
+/// The pipeline paces itself to the limit the sandbox enforces. A sandbox started without one
+/// (tests of other things) gets a pipeline that need not wait either.
+fn ghl_rate_limit_toml(info: &ReadyInfo) -> String {
+    match info.ghl_rate_limit {
+        Some(limit) => format!(
+            "\n[ghl.rate_limit]\nburst = {}\nwindow_ms = {}\ndaily = {}\n",
+            limit.burst, limit.window_ms, limit.daily
+        ),
+        None => "\n# This sandbox enforces no rate limit, so the pipeline need not pace itself.\n\
+                 [ghl.rate_limit]\nburst = 1000000\nwindow_ms = 1000\ndaily = 1000000000\n"
+            .to_string(),
+    }
 }
 
 fn toml_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PipelineConfig;
+    use crate::sandbox::SandboxRateLimit;
+
+    fn info(limit: Option<SandboxRateLimit>) -> ReadyInfo {
+        ReadyInfo {
+            ghl_base_url: "http://127.0.0.1:1/ghl".into(),
+            bulksms_base_url: "http://127.0.0.1:1/bulksms/v1".into(),
+            control_url: "http://127.0.0.1:1".into(),
+            ghl_location_id: "loc".into(),
+            ghl_client_id: "id".into(),
+            ghl_client_secret: "secret".into(),
+            ghl_auth_code: "code".into(),
+            ghl_token: "token".into(),
+            bulksms_token_id: "tid".into(),
+            bulksms_token_secret: "t\"s".into(),
+            ghl_rate_limit: limit,
+        }
+    }
+
+    fn load(text: &str) -> PipelineConfig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pipeline.toml");
+        std::fs::write(&path, text).expect("write");
+        PipelineConfig::load(&path).expect("the emitted pipeline loads")
+    }
+
+    #[test]
+    fn the_pipeline_paces_itself_to_the_sandbox_s_limit() {
+        let limit = SandboxRateLimit {
+            burst: 7,
+            window_ms: 700,
+            daily: 70,
+        };
+        let config = load(&sandbox_pipeline_toml(&info(Some(limit)), "state"));
+        let paced = &config.ghl.rate_limit;
+        assert_eq!((paced.burst, paced.window_ms, paced.daily), (7, 700, 70));
+        assert_eq!(config.bulksms.token_secret.expose(), "t\"s");
+    }
+
+    #[test]
+    fn a_sandbox_without_a_limit_gets_a_pipeline_that_does_not_wait() {
+        let config = load(&sandbox_pipeline_toml(&info(None), "state"));
+        let paced = &config.ghl.rate_limit;
+        assert!(
+            paced.burst as f64 / paced.window_ms as f64 >= 100.0,
+            "{paced:?}"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The plan: typed operations with deterministic idempotency keys, written as `plan.parquet`
 //! (for machines and the ledger) and `plan.md` (for the person who reviews it before `load`).
 
+use crate::snapshot::desired::OPTED_OUT_TAG;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -141,6 +142,23 @@ impl PlanOp {
         hasher.update(b"|");
         hasher.update(identity.as_bytes());
         hex::encode(&hasher.finalize()[..16])
+    }
+
+    /// Kinds of which some operations are event fired ([`PlanOp::is_event_fired`]): what the
+    /// ledger is asked for when carrying owed operations over.
+    pub const EVENT_FIRED_KINDS: [&'static str; 4] =
+        ["send_sms", "create_note", "set_sms_dnd", "add_tags"];
+
+    /// Whether an event fired the operation (a trigger, a messaging event, an opt-out) rather than
+    /// the desired state asking for it: a later transform does not ask again, so once planned the
+    /// operation is owed until a load settles it. The opt-out tag counts: the opt-out that asks
+    /// for it is seen once, like the DND write beside it.
+    pub fn is_event_fired(&self) -> bool {
+        match self {
+            PlanOp::SendSms { .. } | PlanOp::CreateNote { .. } | PlanOp::SetSmsDnd { .. } => true,
+            PlanOp::AddTags { tags, .. } => tags.iter().any(|t| t == OPTED_OUT_TAG),
+            _ => false,
+        }
     }
 
     /// Whether the operation writes to GHL (else BulkSMS).

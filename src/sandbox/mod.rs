@@ -90,6 +90,20 @@ pub struct ReadyInfo {
     pub ghl_token: String,
     pub bulksms_token_id: String,
     pub bulksms_token_secret: String,
+    /// The GHL rate limit the sandbox enforces, or `None` when it was started without one.
+    #[serde(default)]
+    pub ghl_rate_limit: Option<SandboxRateLimit>,
+}
+
+/// A GHL rate limit as the sandbox enforces it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SandboxRateLimit {
+    /// Requests per window.
+    pub burst: u32,
+    /// Window length in milliseconds.
+    pub window_ms: u64,
+    /// Requests per day.
+    pub daily: u32,
 }
 
 /// Services both emulators share: time, counters, faults.
@@ -164,6 +178,11 @@ pub async fn start(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
         ghl_token: ghl_creds.private_token,
         bulksms_token_id: bulksms_creds.token_id,
         bulksms_token_secret: bulksms_creds.token_secret,
+        ghl_rate_limit: options.rate_limit.then_some(SandboxRateLimit {
+            burst: options.rate_limit_burst,
+            window_ms: options.rate_limit_window_ms,
+            daily: options.rate_limit_daily,
+        }),
     };
 
     let app = Router::new()

@@ -8,6 +8,8 @@ use std::sync::{Arc, OnceLock};
 
 /// Tag put on contacts marked as duplicates (transform reads it back, load writes it).
 pub const DUPLICATE_TAG: &str = "contactsync:duplicate";
+/// Tag put on contacts whose number opted out by SMS (an event: load owes it once planned).
+pub const OPTED_OUT_TAG: &str = "sms:opted-out";
 
 fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)

@@ -23,8 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Tag put on contacts whose number opted out by SMS.
-pub const OPTED_OUT_TAG: &str = "sms:opted-out";
+pub use crate::snapshot::desired::OPTED_OUT_TAG;
 /// Tag put on leads created from inbound SMS.
 pub const SMS_LEAD_TAG: &str = "sms:lead";
 
