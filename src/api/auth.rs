@@ -252,23 +252,31 @@ impl GhlTokenManager {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
             };
-            let (transient, retry_after) = match &error {
+            let message = describe_token_error(&error);
+            // Classified and timed by the shared policy, as an idempotent request: a refresh that
+            // failed in transit may be tried again (the hint below covers a spent refresh token).
+            let as_api_error = match &error {
                 oauth2::RequestTokenError::Request(TokenHttpError::Status {
                     status,
                     retry_after_secs,
                     ..
-                }) => (
-                    matches!(status, 408 | 429 | 500..=599),
-                    retry_after_secs.map(std::time::Duration::from_secs),
-                ),
-                oauth2::RequestTokenError::Request(TokenHttpError::Transport(_)) => (true, None),
-                _ => (false, None),
+                }) => Some(ApiError::Status {
+                    endpoint: what.to_string(),
+                    status: *status,
+                    body: String::new(),
+                    retry_after_secs: *retry_after_secs,
+                }),
+                oauth2::RequestTokenError::Request(TokenHttpError::Transport(_)) => {
+                    Some(ApiError::Transport {
+                        endpoint: what.to_string(),
+                        message: message.clone(),
+                    })
+                }
+                _ => None,
             };
-            let message = describe_token_error(&error);
-            let delay = transient
-                .then(|| delays.next())
-                .flatten()
-                .map(|d| retry_after.unwrap_or_else(|| super::retry::full_jitter(d)));
+            let delay = as_api_error
+                .filter(|e| super::retry::is_retryable(e, true))
+                .and_then(|e| super::retry::next_delay(&e, delays.next()));
             let Some(delay) = delay else {
                 let earlier = if failures.is_empty() {
                     String::new()

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod bulksms;
+pub mod config;
 pub mod error;
 pub mod ghl;
 pub mod http;

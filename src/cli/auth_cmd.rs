@@ -2,7 +2,6 @@
 
 use super::stage::load_pipeline;
 use super::{AuthApi, AuthArgs, CommandError, CommandReport};
-use crate::api::ghl::GhlClient;
 use crate::config::GhlAuthConfig;
 use crate::exit_code::ExitCode;
 use crate::secret::Secret;
@@ -38,7 +37,7 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             });
         }
     };
-    let client = GhlClient::from_config(&config)?;
+    let client = crate::pipeline::clients::ghl_client(&config)?;
     let manager = client
         .token_manager()
         .expect("OAuth config always has a token manager");

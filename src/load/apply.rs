@@ -4,17 +4,18 @@
 //! send, and a circuit breaker that stops the run when the service looks down.
 
 use super::ledger::{Ledger, OpStatus};
-use super::plan::{Plan, PlanOp, PlannedOperation};
 use crate::api::ApiError;
 use crate::api::bulksms::BulkSmsClient;
 use crate::api::bulksms::writes::Submission;
 use crate::api::ghl::GhlClient;
+use crate::clock::Clock;
+use crate::snapshot::contract::plan::{Plan, PlanOp, PlannedOperation};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use crate::snapshot::desired::DUPLICATE_TAG;
 
@@ -28,6 +29,8 @@ pub struct ApplyOptions {
     pub breaker_threshold: usize,
     /// Local hours in which no SMS is sent.
     pub quiet_hours: Option<super::QuietHours>,
+    /// Where "now" comes from (quiet hours, the deduplication-id window).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What an apply did, by outcome.
@@ -195,7 +198,7 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
     // A send's deduplication-id is allocated with its intent (and kept for its retries).
     let deduplication_id = match &planned.op {
         PlanOp::SendSms { .. } => {
-            let now_ms = chrono::Utc::now().timestamp_millis();
+            let now_ms = shared.options.clock.now().timestamp_millis();
             match shared
                 .ledger
                 .lock()
@@ -413,14 +416,16 @@ async fn ghl_sms_dnd(ghl: &GhlClient, named: Option<&str>, to: &str) -> Result<N
 /// A send that would land in the recipient's quiet hours waits.
 fn quiet(shared: &Shared<'_>, timezone: Option<&str>) -> Option<Hold> {
     let window = shared.options.quiet_hours.as_ref()?;
-    window.is_quiet(chrono::Utc::now(), timezone).then(|| {
-        Hold::Later(format!(
-            "quiet hours ({}–{} in {}); sent by a later run",
-            window.start,
-            window.end,
-            timezone.unwrap_or(&window.default_timezone)
-        ))
-    })
+    window
+        .is_quiet(shared.options.clock.now(), timezone)
+        .then(|| {
+            Hold::Later(format!(
+                "quiet hours ({}–{} in {}); sent by a later run",
+                window.start,
+                window.end,
+                timezone.unwrap_or(&window.default_timezone)
+            ))
+        })
 }
 
 /// Performs an operation once.
