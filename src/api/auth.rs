@@ -1,5 +1,7 @@
 //! Credentials for both APIs: GHL OAuth 2.0 (with a token store that survives restarts), GHL private
 //! integration tokens, and BulkSMS Basic auth.
+//! Over 600 lines because its tests (a quarter of it) drive the token flow against a loopback
+//! endpoint, and they stay beside the code they check.
 //!
 //! The OAuth exchange and refresh go through the `oauth2` crate. GHL rotates refresh tokens (a used
 //! one stops working), so a refreshed pair is written to disk (mode 0600, atomically) before the new

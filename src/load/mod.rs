@@ -7,6 +7,7 @@ pub mod ledger;
 pub mod owed;
 pub mod plan;
 pub mod plan_io;
+mod sms_dnd;
 
 use serde::Deserialize;
 
