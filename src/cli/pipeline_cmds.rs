@@ -4,7 +4,7 @@ use super::stage::{StateLock, load_pipeline, pipeline_clock};
 use super::{CommandError, CommandReport, LoadArgs, RunSelectArgs, StageArgs};
 use crate::exit_code::ExitCode;
 use crate::pipeline::run::record_failed_run;
-use crate::pipeline::{load_run, plan_run, run_pipeline, select_run, transform_run};
+use crate::pipeline::{load_run, plan_run, plan_summary, run_pipeline, select_run, transform_run};
 
 fn finish(
     report: CommandReport,
@@ -92,6 +92,10 @@ pub(super) async fn load(args: LoadArgs) -> Result<ExitCode, CommandError> {
     let _lock = StateLock::acquire(&config.state_dir())?;
     let run = select_run(&config, args.run.as_deref())?;
     let clock = pipeline_clock()?;
+    if args.dry_run {
+        eprintln!("{}", plan_summary(&run)?);
+        eprintln!("Dry run: nothing was written.");
+    }
     let (report, code) = load_run(&config, &run, args.dry_run, clock).await?;
     let human = format!(
         "Load of run {}: {} applied, {} already done, {} failed, {} skipped",

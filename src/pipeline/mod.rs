@@ -12,8 +12,8 @@ pub mod stages;
 pub use report::CommandReport;
 pub use run::run_pipeline;
 pub use stages::{
-    audit_run, extract_run, load_run, location_span, match_model, plan_run, select_run, stage_span,
-    transform_run,
+    audit_run, extract_run, load_run, location_span, match_model, plan_run, plan_summary,
+    select_run, stage_span, transform_run,
 };
 
 use crate::exit_code::ExitCode;

@@ -174,8 +174,8 @@ pub fn plan_run(
     Ok((plan, refusal))
 }
 
-/// Applies a run's plan; returns the report and exit code. A dry run prints the plan's summary
-/// on stderr and writes nothing.
+/// Applies a run's plan; returns the report and exit code. A dry run only counts the plan
+/// ([`plan_summary`] says what it holds) and writes nothing.
 pub async fn load_run(
     config: &PipelineConfig,
     run: &RunDir,
@@ -205,8 +205,6 @@ async fn load_stage(
         report.counts.insert(format!("planned.{kind}"), n);
     }
     if dry_run {
-        eprintln!("{}", crate::load::plan_io::summary(&plan));
-        eprintln!("Dry run: nothing was written.");
         return Ok((report, ExitCode::Ok));
     }
     let ghl = ghl_client(config)?;
@@ -268,6 +266,13 @@ async fn load_stage(
     };
     report.exit_code = code as u8;
     Ok((report, code))
+}
+
+/// The readable summary of a run's plan (what `plan.md` says).
+pub fn plan_summary(run: &RunDir) -> anyhow::Result<String> {
+    let plan = read_plan(&run.load_dir(), &run.id)
+        .context("reading the plan (run `contactsync plan` first)")?;
+    Ok(crate::load::plan_io::summary(&plan))
 }
 
 /// Audits a run (against an earlier one, by default the one before); the exit code says whether a
