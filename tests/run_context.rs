@@ -66,6 +66,27 @@ async fn json_log_lines_name_their_stage_and_location() {
             );
         }
     }
+
+    // A stage run on its own sits in the location's span too.
+    let out = run_with_env(
+        &h,
+        &["--log-format", "json", "audit"],
+        &[("RUST_LOG", "info")],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let audit_line = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["span"]["stage"] == "audit")
+        .unwrap_or_else(|| panic!("no audit line:\n{stderr}"));
+    let names: Vec<&str> = audit_line["spans"]
+        .as_array()
+        .expect("span list")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["location", "stage"], "{audit_line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,9 +32,11 @@ pub fn location_span(config: &PipelineConfig) -> tracing::Span {
     tracing::info_span!("location", location_id = %config.ghl.location_id)
 }
 
-/// The span of one stage (`extract`, `transform`, `plan`, `load`, `audit`) of a location.
+/// The span of one stage (`extract`, `transform`, `plan`, `load`, `audit`) of a location, inside
+/// that location's span whether the stage runs alone or in `contactsync run`.
 pub fn stage_span(config: &PipelineConfig, stage: &'static str) -> tracing::Span {
-    tracing::info_span!("stage", stage, location_id = %config.ghl.location_id)
+    let location = location_span(config);
+    tracing::info_span!(parent: &location, "stage", stage, location_id = %config.ghl.location_id)
 }
 
 /// The run a stage works on: `--run ID`, else the newest run whose extract finished.
