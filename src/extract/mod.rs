@@ -106,7 +106,9 @@ pub struct ExtractSetup<'a> {
     pub pipeline_name: &'a str,
     /// `[extract]`.
     pub settings: &'a ExtractConfig,
+    /// The location's GHL client (contacts).
     pub ghl: &'a GhlClient,
+    /// The account's BulkSMS client (messages, blocked numbers, profile).
     pub bulksms: &'a BulkSmsClient,
     /// Where "now" comes from (run id, extract times, the status look-back).
     pub clock: &'a dyn Clock,

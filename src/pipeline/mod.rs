@@ -21,7 +21,9 @@ use crate::exit_code::ExitCode;
 /// Error of a command or stage: what to print and which exit code to use.
 #[derive(Debug)]
 pub struct CommandError {
+    /// The process exit code this failure ends with.
     pub code: ExitCode,
+    /// What failed, with its cause chain.
     pub error: anyhow::Error,
 }
 
