@@ -3,7 +3,10 @@
 //! Every table uses `deny_unknown_fields`, so a typo is an error naming the key and line rather than
 //! a silently ignored setting. String values may reference `${ENV_VAR}` so secrets stay out of files.
 
-use crate::secret::Secret;
+pub use crate::api::config::{
+    BulkSmsConfig, GhlAuthConfig, GhlConfig, GhlRateLimitConfig, HttpConfig,
+};
+pub use crate::env_vars::{env_string, expand_env};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -74,119 +77,6 @@ pub struct PipelineSection {
 
 fn default_region() -> String {
     "US".to_string()
-}
-
-/// `[ghl]`: the HighLevel location and how to authenticate.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GhlConfig {
-    /// API base URL, `https://services.leadconnectorhq.com` in production.
-    #[serde(deserialize_with = "env_string")]
-    pub base_url: String,
-    /// Location (sub-account) id every call is scoped to.
-    #[serde(deserialize_with = "env_string")]
-    pub location_id: String,
-    /// Value of the `Version` header.
-    #[serde(default = "default_ghl_version")]
-    pub api_version: String,
-    /// OAuth app or private integration token.
-    pub auth: GhlAuthConfig,
-    /// This pipeline's share of the location's rate limit.
-    #[serde(default)]
-    pub rate_limit: GhlRateLimitConfig,
-}
-
-fn default_ghl_version() -> String {
-    "2021-07-28".to_string()
-}
-
-/// How the pipeline authenticates to GHL.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum GhlAuthConfig {
-    /// A Marketplace app: tokens come from `contactsync auth ghl` and refresh by themselves.
-    Oauth {
-        #[serde(deserialize_with = "env_string")]
-        client_id: String,
-        client_secret: Secret,
-        /// Authorization code to exchange on `auth ghl` when none is given on the command line.
-        #[serde(default)]
-        auth_code: Option<Secret>,
-        /// Where the app sends the browser back with the code. A loopback address
-        /// (`http://127.0.0.1:PORT/...` or `http://localhost:PORT/...`) lets `auth ghl` catch
-        /// the code itself; it must be one of the app's registered redirect URLs.
-        #[serde(default)]
-        redirect_uri: Option<String>,
-        /// The authorization page; HighLevel's (`https://marketplace.gohighlevel.com/v2/oauth/
-        /// chooselocation`) when unset. White-labelled agencies use their own host.
-        #[serde(default)]
-        authorize_url: Option<String>,
-    },
-    /// A static private integration token made in the location's settings.
-    PrivateToken { token: Secret },
-}
-
-/// `[ghl.rate_limit]`: GHL allows 100 requests per 10 s and 200,000 a day per app and location.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GhlRateLimitConfig {
-    /// Fraction of the location's budget this pipeline may use (other apps spend the rest).
-    pub share: f64,
-    /// Requests allowed per window by GHL.
-    pub burst: u32,
-    /// Window length in milliseconds.
-    pub window_ms: u64,
-    /// Requests allowed per day by GHL.
-    pub daily: u32,
-}
-
-impl Default for GhlRateLimitConfig {
-    fn default() -> Self {
-        GhlRateLimitConfig {
-            share: 1.0,
-            burst: 100,
-            window_ms: 10_000,
-            daily: 200_000,
-        }
-    }
-}
-
-/// `[bulksms]`: the BulkSMS.com account.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BulkSmsConfig {
-    /// API base URL, `https://api.bulksms.com/v1` in production.
-    #[serde(deserialize_with = "env_string")]
-    pub base_url: String,
-    /// API token id (Basic auth user).
-    pub token_id: Secret,
-    /// API token secret (Basic auth password).
-    pub token_secret: Secret,
-}
-
-/// `[http]`: the shared HTTP layer's timeouts and retry policy.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Whole-request timeout in seconds.
-    pub timeout_secs: u64,
-    /// Attempts per request, the first included.
-    pub max_attempts: usize,
-    /// First backoff delay in milliseconds (full jitter is applied).
-    pub backoff_base_ms: u64,
-    /// Largest backoff delay in milliseconds.
-    pub backoff_max_ms: u64,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            timeout_secs: 30,
-            max_attempts: 8,
-            backoff_base_ms: 200,
-            backoff_max_ms: 30_000,
-        }
-    }
 }
 
 /// Words in a key that mark its value as a secret.
@@ -370,38 +260,6 @@ pub fn check_base_url(raw: &str) -> Result<(), String> {
     }
 }
 
-/// Serde adapter: a string field whose `${ENV}` references are expanded while parsing.
-pub fn env_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    let raw = String::deserialize(deserializer)?;
-    expand_env(&raw).map_err(serde::de::Error::custom)
-}
-
-/// Expands `${NAME}` references from the environment; `$${` escapes a literal `${`.
-pub fn expand_env(raw: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(pos) = rest.find("${") {
-        if rest[..pos].ends_with('$') {
-            out.push_str(&rest[..pos - 1]);
-            out.push_str("${");
-            rest = &rest[pos + 2..];
-            continue;
-        }
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unterminated ${{...}} in {raw:?}"))?;
-        let name = &after[..end];
-        let value =
-            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?;
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,18 +356,5 @@ token_secret = "secret"
             }
         }
         assert!(seen >= 4, "expected example pipelines in {}", dir.display());
-    }
-
-    #[test]
-    fn env_references_expand_and_missing_ones_are_named() {
-        // SAFETY of the test: the variable name is unique to this test.
-        unsafe { std::env::set_var("CONTACTSYNC_TEST_SECRET", "s3cret") };
-        assert_eq!(
-            expand_env("a${CONTACTSYNC_TEST_SECRET}b").expect("set"),
-            "as3cretb"
-        );
-        assert_eq!(expand_env("$${X}").expect("escaped"), "${X}");
-        let err = expand_env("${CONTACTSYNC_SURELY_UNSET_VAR}").expect_err("unset");
-        assert!(err.contains("CONTACTSYNC_SURELY_UNSET_VAR"));
     }
 }

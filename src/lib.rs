@@ -8,12 +8,15 @@
 pub mod api;
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod env_vars;
 pub mod exit_code;
 pub mod extract;
 pub mod load;
 pub mod logging;
 pub mod migrate;
+pub mod pipeline;
 pub mod sandbox;
 pub mod secret;
 pub mod sms_encoding;

@@ -40,7 +40,7 @@ impl fmt::Display for Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        crate::config::expand_env(&raw)
+        crate::env_vars::expand_env(&raw)
             .map(Secret)
             .map_err(serde::de::Error::custom)
     }

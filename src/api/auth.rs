@@ -1,5 +1,7 @@
 //! Credentials for both APIs: GHL OAuth 2.0 (with a token store that survives restarts), GHL private
 //! integration tokens, and BulkSMS Basic auth.
+//! Over 600 lines because its tests (a quarter of it) drive the token flow against a loopback
+//! endpoint, and they stay beside the code they check.
 //!
 //! The OAuth exchange and refresh go through the `oauth2` crate. GHL rotates refresh tokens (a used
 //! one stops working), so a refreshed pair is written to disk (mode 0600, atomically) before the new
@@ -262,56 +264,70 @@ impl GhlTokenManager {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<oauth2::basic::BasicTokenResponse, TokenError>>,
     {
-        use backon::BackoffBuilder;
-        let mut delays = self.retry.backoff().build();
-        let mut failures = Vec::new();
-        loop {
-            let error = match attempt().await {
-                Ok(response) => return Ok(response),
-                Err(e) => e,
-            };
-            let (transient, retry_after) = match &error {
-                oauth2::RequestTokenError::Request(TokenHttpError::Status {
-                    status,
-                    retry_after_secs,
-                    ..
-                }) => (
-                    matches!(status, 408 | 429 | 500..=599),
-                    retry_after_secs.map(std::time::Duration::from_secs),
-                ),
-                oauth2::RequestTokenError::Request(TokenHttpError::Transport(_)) => (true, None),
-                _ => (false, None),
-            };
-            let message = describe_token_error(&error);
-            let delay = transient
-                .then(|| delays.next())
-                .flatten()
-                .map(|d| retry_after.unwrap_or_else(|| super::retry::full_jitter(d)));
-            let Some(delay) = delay else {
-                let earlier = if failures.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " (after {} failed attempts: {})",
-                        failures.len(),
-                        failures.join("; ")
-                    )
-                };
-                let hint = match &error {
-                    oauth2::RequestTokenError::ServerResponse(_) if !failures.is_empty() => {
-                        "; an earlier attempt may have spent the code or refresh token before its answer was lost: run `contactsync auth ghl` with a new authorization code"
-                    }
-                    oauth2::RequestTokenError::ServerResponse(_) => {
-                        "; run `contactsync auth ghl` with a new authorization code"
-                    }
-                    _ => "",
-                };
-                return Err(auth_error(format!("{what}: {message}{earlier}{hint}")));
-            };
-            tracing::warn!(what, error = %message, ?delay, "GHL token endpoint failed; retrying");
-            failures.push(message);
-            tokio::time::sleep(delay).await;
-        }
+        use backon::Retryable;
+        // Classified and timed by the shared policy, the way api/http.rs retries, as an idempotent
+        // request: a refresh that failed in transit may be tried again (the hint below covers a
+        // spent refresh token). Only transport failures and non-OAuth statuses can be retried.
+        let as_api_error = |error: &TokenError| match error {
+            oauth2::RequestTokenError::Request(TokenHttpError::Status {
+                status,
+                retry_after_secs,
+                ..
+            }) => Some(ApiError::Status {
+                endpoint: what.to_string(),
+                status: *status,
+                body: String::new(),
+                retry_after_secs: *retry_after_secs,
+            }),
+            oauth2::RequestTokenError::Request(TokenHttpError::Transport(_)) => {
+                Some(ApiError::Transport {
+                    endpoint: what.to_string(),
+                    message: describe_token_error(error),
+                })
+            }
+            _ => None,
+        };
+        let failures = std::sync::Mutex::new(Vec::new());
+        let outcome = attempt
+            .retry(self.retry.backoff())
+            .when(|e| as_api_error(e).is_some_and(|e| super::retry::is_retryable(&e, true)))
+            .adjust(|e, computed| as_api_error(e).and_then(|e| super::retry::next_delay(&e, computed)))
+            .notify(|e, delay| {
+                let message = describe_token_error(e);
+                tracing::warn!(what, error = %message, ?delay, "GHL token endpoint failed; retrying");
+                failures
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push(message);
+            })
+            .await;
+        let error = match outcome {
+            Ok(response) => return Ok(response),
+            Err(error) => error,
+        };
+        let failures = failures
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let message = describe_token_error(&error);
+        let earlier = if failures.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (after {} failed attempts: {})",
+                failures.len(),
+                failures.join("; ")
+            )
+        };
+        let hint = match &error {
+            oauth2::RequestTokenError::ServerResponse(_) if !failures.is_empty() => {
+                "; an earlier attempt may have spent the code or refresh token before its answer was lost: run `contactsync auth ghl` with a new authorization code"
+            }
+            oauth2::RequestTokenError::ServerResponse(_) => {
+                "; run `contactsync auth ghl` with a new authorization code"
+            }
+            _ => "",
+        };
+        Err(auth_error(format!("{what}: {message}{earlier}{hint}")))
     }
 
     /// Fails naming the first scope the stored grant lacks.

@@ -167,7 +167,7 @@ pub fn build_http(timeout: Duration) -> Result<reqwest::Client, ApiError> {
 }
 
 impl ApiClient {
-    /// A client for one API. `base_url` has already passed [`crate::config::check_base_url`].
+    /// A client for one API. `base_url` has already passed `config::check_base_url`.
     pub fn new(
         api: &'static str,
         http: reqwest::Client,

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod authorize;
 pub mod bulksms;
+pub mod config;
 pub mod error;
 pub mod ghl;
 pub mod http;

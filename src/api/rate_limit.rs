@@ -6,8 +6,8 @@
 //! `X-RateLimit-*` headers of each answer feed back into it: when the service says the window is
 //! spent (other apps share it) or answers 429, every caller waits for the window to pass.
 
+use super::config::GhlRateLimitConfig;
 use super::error::ApiError;
-use crate::config::GhlRateLimitConfig;
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::header::HeaderMap;
 use std::num::NonZeroU32;

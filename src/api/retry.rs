@@ -5,8 +5,8 @@
 //! grow exponentially with full jitter (a uniform draw between zero and the exponential delay), and a
 //! `Retry-After` from the service wins over the computed delay.
 
+use super::config::HttpConfig;
 use super::error::ApiError;
-use crate::config::HttpConfig;
 use backon::ExponentialBuilder;
 use rand::RngExt;
 use std::time::Duration;

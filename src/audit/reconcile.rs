@@ -5,12 +5,12 @@ use super::AuditConfig;
 use super::report::{
     AuditReport, FindingTable, HistogramBin, Metric, OperationCount, ThresholdResult, TrendPoint,
 };
-use crate::load::ledger::{Ledger, OpStatus};
-use crate::load::plan::Plan;
-use crate::load::plan_io::read_plan;
 use crate::snapshot::contact::SnapshotContact;
+use crate::snapshot::contract::ledger::{LEDGER_FILE, LedgerReader, OpStatus};
+use crate::snapshot::contract::plan::{Plan, PlanOp, read_plan};
 use crate::snapshot::desired::read_rows;
 use crate::snapshot::run::{RunDir, list_runs};
+use crate::snapshot::schema::BlockedNumberRow;
 use anyhow::Context;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -27,11 +27,6 @@ struct Link {
     last_sent_at: Option<String>,
     last_received_at: Option<String>,
     opted_out: bool,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Blocked {
-    phone_number: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -122,6 +117,7 @@ pub fn reconcile(
     against: Option<&RunDir>,
     config: &AuditConfig,
     default_region: &str,
+    generated_at: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<AuditReport> {
     let region = crate::transform::normalize::region(default_region);
     let extract = run.extract_dir();
@@ -132,15 +128,16 @@ pub fn reconcile(
         run.id
     );
     let contacts: Vec<SnapshotContact> = read_rows(&extract.join("ghl/contacts.parquet"))?;
-    let blocked: Vec<Blocked> = read_rows(&extract.join("bulksms/blocked_numbers.parquet"))?;
+    let blocked: Vec<BlockedNumberRow> =
+        read_rows(&extract.join("bulksms/blocked_numbers.parquet"))?;
     let links: Vec<Link> = read_rows(&transform.join("links.parquet"))?;
     let clusters: Vec<ClusterRow> = read_rows(&transform.join("clusters.parquet"))?;
     let goldens: Vec<Golden> = read_rows(&transform.join("golden.parquet"))?;
     let pairs = read_pairs(&transform.join("pairs.parquet"))?;
     let plan: Option<Plan> = read_plan(&run.load_dir(), &run.id).ok();
-    let ledger_path = state_dir.join("ledger.sqlite");
+    let ledger_path = state_dir.join(LEDGER_FILE);
     let ledger = if ledger_path.exists() {
-        Some(Ledger::open(&ledger_path)?)
+        Some(LedgerReader::open(&ledger_path)?)
     } else {
         None
     };
@@ -170,10 +167,10 @@ pub fn reconcile(
                 Some(OpStatus::Succeeded) => {
                     applied += 1;
                     match &op.op {
-                        crate::load::plan::PlanOp::SetSmsDnd { contact_id, .. } => {
+                        PlanOp::SetSmsDnd { contact_id, .. } => {
                             succeeded_dnd.insert(contact_id.clone());
                         }
-                        crate::load::plan::PlanOp::BlockNumbers { numbers } => {
+                        PlanOp::BlockNumbers { numbers } => {
                             blocked_now.extend(numbers.iter().map(|n| digits(n)));
                         }
                         _ => {}
@@ -617,7 +614,7 @@ pub fn reconcile(
         pipeline: pipeline.to_string(),
         run_id: run.id.clone(),
         against_run: against.map(|a| a.id),
-        generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        generated_at: generated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         summary,
         funnel,
         score_histogram: histogram,

@@ -12,7 +12,6 @@ use crate::api::auth::StoredTokens;
 use crate::api::authorize::{
     self, AuthorizeError, GHL_AUTHORIZE_URL, LoopbackRedirect, code_from_pasted, ghl_scopes_needed,
 };
-use crate::api::ghl::GhlClient;
 use crate::config::{GhlAuthConfig, PipelineConfig};
 use crate::exit_code::ExitCode;
 use crate::secret::Secret;
@@ -90,7 +89,7 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             ),
         });
     };
-    let client = GhlClient::from_config(&config)?;
+    let client = crate::pipeline::clients::ghl_client(&config)?;
     let manager = client
         .token_manager()
         .expect("OAuth config always has a token manager")

@@ -4,9 +4,10 @@
 
 use super::sandbox_cmd::sandbox_pipeline_toml;
 use super::{CommandError, DemoArgs};
-use crate::api::ghl::GhlClient;
 use crate::config::{GhlAuthConfig, PipelineConfig};
 use crate::exit_code::ExitCode;
+use crate::pipeline::clients::ghl_client;
+use crate::pipeline::run_pipeline;
 use crate::sandbox::{self, SandboxOptions};
 use anyhow::Context;
 
@@ -50,7 +51,7 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
         ..
     } = &config.ghl.auth
     {
-        let client = GhlClient::from_config(&config)?;
+        let client = ghl_client(&config)?;
         let manager = client
             .token_manager()
             .expect("OAuth config always has a token manager");
@@ -61,7 +62,8 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
     }
 
     eprintln!("Night 1: the first run against this location (a baseline: it texts nobody).");
-    let (first, first_code) = super::pipeline_cmds::run_pipeline(&config, !args.json).await?;
+    let (first, first_code) =
+        run_pipeline(&config, !args.json, super::stage::pipeline_clock()?).await?;
     if first_code != ExitCode::Ok {
         tracing::warn!(code = ?first_code, "The first run did not finish cleanly");
     }
@@ -72,7 +74,8 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
         .await
         .context("simulating a day in the sandbox")?;
     eprintln!("Night 2: the next run texts what that day asked for, once.");
-    let (mut report, code) = super::pipeline_cmds::run_pipeline(&config, !args.json).await?;
+    let (mut report, code) =
+        run_pipeline(&config, !args.json, super::stage::pipeline_clock()?).await?;
     report.command = "demo".into();
     report.counts.insert(
         "first_run.applied".into(),

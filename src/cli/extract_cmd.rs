@@ -1,9 +1,10 @@
 //! `contactsync extract`: read both APIs into a snapshot.
 
-use super::stage::{StateLock, load_pipeline};
+use super::stage::{StateLock, load_pipeline, pipeline_clock};
 use super::{CommandError, CommandReport, ExtractArgs};
 use crate::exit_code::ExitCode;
-use crate::extract::{ExtractOptions, run_extract};
+use crate::extract::ExtractOptions;
+use crate::pipeline::extract_run;
 
 pub(super) async fn run(args: ExtractArgs) -> Result<ExitCode, CommandError> {
     let config = load_pipeline(&args.stage)?;
@@ -12,7 +13,8 @@ pub(super) async fn run(args: ExtractArgs) -> Result<ExitCode, CommandError> {
         full: args.full,
         progress: !args.stage.json,
     };
-    let outcome = run_extract(&config, &options).await?;
+    let clock = pipeline_clock()?;
+    let outcome = extract_run(&config, &options, clock.as_ref()).await?;
     let code = if outcome.manifest.quarantined_rows > 0 {
         ExitCode::PartialFailure
     } else {

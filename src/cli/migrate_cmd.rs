@@ -1,12 +1,12 @@
 //! `contactsync migrate`: a CSV or Parquet export into GHL, deduplicated against itself and the
 //! location's contacts. Without `--apply` it only reads GHL and writes the plan and report.
 
-use super::pipeline_cmds::{load_run, plan_run};
-use super::stage::{StateLock, load_pipeline};
+use super::stage::{StateLock, load_pipeline, pipeline_clock};
 use super::{CommandError, CommandReport, MigrateArgs};
 use crate::exit_code::ExitCode;
-use crate::extract::{ExtractOptions, run_extract};
+use crate::extract::ExtractOptions;
 use crate::migrate::{RowOutcome, map_row, plan_migration, read_export};
+use crate::pipeline::{extract_run, load_run, match_model, plan_run};
 use crate::transform::normalize;
 use anyhow::Context;
 
@@ -56,16 +56,18 @@ pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
     rejected.sort_by_key(|r| r.row);
 
     // The location as it is now: an incremental extract (reads only).
-    let extract = run_extract(
+    let clock = pipeline_clock()?;
+    let extract = extract_run(
         &config,
         &ExtractOptions {
             full: false,
             progress: !args.stage.json,
         },
+        clock.as_ref(),
     )
     .await?;
     let run = extract.run.clone();
-    let model = super::pipeline_cmds::match_model(&config)?;
+    let model = match_model(&config)?;
     let snapshot = run.extract_dir().join("ghl/contacts.parquet");
     let transform_dir = run.transform_dir();
     let migrate_config = config.migrate.clone();
@@ -157,7 +159,7 @@ pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
     };
     let mut code = ExitCode::Ok;
     if args.apply {
-        let (load_report, load_code) = load_run(&config, &run, false).await?;
+        let (load_report, load_code) = load_run(&config, &run, false, clock.clone()).await?;
         report.counts.extend(load_report.counts);
         report.requests = load_report.requests;
         report.errors = load_report.errors;

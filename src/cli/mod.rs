@@ -9,13 +9,12 @@ mod demo_cmd;
 mod extract_cmd;
 mod manual_cmd;
 mod migrate_cmd;
-mod output;
-pub mod pipeline_cmds;
+mod pipeline_cmds;
 mod sandbox_cmd;
 pub use sandbox_cmd::sandbox_pipeline_toml;
 pub mod stage;
 
-pub use output::CommandReport;
+pub use crate::pipeline::{CommandError, CommandReport};
 
 use crate::exit_code::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -306,25 +305,6 @@ pub struct DemoArgs {
     /// Print one JSON object on stdout at the end.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Error type of a command: what to print and which exit code to use.
-#[derive(Debug)]
-pub struct CommandError {
-    pub code: ExitCode,
-    pub error: anyhow::Error,
-}
-
-impl<E: Into<anyhow::Error>> From<E> for CommandError {
-    fn from(e: E) -> Self {
-        let error: anyhow::Error = e.into();
-        let code = if error.downcast_ref::<crate::config::ConfigError>().is_some() {
-            ExitCode::BadConfig
-        } else {
-            ExitCode::Failure
-        };
-        CommandError { code, error }
-    }
 }
 
 impl Command {

@@ -1,18 +1,29 @@
 //! What every stage command does first: read the pipeline file and take the state directory's lock.
 
 use super::{CommandError, StageArgs};
+use crate::clock::Clock;
 use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
 use anyhow::Context;
 use fs2::FileExt;
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Reads and validates the pipeline file; errors exit with code 2.
 pub fn load_pipeline(args: &StageArgs) -> Result<PipelineConfig, CommandError> {
     PipelineConfig::load(&args.pipeline).map_err(|e| CommandError {
         code: ExitCode::BadConfig,
         error: e.into(),
+    })
+}
+
+/// The clock stage commands run on: wall time, or `CONTACTSYNC_NOW` when set (tests); a bad value
+/// exits with code 2.
+pub fn pipeline_clock() -> Result<Arc<dyn Clock>, CommandError> {
+    crate::clock::from_env().map_err(|message| CommandError {
+        code: ExitCode::BadConfig,
+        error: anyhow::anyhow!(message),
     })
 }
 

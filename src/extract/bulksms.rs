@@ -7,6 +7,7 @@ use super::progress::EntityProgress;
 use super::rows::message_row;
 use crate::api::bulksms::blocked::{BlockedPaging, blocked_number_id};
 use crate::api::bulksms::{BulkSmsClient, MAX_MESSAGES_PAGE};
+use crate::clock::Clock;
 use crate::snapshot::phone::e164;
 use crate::snapshot::schema::{
     BlockedNumberRow, ProfileRow, QuarantineRow, blocked_numbers_schema, messages_schema,
@@ -66,6 +67,7 @@ pub async fn read_messages(
     extract_dir: &Path,
     store: Arc<CheckpointStore>,
     progress: EntityProgress,
+    clock: &dyn Clock,
 ) -> anyhow::Result<()> {
     let mut writer = EntityWriter::open(MESSAGES, messages_schema(), extract_dir, store, progress)?;
     if writer.state().done {
@@ -82,8 +84,7 @@ pub async fn read_messages(
         .resume_from
         .as_u64()
         .unwrap_or(previous.read_after());
-    let open_since_ms =
-        (chrono::Utc::now() - chrono::Duration::hours(lookback_hours)).timestamp_millis();
+    let open_since_ms = (clock.now() - chrono::Duration::hours(lookback_hours)).timestamp_millis();
     let mut page_number = writer.state().pages;
     loop {
         page_number += 1;
@@ -95,7 +96,7 @@ pub async fn read_messages(
         if count == 0 {
             break;
         }
-        let extracted_at = chrono::Utc::now().timestamp_millis();
+        let extracted_at = clock.now().timestamp_millis();
         let mut rows = Vec::with_capacity(count);
         let mut quarantine = Vec::new();
         let mut last_id = after;
@@ -159,6 +160,7 @@ pub async fn read_blocked_numbers(
     extract_dir: &Path,
     store: Arc<CheckpointStore>,
     progress: EntityProgress,
+    clock: &dyn Clock,
 ) -> anyhow::Result<()> {
     let mut writer = EntityWriter::open(
         BLOCKED_NUMBERS,
@@ -191,7 +193,7 @@ pub async fn read_blocked_numbers(
         else {
             break;
         };
-        let extracted_at = chrono::Utc::now().timestamp_millis();
+        let extracted_at = clock.now().timestamp_millis();
         let mut rows = Vec::with_capacity(page.entries.len());
         let mut quarantine = Vec::new();
         for (index, entry) in page.entries.into_iter().enumerate() {
@@ -242,6 +244,7 @@ pub async fn read_profile(
     extract_dir: &Path,
     store: Arc<CheckpointStore>,
     progress: EntityProgress,
+    clock: &dyn Clock,
 ) -> anyhow::Result<()> {
     let mut writer = EntityWriter::open(PROFILE, profile_schema(), extract_dir, store, progress)?;
     if writer.state().done {
@@ -254,7 +257,7 @@ pub async fn read_profile(
         quota_remaining: profile.quota.as_ref().and_then(|q| q.remaining),
         extra_json: (!profile.extra.is_empty())
             .then(|| serde_json::Value::Object(profile.extra.clone()).to_string()),
-        extracted_at: chrono::Utc::now().timestamp_millis(),
+        extracted_at: clock.now().timestamp_millis(),
     };
     writer.push_page(
         vec![row],

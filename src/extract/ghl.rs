@@ -6,6 +6,7 @@ use super::entity_writer::EntityWriter;
 use super::progress::EntityProgress;
 use super::rows::contact_row;
 use crate::api::ghl::GhlClient;
+use crate::clock::Clock;
 use crate::snapshot::schema::{QuarantineRow, contacts_schema};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -96,6 +97,7 @@ pub async fn read_contacts(
     extract_dir: &Path,
     store: Arc<CheckpointStore>,
     progress: EntityProgress,
+    clock: &dyn Clock,
 ) -> anyhow::Result<()> {
     let mut writer = EntityWriter::open(CONTACTS, contacts_schema(), extract_dir, store, progress)?;
     if writer.state().done {
@@ -142,7 +144,7 @@ pub async fn read_contacts(
                     "page {page_number} of POST /contacts/search: last contact has no searchAfter"
                 )
             })?;
-        let extracted_at = chrono::Utc::now().timestamp_millis();
+        let extracted_at = clock.now().timestamp_millis();
         let mut rows = Vec::with_capacity(count);
         let mut quarantine = Vec::new();
         let mut may_repeat = Vec::new();

@@ -15,7 +15,7 @@ pub mod rows;
 use crate::api::bulksms::BulkSmsClient;
 use crate::api::ghl::GhlClient;
 use crate::api::http::MetricsSnapshot;
-use crate::config::PipelineConfig;
+use crate::clock::Clock;
 use crate::snapshot::manifest::{EntityManifest, ExtractManifest};
 use crate::snapshot::parts::{SnapshotWriter, compact, read_batches};
 use crate::snapshot::run::{
@@ -25,7 +25,6 @@ use crate::snapshot::{SCHEMA_VERSION, atomic, schema};
 use anyhow::Context;
 use arrow::datatypes::SchemaRef;
 use checkpoint::{Checkpoint, CheckpointStore};
-use chrono::Utc;
 use progress::ExtractProgress;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -97,6 +96,24 @@ pub struct ExtractOptions {
     pub progress: bool,
 }
 
+/// What an extract reads with: the clients, the `[extract]` section and where runs live. The
+/// pipeline builds it from the pipeline file; extract needs nothing else of that file.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractSetup<'a> {
+    /// The state directory (`runs/` is under it).
+    pub state_dir: &'a Path,
+    /// The pipeline's name, recorded in the manifest.
+    pub pipeline_name: &'a str,
+    /// `[extract]`.
+    pub settings: &'a ExtractConfig,
+    /// The location's GHL client (contacts).
+    pub ghl: &'a GhlClient,
+    /// The account's BulkSMS client (messages, blocked numbers, profile).
+    pub bulksms: &'a BulkSmsClient,
+    /// Where "now" comes from (run id, extract times, the status look-back).
+    pub clock: &'a dyn Clock,
+}
+
 /// What an extract produced.
 #[derive(Debug, Clone)]
 pub struct ExtractOutcome {
@@ -123,22 +140,24 @@ fn entities() -> [(&'static str, SchemaRef, bool); 4] {
 
 /// Runs (or resumes) an extract and returns its manifest.
 pub async fn run_extract(
-    config: &PipelineConfig,
+    setup: ExtractSetup<'_>,
     options: &ExtractOptions,
 ) -> anyhow::Result<ExtractOutcome> {
-    let state_dir = config.state_dir();
-    let ghl_client = GhlClient::from_config(config)?;
-    let bulksms_client = BulkSmsClient::from_config(config)?;
+    let state_dir = setup.state_dir;
+    let ghl_client = setup.ghl;
+    let bulksms_client = setup.bulksms;
+    let settings = setup.settings;
+    let clock = setup.clock;
     ghl_client
         .require_scopes(false)
         .await
         .context("checking the GHL grant before extracting")?;
 
-    let (run, store, resumed) = open_or_start(&state_dir, options.full)?;
+    let (run, store, resumed) = open_or_start(state_dir, options.full, clock)?;
     let checkpoint = store.snapshot();
     let previous = match &checkpoint.based_on_run {
         Some(id) => {
-            let run = RunDir::open(&state_dir, id)?;
+            let run = RunDir::open(state_dir, id)?;
             let manifest = run
                 .extract_manifest()
                 .with_context(|| format!("run {id} has no extract manifest to build on"))?;
@@ -163,47 +182,51 @@ pub async fn run_extract(
         serde_json::from_value(prev_cursor(bulksms::BLOCKED_NUMBERS)).unwrap_or_default();
     let since_ms = contacts_cursor
         .date_updated_ms
-        .map(|ms| ms - config.extract.overlap_minutes * 60_000);
+        .map(|ms| ms - settings.overlap_minutes * 60_000);
 
     let extract_dir = run.extract_dir();
     let progress = ExtractProgress::new(options.progress);
     let run_started_ms = checkpoint.started_at.timestamp_millis();
     let ghl_task = ghl::read_contacts(
-        &ghl_client,
+        ghl_client,
         ghl::ContactsQuery {
-            page_size: config.extract.page_size,
+            page_size: settings.page_size,
             since_ms,
             previous_cursor: contacts_cursor,
             run_started_ms,
-            dnd_lookups: config.extract.dnd_lookups_per_run,
+            dnd_lookups: settings.dnd_lookups_per_run,
         },
         &extract_dir,
         store.clone(),
         progress.entity(ghl::CONTACTS),
+        clock,
     );
     let bulksms_task = async {
         bulksms::read_messages(
-            &bulksms_client,
+            bulksms_client,
             messages_cursor,
-            config.extract.status_lookback_hours,
+            settings.status_lookback_hours,
             &extract_dir,
             store.clone(),
             progress.entity(bulksms::MESSAGES),
+            clock,
         )
         .await?;
         bulksms::read_blocked_numbers(
-            &bulksms_client,
+            bulksms_client,
             blocked_cursor,
             &extract_dir,
             store.clone(),
             progress.entity(bulksms::BLOCKED_NUMBERS),
+            clock,
         )
         .await?;
         bulksms::read_profile(
-            &bulksms_client,
+            bulksms_client,
             &extract_dir,
             store.clone(),
             progress.entity(bulksms::PROFILE),
+            clock,
         )
         .await
     };
@@ -216,7 +239,7 @@ pub async fn run_extract(
         bulksms_client.api().metrics().snapshot(),
     );
     let manifest = finalize(
-        config,
+        setup,
         &run,
         &store,
         previous.as_ref().map(|(r, _)| r),
@@ -239,6 +262,7 @@ pub async fn run_extract(
 fn open_or_start(
     state_dir: &Path,
     full: bool,
+    clock: &dyn Clock,
 ) -> anyhow::Result<(RunDir, Arc<CheckpointStore>, bool)> {
     if let Some(run) = unfinished_extract(state_dir)? {
         let store = CheckpointStore::load(run.extract_dir().join(EXTRACT_CHECKPOINT))?;
@@ -249,7 +273,7 @@ fn open_or_start(
     } else {
         latest_complete_extract(state_dir)?.map(|(run, _)| run.id)
     };
-    let now = Utc::now();
+    let now = clock.now();
     let run = RunDir::create(state_dir, now)
         .with_context(|| format!("creating a run directory in {}", state_dir.display()))?;
     let checkpoint = Checkpoint {
@@ -271,7 +295,7 @@ fn open_or_start(
 
 /// Compacts every entity into its snapshot file, gathers quarantined rows and writes the manifest.
 fn finalize(
-    config: &PipelineConfig,
+    setup: ExtractSetup<'_>,
     run: &RunDir,
     store: &CheckpointStore,
     previous: Option<&RunDir>,
@@ -317,11 +341,11 @@ fn finalize(
     let manifest = ExtractManifest {
         schema_version: SCHEMA_VERSION,
         run_id: run.id.clone(),
-        pipeline: config.pipeline.name.clone(),
+        pipeline: setup.pipeline_name.to_string(),
         mode: checkpoint.mode.clone(),
         based_on_run: checkpoint.based_on_run.clone(),
         started_at: checkpoint.started_at,
-        finished_at: Utc::now(),
+        finished_at: setup.clock.now(),
         entities: entities_out,
         requests,
         quarantined_rows,

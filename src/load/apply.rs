@@ -4,17 +4,19 @@
 //! send, and a circuit breaker that stops the run when the service looks down.
 
 use super::ledger::{Ledger, OpStatus};
-use super::plan::{Plan, PlanOp, PlannedOperation};
+use super::sms_dnd::{NumberDnd, ghl_sms_dnd};
 use crate::api::ApiError;
 use crate::api::bulksms::BulkSmsClient;
 use crate::api::bulksms::writes::Submission;
 use crate::api::ghl::GhlClient;
+use crate::clock::Clock;
+use crate::snapshot::contract::plan::{Plan, PlanOp, PlannedOperation};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use crate::snapshot::desired::DUPLICATE_TAG;
 
@@ -28,6 +30,8 @@ pub struct ApplyOptions {
     pub breaker_threshold: usize,
     /// Local hours in which no SMS is sent.
     pub quiet_hours: Option<super::QuietHours>,
+    /// Where "now" comes from (quiet hours, the deduplication-id window).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What an apply did, by outcome.
@@ -216,7 +220,7 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
     // A send's deduplication-id is allocated with its intent (and kept for its retries).
     let deduplication_id = match &planned.op {
         PlanOp::SendSms { .. } => {
-            let now_ms = chrono::Utc::now().timestamp_millis();
+            let now_ms = shared.options.clock.now().timestamp_millis();
             match shared
                 .ledger
                 .lock()
@@ -366,77 +370,10 @@ async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option
     }
 }
 
-/// What GHL says about a number right before a send.
-struct NumberDnd {
-    /// A contact holding the number that has SMS DND on.
-    opted_out_by: Option<String>,
-    /// Time zone of the message's contact (else of the first contact holding the number).
-    timezone: Option<String>,
-}
-
-/// Reads SMS DND of every contact that holds `to` with `GET /contacts/{id}`, the one answer known
-/// to carry `dnd` and `dndSettings` (search and the duplicate search leave them out). The holders:
-/// the contact the message names, the duplicate search's match (it sees a contact written a moment
-/// ago) and whatever a `phone` search finds. Costs 2 + (holders) requests per send. `Err` when any
-/// answer is missing or does not say: the caller then holds the send.
-async fn ghl_sms_dnd(ghl: &GhlClient, named: Option<&str>, to: &str) -> Result<NumberDnd, String> {
-    let mut holders: Vec<String> = named.map(str::to_string).into_iter().collect();
-    let mut add = |id: String| {
-        if !holders.contains(&id) {
-            holders.push(id);
-        }
-    };
-    match ghl.find_duplicate(None, Some(to)).await {
-        Ok(Some(contact)) => {
-            if let Some(id) = contact.get("id").and_then(Value::as_str) {
-                add(id.to_string());
-            }
-        }
-        Ok(None) => {}
-        Err(e) => return Err(format!("duplicate search: {e}")),
-    }
-    for id in ghl
-        .contact_ids_with_phone(to)
-        .await
-        .map_err(|e| format!("search by phone: {e}"))?
-    {
-        add(id);
-    }
-    let mut timezone = None;
-    for id in &holders {
-        let contact = match ghl.get_contact(id).await {
-            Ok(Some(contact)) => contact,
-            // Deleted since: it no longer holds the number.
-            Ok(None) => continue,
-            Err(e) => return Err(format!("GET /contacts/{id}: {e}")),
-        };
-        if timezone.is_none() {
-            timezone = contact
-                .get("timezone")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-        }
-        match crate::api::ghl::types::sms_dnd_of(&contact) {
-            Some(true) => {
-                return Ok(NumberDnd {
-                    opted_out_by: Some(id.clone()),
-                    timezone,
-                });
-            }
-            Some(false) => {}
-            None => return Err(format!("GET /contacts/{id} carried no dnd/dndSettings")),
-        }
-    }
-    Ok(NumberDnd {
-        opted_out_by: None,
-        timezone,
-    })
-}
-
 /// A send that would land in the recipient's quiet hours waits.
 fn quiet(shared: &Shared<'_>, timezone: Option<&str>) -> Option<Hold> {
     let window = shared.options.quiet_hours.as_ref()?;
-    window.is_quiet(chrono::Utc::now(), timezone).then(|| {
+    window.is_quiet(shared.options.clock.now(), timezone).then(|| {
         let zone = window.zone_of(timezone);
         Hold::Quiet {
             reason: format!(

@@ -5,64 +5,10 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
-use thiserror::Error;
 
-/// Ledger errors name the database file.
-#[derive(Debug, Error)]
-#[error("ledger {path}: {source}")]
-pub struct LedgerError {
-    path: String,
-    source: rusqlite::Error,
-}
-
-/// Where an operation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpStatus {
-    /// Planned by a run whose plan was accepted, not attempted yet: owed until a load applies it,
-    /// whatever happens to that run.
-    Planned,
-    /// About to be sent: if found after a crash, the outcome is unknown.
-    InFlight,
-    /// Took effect.
-    Succeeded,
-    /// Failed after its retries; tried again on the next run.
-    Failed,
-    /// Deliberately not done (e.g. the number opted out after planning).
-    Skipped,
-}
-
-impl OpStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OpStatus::Planned => "planned",
-            OpStatus::InFlight => "in_flight",
-            OpStatus::Succeeded => "succeeded",
-            OpStatus::Failed => "failed",
-            OpStatus::Skipped => "skipped",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "planned" => OpStatus::Planned,
-            "in_flight" => OpStatus::InFlight,
-            "succeeded" => OpStatus::Succeeded,
-            "failed" => OpStatus::Failed,
-            "skipped" => OpStatus::Skipped,
-            _ => return None,
-        })
-    }
-}
-
-/// One ledger row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LedgerEntry {
-    pub key: String,
-    pub status: OpStatus,
-    pub attempts: i64,
-    pub result: Option<String>,
-    pub error: Option<String>,
-}
+use crate::snapshot::contract::ledger::read_entry;
+/// The ledger's row types are the contract between load (which writes them) and audit.
+pub use crate::snapshot::contract::ledger::{LedgerEntry, LedgerError, OpStatus};
 
 /// The ledger of one state directory.
 pub struct Ledger {
@@ -165,55 +111,25 @@ impl Ledger {
         Ok(added)
     }
 
-    /// Operations of these kinds that are owed, failed or whose outcome is unknown, with the run
-    /// that planned them and their payload (the serialised operation).
-    pub fn unfinished(&self, kinds: &[&str]) -> Result<Vec<(String, String, String)>, LedgerError> {
+    /// Operations that are owed, failed or whose outcome is unknown, with the run that planned
+    /// them and their payload (the serialised operation), oldest first.
+    pub fn unfinished(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT key, run_id, payload, kind FROM operations
+                "SELECT key, run_id, payload FROM operations
                  WHERE status IN ('planned', 'failed', 'in_flight') ORDER BY updated_at, key",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (key, run, payload, kind) = row.map_err(|e| self.err(e))?;
-            if kinds.contains(&kind.as_str()) {
-                out.push((key, run, payload));
-            }
-        }
-        Ok(out)
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     /// The entry of an operation, if it was ever attempted.
     pub fn get(&self, key: &str) -> Result<Option<LedgerEntry>, LedgerError> {
-        self.conn
-            .query_row(
-                "SELECT key, status, attempts, result, error FROM operations WHERE key = ?1",
-                params![key],
-                |row| {
-                    let status: String = row.get(1)?;
-                    Ok(LedgerEntry {
-                        key: row.get(0)?,
-                        status: OpStatus::parse(&status).unwrap_or(OpStatus::InFlight),
-                        attempts: row.get(2)?,
-                        result: row.get(3)?,
-                        error: row.get(4)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        read_entry(&self.conn, key).map_err(|e| self.err(e))
     }
 
     /// Records the intent to send an operation (durably, before the call).
@@ -391,17 +307,11 @@ mod tests {
             ledger.get("new").expect("get").expect("new").status,
             OpStatus::Planned
         );
-        let unfinished = ledger.unfinished(&["send_sms"]).expect("unfinished");
+        let unfinished = ledger.unfinished().expect("unfinished");
         assert_eq!(unfinished.len(), 1);
         assert_eq!(
             (unfinished[0].0.as_str(), unfinished[0].1.as_str()),
             ("new", "r1")
-        );
-        assert!(
-            ledger
-                .unfinished(&["create_note"])
-                .expect("none")
-                .is_empty()
         );
     }
 

@@ -1,11 +1,14 @@
 //! Load: diff the desired state against the snapshots, write a reviewable plan, apply it exactly once.
 
 pub mod apply;
+pub mod blocked;
 pub mod diff;
 pub mod ledger;
+pub mod owed;
 pub mod plan;
 pub mod plan_io;
 pub mod quiet_streak;
+mod sms_dnd;
 
 use serde::Deserialize;
 

@@ -1,68 +1,16 @@
-//! Writing and reading a plan: `plan.parquet` (one row per operation, for machines and for
-//! `load`) and `plan.md` (what a person reviews before applying).
+//! Writing a plan: `plan.parquet` (one row per operation, for machines and for `load`) and
+//! `plan.md` (what a person reviews before applying). The file's schema and reader are in
+//! [`crate::snapshot::contract::plan`], where audit reads them too.
 
 use super::diff::Refusal;
-use super::plan::{Plan, PlanOp, PlannedOperation};
-use crate::snapshot::desired::{read_rows, write_rows};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use serde::{Deserialize, Serialize};
+use crate::snapshot::contract::plan::{Plan, PlanOp, PlanRow, PlannedOperation, plan_schema};
+use crate::snapshot::desired::write_rows;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 
-/// `load/plan.parquet`.
-pub fn plan_schema() -> SchemaRef {
-    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    SCHEMA
-        .get_or_init(|| {
-            let utf8 = |n: &str, nullable| Field::new(n, DataType::Utf8, nullable);
-            Arc::new(Schema::new(vec![
-                utf8("key", false),
-                utf8("kind", false),
-                utf8("target", false),
-                utf8("reason", false),
-                utf8("before_json", true),
-                utf8("after_json", true),
-                utf8("operation_json", false),
-            ]))
-        })
-        .clone()
-}
-
-/// A row of [`plan_schema`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlanRow {
-    pub key: String,
-    pub kind: String,
-    pub target: String,
-    pub reason: String,
-    pub before_json: Option<String>,
-    pub after_json: Option<String>,
-    /// The whole operation (what `load` executes).
-    pub operation_json: String,
-}
-
-impl PlanRow {
-    fn from_planned(op: &PlannedOperation) -> Self {
-        let (before, after) = match &op.op {
-            PlanOp::UpdateContact { before, after, .. } => (
-                Some(serde_json::Value::Object(before.clone()).to_string()),
-                Some(serde_json::Value::Object(after.clone()).to_string()),
-            ),
-            _ => (None, None),
-        };
-        PlanRow {
-            key: op.key.clone(),
-            kind: op.op.kind().to_string(),
-            target: op.op.target(),
-            reason: op.reason.clone(),
-            before_json: before,
-            after_json: after,
-            operation_json: serde_json::to_string(&op.op).expect("PlanOp serialises"),
-        }
-    }
-}
+/// The plan file's schema, row and reader are the contract's; re-exported for `load`'s callers.
+pub use crate::snapshot::contract::plan::read_plan;
 
 /// Writes `plan.md` and then `plan.parquet` into `dir`: the Parquet file is what `load` applies
 /// and what marks the plan as made, so it comes last. A refused plan also gets `refused.json` (the
@@ -137,36 +85,6 @@ fn refusal_summary(refusal: &Refusal) -> String {
             .join(", ")
     );
     out
-}
-
-/// Reads a plan back from `plan.parquet`.
-pub fn read_plan(dir: &Path, run_id: &str) -> anyhow::Result<Plan> {
-    use anyhow::Context;
-    let path = dir.join("plan.parquet");
-    let rows: Vec<PlanRow> = read_rows(&path)?;
-    let operations = rows
-        .into_iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let op: PlanOp = serde_json::from_str(&row.operation_json)
-                .with_context(|| format!("{} row {i}: operation_json", path.display()))?;
-            let planned = PlannedOperation {
-                key: row.key,
-                op,
-                reason: row.reason,
-            };
-            anyhow::ensure!(
-                planned.key == planned.op.idempotency_key(),
-                "{} row {i}: key does not match the operation (was the plan edited?)",
-                path.display()
-            );
-            Ok(planned)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Plan {
-        run_id: run_id.to_string(),
-        operations,
-    })
 }
 
 /// The readable summary: counts by kind, then each operation with its reason and changes.

@@ -36,6 +36,14 @@ impl SimClock {
     }
 }
 
+/// The pipeline's clock trait, so a pipeline run in-process (the demo, tests) can share the
+/// sandbox's simulated time.
+impl crate::clock::Clock for SimClock {
+    fn now(&self) -> DateTime<Utc> {
+        SimClock::now(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,6 +84,38 @@ impl RunDir {
         load.join(PLAN_FILE).exists() && !load.join(REFUSED_FILE).exists()
     }
 
+    /// The newest earlier run of the same state directory for which `wanted` holds: the one
+    /// look-up behind [`RunDir::previous_extracted`], [`RunDir::previous_transformed`] and
+    /// [`RunDir::previous_acted`].
+    pub fn previous(&self, wanted: impl Fn(&RunDir) -> bool) -> std::io::Result<Option<RunDir>> {
+        let Some(state_dir) = self.path.parent().and_then(Path::parent) else {
+            return Ok(None);
+        };
+        Ok(list_runs(state_dir)?
+            .into_iter()
+            .rev()
+            .filter(|r| r.id < self.id)
+            .find(|r| wanted(r)))
+    }
+
+    /// The newest earlier run whose extract finished (the snapshot before this one).
+    pub fn previous_extracted(&self) -> std::io::Result<Option<RunDir>> {
+        self.previous(|r| r.extract_manifest().is_some())
+    }
+
+    /// The newest earlier run whose transform finished (it wrote `transform/clusters.parquet`).
+    pub fn previous_transformed(&self) -> std::io::Result<Option<RunDir>> {
+        self.previous(|r| r.transform_dir().join("clusters.parquet").exists())
+    }
+
+    /// The newest earlier run that acted on the events it saw: its extract finished and its plan
+    /// was accepted ([`RunDir::plan_committed`]), so what it fired is owed in the ledger whatever
+    /// happened to its load. A run killed before its plan, or refused by a safety limit, acted on
+    /// nothing, and the events it saw must fire again.
+    pub fn previous_acted(&self) -> std::io::Result<Option<RunDir>> {
+        self.previous(|r| r.extract_manifest().is_some() && r.plan_committed())
+    }
+
     /// True when an extract started here and did not finish.
     pub fn extract_unfinished(&self) -> bool {
         let dir = self.extract_dir();
@@ -134,4 +166,54 @@ pub fn unfinished_extract(state_dir: &Path) -> std::io::Result<Option<RunDir>> {
     let runs = list_runs(state_dir)?;
     // Only the newest run may be resumed: an older unfinished one was superseded.
     Ok(runs.into_iter().last().filter(RunDir::extract_unfinished))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(state: &Path, id: &str) -> RunDir {
+        let path = runs_dir(state).join(id);
+        std::fs::create_dir_all(&path).expect("run dir");
+        RunDir {
+            id: id.into(),
+            path,
+        }
+    }
+
+    fn touch(path: PathBuf) {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        std::fs::write(path, b"x").expect("write");
+    }
+
+    #[test]
+    fn previous_runs_are_earlier_and_match_what_was_asked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path();
+        let transformed = run(state, "20260101T000000Z-0001");
+        touch(transformed.transform_dir().join("clusters.parquet"));
+        let acted = run(state, "20260102T000000Z-0002");
+        touch(acted.load_dir().join(PLAN_FILE));
+        let refused = run(state, "20260103T000000Z-0003");
+        touch(refused.load_dir().join(PLAN_FILE));
+        touch(refused.load_dir().join(REFUSED_FILE));
+        let current = run(state, "20260104T000000Z-0004");
+        touch(current.transform_dir().join("clusters.parquet"));
+        let later = run(state, "20260105T000000Z-0005");
+        touch(later.transform_dir().join("clusters.parquet"));
+
+        assert_eq!(
+            current.previous_transformed().expect("list"),
+            Some(transformed.clone())
+        );
+        assert_eq!(
+            current.previous(RunDir::plan_committed).expect("list"),
+            Some(acted.clone()),
+            "a refused plan is not acted on, and later runs never count"
+        );
+        // Without a finished extract nothing has extracted or acted.
+        assert_eq!(current.previous_extracted().expect("list"), None);
+        assert_eq!(current.previous_acted().expect("list"), None);
+        assert_eq!(transformed.previous_transformed().expect("list"), None);
+    }
 }

@@ -293,13 +293,34 @@ cached_schema!(
     ]
 );
 
-/// A row of [`blocked_numbers_schema`].
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// A row of [`blocked_numbers_schema`]: written by extract, read by transform, load and audit
+/// (the one blocked-number row type).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct BlockedNumberRow {
     pub id: u64,
     /// E.164 with `+` ([`crate::snapshot::phone::e164`]); older snapshots may hold bare digits.
     pub phone_number: String,
+    /// Epoch milliseconds (a UTC timestamp column in the file).
+    #[serde(deserialize_with = "epoch_ms_or_rfc3339")]
     pub extracted_at: i64,
+}
+
+/// Reads a timestamp column back as epoch milliseconds: rows come back from Parquet through
+/// Arrow's JSON writer, which prints timestamps as RFC 3339 text.
+fn epoch_ms_or_rfc3339<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Millis(i64),
+        Text(String),
+    }
+    match <Raw as serde::Deserialize>::deserialize(deserializer)? {
+        Raw::Millis(ms) => Ok(ms),
+        Raw::Text(text) => chrono::DateTime::parse_from_rfc3339(&text)
+            .or_else(|_| chrono::DateTime::parse_from_rfc3339(&format!("{text}Z")))
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| serde::de::Error::custom(format!("timestamp {text:?}: {e}"))),
+    }
 }
 
 cached_schema!(
@@ -371,6 +392,21 @@ pub fn batch_from_rows<T: Serialize>(
 mod tests {
     use super::*;
     use arrow::array::{Array, AsArray};
+
+    #[test]
+    fn blocked_number_rows_read_back_as_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blocked_numbers.parquet");
+        let rows = vec![BlockedNumberRow {
+            id: 7,
+            phone_number: "+14155550134".into(),
+            extracted_at: 1_764_042_612_345,
+        }];
+        crate::snapshot::desired::write_rows(&path, &blocked_numbers_schema(), &rows)
+            .expect("write");
+        let back: Vec<BlockedNumberRow> = crate::snapshot::desired::read_rows(&path).expect("read");
+        assert_eq!(back, rows);
+    }
 
     #[test]
     fn contact_rows_become_typed_nested_columns() {

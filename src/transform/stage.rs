@@ -15,7 +15,8 @@ use crate::snapshot::desired::{
     DUPLICATE_TAG, DesiredBlocked, DesiredContact, desired_blocked_schema, desired_contacts_schema,
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
 };
-use crate::snapshot::run::{RunDir, list_runs};
+use crate::snapshot::run::RunDir;
+use crate::snapshot::schema::BlockedNumberRow;
 use anyhow::Context;
 use arrow::datatypes::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
@@ -37,11 +38,6 @@ struct MessageRowIn {
     status_type: Option<String>,
     status_subtype: Option<String>,
     submission_date: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct BlockedRowIn {
-    phone_number: String,
 }
 
 /// One row of `transform/links.parquet`: a number's SMS activity and the contacts it belongs to.
@@ -309,7 +305,8 @@ pub fn run_transform(
     let region = normalize::region(default_region);
     let contacts: Vec<SnapshotContact> = read_rows(&extract.join("ghl/contacts.parquet"))?;
     let messages: Vec<MessageRowIn> = read_rows(&extract.join("bulksms/messages.parquet"))?;
-    let blocked: Vec<BlockedRowIn> = read_rows(&extract.join("bulksms/blocked_numbers.parquet"))?;
+    let blocked: Vec<BlockedNumberRow> =
+        read_rows(&extract.join("bulksms/blocked_numbers.parquet"))?;
     let mut summary = TransformSummary {
         contacts: contacts.len() as u64,
         ..TransformSummary::default()
@@ -806,14 +803,7 @@ pub fn run_transform(
 /// a safety limit, acted on nothing, and the events it saw must fire again. Triggers and opt-outs
 /// both measure "new" against this run. `None` when no run has acted on this location yet.
 fn previous_acted_run(run: &RunDir) -> anyhow::Result<Option<RunDir>> {
-    let Some(state_dir) = run.path.parent().and_then(Path::parent) else {
-        return Ok(None);
-    };
-    Ok(list_runs(state_dir)?
-        .into_iter()
-        .rev()
-        .filter(|r| r.id < run.id)
-        .find(|r| r.extract_manifest().is_some() && r.plan_committed()))
+    Ok(run.previous_acted()?)
 }
 
 /// What [`previous_acted_run`] saw, for the triggers.
@@ -852,7 +842,7 @@ fn previous_blocked(run: &RunDir) -> anyhow::Result<Option<HashSet<String>>> {
     let Some(previous) = previous_acted_run(run)? else {
         return Ok(None);
     };
-    let rows: Vec<BlockedRowIn> = read_rows(
+    let rows: Vec<BlockedNumberRow> = read_rows(
         &previous
             .extract_dir()
             .join("bulksms/blocked_numbers.parquet"),
@@ -897,15 +887,7 @@ fn with_data_times(
 
 /// The contacts of the latest earlier run with a finished extract, by id (empty on a first run).
 fn previous_snapshot(run: &RunDir) -> anyhow::Result<HashMap<String, SnapshotContact>> {
-    let Some(state_dir) = run.path.parent().and_then(Path::parent) else {
-        return Ok(HashMap::new());
-    };
-    let Some(previous) = list_runs(state_dir)?
-        .into_iter()
-        .rev()
-        .filter(|r| r.id < run.id)
-        .find(|r| r.extract_manifest().is_some())
-    else {
+    let Some(previous) = run.previous_extracted()? else {
         return Ok(HashMap::new());
     };
     let contacts: Vec<SnapshotContact> =
@@ -916,15 +898,7 @@ fn previous_snapshot(run: &RunDir) -> anyhow::Result<HashMap<String, SnapshotCon
 /// The contacts that survived a duplicate cluster in the latest earlier run whose transform
 /// finished (empty on a first run).
 fn previous_survivors(run: &RunDir) -> anyhow::Result<HashSet<String>> {
-    let Some(state_dir) = run.path.parent().and_then(Path::parent) else {
-        return Ok(HashSet::new());
-    };
-    let Some(previous) = list_runs(state_dir)?
-        .into_iter()
-        .rev()
-        .filter(|r| r.id < run.id)
-        .find(|r| r.transform_dir().join("clusters.parquet").exists())
-    else {
+    let Some(previous) = run.previous_transformed()? else {
         return Ok(HashSet::new());
     };
     #[derive(Deserialize)]

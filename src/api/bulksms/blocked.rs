@@ -99,6 +99,20 @@ impl BulkSmsClient {
             .await?;
         Ok(paging.absorb(page))
     }
+
+    /// Every entry added after `max_id_read`, to the end of the list: the whole walk in one call,
+    /// for a reader that keeps nothing per page (load's refresh of the blocked list).
+    pub async fn blocked_numbers_after(
+        &self,
+        max_id_read: u64,
+    ) -> Result<Vec<BlockedNumber>, ApiError> {
+        let mut paging = BlockedPaging::after(max_id_read);
+        let mut entries = Vec::new();
+        while let Some(page) = self.next_blocked_page(&mut paging).await? {
+            entries.extend(page.entries);
+        }
+        Ok(entries)
+    }
 }
 
 #[cfg(test)]

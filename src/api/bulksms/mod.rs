@@ -5,10 +5,10 @@ pub mod types;
 pub mod writes;
 
 use super::auth::Credentials;
+use super::config::{BulkSmsConfig, HttpConfig};
 use super::error::ApiError;
 use super::http::{ApiClient, ApiRequest, build_http};
 use super::retry::RetryPolicy;
-use crate::config::PipelineConfig;
 use serde_json::Value;
 use std::time::Duration;
 use types::{BlockedNumber, Profile};
@@ -25,22 +25,22 @@ pub struct BulkSmsClient {
 }
 
 impl BulkSmsClient {
-    /// Builds the client a pipeline file describes.
-    pub fn from_config(config: &PipelineConfig) -> Result<Self, ApiError> {
-        let http = build_http(Duration::from_secs(config.http.timeout_secs))?;
+    /// Builds the client of a pipeline file's `[bulksms]` and `[http]` sections.
+    pub fn new(bulksms: &BulkSmsConfig, http_config: &HttpConfig) -> Result<Self, ApiError> {
+        let http = build_http(Duration::from_secs(http_config.timeout_secs))?;
         let credentials = Credentials::Basic {
-            user: config.bulksms.token_id.clone(),
-            password: config.bulksms.token_secret.clone(),
+            user: bulksms.token_id.clone(),
+            password: bulksms.token_secret.clone(),
         };
         // BulkSMS documents no request-rate limit (only a daily quota), so no limiter; 429s and
         // 5xx are still retried by the shared policy.
         let api = ApiClient::new(
             "bulksms",
             http,
-            &config.bulksms.base_url,
+            &bulksms.base_url,
             credentials,
             None,
-            RetryPolicy::from_config(&config.http),
+            RetryPolicy::from_config(http_config),
             &[],
         )?;
         Ok(BulkSmsClient { api })

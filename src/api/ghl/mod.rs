@@ -4,15 +4,15 @@ pub mod types;
 mod writes;
 
 use super::auth::{Credentials, GHL_READ_SCOPE, GHL_WRITE_SCOPE, GhlTokenManager};
+use super::config::{GhlAuthConfig, GhlConfig, HttpConfig};
 use super::error::ApiError;
 use super::http::{ApiClient, ApiRequest, build_http};
 use super::rate_limit::RateLimiter;
 use super::retry::RetryPolicy;
-use crate::config::{GhlAuthConfig, PipelineConfig};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,16 +37,21 @@ pub struct GhlClient {
     token_manager: Option<Arc<GhlTokenManager>>,
 }
 
-/// Where the GHL token store of a pipeline lives.
-pub fn token_store_path(config: &PipelineConfig) -> PathBuf {
-    config.state_dir().join("tokens").join("ghl.json")
+/// Where the GHL token store of a pipeline lives, in its state directory.
+pub fn token_store_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("tokens").join("ghl.json")
 }
 
 impl GhlClient {
-    /// Builds the client a pipeline file describes.
-    pub fn from_config(config: &PipelineConfig) -> Result<Self, ApiError> {
-        let http = build_http(Duration::from_secs(config.http.timeout_secs))?;
-        let (credentials, token_manager) = match &config.ghl.auth {
+    /// Builds the client of a pipeline file's `[ghl]` and `[http]` sections; OAuth tokens are kept
+    /// in `token_store` ([`token_store_path`]).
+    pub fn new(
+        ghl: &GhlConfig,
+        http_config: &HttpConfig,
+        token_store: PathBuf,
+    ) -> Result<Self, ApiError> {
+        let http = build_http(Duration::from_secs(http_config.timeout_secs))?;
+        let (credentials, token_manager) = match &ghl.auth {
             GhlAuthConfig::PrivateToken { token } => (Credentials::Bearer(token.clone()), None),
             GhlAuthConfig::Oauth {
                 client_id,
@@ -54,29 +59,29 @@ impl GhlClient {
                 ..
             } => {
                 let manager = Arc::new(GhlTokenManager::new(
-                    &config.ghl.base_url,
+                    &ghl.base_url,
                     client_id,
                     client_secret,
-                    token_store_path(config),
-                    Duration::from_secs(config.http.timeout_secs),
-                    RetryPolicy::from_config(&config.http),
+                    token_store,
+                    Duration::from_secs(http_config.timeout_secs),
+                    RetryPolicy::from_config(http_config),
                 )?);
                 (Credentials::GhlOauth(manager.clone()), Some(manager))
             }
         };
-        let limiter = Arc::new(RateLimiter::for_ghl(&config.ghl.rate_limit));
+        let limiter = Arc::new(RateLimiter::for_ghl(&ghl.rate_limit));
         let api = ApiClient::new(
             "ghl",
             http,
-            &config.ghl.base_url,
+            &ghl.base_url,
             credentials,
             Some(limiter),
-            RetryPolicy::from_config(&config.http),
-            &[("version", config.ghl.api_version.clone())],
+            RetryPolicy::from_config(http_config),
+            &[("version", ghl.api_version.clone())],
         )?;
         Ok(GhlClient {
             api,
-            location_id: config.ghl.location_id.clone(),
+            location_id: ghl.location_id.clone(),
             token_manager,
         })
     }

@@ -6,7 +6,6 @@ use crate::api::ApiError;
 use crate::api::ApiRequest;
 use crate::api::auth::read_token_store;
 use crate::api::authorize::ghl_scopes_needed;
-use crate::api::bulksms::BulkSmsClient;
 use crate::api::ghl::{GhlClient, token_store_path};
 use crate::config::{GhlAuthConfig, PipelineConfig};
 use chrono::{DateTime, Utc};
@@ -15,7 +14,7 @@ use reqwest::Method;
 pub(super) async fn ghl_checks(config: &PipelineConfig, now: DateTime<Utc>) -> Vec<CheckLine> {
     let needed = ghl_scopes_needed(config);
     let mut checks = Vec::new();
-    let client = match GhlClient::from_config(config) {
+    let client = match crate::pipeline::clients::ghl_client(config) {
         Ok(c) => c,
         Err(e) => {
             checks.push(fail(
@@ -28,7 +27,7 @@ pub(super) async fn ghl_checks(config: &PipelineConfig, now: DateTime<Utc>) -> V
     };
     let oauth = matches!(config.ghl.auth, GhlAuthConfig::Oauth { .. });
     if oauth {
-        let store = token_store_path(config);
+        let store = token_store_path(&config.state_dir());
         let tokens = match read_token_store(&store) {
             Ok(t) => t,
             Err(e) => {
@@ -254,7 +253,7 @@ fn rate_limit_check(headers: &reqwest::header::HeaderMap, config: &PipelineConfi
 
 pub(super) async fn bulksms_checks(config: &PipelineConfig) -> Vec<CheckLine> {
     const NAME: &str = "bulksms.credentials";
-    let client = match BulkSmsClient::from_config(config) {
+    let client = match crate::pipeline::clients::bulksms_client(config) {
         Ok(c) => c,
         Err(e) => {
             return vec![fail(

@@ -1,4 +1,5 @@
-//! The `--json` summary every stage command prints on stdout when asked.
+//! What a stage or a whole run did: the `--json` summary every stage command prints on stdout
+//! when asked, and what the run's metrics are made from.
 
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -1,0 +1,140 @@
+//! `contactsync run`: extract → transform → plan → load → audit on one location, then the run's
+//! metrics.
+
+use super::metrics::prometheus_text;
+use super::stages::{audit_run, extract_run, load_run, location_span, plan_run, transform_run};
+use super::{CommandError, CommandReport};
+use crate::clock::Clock;
+use crate::config::PipelineConfig;
+use crate::exit_code::ExitCode;
+use crate::extract::ExtractOptions;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Extract → transform → plan → load → audit. The caller holds the state directory's lock.
+/// Writes `metrics.prom` into the run and the state directory.
+pub async fn run_pipeline(
+    config: &PipelineConfig,
+    progress: bool,
+    clock: Arc<dyn Clock>,
+) -> Result<(CommandReport, ExitCode), CommandError> {
+    run_stages(config, progress, clock)
+        .instrument(location_span(config))
+        .await
+}
+
+async fn run_stages(
+    config: &PipelineConfig,
+    progress: bool,
+    clock: Arc<dyn Clock>,
+) -> Result<(CommandReport, ExitCode), CommandError> {
+    let mut durations: Vec<(&str, f64)> = Vec::new();
+    let started = Instant::now();
+    let options = ExtractOptions {
+        full: false,
+        progress,
+    };
+    let extract = extract_run(config, &options, clock.as_ref()).await?;
+    durations.push(("extract", started.elapsed().as_secs_f64()));
+    let run = extract.run.clone();
+    let started = Instant::now();
+    let summary = transform_run(config, &run).await?;
+    durations.push(("transform", started.elapsed().as_secs_f64()));
+    let started = Instant::now();
+    let (plan, refusal, _) = plan_run(config, &run)?;
+    durations.push(("plan", started.elapsed().as_secs_f64()));
+    let started = Instant::now();
+    // A read-only pipeline (`[load] enabled = false`) plans and audits but writes nothing.
+    let (mut report, load_code) =
+        load_run(config, &run, !config.load.enabled, clock.clone()).await?;
+    durations.push(("load", started.elapsed().as_secs_f64()));
+    let started = Instant::now();
+    let (audit, audit_code) = audit_run(config, &run, None, clock.as_ref())?;
+    durations.push(("audit", started.elapsed().as_secs_f64()));
+    report.command = "run".into();
+    for (name, entity) in &extract.manifest.entities {
+        report.counts.insert(format!("{name}.rows"), entity.rows);
+    }
+    report
+        .counts
+        .insert("duplicate_clusters".into(), summary.duplicate_clusters);
+    report
+        .counts
+        .insert("messages_fired".into(), summary.messages_fired);
+    report
+        .counts
+        .insert("planned_operations".into(), plan.operations.len() as u64);
+    for (api, m) in &extract.manifest.requests {
+        *report.requests.entry(api.clone()).or_default() += m.requests;
+        *report
+            .counts
+            .entry(format!("{api}.rate_limited"))
+            .or_default() += m.rate_limited;
+    }
+    report.counts.extend(audit.counts);
+    report.errors.extend(audit.errors);
+    // The audit's warnings, not the plan's: they also count this run's load.
+    report.warnings = audit.warnings;
+    // A refused plan outranks the rest (its opt-outs were still applied), then a failed write,
+    // then a breached audit threshold: the order in which they need a person.
+    let code = if let Some(refusal) = &refusal {
+        report
+            .counts
+            .insert("held".into(), refusal.held.len() as u64);
+        report.errors.insert(0, refusal.to_string());
+        ExitCode::SafetyLimit
+    } else if load_code != ExitCode::Ok {
+        load_code
+    } else {
+        audit_code
+    };
+    report.exit_code = code as u8;
+    let metrics = run_metrics(config, &report, &durations, clock.as_ref());
+    crate::snapshot::atomic::write(&run.path.join("metrics.prom"), metrics.as_bytes())?;
+    // A fixed path too, for node_exporter's textfile collector.
+    crate::snapshot::atomic::write(&config.state_dir().join("metrics.prom"), metrics.as_bytes())?;
+    Ok((report, code))
+}
+
+/// Leaves a failed run's exit code where alerting looks (`STATE/metrics.prom`), beside the time of
+/// the last run that succeeded.
+pub fn record_failed_run(config: &PipelineConfig, failed: &CommandError, clock: &dyn Clock) {
+    let report = CommandReport {
+        command: "run".into(),
+        errors: vec![format!("{:#}", failed.error)],
+        exit_code: failed.code as u8,
+        ..CommandReport::default()
+    };
+    let metrics = run_metrics(config, &report, &[], clock);
+    if let Err(e) =
+        crate::snapshot::atomic::write(&config.state_dir().join("metrics.prom"), metrics.as_bytes())
+    {
+        tracing::error!(error = %e, "Could not write metrics.prom for the failed run");
+    }
+}
+
+/// The metrics text of a finished run, recording it as the last success when it exited 0.
+fn run_metrics(
+    config: &PipelineConfig,
+    report: &CommandReport,
+    durations: &[(&str, f64)],
+    clock: &dyn Clock,
+) -> String {
+    let now = clock.now().timestamp();
+    let last_success = last_success(config, report.exit_code, now);
+    prometheus_text(&config.pipeline.name, report, durations, now, last_success)
+}
+
+/// When the last successful run finished: `now` when this run succeeded (and recorded in
+/// `STATE/last_success`), else what that file says.
+fn last_success(config: &PipelineConfig, exit_code: u8, now: i64) -> Option<i64> {
+    let path = config.state_dir().join("last_success");
+    if exit_code == 0 {
+        if let Err(e) = crate::snapshot::atomic::write(&path, now.to_string().as_bytes()) {
+            tracing::warn!(error = %e, path = %path.display(), "Could not record the last success");
+        }
+        return Some(now);
+    }
+    std::fs::read_to_string(&path).ok()?.trim().parse().ok()
+}

@@ -1,0 +1,122 @@
+//! The ledger's rows (`STATE/ledger.sqlite`, table `operations`): load writes each operation's
+//! intent and outcome there, plan reads what is owed, audit reads how each planned operation
+//! ended. The writer is `load::ledger::Ledger`; the row types and the read-only look-up are here.
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::Path;
+use thiserror::Error;
+
+/// The ledger's file name in a state directory.
+pub const LEDGER_FILE: &str = "ledger.sqlite";
+
+/// Ledger errors name the database file.
+#[derive(Debug, Error)]
+#[error("ledger {path}: {source}")]
+pub struct LedgerError {
+    pub(crate) path: String,
+    pub(crate) source: rusqlite::Error,
+}
+
+/// Where an operation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpStatus {
+    /// Planned by a run whose plan was accepted, not attempted yet: owed until a load applies it,
+    /// whatever happens to that run.
+    Planned,
+    /// About to be sent: if found after a crash, the outcome is unknown.
+    InFlight,
+    /// Took effect.
+    Succeeded,
+    /// Failed after its retries; tried again on the next run.
+    Failed,
+    /// Deliberately not done (e.g. the number opted out after planning).
+    Skipped,
+}
+
+impl OpStatus {
+    /// Its name in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Planned => "planned",
+            OpStatus::InFlight => "in_flight",
+            OpStatus::Succeeded => "succeeded",
+            OpStatus::Failed => "failed",
+            OpStatus::Skipped => "skipped",
+        }
+    }
+
+    /// The status of its name in the ledger.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "planned" => OpStatus::Planned,
+            "in_flight" => OpStatus::InFlight,
+            "succeeded" => OpStatus::Succeeded,
+            "failed" => OpStatus::Failed,
+            "skipped" => OpStatus::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerEntry {
+    pub key: String,
+    pub status: OpStatus,
+    pub attempts: i64,
+    pub result: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One entry by operation key, on an open connection (shared by the writer and [`LedgerReader`]).
+pub(crate) fn read_entry(conn: &Connection, key: &str) -> rusqlite::Result<Option<LedgerEntry>> {
+    conn.query_row(
+        "SELECT key, status, attempts, result, error FROM operations WHERE key = ?1",
+        params![key],
+        |row| {
+            let status: String = row.get(1)?;
+            Ok(LedgerEntry {
+                key: row.get(0)?,
+                status: OpStatus::parse(&status).unwrap_or(OpStatus::InFlight),
+                attempts: row.get(2)?,
+                result: row.get(3)?,
+                error: row.get(4)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// A ledger opened to read: what audit uses. It never creates a ledger or its tables (opened
+/// read-write only because SQLite needs to write the WAL index of a WAL database to read it).
+pub struct LedgerReader {
+    conn: Connection,
+    path: String,
+}
+
+impl LedgerReader {
+    /// Opens an existing ledger.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let display = path.display().to_string();
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| LedgerError {
+            path: display.clone(),
+            source,
+        })?;
+        Ok(LedgerReader {
+            conn,
+            path: display,
+        })
+    }
+
+    /// The entry of an operation, if it was ever planned or attempted.
+    pub fn get(&self, key: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+        read_entry(&self.conn, key).map_err(|source| LedgerError {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
