@@ -373,16 +373,18 @@ async fn safety_block(shared: &Shared<'_>, planned: &PlannedOperation) -> Option
 /// A send that would land in the recipient's quiet hours waits.
 fn quiet(shared: &Shared<'_>, timezone: Option<&str>) -> Option<Hold> {
     let window = shared.options.quiet_hours.as_ref()?;
-    window.is_quiet(shared.options.clock.now(), timezone).then(|| {
-        let zone = window.zone_of(timezone);
-        Hold::Quiet {
-            reason: format!(
-                "quiet hours ({}–{} in {zone}); sent by a later run",
-                window.start, window.end
-            ),
-            zone,
-        }
-    })
+    window
+        .is_quiet(shared.options.clock.now(), timezone)
+        .then(|| {
+            let zone = window.zone_of(timezone);
+            Hold::Quiet {
+                reason: format!(
+                    "quiet hours ({}–{} in {zone}); sent by a later run",
+                    window.start, window.end
+                ),
+                zone,
+            }
+        })
 }
 
 /// Performs an operation once.

@@ -344,7 +344,10 @@ mod tests {
         .filter(|op| op.is_event_fired())
         .map(PlanOp::kind)
         .collect();
-        assert_eq!(fired, ["send_sms", "create_note", "set_sms_dnd", "add_tags"]);
+        assert_eq!(
+            fired,
+            ["send_sms", "create_note", "set_sms_dnd", "add_tags"]
+        );
     }
 
     #[test]
