@@ -4,6 +4,7 @@
 //! into the same desired-state files the nightly transform writes, so plan and load are shared.
 
 use crate::snapshot::contact::SnapshotContact;
+use crate::snapshot::phone::digits;
 use crate::snapshot::desired::{
     DesiredContact, DesiredCustomField, desired_blocked_schema, desired_contacts_schema,
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
@@ -348,7 +349,7 @@ fn completeness(c: &SnapshotContact) -> usize {
 fn identity_held_by(field: &str, value: &str, others: &[&SnapshotContact]) -> bool {
     let key = |v: &str| match field {
         "email" => Some(v.trim().to_lowercase()),
-        "phone" => Some(v.chars().filter(char::is_ascii_digit).collect::<String>()),
+        "phone" => Some(digits(v)),
         _ => None,
     };
     let Some(wanted) = key(value) else {
@@ -407,7 +408,7 @@ impl IdentityIndex {
 fn identity_key(field: &str, value: &str) -> Option<String> {
     match field {
         "email" => Some(value.trim().to_lowercase()),
-        "phone" => Some(value.chars().filter(char::is_ascii_digit).collect()),
+        "phone" => Some(digits(value)),
         _ => None,
     }
     .filter(|k| !k.is_empty())

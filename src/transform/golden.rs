@@ -144,7 +144,7 @@ pub fn comparison_key(
     match field {
         "phone" => match normalize::contact_phone(Some(value), country, region) {
             Some(normalize::PhoneKey::E164(e)) => e,
-            _ => value.chars().filter(char::is_ascii_digit).collect(),
+            _ => crate::snapshot::phone::digits(value),
         },
         "email" => value.trim().to_lowercase(),
         // "AU" and "Australia" are one country.

@@ -15,6 +15,7 @@ use crate::snapshot::desired::{
     DUPLICATE_TAG, DesiredBlocked, DesiredContact, desired_blocked_schema, desired_contacts_schema,
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
 };
+use crate::snapshot::phone::digits;
 use crate::snapshot::run::{RunDir, list_runs};
 use anyhow::Context;
 use arrow::datatypes::{DataType, Field, Schema};
@@ -116,10 +117,6 @@ pub struct TransformSummary {
     pub notes_fired: u64,
     /// 1 when this run was the location's first and the triggers only recorded a baseline.
     pub baseline: u64,
-}
-
-fn digits(s: &str) -> String {
-    s.chars().filter(char::is_ascii_digit).collect()
 }
 
 fn completeness(r: &SnapshotContact) -> usize {
