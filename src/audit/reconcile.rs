@@ -9,6 +9,9 @@ use crate::load::ledger::{Ledger, OpStatus};
 use crate::load::plan::Plan;
 use crate::load::plan_io::read_plan;
 use crate::snapshot::contact::SnapshotContact;
+use crate::snapshot::contract::transform_outputs::{
+    ClusterRow, GoldenRecord as Golden, LinkRow as Link, TransformSummary as Summary,
+};
 use crate::snapshot::desired::read_rows;
 use crate::snapshot::run::{RunDir, list_runs};
 use anyhow::Context;
@@ -17,43 +20,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 #[derive(Debug, Clone, Default, Deserialize)]
-struct Link {
-    phone: String,
-    #[serde(default)]
-    contact_ids: Vec<String>,
-    sent: u64,
-    received: u64,
-    failed: u64,
-    last_sent_at: Option<String>,
-    last_received_at: Option<String>,
-    opted_out: bool,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
 struct Blocked {
     phone_number: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct ClusterRow {
-    id: String,
-    cluster_id: String,
-    match_probability: Option<f64>,
-    survivor_id: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Golden {
-    cluster_id: String,
-    #[serde(default)]
-    conflicts: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Summary {
-    contacts: u64,
-    duplicate_clusters: u64,
-    opted_out_numbers: u64,
 }
 
 /// A scored pair: left id, right id, match probability, accepted, evidence (field weights).

@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod contact;
+pub mod contract;
 pub mod desired;
 pub mod manifest;
 pub mod parts;

@@ -11,6 +11,11 @@ use super::normalize;
 use super::reply_keywords;
 use super::triggers::{self, PreviousState, TriggerContact, TriggerMessage};
 use crate::snapshot::contact::SnapshotContact;
+pub use crate::snapshot::contract::transform_outputs::TransformSummary;
+use crate::snapshot::contract::transform_outputs::{
+    CLUSTERS_FILE, ClusterRow, GOLDEN_FILE, LINKS_FILE, LinkRow, NORMALIZED_FILE, NormalizedRow,
+    SUMMARY_FILE, clusters_schema, golden_schema, links_schema, normalized_schema,
+};
 use crate::snapshot::desired::{
     DUPLICATE_TAG, DesiredBlocked, DesiredContact, desired_blocked_schema, desired_contacts_schema,
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
@@ -18,11 +23,9 @@ use crate::snapshot::desired::{
 use crate::snapshot::phone::digits;
 use crate::snapshot::run::{RunDir, list_runs};
 use anyhow::Context;
-use arrow::datatypes::{DataType, Field, Schema};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Tag put on contacts whose number opted out by SMS.
 pub const OPTED_OUT_TAG: &str = "sms:opted-out";
@@ -44,79 +47,6 @@ struct MessageRowIn {
 #[derive(Debug, Clone, Default, Deserialize)]
 struct BlockedRowIn {
     phone_number: String,
-}
-
-/// One row of `transform/links.parquet`: a number's SMS activity and the contacts it belongs to.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct LinkRow {
-    /// E.164 digits without `+`.
-    pub phone: String,
-    pub contact_ids: Vec<String>,
-    pub sent: u64,
-    pub received: u64,
-    pub failed: u64,
-    pub last_sent_at: Option<String>,
-    pub last_received_at: Option<String>,
-    pub opted_out: bool,
-}
-
-fn links_schema() -> Arc<Schema> {
-    let list = |n: &str| {
-        Field::new(
-            n,
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-            true,
-        )
-    };
-    Arc::new(Schema::new(vec![
-        Field::new("phone", DataType::Utf8, false),
-        list("contact_ids"),
-        Field::new("sent", DataType::UInt64, false),
-        Field::new("received", DataType::UInt64, false),
-        Field::new("failed", DataType::UInt64, false),
-        Field::new("last_sent_at", DataType::Utf8, true),
-        Field::new("last_received_at", DataType::Utf8, true),
-        Field::new("opted_out", DataType::Boolean, false),
-    ]))
-}
-
-/// One row of `transform/clusters.parquet`.
-#[derive(Debug, Clone, Serialize)]
-struct ClusterRow {
-    id: String,
-    cluster_id: String,
-    match_probability: Option<f64>,
-    survivor_id: String,
-}
-
-fn clusters_schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Utf8, false),
-        Field::new("cluster_id", DataType::Utf8, false),
-        Field::new("match_probability", DataType::Float64, true),
-        Field::new("survivor_id", DataType::Utf8, false),
-    ]))
-}
-
-/// What the stage produced.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TransformSummary {
-    pub contacts: u64,
-    pub duplicate_clusters: u64,
-    pub duplicates_marked: u64,
-    pub linked_numbers: u64,
-    pub opted_out_numbers: u64,
-    pub dnd_updates: u64,
-    pub numbers_to_block: u64,
-    pub lead_candidates: u64,
-    pub candidate_pairs: u64,
-    pub golden_updates: u64,
-    pub field_conflicts: u64,
-    pub new_contacts: u64,
-    pub messages_fired: u64,
-    pub notes_fired: u64,
-    /// 1 when this run was the location's first and the triggers only recorded a baseline.
-    pub baseline: u64,
 }
 
 fn completeness(r: &SnapshotContact) -> usize {
@@ -362,7 +292,7 @@ pub fn run_transform(
         })
         .collect();
     write_rows(
-        &out.join("clusters.parquet"),
+        &out.join(CLUSTERS_FILE),
         &clusters_schema(),
         &cluster_rows,
     )?;
@@ -395,7 +325,7 @@ pub fn run_transform(
         })
         .collect();
     write_rows(
-        &out.join("normalized.parquet"),
+        &out.join(NORMALIZED_FILE),
         &normalized_schema(),
         &normalized,
     )?;
@@ -459,7 +389,7 @@ pub fn run_transform(
         }
         goldens.push(record);
     }
-    write_rows(&out.join("golden.parquet"), &golden_schema(), &goldens)?;
+    write_rows(&out.join(GOLDEN_FILE), &golden_schema(), &goldens)?;
 
     // Link SMS activity by number: E.164 digits on both sides.
     let mut contacts_by_phone: HashMap<String, Vec<usize>> = HashMap::new();
@@ -531,7 +461,7 @@ pub fn run_transform(
     summary.linked_numbers = links.values().filter(|l| !l.contact_ids.is_empty()).count() as u64;
     summary.opted_out_numbers = links.values().filter(|l| l.opted_out).count() as u64;
     let link_rows: Vec<LinkRow> = links.values().cloned().collect();
-    write_rows(&out.join("links.parquet"), &links_schema(), &link_rows)?;
+    write_rows(&out.join(LINKS_FILE), &links_schema(), &link_rows)?;
 
     // An opt-out writes DND once, when it happens: a STOP reply, a blocked-list entry or a DND on
     // a contact that the previous run's snapshot did not hold. Derived from the standing state,
@@ -795,7 +725,7 @@ pub fn run_transform(
         &fired.notes,
     )?;
     let json = serde_json::to_vec_pretty(&summary)?;
-    crate::snapshot::atomic::write(&out.join("summary.json"), &json)?;
+    crate::snapshot::atomic::write(&out.join(SUMMARY_FILE), &json)?;
     Ok(summary)
 }
 
@@ -921,7 +851,7 @@ fn previous_survivors(run: &RunDir) -> anyhow::Result<HashSet<String>> {
         .into_iter()
         .rev()
         .filter(|r| r.id < run.id)
-        .find(|r| r.transform_dir().join("clusters.parquet").exists())
+        .find(|r| r.transform_dir().join(CLUSTERS_FILE).exists())
     else {
         return Ok(HashSet::new());
     };
@@ -930,7 +860,7 @@ fn previous_survivors(run: &RunDir) -> anyhow::Result<HashSet<String>> {
         id: String,
         survivor_id: String,
     }
-    let rows: Vec<Survivor> = read_rows(&previous.transform_dir().join("clusters.parquet"))?;
+    let rows: Vec<Survivor> = read_rows(&previous.transform_dir().join(CLUSTERS_FILE))?;
     Ok(rows
         .into_iter()
         .filter(|r| r.id != r.survivor_id)
@@ -945,71 +875,9 @@ fn run_date(run: &RunDir) -> String {
         .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string())
 }
 
-/// One row of `transform/normalized.parquet`: what the matcher compared.
-#[derive(Debug, Clone, Serialize)]
-struct NormalizedRow {
-    id: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    email: Option<String>,
-    email_match_key: Option<String>,
-    phone_raw: Option<String>,
-    phone_e164: Option<String>,
-    /// The phone did not parse: kept, flagged, compared by its digits.
-    phone_unparsed: bool,
-    company: Option<String>,
-    city: Option<String>,
-    postal_code: Option<String>,
-    country: Option<String>,
-}
-
-fn normalized_schema() -> Arc<Schema> {
-    let s = |n: &str| Field::new(n, DataType::Utf8, true);
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Utf8, false),
-        s("first_name"),
-        s("last_name"),
-        s("email"),
-        s("email_match_key"),
-        s("phone_raw"),
-        s("phone_e164"),
-        Field::new("phone_unparsed", DataType::Boolean, false),
-        s("company"),
-        s("city"),
-        s("postal_code"),
-        s("country"),
-    ]))
-}
-
-fn golden_schema() -> Arc<Schema> {
-    let s = |n: &str| Field::new(n, DataType::Utf8, true);
-    let list = |n: &str| {
-        Field::new(
-            n,
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-            false,
-        )
-    };
-    Arc::new(Schema::new(vec![
-        Field::new("cluster_id", DataType::Utf8, false),
-        Field::new("survivor_id", DataType::Utf8, false),
-        list("member_ids"),
-        s("first_name"),
-        s("last_name"),
-        s("email"),
-        s("phone"),
-        s("company_name"),
-        s("city"),
-        s("postal_code"),
-        s("country"),
-        list("provenance"),
-        list("conflicts"),
-    ]))
-}
-
 /// True when a run's transform finished.
 pub fn transform_done(run: &RunDir) -> bool {
-    Path::new(&run.transform_dir().join("summary.json")).exists()
+    Path::new(&run.transform_dir().join(SUMMARY_FILE)).exists()
 }
 
 #[cfg(test)]

@@ -1,0 +1,4 @@
+//! Types that cross a stage boundary: what one stage writes and another reads. A stage that reads
+//! another's output imports the row type from here, never from the writing stage.
+
+pub mod transform_outputs;
