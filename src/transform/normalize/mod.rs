@@ -8,3 +8,46 @@ pub mod phone;
 pub use email::{EmailKey, email, is_free_mail};
 pub use name::*;
 pub use phone::{PhoneKey, Region, contact_phone, country_region, phone, phone_canonical, region};
+
+use crate::snapshot::contact::SnapshotContact;
+use crate::snapshot::contract::transform_outputs::NormalizedRow;
+
+/// The contact table as the matcher compares it (`transform/normalized.parquet`); raw values stay
+/// in the snapshot. Everything after this step that needs a contact's number reads it here.
+pub fn contact_rows(contacts: &[SnapshotContact], region: Region) -> Vec<NormalizedRow> {
+    contacts
+        .iter()
+        .map(|c| {
+            let phone = contact_phone(c.phone.as_deref(), c.country.as_deref(), region);
+            let email = c.email.as_deref().and_then(email);
+            let fold = |v: &Option<String>| v.as_deref().map(name).filter(|n| !n.is_empty());
+            NormalizedRow {
+                id: c.id.clone(),
+                first_name: fold(&c.first_name),
+                last_name: fold(&c.last_name),
+                email: email.as_ref().map(|e| e.address.clone()),
+                email_match_key: email.map(|e| e.match_key),
+                phone_raw: c.phone.clone(),
+                phone_e164: match &phone {
+                    Some(PhoneKey::E164(e)) => Some(e.clone()),
+                    _ => None,
+                },
+                phone_unparsed: matches!(phone, Some(PhoneKey::Digits(_))),
+                company: fold(&c.company_name),
+                city: fold(&c.city),
+                postal_code: c.postal_code.as_deref().map(|p| p.trim().to_uppercase()),
+                country: c.country.as_deref().map(|p| p.trim().to_uppercase()),
+            }
+        })
+        .collect()
+}
+
+/// The digits a contact's number is linked by: its E.164 digits, or the digits of a number that
+/// did not parse; `None` when it has no number.
+pub fn link_digits(row: &NormalizedRow) -> Option<String> {
+    match (&row.phone_e164, &row.phone_raw) {
+        (Some(e164), _) => Some(crate::snapshot::phone::digits(e164)),
+        (None, Some(raw)) if row.phone_unparsed => Some(crate::snapshot::phone::digits(raw)),
+        _ => None,
+    }
+}
