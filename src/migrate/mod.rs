@@ -4,11 +4,11 @@
 //! into the same desired-state files the nightly transform writes, so plan and load are shared.
 
 use crate::snapshot::contact::SnapshotContact;
-use crate::snapshot::phone::digits;
 use crate::snapshot::desired::{
     DesiredContact, DesiredCustomField, desired_blocked_schema, desired_contacts_schema,
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
 };
+use crate::snapshot::phone::digits;
 use crate::transform::dedupe::{self, InputTable};
 use crate::transform::encode::TextColumn;
 use crate::transform::model::MatchModel;

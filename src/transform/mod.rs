@@ -3,10 +3,12 @@
 
 pub mod block;
 pub mod cluster;
+pub mod cluster_guard;
 pub mod compare;
 pub mod dedupe;
 pub mod desired_state;
 pub mod encode;
+pub mod estimate;
 pub mod golden;
 pub mod history;
 pub mod inputs;
@@ -15,6 +17,7 @@ pub mod link;
 pub mod merge;
 pub mod model;
 pub mod normalize;
+pub mod prepare;
 pub mod reply_keywords;
 pub mod score;
 pub mod stage;

@@ -13,8 +13,8 @@ use crate::snapshot::contract::transform_outputs::{
     clusters_schema, golden_schema, links_schema, normalized_schema,
 };
 use crate::snapshot::desired::{
-    desired_blocked_schema, desired_contacts_schema, desired_messages_schema,
-    desired_notes_schema, write_rows,
+    desired_blocked_schema, desired_contacts_schema, desired_messages_schema, desired_notes_schema,
+    write_rows,
 };
 use crate::snapshot::run::RunDir;
 use anyhow::Context;
@@ -69,8 +69,7 @@ pub fn run_transform(
 
     // Survive: one survivor per cluster, and the golden record of each cluster with duplicates.
     let members = survivorship::cluster_members(&result);
-    let survivors =
-        survivorship::pick_survivors(&by_data_time, &members, &previous_survivors);
+    let survivors = survivorship::pick_survivors(&by_data_time, &members, &previous_survivors);
     let survivor_of: HashMap<&str, &str> = survivors
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -87,7 +86,11 @@ pub fn run_transform(
         })
         .collect();
     write_rows(&out.join(CLUSTERS_FILE), &clusters_schema(), &cluster_rows)?;
-    write_rows(&out.join(NORMALIZED_FILE), &normalized_schema(), &normalized)?;
+    write_rows(
+        &out.join(NORMALIZED_FILE),
+        &normalized_schema(),
+        &normalized,
+    )?;
     let goldens = survivorship::golden_records(
         &by_data_time,
         &members,

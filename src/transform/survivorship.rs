@@ -177,7 +177,6 @@ pub fn with_data_times(
         .collect()
 }
 
-
 /// The golden records of the clusters with duplicates, and the updates that give each survivor
 /// the golden values it lacks.
 pub struct Goldens {
@@ -203,7 +202,8 @@ pub fn golden_records(
     };
     for (cluster, rows) in members.iter().filter(|(_, rows)| rows.len() > 1) {
         let survivor_id = survivor_of[cluster];
-        let group: Vec<golden::Member> = rows.iter().map(|&r| golden_member(&contacts[r])).collect();
+        let group: Vec<golden::Member> =
+            rows.iter().map(|&r| golden_member(&contacts[r])).collect();
         let record = golden::merge(cluster, survivor_id, &group, survivorship, region);
         goldens.field_conflicts += record.conflicts.len() as u64;
         let survivor = group
