@@ -276,3 +276,96 @@ pub fn level_patterns<'a>(rows: impl Iterator<Item = &'a [u8]>) -> Vec<LevelPatt
     patterns.sort_by(|a, b| a.0.cmp(&b.0));
     patterns
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::dedupe::{InputTable, prepare_table};
+    use crate::transform::model::MatchModel;
+    use rlibphonenumber::enums::Region;
+    use std::collections::HashMap;
+
+    /// A table of one exact-match field `x` with these cells; `m` fixes the field's m (set on the
+    /// prepared field, as a model file may not hold the 0 that makes a level decisive).
+    fn one_field_table(cells: &[&str], m: Option<[f64; 2]>) -> PreparedTable {
+        let model = MatchModel::from_toml(
+            "id_column = \"id\"\nthreshold = 0.9\n\n[[blocking]]\nname = \"x\"\nkeys = [\"x\"]\n\n\
+             [[fields]]\nname = \"x\"\nkind = \"exact\"\n",
+            "test",
+        )
+        .expect("model");
+        let input = InputTable {
+            ids: (0..cells.len()).map(|i| format!("r{i}")).collect(),
+            columns: HashMap::from([("x".to_string(), cells.iter().map(|c| Some(*c)).collect())]),
+        };
+        let mut table = prepare_table(&model, &input, Region::US).0;
+        table.fields[0].m = m.map(Vec::from);
+        table
+    }
+
+    #[test]
+    fn level_patterns_are_counted_and_sorted() {
+        let rows: [&[u8]; 4] = [&[1, 0], &[0, 1], &[0, 1], &[1, 0]];
+        let mut more = rows.to_vec();
+        more.push(&[0, 0]);
+        assert_eq!(
+            level_patterns(more.into_iter()),
+            vec![(vec![0, 0], 1.0), (vec![0, 1], 2.0), (vec![1, 0], 2.0)]
+        );
+    }
+
+    #[test]
+    fn u_of_two_equal_records_is_their_agreement_with_one_pseudo_count_per_level() {
+        // Two rows: every random pair is the pair of them, and they agree; 98 samples plus one
+        // pseudo-count on each level give u = (99, 1) / 100.
+        let table = one_field_table(&["a", "a"], None);
+        let u = estimate_u(&table, 98, 7);
+        assert_eq!(u.len(), 1);
+        assert!((u[0][0] - 0.99).abs() < 1e-12, "{:?}", u[0]);
+        assert!((u[0][1] - 0.01).abs() < 1e-12, "{:?}", u[0]);
+    }
+
+    #[test]
+    fn with_m_and_u_decisive_em_finds_the_match_share_with_its_pseudo_pairs() {
+        // m and u held and decisive: the 40 agreeing pairs are matches, the 30 others are not.
+        // The share is pulled towards 0.1 by 30 pseudo-pairs: (40 + 3) / (70 + 30) = 0.43,
+        // reached in one step and confirmed by the second.
+        let table = one_field_table(&["a", "b"], Some([1.0, 0.0]));
+        let patterns = vec![(vec![0u8], 40.0), (vec![1u8], 30.0)];
+        let u_random = vec![vec![0.0, 1.0]];
+        let (m, u, lambda, iterations) = estimate_em(&table, false, &u_random, &patterns, 50, None);
+        assert!((lambda - 0.43).abs() < 1e-12, "{lambda}");
+        assert_eq!(iterations, 2);
+        assert_eq!(m, vec![vec![1.0, 0.0]], "a given m is held");
+        assert_eq!(u, u_random, "u held when not estimated");
+        // estimate_lambda is the same fixed point with m and u given.
+        let alone = estimate_lambda(&m, &u, &patterns, 10, 0.1);
+        assert!((alone - 0.43).abs() < 1e-12, "{alone}");
+    }
+
+    #[test]
+    fn a_held_share_is_not_estimated() {
+        let table = one_field_table(&["a", "b"], Some([1.0, 0.0]));
+        let patterns = vec![(vec![0u8], 40.0), (vec![1u8], 30.0)];
+        let (_, _, lambda, _) =
+            estimate_em(&table, false, &[vec![0.0, 1.0]], &patterns, 50, Some(0.25));
+        assert_eq!(lambda, 0.25);
+    }
+
+    #[test]
+    fn candidates_never_agree_less_often_than_random_pairs() {
+        // Every sampled candidate pair disagrees, so EM would drive u's agreement towards 0; it
+        // is floored at the random pairs' 0.3, and "different" takes the rest.
+        let table = one_field_table(&["a", "b"], None);
+        let patterns = vec![(vec![1u8], 500.0)];
+        let (_, u, _, _) = estimate_em(&table, true, &[vec![0.3, 0.7]], &patterns, 50, None);
+        assert!((u[0][0] - 0.3).abs() < 1e-12, "{:?}", u[0]);
+        assert!((u[0][1] - 0.7).abs() < 1e-12, "{:?}", u[0]);
+    }
+
+    #[test]
+    fn without_pairs_the_share_is_its_prior() {
+        let (m, u) = (vec![vec![0.9, 0.1]], vec![vec![0.2, 0.8]]);
+        assert!((estimate_lambda(&m, &u, &[], 10, 0.05) - 0.05).abs() < 1e-12);
+    }
+}

@@ -16,7 +16,7 @@ use crate::transform::score::{
     LevelCache, Levels, MAX_FIELDS, NULL_LEVEL, Parameters, PreparedTable, RuleParameters,
     log2_odds,
 };
-use prior::crowding_bound;
+use prior::{bounded_level, crowding_bound};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -164,17 +164,7 @@ pub fn estimate(
             let mean = share_at(fitted);
             let (o, l, b) = match crowding_bound(blocking, &sample, r) {
                 Some(most) if mean > most => {
-                    // Lower the level until the rule's pairs hold no more matches than the
-                    // crowding of its blocks leaves room for.
-                    let (mut lo, mut hi) = (-60.0f64, fitted);
-                    for _ in 0..60 {
-                        let mid = (lo + hi) / 2.0;
-                        if share_at(mid) > most {
-                            hi = mid;
-                        } else {
-                            lo = mid;
-                        }
-                    }
+                    let lo = bounded_level(fitted, most, &share_at);
                     (lo, share_at(lo), true)
                 }
                 _ => (fitted, mean, false),
