@@ -9,10 +9,8 @@ use crate::snapshot::desired::{
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
 };
 use crate::snapshot::phone::digits;
-use crate::transform::dedupe::{self, InputTable};
-use crate::transform::encode::TextColumn;
-use crate::transform::model::MatchModel;
 use crate::transform::normalize::{self, PhoneKey, Region};
+use crate::transform::{MatchModel, match_tables};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -442,44 +440,17 @@ pub fn plan_migration(
     transform_dir: &Path,
 ) -> anyhow::Result<(Vec<RowOutcome>, MigrationSummary)> {
     let existing: Vec<SnapshotContact> = read_rows(snapshot_contacts)?;
-    let mut table = InputTable {
-        ids: existing
-            .iter()
-            .map(|c| format!("ghl:{}", c.id))
-            .chain(rows.iter().map(|r| format!("row:{}", r.row)))
-            .collect(),
-        columns: HashMap::new(),
-    };
-    let columns = [
-        ("first_name", "first_name"),
-        ("last_name", "last_name"),
-        ("email", "email"),
-        ("phone", "phone"),
-        ("company", "company_name"),
-        ("city", "city"),
-        ("postal_code", "postal_code"),
-        ("country", "country"),
-        ("source", "source"),
-    ];
-    for (column, field) in columns {
-        let values: TextColumn = existing
-            .iter()
-            .map(|c| c.field(field))
-            .chain(rows.iter().map(|r| r.fields.get(field).map(String::as_str)))
-            .collect();
-        table.columns.insert(column.to_string(), values);
-    }
-    let result = dedupe::run(model, table, region, 42, dedupe::KeepPairs::Nothing)?;
-    let mut clusters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, a) in result.assignments.iter().enumerate() {
-        clusters.entry(a.cluster_id.as_str()).or_default().push(i);
-    }
+    let incoming: Vec<(String, &BTreeMap<&'static str, String>)> = rows
+        .iter()
+        .map(|r| (format!("row:{}", r.row), &r.fields))
+        .collect();
+    let clusters = match_tables(&existing, &incoming, model, region)?;
     let n_existing = existing.len();
     let mut identities = IdentityIndex::of(&existing);
     let mut desired = Vec::new();
     let mut outcomes = Vec::new();
     let mut summary = MigrationSummary::default();
-    for members in clusters.values() {
+    for members in &clusters {
         let imported: Vec<&MappedRow> = members
             .iter()
             .filter(|&&i| i >= n_existing)

@@ -14,6 +14,7 @@ pub mod history;
 pub mod inputs;
 pub mod io;
 pub mod link;
+pub mod matching;
 pub mod merge;
 pub mod model;
 pub mod normalize;
@@ -24,6 +25,9 @@ pub mod stage;
 pub mod survivorship;
 pub mod trigger_input;
 pub mod triggers;
+
+pub use matching::match_tables;
+pub use model::MatchModel;
 
 use serde::Deserialize;
 use std::path::PathBuf;
