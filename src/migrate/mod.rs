@@ -4,6 +4,7 @@
 //! into the same desired-state files the nightly transform writes, so plan and load are shared.
 
 use crate::snapshot::contact::SnapshotContact;
+use crate::snapshot::contract::ContactField;
 use crate::snapshot::desired::{
     DesiredContact, DesiredCustomField, desired_blocked_schema, desired_contacts_schema,
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
@@ -413,19 +414,9 @@ fn identity_key(field: &str, value: &str) -> Option<String> {
 }
 
 fn set(desired: &mut DesiredContact, field: &str, value: String) {
-    let slot = match field {
-        "first_name" => &mut desired.first_name,
-        "last_name" => &mut desired.last_name,
-        "email" => &mut desired.email,
-        "phone" => &mut desired.phone,
-        "company_name" => &mut desired.company_name,
-        "city" => &mut desired.city,
-        "postal_code" => &mut desired.postal_code,
-        "country" => &mut desired.country,
-        "source" => &mut desired.source,
-        _ => return,
-    };
-    *slot = Some(value);
+    if let Some(field) = ContactField::from_name(field) {
+        *field.of_desired_mut(desired) = Some(value);
+    }
 }
 
 /// Dedupes the mapped rows against themselves and the snapshot's contacts and writes the desired

@@ -2,21 +2,21 @@
 //! rule, with every disagreement between members recorded as a conflict.
 
 use super::normalize;
+use crate::snapshot::contract::ContactField;
 pub use crate::snapshot::contract::transform_outputs::GoldenRecord;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// The contact fields a golden record is built from, in the snapshot's names.
-pub const GOLDEN_FIELDS: [&str; 8] = [
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "company_name",
-    "city",
-    "postal_code",
-    "country",
-];
+pub const GOLDEN_FIELDS: [&str; 8] = {
+    let mut names = [""; 8];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = ContactField::GOLDEN[i].name();
+        i += 1;
+    }
+    names
+};
 
 /// How one field's value is chosen among a cluster's members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

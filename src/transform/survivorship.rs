@@ -7,6 +7,7 @@ use super::dedupe::DedupeResult;
 use super::golden::{self, GoldenRecord, SurvivorshipConfig};
 use super::normalize::Region;
 use crate::snapshot::contact::SnapshotContact;
+use crate::snapshot::contract::ContactField;
 use crate::snapshot::desired::{DUPLICATE_TAG, DesiredContact};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -84,18 +85,10 @@ fn golden_member(c: &SnapshotContact) -> golden::Member {
         } else {
             c.date_updated.clone()
         },
-        values: [
-            ("first_name", c.first_name.clone()),
-            ("last_name", c.last_name.clone()),
-            ("email", c.email.clone()),
-            ("phone", c.phone.clone()),
-            ("company_name", c.company_name.clone()),
-            ("city", c.city.clone()),
-            ("postal_code", c.postal_code.clone()),
-            ("country", c.country.clone()),
-        ]
-        .into_iter()
-        .collect(),
+        values: ContactField::GOLDEN
+            .into_iter()
+            .map(|f| (f.name(), f.of_contact(c).clone()))
+            .collect(),
     }
 }
 
@@ -120,17 +113,12 @@ pub fn after_merge(
         for &r in rows {
             let c = &mut next[r];
             if &c.id == survivor_id {
-                // Not the company: `PUT /contacts/{id}` cannot change it, so the next run will
-                // not see the golden one either.
-                for (field, slot) in [
-                    ("first_name", &mut c.first_name),
-                    ("last_name", &mut c.last_name),
-                    ("city", &mut c.city),
-                    ("postal_code", &mut c.postal_code),
-                    ("country", &mut c.country),
-                ] {
-                    if let Some(v) = record.get(field) {
-                        *slot = Some(v.to_string());
+                // Only what an update writes (not the company, which `PUT /contacts/{id}`
+                // cannot change), and never email or phone, so the next run sees what load
+                // leaves.
+                for field in golden_update_fields() {
+                    if let Some(v) = record.get(field.name()) {
+                        *field.of_contact_mut(c) = Some(v.to_string());
                     }
                 }
                 c.date_updated = Some("9999-12-31T00:00:00Z".into());
@@ -141,19 +129,6 @@ pub fn after_merge(
     }
     next
 }
-
-/// Fields whose change is a change of the contact's data (tags, DND and notes are not).
-const DATA_FIELDS: [&str; 9] = [
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "company_name",
-    "city",
-    "postal_code",
-    "country",
-    "source",
-];
 
 /// The contacts with `date_updated` set to when their data last changed: a contact whose data
 /// fields equal the previous snapshot's keeps the previous `dateUpdated`. GHL moves `dateUpdated`
@@ -168,13 +143,23 @@ pub fn with_data_times(
         .map(|c| {
             let mut c = c.clone();
             if let Some(p) = previous.get(&c.id)
-                && DATA_FIELDS.iter().all(|f| c.field(f) == p.field(f))
+                && ContactField::ALL
+                    .iter()
+                    .all(|f| c.field(f.name()) == p.field(f.name()))
             {
                 c.date_updated = p.date_updated.clone();
             }
             c
         })
         .collect()
+}
+
+/// The golden fields an update gives a survivor: those an update can write, but never email or
+/// phone (identity keys) — the table `after_merge` predicts the next run with.
+fn golden_update_fields() -> impl Iterator<Item = ContactField> {
+    ContactField::GOLDEN
+        .into_iter()
+        .filter(|f| f.update_can_write() && !f.is_identity())
 }
 
 /// The golden records of the clusters with duplicates, and the updates that give each survivor
@@ -218,10 +203,11 @@ pub fn golden_records(
         let mut changed = false;
         // Email and phone are identity keys: moving one onto the survivor while the duplicate
         // still holds it collides with GHL's duplicate rule, so they stay in golden.parquet only.
-        for field in golden::GOLDEN_FIELDS
-            .iter()
-            .filter(|f| !matches!(**f, "email" | "phone"))
+        for contact_field in ContactField::GOLDEN
+            .into_iter()
+            .filter(|f| !f.is_identity())
         {
+            let field = &contact_field.name();
             let Some(want) = record.get(field) else {
                 continue;
             };
@@ -237,15 +223,7 @@ pub fn golden_records(
             {
                 continue;
             }
-            let slot = match *field {
-                "first_name" => &mut update.first_name,
-                "last_name" => &mut update.last_name,
-                "company_name" => &mut update.company_name,
-                "city" => &mut update.city,
-                "postal_code" => &mut update.postal_code,
-                _ => &mut update.country,
-            };
-            *slot = Some(want.to_string());
+            *contact_field.of_desired_mut(&mut update) = Some(want.to_string());
             changed = true;
         }
         if changed {

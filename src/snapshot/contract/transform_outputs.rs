@@ -1,6 +1,7 @@
 //! The files the transform stage writes under `transform/` and the load and audit stages read:
 //! one row type and one Arrow schema per Parquet file, and the stage's summary.
 
+use super::ContactField;
 use arrow::datatypes::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -157,35 +158,47 @@ pub struct GoldenRecord {
 }
 
 impl GoldenRecord {
-    /// The golden value of a field.
+    /// The golden value of a field, by its snapshot name (`None` for a name that is not one of
+    /// [`ContactField::GOLDEN`]).
     pub fn get(&self, field: &str) -> Option<&str> {
-        match field {
-            "first_name" => self.first_name.as_deref(),
-            "last_name" => self.last_name.as_deref(),
-            "email" => self.email.as_deref(),
-            "phone" => self.phone.as_deref(),
-            "company_name" => self.company_name.as_deref(),
-            "city" => self.city.as_deref(),
-            "postal_code" => self.postal_code.as_deref(),
-            "country" => self.country.as_deref(),
-            _ => None,
-        }
+        ContactField::from_name(field)
+            .and_then(|f| self.slot(f))
+            .and_then(|slot| slot.as_deref())
     }
 
     /// Sets the golden value of a field (a name not of a golden field is ignored).
     pub fn set(&mut self, field: &str, value: Option<String>) {
-        let slot = match field {
-            "first_name" => &mut self.first_name,
-            "last_name" => &mut self.last_name,
-            "email" => &mut self.email,
-            "phone" => &mut self.phone,
-            "company_name" => &mut self.company_name,
-            "city" => &mut self.city,
-            "postal_code" => &mut self.postal_code,
-            "country" => &mut self.country,
-            _ => return,
-        };
-        *slot = value;
+        if let Some(slot) = ContactField::from_name(field).and_then(|f| self.slot_mut(f)) {
+            *slot = value;
+        }
+    }
+
+    fn slot(&self, field: ContactField) -> Option<&Option<String>> {
+        Some(match field {
+            ContactField::FirstName => &self.first_name,
+            ContactField::LastName => &self.last_name,
+            ContactField::Email => &self.email,
+            ContactField::Phone => &self.phone,
+            ContactField::CompanyName => &self.company_name,
+            ContactField::City => &self.city,
+            ContactField::PostalCode => &self.postal_code,
+            ContactField::Country => &self.country,
+            ContactField::Source => return None,
+        })
+    }
+
+    fn slot_mut(&mut self, field: ContactField) -> Option<&mut Option<String>> {
+        Some(match field {
+            ContactField::FirstName => &mut self.first_name,
+            ContactField::LastName => &mut self.last_name,
+            ContactField::Email => &mut self.email,
+            ContactField::Phone => &mut self.phone,
+            ContactField::CompanyName => &mut self.company_name,
+            ContactField::City => &mut self.city,
+            ContactField::PostalCode => &mut self.postal_code,
+            ContactField::Country => &mut self.country,
+            ContactField::Source => return None,
+        })
     }
 }
 
