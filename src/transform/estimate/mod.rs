@@ -164,7 +164,7 @@ pub fn estimate(
             let mean = share_at(fitted);
             let (o, l, b) = match crowding_bound(blocking, &sample, r) {
                 Some(most) if mean > most => {
-                    let lo = bounded_level(fitted, most, &share_at);
+                    let lo = bounded_level(fitted, most, share_at);
                     (lo, share_at(lo), true)
                 }
                 _ => (fitted, mean, false),
@@ -218,7 +218,7 @@ pub fn estimate(
                 .collect();
             let patterns = level_patterns(masked.iter().map(Vec::as_slice));
             let (m, u, _, _) = estimate_em(
-                &table,
+                table,
                 true,
                 &u_random,
                 &patterns,
