@@ -1,5 +1,13 @@
 //! Transform: normalise, deduplicate and fuzzy-merge contacts, link SMS activity, decide the state
 //! both systems should have.
+//!
+//! The stage (`stage::run_transform`) runs, in order: `inputs` (the extract's tables) and
+//! `history` (what earlier runs saw) → `normalize` → `merge` (the deduper over the contacts) →
+//! `survivorship` and `golden` → `link` → `desired_state` → `trigger_input` and `triggers`. The
+//! deduper (`dedupe::run`, also behind `contactsync dedupe` and `match_tables`) runs `prepare` →
+//! `block` → `estimate` → `score` → `cluster` under `cluster_guard`, comparing values with
+//! `compare` over the dictionaries of `encode`. What the stage writes is described in
+//! `snapshot::contract::transform_outputs`.
 
 pub mod block;
 pub mod cluster;

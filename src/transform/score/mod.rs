@@ -1,6 +1,6 @@
-//! Fellegi-Sunter scoring: the prepared table and its level cache, match weights from the estimated
-//! parameters (see `estimate`), term-frequency adjusted exact matches, match weights and
-//! probabilities, and the per-field explanation of every score.
+//! Fellegi-Sunter scoring: the prepared table and its level cache, match weights and
+//! probabilities from the estimated parameters (see `estimate`), term-frequency adjusted exact
+//! matches, and the per-field explanation of every score.
 
 use super::compare::{self, Prepared, level};
 use super::encode::NULL_CODE;
