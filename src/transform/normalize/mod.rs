@@ -51,3 +51,45 @@ pub fn link_digits(row: &NormalizedRow) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_contacts_link_digits_are_its_parsed_phones_digits() {
+        // Linking reads normalized.parquet's columns instead of parsing the phone again: for
+        // parsed, unparsed, national-in-another-country and missing numbers alike, the digits
+        // must be those of the phone as contact_phone reads it.
+        let cases: [(Option<&str>, Option<&str>); 6] = [
+            (Some("(415) 555-0134"), None),
+            (Some("07911 123456"), Some("UK")),
+            (Some("+44 7911 123456"), Some("US")),
+            (Some("12-34-56"), None),
+            (Some("call me"), None),
+            (None, Some("US")),
+        ];
+        let contacts: Vec<SnapshotContact> = cases
+            .iter()
+            .enumerate()
+            .map(|(i, (phone, country))| SnapshotContact {
+                id: format!("c{i}"),
+                phone: phone.map(str::to_string),
+                country: country.map(str::to_string),
+                ..SnapshotContact::default()
+            })
+            .collect();
+        let rows = contact_rows(&contacts, Region::US);
+        for ((phone, country), row) in cases.iter().zip(&rows) {
+            let parsed = contact_phone(*phone, *country, Region::US);
+            assert_eq!(
+                link_digits(row),
+                parsed.map(|p| crate::snapshot::phone::digits(p.as_str())),
+                "{phone:?} in {country:?}"
+            );
+        }
+        assert_eq!(link_digits(&rows[1]).as_deref(), Some("447911123456"));
+        assert_eq!(link_digits(&rows[3]).as_deref(), Some("123456"));
+        assert_eq!(link_digits(&rows[5]), None);
+    }
+}
