@@ -8,6 +8,9 @@ use super::report::{
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::ledger::{LEDGER_FILE, LedgerReader, OpStatus};
 use crate::snapshot::contract::plan::{Plan, PlanOp, read_plan};
+use crate::snapshot::contract::transform_outputs::{
+    ClusterRow, GoldenRecord as Golden, LinkRow as Link, TransformSummary as Summary,
+};
 use crate::snapshot::desired::read_rows;
 use crate::snapshot::run::{RunDir, list_runs};
 use crate::snapshot::schema::BlockedNumberRow;
@@ -15,41 +18,6 @@ use anyhow::Context;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Link {
-    phone: String,
-    #[serde(default)]
-    contact_ids: Vec<String>,
-    sent: u64,
-    received: u64,
-    failed: u64,
-    last_sent_at: Option<String>,
-    last_received_at: Option<String>,
-    opted_out: bool,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct ClusterRow {
-    id: String,
-    cluster_id: String,
-    match_probability: Option<f64>,
-    survivor_id: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Golden {
-    cluster_id: String,
-    #[serde(default)]
-    conflicts: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Summary {
-    contacts: u64,
-    duplicate_clusters: u64,
-    opted_out_numbers: u64,
-}
 
 /// A scored pair: left id, right id, match probability, accepted, evidence (field weights).
 type PairRow = (String, String, f64, bool, String);

@@ -4,6 +4,7 @@
 use super::apply::DUPLICATE_TAG;
 use super::plan::{Plan, PlanOp, PlannedOperation};
 use super::{LoadConfig, MergeMode};
+use crate::snapshot::contract::ContactField;
 use crate::snapshot::desired::{DesiredBlocked, DesiredContact, DesiredMessage, DesiredNote};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -213,31 +214,20 @@ pub fn broken_limits(
 /// GHL field names of the comparable fields, with their desired and current values. The flag says
 /// whether `PUT /contacts/{id}` takes the field: `UpdateContactDto` has no `companyName`, so a
 /// company change is only ever written on create.
+/// Per data field: its API name, the wanted and the current value, and whether an update can
+/// write it ([`ContactField::update_can_write`]).
 fn field_pairs<'a>(
     desired: &'a DesiredContact,
     current: &'a SnapshotContact,
 ) -> [(&'static str, &'a Option<String>, &'a Option<String>, bool); 9] {
-    [
-        ("firstName", &desired.first_name, &current.first_name, true),
-        ("lastName", &desired.last_name, &current.last_name, true),
-        ("email", &desired.email, &current.email, true),
-        ("phone", &desired.phone, &current.phone, true),
+    ContactField::ALL.map(|f| {
         (
-            "companyName",
-            &desired.company_name,
-            &current.company_name,
-            false,
-        ),
-        ("city", &desired.city, &current.city, true),
-        (
-            "postalCode",
-            &desired.postal_code,
-            &current.postal_code,
-            true,
-        ),
-        ("country", &desired.country, &current.country, true),
-        ("source", &desired.source, &current.source, true),
-    ]
+            f.api_name(),
+            f.of_desired(desired),
+            f.of_contact(current),
+            f.update_can_write(),
+        )
+    })
 }
 
 fn diff_contact(

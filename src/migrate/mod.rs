@@ -4,14 +4,14 @@
 //! into the same desired-state files the nightly transform writes, so plan and load are shared.
 
 use crate::snapshot::contact::SnapshotContact;
+use crate::snapshot::contract::ContactField;
 use crate::snapshot::desired::{
     DesiredContact, DesiredCustomField, desired_blocked_schema, desired_contacts_schema,
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
 };
-use crate::transform::dedupe::{self, InputTable};
-use crate::transform::encode::TextColumn;
-use crate::transform::model::MatchModel;
+use crate::snapshot::phone::digits;
 use crate::transform::normalize::{self, PhoneKey, Region};
+use crate::transform::{MatchModel, match_tables};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -348,7 +348,7 @@ fn completeness(c: &SnapshotContact) -> usize {
 fn identity_held_by(field: &str, value: &str, others: &[&SnapshotContact]) -> bool {
     let key = |v: &str| match field {
         "email" => Some(v.trim().to_lowercase()),
-        "phone" => Some(v.chars().filter(char::is_ascii_digit).collect::<String>()),
+        "phone" => Some(digits(v)),
         _ => None,
     };
     let Some(wanted) = key(value) else {
@@ -407,26 +407,16 @@ impl IdentityIndex {
 fn identity_key(field: &str, value: &str) -> Option<String> {
     match field {
         "email" => Some(value.trim().to_lowercase()),
-        "phone" => Some(value.chars().filter(char::is_ascii_digit).collect()),
+        "phone" => Some(digits(value)),
         _ => None,
     }
     .filter(|k| !k.is_empty())
 }
 
 fn set(desired: &mut DesiredContact, field: &str, value: String) {
-    let slot = match field {
-        "first_name" => &mut desired.first_name,
-        "last_name" => &mut desired.last_name,
-        "email" => &mut desired.email,
-        "phone" => &mut desired.phone,
-        "company_name" => &mut desired.company_name,
-        "city" => &mut desired.city,
-        "postal_code" => &mut desired.postal_code,
-        "country" => &mut desired.country,
-        "source" => &mut desired.source,
-        _ => return,
-    };
-    *slot = Some(value);
+    if let Some(field) = ContactField::from_name(field) {
+        *field.of_desired_mut(desired) = Some(value);
+    }
 }
 
 /// Dedupes the mapped rows against themselves and the snapshot's contacts and writes the desired
@@ -441,44 +431,17 @@ pub fn plan_migration(
     transform_dir: &Path,
 ) -> anyhow::Result<(Vec<RowOutcome>, MigrationSummary)> {
     let existing: Vec<SnapshotContact> = read_rows(snapshot_contacts)?;
-    let mut table = InputTable {
-        ids: existing
-            .iter()
-            .map(|c| format!("ghl:{}", c.id))
-            .chain(rows.iter().map(|r| format!("row:{}", r.row)))
-            .collect(),
-        columns: HashMap::new(),
-    };
-    let columns = [
-        ("first_name", "first_name"),
-        ("last_name", "last_name"),
-        ("email", "email"),
-        ("phone", "phone"),
-        ("company", "company_name"),
-        ("city", "city"),
-        ("postal_code", "postal_code"),
-        ("country", "country"),
-        ("source", "source"),
-    ];
-    for (column, field) in columns {
-        let values: TextColumn = existing
-            .iter()
-            .map(|c| c.field(field))
-            .chain(rows.iter().map(|r| r.fields.get(field).map(String::as_str)))
-            .collect();
-        table.columns.insert(column.to_string(), values);
-    }
-    let result = dedupe::run(model, table, region, 42, dedupe::KeepPairs::Nothing)?;
-    let mut clusters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, a) in result.assignments.iter().enumerate() {
-        clusters.entry(a.cluster_id.as_str()).or_default().push(i);
-    }
+    let incoming: Vec<(String, &BTreeMap<&'static str, String>)> = rows
+        .iter()
+        .map(|r| (format!("row:{}", r.row), &r.fields))
+        .collect();
+    let clusters = match_tables(&existing, &incoming, model, region)?;
     let n_existing = existing.len();
     let mut identities = IdentityIndex::of(&existing);
     let mut desired = Vec::new();
     let mut outcomes = Vec::new();
     let mut summary = MigrationSummary::default();
-    for members in clusters.values() {
+    for members in &clusters {
         let imported: Vec<&MappedRow> = members
             .iter()
             .filter(|&&i| i >= n_existing)
@@ -651,120 +614,4 @@ pub fn plan_migration(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config() -> MigrateConfig {
-        MigrateConfig {
-            mapping: [
-                ("Name", "full_name"),
-                ("E-mail", "email"),
-                ("Mobile", "phone"),
-                ("Labels", "tags"),
-                ("Tier", "custom.tier_field"),
-            ]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
-            tags_separator: ";".into(),
-            ..MigrateConfig::default()
-        }
-    }
-
-    fn raw(cells: &[(&str, &str)]) -> RawRow {
-        RawRow {
-            row: 7,
-            cells: cells
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn rows_map_to_ghl_fields_with_normalised_phones() {
-        let us = normalize::region("US");
-        let row = map_row(
-            &raw(&[
-                ("Name", "Mary Ann Lee"),
-                ("E-mail", " mary@example.com "),
-                ("Mobile", "(415) 555-0134"),
-                ("Labels", "vip; 2024 ;"),
-                ("Tier", "gold"),
-            ]),
-            &config(),
-            us,
-            "US",
-        )
-        .expect("maps");
-        assert_eq!(row.fields["first_name"], "Mary Ann");
-        assert_eq!(row.fields["last_name"], "Lee");
-        assert_eq!(row.fields["email"], "mary@example.com");
-        assert_eq!(row.fields["phone"], "+14155550134");
-        assert_eq!(row.tags, vec!["vip", "2024"]);
-        assert_eq!(row.custom["tier_field"], "gold");
-    }
-
-    #[test]
-    fn bad_rows_are_rejected_with_the_reason() {
-        let us = normalize::region("US");
-        let reason =
-            |cells: &[(&str, &str)]| map_row(&raw(cells), &config(), us, "US").unwrap_err();
-        assert!(reason(&[("Name", "=HYPERLINK(\"http://x\",\"y\")")]).contains("formula"));
-        assert!(reason(&[("Name", "@SUM(A1)")]).contains("formula"));
-        assert!(reason(&[("Name", "Bo"), ("E-mail", "not-an-email")]).contains("not an address"));
-        assert!(reason(&[("Name", "Bo"), ("Mobile", "12")]).contains("not a valid number"));
-        assert!(reason(&[("Labels", "x")]).contains("no email, phone or name"));
-        // A phone with a plus is not a formula.
-        assert!(map_row(&raw(&[("Mobile", "+1 415 555 0134")]), &config(), us, "US").is_ok());
-    }
-
-    #[test]
-    fn an_email_or_phone_a_duplicate_holds_is_not_given_to_the_survivor() {
-        let duplicate = SnapshotContact {
-            id: "dup".into(),
-            email: Some("Ann@Example.com".into()),
-            phone: Some("+1 (415) 555-0134".into()),
-            ..SnapshotContact::default()
-        };
-        let others = [&duplicate];
-        assert!(identity_held_by("email", "ann@example.com ", &others));
-        assert!(identity_held_by("phone", "+14155550134", &others));
-        assert!(!identity_held_by("email", "ann@other.com", &others));
-        assert!(
-            !identity_held_by("city", "Boston", &others),
-            "only identity fields collide"
-        );
-        assert!(!identity_held_by("email", "ann@example.com", &[]));
-    }
-
-    #[test]
-    fn an_email_or_phone_any_contact_of_the_location_holds_is_not_filled_in() {
-        let elsewhere = SnapshotContact {
-            id: "other".into(),
-            email: Some(" Ann@Example.com".into()),
-            phone: Some("+1 (415) 555-0134".into()),
-            ..SnapshotContact::default()
-        };
-        let mut index = IdentityIndex::of(&[elsewhere]);
-        assert!(index.held("email", "ann@example.com"));
-        assert!(index.held("phone", "+1 415-555-0134"));
-        assert!(!index.held("email", "bob@example.com"));
-        assert!(
-            !index.held("city", "Boston"),
-            "only identity fields collide"
-        );
-        // Given to one survivor, an address is held for the next.
-        index.claim("email", "bob@example.com");
-        assert!(index.held("email", "BOB@example.com "));
-    }
-
-    #[test]
-    fn unknown_targets_are_refused() {
-        let mut c = config();
-        c.mapping.insert("Zip".into(), "zip".into());
-        let (key, message) = c.validate().unwrap_err();
-        assert_eq!(key, "mapping.Zip");
-        assert!(message.contains("zip"));
-    }
-}
+mod tests;

@@ -1,6 +1,7 @@
 //! A GHL contact as later stages read it back from `extract/ghl/contacts.parquet`: the columns of
 //! [`super::schema::contacts_schema`] that transform, load, audit and migrate use, in one type.
 
+use crate::snapshot::contract::ContactField;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -89,19 +90,9 @@ impl SnapshotContact {
 
     /// A text field by its snapshot column name, `None` when empty.
     pub fn field(&self, name: &str) -> Option<&str> {
-        match name {
-            "first_name" => self.first_name.as_deref(),
-            "last_name" => self.last_name.as_deref(),
-            "email" => self.email.as_deref(),
-            "phone" => self.phone.as_deref(),
-            "company_name" => self.company_name.as_deref(),
-            "city" => self.city.as_deref(),
-            "postal_code" => self.postal_code.as_deref(),
-            "country" => self.country.as_deref(),
-            "source" => self.source.as_deref(),
-            _ => None,
-        }
-        .filter(|v| !v.trim().is_empty())
+        ContactField::from_name(name)
+            .and_then(|f| f.of_contact(self).as_deref())
+            .filter(|v| !v.trim().is_empty())
     }
 }
 

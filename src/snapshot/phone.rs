@@ -5,6 +5,13 @@
 //! they come let a blocked `+44…` miss a send to `44…`, so every BulkSMS number the pipeline
 //! stores, compares or checks goes through [`e164`] first.
 
+/// The ASCII digits of a string, in order: how a number is keyed once its `+`, spaces and
+/// separators no longer matter (the one helper for it; the sandbox keeps its own, as it imports
+/// nothing of the pipeline).
+pub fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
 /// The E.164 form (`+` and 7 to 15 digits, the first not 0) of an international number written
 /// with or without `+` (or the `00` international prefix), with spaces, dashes, dots or brackets
 /// between digits; `None` when it is not one (a short code, a national number, text).

@@ -2,20 +2,21 @@
 //! rule, with every disagreement between members recorded as a conflict.
 
 use super::normalize;
-use serde::{Deserialize, Serialize};
+use crate::snapshot::contract::ContactField;
+pub use crate::snapshot::contract::transform_outputs::GoldenRecord;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// The contact fields a golden record is built from, in the snapshot's names.
-pub const GOLDEN_FIELDS: [&str; 8] = [
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "company_name",
-    "city",
-    "postal_code",
-    "country",
-];
+pub const GOLDEN_FIELDS: [&str; 8] = {
+    let mut names = [""; 8];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = ContactField::GOLDEN[i].name();
+        i += 1;
+    }
+    names
+};
 
 /// How one field's value is chosen among a cluster's members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -81,58 +82,6 @@ pub struct Member {
     pub values: BTreeMap<&'static str, Option<String>>,
 }
 
-/// A merged record (`transform/golden.parquet`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct GoldenRecord {
-    pub cluster_id: String,
-    pub survivor_id: String,
-    pub member_ids: Vec<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub company_name: Option<String>,
-    pub city: Option<String>,
-    pub postal_code: Option<String>,
-    pub country: Option<String>,
-    /// `field=member id` for each chosen value: where the golden value came from.
-    pub provenance: Vec<String>,
-    /// `field: value | value` for each field whose members disagree.
-    pub conflicts: Vec<String>,
-}
-
-impl GoldenRecord {
-    /// The golden value of a field.
-    pub fn get(&self, field: &str) -> Option<&str> {
-        match field {
-            "first_name" => self.first_name.as_deref(),
-            "last_name" => self.last_name.as_deref(),
-            "email" => self.email.as_deref(),
-            "phone" => self.phone.as_deref(),
-            "company_name" => self.company_name.as_deref(),
-            "city" => self.city.as_deref(),
-            "postal_code" => self.postal_code.as_deref(),
-            "country" => self.country.as_deref(),
-            _ => None,
-        }
-    }
-
-    fn set(&mut self, field: &str, value: Option<String>) {
-        let slot = match field {
-            "first_name" => &mut self.first_name,
-            "last_name" => &mut self.last_name,
-            "email" => &mut self.email,
-            "phone" => &mut self.phone,
-            "company_name" => &mut self.company_name,
-            "city" => &mut self.city,
-            "postal_code" => &mut self.postal_code,
-            "country" => &mut self.country,
-            _ => return,
-        };
-        *slot = value;
-    }
-}
-
 /// The key two values of a field are compared by: formatting differences are not conflicts. A
 /// national phone is read in the record's `country` (as the dedupe reads it), else in `region`.
 pub fn comparison_key(
@@ -144,7 +93,7 @@ pub fn comparison_key(
     match field {
         "phone" => match normalize::contact_phone(Some(value), country, region) {
             Some(normalize::PhoneKey::E164(e)) => e,
-            _ => value.chars().filter(char::is_ascii_digit).collect(),
+            _ => crate::snapshot::phone::digits(value),
         },
         "email" => value.trim().to_lowercase(),
         // "AU" and "Australia" are one country.

@@ -1,0 +1,242 @@
+//! Tests of blocking: keys, blocks, windows and the union of rules on small tables.
+
+use super::*;
+use crate::transform::dedupe::{InputTable, block, prepare_table};
+use crate::transform::normalize;
+
+fn model(unordered: bool) -> MatchModel {
+    toml::from_str(&format!(
+        r#"
+id_column = "id"
+threshold = 0.9
+[[blocking]]
+name = "names"
+keys = ["first_name:phonetic", "last_name:phonetic"]
+unordered = {unordered}
+[[fields]]
+name = "first_name"
+kind = "given_name"
+[[fields]]
+name = "last_name"
+kind = "family_name"
+"#
+    ))
+    .expect("model")
+}
+
+/// An input table of the given columns, ids "0", "1", ...
+fn table_of(columns: &[(&str, &[&str])]) -> InputTable {
+    let rows = columns.first().map_or(0, |(_, cells)| cells.len());
+    InputTable {
+        ids: (0..rows).map(|i| i.to_string()).collect(),
+        columns: columns
+            .iter()
+            .map(|(name, cells)| (name.to_string(), cells.iter().map(|s| Some(*s)).collect()))
+            .collect(),
+    }
+}
+
+fn input(first: &[&str], last: &[&str]) -> InputTable {
+    table_of(&[("first_name", first), ("last_name", last)])
+}
+
+fn blocking_of(model: &MatchModel, input: &InputTable) -> Blocking {
+    let us = normalize::region("US");
+    let (table, raw, _) = prepare_table(model, input, us);
+    block(model, &table, input, &raw, us).expect("blocking")
+}
+
+fn pairs(model: &MatchModel, input: &InputTable) -> Vec<(u32, u32)> {
+    let blocking = blocking_of(model, input);
+    let mut out = Vec::new();
+    for b in &blocking.blocks {
+        blocking.for_each_pair(b, |i, j| out.push((i, j)));
+    }
+    out.sort_unstable();
+    out
+}
+
+#[test]
+fn unordered_keys_put_swapped_names_in_one_block() {
+    let t = input(&["William", "Turner", "Ann"], &["Turner", "William", "Lee"]);
+    assert_eq!(pairs(&model(true), &t), vec![(0, 1)]);
+    assert!(pairs(&model(false), &t).is_empty());
+}
+
+#[test]
+fn a_pair_two_rules_find_is_generated_once() {
+    let mut m = model(false);
+    m.blocking.push(m.blocking[0].clone());
+    m.blocking[1].name = "again".into();
+    let t = input(&["Ann", "Ann", "Ann"], &["Lee", "Lee", "Lee"]);
+    assert_eq!(pairs(&m, &t), vec![(0, 1), (0, 2), (1, 2)]);
+}
+
+#[test]
+fn last_seven_digits_and_local_parts_block_what_the_full_values_miss() {
+    let m: MatchModel = toml::from_str(
+        r#"
+id_column = "id"
+[[blocking]]
+name = "last7"
+keys = ["phone:phone_last7"]
+[[blocking]]
+name = "local"
+keys = ["email:email_local"]
+[[fields]]
+name = "phone"
+kind = "phone"
+[[fields]]
+name = "email"
+kind = "email"
+"#,
+    )
+    .expect("model");
+    m.validate().expect("valid model");
+    let t = table_of(&[
+        // A UK mobile once national (read in the default region, unparsed) and once
+        // international.
+        ("phone", &["07898 108856", "+44 7898 108856", "", ""]),
+        (
+            "email",
+            &["", "", "karen.russell@yahoo.com", "karen.russell@yaho.com"],
+        ),
+    ]);
+    assert_eq!(pairs(&m, &t), vec![(0, 1), (2, 3)]);
+}
+
+#[test]
+fn duplicates_sharing_a_key_are_not_counted_as_chance_agreements_of_its_parts() {
+    // 100 pairs agree on the names and 100 on the place among 10,000: one by chance, were
+    // the 50 pairs in the blocks not mostly one person's records, which agree on both.
+    let agreement = KeyAgreement {
+        all: 10_000.0,
+        names: 100.0,
+        other: 100.0,
+    };
+    let chance = agreement.chance_pairs(50.0);
+    // (100 - d)^2 / 10,000 with d = 50 - chance: about 0.2525.
+    assert!((chance - 0.2525).abs() < 1e-3, "{chance}");
+    // With no more block pairs than chance gives, nothing is taken out.
+    assert_eq!(agreement.chance_pairs(0.5), 1.0);
+}
+
+#[test]
+fn chance_pairs_are_the_pairs_agreeing_on_names_times_the_share_agreeing_on_place() {
+    let m: MatchModel = toml::from_str(
+        r#"
+id_column = "id"
+[[blocking]]
+name = "surname_city"
+keys = ["last_name:exact", "city"]
+[[blocking]]
+name = "first_name"
+keys = ["first_name:exact"]
+[[blocking]]
+name = "surname_city_again"
+keys = ["last_name:exact", "city"]
+[[fields]]
+name = "first_name"
+kind = "given_name"
+[[fields]]
+name = "last_name"
+kind = "family_name"
+[[fields]]
+name = "city"
+kind = "text"
+"#,
+    )
+    .expect("model");
+    let t = table_of(&[
+        ("first_name", &["Ann", "Bo", "Cy", "Di", "Ed", "Flo"]),
+        ("last_name", &["Li", "Li", "Li", "Li", "Ng", "Ng"]),
+        ("city", &["Oslo", "Oslo", "Rome", "Rome", "Oslo", "Rome"]),
+    ]);
+    let blocking = blocking_of(&m, &t);
+    let crowding = blocking.crowding();
+    // 15 pairs of rows; 7 share a surname and 6 a city: 15 * 7/15 * 6/15 = 2.8 by chance,
+    // against the 2 pairs (Li in Oslo, Li in Rome) the rule's blocks hold.
+    let chance = crowding[0].chance_pairs.expect("names and place");
+    assert!((chance - 2.8).abs() < 1e-9, "{chance}");
+    assert_eq!(crowding[0].block_pairs, 2.0);
+    // One part gives no estimate; after a rule on names the rule's own pairs no longer hold
+    // its chance pairs, so there is none either.
+    assert_eq!(crowding[1].chance_pairs, None);
+    assert_eq!(crowding[2].chance_pairs, None);
+    assert_eq!(crowding[2].block_pairs, 2.0);
+}
+
+#[test]
+fn a_rule_missing_a_column_is_skipped() {
+    let mut m = model(false);
+    m.blocking[0].keys = vec!["first_name:exact".into(), "postal_code".into()];
+    let t = input(&["Ann", "Ann"], &["Lee", "Lee"]);
+    assert!(pairs(&m, &t).is_empty());
+}
+
+#[test]
+fn an_oversized_block_is_compared_by_sorted_neighbourhood_not_dropped() {
+    let mut m = model(false);
+    m.blocking[0].keys = vec!["last_name:exact".into()];
+    m.max_block_size = 3;
+    m.window = 1;
+    // Six Lees: the block is too large, so each row meets its neighbour in name order; the two
+    // Anns and the two Bobs sit next to each other and meet.
+    let t = input(
+        &["Zed", "Ann", "Bob", "Ann", "Cat", "Bob"],
+        &["Lee", "Lee", "Lee", "Lee", "Lee", "Lee"],
+    );
+    let got = pairs(&m, &t);
+    assert_eq!(got.len(), 5, "n - 1 neighbours: {got:?}");
+    assert!(got.contains(&(1, 3)), "the Anns: {got:?}");
+    assert!(got.contains(&(2, 5)), "the Bobs: {got:?}");
+}
+
+#[test]
+fn a_block_sorted_by_packed_keys_is_in_the_order_of_its_field_values() {
+    // Ties in the first name, empty cells (which sort last) and repeated rows of values.
+    let first = ["Bob", "Ann", "", "Bob", "Ann", "Cat", "", "Ann"];
+    let last = ["Lee", "Kim", "Lee", "", "Kim", "Abe", "Abe", "Lee"];
+    let t = input(&first, &last);
+    let us = normalize::region("US");
+    let (table, _, _) = prepare_table(&model(false), &t, us);
+    let mut order = NeighbourhoodOrder::new(&table);
+    let expected = {
+        let mut rows: Vec<u32> = (0..first.len() as u32).rev().collect();
+        rows.sort_unstable_by(|&a, &b| order.compare(&table, a, b));
+        rows
+    };
+    assert_eq!(
+        expected
+            .iter()
+            .map(|&r| first[r as usize])
+            .collect::<Vec<_>>(),
+        vec!["Ann", "Ann", "Ann", "Bob", "Bob", "Cat", "", ""]
+    );
+    let mut rows: Vec<u32> = (0..first.len() as u32).rev().collect();
+    order.sort(&table, &mut rows);
+    assert_eq!(rows, expected, "every field in the key");
+    // A key that holds only the first field leaves the rest to the comparison.
+    order.packed.truncate(1);
+    order.complete = false;
+    let mut rows: Vec<u32> = (0..first.len() as u32).rev().collect();
+    order.sort(&table, &mut rows);
+    assert_eq!(rows, expected, "the first field in the key");
+}
+
+#[test]
+fn a_windowed_rule_does_not_hide_pairs_outside_its_window_from_later_rules() {
+    let mut m = model(false);
+    m.blocking[0].keys = vec!["first_name:initial".into()];
+    m.max_block_size = 2;
+    m.window = 1;
+    let mut second = m.blocking[0].clone();
+    second.name = "last".into();
+    second.keys = vec!["last_name:exact".into()];
+    m.blocking.push(second);
+    // Under the initial rule the order is Abe, Amy, Ann: Ann (0) and Abe (1) are not
+    // neighbours, so the last-name rule must still generate them.
+    let t = input(&["Ann", "Abe", "Amy"], &["Lee", "Lee", "Kim"]);
+    let got = pairs(&m, &t);
+    assert_eq!(got, vec![(0, 1), (0, 2), (1, 2)]);
+}

@@ -1,0 +1,384 @@
+//! The deduper: a table and a match model in; clusters, scored pairs with explanations and metrics
+//! out. Dictionary encoding, blocking, parameter estimation, streaming scoring (rayon-parallel) and
+//! guarded clustering.
+//!
+//! Candidate pairs are never all held: blocking walks its blocks pair by pair, a first pass
+//! compares a deterministic sample for EM, a second scores every pair and keeps only the accepted
+//! ones (and, when asked, those above a probability floor for the pairs output).
+//!
+//! The steps live in their own modules (`prepare`, `block`, `estimate`, `score`, `cluster_guard`);
+//! this one runs them in order and gathers the metrics.
+
+use super::block::{Blocking, RawColumn};
+use super::cluster::Split;
+use super::cluster_guard;
+use super::encode::{Dictionary, TextColumn};
+use super::estimate;
+use super::model::MatchModel;
+use super::normalize;
+use super::score::{
+    self, LevelCache, Levels, MAX_FIELDS, NULL_LEVEL, Parameters, PreparedTable, ScoredPair, Scorer,
+};
+use rayon::prelude::*;
+use rlibphonenumber::enums::Region;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// A table to deduplicate: ids and the raw cells of every column the model may use.
+#[derive(Debug, Clone, Default)]
+pub struct InputTable {
+    pub ids: Vec<String>,
+    /// Column name → cells (one per row).
+    pub columns: HashMap<String, TextColumn>,
+}
+
+impl InputTable {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Splits a whole name typed into the `first` column of a row whose `last` column is empty
+    /// ("Patricia Horton" → "Patricia" / "Horton"), so the row blocks and compares like the same
+    /// person entered properly. Returns how many rows were split.
+    pub fn split_full_names(&mut self, first: &str, last: &str) -> usize {
+        if first == last {
+            return 0;
+        }
+        let Some(firsts) = self.columns.get(first) else {
+            return 0;
+        };
+        let blank = TextColumn::blank(self.ids.len());
+        let lasts = self.columns.get(last).unwrap_or(&blank);
+        let splits: HashMap<usize, (String, String)> = (0..self.ids.len())
+            .filter(|&row| lasts.get(row).is_none())
+            .filter_map(|row| Some((row, normalize::split_full_name(firsts.get(row)?)?)))
+            .collect();
+        if splits.is_empty() {
+            return 0;
+        }
+        let (mut new_firsts, mut new_lasts) = (TextColumn::default(), TextColumn::default());
+        for row in 0..self.ids.len() {
+            match splits.get(&row) {
+                Some((given, family)) => {
+                    new_firsts.push(Some(given));
+                    new_lasts.push(Some(family));
+                }
+                None => {
+                    new_firsts.push(firsts.get(row));
+                    new_lasts.push(lasts.get(row));
+                }
+            }
+        }
+        self.columns.insert(first.to_string(), new_firsts);
+        self.columns.insert(last.to_string(), new_lasts);
+        splits.len()
+    }
+}
+
+/// One row of the assignments output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assignment {
+    pub id: String,
+    pub cluster_id: String,
+    /// The best accepted probability linking the row into its cluster; `None` for a singleton.
+    pub match_probability: Option<f64>,
+}
+
+/// Which scored pairs a run keeps for its pairs output. Accepted pairs always feed clustering;
+/// keeping every scored pair of a million-row table would cost gigabytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeepPairs {
+    /// None beyond what clustering needs.
+    Nothing,
+    /// Pairs whose probability is at least this (0 keeps every scored pair).
+    AtLeast(f64),
+}
+
+/// Counts and timings of a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DedupeMetrics {
+    pub rows: u64,
+    pub candidate_pairs: u64,
+    /// Candidate pairs each rule added (a pair belongs to the first rule that generates it).
+    pub pairs_per_rule: Vec<(String, u64)>,
+    /// Blocks larger than the model's `max_block_size`, compared by sorted neighbourhood.
+    pub windowed_blocks: u64,
+    /// Rows whose country cell names no country: their national phones were read in the default
+    /// region.
+    pub unknown_country_rows: u64,
+    pub accepted_pairs: u64,
+    pub clusters: u64,
+    pub clusters_with_duplicates: u64,
+    /// Clusters by their number of records, in buckets ("1" to "5", "6-10", "11-50", "51-200",
+    /// "201+"), those that occur: a job can alert on a run whose clusters grow.
+    pub clusters_by_size: Vec<(String, u64)>,
+    pub largest_cluster: u64,
+    pub splits: u64,
+    /// Merges the strangers guard refused (`stranger_fields` all differ).
+    pub refused_strangers: u64,
+    pub seconds_preparing: f64,
+    pub seconds_blocking: f64,
+    pub seconds_estimating: f64,
+    pub seconds_scoring: f64,
+    pub seconds_clustering: f64,
+    pub scored_pairs_per_second: f64,
+}
+
+/// Everything a run produced.
+pub struct DedupeResult {
+    pub assignments: Vec<Assignment>,
+    /// The scored pairs `KeepPairs` asked for, ordered by rows.
+    pub pairs: Vec<ScoredPair>,
+    pub splits: Vec<Split>,
+    pub parameters: Parameters,
+    pub metrics: DedupeMetrics,
+    pub table: PreparedTable,
+    /// Row of each id (for reading pairs back).
+    pub ids: Vec<String>,
+}
+
+pub use super::prepare::prepare_table;
+
+/// Blocks a prepared table, reading raw cells through the input's dictionaries.
+pub fn block(
+    model: &MatchModel,
+    table: &PreparedTable,
+    input: &InputTable,
+    raw: &HashMap<String, Dictionary>,
+    region: Region,
+) -> anyhow::Result<Blocking> {
+    Blocking::build(
+        model,
+        table,
+        |name| {
+            Some(RawColumn {
+                cells: input.columns.get(name)?,
+                dictionary: raw.get(name)?,
+            })
+        },
+        region,
+    )
+}
+
+pub use super::cluster_guard::STRANGERS;
+
+/// Cluster-size buckets of [`DedupeMetrics::clusters_by_size`]: name and the largest size in it.
+const SIZE_BUCKETS: [(&str, u32); 9] = [
+    ("1", 1),
+    ("2", 2),
+    ("3", 3),
+    ("4", 4),
+    ("5", 5),
+    ("6-10", 10),
+    ("11-50", 50),
+    ("51-200", 200),
+    ("201+", u32::MAX),
+];
+
+/// What the scoring pass collects on each worker.
+#[derive(Default)]
+struct ScoringOutput {
+    accepted: Vec<(u32, u32, f64)>,
+    kept: Vec<ScoredPair>,
+    per_rule: Vec<u64>,
+}
+
+/// Runs the whole model over a table. The table is taken because the model may rewrite cells for
+/// matching (a full name typed into the first-name field is split); the outputs carry only ids.
+pub fn run(
+    model: &MatchModel,
+    mut input: InputTable,
+    region: Region,
+    seed: u64,
+    keep: KeepPairs,
+) -> anyhow::Result<DedupeResult> {
+    if model.split_full_names
+        && let Some([first, last]) = &model.swappable
+    {
+        let split = input.split_full_names(first, last);
+        if split > 0 {
+            tracing::info!(
+                rows = split,
+                "Full names in the first-name field split for matching"
+            );
+        }
+    }
+    let owned_input = input;
+    let input = &owned_input;
+    let rows = input.rows();
+    let mut metrics = DedupeMetrics {
+        rows: rows as u64,
+        ..DedupeMetrics::default()
+    };
+    let started = Instant::now();
+    let (table, raw, unknown_country_rows) = prepare_table(model, input, region);
+    metrics.unknown_country_rows = unknown_country_rows;
+    metrics.seconds_preparing = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let blocking = block(model, &table, input, &raw, region)?;
+    metrics.seconds_blocking = started.elapsed().as_secs_f64();
+    metrics.windowed_blocks = blocking.windowed.len() as u64;
+    for (rule, size, row) in blocking.windowed.iter().take(10) {
+        tracing::info!(rule = %rule, size, example = %input.ids[*row as usize],
+            "Large block compared by sorted neighbourhood");
+    }
+
+    let started = Instant::now();
+    // Workers take blocks in runs of about equal work, and each keeps its level cache warm across
+    // the runs it takes instead of starting a fresh one at every block.
+    let runs = blocking.balanced_runs(rayon::current_num_threads() * 64);
+    let parameters = estimate::estimate(model, &table, &blocking, &runs, seed);
+    let rules = blocking.rule_names().len();
+    let fields = table.fields.len();
+    metrics.seconds_estimating = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let scorer = Scorer::new(&table, &parameters);
+    // The lowest weight any pair needs to be of use: accepted, or kept for the pairs output.
+    // Pairs that cannot reach it stop being compared as soon as that is certain.
+    let needed = match keep {
+        KeepPairs::AtLeast(p) => p.min(model.threshold),
+        KeepPairs::Nothing => model.threshold,
+    };
+    let floor = if needed <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        score::log2_odds(needed) - 1e-6
+    };
+    let scored = runs
+        .par_iter()
+        .flat_map_iter(|run| &blocking.blocks[run.clone()])
+        .fold(
+            || {
+                (
+                    LevelCache::new(&table),
+                    ScoringOutput {
+                        per_rule: vec![0; rules],
+                        ..ScoringOutput::default()
+                    },
+                )
+            },
+            |(mut cache, mut out), block| {
+                let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
+                let mut generated = 0u64;
+                blocking.for_each_pair(block, |i, j| {
+                    generated += 1;
+                    let rows = block.rows.len();
+                    if scorer
+                        .weight_at_least(block.rule, rows, i, j, floor, &mut cache, &mut levels)
+                        .is_none()
+                    {
+                        return;
+                    }
+                    let weight = scorer.weight_in_rule(block.rule, rows, i, &levels);
+                    let probability = score::probability(weight);
+                    if probability >= model.threshold {
+                        out.accepted.push((i, j, probability));
+                    }
+                    if let KeepPairs::AtLeast(floor) = keep
+                        && probability >= floor
+                    {
+                        out.kept.push(ScoredPair {
+                            left: i,
+                            right: j,
+                            rule: Some(block.rule),
+                            weight,
+                            prior: scorer.prior_of(block.rule, rows),
+                            probability,
+                            levels: levels[..fields].into(),
+                        });
+                    }
+                });
+                out.per_rule[block.rule] += generated;
+                (cache, out)
+            },
+        )
+        .map(|(_, out)| out)
+        .reduce(
+            || ScoringOutput {
+                per_rule: vec![0; rules],
+                ..ScoringOutput::default()
+            },
+            |mut a, b| {
+                a.accepted.extend(b.accepted);
+                a.kept.extend(b.kept);
+                for (x, y) in a.per_rule.iter_mut().zip(b.per_rule) {
+                    *x += y;
+                }
+                a
+            },
+        );
+    let ScoringOutput {
+        mut accepted,
+        kept: mut pairs,
+        per_rule,
+    } = scored;
+    pairs.par_sort_unstable_by_key(|p| (p.left, p.right));
+    metrics.candidate_pairs = per_rule.iter().sum();
+    metrics.pairs_per_rule = blocking
+        .rule_names()
+        .iter()
+        .cloned()
+        .zip(per_rule)
+        .collect();
+    metrics.seconds_scoring = started.elapsed().as_secs_f64();
+    metrics.scored_pairs_per_second =
+        metrics.candidate_pairs as f64 / metrics.seconds_scoring.max(1e-9);
+
+    let started = Instant::now();
+    metrics.accepted_pairs = accepted.len() as u64;
+    let clusters =
+        cluster_guard::guarded_clusters(model, input, &scorer, &table, &raw, &mut accepted);
+    metrics.seconds_clustering = started.elapsed().as_secs_f64();
+    metrics.splits = clusters.splits.len() as u64;
+    metrics.refused_strangers = clusters
+        .splits
+        .iter()
+        .filter(|s| s.rule.starts_with(STRANGERS))
+        .count() as u64;
+    // Clusters are named by a row (their smallest), so their sizes fit a vector by row.
+    let mut sizes = vec![0u32; rows];
+    for &c in &clusters.cluster_of {
+        sizes[c as usize] += 1;
+    }
+    metrics.clusters = sizes.iter().filter(|n| **n > 0).count() as u64;
+    metrics.clusters_with_duplicates = sizes.iter().filter(|n| **n > 1).count() as u64;
+    metrics.largest_cluster = sizes.iter().copied().max().unwrap_or(0).into();
+    let mut by_bucket = [0u64; SIZE_BUCKETS.len()];
+    for &n in sizes.iter().filter(|n| **n > 0) {
+        if let Some(b) = SIZE_BUCKETS.iter().position(|(_, most)| n <= *most) {
+            by_bucket[b] += 1;
+        }
+    }
+    metrics.clusters_by_size = SIZE_BUCKETS
+        .iter()
+        .zip(by_bucket)
+        .filter(|(_, n)| *n > 0)
+        .map(|((name, _), n)| (name.to_string(), n))
+        .collect();
+    let assignments = (0..rows)
+        .into_par_iter()
+        .map(|r| Assignment {
+            id: input.ids[r].clone(),
+            cluster_id: input.ids[clusters.cluster_of[r] as usize].clone(),
+            match_probability: clusters.best_probability[r],
+        })
+        .collect();
+    drop(raw);
+    let InputTable { ids, .. } = owned_input;
+    Ok(DedupeResult {
+        assignments,
+        pairs,
+        splits: clusters.splits,
+        parameters,
+        metrics,
+        table,
+        ids,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,113 @@
+//! What earlier runs of the location saw and decided, as this run's transform needs it: "new"
+//! opt-outs, triggers and survivors are measured against them.
+
+use super::triggers::PreviousState;
+use crate::snapshot::contact::SnapshotContact;
+use crate::snapshot::contract::transform_outputs::CLUSTERS_FILE;
+use crate::snapshot::desired::read_rows;
+use crate::snapshot::phone::digits;
+use crate::snapshot::run::RunDir;
+use crate::snapshot::schema::BlockedNumberRow;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+
+/// The newest earlier run that acted on the events it saw: its plan was accepted, so what it fired
+/// is owed in the ledger whatever happened to its load. A run killed before its plan, or refused by
+/// a safety limit, acted on nothing, and the events it saw must fire again. Triggers and opt-outs
+/// both measure "new" against this run. `None` when no run has acted on this location yet.
+pub fn previous_acted_run(run: &RunDir) -> anyhow::Result<Option<RunDir>> {
+    Ok(run.previous_acted()?)
+}
+
+/// What [`previous_acted_run`] saw, for the triggers.
+pub fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
+    let Some(previous) = previous_acted_run(run)? else {
+        return Ok(None);
+    };
+    #[derive(Deserialize)]
+    struct ContactTags {
+        id: String,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    struct MessageStatus {
+        id: u64,
+        status_type: Option<String>,
+    }
+    let extract = previous.extract_dir();
+    let contacts: Vec<ContactTags> = read_rows(&extract.join("ghl/contacts.parquet"))?;
+    let messages: Vec<MessageStatus> = read_rows(&extract.join("bulksms/messages.parquet"))?;
+    Ok(Some(PreviousState {
+        contact_tags: contacts
+            .into_iter()
+            .map(|c| (c.id, c.tags.into_iter().collect()))
+            .collect(),
+        message_status: messages
+            .into_iter()
+            .map(|m| (m.id, m.status_type))
+            .collect(),
+    }))
+}
+
+/// The blocked numbers (digits) [`previous_acted_run`] saw; `None` when no run has acted yet.
+pub fn previous_blocked(run: &RunDir) -> anyhow::Result<Option<HashSet<String>>> {
+    let Some(previous) = previous_acted_run(run)? else {
+        return Ok(None);
+    };
+    let rows: Vec<BlockedNumberRow> = read_rows(
+        &previous
+            .extract_dir()
+            .join("bulksms/blocked_numbers.parquet"),
+    )?;
+    Ok(Some(rows.iter().map(|b| digits(&b.phone_number)).collect()))
+}
+
+/// The contacts of the latest earlier run with a finished extract, by id (empty on a first run).
+pub fn previous_snapshot(run: &RunDir) -> anyhow::Result<HashMap<String, SnapshotContact>> {
+    let Some(previous) = run.previous_extracted()? else {
+        return Ok(HashMap::new());
+    };
+    let contacts: Vec<SnapshotContact> =
+        read_rows(&previous.extract_dir().join("ghl/contacts.parquet"))?;
+    Ok(contacts.into_iter().map(|c| (c.id.clone(), c)).collect())
+}
+
+/// The contacts that survived a duplicate cluster in the latest earlier run whose transform
+/// finished (empty on a first run).
+pub fn previous_survivors(run: &RunDir) -> anyhow::Result<HashSet<String>> {
+    let Some(previous) = run.previous_transformed()? else {
+        return Ok(HashSet::new());
+    };
+    #[derive(Deserialize)]
+    struct Survivor {
+        id: String,
+        survivor_id: String,
+    }
+    let rows: Vec<Survivor> = read_rows(&previous.transform_dir().join(CLUSTERS_FILE))?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.id != r.survivor_id)
+        .map(|r| r.survivor_id)
+        .collect())
+}
+
+/// The run's date (UTC), from its manifest's finish time; the digest fires once per date.
+pub fn run_date(run: &RunDir) -> String {
+    run.extract_manifest()
+        .map(|m| m.finished_at.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string())
+}
+
+/// The contacts [`previous_acted_run`] saw, by id (empty when no run has acted yet).
+pub fn previous_acted_contacts(run: &RunDir) -> anyhow::Result<HashMap<String, SnapshotContact>> {
+    Ok(match previous_acted_run(run)? {
+        Some(acted) => {
+            read_rows::<SnapshotContact>(&acted.extract_dir().join("ghl/contacts.parquet"))?
+                .into_iter()
+                .map(|c| (c.id.clone(), c))
+                .collect()
+        }
+        None => HashMap::new(),
+    })
+}

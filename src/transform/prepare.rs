@@ -1,0 +1,177 @@
+//! Preparing a table for matching: the columns the model reads dictionary-encoded, and each
+//! field's distinct values prepared for comparison once (phones parsed once per number and
+//! region they are read in).
+
+use super::compare::prepare;
+use super::dedupe::InputTable;
+use super::encode::{Dictionary, NULL_CODE, number_by_first_occurrence, remap};
+use super::model::{FieldKind, MatchModel};
+use super::normalize;
+use super::score::PreparedTable;
+use rayon::prelude::*;
+use rlibphonenumber::enums::Region;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Dictionary-encodes the input columns the model reads and prepares each field's distinct values.
+/// Returns the prepared table, the raw dictionaries (by column), which blocking keys and the
+/// generational-suffix check read, and how many rows have a country cell that names no country.
+pub fn prepare_table(
+    model: &MatchModel,
+    input: &InputTable,
+    region: Region,
+) -> (PreparedTable, HashMap<String, Dictionary>, u64) {
+    let fields: Vec<_> = model
+        .fields
+        .iter()
+        .filter(|f| {
+            let present = input.columns.contains_key(&f.name);
+            if !present {
+                tracing::warn!(field = %f.name, "Model field absent from the input; not compared");
+            }
+            present
+        })
+        .cloned()
+        .collect();
+    let mut wanted: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+    for rule in &model.blocking {
+        wanted.extend(rule.key_parts().map(|(field, _)| field));
+    }
+    wanted.extend(model.swappable.iter().flatten().map(String::as_str));
+    wanted.extend(model.phone_region_column.as_deref());
+    wanted.sort_unstable();
+    wanted.dedup();
+    let started = Instant::now();
+    let raw: HashMap<String, Dictionary> = wanted
+        .par_iter()
+        .filter_map(|name| {
+            let cells = input.columns.get(*name)?;
+            Some((name.to_string(), Dictionary::of_cells(cells)))
+        })
+        .collect();
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "Input columns encoded"
+    );
+    let mut unknown_country_rows = 0;
+    let row_regions = model.phone_region_column.as_deref().and_then(|column| {
+        let Some((regions, unknown)) = row_regions(input, &raw, column, region) else {
+            tracing::warn!(column, default_region = %region,
+                "Phone region column absent from the input; national numbers read in the default region");
+            return None;
+        };
+        unknown_country_rows = unknown as u64;
+        Some(regions)
+    });
+    let (codes, values): (Vec<_>, Vec<_>) = fields
+        .par_iter()
+        .map(|f| {
+            let started = Instant::now();
+            let cells = &input.columns[&f.name];
+            let prepared = if f.kind == FieldKind::Phone {
+                // Parsing is the costly part: parse each number once, however it was written.
+                let (canonical_codes, canonical) =
+                    raw[&f.name].map_distinct(cells, |cell| Some(normalize::phone_canonical(cell)));
+                match &row_regions {
+                    None => remap(&canonical_codes, &canonical, |c: &String| {
+                        prepare(f.kind, c, region)
+                    }),
+                    Some(regions) => {
+                        let (pair_codes, pairs) =
+                            number_region_pairs(&canonical_codes, &canonical, regions, region);
+                        remap(&pair_codes, &pairs, |(c, r): &(u32, Region)| {
+                            prepare(f.kind, &canonical[*c as usize], *r)
+                        })
+                    }
+                }
+            } else {
+                raw[&f.name].map_distinct(cells, |cell| prepare(f.kind, cell, region))
+            };
+            tracing::debug!(field = %f.name, ms = started.elapsed().as_millis() as u64,
+                "Field prepared");
+            prepared
+        })
+        .unzip();
+    let started = Instant::now();
+    let swap = model.swappable.as_ref().and_then(|[a, b]| {
+        let ia = fields.iter().position(|f| &f.name == a)?;
+        let ib = fields.iter().position(|f| &f.name == b)?;
+        Some((ia, ib))
+    });
+    let table = PreparedTable::new(fields, codes, values, input.rows(), swap);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "Prepared table laid out"
+    );
+    (table, raw, unknown_country_rows)
+}
+
+/// The region each row's national phone numbers are read in: its country column's, or `default`
+/// where that is empty or names no country, and how many rows name none. `None` when the input has
+/// no such column.
+fn row_regions(
+    input: &InputTable,
+    raw: &HashMap<String, Dictionary>,
+    column: &str,
+    default: Region,
+) -> Option<(Vec<Region>, usize)> {
+    let (dictionary, cells) = (raw.get(column)?, input.columns.get(column)?);
+    let distinct = dictionary.distinct(cells);
+    let per_value: Vec<Option<Region>> = distinct
+        .iter()
+        .map(|v| normalize::country_region(v))
+        .collect();
+    let mut unknown_rows = 0usize;
+    let regions = dictionary
+        .codes
+        .iter()
+        .map(|&c| match c {
+            NULL_CODE => default,
+            c => per_value[c as usize].unwrap_or_else(|| {
+                unknown_rows += 1;
+                default
+            }),
+        })
+        .collect();
+    // Said once, with a count and an example, so a column of unexpected spellings is noticed
+    // instead of silently reading its phones in the wrong country.
+    if unknown_rows > 0 {
+        let example = distinct
+            .iter()
+            .zip(&per_value)
+            .find_map(|(v, r)| r.is_none().then_some(*v))
+            .unwrap_or_default();
+        tracing::warn!(column, rows = unknown_rows, example, default_region = %default,
+            "Country cells that name no country; their national phone numbers read in the default region");
+    }
+    Some((regions, unknown_rows))
+}
+
+/// Encodes each row's (number, region) so a number is parsed once per region it is read in. A
+/// number written with its country code (`+44…`) reads the same anywhere, so only national forms
+/// are keyed by the row's region.
+fn number_region_pairs(
+    number_codes: &[u32],
+    numbers: &[String],
+    regions: &[Region],
+    default: Region,
+) -> (Vec<u32>, Vec<(u32, Region)>) {
+    let pair_of = |row: usize| {
+        let c = number_codes[row];
+        // A number written with its country code reads the same in every region, so it is
+        // keyed by the default one and parsed once.
+        (c != NULL_CODE).then(|| {
+            if numbers[c as usize].starts_with('+') {
+                (c, default)
+            } else {
+                (c, regions[row])
+            }
+        })
+    };
+    let (codes, first_rows) = number_by_first_occurrence(number_codes.len(), pair_of);
+    let pairs = first_rows
+        .iter()
+        .filter_map(|&row| pair_of(row as usize))
+        .collect();
+    (codes, pairs)
+}

@@ -1,0 +1,290 @@
+//! Survivorship: which record of a duplicate cluster survives, the golden record of the cluster
+//! (each field chosen among the members by the survivorship rules), the update that gives the
+//! survivor its golden values, and the contacts as the next run will see them once the merge is
+//! written.
+
+use super::dedupe::DedupeResult;
+use super::golden::{self, GoldenRecord, SurvivorshipConfig};
+use super::normalize::Region;
+use crate::snapshot::contact::SnapshotContact;
+use crate::snapshot::contract::ContactField;
+use crate::snapshot::desired::{DUPLICATE_TAG, DesiredContact};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Rows of each cluster, by cluster id (in id order, so the golden records come out sorted).
+pub fn cluster_members(result: &DedupeResult) -> BTreeMap<&str, Vec<usize>> {
+    let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (row, a) in result.assignments.iter().enumerate() {
+        members.entry(a.cluster_id.as_str()).or_default().push(row);
+    }
+    members
+}
+
+fn completeness(r: &SnapshotContact) -> usize {
+    [
+        &r.first_name,
+        &r.last_name,
+        &r.email,
+        &r.phone,
+        &r.company_name,
+        &r.city,
+        &r.postal_code,
+    ]
+    .iter()
+    .filter(|v| v.as_deref().is_some_and(|s| !s.trim().is_empty()))
+    .count()
+}
+
+fn is_marked(c: &SnapshotContact) -> bool {
+    c.tags.iter().any(|t| t == DUPLICATE_TAG)
+}
+
+/// Survivor of each cluster (cluster id → contact id): a record not already marked as a duplicate,
+/// then the previous run's survivor, then the most complete, then the most recently updated.
+/// Marked records rank last so that our own tagging (which bumps their dateUpdated) never flips
+/// the survivor on the next run; a survivor once chosen stays, so a load that stopped halfway (its
+/// tag or DND writes bumping one record's dateUpdated but not its duplicate's) does not make the
+/// next run pick the other one.
+pub fn pick_survivors(
+    contacts: &[SnapshotContact],
+    members: &BTreeMap<&str, Vec<usize>>,
+    previous: &HashSet<String>,
+) -> HashMap<String, String> {
+    members
+        .iter()
+        .map(|(cluster, rows)| {
+            let best = rows
+                .iter()
+                .max_by(|&&a, &&b| {
+                    (!is_marked(&contacts[a]))
+                        .cmp(&!is_marked(&contacts[b]))
+                        .then(
+                            previous
+                                .contains(&contacts[a].id)
+                                .cmp(&previous.contains(&contacts[b].id)),
+                        )
+                        .then(completeness(&contacts[a]).cmp(&completeness(&contacts[b])))
+                        .then(contacts[a].date_updated.cmp(&contacts[b].date_updated))
+                        .then(contacts[b].id.cmp(&contacts[a].id))
+                })
+                .expect("clusters are not empty");
+            (cluster.to_string(), contacts[*best].id.clone())
+        })
+        .collect()
+}
+
+/// A contact as the golden record sees it.
+fn golden_member(c: &SnapshotContact) -> golden::Member {
+    golden::Member {
+        id: c.id.clone(),
+        source: c.source.clone(),
+        // A record we marked as a duplicate is stale by definition: its values only fill fields
+        // nobody else has, whatever its (bumped) update time says.
+        date_updated: if is_marked(c) {
+            None
+        } else {
+            c.date_updated.clone()
+        },
+        values: ContactField::GOLDEN
+            .into_iter()
+            .map(|f| (f.name(), f.of_contact(c).clone()))
+            .collect(),
+    }
+}
+
+/// The contacts as the next run will read them once this run's merge is written: survivors hold
+/// their golden values (all but email and phone, which are never moved, and the company, which an
+/// update cannot write) and are the most recently updated, duplicates carry the duplicate tag.
+pub fn after_merge(
+    contacts: &[SnapshotContact],
+    result: &DedupeResult,
+    survivorship: &SurvivorshipConfig,
+    region: Region,
+    previous: &HashSet<String>,
+) -> Vec<SnapshotContact> {
+    let members = cluster_members(result);
+    let survivors = pick_survivors(contacts, &members, previous);
+    let mut next = contacts.to_vec();
+    for (cluster, rows) in members.iter().filter(|(_, rows)| rows.len() > 1) {
+        let survivor_id = &survivors[*cluster];
+        let group: Vec<golden::Member> =
+            rows.iter().map(|&r| golden_member(&contacts[r])).collect();
+        let record = golden::merge(cluster, survivor_id, &group, survivorship, region);
+        for &r in rows {
+            let c = &mut next[r];
+            if &c.id == survivor_id {
+                // Only what an update writes (not the company, which `PUT /contacts/{id}`
+                // cannot change), and never email or phone, so the next run sees what load
+                // leaves.
+                for field in golden_update_fields() {
+                    if let Some(v) = record.get(field.name()) {
+                        *field.of_contact_mut(c) = Some(v.to_string());
+                    }
+                }
+                c.date_updated = Some("9999-12-31T00:00:00Z".into());
+            } else if !is_marked(c) {
+                c.tags.push(DUPLICATE_TAG.to_string());
+            }
+        }
+    }
+    next
+}
+
+/// The contacts with `date_updated` set to when their data last changed: a contact whose data
+/// fields equal the previous snapshot's keeps the previous `dateUpdated`. GHL moves `dateUpdated`
+/// on any write, our own tags and DND included, so without this a load that stopped halfway would
+/// make the records it happened to tag look freshest and flip the next run's golden values.
+pub fn with_data_times(
+    contacts: &[SnapshotContact],
+    previous: &HashMap<String, SnapshotContact>,
+) -> Vec<SnapshotContact> {
+    contacts
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            if let Some(p) = previous.get(&c.id)
+                && ContactField::ALL
+                    .iter()
+                    .all(|f| c.field(f.name()) == p.field(f.name()))
+            {
+                c.date_updated = p.date_updated.clone();
+            }
+            c
+        })
+        .collect()
+}
+
+/// The golden fields an update gives a survivor: those an update can write, but never email or
+/// phone (identity keys) — the table `after_merge` predicts the next run with.
+fn golden_update_fields() -> impl Iterator<Item = ContactField> {
+    ContactField::GOLDEN
+        .into_iter()
+        .filter(|f| f.update_can_write() && !f.is_identity())
+}
+
+/// The golden records of the clusters with duplicates, and the updates that give each survivor
+/// the golden values it lacks.
+pub struct Goldens {
+    pub records: Vec<GoldenRecord>,
+    /// One per survivor with a field to change, in cluster order.
+    pub updates: Vec<DesiredContact>,
+    /// Fields whose members disagree, over all clusters.
+    pub field_conflicts: u64,
+}
+
+/// Golden records of clusters with duplicates; the survivor takes the golden values.
+pub fn golden_records(
+    contacts: &[SnapshotContact],
+    members: &BTreeMap<&str, Vec<usize>>,
+    survivor_of: &HashMap<&str, &str>,
+    survivorship: &SurvivorshipConfig,
+    region: Region,
+) -> Goldens {
+    let mut goldens = Goldens {
+        records: Vec::new(),
+        updates: Vec::new(),
+        field_conflicts: 0,
+    };
+    for (cluster, rows) in members.iter().filter(|(_, rows)| rows.len() > 1) {
+        let survivor_id = survivor_of[cluster];
+        let group: Vec<golden::Member> =
+            rows.iter().map(|&r| golden_member(&contacts[r])).collect();
+        let record = golden::merge(cluster, survivor_id, &group, survivorship, region);
+        goldens.field_conflicts += record.conflicts.len() as u64;
+        let survivor = group
+            .iter()
+            .find(|m| m.id == survivor_id)
+            .expect("the survivor is a member");
+        let mut update = DesiredContact {
+            contact_id: Some(survivor_id.to_string()),
+            reason: format!("golden record of {} merged contacts", group.len()),
+            ..DesiredContact::default()
+        };
+        let mut changed = false;
+        // Email and phone are identity keys: moving one onto the survivor while the duplicate
+        // still holds it collides with GHL's duplicate rule, so they stay in golden.parquet only.
+        for contact_field in ContactField::GOLDEN
+            .into_iter()
+            .filter(|f| !f.is_identity())
+        {
+            let field = &contact_field.name();
+            let Some(want) = record.get(field) else {
+                continue;
+            };
+            let have = survivor
+                .values
+                .get(field)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
+            // Phones are not among these fields, so no country is needed to read them.
+            if golden::comparison_key(field, want, None, region)
+                == golden::comparison_key(field, &have, None, region)
+            {
+                continue;
+            }
+            *contact_field.of_desired_mut(&mut update) = Some(want.to_string());
+            changed = true;
+        }
+        if changed {
+            goldens.updates.push(update);
+        }
+        goldens.records.push(record);
+    }
+    goldens
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(id: &str, updated: &str) -> SnapshotContact {
+        SnapshotContact {
+            id: id.into(),
+            first_name: Some("Jun".into()),
+            last_name: Some("Xu".into()),
+            email: Some("junxu70@gmail.com".into()),
+            date_updated: Some(updated.into()),
+            ..SnapshotContact::default()
+        }
+    }
+
+    #[test]
+    fn a_survivor_once_chosen_stays_when_a_half_applied_load_bumps_its_duplicate() {
+        // The duplicate-to-be was written to last (an opt-out tag, before the load stopped), so
+        // it is now the most recently updated.
+        let contacts = vec![
+            contact("la", "2026-11-25T09:00:00Z"),
+            contact("chicago", "2026-11-25T09:05:00Z"),
+        ];
+        let members = BTreeMap::from([("c", vec![0, 1])]);
+        let fresh = pick_survivors(&contacts, &members, &HashSet::new());
+        assert_eq!(fresh["c"], "chicago", "without history: the most recent");
+        let previous = HashSet::from(["la".to_string()]);
+        assert_eq!(pick_survivors(&contacts, &members, &previous)["c"], "la");
+    }
+
+    #[test]
+    fn only_a_change_of_data_makes_a_record_more_recent() {
+        let before = contact("chicago", "2026-11-24T09:00:00Z");
+        let previous = HashMap::from([("chicago".to_string(), before.clone())]);
+        // Tagged since (by us): same data, newer dateUpdated → the data's time stands.
+        let mut tagged = contact("chicago", "2026-11-25T09:05:00Z");
+        tagged.tags.push("sms:opted-out".into());
+        assert_eq!(
+            with_data_times(&[tagged], &previous)[0]
+                .date_updated
+                .as_deref(),
+            Some("2026-11-24T09:00:00Z")
+        );
+        // Moved city since: a change of data, the new time counts.
+        let mut moved = contact("chicago", "2026-11-25T09:05:00Z");
+        moved.city = Some("Denver".into());
+        assert_eq!(
+            with_data_times(&[moved], &previous)[0]
+                .date_updated
+                .as_deref(),
+            Some("2026-11-25T09:05:00Z")
+        );
+    }
+}
