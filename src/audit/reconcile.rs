@@ -15,7 +15,6 @@ use crate::snapshot::desired::read_rows;
 use crate::snapshot::run::{RunDir, list_runs};
 use crate::snapshot::schema::BlockedNumberRow;
 use anyhow::Context;
-use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 

@@ -4,8 +4,8 @@
 
 use super::cluster;
 use super::compare;
-use super::dedupe::InputTable;
 use super::encode::{Dictionary, NULL_CODE};
+use super::input_table::InputTable;
 use super::model::{FieldKind, MatchModel};
 use super::normalize;
 use super::score::{self, LevelCache, Levels, MAX_FIELDS, NULL_LEVEL, PreparedTable, Scorer};

@@ -20,7 +20,6 @@ pub struct MessageRowIn {
     pub submission_date: Option<String>,
 }
 
-
 /// The extract's tables.
 pub struct Inputs {
     pub contacts: Vec<SnapshotContact>,

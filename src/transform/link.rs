@@ -2,12 +2,12 @@
 //! sides, and which numbers are opted out.
 
 use super::inputs::MessageRowIn;
-use crate::snapshot::schema::BlockedNumberRow;
 use super::normalize::link_digits;
 use super::reply_keywords;
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::transform_outputs::{LinkRow, NormalizedRow};
 use crate::snapshot::phone::digits;
+use crate::snapshot::schema::BlockedNumberRow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The blocked numbers, as digits.

@@ -19,6 +19,7 @@ pub mod encode;
 pub mod estimate;
 pub mod golden;
 pub mod history;
+pub mod input_table;
 pub mod inputs;
 pub mod io;
 pub mod link;

@@ -5,6 +5,10 @@
 use serde::Deserialize;
 use std::path::Path;
 
+/// Fields a model may compare (levels of a pair live in a fixed array, so scoring allocates
+/// nothing).
+pub const MAX_FIELDS: usize = 32;
+
 /// The default contacts model, `pipelines/models/contacts.toml`, as built into the binary.
 pub const DEFAULT_CONTACTS_MODEL: &str = include_str!("../../pipelines/models/contacts.toml");
 
@@ -239,10 +243,10 @@ impl MatchModel {
         if self.fields.is_empty() || self.blocking.is_empty() {
             return Err("a model needs at least one field and one blocking rule".into());
         }
-        if self.fields.len() > super::score::MAX_FIELDS {
+        if self.fields.len() > MAX_FIELDS {
             return Err(format!(
                 "a model compares at most {} fields, this one has {}",
-                super::score::MAX_FIELDS,
+                MAX_FIELDS,
                 self.fields.len()
             ));
         }

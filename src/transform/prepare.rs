@@ -3,8 +3,8 @@
 //! region they are read in).
 
 use super::compare::prepare;
-use super::dedupe::InputTable;
 use super::encode::{Dictionary, NULL_CODE, number_by_first_occurrence, remap};
+use super::input_table::InputTable;
 use super::model::{FieldKind, MatchModel};
 use super::normalize;
 use super::score::PreparedTable;

@@ -1,6 +1,7 @@
 //! End-to-end tests of the deduper: small tables through `run`, asserting on its clusters.
 
 use super::*;
+use crate::transform::normalize;
 
 fn contacts_model() -> MatchModel {
     let path =

@@ -9,19 +9,7 @@ use crate::transform::score::{NULL_LEVEL, probability};
 /// rule's key by chance may be ([`crate::transform::block::Crowding`]), as a share of it.
 const CHANCE_PAIRS_ERROR: f64 = 0.1;
 
-/// The log2 prior odds of a pair from a block of `block_rows` rows, given the rule's odds in a
-/// block of two: `log2(k - 1)` bits less in a block of `k`.
-///
-/// A person has only so many records, so the duplicates inside a block grow with its rows while
-/// its pairs grow with their square: of the `k - 1` records a record meets in its block, about
-/// the same few are its own whatever `k` is. Two records alone sharing a personal inbox are
-/// nearly always one person; thirty sharing `info@` are a team; and a million-row table puts
-/// a thousand namesakes where a hundred-thousand-row table put a hundred, so the prior of a pair
-/// that shares only a name falls as the table grows, for every kind of key (a term-frequency
-/// adjustment of the key itself). Only the level is fitted, per rule ([`estimate_block_prior`]).
-pub fn block_prior(odds_in_pair: f64, block_rows: usize) -> f64 {
-    odds_in_pair - ((block_rows.max(2) - 1) as f64).log2()
-}
+pub use crate::transform::score::block_prior;
 
 /// Fits a rule's log2 prior odds in a block of two ([`block_prior`]) on its sampled own pairs,
 /// by EM with m and u held: `pairs` holds each pattern's levels, its block's rows and its count.

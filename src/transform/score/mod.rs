@@ -10,9 +10,7 @@ use rayon::prelude::*;
 /// A level code for "one side is empty": contributes no evidence.
 pub const NULL_LEVEL: u8 = u8::MAX;
 
-/// Fields a model may compare (levels of a pair live in a fixed array, so scoring allocates
-/// nothing).
-pub const MAX_FIELDS: usize = 32;
+pub use super::model::MAX_FIELDS;
 
 /// Levels of one pair, field by field (`NULL_LEVEL` past the table's fields).
 pub type Levels = [u8; MAX_FIELDS];
@@ -275,7 +273,7 @@ pub struct Parameters {
     /// match far more often than one that shares only a common name), on average over its blocks.
     pub lambda_per_rule: Vec<f64>,
     /// Per blocking rule, the log2 prior odds of a pair in a block of two; a pair in a block of
-    /// `k` rows has `log2(k - 1)` bits less ([`super::estimate::block_prior`]).
+    /// `k` rows has `log2(k - 1)` bits less ([`block_prior`]).
     pub block_prior_per_rule: Vec<f64>,
     /// Per blocking rule whose prior comes from how its blocks crowd: m and u fitted on that
     /// rule's own pairs with the prior held, so they describe duplicates and namesakes among
@@ -452,7 +450,7 @@ impl<'a> Scorer<'a> {
     pub fn prior_of(&self, rule: usize, block_rows: usize) -> f64 {
         self.prior_per_rule
             .get(rule)
-            .map_or(self.prior, |p| super::estimate::block_prior(*p, block_rows))
+            .map_or(self.prior, |p| block_prior(*p, block_rows))
     }
 
     /// What the fields say, without the prior.
@@ -576,6 +574,20 @@ pub fn log2_odds(p: f64) -> f64 {
 /// Match probability of a match weight (log2 odds).
 pub fn probability(weight: f64) -> f64 {
     1.0 / (1.0 + (-weight).exp2())
+}
+
+/// The log2 prior odds of a pair from a block of `block_rows` rows, given the rule's odds in a
+/// block of two: `log2(k - 1)` bits less in a block of `k`.
+///
+/// A person has only so many records, so the duplicates inside a block grow with its rows while
+/// its pairs grow with their square: of the `k - 1` records a record meets in its block, about
+/// the same few are its own whatever `k` is. Two records alone sharing a personal inbox are
+/// nearly always one person; thirty sharing `info@` are a team; and a million-row table puts
+/// a thousand namesakes where a hundred-thousand-row table put a hundred, so the prior of a pair
+/// that shares only a name falls as the table grows, for every kind of key (a term-frequency
+/// adjustment of the key itself). Only the level is fitted, per rule (`estimate::estimate_block_prior`).
+pub fn block_prior(odds_in_pair: f64, block_rows: usize) -> f64 {
+    odds_in_pair - ((block_rows.max(2) - 1) as f64).log2()
 }
 
 #[cfg(test)]
