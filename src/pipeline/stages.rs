@@ -316,7 +316,6 @@ pub fn audit_run(
         run,
         against,
         &config.audit,
-        &config.pipeline.default_region,
         clock.now(),
     )?;
     let dir = run.audit_dir();
