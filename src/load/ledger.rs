@@ -118,6 +118,71 @@ impl Ledger {
         })
     }
 
+    /// Opens an existing ledger for reading only (extract reads which contacts loads touched and
+    /// must never change the ledger, not even its schema).
+    pub fn open_read_only(path: &Path) -> Result<Self, LedgerError> {
+        let display = path.display().to_string();
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| LedgerError {
+            path: display.clone(),
+            source,
+        })?;
+        Ok(Ledger {
+            conn,
+            path: display,
+        })
+    }
+
+    /// Contacts that operations reached (`succeeded`) or may have reached (`in_flight`: outcome
+    /// unknown) since `since`, in the order they were settled, each once. A created contact is
+    /// known by the id its create answer returned; sends and blocks act on numbers, not contacts.
+    pub fn contacts_touched_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, LedgerError> {
+        // `updated_at` is SQLite's `datetime('now')`: UTC, to the second.
+        let since = since.format("%Y-%m-%d %H:%M:%S").to_string();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT kind, target, result FROM operations
+                 WHERE status IN ('succeeded', 'in_flight') AND updated_at >= ?1
+                 ORDER BY updated_at, key",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![since], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, target, result) = row.map_err(|e| self.err(e))?;
+            let contact = match kind.as_str() {
+                "send_sms" | "block_numbers" => None,
+                "create_contact" => result
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+                    .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_string)),
+                _ => Some(target),
+            };
+            if let Some(id) = contact.filter(|id| !id.is_empty())
+                && seen.insert(id.clone())
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
     fn err(&self, source: rusqlite::Error) -> LedgerError {
         LedgerError {
             path: self.path.clone(),
@@ -333,6 +398,35 @@ fn to_int31(counter: i64) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn touched_contacts_are_those_reached_or_maybe_reached_since_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.sqlite");
+        {
+            let ledger = Ledger::open(&path).expect("open");
+            ledger.begin("k1", "r", "create_note", "c1", "{}").expect("b");
+            ledger.finish("k1", OpStatus::Succeeded, None, None).expect("f");
+            ledger.begin("k2", "r", "create_contact", "new:a@b|", "{}").expect("b");
+            ledger
+                .finish("k2", OpStatus::Succeeded, Some(r#"{"id":"c2"}"#), None)
+                .expect("f");
+            ledger.begin("k3", "r", "add_tags", "c3", "{}").expect("b");
+            ledger.begin("k4", "r", "add_tags", "c4", "{}").expect("b");
+            ledger.finish("k4", OpStatus::Failed, None, Some("x")).expect("f");
+            ledger.begin("k5", "r", "send_sms", "+1555", "{}").expect("b");
+            ledger.finish("k5", OpStatus::Succeeded, None, None).expect("f");
+            ledger.begin("k6", "r", "create_task", "c1", "{}").expect("b");
+            ledger.finish("k6", OpStatus::Succeeded, None, None).expect("f");
+        }
+        let ledger = Ledger::open_read_only(&path).expect("read-only");
+        let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let mut touched = ledger.contacts_touched_since(since).expect("touched");
+        touched.sort();
+        assert_eq!(touched, vec!["c1", "c2", "c3"]);
+        let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+        assert!(ledger.contacts_touched_since(later).expect("none").is_empty());
+    }
 
     #[test]
     fn intent_then_outcome_survives_reopening() {
