@@ -73,9 +73,13 @@ async fn sandbox_history(
 ) -> [BTreeSet<String>; 3] {
     let mut out: [BTreeSet<String>; 3] = Default::default();
     for id in contacts {
-        for (i, (what, key)) in [("tasks", "tasks"), ("notes", "notes"), ("appointments", "events")]
-            .into_iter()
-            .enumerate()
+        for (i, (what, key)) in [
+            ("tasks", "tasks"),
+            ("notes", "notes"),
+            ("appointments", "events"),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let (status, rows) = ghl(h, Method::GET, &format!("/contacts/{id}/{what}"), None).await;
             assert_eq!(status, 200, "GET /contacts/{id}/{what}: {rows}");
@@ -105,7 +109,11 @@ async fn the_sandbox_answers_history_reads_as_the_spec_says() {
     let contacts = all_contacts(&h).await;
     let mut checked = BTreeMap::new();
     for id in &contacts {
-        for (what, key) in [("tasks", "tasks"), ("notes", "notes"), ("appointments", "events")] {
+        for (what, key) in [
+            ("tasks", "tasks"),
+            ("notes", "notes"),
+            ("appointments", "events"),
+        ] {
             let path = format!("/contacts/{{contactId}}/{what}");
             let (status, answer) =
                 ghl(&h, Method::GET, &format!("/contacts/{id}/{what}"), None).await;
@@ -119,9 +127,14 @@ async fn the_sandbox_answers_history_reads_as_the_spec_says() {
                 let missing: Vec<String> = spec
                     .missing(item, items)
                     .into_iter()
-                    .filter(|m| !["title", "color", "pinned"].contains(&m.as_str()) || what != "notes")
+                    .filter(|m| {
+                        !["title", "color", "pinned"].contains(&m.as_str()) || what != "notes"
+                    })
                     .collect();
-                assert!(missing.is_empty(), "GET {path} item lacks {missing:?}: {item}");
+                assert!(
+                    missing.is_empty(),
+                    "GET {path} item lacks {missing:?}: {item}"
+                );
                 *checked.entry(what).or_insert(0) += 1;
             }
             if what == "appointments" {
@@ -130,7 +143,8 @@ async fn the_sandbox_answers_history_reads_as_the_spec_says() {
                     for field in ["startTime", "endTime", "dateAdded", "dateUpdated"] {
                         let text = event[field].as_str().expect("time is text");
                         assert!(
-                            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").is_ok(),
+                            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+                                .is_ok(),
                             "{field} {text:?} is not written as the spec's examples are"
                         );
                     }
@@ -139,7 +153,10 @@ async fn the_sandbox_answers_history_reads_as_the_spec_says() {
         }
     }
     for what in ["tasks", "notes", "appointments"] {
-        assert!(checked.get(what).copied().unwrap_or(0) > 0, "no {what} seen: {checked:?}");
+        assert!(
+            checked.get(what).copied().unwrap_or(0) > 0,
+            "no {what} seen: {checked:?}"
+        );
     }
     // An unknown contact answers 400, as the API does.
     let (status, _) = ghl(&h, Method::GET, "/contacts/nope/tasks", None).await;
@@ -167,7 +184,10 @@ async fn the_history_of_contacts_a_load_touched_is_in_the_next_snapshot() {
     )
     .expect("manifest JSON");
     for entity in ["ghl/tasks", "ghl/notes", "ghl/appointments"] {
-        assert_eq!(manifest["entities"][entity]["rows"], 0, "{entity}: {manifest}");
+        assert_eq!(
+            manifest["entities"][entity]["rows"], 0,
+            "{entity}: {manifest}"
+        );
         let file = first_run.join(format!("extract/{entity}.parquet"));
         assert!(column_strings(&file, "contact_id").is_empty());
     }
@@ -202,7 +222,9 @@ async fn the_history_of_contacts_a_load_touched_is_in_the_next_snapshot() {
     let second = h.run_ok(&["extract", "--json"]).await;
     let run = run_dir(&second);
     assert_eq!(
-        second["counts"]["history.contacts_read"].as_u64().expect("count"),
+        second["counts"]["history.contacts_read"]
+            .as_u64()
+            .expect("count"),
         touched.len() as u64,
         "{second}"
     );
@@ -216,13 +238,19 @@ async fn the_history_of_contacts_a_load_touched_is_in_the_next_snapshot() {
         .into_iter()
         .flatten()
         .collect();
-        assert!(in_snapshot.is_subset(&touched), "{entity} of untouched contacts were read");
+        assert!(
+            in_snapshot.is_subset(&touched),
+            "{entity} of untouched contacts were read"
+        );
         assert_eq!(snapshot[i], sandbox[i], "{entity} of the touched contacts");
     }
     // The pipeline's notes themselves are there (their bodies carry the operation's marker).
     let bodies = column_strings(&run.join("extract/ghl/notes.parquet"), "body");
     assert!(
-        bodies.iter().flatten().any(|b| b.contains("Replied") || b.contains("SMS")),
+        bodies
+            .iter()
+            .flatten()
+            .any(|b| b.contains("Replied") || b.contains("SMS")),
         "no note the pipeline wrote is in the snapshot"
     );
 }
@@ -237,7 +265,10 @@ async fn history_for_changed_reads_changed_contacts_and_only_those() {
     let full = h.run_ok(&["extract", "--json"]).await;
     let contacts = all_contacts(&h).await;
     // A full extract with history_for_changed reads every contact's history.
-    assert_eq!(snapshot_history(&run_dir(&full)), sandbox_history(&h, &contacts).await);
+    assert_eq!(
+        snapshot_history(&run_dir(&full)),
+        sandbox_history(&h, &contacts).await
+    );
 
     // A note on a contact that then changes, and one on a contact that does not (the two updated
     // longest ago: the newest one is read again, as the cursor's own instant is).
@@ -284,7 +315,10 @@ async fn history_for_changed_reads_changed_contacts_and_only_those() {
         "body",
     );
     let has = |text: &str| notes.iter().flatten().any(|b| b == text);
-    assert!(has(&format!("note on {changed}")), "the changed contact's new note was not read");
+    assert!(
+        has(&format!("note on {changed}")),
+        "the changed contact's new note was not read"
+    );
     assert!(
         !has(&format!("note on {unchanged}")),
         "an unchanged, untouched contact's history was read again"
@@ -310,8 +344,12 @@ async fn the_cap_defers_the_rest_to_the_next_runs() {
     for _ in 0..3 {
         last = h.run_ok(&["extract", "--json"]).await;
         left.push((
-            last["counts"]["history.contacts_read"].as_u64().expect("read"),
-            last["counts"]["history.contacts_left"].as_u64().expect("left"),
+            last["counts"]["history.contacts_read"]
+                .as_u64()
+                .expect("read"),
+            last["counts"]["history.contacts_left"]
+                .as_u64()
+                .expect("left"),
         ));
     }
     assert_eq!(left, vec![(100, 150), (100, 50), (50, 0)]);
@@ -319,7 +357,10 @@ async fn the_cap_defers_the_rest_to_the_next_runs() {
         .expect("pending file");
     assert!(pending.trim().is_empty(), "{pending}");
     // After three runs the snapshot holds every contact's history, each row once.
-    assert_eq!(snapshot_history(&run_dir(&last)), sandbox_history(&h, &contacts).await);
+    assert_eq!(
+        snapshot_history(&run_dir(&last)),
+        sandbox_history(&h, &contacts).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,7 +372,8 @@ async fn kill_minus_nine_mid_history_then_rerun_gives_the_same_rows() {
     .await;
     let contacts = all_contacts(&h).await;
     let expected = sandbox_history(&h, &contacts).await;
-    h.control_post("faults", json!({"slow": 1.0, "slow_ms": 30})).await;
+    h.control_post("faults", json!({"slow": 1.0, "slow_ms": 30}))
+        .await;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_contactsync"))
         .args(["extract", "--json", "--pipeline"])
         .arg(&h.pipeline)
@@ -361,15 +403,23 @@ async fn kill_minus_nine_mid_history_then_rerun_gives_the_same_rows() {
             child.try_wait().expect("poll child").is_none(),
             "extract finished before it could be killed: slow the sandbox down further"
         );
-        assert!(std::time::Instant::now() < deadline, "no history committed within 120 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no history committed within 120 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     child.kill().expect("kill -9");
     child.wait().expect("reap");
     h.control_post("faults", json!({"name": "none"})).await;
     let report = h.run_ok(&["extract", "--json"]).await;
-    let runs = std::fs::read_dir(h.state_dir().join("runs")).expect("runs").count();
-    assert_eq!(runs, 1, "the rerun started over instead of resuming the killed run");
+    let runs = std::fs::read_dir(h.state_dir().join("runs"))
+        .expect("runs")
+        .count();
+    assert_eq!(
+        runs, 1,
+        "the rerun started over instead of resuming the killed run"
+    );
     assert_eq!(report["counts"]["history.contacts_read"], 400);
     assert_eq!(snapshot_history(&run_dir(&report)), expected);
 }
@@ -427,5 +477,8 @@ async fn the_audit_lists_an_open_task_made_in_ghl() {
     let csv = std::fs::read_to_string(run_dir(&report).join("audit/open_tasks.csv")).expect("csv");
     assert!(csv.contains(&task_id), "the CSV lacks the task");
     let html = std::fs::read_to_string(run_dir(&report).join("audit/report.html")).expect("html");
-    assert!(html.contains("Call back about the quote"), "the HTML lacks the task");
+    assert!(
+        html.contains("Call back about the quote"),
+        "the HTML lacks the task"
+    );
 }

@@ -614,7 +614,8 @@ pub fn reconcile(
     ];
 
     let mut findings = findings;
-    findings.push(super::tasks::open_tasks(&extract, &contacts, chrono::Utc::now())?);
+    let now = chrono::Utc::now();
+    findings.push(super::tasks::open_tasks(&extract, &contacts, now)?);
     Ok(AuditReport {
         pipeline: pipeline.to_string(),
         run_id: run.id.clone(),

@@ -58,7 +58,10 @@ pub fn open_tasks(
         .map(|(due, t)| {
             vec![
                 t.contact_id.clone(),
-                names.get(t.contact_id.as_str()).cloned().unwrap_or_default(),
+                names
+                    .get(t.contact_id.as_str())
+                    .cloned()
+                    .unwrap_or_default(),
                 t.title.unwrap_or_default(),
                 due.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                     .unwrap_or_default(),
@@ -75,10 +78,18 @@ pub fn open_tasks(
         description: format!(
             "Tasks not completed on the contacts whose history extract read (those the pipeline touched, and all changed ones with `history_for_changed`), most overdue first; {overdue} past their due date."
         ),
-        columns: ["contact_id", "name", "title", "due_date", "overdue", "assigned_to", "task_id"]
-            .iter()
-            .map(|c| c.to_string())
-            .collect(),
+        columns: [
+            "contact_id",
+            "name",
+            "title",
+            "due_date",
+            "overdue",
+            "assigned_to",
+            "task_id",
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .collect(),
         rows,
     })
 }
@@ -114,7 +125,11 @@ mod tests {
             task("undated", None, false),
         ];
         let path = dir.path().join("ghl/tasks.parquet");
-        write_part(&path, &batch_from_rows(&tasks_schema(), &rows).expect("batch")).expect("write");
+        write_part(
+            &path,
+            &batch_from_rows(&tasks_schema(), &rows).expect("batch"),
+        )
+        .expect("write");
         let contacts = vec![SnapshotContact {
             id: "c1".into(),
             first_name: Some("Ana".into()),

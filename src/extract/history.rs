@@ -164,7 +164,11 @@ fn contact_ids(parts: &[PathBuf]) -> anyhow::Result<Vec<String>> {
                 .with_context(|| format!("{} has no id column", part.display()))?
                 .as_string_opt::<i32>()
                 .with_context(|| format!("{}: id is not text", part.display()))?;
-            out.extend((0..ids.len()).filter(|&i| ids.is_valid(i)).map(|i| ids.value(i).to_string()));
+            out.extend(
+                (0..ids.len())
+                    .filter(|&i| ids.is_valid(i))
+                    .map(|i| ids.value(i).to_string()),
+            );
         }
     }
     Ok(out)
@@ -242,11 +246,13 @@ pub async fn read_history(
         let extracted_at = Utc::now().timestamp_millis();
         let resume = Value::from(index as u64 + 1);
         if want[0] {
-            let (rows, quarantine) = type_rows(t, TASKS, "tasks", contact_id, extracted_at, task_row);
+            let (rows, quarantine) =
+                type_rows(t, TASKS, "tasks", contact_id, extracted_at, task_row);
             tasks.push_page(rows, quarantine, resume.clone(), Value::Null, Vec::new())?;
         }
         if want[1] {
-            let (rows, quarantine) = type_rows(n, NOTES, "notes", contact_id, extracted_at, note_row);
+            let (rows, quarantine) =
+                type_rows(n, NOTES, "notes", contact_id, extracted_at, note_row);
             notes.push_page(rows, quarantine, resume.clone(), Value::Null, Vec::new())?;
         }
         if want[2] {

@@ -405,19 +405,35 @@ mod tests {
         let path = dir.path().join("ledger.sqlite");
         {
             let ledger = Ledger::open(&path).expect("open");
-            ledger.begin("k1", "r", "create_note", "c1", "{}").expect("b");
-            ledger.finish("k1", OpStatus::Succeeded, None, None).expect("f");
-            ledger.begin("k2", "r", "create_contact", "new:a@b|", "{}").expect("b");
+            ledger
+                .begin("k1", "r", "create_note", "c1", "{}")
+                .expect("b");
+            ledger
+                .finish("k1", OpStatus::Succeeded, None, None)
+                .expect("f");
+            ledger
+                .begin("k2", "r", "create_contact", "new:a@b|", "{}")
+                .expect("b");
             ledger
                 .finish("k2", OpStatus::Succeeded, Some(r#"{"id":"c2"}"#), None)
                 .expect("f");
             ledger.begin("k3", "r", "add_tags", "c3", "{}").expect("b");
             ledger.begin("k4", "r", "add_tags", "c4", "{}").expect("b");
-            ledger.finish("k4", OpStatus::Failed, None, Some("x")).expect("f");
-            ledger.begin("k5", "r", "send_sms", "+1555", "{}").expect("b");
-            ledger.finish("k5", OpStatus::Succeeded, None, None).expect("f");
-            ledger.begin("k6", "r", "create_task", "c1", "{}").expect("b");
-            ledger.finish("k6", OpStatus::Succeeded, None, None).expect("f");
+            ledger
+                .finish("k4", OpStatus::Failed, None, Some("x"))
+                .expect("f");
+            ledger
+                .begin("k5", "r", "send_sms", "+1555", "{}")
+                .expect("b");
+            ledger
+                .finish("k5", OpStatus::Succeeded, None, None)
+                .expect("f");
+            ledger
+                .begin("k6", "r", "create_task", "c1", "{}")
+                .expect("b");
+            ledger
+                .finish("k6", OpStatus::Succeeded, None, None)
+                .expect("f");
         }
         let ledger = Ledger::open_read_only(&path).expect("read-only");
         let since = chrono::Utc::now() - chrono::Duration::minutes(1);
@@ -425,7 +441,12 @@ mod tests {
         touched.sort();
         assert_eq!(touched, vec!["c1", "c2", "c3"]);
         let later = chrono::Utc::now() + chrono::Duration::minutes(1);
-        assert!(ledger.contacts_touched_since(later).expect("none").is_empty());
+        assert!(
+            ledger
+                .contacts_touched_since(later)
+                .expect("none")
+                .is_empty()
+        );
     }
 
     #[test]

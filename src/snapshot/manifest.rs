@@ -45,7 +45,6 @@ pub struct HistorySummary {
     pub pending_file: String,
 }
 
-
 /// One snapshot file in a manifest.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EntityManifest {
