@@ -352,7 +352,7 @@ fn type_rows<R>(
 }
 
 /// Copies the previous snapshot's rows of `schema` except those of `replaced` contacts (read again
-/// in this run, so their rows now come from the parts) into `out`; returns whether it wrote one.
+/// in this run, so their rows now come from the parts) into `out`.
 pub fn carry_over(
     schema: &arrow::datatypes::SchemaRef,
     previous: &Path,
@@ -376,4 +376,96 @@ pub fn carry_over(
     }
     writer.finish()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::parts::write_part;
+    use crate::snapshot::schema::{ContactRow, NoteRow, batch_from_rows, contacts_schema};
+
+    #[test]
+    fn owed_contacts_come_first_then_touched_then_changed_each_once_up_to_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pending = dir.path().join("pending.txt");
+        std::fs::write(&pending, "p1\np2\n").expect("pending");
+        let ledger_path = dir.path().join("ledger.sqlite");
+        let ledger = Ledger::open(&ledger_path).expect("ledger");
+        for (key, contact) in [("k1", "t1"), ("k2", "p2")] {
+            ledger
+                .begin(key, "r", "add_tags", contact, "{}")
+                .expect("begin");
+            ledger
+                .finish(key, crate::load::ledger::OpStatus::Succeeded, None, None)
+                .expect("finish");
+        }
+        let part = dir.path().join("contacts.parquet");
+        let rows: Vec<ContactRow> = ["c1", "t1", "c2"]
+            .iter()
+            .map(|id| ContactRow {
+                id: id.to_string(),
+                ..Default::default()
+            })
+            .collect();
+        write_part(
+            &part,
+            &batch_from_rows(&contacts_schema(), &rows).expect("batch"),
+        )
+        .expect("part");
+        let extract = dir.path().join("extract");
+        let query = HistoryQuery {
+            cap: 4,
+            for_changed: true,
+            ledger: Some(ledger_path),
+            touched_since: None,
+            previous_pending: Some(pending),
+            contact_parts: vec![part],
+        };
+        let chosen = plan(&query, &extract).expect("plan");
+        assert_eq!(chosen.read, ["p1", "p2", "t1", "c1"]);
+        assert_eq!(chosen.left, ["c2"]);
+        assert_eq!(
+            (chosen.from_previous, chosen.touched, chosen.changed),
+            (2, 1, 2)
+        );
+        // A resumed run reads the saved plan, whatever the inputs say now.
+        let again = plan(&HistoryQuery { cap: 1, ..query }, &extract).expect("saved plan");
+        assert_eq!(again, chosen);
+    }
+
+    #[test]
+    fn carried_rows_are_those_of_contacts_not_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let previous = dir.path().join("notes.parquet");
+        let rows: Vec<NoteRow> = [("n1", "a"), ("n2", "b"), ("n3", "a")]
+            .iter()
+            .map(|(id, contact)| NoteRow {
+                id: id.to_string(),
+                contact_id: contact.to_string(),
+                ..Default::default()
+            })
+            .collect();
+        write_part(
+            &previous,
+            &batch_from_rows(&notes_schema(), &rows).expect("batch"),
+        )
+        .expect("previous");
+        let out = dir.path().join("carried.parquet");
+        let replaced: HashSet<String> = ["a".to_string()].into();
+        carry_over(&notes_schema(), &previous, &replaced, &out).expect("carry");
+        let rows: Vec<NoteRow> = crate::snapshot::desired::read_rows::<serde_json::Value>(&out)
+            .expect("read")
+            .into_iter()
+            .map(|v| NoteRow {
+                id: v["id"].as_str().expect("id").to_string(),
+                contact_id: v["contact_id"].as_str().expect("contact").to_string(),
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].id.as_str(), rows[0].contact_id.as_str()),
+            ("n2", "b")
+        );
+    }
 }
