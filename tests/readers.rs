@@ -46,12 +46,26 @@ async fn snapshots_open_in_polars_pyarrow_and_duckdb() {
         ..SandboxOptions::default()
     })
     .await;
+    // Every contact's tasks, notes and appointments too, so those files hold rows.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&h.pipeline)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, b"\n[extract]\nhistory_for_changed = true\n")
+        })
+        .expect("append to the pipeline");
     h.authorise().await;
     let report = h.run_ok(&["extract", "--json"]).await;
     let run = PathBuf::from(report["run_dir"].as_str().expect("run_dir"));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("extract/manifest.json")).unwrap()).unwrap();
     let entities = manifest["entities"].as_object().expect("entities");
+    for name in ["ghl/tasks", "ghl/notes", "ghl/appointments"] {
+        assert!(
+            entities[name]["rows"].as_u64() > Some(0),
+            "{name} has rows for the readers to read: {manifest}"
+        );
+    }
 
     // polars, as the transform's readers and users' notebooks would.
     for (name, entity) in entities {

@@ -4,6 +4,7 @@ pub mod csv;
 pub mod html;
 pub mod reconcile;
 pub mod report;
+pub mod tasks;
 
 use serde::Deserialize;
 

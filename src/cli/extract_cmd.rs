@@ -36,6 +36,13 @@ pub(super) async fn run(args: ExtractArgs) -> Result<ExitCode, CommandError> {
     report
         .counts
         .insert("quarantined_rows".into(), outcome.manifest.quarantined_rows);
+    let history = &outcome.manifest.history;
+    report
+        .counts
+        .insert("history.contacts_read".into(), history.contacts_read);
+    report
+        .counts
+        .insert("history.contacts_left".into(), history.contacts_left);
     for (api, metrics) in &outcome.manifest.requests {
         report.requests.insert(api.clone(), metrics.requests);
     }

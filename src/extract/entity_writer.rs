@@ -109,6 +109,12 @@ impl<R: Serialize> EntityWriter<R> {
         self.pending_cursor = next_cursor;
     }
 
+    /// Commits what is buffered now, for readers whose pages are too small to fill a part soon
+    /// (one contact's tasks) but whose requests should not be repeated after a crash.
+    pub fn commit_now(&mut self) -> anyhow::Result<()> {
+        self.commit()
+    }
+
     /// Makes the buffered pages durable, then records them in the checkpoint.
     fn commit(&mut self) -> anyhow::Result<()> {
         if self.pages_buffered == 0 {

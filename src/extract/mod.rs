@@ -1,6 +1,8 @@
 //! Extract: page both APIs into Parquet snapshots, incremental and resumable, inside the rate limits.
 //!
 //! Layout of a run's `extract/` folder when done: `ghl/contacts.parquet`,
+//! `ghl/{tasks,notes,appointments}.parquet` (of the contacts [`history`] chose; always written,
+//! empty when none were read) with `ghl/history_pending.txt`,
 //! `bulksms/{messages,blocked_numbers,profile}.parquet`, `quarantine.parquet` and `manifest.json`
 //! (written last: a folder without it is unfinished). While running, `.parts/` holds durable part
 //! files and `checkpoint.json` says which of them are committed and where each reader resumes.
@@ -9,6 +11,7 @@ pub mod bulksms;
 pub mod checkpoint;
 pub mod entity_writer;
 pub mod ghl;
+pub mod history;
 pub mod progress;
 pub mod rows;
 
@@ -25,6 +28,7 @@ use crate::snapshot::{SCHEMA_VERSION, atomic, schema};
 use anyhow::Context;
 use arrow::datatypes::SchemaRef;
 use checkpoint::{Checkpoint, CheckpointStore};
+use entity_writer::parts_dir;
 use progress::ExtractProgress;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -42,8 +46,13 @@ pub struct ExtractConfig {
     pub overlap_minutes: i64,
     /// Business ids whose contacts are read through `/contacts/business/{id}`.
     pub businesses: Vec<String>,
-    /// Read tasks, notes and appointments of every changed contact (one request each per contact).
+    /// Read tasks, notes and appointments of every changed contact (every contact in a full
+    /// extract), not only of those the loads since the previous extract touched.
     pub history_for_changed: bool,
+    /// Contacts whose tasks, notes and appointments a run may read (three requests each). 2,000
+    /// take about 600 s at GHL's burst limit (100 per 10 s) and 3 % of the daily budget; the
+    /// contacts past it are read first by the next run.
+    pub history_lookups_per_run: usize,
     /// Re-read BulkSMS messages sent within this many hours to pick up late status changes.
     pub status_lookback_hours: i64,
     /// `GET /contacts/{id}` reads a run may spend learning SMS DND, which `/contacts/search` does
@@ -61,6 +70,7 @@ impl Default for ExtractConfig {
             history_for_changed: false,
             status_lookback_hours: 72,
             dnd_lookups_per_run: 2_000,
+            history_lookups_per_run: 2_000,
         }
     }
 }
@@ -123,18 +133,36 @@ pub struct ExtractOutcome {
     pub resumed: bool,
 }
 
+/// How an entity's snapshot relates to the previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carry {
+    /// Rows of the previous snapshot are kept unless their id was read again (incremental runs).
+    ById,
+    /// Rows of the previous snapshot are kept unless their contact was read again (in every run:
+    /// only some contacts' history is read at a time).
+    ByContact,
+    /// The parts replace the previous snapshot.
+    Nothing,
+}
+
 /// The entities of an extract, with their schemas, in manifest order.
-fn entities() -> [(&'static str, SchemaRef, bool); 4] {
-    // (name, schema, merged onto the previous snapshot in an incremental run)
+fn entities() -> [(&'static str, SchemaRef, Carry); 7] {
     [
-        (ghl::CONTACTS, schema::contacts_schema(), true),
-        (bulksms::MESSAGES, schema::messages_schema(), true),
+        (ghl::CONTACTS, schema::contacts_schema(), Carry::ById),
+        (history::TASKS, schema::tasks_schema(), Carry::ByContact),
+        (history::NOTES, schema::notes_schema(), Carry::ByContact),
+        (
+            history::APPOINTMENTS,
+            schema::appointments_schema(),
+            Carry::ByContact,
+        ),
+        (bulksms::MESSAGES, schema::messages_schema(), Carry::ById),
         (
             bulksms::BLOCKED_NUMBERS,
             schema::blocked_numbers_schema(),
-            true,
+            Carry::ById,
         ),
-        (bulksms::PROFILE, schema::profile_schema(), false),
+        (bulksms::PROFILE, schema::profile_schema(), Carry::Nothing),
     ]
 }
 
@@ -187,20 +215,57 @@ pub async fn run_extract(
     let extract_dir = run.extract_dir();
     let progress = ExtractProgress::new(options.progress);
     let run_started_ms = checkpoint.started_at.timestamp_millis();
-    let ghl_task = ghl::read_contacts(
-        ghl_client,
-        ghl::ContactsQuery {
-            page_size: settings.page_size,
-            since_ms,
-            previous_cursor: contacts_cursor,
-            run_started_ms,
-            dnd_lookups: settings.dnd_lookups_per_run,
-        },
-        &extract_dir,
-        store.clone(),
-        progress.entity(ghl::CONTACTS),
-        clock,
-    );
+    // History builds on the newest finished extract whatever the mode: a full extract re-reads
+    // all contacts but only some contacts' history.
+    let history_base = latest_complete_extract(state_dir)?;
+    let ghl_task = async {
+        ghl::read_contacts(
+            ghl_client,
+            ghl::ContactsQuery {
+                page_size: settings.page_size,
+                since_ms,
+                previous_cursor: contacts_cursor,
+                run_started_ms,
+                dnd_lookups: settings.dnd_lookups_per_run,
+            },
+            &extract_dir,
+            store.clone(),
+            progress.entity(ghl::CONTACTS),
+            clock,
+        )
+        .await?;
+        let query = history::HistoryQuery {
+            cap: settings.history_lookups_per_run,
+            for_changed: settings.history_for_changed,
+            ledger: Some(state_dir.join("ledger.sqlite")),
+            touched_since: history_base.as_ref().map(|(_, m)| m.started_at),
+            previous_pending: history_base
+                .as_ref()
+                .map(|(run, _)| run.extract_dir().join(history::PENDING_FILE)),
+            contact_parts: store
+                .entity(ghl::CONTACTS)
+                .parts
+                .iter()
+                .map(|p| extract_dir.join(p))
+                .collect(),
+        };
+        let plan = history::plan(&query, &extract_dir)
+            .context("choosing the contacts whose tasks, notes and appointments to read")?;
+        history::read_history(
+            ghl_client,
+            &plan,
+            &extract_dir,
+            store.clone(),
+            history::HistoryProgress {
+                tasks: progress.entity(history::TASKS),
+                notes: progress.entity(history::NOTES),
+                appointments: progress.entity(history::APPOINTMENTS),
+            },
+            clock,
+        )
+        .await?;
+        anyhow::Ok(plan)
+    };
     let bulksms_task = async {
         bulksms::read_messages(
             bulksms_client,
@@ -230,7 +295,7 @@ pub async fn run_extract(
         )
         .await
     };
-    tokio::try_join!(ghl_task, bulksms_task)?;
+    let (history_plan, ()) = tokio::try_join!(ghl_task, bulksms_task)?;
 
     let mut requests = BTreeMap::new();
     requests.insert("ghl".to_string(), ghl_client.api().metrics().snapshot());
@@ -243,6 +308,8 @@ pub async fn run_extract(
         &run,
         &store,
         previous.as_ref().map(|(r, _)| r),
+        &history_plan,
+        history_base.as_ref().map(|(r, _)| r),
         requests,
     )?;
     tracing::info!(
@@ -299,21 +366,38 @@ fn finalize(
     run: &RunDir,
     store: &CheckpointStore,
     previous: Option<&RunDir>,
+    history_plan: &history::HistoryPlan,
+    history_base: Option<&RunDir>,
     requests: BTreeMap<String, MetricsSnapshot>,
 ) -> anyhow::Result<ExtractManifest> {
     let extract_dir = run.extract_dir();
     let checkpoint = store.snapshot();
     let mut entities_out = BTreeMap::new();
     let mut quarantine_parts: Vec<PathBuf> = Vec::new();
-    for (name, schema, merge) in entities() {
+    let history_read: HashSet<String> = history_plan.read.iter().cloned().collect();
+    for (name, schema, carry) in entities() {
         let state = checkpoint.entities.get(name).cloned().unwrap_or_default();
         let parts: Vec<PathBuf> = state.parts.iter().map(|p| extract_dir.join(p)).collect();
         quarantine_parts.extend(state.quarantine_parts.iter().map(|p| extract_dir.join(p)));
         let file = entity_file(name);
-        let previous_file = previous
-            .filter(|_| merge)
-            .map(|r| r.extract_dir().join(&file))
-            .filter(|p| p.exists());
+        let previous_file = match carry {
+            Carry::ById => previous
+                .map(|r| r.extract_dir().join(&file))
+                .filter(|p| p.exists()),
+            Carry::ByContact => match history_base
+                .map(|r| r.extract_dir().join(&file))
+                .filter(|p| p.exists())
+            {
+                Some(prev) => {
+                    let kept = parts_dir(&extract_dir, name).join("carried.parquet");
+                    history::carry_over(&schema, &prev, &history_read, &kept)
+                        .with_context(|| format!("carrying {} over", prev.display()))?;
+                    Some(kept)
+                }
+                None => None,
+            },
+            Carry::Nothing => None,
+        };
         let out = extract_dir.join(&file);
         let may_repeat: HashSet<String> = state.may_repeat.iter().cloned().collect();
         let stats = compact(&schema, &parts, previous_file.as_deref(), &may_repeat, &out)
@@ -349,7 +433,9 @@ fn finalize(
         entities: entities_out,
         requests,
         quarantined_rows,
+        history: history_plan.summary(),
     };
+    history::write_pending(&extract_dir, history_plan)?;
     manifest
         .write(&extract_dir.join(EXTRACT_MANIFEST))
         .context("writing the extract manifest")?;

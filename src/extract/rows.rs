@@ -20,6 +20,11 @@ pub fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<i64>, String>
     if let Ok(ms) = raw.parse::<i64>() {
         return Ok(Some(ms));
     }
+    // Appointments (`GET /contacts/{id}/appointments`) carry "2021-07-16 11:00:00": no zone is
+    // stated, so it is read as UTC.
+    if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S") {
+        return Ok(Some(naive.and_utc().timestamp_millis()));
+    }
     Err(format!("{field}: {raw:?} is not an ISO-8601 date"))
 }
 
@@ -262,6 +267,20 @@ mod tests {
         assert!(err.contains("dateUpdated"), "{err}");
         let err = message_row(json!({"id": "x1", "type": "SENT"}), 0).expect_err("bad id");
         assert!(err.contains("not numeric"), "{err}");
+    }
+
+    #[test]
+    fn appointment_times_without_a_zone_are_read_as_utc() {
+        let raw = json!({
+            "id": "e1", "calendarId": "cal", "status": "booked", "appointmentStatus": "confirmed",
+            "startTime": "2021-07-16 11:00:00", "endTime": "2021-07-16 11:30:00",
+            "users": ["u1"], "dateUpdated": "2021-07-16 11:30:00"
+        });
+        let row = appointment_row(raw, "c1", 0).expect("typed");
+        assert_eq!(row.start_time, Some(1_626_433_200_000));
+        assert_eq!(row.end_time, Some(1_626_435_000_000));
+        assert_eq!(row.contact_id, "c1");
+        assert!(row.extra_json.expect("users kept").contains("users"));
     }
 
     #[test]

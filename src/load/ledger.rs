@@ -251,6 +251,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn touched_contacts_are_those_reached_or_maybe_reached_since_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.sqlite");
+        {
+            let ledger = Ledger::open(&path).expect("open");
+            ledger
+                .begin("k1", "r", "create_note", "c1", "{}")
+                .expect("b");
+            ledger
+                .finish("k1", OpStatus::Succeeded, None, None)
+                .expect("f");
+            ledger
+                .begin("k2", "r", "create_contact", "new:a@b|", "{}")
+                .expect("b");
+            ledger
+                .finish("k2", OpStatus::Succeeded, Some(r#"{"id":"c2"}"#), None)
+                .expect("f");
+            ledger.begin("k3", "r", "add_tags", "c3", "{}").expect("b");
+            ledger.begin("k4", "r", "add_tags", "c4", "{}").expect("b");
+            ledger
+                .finish("k4", OpStatus::Failed, None, Some("x"))
+                .expect("f");
+            ledger
+                .begin("k5", "r", "send_sms", "+1555", "{}")
+                .expect("b");
+            ledger
+                .finish("k5", OpStatus::Succeeded, None, None)
+                .expect("f");
+            ledger
+                .begin("k6", "r", "create_task", "c1", "{}")
+                .expect("b");
+            ledger
+                .finish("k6", OpStatus::Succeeded, None, None)
+                .expect("f");
+        }
+        let ledger =
+            crate::snapshot::contract::ledger::LedgerReader::open(&path).expect("read-only");
+        let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let mut touched = ledger.contacts_touched_since(since).expect("touched");
+        touched.sort();
+        assert_eq!(touched, vec!["c1", "c2", "c3"]);
+        let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+        assert!(
+            ledger
+                .contacts_touched_since(later)
+                .expect("none")
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn intent_then_outcome_survives_reopening() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ledger.sqlite");

@@ -25,6 +25,24 @@ pub struct ExtractManifest {
     pub requests: BTreeMap<String, MetricsSnapshot>,
     /// Rows sent to `quarantine.parquet`.
     pub quarantined_rows: u64,
+    /// Whose tasks, notes and appointments were read (absent in manifests written before they were).
+    #[serde(default)]
+    pub history: HistorySummary,
+}
+
+/// What the manifest says of the history read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HistorySummary {
+    /// Contacts whose tasks, notes and appointments were read.
+    pub contacts_read: u64,
+    /// Contacts chosen but past `history_lookups_per_run`: read first by the next extract.
+    pub contacts_left: u64,
+    /// Of the chosen contacts: owed by the previous extract, touched by loads, seen changed.
+    pub from_previous: u64,
+    pub touched_by_loads: u64,
+    pub changed: u64,
+    /// The pending list, relative to the run directory.
+    pub pending_file: String,
 }
 
 /// One snapshot file in a manifest.

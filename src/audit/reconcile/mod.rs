@@ -126,6 +126,7 @@ pub fn reconcile(
         findings::numbers_only_in_bulksms(&only_bulksms),
         findings::delivery_failures(&inputs),
         findings::contacts_only_in_ghl(&only_ghl),
+        super::tasks::open_tasks(&run.extract_dir(), &inputs.contacts, generated_at)?,
     ];
 
     Ok(AuditReport {

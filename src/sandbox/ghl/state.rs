@@ -126,7 +126,9 @@ pub struct Note {
     pub date_added: String,
 }
 
-/// An appointment (`events[]`).
+/// An appointment (`events[]`), with the fields of the spec's `GetEventSchema`. Its times are
+/// written as the spec's examples are, "2021-07-16 11:00:00" with no zone (the sandbox's are UTC),
+/// not ISO-8601 like the rest of the API.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Appointment {
@@ -134,12 +136,24 @@ pub struct Appointment {
     pub calendar_id: String,
     pub location_id: String,
     pub contact_id: String,
+    pub group_id: Option<String>,
     pub title: String,
     pub status: String,
     pub appointment_status: String,
+    pub assigned_user_id: Option<String>,
+    pub users: Vec<String>,
+    pub assigned_resources: Vec<String>,
+    pub notes: Option<String>,
+    pub address: Option<String>,
     pub start_time: String,
     pub end_time: String,
     pub date_added: String,
+    pub date_updated: String,
+}
+
+/// An event time as `GET /contacts/{id}/appointments` writes it: "2021-07-16 11:00:00".
+pub fn event_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// The location's data.
@@ -227,12 +241,19 @@ impl GhlState {
                     calendar_id: a.calendar_id.clone(),
                     location_id: location_id.to_string(),
                     contact_id: a.contact_id.clone(),
+                    group_id: None,
                     title: a.title.clone(),
                     status: a.appointment_status.clone(),
                     appointment_status: a.appointment_status.clone(),
-                    start_time: iso(a.start_time),
-                    end_time: iso(a.end_time),
-                    date_added: iso(a.date_added),
+                    assigned_user_id: None,
+                    users: Vec::new(),
+                    assigned_resources: Vec::new(),
+                    notes: None,
+                    address: None,
+                    start_time: event_time(a.start_time),
+                    end_time: event_time(a.end_time),
+                    date_added: event_time(a.date_added),
+                    date_updated: event_time(a.date_added),
                 });
         }
         state

@@ -119,4 +119,60 @@ impl LedgerReader {
             source,
         })
     }
+
+    /// Contacts that operations reached (`succeeded`) or may have reached (`in_flight`: outcome
+    /// unknown) since `since`, in the order they were settled, each once. A created contact is
+    /// known by the id its create answer returned; sends and blocks act on numbers, not contacts.
+    pub fn contacts_touched_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, LedgerError> {
+        // `updated_at` is SQLite's `datetime('now')`: UTC, to the second.
+        let since = since.format("%Y-%m-%d %H:%M:%S").to_string();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT kind, target, result FROM operations
+                 WHERE status IN ('succeeded', 'in_flight') AND updated_at >= ?1
+                 ORDER BY updated_at, key",
+            )
+            .map_err(|source| LedgerError {
+                path: self.path.clone(),
+                source,
+            })?;
+        let rows = stmt
+            .query_map(params![since], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .map_err(|source| LedgerError {
+                path: self.path.clone(),
+                source,
+            })?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, target, result) = row.map_err(|source| LedgerError {
+                path: self.path.clone(),
+                source,
+            })?;
+            let contact = match kind.as_str() {
+                "send_sms" | "block_numbers" => None,
+                "create_contact" => result
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+                    .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_string)),
+                _ => Some(target),
+            };
+            if let Some(id) = contact.filter(|id| !id.is_empty())
+                && seen.insert(id.clone())
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
 }
