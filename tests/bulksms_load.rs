@@ -197,6 +197,33 @@ async fn an_operator_who_clears_dnd_after_an_opt_out_keeps_it_cleared() {
             "night {night}: DND set again on {cleared} after the operator cleared it"
         );
     }
+
+    // A new opt-out of the same number is a new event: its DND is written again, once.
+    let state = h.control("state").await;
+    let phone: String = state["ghl"]["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .find(|c| c["id"] == cleared.as_str())
+        .and_then(|c| c["phone"].as_str())
+        .expect("the cleared contact has a phone")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    h.control_post("bulksms/inbound", json!({"from": phone, "body": "STOP"}))
+        .await;
+    h.run_ok(&["run", "--json"]).await;
+    let state = h.control("state").await;
+    let contact = state["ghl"]["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .find(|c| c["id"] == cleared.as_str())
+        .expect("the contact is still there");
+    assert!(
+        sms_dnd(contact),
+        "a second STOP from {phone} left DND off on {cleared}"
+    );
 }
 
 /// Issue 18 §7: replies in the everyday spellings of an opt-out are honoured: the contact gets

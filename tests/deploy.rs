@@ -780,7 +780,7 @@ fn the_config_map_holds_the_nightly_pipeline_and_it_loads() {
     assert_eq!(
         text,
         read("pipelines/nightly.toml"),
-        "the ConfigMap's nightly.toml differs from pipelines/nightly.toml"
+        "the ConfigMap's nightly.toml differs from pipelines/nightly.toml (run scripts/sync-configmap.py)"
     );
     let config = load_pipeline_text(text);
     assert_eq!(config.pipeline.name, "nightly");

@@ -417,7 +417,9 @@ async fn execute(
         }
         PlanOp::AddTags { contact_id, tags } => ghl.add_tags(contact_id, tags).await,
         PlanOp::RemoveTags { contact_id, tags } => ghl.remove_tags(contact_id, tags).await,
-        PlanOp::SetSmsDnd { contact_id, active } => {
+        PlanOp::SetSmsDnd {
+            contact_id, active, ..
+        } => {
             let status = if *active { "active" } else { "inactive" };
             ghl.update_contact(
                 contact_id,

@@ -328,6 +328,7 @@ fn diff_contact(
             PlanOp::SetSmsDnd {
                 contact_id: id.clone(),
                 active: true,
+                event: desired.sms_dnd_event.clone(),
             },
             desired.reason.clone(),
         ));

@@ -42,6 +42,7 @@ pub fn desired_contacts_schema() -> SchemaRef {
                 list("add_tags"),
                 list("remove_tags"),
                 Field::new("sms_dnd", DataType::Boolean, true),
+                utf8("sms_dnd_event", true),
                 Field::new(
                     "custom_fields",
                     DataType::List(Arc::new(Field::new(
@@ -77,6 +78,9 @@ pub struct DesiredContact {
     pub remove_tags: Vec<String>,
     /// `Some(true)`: SMS DND must be on (the number opted out).
     pub sms_dnd: Option<bool>,
+    /// The opt-out that asks for the DND: it names the DND write, so a later opt-out of the same
+    /// number (after an operator cleared the DND) writes it again instead of finding it done.
+    pub sms_dnd_event: Option<String>,
     /// Custom field values to set (by GHL custom field id).
     #[serde(default)]
     pub custom_fields: Vec<DesiredCustomField>,

@@ -93,6 +93,7 @@ pub fn desired_state(
     assignments: &[Assignment],
     survivor_of: &HashMap<&str, &str>,
     golden_updates: Vec<DesiredContact>,
+    opt_out_event: &str,
 ) -> DesiredState {
     let mut state = DesiredState {
         contacts: Vec::new(),
@@ -117,6 +118,7 @@ pub fn desired_state(
                 state.contacts.push(DesiredContact {
                     contact_id: Some(id.clone()),
                     sms_dnd: Some(true),
+                    sms_dnd_event: Some(opt_out_event.to_string()),
                     add_tags: vec![OPTED_OUT_TAG.to_string()],
                     reason: format!(
                         "+{} opted out of SMS (replied STOP, blocked in BulkSMS or DND on a contact with this number)",

@@ -131,6 +131,8 @@ pub fn run_transform(
         &result.assignments,
         &survivor_of,
         goldens.updates,
+        // Seen by this run and by no run before it that acted (`new_opt_outs`).
+        &format!("opt-out seen by run {}", run.id),
     );
     summary.dnd_updates = desired.dnd_updates;
     summary.numbers_to_block = desired.blocked.len() as u64;

@@ -24,6 +24,7 @@ fn sends_come_after_opt_outs_and_creates_first() {
     let dnd = PlanOp::SetSmsDnd {
         contact_id: "c".into(),
         active: true,
+        event: None,
     };
     let create = PlanOp::CreateContact {
         fields: serde_json::Map::new(),

@@ -38,6 +38,9 @@ pub enum PlanOp {
     SetSmsDnd {
         contact_id: String,
         active: bool,
+        /// The opt-out that asked for it (part of the key: each opt-out writes DND once).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<String>,
     },
     CreateNote {
         contact_id: String,
@@ -323,6 +326,7 @@ mod tests {
             PlanOp::SetSmsDnd {
                 contact_id: contact(),
                 active: true,
+                event: None,
             },
             PlanOp::AddTags {
                 contact_id: contact(),
