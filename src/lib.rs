@@ -16,6 +16,7 @@ pub mod logging;
 pub mod migrate;
 pub mod sandbox;
 pub mod secret;
+pub mod serve;
 pub mod sms_encoding;
 pub mod snapshot;
 pub mod transform;
