@@ -436,8 +436,10 @@ impl WriterState {
             let seq_before = self.next_seq;
             let mut outcomes = Vec::with_capacity(batch.len());
             let mut new_keys: Vec<String> = Vec::new();
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            self.prune_keys(now_ms);
+            // Retention runs on the receiver's clock (the events' own stamps), not the system's.
+            if let Some(newest) = batch.iter().map(|r| r.event.received_at_ms).max() {
+                self.prune_keys(newest);
+            }
             for request in &batch {
                 let event = &request.event;
                 if let Some(key) = &event.key

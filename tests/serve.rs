@@ -1,0 +1,656 @@
+//! `contactsync serve`: real Ed25519 signatures, the BulkSMS gate, the spool's limits, and kill -9
+//! under a steady stream of events.
+
+use base64::Engine as _;
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use contactsync::serve::ghl::{GhlVerifier, HIGHLEVEL_PUBLIC_KEY_PEM, parse_public_key_pem};
+use contactsync::serve::spool::{EventSource, SpoolLimits, SpoolReader, SpooledEvent};
+use contactsync::serve::{BulkSmsGate, Clock, RunningServer, ServeOptions, parse_cidr, start};
+use ed25519_dalek::pkcs8::EncodePublicKey;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::{Signer, SigningKey};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const LOCATION: &str = "loc-serve-1";
+const APP_ID: &str = "65f0a1b2c3d4e5f6a7b8c9d0";
+const BULKSMS_TOKEN: &str = "bulksms-path-token-0123456789";
+
+struct FixedClock(DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+fn fixed_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+        .single()
+        .expect("valid")
+}
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn pem_of(key: &SigningKey) -> String {
+    key.verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .expect("encode PEM")
+}
+
+fn sign(key: &SigningKey, body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(key.sign(body).to_bytes())
+}
+
+fn event_body(webhook_id: &str, at: DateTime<Utc>, location: &str, app: &str) -> String {
+    serde_json::json!({
+        "type": "ContactCreate",
+        "locationId": location,
+        "id": format!("c-{webhook_id}"),
+        "email": "ann@example.com",
+        "firstName": "Ann",
+        "appId": app,
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "webhookId": webhook_id,
+    })
+    .to_string()
+}
+
+fn options(state: &Path, signer: &SigningKey, clock: Arc<dyn Clock>) -> ServeOptions {
+    ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        state_dir: state.to_path_buf(),
+        ghl: GhlVerifier::new(
+            parse_public_key_pem(&pem_of(signer)).expect("own key parses"),
+            Some(APP_ID.to_string()),
+            LOCATION.to_string(),
+            Duration::from_secs(300),
+        ),
+        bulksms: Some(BulkSmsGate {
+            path_token: BULKSMS_TOKEN.to_string(),
+            basic_auth: None,
+            allow: Vec::new(),
+        }),
+        max_body_bytes: 4096,
+        header_timeout: Duration::from_secs(5),
+        body_timeout: Duration::from_secs(5),
+        max_connections: 64,
+        drain_grace: Duration::from_millis(0),
+        spool: SpoolLimits::default(),
+        clock,
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    body: impl Into<reqwest::Body>,
+    signature: Option<&str>,
+) -> (u16, String) {
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(signature) = signature {
+        request = request.header("x-ghl-signature", signature);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+fn spooled(state: &Path) -> Vec<SpooledEvent> {
+    SpoolReader::new(state)
+        .read_from(0, usize::MAX)
+        .expect("read spool")
+}
+
+async fn stop(server: RunningServer) {
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_signed_event_is_stored_and_every_forgery_or_replay_is_refused_without_detail() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let signer = key(7);
+    let now = fixed_now();
+    let server = start(options(state.path(), &signer, Arc::new(FixedClock(now))))
+        .await
+        .expect("start");
+    let url = format!("http://{}/webhooks/ghl", server.addr);
+    let client = reqwest::Client::new();
+
+    let good = event_body("wh-1", now - ChronoDuration::seconds(30), LOCATION, APP_ID);
+    let (status, text) = post(
+        &client,
+        url.clone(),
+        good.clone(),
+        Some(&sign(&signer, good.as_bytes())),
+    )
+    .await;
+    assert_eq!((status, text.as_str()), (200, ""));
+
+    // Altered body: one byte changed after signing.
+    let altered = good.replace("Ann", "Bob");
+    let (status, text) = post(
+        &client,
+        url.clone(),
+        altered,
+        Some(&sign(&signer, good.as_bytes())),
+    )
+    .await;
+    assert_eq!((status, text.as_str()), (401, ""), "altered body");
+
+    // Wrong key.
+    let other = event_body("wh-2", now, LOCATION, APP_ID);
+    let (status, _) = post(
+        &client,
+        url.clone(),
+        other.clone(),
+        Some(&sign(&key(8), other.as_bytes())),
+    )
+    .await;
+    assert_eq!(status, 401, "wrong key");
+
+    // No signature, and a signature that is not base64.
+    assert_eq!(post(&client, url.clone(), other.clone(), None).await.0, 401);
+    assert_eq!(
+        post(&client, url.clone(), other.clone(), Some("%%%"))
+            .await
+            .0,
+        401
+    );
+
+    // Replayed webhookId, validly signed.
+    let (status, text) = post(
+        &client,
+        url.clone(),
+        good.clone(),
+        Some(&sign(&signer, good.as_bytes())),
+    )
+    .await;
+    assert_eq!((status, text.as_str()), (409, ""), "replay");
+
+    // Stale and future timestamps, validly signed.
+    for (id, at) in [
+        ("wh-stale", now - ChronoDuration::minutes(6)),
+        ("wh-future", now + ChronoDuration::minutes(6)),
+    ] {
+        let body = event_body(id, at, LOCATION, APP_ID);
+        let (status, _) = post(
+            &client,
+            url.clone(),
+            body.clone(),
+            Some(&sign(&signer, body.as_bytes())),
+        )
+        .await;
+        assert_eq!(status, 401, "{id}");
+    }
+
+    // Foreign appId and foreign locationId, validly signed.
+    let foreign_app = event_body("wh-app", now, LOCATION, "someoneelsesapp");
+    let (status, _) = post(
+        &client,
+        url.clone(),
+        foreign_app.clone(),
+        Some(&sign(&signer, foreign_app.as_bytes())),
+    )
+    .await;
+    assert_eq!(status, 401, "foreign appId");
+    let foreign_location = event_body("wh-loc", now, "loc-other", APP_ID);
+    let (status, _) = post(
+        &client,
+        url.clone(),
+        foreign_location.clone(),
+        Some(&sign(&signer, foreign_location.as_bytes())),
+    )
+    .await;
+    assert_eq!(status, 401, "foreign locationId");
+
+    // A second genuine event is stored too.
+    let second = event_body("wh-3", now, LOCATION, APP_ID);
+    assert_eq!(
+        post(
+            &client,
+            url.clone(),
+            second.clone(),
+            Some(&sign(&signer, second.as_bytes()))
+        )
+        .await
+        .0,
+        200
+    );
+
+    stop(server).await;
+    let events = spooled(state.path());
+    assert_eq!(events.len(), 2, "only the two genuine events: {events:?}");
+    assert_eq!(events[0].body, good, "the exact bytes are kept");
+    assert_eq!(events[0].key.as_deref(), Some("ghl:wh-1"));
+    assert_eq!(events[0].source, EventSource::Ghl);
+    assert_eq!(
+        events[0].received_at_ms,
+        now.timestamp_millis(),
+        "the injected clock"
+    );
+    assert_eq!(events[1].body, second);
+}
+
+#[tokio::test]
+async fn anything_else_is_refused_with_an_empty_body_and_bodies_are_bounded() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let signer = key(7);
+    let server = start(options(
+        state.path(),
+        &signer,
+        Arc::new(FixedClock(fixed_now())),
+    ))
+    .await
+    .expect("start");
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    for path in [
+        "/",
+        "/webhooks",
+        "/webhooks/ghl/x",
+        "/webhooks/bulksms",
+        "/admin",
+    ] {
+        let (status, text) = post(&client, format!("{base}{path}"), "{}", None).await;
+        assert_eq!((status, text.as_str()), (404, ""), "{path}");
+    }
+    let response = client
+        .get(format!("{base}/webhooks/ghl"))
+        .send()
+        .await
+        .expect("get");
+    assert!(response.status().is_client_error());
+    assert_eq!(response.text().await.expect("body"), "");
+    // A body over the limit (4 KiB here) is refused before any parsing.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(8192));
+    let signature = sign(&signer, big.as_bytes());
+    let (status, text) = post(
+        &client,
+        format!("{base}/webhooks/ghl"),
+        big,
+        Some(&signature),
+    )
+    .await;
+    assert_eq!((status, text.as_str()), (413, ""));
+    stop(server).await;
+    assert!(spooled(state.path()).is_empty());
+}
+
+#[tokio::test]
+async fn bulksms_needs_the_path_token_basic_auth_and_an_allowed_source() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let signer = key(7);
+    let mut opts = options(state.path(), &signer, Arc::new(FixedClock(fixed_now())));
+    opts.bulksms = Some(BulkSmsGate {
+        path_token: BULKSMS_TOKEN.to_string(),
+        basic_auth: Some(("hook".into(), "pa55word".into())),
+        allow: vec![parse_cidr("127.0.0.0/8").expect("cidr")],
+    });
+    let server = start(opts).await.expect("start");
+    let base = format!("http://{}/webhooks/bulksms", server.addr);
+    let client = reqwest::Client::new();
+    let report = r#"[{"id":"m1","type":"SENT","to":"447700900001","status":{"id":"DELIVERED.null","type":"DELIVERED","subtype":null}}]"#;
+    let send = |path: String, user: Option<(&str, &str)>, body: &'static str| {
+        let mut request = client.post(path).body(body);
+        if let Some((u, p)) = user {
+            request = request.basic_auth(u, Some(p));
+        }
+        async move {
+            let response = request.send().await.expect("request");
+            (
+                response.status().as_u16(),
+                response.text().await.expect("text"),
+            )
+        }
+    };
+    let good = format!("{base}/{BULKSMS_TOKEN}");
+    assert_eq!(
+        send(
+            format!("{base}/wrong-token-0123456789"),
+            Some(("hook", "pa55word")),
+            report
+        )
+        .await,
+        (404, String::new())
+    );
+    assert_eq!(send(good.clone(), None, report).await, (401, String::new()));
+    assert_eq!(
+        send(good.clone(), Some(("hook", "wrong")), report).await,
+        (401, String::new())
+    );
+    assert_eq!(
+        send(good.clone(), Some(("hook", "pa55word")), report)
+            .await
+            .0,
+        200
+    );
+    // BulkSMS tests a URL with an empty array: answered 200, nothing stored.
+    assert_eq!(
+        send(good.clone(), Some(("hook", "pa55word")), "[]").await.0,
+        200
+    );
+    assert_eq!(
+        send(
+            good.clone(),
+            Some(("hook", "pa55word")),
+            "{\"not\":\"an array\"}"
+        )
+        .await
+        .0,
+        400
+    );
+    stop(server).await;
+    let events = spooled(state.path());
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].source, EventSource::Bulksms);
+    assert_eq!(events[0].body, report);
+
+    // The same request from outside the allowlist is refused.
+    let mut opts = options(state.path(), &signer, Arc::new(FixedClock(fixed_now())));
+    opts.bulksms = Some(BulkSmsGate {
+        path_token: BULKSMS_TOKEN.to_string(),
+        basic_auth: None,
+        allow: vec![parse_cidr("203.0.113.0/24").expect("cidr")],
+    });
+    let server = start(opts).await.expect("restart");
+    let good = format!("http://{}/webhooks/bulksms/{BULKSMS_TOKEN}", server.addr);
+    assert_eq!(send(good, None, report).await, (404, String::new()));
+    stop(server).await;
+    assert_eq!(spooled(state.path()).len(), 1);
+}
+
+#[tokio::test]
+async fn a_full_spool_answers_429_to_ghl_and_503_to_bulksms_and_draining_answers_429() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let signer = key(7);
+    let now = fixed_now();
+    let mut opts = options(state.path(), &signer, Arc::new(FixedClock(now)));
+    opts.spool = SpoolLimits {
+        max_bytes: 1500,
+        segment_bytes: 1000,
+        ..SpoolLimits::default()
+    };
+    let server = start(opts).await.expect("start");
+    let url = format!("http://{}/webhooks/ghl", server.addr);
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let body = event_body(&format!("full-{i}"), now, LOCATION, APP_ID);
+        statuses.push(
+            post(
+                &client,
+                url.clone(),
+                body.clone(),
+                Some(&sign(&signer, body.as_bytes())),
+            )
+            .await
+            .0,
+        );
+    }
+    let stored = statuses.iter().filter(|s| **s == 200).count();
+    assert!(stored >= 1 && stored < 20, "{statuses:?}");
+    assert!(
+        statuses[stored..].iter().all(|s| *s == 429),
+        "after the first 429 all are 429: {statuses:?}"
+    );
+    let (status, _) = post(
+        &client,
+        format!("http://{}/webhooks/bulksms/{BULKSMS_TOKEN}", server.addr),
+        r#"[{"id":"m1"}]"#,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 503,
+        "BulkSMS drops events answered 4xx, so a full spool answers 503"
+    );
+    stop(server).await;
+    assert_eq!(spooled(state.path()).len(), stored);
+
+    // Draining: a stop begins, and during its grace period events get 429.
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut opts = options(state.path(), &signer, Arc::new(FixedClock(now)));
+    opts.drain_grace = Duration::from_millis(800);
+    let server = start(opts).await.expect("start");
+    let url = format!("http://{}/webhooks/ghl", server.addr);
+    let stopping = tokio::spawn(server.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let body = event_body("drain-1", now, LOCATION, APP_ID);
+    let (status, _) = post(
+        &client,
+        url,
+        body.clone(),
+        Some(&sign(&signer, body.as_bytes())),
+    )
+    .await;
+    assert_eq!(status, 429);
+    stopping.await.expect("stopped");
+    assert!(spooled(state.path()).is_empty());
+}
+
+#[test]
+fn highlevels_key_and_ours_share_one_pem_form() {
+    // The default key is HighLevel's, SPKI PEM; a key we encode the same way parses the same way.
+    let highlevel = parse_public_key_pem(HIGHLEVEL_PUBLIC_KEY_PEM).expect("HighLevel's key");
+    let ours = pem_of(&key(3));
+    assert!(
+        ours.starts_with("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"),
+        "{ours}"
+    );
+    assert!(HIGHLEVEL_PUBLIC_KEY_PEM.starts_with("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"));
+    assert_ne!(highlevel, key(3).verifying_key());
+}
+
+// ---- kill -9 under a steady stream ------------------------------------------------------------
+
+fn write_pipeline(dir: &Path, signer: &SigningKey) -> std::path::PathBuf {
+    let path = dir.join("pipeline.toml");
+    let text = format!(
+        r#"[pipeline]
+name = "serve-kill"
+state_dir = "state"
+
+[ghl]
+base_url = "http://127.0.0.1:9/ghl"
+location_id = "{LOCATION}"
+auth = {{ kind = "private_token", token = "pit-1" }}
+
+[bulksms]
+base_url = "http://127.0.0.1:9/bulksms/v1"
+token_id = "id"
+token_secret = "secret"
+
+[serve.ghl]
+public_key_pem = """
+{pem}"""
+app_id = "{APP_ID}"
+"#,
+        pem = pem_of(signer)
+    );
+    std::fs::write(&path, text).expect("write pipeline");
+    path
+}
+
+struct ServeProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+fn spawn_serve(pipeline: &Path) -> ServeProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_contactsync"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--pipeline"])
+        .arg(pipeline)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("ready line");
+    let ready: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let addr = ready["listen"].as_str().expect("listen").to_string();
+    ServeProcess {
+        child,
+        url: format!("http://{addr}/webhooks/ghl"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_a_steady_stream_loses_no_acknowledged_event_and_stores_none_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signer = key(11);
+    let pipeline = write_pipeline(dir.path(), &signer);
+    let bodies: Vec<(String, String)> = (0..10_000)
+        .map(|i| {
+            let id = format!("kill-{i:05}");
+            let body = event_body(&id, Utc::now(), LOCATION, APP_ID);
+            (id, body)
+        })
+        .collect();
+    let bodies = Arc::new(bodies);
+    let mut serve = spawn_serve(&pipeline);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    // 32 senders share the events; each records which ones got 200.
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for _ in 0..32 {
+        let (client, url, bodies, next, signer) = (
+            client.clone(),
+            serve.url.clone(),
+            bodies.clone(),
+            next.clone(),
+            signer.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some((id, body)) = bodies.get(i) else {
+                    break;
+                };
+                let sent = client
+                    .post(&url)
+                    .header("x-ghl-signature", sign(&signer, body.as_bytes()))
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == 200 => acked.push(id.clone()),
+                    Ok(_) => {}
+                    // The server died: the rest of the stream is for after the restart.
+                    Err(_) => break,
+                }
+            }
+            acked
+        }));
+    }
+    // Let the stream run, then kill -9 in the middle of it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    serve.child.kill().expect("kill -9");
+    serve.child.wait().expect("reaped");
+    let mut acked: HashSet<String> = HashSet::new();
+    for sender in senders {
+        acked.extend(sender.await.expect("sender"));
+    }
+    assert!(
+        acked.len() >= 50,
+        "the stream was running when killed: {} acked",
+        acked.len()
+    );
+    assert!(
+        acked.len() < bodies.len(),
+        "the kill landed before the stream ended"
+    );
+    eprintln!(
+        "{} of {} acknowledged before the kill",
+        acked.len(),
+        bodies.len()
+    );
+
+    // A write cut half way by the kill, simulated on top of whatever the kill left.
+    let spool = dir.path().join("state").join("spool");
+    let mut segments: Vec<_> = std::fs::read_dir(&spool)
+        .expect("spool dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    let last = segments.last().expect("a segment");
+    let mut torn = std::fs::read(last).expect("segment");
+    torn.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, b'{', b'"']);
+    std::fs::write(last, &torn).expect("tear");
+
+    // Restart on the same state and send everything again, as GHL would retry what it did not
+    // get 200 for (and a replay of what it did).
+    let mut serve = spawn_serve(&pipeline);
+    let resend_started = std::time::Instant::now();
+    use futures_util::StreamExt as _;
+    let statuses: HashMap<String, u16> = futures_util::stream::iter(bodies.iter())
+        .map(|(id, body)| {
+            let request = client
+                .post(&serve.url)
+                .header("x-ghl-signature", sign(&signer, body.as_bytes()))
+                .body(body.clone());
+            async move {
+                let response = request.send().await.expect("restarted serve answers");
+                (id.clone(), response.status().as_u16())
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    eprintln!("resent {} in {:?}", bodies.len(), resend_started.elapsed());
+    // SIGTERM: drain and flush.
+    let pid = serve.child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    let exit = serve.child.wait().expect("exit");
+    assert!(exit.success(), "serve exits cleanly on SIGTERM: {exit:?}");
+
+    for id in &acked {
+        assert_eq!(
+            statuses[id], 409,
+            "{id} was acknowledged before the kill, so it is a replay"
+        );
+    }
+    assert!(
+        statuses.values().all(|s| *s == 200 || *s == 409),
+        "no other answer"
+    );
+    let events = SpoolReader::new(&dir.path().join("state"))
+        .read_from(0, usize::MAX)
+        .expect("read spool after restart (torn tail dropped)");
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, index as u64, "no gaps");
+        *counts
+            .entry(event.key.clone().expect("ghl key"))
+            .or_default() += 1;
+    }
+    for (id, _) in bodies.iter() {
+        assert_eq!(
+            counts.get(&format!("ghl:{id}")),
+            Some(&1),
+            "{id} stored exactly once"
+        );
+    }
+    assert_eq!(events.len(), bodies.len());
+}
