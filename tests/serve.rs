@@ -654,3 +654,246 @@ async fn kill_9_under_a_steady_stream_loses_no_acknowledged_event_and_stores_non
     }
     assert_eq!(events.len(), bodies.len());
 }
+
+// ---- the sandbox delivers signed events -------------------------------------------------------
+
+use contactsync::sandbox::faults::FaultProfile;
+use contactsync::sandbox::{SandboxHandle, SandboxOptions};
+
+async fn sandbox(faults: FaultProfile) -> SandboxHandle {
+    contactsync::sandbox::start(SandboxOptions {
+        seed: 23,
+        contacts: 20,
+        messages: 20,
+        rate_limit: false,
+        faults,
+        ..SandboxOptions::default()
+    })
+    .await
+    .expect("sandbox")
+}
+
+async fn register(client: &reqwest::Client, sandbox: &SandboxHandle, url: &str, retry_ms: u64) {
+    let response = client
+        .post(format!(
+            "{}/_sandbox/webhooks/ghl",
+            sandbox.info.control_url
+        ))
+        .json(&serde_json::json!({ "url": url, "retry_interval_ms": retry_ms }))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(response.status(), 204);
+}
+
+async fn create_contact(client: &reqwest::Client, sandbox: &SandboxHandle, email: &str) -> String {
+    let answer: serde_json::Value = client
+        .post(format!("{}/contacts/", sandbox.info.ghl_base_url))
+        .bearer_auth(&sandbox.info.ghl_token)
+        .header("Version", "2021-07-28")
+        .json(&serde_json::json!({
+            "locationId": sandbox.info.ghl_location_id,
+            "firstName": "Webhook",
+            "email": email,
+        }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    answer["contact"]["id"].as_str().expect("id").to_string()
+}
+
+async fn wait_for<T>(mut check: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(found) = check() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not met within 5 s");
+}
+
+#[tokio::test]
+async fn sandbox_events_signed_with_its_published_pem_are_verified_and_spooled() {
+    let client = reqwest::Client::new();
+    let sandbox = sandbox(FaultProfile::default()).await;
+    let pem = &sandbox.info.ghl_webhook_public_key_pem;
+    assert!(
+        pem.starts_with("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"),
+        "{pem}"
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut opts = options(
+        state.path(),
+        &key(1),
+        Arc::new(contactsync::serve::SystemClock),
+    );
+    opts.ghl = GhlVerifier::new(
+        parse_public_key_pem(pem).expect("the sandbox's PEM parses like HighLevel's"),
+        Some(contactsync::serve::ghl::app_id_from_client_id(
+            &sandbox.info.ghl_client_id,
+        )),
+        sandbox.info.ghl_location_id.clone(),
+        Duration::from_secs(300),
+    );
+    let server = start(opts).await.expect("serve");
+    register(
+        &client,
+        &sandbox,
+        &format!("http://{}/webhooks/ghl", server.addr),
+        50,
+    )
+    .await;
+
+    let id = create_contact(&client, &sandbox, "hook@example.com").await;
+    let updated = client
+        .put(format!("{}/contacts/{id}", sandbox.info.ghl_base_url))
+        .bearer_auth(&sandbox.info.ghl_token)
+        .header("Version", "2021-07-28")
+        .json(&serde_json::json!({ "tags": ["vip"] }))
+        .send()
+        .await
+        .expect("update");
+    assert!(updated.status().is_success());
+    let emitted = client
+        .post(format!("{}/_sandbox/webhooks/ghl/emit", sandbox.info.control_url))
+        .json(&serde_json::json!({ "type": "InboundMessage", "contactId": id, "body": "hi", "messageType": "SMS" }))
+        .send()
+        .await
+        .expect("emit");
+    assert_eq!(emitted.status(), 202);
+
+    let events = wait_for(|| {
+        let events = spooled(state.path());
+        (events.len() >= 4).then_some(events)
+    })
+    .await;
+    let mut types: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let body: serde_json::Value = serde_json::from_str(&e.body).expect("json");
+            assert_eq!(body["locationId"], sandbox.info.ghl_location_id.as_str());
+            body["type"].as_str().expect("type").to_string()
+        })
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "ContactCreate",
+            "ContactTagUpdate",
+            "ContactUpdate",
+            "InboundMessage"
+        ]
+    );
+    stop(server).await;
+    sandbox.shutdown().await.expect("sandbox stops");
+}
+
+/// A receiver that answers from a script of statuses (then 200) and records every body it got.
+async fn scripted_receiver(
+    script: Vec<u16>,
+) -> (String, Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    use axum::http::HeaderMap;
+    let seen: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
+    let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+        script,
+    )));
+    let (seen2, script2) = (seen.clone(), script.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (seen, script) = (seen2.clone(), script2.clone());
+            async move {
+                let signature = headers
+                    .get("x-ghl-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                seen.lock().expect("seen").push((signature, body));
+                let code = script.lock().expect("script").pop_front().unwrap_or(200);
+                axum::http::StatusCode::from_u16(code).expect("status")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), seen)
+}
+
+#[tokio::test]
+async fn the_sandbox_retries_only_on_429_and_its_faults_drop_and_duplicate() {
+    let client = reqwest::Client::new();
+    let sandbox = sandbox(FaultProfile::default()).await;
+    // 429 twice, then 200: three identical signed deliveries.
+    let (url, seen) = scripted_receiver(vec![429, 429]).await;
+    register(&client, &sandbox, &url, 20).await;
+    create_contact(&client, &sandbox, "retry@example.com").await;
+    let got = wait_for(|| {
+        let seen = seen.lock().expect("seen").clone();
+        (seen.len() >= 3).then_some(seen)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        seen.lock().expect("seen").len(),
+        3,
+        "no delivery after the 200"
+    );
+    assert!(
+        got.iter().all(|d| d == &got[0]),
+        "a retry resends the same signed bytes"
+    );
+    let key = parse_public_key_pem(&sandbox.info.ghl_webhook_public_key_pem).expect("pem");
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(&got[0].0)
+        .expect("b64");
+    key.verify_strict(
+        got[0].1.as_bytes(),
+        &ed25519_dalek::Signature::from_slice(&signature).expect("sig"),
+    )
+    .expect("the signature verifies over the exact body");
+
+    // Any other failure is final: one attempt.
+    let (url, seen) = scripted_receiver(vec![500]).await;
+    register(&client, &sandbox, &url, 20).await;
+    create_contact(&client, &sandbox, "final@example.com").await;
+    wait_for(|| (!seen.lock().expect("seen").is_empty()).then_some(())).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(seen.lock().expect("seen").len(), 1, "a 500 is not retried");
+
+    // Faults: every event duplicated, then every event dropped.
+    let (url, seen) = scripted_receiver(vec![]).await;
+    register(&client, &sandbox, &url, 20).await;
+    let set_faults = |profile: FaultProfile| {
+        client
+            .post(format!("{}/_sandbox/faults", sandbox.info.control_url))
+            .json(&profile)
+            .send()
+    };
+    set_faults(FaultProfile {
+        webhook_duplicate: 1.0,
+        ..FaultProfile::default()
+    })
+    .await
+    .expect("faults");
+    create_contact(&client, &sandbox, "dup@example.com").await;
+    wait_for(|| (seen.lock().expect("seen").len() >= 2).then_some(())).await;
+    set_faults(FaultProfile {
+        webhook_drop: 1.0,
+        ..FaultProfile::default()
+    })
+    .await
+    .expect("faults");
+    create_contact(&client, &sandbox, "drop@example.com").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = seen.lock().expect("seen").clone();
+    assert_eq!(seen.len(), 2, "duplicated once, then dropped");
+    assert_eq!(seen[0], seen[1]);
+    sandbox.shutdown().await.expect("sandbox stops");
+}
