@@ -897,3 +897,85 @@ async fn the_sandbox_retries_only_on_429_and_its_faults_drop_and_duplicate() {
     assert_eq!(seen[0], seen[1]);
     sandbox.shutdown().await.expect("sandbox stops");
 }
+
+#[tokio::test]
+async fn the_sandbox_calls_bulksms_webhooks_with_status_reports_and_received_messages() {
+    let client = reqwest::Client::new();
+    let sandbox = sandbox(FaultProfile::default()).await;
+    let state = tempfile::tempdir().expect("tempdir");
+    let server = start(options(
+        state.path(),
+        &key(1),
+        Arc::new(contactsync::serve::SystemClock),
+    ))
+    .await
+    .expect("serve");
+    let hook = format!("http://{}/webhooks/bulksms/{BULKSMS_TOKEN}", server.addr);
+    let bulksms = |path: &str| {
+        client
+            .post(format!("{}{path}", sandbox.info.bulksms_base_url))
+            .basic_auth(
+                &sandbox.info.bulksms_token_id,
+                Some(&sandbox.info.bulksms_token_secret),
+            )
+    };
+    for (name, scope) in [("status", "SENT"), ("replies", "RECEIVED")] {
+        let created = bulksms("/webhooks")
+            .json(&serde_json::json!({
+                "name": name, "url": hook, "triggerScope": scope, "active": true, "invokeOption": "ONE",
+            }))
+            .send()
+            .await
+            .expect("create webhook");
+        assert!(
+            created.status().is_success(),
+            "{}",
+            created.text().await.unwrap_or_default()
+        );
+    }
+    let sent = bulksms("/messages")
+        .json(&serde_json::json!({ "to": "447700900123", "body": "Welcome" }))
+        .send()
+        .await
+        .expect("send");
+    assert!(sent.status().is_success());
+    let inbound = client
+        .post(format!(
+            "{}/_sandbox/bulksms/inbound",
+            sandbox.info.control_url
+        ))
+        .json(&serde_json::json!({ "from": "447700900123", "body": "thanks" }))
+        .send()
+        .await
+        .expect("inbound");
+    assert!(inbound.status().is_success());
+    let events = wait_for(|| {
+        let events = spooled(state.path());
+        (events.len() >= 2).then_some(events)
+    })
+    .await;
+    let mut kinds: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e.source, EventSource::Bulksms);
+            let messages: Vec<serde_json::Value> = serde_json::from_str(&e.body).expect("array");
+            assert_eq!(messages.len(), 1);
+            (
+                messages[0]["type"].as_str().unwrap_or_default().to_string(),
+                messages[0]["status"]["type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds[0].0, "RECEIVED");
+    assert_eq!(kinds[1].0, "SENT");
+    assert!(
+        ["DELIVERED", "FAILED"].contains(&kinds[1].1.as_str()),
+        "a final status: {kinds:?}"
+    );
+    stop(server).await;
+    sandbox.shutdown().await.expect("sandbox stops");
+}

@@ -174,6 +174,37 @@ impl WebhookDispatcher {
         );
     }
 
+    /// Calls every active BulkSMS webhook (its stored create/update body) of this trigger scope
+    /// (`SENT` status reports or `RECEIVED` messages) with the messages, one per call for
+    /// `invokeOption` ONE, up to 10 for MANY.
+    pub fn emit_bulksms_to_webhooks<'a>(
+        &self,
+        faults: &FaultProfile,
+        webhooks: impl Iterator<Item = &'a serde_json::Map<String, Value>>,
+        scope: &str,
+        messages: &[Value],
+    ) {
+        for webhook in webhooks {
+            let active = webhook
+                .get("active")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            if !active || webhook.get("triggerScope").and_then(Value::as_str) != Some(scope) {
+                continue;
+            }
+            let Some(url) = webhook.get("url").and_then(Value::as_str) else {
+                continue;
+            };
+            let per_call = match webhook.get("invokeOption").and_then(Value::as_str) {
+                Some("MANY") => 10,
+                _ => 1,
+            };
+            for chunk in messages.chunks(per_call) {
+                self.emit_bulksms(faults, url, chunk);
+            }
+        }
+    }
+
     fn enqueue(&self, faults: &FaultProfile, delivery: Delivery) {
         self.stats.emitted.fetch_add(1, Ordering::Relaxed);
         let (drop, duplicate, delay) = {
