@@ -3,6 +3,7 @@
 mod audit_cmd;
 mod auth_cmd;
 mod bench_cmd;
+mod bench_serve;
 mod check_cmd;
 mod dedupe_cmd;
 mod demo_cmd;
@@ -135,6 +136,12 @@ pub struct BenchArgs {
     /// Folder for results and scratch files.
     #[arg(long, default_value = "bench-output")]
     pub out: PathBuf,
+    /// `serve`: signed events to send (after a warm-up).
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// `serve`: requests kept in flight.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
 }
 
 /// Benchmarks.
@@ -142,6 +149,8 @@ pub struct BenchArgs {
 pub enum BenchTarget {
     /// Extract throughput, memory and rate-limit use.
     Extract,
+    /// Webhook events per second with durable acknowledgements, and ack latency percentiles.
+    Serve,
 }
 
 /// `contactsync sandbox`.
