@@ -398,7 +398,7 @@ async fn a_full_spool_answers_429_to_ghl_and_503_to_bulksms_and_draining_answers
         );
     }
     let stored = statuses.iter().filter(|s| **s == 200).count();
-    assert!(stored >= 1 && stored < 20, "{statuses:?}");
+    assert!((1..20).contains(&stored), "{statuses:?}");
     assert!(
         statuses[stored..].iter().all(|s| *s == 429),
         "after the first 429 all are 429: {statuses:?}"
@@ -978,4 +978,48 @@ async fn the_sandbox_calls_bulksms_webhooks_with_status_reports_and_received_mes
     );
     stop(server).await;
     sandbox.shutdown().await.expect("sandbox stops");
+}
+
+#[test]
+fn the_serve_table_is_validated_with_the_key_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = std::fs::read_to_string(write_pipeline(dir.path(), &key(2))).expect("read");
+    let load = |extra: &str| {
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, format!("{base}{extra}")).expect("write");
+        contactsync::config::PipelineConfig::load(&path)
+    };
+    let config = load("").expect("valid");
+    assert_eq!(config.serve.ghl.timestamp_window_secs, 300);
+    assert_eq!(config.serve.max_body_bytes, 256 * 1024);
+    let options = ServeOptions::from_pipeline(&config).expect("options");
+    assert!(
+        options.bulksms.is_none(),
+        "no path token: BulkSMS webhooks off"
+    );
+    for (extra, key_named) in [
+        (
+            "rsa_public_key_file = \"wh.pem\"\n",
+            "serve.ghl.rsa_public_key_file",
+        ),
+        (
+            "timestamp_window_secs = 0\n",
+            "serve.ghl.timestamp_window_secs",
+        ),
+        (
+            "[serve.bulksms]\npath_token = \"short\"\n",
+            "serve.bulksms.path_token",
+        ),
+        (
+            "[serve.bulksms]\npath_token = \"long-enough-token-123\"\nallow = [\"10.0.0.0/33\"]\n",
+            "serve.bulksms.allow",
+        ),
+    ] {
+        let err = load(extra).expect_err(extra).to_string();
+        assert!(err.contains(key_named), "{err}");
+    }
+    let config = load("[serve.bulksms]\npath_token = \"long-enough-token-123\"\nallow = [\"10.0.0.0/8\", \"::1\"]\n")
+        .expect("valid bulksms table");
+    let options = ServeOptions::from_pipeline(&config).expect("options");
+    assert_eq!(options.bulksms.expect("on").allow.len(), 2);
 }
