@@ -29,6 +29,8 @@ const HEADER_LEN: usize = 8;
 const SEGMENT_SUFFIX: &str = ".seg";
 /// Largest batch written with one fsync.
 const MAX_BATCH: usize = 4096;
+/// How often the writer deletes segments every consumer has read past.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// Requests waiting for the writer before senders queue up behind the channel.
 const CHANNEL_CAPACITY: usize = 8192;
 
@@ -164,7 +166,8 @@ impl SpoolWriter {
         let lock_path = dir.join("writer.lock");
         let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
         fs2::FileExt::try_lock_exclusive(&lock).map_err(|_| SpoolError::Locked(lock_path))?;
-        let state = WriterState::recover(dir, limits.clone())?;
+        let mut state = WriterState::recover(dir, limits.clone())?;
+        state.prune_consumed(&AtomicU64::new(0));
         let bytes = Arc::new(AtomicU64::new(state.total_bytes));
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let thread_bytes = bytes.clone();
@@ -210,6 +213,7 @@ impl SpoolWriter {
 }
 
 struct Segment {
+    first_seq: u64,
     path: PathBuf,
     len: u64,
 }
@@ -341,6 +345,7 @@ impl WriterState {
             }
             state.total_bytes += valid_len as u64;
             state.segments.push(Segment {
+                first_seq,
                 path,
                 len: valid_len as u64,
             });
@@ -398,7 +403,11 @@ impl WriterState {
             .map_err(io_err(&path))?;
         // The new file's name must survive a crash too, or its records would vanish with it.
         sync_dir(&self.dir)?;
-        self.segments.push(Segment { path, len: 0 });
+        self.segments.push(Segment {
+            first_seq,
+            path,
+            len: 0,
+        });
         self.file = Some(file);
         Ok(())
     }
@@ -421,10 +430,40 @@ impl WriterState {
         Ok(())
     }
 
+    /// Deletes segments every consumer has read past (all of them: none is deleted while no
+    /// consumer has committed), never the one being written. The webhookIds they held stay
+    /// remembered until restart; after one, a replay of such an old event is caught by the
+    /// timestamp window and, past that, by the ledger's idempotency keys.
+    fn prune_consumed(&mut self, bytes: &AtomicU64) {
+        let consumed = match consumed_by_all(&self.dir) {
+            Ok(Some(consumed)) => consumed,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot read spool consumer offsets; keeping segments");
+                return;
+            }
+        };
+        while self.segments.len() > 1 && self.segments[1].first_seq <= consumed {
+            let segment = self.segments.remove(0);
+            if let Err(e) = std::fs::remove_file(&segment.path) {
+                tracing::warn!(segment = %segment.path.display(), error = %e, "Cannot delete a consumed spool segment");
+                self.segments.insert(0, segment);
+                return;
+            }
+            self.total_bytes -= segment.len;
+        }
+        bytes.store(self.total_bytes, Ordering::Relaxed);
+    }
+
     fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>, bytes: &AtomicU64) {
+        let mut last_prune = std::time::Instant::now();
         let mut batch: Vec<AppendRequest> = Vec::with_capacity(MAX_BATCH);
         let mut buf = Vec::new();
         while let Some(first) = rx.blocking_recv() {
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                self.prune_consumed(bytes);
+                last_prune = std::time::Instant::now();
+            }
             batch.push(first);
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -497,6 +536,24 @@ impl WriterState {
             }
         }
     }
+}
+
+/// The lowest offset committed by any consumer (`*.offset` files), or None when there is none.
+fn consumed_by_all(dir: &Path) -> Result<Option<u64>, SpoolError> {
+    let mut lowest: Option<u64> = None;
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let Some(consumer) = name.to_str().and_then(|n| n.strip_suffix(".offset")) else {
+            continue;
+        };
+        let reader = SpoolReader {
+            dir: dir.to_path_buf(),
+        };
+        let offset = reader.committed(consumer)?;
+        lowest = Some(lowest.map_or(offset, |l| l.min(offset)));
+    }
+    Ok(lowest)
 }
 
 /// Reads the spool in order, for consumers (the micro-batcher, the nightly run). Each consumer
@@ -721,11 +778,39 @@ mod tests {
         assert!(writer.is_refusing());
         drop(writer);
         handle.join();
-        assert!(list_segments(&dir).expect("list").len() >= 2);
+        let segments = list_segments(&dir).expect("list");
+        assert!(segments.len() >= 2);
         let events = SpoolReader::new(state.path())
             .read_from(1, 100)
             .expect("read");
         assert_eq!(events.len(), stored - 1);
         assert_eq!(events[0].seq, 1);
+
+        // A consumer that read past the first segment frees it (and so room) on the next open.
+        let reader = SpoolReader::new(state.path());
+        reader.commit("batcher", segments[1].0).expect("commit");
+        let (writer, handle) = SpoolWriter::open(&dir, limits_small()).expect("reopen");
+        assert!(
+            !writer.is_refusing(),
+            "room again after the consumed segment went"
+        );
+        drop(writer);
+        handle.join();
+        let left = list_segments(&dir).expect("list");
+        assert_eq!(left.len(), segments.len() - 1);
+        assert_eq!(left[0].0, segments[1].0);
+        assert_eq!(
+            reader.read_from(0, 100).expect("read")[0].seq,
+            segments[1].0,
+            "reading from an offset before the oldest segment starts at the oldest kept"
+        );
+    }
+
+    fn limits_small() -> SpoolLimits {
+        SpoolLimits {
+            max_bytes: 400,
+            segment_bytes: 100,
+            ..SpoolLimits::default()
+        }
     }
 }
