@@ -156,8 +156,8 @@ impl WebhookDispatcher {
     }
 
     /// Sends BulkSMS messages (status reports or received messages) to a registered webhook URL.
-    /// BulkSMS retries answers other than 2xx and 4xx for two days; the sandbox retries those like
-    /// GHL's 429 (its first interval, 90 s, scaled as registered for GHL).
+    /// BulkSMS retries answers other than 2xx and 4xx (90 s, 3, 6, 12 min, then every 15 min for
+    /// two days); the sandbox retries them 5 times, 90 s apart.
     pub fn emit_bulksms(&self, faults: &FaultProfile, url: &str, messages: &[Value]) {
         if messages.is_empty() {
             return;
@@ -169,7 +169,7 @@ impl WebhookDispatcher {
                 body: Value::Array(messages.to_vec()).to_string(),
                 signature: None,
                 retry_interval: Duration::from_secs(90),
-                max_retries: 0,
+                max_retries: 5,
             },
         );
     }
