@@ -57,6 +57,9 @@ pub struct PipelineConfig {
     /// `[migrate]`: column mapping of `contactsync migrate`.
     #[serde(default)]
     pub migrate: crate::migrate::MigrateConfig,
+    /// `[serve]`: the webhook receiver of `contactsync serve`.
+    #[serde(default)]
+    pub serve: crate::serve::ServeConfig,
     /// Where this file was read from; relative paths inside it resolve against its folder.
     #[serde(skip)]
     pub source_path: PathBuf,
@@ -216,6 +219,9 @@ impl PipelineConfig {
         self.migrate
             .validate()
             .map_err(|(key, m)| invalid(&format!("migrate.{key}"), m))?;
+        self.serve
+            .validate()
+            .map_err(|(key, m)| invalid(&format!("serve.{key}"), m))?;
         Ok(())
     }
 

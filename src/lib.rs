@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod pipeline;
 pub mod sandbox;
 pub mod secret;
+pub mod serve;
 pub mod sms_encoding;
 pub mod snapshot;
 pub mod transform;

@@ -14,12 +14,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub(super) async fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
-    let results = match args.target {
-        BenchTarget::Extract => bench_extract(&args).await?,
+    let (file, results) = match args.target {
+        BenchTarget::Extract => (
+            "extract.json",
+            serde_json::to_value(bench_extract(&args).await?)?,
+        ),
+        BenchTarget::Serve => (
+            "serve_ack.json",
+            serde_json::to_value(super::bench_serve::bench_serve(&args).await?)?,
+        ),
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let path = args.out.join("extract.json");
+    let path = args.out.join(file);
     std::fs::write(&path, serde_json::to_vec_pretty(&results)?)
         .with_context(|| format!("writing {}", path.display()))?;
     println!("{}", serde_json::to_string_pretty(&results)?);
@@ -223,7 +230,7 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn machine_description() -> String {
+pub(super) fn machine_description() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

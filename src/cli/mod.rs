@@ -3,6 +3,7 @@
 mod audit_cmd;
 mod auth_cmd;
 mod bench_cmd;
+mod bench_serve;
 mod check_cmd;
 mod dedupe_cmd;
 mod demo_cmd;
@@ -11,6 +12,7 @@ mod manual_cmd;
 mod migrate_cmd;
 mod pipeline_cmds;
 mod sandbox_cmd;
+mod serve_cmd;
 pub use sandbox_cmd::sandbox_pipeline_toml;
 pub mod stage;
 
@@ -73,6 +75,8 @@ pub enum Command {
     Load(LoadArgs),
     /// Extract, transform, plan, load and audit in one locked run (the nightly job).
     Run(StageArgs),
+    /// Receive GHL and BulkSMS webhooks into the durable spool in the state directory.
+    Serve(ServeArgs),
     /// Reconcile the two systems and two runs into HTML, JSON and CSV reports.
     Audit(AuditArgs),
     /// Deduplicate any CSV or Parquet table with a match model.
@@ -87,6 +91,17 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout, or write one page per command with `--out DIR`.
     Man(ManArgs),
+}
+
+/// `contactsync serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Pipeline file (TOML) with a `[serve]` table.
+    #[arg(long, short = 'p', value_name = "FILE")]
+    pub pipeline: PathBuf,
+    /// Address to listen on (default: `serve.listen`; port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
 }
 
 /// `contactsync completions`.
@@ -120,6 +135,12 @@ pub struct BenchArgs {
     /// Folder for results and scratch files.
     #[arg(long, default_value = "bench-output")]
     pub out: PathBuf,
+    /// `serve`: signed events to send (after a warm-up).
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// `serve`: requests kept in flight.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
 }
 
 /// Benchmarks.
@@ -127,6 +148,8 @@ pub struct BenchArgs {
 pub enum BenchTarget {
     /// Extract throughput, memory and rate-limit use.
     Extract,
+    /// Webhook events per second with durable acknowledgements, and ack latency percentiles.
+    Serve,
 }
 
 /// `contactsync sandbox`.
@@ -320,6 +343,7 @@ impl Command {
             Command::Load(_) => "load",
             Command::Run(_) => "run",
             Command::Audit(_) => "audit",
+            Command::Serve(_) => "serve",
             Command::Dedupe(_) => "dedupe",
             Command::Migrate(_) => "migrate",
             Command::Demo(_) => "demo",
@@ -343,9 +367,11 @@ impl Command {
             Command::Migrate(a) => a.stage.json,
             Command::Dedupe(a) => a.json,
             Command::Demo(a) => a.json,
-            Command::Sandbox(_) | Command::Bench(_) | Command::Completions(_) | Command::Man(_) => {
-                false
-            }
+            Command::Sandbox(_)
+            | Command::Serve(_)
+            | Command::Bench(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
         }
     }
 }
@@ -365,6 +391,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Run(args) => pipeline_cmds::run(args).await,
         Command::Bench(args) => bench_cmd::run(args).await,
         Command::Audit(args) => audit_cmd::run(args).await,
+        Command::Serve(args) => serve_cmd::run(args).await,
         Command::Migrate(args) => migrate_cmd::run(args).await,
         Command::Completions(args) => manual_cmd::completions(args),
         Command::Man(args) => manual_cmd::man(args),

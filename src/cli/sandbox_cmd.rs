@@ -156,6 +156,7 @@ mod tests {
             bulksms_token_id: "tid".into(),
             bulksms_token_secret: "t\"s".into(),
             ghl_rate_limit: limit,
+            ghl_webhook_public_key_pem: String::new(),
         }
     }
 

@@ -41,6 +41,16 @@ pub struct FaultProfile {
     pub malformed_body: f64,
     /// Revoke every GHL access token after this many GHL requests (0 = never).
     pub revoke_token_every: u64,
+    /// A webhook event is never sent.
+    pub webhook_drop: f64,
+    /// A webhook event is sent twice.
+    pub webhook_duplicate: f64,
+    /// A webhook event is held back so later ones overtake it.
+    pub webhook_reorder: f64,
+    /// A webhook event is sent `webhook_delay_ms` late.
+    pub webhook_delay: f64,
+    /// Delay of a delayed or reordered webhook event in milliseconds.
+    pub webhook_delay_ms: u64,
 }
 
 impl FaultProfile {
@@ -60,6 +70,7 @@ impl FaultProfile {
                 truncated_body: 0.005,
                 malformed_body: 0.005,
                 revoke_token_every: 0,
+                ..FaultProfile::default()
             }),
             "hostile" => Ok(FaultProfile {
                 server_error: 0.08,
@@ -73,6 +84,11 @@ impl FaultProfile {
                 truncated_body: 0.03,
                 malformed_body: 0.03,
                 revoke_token_every: 150,
+                webhook_drop: 0.05,
+                webhook_duplicate: 0.05,
+                webhook_reorder: 0.05,
+                webhook_delay: 0.05,
+                webhook_delay_ms: 800,
             }),
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).map_err(|e| {

@@ -15,6 +15,7 @@ pub mod ghl;
 mod request_target;
 pub mod seed;
 pub mod stats;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -93,6 +94,10 @@ pub struct ReadyInfo {
     /// The GHL rate limit the sandbox enforces, or `None` when it was started without one.
     #[serde(default)]
     pub ghl_rate_limit: Option<SandboxRateLimit>,
+    /// The Ed25519 public key (SPKI PEM, the form HighLevel publishes) that verifies the
+    /// sandbox's GHL webhooks.
+    #[serde(default)]
+    pub ghl_webhook_public_key_pem: String,
 }
 
 /// A GHL rate limit as the sandbox enforces it.
@@ -113,6 +118,8 @@ pub struct SandboxCore {
     pub stats: SandboxStats,
     pub faults: FaultInjector,
     pub seed: u64,
+    /// Signs and delivers webhooks to registered receivers.
+    pub webhooks: Arc<webhooks::WebhookDispatcher>,
 }
 
 /// A running sandbox.
@@ -147,6 +154,7 @@ pub async fn start(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
         stats: SandboxStats::default(),
         faults: FaultInjector::new(options.faults.clone(), options.seed),
         seed: options.seed,
+        webhooks: webhooks::WebhookDispatcher::start(options.seed),
     });
     let seed_data = seed::generate(&seed::SeedSpec {
         seed: options.seed,
@@ -183,6 +191,7 @@ pub async fn start(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
             window_ms: options.rate_limit_window_ms,
             daily: options.rate_limit_daily,
         }),
+        ghl_webhook_public_key_pem: core.webhooks.public_key_pem().to_string(),
     };
 
     let app = Router::new()
@@ -194,6 +203,7 @@ pub async fn start(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
             "/bulksms/v1",
             with_api_layers(bulksms::router(bulksms.clone()), core.clone()),
         )
+        .merge(webhooks::control_router(core.clone(), ghl.clone()))
         .merge(control::router(core.clone(), ghl, bulksms, truth));
 
     let (tx, rx) = oneshot::channel::<()>();

@@ -234,6 +234,7 @@ fn submit(
     account.next_submission += 1;
     let submission_id = format!("2-{:020}", account.next_submission);
     let mut answer = Vec::new();
+    let mut reports = Vec::new();
     for p in planned {
         account.next_message_id += 1;
         let id = account.next_message_id;
@@ -254,6 +255,8 @@ fn submit(
             credit_cost: p.cost,
         };
         answer.push(message.to_json(now, true));
+        // The status report a SENT webhook gets: the message as it ends up (delivered, failed).
+        reports.push(message.to_json(now + chrono::Duration::days(3), false));
         account.credits -= p.cost;
         if message.to != TEST_NUMBER {
             account.quota_used_today += 1;
@@ -271,6 +274,12 @@ fn submit(
         );
     }
     emu.core.stats.record_write();
+    emu.core.webhooks.emit_bulksms_to_webhooks(
+        &emu.core.faults.profile(),
+        account.webhooks.values().map(|w| &w.body),
+        "SENT",
+        &reports,
+    );
     Ok((StatusCode::CREATED, Json(response)).into_response())
 }
 

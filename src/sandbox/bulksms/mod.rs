@@ -29,7 +29,8 @@
 //! - Inbound messages arrive through `POST /_sandbox/bulksms/inbound {from, body}`; a body of
 //!   STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, OPTOUT or REVOKE (any case, punctuation
 //!   around it) blocks the number, and so does a reply starting with STOP, STOPALL or UNSUBSCRIBE.
-//! - Webhooks are stored and listed but not called (no outbound network in the sandbox).
+//! - Webhooks are called (src/sandbox/webhooks.rs): a SENT webhook gets each sent message's final
+//!   status report when it is submitted, a RECEIVED webhook each inbound message.
 
 mod errors;
 mod filter;
@@ -508,6 +509,12 @@ async fn inbound(State(emu): State<Emu>, Json(body): Json<Value>) -> Response {
     };
     let json = message.to_json(now, false);
     account.insert(message);
+    emu.core.webhooks.emit_bulksms_to_webhooks(
+        &emu.core.faults.profile(),
+        account.webhooks.values().map(|w| &w.body),
+        "RECEIVED",
+        std::slice::from_ref(&json),
+    );
     let stop = is_stop_reply(&text);
     if stop {
         account.block(&from);

@@ -116,6 +116,7 @@ pub(super) async fn create(State(emu): State<Emu>, body: Body) -> Response {
         let json = contact.to_json();
         state.insert(contact);
         emu.core.stats.record_write();
+        emit_contact_event(&emu, "ContactCreate", &json);
         Ok((StatusCode::CREATED, Json(json!({"contact": json}))).into_response())
     })();
     result.unwrap_or_else(IntoResponse::into_response)
@@ -166,6 +167,7 @@ pub(super) async fn upsert(State(emu): State<Emu>, body: Body) -> Response {
                 if contact != before {
                     touch(&emu, &mut contact);
                     emu.core.stats.record_write();
+                    emit_change_events(&emu, &before, &contact);
                 }
                 let json = contact.to_json();
                 state.insert(contact);
@@ -176,6 +178,7 @@ pub(super) async fn upsert(State(emu): State<Emu>, body: Body) -> Response {
                 let json = contact.to_json();
                 state.insert(contact);
                 emu.core.stats.record_write();
+                emit_contact_event(&emu, "ContactCreate", &json);
                 Ok(Json(json!({"new": true, "contact": json, "traceId": trace})).into_response())
             }
         }
@@ -211,6 +214,7 @@ pub(super) async fn update(State(emu): State<Emu>, Path(id): Path<String>, body:
         if contact != before {
             touch(&emu, &mut contact);
             emu.core.stats.record_write();
+            emit_change_events(&emu, &before, &contact);
         }
         let json = contact.to_json();
         state.insert(contact);
@@ -225,6 +229,7 @@ pub(super) async fn delete(State(emu): State<Emu>, Path(id): Path<String>) -> Re
     match state.remove(&id) {
         Some(_) => {
             emu.core.stats.record_write();
+            emit_contact_event(&emu, "ContactDelete", &json!({"id": id}));
             Json(json!({"succeded": true})).into_response()
         }
         None => GhlError::contact_not_found(&id).into_response(),
@@ -335,4 +340,23 @@ pub(super) async fn by_business(
         Ok(Json(json!({"contacts": page, "count": count})).into_response())
     })();
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A contact webhook: the event's fields are the contact's, flat, as GHL sends them.
+fn emit_contact_event(emu: &Emu, event_type: &str, contact: &Value) {
+    let fields = contact.as_object().cloned().unwrap_or_default();
+    emu.emit_webhook(event_type, fields);
+}
+
+/// What GHL sends for a change: ContactUpdate, and ContactDndUpdate / ContactTagUpdate when DND or
+/// tags changed.
+fn emit_change_events(emu: &Emu, before: &Contact, after: &Contact) {
+    let json = after.to_json();
+    emit_contact_event(emu, "ContactUpdate", &json);
+    if before.dnd != after.dnd || before.dnd_settings != after.dnd_settings {
+        emit_contact_event(emu, "ContactDndUpdate", &json);
+    }
+    if before.tags != after.tags {
+        emit_contact_event(emu, "ContactTagUpdate", &json);
+    }
 }

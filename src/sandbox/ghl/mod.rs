@@ -134,6 +134,29 @@ impl GhlEmulator {
         }
     }
 
+    /// Sends a webhook event of this location to the registered receiver, if any. `appId` is the
+    /// client id's part before the first `-`, as HighLevel's is.
+    pub fn emit_webhook(
+        &self,
+        event_type: &str,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) {
+        let app_id = self
+            .credentials
+            .client_id
+            .split('-')
+            .next()
+            .unwrap_or_default();
+        self.core.webhooks.emit_ghl(
+            &self.core.faults.profile(),
+            event_type,
+            fields,
+            &self.credentials.location_id,
+            app_id,
+            self.core.clock.now(),
+        );
+    }
+
     /// Credentials for the ready line.
     pub fn credentials(&self) -> GhlCredentials {
         self.credentials.clone()
