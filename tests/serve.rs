@@ -992,7 +992,7 @@ fn the_serve_table_is_validated_with_the_key_named() {
     let config = load("").expect("valid");
     assert_eq!(config.serve.ghl.timestamp_window_secs, 300);
     assert_eq!(config.serve.max_body_bytes, 256 * 1024);
-    let options = ServeOptions::from_pipeline(&config).expect("options");
+    let options = contactsync::pipeline::serve::serve_options(&config).expect("options");
     assert!(
         options.bulksms.is_none(),
         "no path token: BulkSMS webhooks off"
@@ -1020,6 +1020,6 @@ fn the_serve_table_is_validated_with_the_key_named() {
     }
     let config = load("[serve.bulksms]\npath_token = \"long-enough-token-123\"\nallow = [\"10.0.0.0/8\", \"::1\"]\n")
         .expect("valid bulksms table");
-    let options = ServeOptions::from_pipeline(&config).expect("options");
+    let options = contactsync::pipeline::serve::serve_options(&config).expect("options");
     assert_eq!(options.bulksms.expect("on").allow.len(), 2);
 }

@@ -3,6 +3,7 @@
 //! Each benchmark runs the real binary as child processes (a sandbox and the stage under test), so
 //! the figures are what a user sees, and the stage's peak memory is its own, not the sandbox's.
 
+use super::bench_serve::machine_description;
 use super::{BenchArgs, BenchTarget, CommandError};
 use crate::exit_code::ExitCode;
 use anyhow::{Context, bail};
@@ -228,20 +229,6 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
-}
-
-pub(super) fn machine_description() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cpus} cores, {model}")
 }
 
 /// Kills a child process when dropped (the sandbox must not outlive its benchmark).

@@ -184,7 +184,7 @@ pub(super) async fn bench_serve(args: &BenchArgs) -> anyhow::Result<ServeAckResu
         })
         .unwrap_or(0);
     Ok(ServeAckResults {
-        machine: super::bench_cmd::machine_description(),
+        machine: machine_description(),
         method: format!(
             "contactsync serve as a child process on loopback; this process signs {} ContactCreate \
              events (about 600 bytes) beforehand and keeps {} requests in flight over keep-alive \
@@ -204,4 +204,18 @@ pub(super) async fn bench_serve(args: &BenchArgs) -> anyhow::Result<ServeAckResu
         ack_max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
         spool_bytes,
     })
+}
+
+pub(super) fn machine_description() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cpus} cores, {model}")
 }

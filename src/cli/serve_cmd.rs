@@ -3,14 +3,14 @@
 use super::{CommandError, ServeArgs};
 use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
-use crate::serve::{ServeOptions, start};
+use crate::serve::start;
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode, CommandError> {
     let config = PipelineConfig::load(&args.pipeline).map_err(|e| CommandError {
         code: ExitCode::BadConfig,
         error: e.into(),
     })?;
-    let mut options = ServeOptions::from_pipeline(&config).map_err(|e| CommandError {
+    let mut options = crate::pipeline::serve::serve_options(&config).map_err(|e| CommandError {
         code: ExitCode::BadConfig,
         error: e.into(),
     })?;

@@ -7,6 +7,7 @@ pub mod clients;
 mod metrics;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod stages;
 
 pub use report::CommandReport;

@@ -14,7 +14,7 @@ pub mod spool;
 
 pub use config::ServeConfig;
 
-use crate::config::{GhlAuthConfig, PipelineConfig};
+use crate::api::config::{GhlAuthConfig, GhlConfig};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
@@ -91,12 +91,17 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// Resolves the `[serve]` table of a pipeline file: reads the key file, derives the app id.
-    pub fn from_pipeline(config: &PipelineConfig) -> Result<ServeOptions, ServeError> {
-        let serve = &config.serve;
+    /// Resolves the `[serve]` table of a pipeline file: reads the key file (a relative path through
+    /// `resolve`, against the pipeline file's folder), derives the app id from `[ghl]`'s client.
+    pub fn from_sections(
+        serve: &ServeConfig,
+        ghl_config: &GhlConfig,
+        state_dir: PathBuf,
+        resolve: &dyn Fn(&std::path::Path) -> PathBuf,
+    ) -> Result<ServeOptions, ServeError> {
         let pem = match (&serve.ghl.public_key_file, &serve.ghl.public_key_pem) {
             (Some(file), _) => {
-                let path = config.resolve(file);
+                let path = resolve(file);
                 std::fs::read_to_string(&path).map_err(|e| {
                     ServeError::Config(format!("serve.ghl.public_key_file {}: {e}", path.display()))
                 })?
@@ -106,7 +111,7 @@ impl ServeOptions {
         };
         let key = ghl::parse_public_key_pem(&pem)
             .map_err(|m| ServeError::Config(format!("serve.ghl public key: {m}")))?;
-        let app_id = serve.ghl.app_id.clone().or_else(|| match &config.ghl.auth {
+        let app_id = serve.ghl.app_id.clone().or_else(|| match &ghl_config.auth {
             GhlAuthConfig::Oauth { client_id, .. } => Some(ghl::app_id_from_client_id(client_id)),
             GhlAuthConfig::PrivateToken { .. } => None,
         });
@@ -129,11 +134,11 @@ impl ServeOptions {
         };
         Ok(ServeOptions {
             listen: serve.listen,
-            state_dir: config.state_dir(),
+            state_dir,
             ghl: GhlVerifier::new(
                 key,
                 app_id,
-                config.ghl.location_id.clone(),
+                ghl_config.location_id.clone(),
                 Duration::from_secs(serve.ghl.timestamp_window_secs),
             ),
             bulksms,
