@@ -84,3 +84,36 @@ fn a_bad_pipeline_file_still_prints_the_report_and_a_json_fatal_line() {
     assert_eq!(fatal["level"], "ERROR", "{fatal}");
     assert_eq!(fatal["exit_code"], 2, "{fatal}");
 }
+
+/// Exit 6: a run that finds the state directory locked by another still writes its report and
+/// its metrics (exit code 6, the last success kept), so an alert can tell "skipped" from "ran".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_finds_the_lock_held_reports_exit_6_in_json_and_metrics() {
+    use fs2::FileExt;
+    let h = Harness::start(options(31, 60)).await;
+    h.authorise().await;
+    h.run_ok(&["run", "--json"]).await;
+    let metrics_path = h.state_dir().join("metrics.prom");
+    let good = std::fs::read_to_string(&metrics_path).expect("metrics after a good run");
+    let success = metric(&good, "last_success_timestamp_seconds").expect("last success");
+
+    // Another run holds the lock, as `contactsync` itself takes it.
+    let lock = std::fs::File::create(h.state_dir().join("lock")).expect("lock file");
+    lock.try_lock_exclusive().expect("the lock is free");
+    let out = h.run(&["run", "--json"]).await;
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    let report = common::json_report(&["run", "--json"], &out);
+    assert_eq!(report["exit_code"], 6, "{report}");
+    let skipped = std::fs::read_to_string(&metrics_path).expect("metrics after a locked run");
+    assert_eq!(
+        metric(&skipped, "last_run_exit_code"),
+        Some(6.0),
+        "{skipped}"
+    );
+    assert_eq!(
+        metric(&skipped, "last_success_timestamp_seconds"),
+        Some(success),
+        "the last success is kept:\n{skipped}"
+    );
+    FileExt::unlock(&lock).expect("unlock");
+}
