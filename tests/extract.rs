@@ -166,23 +166,12 @@ async fn kill_minus_nine_mid_extract_then_rerun_gives_the_same_snapshot() {
     // Slow every answer a little so the kill lands mid-read.
     h.control_post("faults", json!({"slow": 1.0, "slow_ms": 40}))
         .await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_contactsync"))
-        .args(["extract", "--json", "--pipeline"])
-        .arg(&h.pipeline)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = h.spawn_quiet(&["extract", "--json"]);
     // Wait until at least one part is committed, then kill.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let committed = std::fs::read_dir(h.state_dir().join("runs"))
-            .ok()
-            .and_then(|mut runs| runs.next())
-            .and_then(|run| run.ok())
-            .map(|run| run.path().join("extract/checkpoint.json"))
-            .and_then(|p| std::fs::read_to_string(p).ok())
+        let committed = h
+            .extract_checkpoint()
             .is_some_and(|text| text.contains("part-"));
         if committed {
             break;

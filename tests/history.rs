@@ -385,23 +385,12 @@ async fn kill_minus_nine_mid_history_then_rerun_gives_the_same_rows() {
     let expected = sandbox_history(&h, &contacts).await;
     h.control_post("faults", json!({"slow": 1.0, "slow_ms": 30}))
         .await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_contactsync"))
-        .args(["extract", "--json", "--pipeline"])
-        .arg(&h.pipeline)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = h.spawn_quiet(&["extract", "--json"]);
     // Kill once history parts are committed for some contacts but not all.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
-        let checkpoint = std::fs::read_dir(h.state_dir().join("runs"))
-            .ok()
-            .and_then(|mut runs| runs.next())
-            .and_then(|run| run.ok())
-            .map(|run| run.path().join("extract/checkpoint.json"))
-            .and_then(|p| std::fs::read_to_string(p).ok())
+        let checkpoint = h
+            .extract_checkpoint()
             .and_then(|text| serde_json::from_str::<Value>(&text).ok());
         let tasks_covered = checkpoint
             .as_ref()

@@ -55,6 +55,30 @@ impl Harness {
         .expect("join")
     }
 
+    /// Starts the binary with `args` followed by `--pipeline FILE`, output discarded: for tests
+    /// that kill it part-way.
+    pub fn spawn_quiet(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_contactsync"))
+            .args(args)
+            .arg("--pipeline")
+            .arg(&self.pipeline)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("binary starts")
+    }
+
+    /// The extract checkpoint of the first run folder, while there is one.
+    pub fn extract_checkpoint(&self) -> Option<String> {
+        std::fs::read_dir(self.state_dir().join("runs"))
+            .ok()
+            .and_then(|mut runs| runs.next())
+            .and_then(|run| run.ok())
+            .map(|run| run.path().join("extract/checkpoint.json"))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+    }
+
     /// Runs and asserts success, returning the `--json` report (which must be there, and be an
     /// object, when `--json` is among the arguments; `Null` otherwise).
     pub async fn run_ok(&self, args: &[&str]) -> Value {
