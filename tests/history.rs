@@ -424,6 +424,80 @@ async fn kill_minus_nine_mid_history_then_rerun_gives_the_same_rows() {
     assert_eq!(snapshot_history(&run_dir(&report)), expected);
 }
 
+/// A contact whose notes keep failing after every retry does not fail the run: it is owed to the
+/// next run (first in the pending list), its rows of the previous snapshot are kept, and the run
+/// exits 3. Contact after contact failing means GHL is down: the run stops with exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_whose_history_keeps_failing_is_owed_to_the_next_run() {
+    let h = harness(
+        options(71, 40),
+        "\n[extract]\nhistory_for_changed = true\noverlap_minutes = 0\n\
+         \n[http]\nmax_attempts = 2\nbackoff_base_ms = 5\nbackoff_max_ms = 20\n",
+    )
+    .await;
+    let first = h.run_ok(&["extract", "--json"]).await;
+    let contacts = all_contacts(&h).await;
+    let before = snapshot_history(&run_dir(&first));
+    let victim = &contacts[0];
+    let (status, _) = ghl(
+        &h,
+        Method::POST,
+        &format!("/contacts/{victim}/notes"),
+        Some(json!({"body": "written while GHL failed"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // The change makes the victim one of the contacts whose history this run reads.
+    let (status, answer) = ghl(
+        &h,
+        Method::PUT,
+        &format!("/contacts/{victim}"),
+        Some(json!({"city": "Elsewhere"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    h.control_post(
+        "faults",
+        json!({"server_error": 1.0, "only_paths": [format!("/contacts/{victim}/notes")]}),
+    )
+    .await;
+    let args = ["extract", "--json"];
+    let out = h.run(&args).await;
+    let report = common::json_report(&args, &out);
+    assert_eq!(out.status.code(), Some(3), "{report}");
+    assert_eq!(report["counts"]["history.contacts_failed"], 1, "{report}");
+    assert!(
+        report["errors"].to_string().contains("could not be read"),
+        "{report}"
+    );
+    let pending = std::fs::read_to_string(run_dir(&report).join("extract/ghl/history_pending.txt"))
+        .expect("pending file");
+    assert_eq!(pending.lines().next(), Some(victim.as_str()), "{pending}");
+    // The snapshot still holds the victim's notes as the first run read them, and not the new one.
+    assert_eq!(snapshot_history(&run_dir(&report)), before);
+
+    h.control_post("faults", json!({"name": "none"})).await;
+    let next = h.run_ok(&["extract", "--json"]).await;
+    assert_eq!(next["counts"]["history.contacts_failed"], 0, "{next}");
+    assert_eq!(
+        snapshot_history(&run_dir(&next)),
+        sandbox_history(&h, &contacts).await,
+        "the owed contact's history was not read by the next run"
+    );
+
+    // Every contact's tasks failing: the run stops instead of owing the whole location.
+    h.control_post(
+        "faults",
+        json!({"server_error": 1.0, "only_paths": ["/tasks"]}),
+    )
+    .await;
+    let args = ["extract", "--full", "--json"];
+    let out = h.run(&args).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("contacts in a row"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_lists_an_open_task_made_in_ghl() {
     let h = harness(

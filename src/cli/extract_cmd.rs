@@ -15,7 +15,8 @@ pub(super) async fn run(args: ExtractArgs) -> Result<ExitCode, CommandError> {
     };
     let clock = pipeline_clock()?;
     let outcome = extract_run(&config, &options, clock.as_ref()).await?;
-    let code = if outcome.manifest.quarantined_rows > 0 {
+    let history_failure = outcome.manifest.history.failure_message();
+    let code = if outcome.manifest.quarantined_rows > 0 || history_failure.is_some() {
         ExitCode::PartialFailure
     } else {
         ExitCode::Ok
@@ -43,6 +44,9 @@ pub(super) async fn run(args: ExtractArgs) -> Result<ExitCode, CommandError> {
     report
         .counts
         .insert("history.contacts_left".into(), history.contacts_left);
+    report
+        .counts
+        .insert("history.contacts_failed".into(), history.contacts_failed);
     for (api, metrics) in &outcome.manifest.requests {
         report.requests.insert(api.clone(), metrics.requests);
     }
@@ -57,6 +61,7 @@ pub(super) async fn run(args: ExtractArgs) -> Result<ExitCode, CommandError> {
                 .display()
         ));
     }
+    report.errors.extend(history_failure);
     if args.stage.json {
         report.print();
     } else {

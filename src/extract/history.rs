@@ -17,6 +17,7 @@ use super::progress::EntityProgress;
 use super::rows::{appointment_row, note_row, task_row};
 use crate::api::error::ApiError;
 use crate::api::ghl::GhlClient;
+use crate::api::retry::is_retryable;
 use crate::clock::Clock;
 use crate::snapshot::atomic;
 use crate::snapshot::manifest::HistorySummary;
@@ -45,6 +46,10 @@ pub const PENDING_FILE: &str = "ghl/history_pending.txt";
 /// Contacts read between checkpoint commits: a crash repeats at most this many contacts' requests.
 const CONTACTS_PER_COMMIT: usize = 25;
 
+/// Contacts whose reads fail in a row, every retry spent, before the extract gives up: one such
+/// contact is a transient fault owed to the next run, several in a row mean GHL is down.
+const FAILED_CONTACTS_IN_A_ROW_TO_STOP: usize = 5;
+
 /// What to base the choice of contacts on.
 #[derive(Debug, Clone)]
 pub struct HistoryQuery {
@@ -69,6 +74,10 @@ pub struct HistoryPlan {
     pub read: Vec<String>,
     /// Owed to the next run.
     pub left: Vec<String>,
+    /// Read in this run but failing after every retry: owed to the next run, before `left`, and
+    /// their rows of the previous snapshot kept. Filled by [`read_history`], never saved in the plan.
+    #[serde(default, skip_serializing)]
+    pub failed: Vec<String>,
     /// Of all chosen: carried over from the previous run, touched by loads, seen changed.
     pub from_previous: usize,
     pub touched: usize,
@@ -79,7 +88,8 @@ impl HistoryPlan {
     /// The manifest's view of the plan.
     pub fn summary(&self) -> HistorySummary {
         HistorySummary {
-            contacts_read: self.read.len() as u64,
+            contacts_read: (self.read.len() - self.failed.len()) as u64,
+            contacts_failed: self.failed.len() as u64,
             contacts_left: self.left.len() as u64,
             from_previous: self.from_previous as u64,
             touched_by_loads: self.touched as u64,
@@ -95,6 +105,30 @@ fn plan_path(extract_dir: &Path) -> PathBuf {
         .join(".parts")
         .join("ghl__history_plan")
         .join("plan.json")
+}
+
+/// Where the contacts that failed so far are kept while the run runs, one id a line, so a resumed
+/// run still owes them.
+fn failed_path(extract_dir: &Path) -> PathBuf {
+    extract_dir
+        .join(".parts")
+        .join("ghl__history_plan")
+        .join("failed.txt")
+}
+
+/// The contacts whose history is not in this run's snapshot, in the order the next run reads them.
+fn pending_ids(plan: &HistoryPlan) -> impl Iterator<Item = &String> {
+    plan.failed.iter().chain(&plan.left)
+}
+
+/// The contacts whose rows this run read (the previous snapshot's rows of the others are kept).
+pub fn contacts_read(plan: &HistoryPlan) -> HashSet<String> {
+    let failed: HashSet<&String> = plan.failed.iter().collect();
+    plan.read
+        .iter()
+        .filter(|id| !failed.contains(id))
+        .cloned()
+        .collect()
 }
 
 /// The plan of this run: the one saved by an earlier attempt, or a new one, saved before use.
@@ -145,6 +179,7 @@ pub fn plan(query: &HistoryQuery, extract_dir: &Path) -> anyhow::Result<HistoryP
     let plan = HistoryPlan {
         read: chosen,
         left,
+        failed: Vec::new(),
         from_previous,
         touched,
         changed,
@@ -178,7 +213,7 @@ fn contact_ids(parts: &[PathBuf]) -> anyhow::Result<Vec<String>> {
 /// Writes the pending list of a finished run.
 pub fn write_pending(extract_dir: &Path, plan: &HistoryPlan) -> anyhow::Result<()> {
     let mut text = String::new();
-    for id in &plan.left {
+    for id in pending_ids(plan) {
         text.push_str(id);
         text.push('\n');
     }
@@ -193,7 +228,9 @@ pub struct HistoryProgress {
     pub appointments: EntityProgress,
 }
 
-/// Reads the tasks, notes and appointments of the plan's contacts into part files.
+/// Reads the tasks, notes and appointments of the plan's contacts into part files. Returns the
+/// contacts whose reads still failed after every retry of the HTTP layer: they are owed to the next
+/// run instead of failing this one (a nightly run of thousands of requests meets the odd one).
 pub async fn read_history(
     client: &GhlClient,
     plan: &HistoryPlan,
@@ -201,7 +238,7 @@ pub async fn read_history(
     store: Arc<CheckpointStore>,
     progress: HistoryProgress,
     clock: &dyn Clock,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let mut tasks: EntityWriter<TaskRow> = EntityWriter::open(
         TASKS,
         tasks_schema(),
@@ -237,10 +274,50 @@ pub async fn read_history(
         covered(appointments.state()),
     ];
     let first = starts.iter().copied().min().unwrap_or(0);
+    // Failures an interrupted attempt recorded for contacts this attempt does not read again.
+    let failed_file = failed_path(extract_dir);
+    let mut failed: Vec<String> = read_failed(&failed_file)?
+        .into_iter()
+        .filter(|id| {
+            plan.read
+                .iter()
+                .position(|r| r == id)
+                .is_some_and(|index| index < first)
+        })
+        .collect();
+    let mut failed_in_a_row = 0usize;
     let mut missing = 0usize;
     for (index, contact_id) in plan.read.iter().enumerate().skip(first) {
         let want = starts.map(|start| index >= start);
-        let answers = fetch(client, contact_id, want).await?;
+        let answers = match fetch(client, contact_id, want).await {
+            Ok(answers) => {
+                failed_in_a_row = 0;
+                answers
+            }
+            Err(ContactReadError::Transient(error))
+                if failed_in_a_row + 1 < FAILED_CONTACTS_IN_A_ROW_TO_STOP =>
+            {
+                failed_in_a_row += 1;
+                tracing::warn!(
+                    contact = %contact_id,
+                    error = %format!("{error:#}"),
+                    "Tasks, notes or appointments of a contact unreadable after every retry: owed to the next run"
+                );
+                failed.push(contact_id.clone());
+                // Durable before the checkpoint that covers this contact is committed.
+                atomic::write(&failed_file, lines(&failed).as_bytes())
+                    .with_context(|| format!("writing {}", failed_file.display()))?;
+                // Nothing is written for it: its rows of the previous snapshot are kept.
+                Some(Default::default())
+            }
+            Err(ContactReadError::Transient(error)) => {
+                return Err(error.context(format!(
+                    "{FAILED_CONTACTS_IN_A_ROW_TO_STOP} contacts in a row could not be read after \
+                     every retry; GHL looks unavailable, run again later (the extract resumes)"
+                )));
+            }
+            Err(ContactReadError::Fatal(error)) => return Err(error),
+        };
         if answers.is_none() {
             missing += 1;
         }
@@ -284,11 +361,37 @@ pub async fn read_history(
         );
     }
     tracing::info!(
-        contacts = plan.read.len(),
+        contacts = plan.read.len() - failed.len(),
+        failed = failed.len(),
         left = plan.left.len(),
         "Tasks, notes and appointments read"
     );
-    Ok(())
+    Ok(failed)
+}
+
+fn lines(ids: &[String]) -> String {
+    ids.iter().map(|id| format!("{id}\n")).collect()
+}
+
+fn read_failed(path: &Path) -> anyhow::Result<Vec<String>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Why one contact's lists could not be read.
+enum ContactReadError {
+    /// Every retry spent on a fault that may pass (429, 5xx, a dropped or garbled answer).
+    Transient(anyhow::Error),
+    /// A fault no later run fixes by itself (credentials, scope, a request GHL refuses).
+    Fatal(anyhow::Error),
 }
 
 /// The three lists of one contact (only those wanted; the others empty), or `None` when the
@@ -297,7 +400,7 @@ async fn fetch(
     client: &GhlClient,
     contact_id: &str,
     want: [bool; 3],
-) -> anyhow::Result<Option<[Vec<Value>; 3]>> {
+) -> Result<Option<[Vec<Value>; 3]>, ContactReadError> {
     async fn one(
         wanted: bool,
         read: impl std::future::Future<Output = Result<Vec<Value>, ApiError>>,
@@ -317,11 +420,22 @@ async fn fetch(
     if gone(&t) || gone(&n) || gone(&a) {
         return Ok(None);
     }
-    let context = |what: &str| format!("reading the {what} of contact {contact_id}");
+    let checked = |what: &str, result: Result<Vec<Value>, ApiError>| {
+        result.map_err(|e| {
+            let transient = is_retryable(&e, true);
+            let error = anyhow::Error::new(e)
+                .context(format!("reading the {what} of contact {contact_id}"));
+            if transient {
+                ContactReadError::Transient(error)
+            } else {
+                ContactReadError::Fatal(error)
+            }
+        })
+    };
     Ok(Some([
-        t.with_context(|| context("tasks"))?,
-        n.with_context(|| context("notes"))?,
-        a.with_context(|| context("appointments"))?,
+        checked("tasks", t)?,
+        checked("notes", n)?,
+        checked("appointments", a)?,
     ]))
 }
 

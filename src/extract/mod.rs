@@ -249,9 +249,9 @@ pub async fn run_extract(
                 .map(|p| extract_dir.join(p))
                 .collect(),
         };
-        let plan = history::plan(&query, &extract_dir)
+        let mut plan = history::plan(&query, &extract_dir)
             .context("choosing the contacts whose tasks, notes and appointments to read")?;
-        history::read_history(
+        plan.failed = history::read_history(
             ghl_client,
             &plan,
             &extract_dir,
@@ -374,7 +374,7 @@ fn finalize(
     let checkpoint = store.snapshot();
     let mut entities_out = BTreeMap::new();
     let mut quarantine_parts: Vec<PathBuf> = Vec::new();
-    let history_read: HashSet<String> = history_plan.read.iter().cloned().collect();
+    let history_read = history::contacts_read(history_plan);
     for (name, schema, carry) in entities() {
         let state = checkpoint.entities.get(name).cloned().unwrap_or_default();
         let parts: Vec<PathBuf> = state.parts.iter().map(|p| extract_dir.join(p)).collect();

@@ -86,9 +86,17 @@ async fn run_stages(
         ExitCode::SafetyLimit
     } else if load_code != ExitCode::Ok {
         load_code
+    } else if let Some(message) = extract.manifest.history.failure_message() {
+        // Owed reads are retried next run, like failed writes.
+        report.errors.push(message);
+        ExitCode::PartialFailure
     } else {
         audit_code
     };
+    report.counts.insert(
+        "history.contacts_failed".into(),
+        extract.manifest.history.contacts_failed,
+    );
     report.exit_code = code as u8;
     let metrics = run_metrics(config, &report, &durations, clock.as_ref());
     crate::snapshot::atomic::write(&run.path.join("metrics.prom"), metrics.as_bytes())?;

@@ -51,6 +51,9 @@ pub struct FaultProfile {
     pub webhook_delay: f64,
     /// Delay of a delayed or reordered webhook event in milliseconds.
     pub webhook_delay_ms: u64,
+    /// When not empty, request faults strike only requests whose path contains one of these
+    /// (e.g. one contact's `/tasks`), to rehearse an endpoint that fails while the rest work.
+    pub only_paths: Vec<String>,
 }
 
 impl FaultProfile {
@@ -89,6 +92,7 @@ impl FaultProfile {
                 webhook_reorder: 0.05,
                 webhook_delay: 0.05,
                 webhook_delay_ms: 800,
+                only_paths: Vec::new(),
             }),
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).map_err(|e| {
@@ -145,6 +149,13 @@ impl FaultInjector {
     pub fn set_profile(&self, profile: FaultProfile) {
         *self.profile.lock().expect("fault profile lock") = profile;
         self.burst_left.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether request faults may strike a request to `path` (see [`FaultProfile::only_paths`]).
+    pub fn applies_to(&self, path: &str) -> bool {
+        let profile = self.profile.lock().expect("fault profile lock");
+        profile.only_paths.is_empty()
+            || profile.only_paths.iter().any(|p| path.contains(p.as_str()))
     }
 
     /// The profile in force.

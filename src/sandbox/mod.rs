@@ -238,10 +238,15 @@ async fn api_middleware(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| req.uri().path().to_string());
-    if let Some(delay) = core.faults.delay() {
+    let faults_apply = core.faults.applies_to(req.uri().path());
+    if let Some(delay) = core.faults.delay().filter(|_| faults_apply) {
         tokio::time::sleep(delay).await;
     }
-    let mut action = core.faults.decide();
+    let mut action = if faults_apply {
+        core.faults.decide()
+    } else {
+        FaultAction::None
+    };
     // Documented choice: the token endpoint never loses an answer after rotating a refresh token.
     // GHL offers no recovery from a rotated refresh token that never arrived except re-authorising
     // by hand, so such a fault would test nothing but the operator; it fails before the handler.

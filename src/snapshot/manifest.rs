@@ -35,6 +35,9 @@ pub struct ExtractManifest {
 pub struct HistorySummary {
     /// Contacts whose tasks, notes and appointments were read.
     pub contacts_read: u64,
+    /// Contacts whose reads failed after every retry: owed to the next extract, first.
+    #[serde(default)]
+    pub contacts_failed: u64,
     /// Contacts chosen but past `history_lookups_per_run`: read first by the next extract.
     pub contacts_left: u64,
     /// Of the chosen contacts: owed by the previous extract, touched by loads, seen changed.
@@ -43,6 +46,19 @@ pub struct HistorySummary {
     pub changed: u64,
     /// The pending list, relative to the run directory.
     pub pending_file: String,
+}
+
+impl HistorySummary {
+    /// The error a run reports when some contacts' history could not be read.
+    pub fn failure_message(&self) -> Option<String> {
+        (self.contacts_failed > 0).then(|| {
+            format!(
+                "tasks, notes or appointments of {} contacts could not be read after every retry; \
+                 the next run reads them first (listed in {})",
+                self.contacts_failed, self.pending_file
+            )
+        })
+    }
 }
 
 /// One snapshot file in a manifest.

@@ -47,7 +47,11 @@ impl Harness {
         tokio::task::spawn_blocking(move || {
             Command::new(env!("CARGO_BIN_EXE_contactsync"))
                 .args(&full)
-                .env("RUST_LOG", "warn")
+                // CONTACTSYNC_TEST_LOG shows more of a failing run (e.g. `contactsync::api=debug`).
+                .env(
+                    "RUST_LOG",
+                    std::env::var("CONTACTSYNC_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                )
                 .output()
                 .expect("binary runs")
         })
