@@ -179,6 +179,8 @@ struct HostileTrial {
     contacts: usize,
     /// Exit codes of the hostile runs, the last one 0 when they converged.
     exit_codes: Vec<Option<i32>>,
+    /// What runs that failed outright (neither 0 nor 3) printed last.
+    failures: Vec<String>,
     differences: usize,
     difference_examples: Vec<String>,
     repeated: usize,
@@ -203,9 +205,15 @@ async fn hostile_trial(seed: u64, contacts: usize, max_runs: usize) -> HostileTr
         )
         .await;
     let mut exit_codes = Vec::new();
+    let mut failures = Vec::new();
     for _ in 0..max_runs {
-        let code = hostile.run(&["run", "--json"]).await.status.code();
+        let out = hostile.run(&["run", "--json"]).await;
+        let code = out.status.code();
         exit_codes.push(code);
+        if !matches!(code, Some(0 | 3)) {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            failures.push(stderr.lines().last().unwrap_or_default().to_string());
+        }
         if code == Some(0) {
             break;
         }
@@ -221,6 +229,7 @@ async fn hostile_trial(seed: u64, contacts: usize, max_runs: usize) -> HostileTr
         seed,
         contacts,
         exit_codes,
+        failures,
         differences: differences.len(),
         difference_examples: differences.into_iter().take(10).collect(),
         repeated,
@@ -266,6 +275,7 @@ async fn hostile_faults_converge_at_scale() {
     .expect("write the result");
     for t in &outcomes {
         assert_eq!(t.exit_codes.last(), Some(&Some(0)), "{t:?}");
+        assert!(t.failures.is_empty(), "{t:?}");
         assert_eq!(
             (t.differences, t.repeated, t.planned_after),
             (0, 0, 0),
