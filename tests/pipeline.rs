@@ -189,13 +189,33 @@ struct HostileTrial {
     seconds: f64,
 }
 
+/// A first night at thousands of contacts: every limit sized for it, so the clean run finishes in one.
+const AT_SCALE: &str = "
+[extract]
+dnd_lookups_per_run = 1000000
+history_lookups_per_run = 1000000
+
+[load]
+max_sends = 1000000
+max_creates = 1000000
+";
+
+async fn harness_at_scale(seed: u64, contacts: usize) -> Harness {
+    let h = harness_with_triggers(options(seed, contacts)).await;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&h.pipeline)
+        .and_then(|mut f| f.write_all(AT_SCALE.as_bytes()))
+        .expect("append to the pipeline");
+    h.authorise().await;
+    h
+}
+
 async fn hostile_trial(seed: u64, contacts: usize, max_runs: usize) -> HostileTrial {
     let started = std::time::Instant::now();
-    let clean = harness_with_triggers(options(seed, contacts)).await;
-    clean.authorise().await;
+    let clean = harness_at_scale(seed, contacts).await;
     let expected = converge(&clean, 1).await;
-    let hostile = harness_with_triggers(options(seed, contacts)).await;
-    hostile.authorise().await;
+    let hostile = harness_at_scale(seed, contacts).await;
     let initial = effects(&hostile.control("state").await);
     let profile = FaultProfile::from_arg("hostile").expect("profile");
     hostile
