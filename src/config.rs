@@ -266,11 +266,16 @@ pub fn check_base_url(raw: &str) -> Result<(), String> {
     }
 }
 
+/// Pipeline files for unit tests: one fixture instead of a copy per module.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    use super::PipelineConfig;
 
-    const MINIMAL: &str = r#"
+    /// A pipeline pointed at closed local ports, with `auth` as the `[ghl] auth` value and `extra`
+    /// appended.
+    pub(crate) fn pipeline_text(auth: &str, extra: &str) -> String {
+        format!(
+            r#"
 [pipeline]
 name = "t"
 state_dir = "state"
@@ -278,13 +283,33 @@ state_dir = "state"
 [ghl]
 base_url = "http://127.0.0.1:9/ghl"
 location_id = "loc"
-auth = { kind = "private_token", token = "pit-1" }
+auth = {auth}
 
 [bulksms]
 base_url = "http://127.0.0.1:9/bulksms/v1"
 token_id = "id"
 token_secret = "secret"
-"#;
+{extra}
+"#
+        )
+    }
+
+    /// [`pipeline_text`] written to a temporary file and loaded; panics when it is not valid.
+    pub(crate) fn pipeline(auth: &str, extra: &str) -> PipelineConfig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, pipeline_text(auth, extra)).expect("write");
+        PipelineConfig::load(&path).expect("valid pipeline")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> String {
+        super::test_support::pipeline_text(r#"{ kind = "private_token", token = "pit-1" }"#, "")
+    }
 
     fn parse(text: &str) -> Result<PipelineConfig, ConfigError> {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -295,7 +320,7 @@ token_secret = "secret"
 
     #[test]
     fn minimal_file_parses_with_defaults() {
-        let config = parse(MINIMAL).expect("valid");
+        let config = parse(&minimal()).expect("valid");
         assert_eq!(config.ghl.rate_limit.burst, 100);
         assert_eq!(config.pipeline.default_region, "US");
         assert!(config.state_dir().ends_with("state"));
@@ -303,7 +328,7 @@ token_secret = "secret"
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let text = MINIMAL.replace("name = \"t\"", "name = \"t\"\nstate_dri = \"x\"");
+        let text = minimal().replace("name = \"t\"", "name = \"t\"\nstate_dri = \"x\"");
         let err = parse(&text).expect_err("typo must fail").to_string();
         assert!(err.contains("state_dri"), "{err}");
         assert!(err.contains("line"), "{err}");
@@ -311,7 +336,7 @@ token_secret = "secret"
 
     #[test]
     fn a_parse_error_never_quotes_a_secret() {
-        let text = MINIMAL.replace(
+        let text = minimal().replace(
             "token_secret = \"secret\"",
             "token_secrt = \"sbx!Zq9-very-private\"",
         );
@@ -319,18 +344,18 @@ token_secret = "secret"
         assert!(err.contains("token_secrt"), "the key is named: {err}");
         assert!(err.contains("line"), "{err}");
         assert!(!err.contains("sbx!Zq9"), "the secret is quoted: {err}");
-        let text = MINIMAL.replace("token = \"pit-1\"", "token = 12345678");
+        let text = minimal().replace("token = \"pit-1\"", "token = 12345678");
         let err = parse(&text).expect_err("wrong type").to_string();
         assert!(!err.contains("12345678"), "the secret is quoted: {err}");
         // Other values are still quoted: they help and are not secret.
-        let text = MINIMAL.replace("name = \"t\"", "name = 5");
+        let text = minimal().replace("name = \"t\"", "name = 5");
         let err = parse(&text).expect_err("wrong type").to_string();
         assert!(err.contains("name = 5"), "{err}");
     }
 
     #[test]
     fn plain_http_to_a_remote_host_is_refused() {
-        let text = MINIMAL.replace("http://127.0.0.1:9/ghl", "http://example.com/ghl");
+        let text = minimal().replace("http://127.0.0.1:9/ghl", "http://example.com/ghl");
         let err = parse(&text).expect_err("must refuse").to_string();
         assert!(err.contains("ghl.base_url"), "{err}");
     }

@@ -304,26 +304,10 @@ mod tests {
     use super::*;
 
     fn pipeline(extra: &str) -> PipelineConfig {
-        let text = format!(
-            r#"
-[pipeline]
-name = "t"
-state_dir = "state"
-[ghl]
-base_url = "http://127.0.0.1:9/ghl"
-location_id = "loc"
-auth = {{ kind = "oauth", client_id = "app", client_secret = "s" }}
-[bulksms]
-base_url = "http://127.0.0.1:9/bulksms/v1"
-token_id = "id"
-token_secret = "secret"
-{extra}
-"#
-        );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("p.toml");
-        std::fs::write(&path, text).expect("write");
-        PipelineConfig::load(&path).expect("valid pipeline")
+        crate::config::test_support::pipeline(
+            r#"{ kind = "oauth", client_id = "app", client_secret = "s" }"#,
+            extra,
+        )
     }
 
     #[test]

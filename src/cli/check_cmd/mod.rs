@@ -153,26 +153,8 @@ fn sends_possible(config: &PipelineConfig) -> bool {
 /// A pipeline file for unit tests: private token, a welcome text, and `extra` appended.
 #[cfg(test)]
 fn test_pipeline(extra: &str) -> PipelineConfig {
-    let text = format!(
-        r#"
-[pipeline]
-name = "t"
-state_dir = "state"
-[ghl]
-base_url = "http://127.0.0.1:9/ghl"
-location_id = "loc"
-auth = {{ kind = "private_token", token = "pit-1" }}
-[bulksms]
-base_url = "http://127.0.0.1:9/bulksms/v1"
-token_id = "id"
-token_secret = "secret"
-[transform.triggers.welcome]
-template = "Hi"
-{extra}
-"#
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("p.toml");
-    std::fs::write(&path, text).expect("write");
-    PipelineConfig::load(&path).expect("valid pipeline")
+    crate::config::test_support::pipeline(
+        r#"{ kind = "private_token", token = "pit-1" }"#,
+        &format!("[transform.triggers.welcome]\ntemplate = \"Hi\"\n{extra}"),
+    )
 }
