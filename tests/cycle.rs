@@ -11,7 +11,6 @@ use common::effects::{
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Sent messages whose body contains `needle`, by number (digits).
@@ -243,14 +242,7 @@ async fn two_day_harness(seed: u64, contacts: usize) -> Harness {
 
 /// Runs `run` and kills it with SIGKILL after `delay` (if it is still running then).
 async fn run_killed_after(h: &Harness, delay: Duration) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_contactsync"))
-        .args(["run", "--json", "--pipeline"])
-        .arg(&h.pipeline)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run starts");
+    let mut child = h.spawn_quiet(&["run", "--json"]);
     let started = Instant::now();
     while started.elapsed() < delay {
         if child.try_wait().expect("wait").is_some() {

@@ -11,7 +11,6 @@ use common::effects::{
 use contactsync::sandbox::faults::FaultProfile;
 use serde_json::Value;
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
@@ -329,14 +328,7 @@ async fn kill_9_during_load_then_rerun_matches_a_clean_run() {
         // Kill points spread by golden-ratio steps over the clean load's length, times `reach`.
         let fraction = (trial as f64 * 0.618_034).fract();
         let delay = Duration::from_secs_f64(load_seconds * fraction * reach);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_contactsync"))
-            .args(["load", "--json", "--pipeline"])
-            .arg(&h.pipeline)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("load starts");
+        let mut child = h.spawn_quiet(&["load", "--json"]);
         tokio::time::sleep(delay).await;
         if child.try_wait().expect("wait").is_none() {
             killed_mid_load += 1;
