@@ -27,12 +27,15 @@ fn enable_serve(h: &Harness) {
 }
 
 /// A running `contactsync serve`, killed when dropped.
-struct Serve(Child);
+struct Serve {
+    child: Child,
+    addr: String,
+}
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -71,7 +74,7 @@ async fn start_serve(h: &Harness) -> Serve {
         .await
         .expect("register");
     assert_eq!(response.status(), 204);
-    Serve(child)
+    Serve { child, addr }
 }
 
 async fn create_contact(h: &Harness, fields: &Value) -> String {
@@ -349,4 +352,161 @@ async fn events_the_sandbox_drops_are_caught_by_the_next_nightly_run_which_ends_
         "micro-batches + nightly differ from the nightly alone:\n{}",
         differences.join("\n")
     );
+}
+
+const BULKSMS_TOKEN: &str = "bulksms-path-token-0123456789";
+
+/// A seeded contact with a phone no other contact has and no DND, welcomed by the baseline.
+fn lone_contact(state: &Value) -> Value {
+    let contacts = state["ghl"]["contacts"].as_array().expect("contacts");
+    let phones: Vec<String> = contacts
+        .iter()
+        .filter_map(|c| c["phone"].as_str().map(digits))
+        .collect();
+    contacts
+        .iter()
+        .find(|c| {
+            let phone = c["phone"].as_str().map(digits).unwrap_or_default();
+            !phone.is_empty()
+                && phones.iter().filter(|p| **p == phone).count() == 1
+                && c["dnd"] != true
+                && welcomes_to(state, &phone) == 1
+        })
+        .expect("a seeded contact with a unique phone and no DND")
+        .clone()
+}
+
+fn sms_dnd_on(state: &Value, id: &str) -> bool {
+    state["ghl"]["contacts"].as_array().is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c["id"] == id
+                && (c["dnd"] == true || c["dndSettings"]["SMS"]["status"] == "active")
+                && c["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t == "sms:opted-out"))
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_stop_reply_through_the_bulksms_webhook_sets_dnd_once() {
+    let h = baseline(234).await;
+    let contact = lone_contact(&h.control("state").await);
+    let id = contact["id"].as_str().expect("id").to_string();
+    let phone = digits(contact["phone"].as_str().expect("phone"));
+    enable_serve(&h);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&h.pipeline)
+        .expect("pipeline file");
+    writeln!(file, "\n[serve.bulksms]\npath_token = \"{BULKSMS_TOKEN}\"").expect("append");
+    drop(file);
+    let serve = start_serve(&h).await;
+    let hook = format!("http://{}/webhooks/bulksms/{BULKSMS_TOKEN}", serve.addr);
+    let created = h
+        .http
+        .post(format!("{}/webhooks", h.sandbox.info.bulksms_base_url))
+        .basic_auth(
+            &h.sandbox.info.bulksms_token_id,
+            Some(&h.sandbox.info.bulksms_token_secret),
+        )
+        .json(&json!({"name": "replies", "url": hook, "triggerScope": "RECEIVED", "active": true, "invokeOption": "ONE"}))
+        .send()
+        .await
+        .expect("create webhook");
+    assert!(created.status().is_success(), "{}", created.status());
+    let inbound = h
+        .http
+        .post(format!(
+            "{}/_sandbox/bulksms/inbound",
+            h.sandbox.info.control_url
+        ))
+        .json(&json!({"from": phone, "body": "STOP"}))
+        .send()
+        .await
+        .expect("inbound");
+    assert!(inbound.status().is_success());
+    let dnd = wait_for_state(&h, Duration::from_secs(60), |s| sms_dnd_on(s, &id)).await;
+    wait_consumed(&h, 1).await;
+    drop(serve);
+    assert!(
+        dnd,
+        "the STOP from +{phone} did not set SMS DND on {id} within 60 s"
+    );
+    let reports = batch_reports(&h);
+    assert_eq!(total(&reports, "opt_outs"), 1, "{reports:?}");
+
+    // The nightly run finds the DND and tag already there: no second DND write.
+    nightly(&h).await;
+    assert!(sms_dnd_on(&h.control("state").await, &id));
+    let conn = rusqlite::Connection::open(h.state_dir().join("ledger.sqlite")).expect("ledger");
+    let writes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM operations WHERE kind = 'set_sms_dnd' AND target LIKE ?1",
+            [format!("%{id}%")],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(writes, 1, "SMS DND of {id} written more than once");
+}
+
+#[tokio::test]
+async fn a_batch_skips_its_tick_while_the_state_lock_is_held_and_catches_up_after() {
+    use fs2::FileExt;
+    let h = baseline(235).await;
+    enable_serve(&h);
+    let serve = start_serve(&h).await;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(h.state_dir().join("lock"))
+        .expect("lock file");
+    lock.lock_exclusive()
+        .expect("hold the state lock, as a nightly run does");
+    let phone = "+14155550164";
+    create_contact(
+        &h,
+        &json!({"firstName": "Lena", "lastName": "Locked", "email": "lena.locked@example.com", "phone": phone}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let reader = SpoolReader::new(&h.state_dir());
+    assert_eq!(reader.read_from(0, usize::MAX).expect("spool").len(), 1);
+    assert_eq!(reader.committed("micro-batch").expect("offset"), 0);
+    assert_eq!(welcomes_to(&h.control("state").await, phone), 0);
+    fs2::FileExt::unlock(&lock).expect("release");
+    let welcomed =
+        wait_for_state(&h, Duration::from_secs(30), |s| welcomes_to(s, phone) == 1).await;
+    drop(serve);
+    assert!(welcomed, "no welcome once the lock was released");
+}
+
+#[tokio::test]
+async fn with_micro_batches_on_the_nightly_run_waits_for_a_batch_holding_the_lock() {
+    use fs2::FileExt;
+    let h = baseline(236).await;
+    enable_serve(&h);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(h.state_dir().join("lock"))
+        .expect("lock file");
+    lock.lock_exclusive()
+        .expect("hold the state lock, as a batch does");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        drop(lock);
+    });
+    let started = Instant::now();
+    let out = h.run(&["run", "--json"]).await;
+    release.join().expect("release thread");
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "run exited {:?} instead of waiting for the lock: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
 }
