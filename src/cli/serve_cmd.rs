@@ -59,9 +59,14 @@ async fn batch_loop(
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Ticks every `interval` from the start of the last batch (a batch that ran longer is
+    // followed at once), so an event waits at most about one interval plus one batch.
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
         match run_micro_batch(&config, clock.clone()).await {

@@ -106,6 +106,10 @@ pub struct BatchReport {
     pub refused: bool,
     pub apply: ApplyMetrics,
     pub errors: Vec<String>,
+    /// Seconds spent reading back, matching and deciding, and applying.
+    pub read_back_secs: f64,
+    pub decide_secs: f64,
+    pub apply_secs: f64,
 }
 
 /// `STATE/batches`: one folder per batch (its read-back contacts, plan and report).
@@ -249,6 +253,7 @@ pub async fn run_micro_batch(
     // Read back every contact an event names: the current record, DND included.
     let ghl = ghl_client(config)?;
     let bulksms = bulksms_client(config)?;
+    let started = std::time::Instant::now();
     let mut rows = Vec::new();
     for id in &changes.contact_ids {
         let answer = ghl
@@ -266,6 +271,8 @@ pub async fn run_micro_batch(
         }
     }
     report.contacts_read = rows.len();
+    report.read_back_secs = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
     // Through Parquet, so the batch reads the contacts exactly as the nightly's snapshot does.
     let read_back_path = dir.join("contacts.parquet");
     write_rows(&read_back_path, &contacts_schema(), &rows)?;
@@ -435,6 +442,8 @@ pub async fn run_micro_batch(
     if let Some(refusal) = &refusal {
         report.errors.push(refusal.to_string());
     }
+    report.decide_secs = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
     if config.load.enabled && !plan.operations.is_empty() {
         let blocked = blocked_now(&blocked_path, &bulksms).await?;
         let options = ApplyOptions {
@@ -448,6 +457,7 @@ pub async fn run_micro_batch(
         report.apply = metrics;
         report.errors.extend(errors);
     }
+    report.apply_secs = started.elapsed().as_secs_f64();
     let json = serde_json::to_vec_pretty(&report)?;
     crate::snapshot::atomic::write(&dir.join("report.json"), &json)?;
     // The load is in the ledger (failed operations stay owed there for the nightly run): only now
@@ -556,3 +566,6 @@ fn match_new_contacts(
     }
     Ok(matched)
 }
+
+#[cfg(test)]
+mod tests;
