@@ -510,3 +510,42 @@ async fn with_micro_batches_on_the_nightly_run_waits_for_a_batch_holding_the_loc
     );
     assert!(started.elapsed() >= Duration::from_secs(2));
 }
+
+// Multi-threaded, as serve's runtime is: the batch's Parquet reads need it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_redone_after_its_offset_was_lost_finds_its_work_done_and_sends_nothing_twice() {
+    use contactsync::pipeline::micro_batch::{BatchOutcome, CONSUMER, run_micro_batch};
+    let h = baseline(237).await;
+    enable_serve(&h);
+    let serve = start_serve(&h).await;
+    let phone = "+14155550153";
+    create_contact(
+        &h,
+        &json!({"firstName": "Rhea", "lastName": "Redo", "email": "rhea.redo@example.com", "phone": phone}),
+    )
+    .await;
+    let welcomed =
+        wait_for_state(&h, Duration::from_secs(60), |s| welcomes_to(s, phone) == 1).await;
+    assert!(welcomed, "no welcome within 60 s");
+    wait_consumed(&h, 1).await;
+    drop(serve);
+
+    // As if serve was killed after the batch's load and before its offset was committed.
+    let reader = SpoolReader::new(&h.state_dir());
+    reader.commit(CONSUMER, 0).expect("rewind");
+    let config = contactsync::config::PipelineConfig::load(&h.pipeline).expect("pipeline");
+    let outcome = run_micro_batch(
+        &config,
+        std::sync::Arc::new(contactsync::clock::SystemClock),
+    )
+    .await
+    .expect("batch");
+    let BatchOutcome::Done(report) = outcome else {
+        panic!("the rewound events were not taken again: {outcome:?}");
+    };
+    assert_eq!(report.new_contacts, 1, "{report:?}");
+    assert!(report.already_done >= 1, "{report:?}");
+    assert_eq!(report.apply.applied, 0, "{report:?}");
+    assert_eq!(welcomes_to(&h.control("state").await, phone), 1);
+    assert_eq!(reader.committed(CONSUMER).expect("offset"), 1);
+}

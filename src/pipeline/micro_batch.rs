@@ -25,17 +25,19 @@ use crate::load::plan_io::write_plan_with_warnings;
 use crate::serve::spool::{EventSource, SpoolReader, SpooledEvent};
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::ledger::LEDGER_FILE;
+use crate::snapshot::contract::plan::Plan;
 use crate::snapshot::contract::transform_outputs::{CLUSTERS_FILE, ClusterRow, NORMALIZED_FILE};
 use crate::snapshot::desired::{DesiredContact, OPTED_OUT_TAG, read_rows, write_rows};
 use crate::snapshot::phone::{digits, e164};
 use crate::snapshot::run::{RunDir, list_runs};
-use crate::snapshot::schema::{BlockedNumberRow, contacts_schema};
+use crate::snapshot::schema::{BlockedNumberRow, ContactRow, contacts_schema};
 use crate::transform::desired_state::SMS_LEAD_TAG;
 use crate::transform::normalize;
 use crate::transform::reply_keywords::is_opt_out;
 use crate::transform::triggers::{self, PreviousState, TriggerContact, TriggersConfig};
 use anyhow::Context;
 use fs2::FileExt;
+use matching::match_new_contacts;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -47,22 +49,6 @@ use std::sync::Arc;
 pub const CONSUMER: &str = "micro-batch";
 /// Most events one batch takes; the rest wait for the next tick.
 pub const MAX_EVENTS: usize = 1_000;
-/// Snapshot contacts besides the new contacts' neighbours that the matcher sees, so its
-/// unsupervised estimates (u from random pairs, m by EM) rest on a population, not on a handful.
-const MATCH_SAMPLE: usize = 2_000;
-/// The contact fields the matcher compares (as [`crate::transform::match_tables`] names them).
-const MATCH_FIELDS: [&str; 9] = [
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "company_name",
-    "city",
-    "postal_code",
-    "country",
-    "source",
-];
-
 /// What a tick did.
 #[derive(Debug)]
 pub enum BatchOutcome {
@@ -165,7 +151,18 @@ impl Changes {
         let mut changes = Changes::default();
         let mut seen: HashSet<String> = HashSet::new();
         let mut add = |changes: &mut Changes, id: &str| {
-            if !id.is_empty() && seen.insert(id.to_string()) {
+            // The id goes into a URL path: anything but a plain id is not read back.
+            let plain = !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !plain {
+                tracing::warn!(
+                    id,
+                    "Contact id in a webhook is not a plain id; left to the nightly run"
+                );
+            } else if seen.insert(id.to_string()) {
                 changes.contact_ids.push(id.to_string());
             }
         };
@@ -273,6 +270,80 @@ pub async fn run_micro_batch(
     report.contacts_read = rows.len();
     report.read_back_secs = started.elapsed().as_secs_f64();
     let started = std::time::Instant::now();
+    // Parquet, matching and the ledger are blocking work: off the runtime that answers webhooks.
+    let (config_owned, base_owned, dir_owned) = (config.clone(), base.clone(), dir.clone());
+    let (decided, returned) = tokio::task::spawn_blocking(move || {
+        let decided = decide(
+            &config_owned,
+            &base_owned,
+            &dir_owned,
+            rows,
+            &changes,
+            &mut report,
+            now,
+        );
+        (decided, report)
+    })
+    .await
+    .context("micro-batch worker")?;
+    report = returned;
+    let Decided {
+        plan,
+        ledger,
+        blocked_path,
+    } = decided?;
+    report.decide_secs = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    if config.load.enabled && !plan.operations.is_empty() {
+        let blocked = blocked_now(&blocked_path, &bulksms).await?;
+        let options = ApplyOptions {
+            run_id: report.id.clone(),
+            concurrency: config.load.concurrency,
+            breaker_threshold: 10,
+            quiet_hours: config.load.quiet_hours.clone(),
+            clock,
+        };
+        let (metrics, errors) = apply(&plan, ledger, &ghl, &bulksms, blocked, &options).await?;
+        report.apply = metrics;
+        report.errors.extend(errors);
+    }
+    report.apply_secs = started.elapsed().as_secs_f64();
+    let json = serde_json::to_vec_pretty(&report)?;
+    crate::snapshot::atomic::write(&dir.join("report.json"), &json)?;
+    // The load is in the ledger (failed operations stay owed there for the nightly run): only now
+    // are the events consumed.
+    reader.commit(CONSUMER, next_seq)?;
+    tracing::info!(
+        batch = %report.id,
+        events = report.events,
+        contacts = report.contacts_read,
+        new = report.new_contacts,
+        duplicates = report.duplicates,
+        applied = report.apply.applied,
+        failed = report.apply.failed,
+        "Micro-batch finished"
+    );
+    Ok(BatchOutcome::Done(Box::new(report)))
+}
+
+/// What a batch decided: the plan (written to its folder, owed operations registered), the
+/// ledger to apply it with, and the blocked list its diff read.
+struct Decided {
+    plan: Plan,
+    ledger: Ledger,
+    blocked_path: PathBuf,
+}
+
+/// Matches the read-back contacts, decides the desired state and plans it (blocking work).
+fn decide(
+    config: &PipelineConfig,
+    base: &RunDir,
+    dir: &Path,
+    rows: Vec<ContactRow>,
+    changes: &Changes,
+    report: &mut BatchReport,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Decided> {
     // Through Parquet, so the batch reads the contacts exactly as the nightly's snapshot does.
     let read_back_path = dir.join("contacts.parquet");
     write_rows(&read_back_path, &contacts_schema(), &rows)?;
@@ -430,7 +501,7 @@ pub async fn run_micro_batch(
         },
         &config.load,
     );
-    let mut ledger = Ledger::open(&state.join(LEDGER_FILE))?;
+    let mut ledger = Ledger::open(&config.state_dir().join(LEDGER_FILE))?;
     report.already_done = leave_out_done(&mut plan, &ledger)?;
     report.planned = plan.operations.len();
     report.refused = refusal.is_some();
@@ -438,134 +509,17 @@ pub async fn run_micro_batch(
         // Owed from here on: if this batch dies before its load, the nightly carries them over.
         register_owed(&plan, &report.id, &mut ledger)?;
     }
-    write_plan_with_warnings(&plan, refusal.as_ref(), &[], &dir)?;
+    write_plan_with_warnings(&plan, refusal.as_ref(), &[], dir)?;
     if let Some(refusal) = &refusal {
         report.errors.push(refusal.to_string());
     }
-    report.decide_secs = started.elapsed().as_secs_f64();
-    let started = std::time::Instant::now();
-    if config.load.enabled && !plan.operations.is_empty() {
-        let blocked = blocked_now(&blocked_path, &bulksms).await?;
-        let options = ApplyOptions {
-            run_id: report.id.clone(),
-            concurrency: config.load.concurrency,
-            breaker_threshold: 10,
-            quiet_hours: config.load.quiet_hours.clone(),
-            clock,
-        };
-        let (metrics, errors) = apply(&plan, ledger, &ghl, &bulksms, blocked, &options).await?;
-        report.apply = metrics;
-        report.errors.extend(errors);
-    }
-    report.apply_secs = started.elapsed().as_secs_f64();
-    let json = serde_json::to_vec_pretty(&report)?;
-    crate::snapshot::atomic::write(&dir.join("report.json"), &json)?;
-    // The load is in the ledger (failed operations stay owed there for the nightly run): only now
-    // are the events consumed.
-    reader.commit(CONSUMER, next_seq)?;
-    tracing::info!(
-        batch = %report.id,
-        events = report.events,
-        contacts = report.contacts_read,
-        new = report.new_contacts,
-        duplicates = report.duplicates,
-        applied = report.apply.applied,
-        failed = report.apply.failed,
-        "Micro-batch finished"
-    );
-    Ok(BatchOutcome::Done(Box::new(report)))
+    Ok(Decided {
+        plan,
+        ledger,
+        blocked_path,
+    })
 }
 
-/// New contacts' fate after matching.
-#[derive(Debug, Default)]
-struct Matched {
-    /// New contact → the survivor of the existing cluster it joined.
-    duplicate_of: BTreeMap<String, String>,
-    /// New contacts that matched only other new contacts.
-    held: HashSet<String>,
-}
-
-/// Matches the new contacts against their neighbourhood in the snapshot (contacts sharing a phone,
-/// an email or a last name with one of them) plus an even sample of the rest, so the location is
-/// not re-clustered: a new contact in a cluster with an existing one is a duplicate of that
-/// cluster's survivor as the base run chose it.
-fn match_new_contacts(
-    base: &[SnapshotContact],
-    new: &[&SnapshotContact],
-    survivor_of: &HashMap<String, String>,
-    model: &crate::transform::MatchModel,
-    region: normalize::Region,
-) -> anyhow::Result<Matched> {
-    let mut matched = Matched::default();
-    if new.is_empty() {
-        return Ok(matched);
-    }
-    let keys = |c: &SnapshotContact| -> Vec<String> {
-        let mut keys = Vec::new();
-        if let Some(p) = c.field("phone") {
-            let d = digits(p);
-            if d.len() >= 7 {
-                keys.push(format!("p:{}", &d[d.len() - 7..]));
-            }
-        }
-        if let Some(e) = c.field("email") {
-            keys.push(format!("e:{}", e.trim().to_lowercase()));
-        }
-        if let Some(l) = c.field("last_name") {
-            keys.push(format!("l:{}", l.trim().to_lowercase()));
-        }
-        keys
-    };
-    let wanted: HashSet<String> = new.iter().flat_map(|c| keys(c)).collect();
-    let stride = (base.len() / MATCH_SAMPLE).max(1);
-    let existing: Vec<SnapshotContact> = base
-        .iter()
-        .enumerate()
-        .filter(|(i, c)| i % stride == 0 || keys(c).iter().any(|k| wanted.contains(k)))
-        .map(|(_, c)| c.clone())
-        .collect();
-    let fields: Vec<BTreeMap<&'static str, String>> = new
-        .iter()
-        .map(|c| {
-            MATCH_FIELDS
-                .iter()
-                .filter_map(|f| c.field(f).map(|v| (*f, v.to_string())))
-                .collect()
-        })
-        .collect();
-    let incoming: Vec<(String, &BTreeMap<&'static str, String>)> = new
-        .iter()
-        .zip(&fields)
-        .map(|(c, f)| (format!("new:{}", c.id), f))
-        .collect();
-    let clusters = crate::transform::match_tables(&existing, &incoming, model, region)?;
-    for rows in clusters {
-        let (old, fresh): (Vec<usize>, Vec<usize>) =
-            rows.into_iter().partition(|&r| r < existing.len());
-        if fresh.is_empty() {
-            continue;
-        }
-        let survivor = old.first().map(|&r| {
-            let id = &existing[r].id;
-            survivor_of.get(id).cloned().unwrap_or_else(|| id.clone())
-        });
-        let only_new_together = fresh.len() > 1;
-        for r in fresh {
-            let id = new[r - existing.len()].id.clone();
-            match &survivor {
-                Some(s) => {
-                    matched.duplicate_of.insert(id, s.clone());
-                }
-                None if only_new_together => {
-                    matched.held.insert(id);
-                }
-                // Alone in its cluster: no duplicate of anything.
-                None => {}
-            }
-        }
-    }
-    Ok(matched)
-}
-
+mod matching;
 #[cfg(test)]
 mod tests;

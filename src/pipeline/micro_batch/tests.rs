@@ -54,6 +54,11 @@ fn events_name_each_contact_once_and_stop_replies_by_number_or_contact() {
                 {"type": "SENT", "id": "m3", "from": "447700900555", "body": "STOP"},
             ]),
         ),
+        event(
+            8,
+            EventSource::Ghl,
+            serde_json::json!({"type": "ContactUpdate", "id": "../locations/x?y=1"}),
+        ),
         SpooledEvent {
             body: "not json".into(),
             ..event(7, EventSource::Ghl, Value::Null)
