@@ -247,7 +247,9 @@ pub async fn run_micro_batch(
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let changes = Changes::of(&events);
 
-    // Read back every contact an event names: the current record, DND included.
+    // Read back every contact an event names: the current record, DND included. The clients are
+    // made under the lock: GHL refresh tokens are single-use, and the token store on disk is
+    // shared with the nightly run, which never holds the lock at the same time.
     let ghl = ghl_client(config)?;
     let bulksms = bulksms_client(config)?;
     let started = std::time::Instant::now();
