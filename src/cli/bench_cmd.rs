@@ -24,6 +24,10 @@ pub(super) async fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             "serve_ack.json",
             serde_json::to_value(super::bench_serve::bench_serve(&args).await?)?,
         ),
+        BenchTarget::Welcome => (
+            "serve_welcome.json",
+            serde_json::to_value(super::bench_welcome::bench_welcome(&args).await?)?,
+        ),
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;

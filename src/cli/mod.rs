@@ -4,6 +4,7 @@ mod audit_cmd;
 mod auth_cmd;
 mod bench_cmd;
 mod bench_serve;
+mod bench_welcome;
 mod check_cmd;
 mod dedupe_cmd;
 mod demo_cmd;
@@ -141,6 +142,15 @@ pub struct BenchArgs {
     /// `serve`: requests kept in flight.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// `welcome`: contacts to create.
+    #[arg(long, default_value_t = 60)]
+    pub created: usize,
+    /// `welcome`: milliseconds between two creates.
+    #[arg(long, default_value_t = 1000)]
+    pub create_interval_ms: u64,
+    /// `welcome`: seconds between `serve`'s micro-batches.
+    #[arg(long, default_value_t = 10)]
+    pub batch_interval: u64,
 }
 
 /// Benchmarks.
@@ -150,6 +160,8 @@ pub enum BenchTarget {
     Extract,
     /// Webhook events per second with durable acknowledgements, and ack latency percentiles.
     Serve,
+    /// Contact created → welcome SMS latency through webhooks and micro-batches, rate limit on.
+    Welcome,
 }
 
 /// `contactsync sandbox`.

@@ -116,11 +116,20 @@ pub(super) async fn load(args: LoadArgs) -> Result<ExitCode, CommandError> {
     finish(report, args.stage.json, code, human)
 }
 
+/// How long `run` waits for a micro-batch holding the state lock.
+const RUN_WAITS_FOR_BATCH_SECS: u64 = 300;
+
 /// `contactsync run`.
 pub(super) async fn run(args: StageArgs) -> Result<ExitCode, CommandError> {
     let config = load_pipeline(&args)?;
     let clock = pipeline_clock()?;
-    let outcome = match StateLock::acquire(&config.state_dir()) {
+    // With micro-batches on, `serve` takes the lock for a few seconds every tick: wait for it
+    // rather than fail the night (a batch skips its tick while the run holds the lock).
+    let wait = match config.serve.batch_interval_secs {
+        Some(_) => std::time::Duration::from_secs(RUN_WAITS_FOR_BATCH_SECS),
+        None => std::time::Duration::ZERO,
+    };
+    let outcome = match StateLock::acquire_waiting(&config.state_dir(), wait) {
         Ok(lock) => run_pipeline(&config, !args.json, clock.clone())
             .await
             .map(|r| (r, lock)),

@@ -3,7 +3,10 @@
 use super::{CommandError, ServeArgs};
 use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
+use crate::pipeline::micro_batch::{BatchOutcome, run_micro_batch};
 use crate::serve::start;
+use std::time::Duration;
+use tokio::sync::watch;
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode, CommandError> {
     let config = PipelineConfig::load(&args.pipeline).map_err(|e| CommandError {
@@ -24,10 +27,70 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, CommandError> {
         serde_json::json!({ "listen": server.addr.to_string() })
     );
     tracing::info!(listen = %server.addr, "Receiving webhooks");
+    let (stop_batches, stopped) = watch::channel(false);
+    let batches = match config.serve.batch_interval_secs {
+        Some(secs) => {
+            let clock = super::stage::pipeline_clock()?;
+            Some(tokio::spawn(batch_loop(
+                config.clone(),
+                Duration::from_secs(secs),
+                clock,
+                stopped,
+            )))
+        }
+        None => None,
+    };
     wait_for_stop_signal().await;
     tracing::info!("Stop requested; draining (new events get 429) and flushing the spool");
+    // A batch under way finishes (its offset is committed after its load); no new one starts.
+    let _ = stop_batches.send(true);
+    if let Some(batches) = batches {
+        let _ = batches.await;
+    }
     server.shutdown().await;
     Ok(ExitCode::Ok)
+}
+
+/// Runs a micro-batch every `interval` until told to stop. A failed batch commits nothing: its
+/// events are taken again next tick, and the ledger leaves out what it already applied.
+async fn batch_loop(
+    config: PipelineConfig,
+    interval: Duration,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Ticks every `interval` from the start of the last batch (a batch that ran longer is
+    // followed at once), so an event waits at most about one interval plus one batch.
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match run_micro_batch(&config, clock.clone()).await {
+            Ok(BatchOutcome::Idle) => {}
+            Ok(BatchOutcome::LockHeld) => {
+                tracing::info!(
+                    "State lock held (the nightly run); micro-batch waits for the next tick"
+                )
+            }
+            Ok(BatchOutcome::NoBaseline { events }) => tracing::info!(
+                events,
+                "No run has acted on this location yet: events left to the first nightly run"
+            ),
+            Ok(BatchOutcome::Done(report)) => {
+                for error in &report.errors {
+                    tracing::warn!(batch = %report.id, error, "Micro-batch operation failed; owed to the next run");
+                }
+            }
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "Micro-batch failed; its events are retried next tick"
+            ),
+        }
+    }
 }
 
 async fn wait_for_stop_signal() {

@@ -36,19 +36,35 @@ pub struct StateLock {
 impl StateLock {
     /// Takes the lock or fails at once with exit code 6.
     pub fn acquire(state_dir: &Path) -> Result<Self, CommandError> {
+        Self::acquire_waiting(state_dir, std::time::Duration::ZERO)
+    }
+
+    /// Takes the lock, waiting up to `wait` for its holder to finish (a micro-batch of `serve`
+    /// holds it for seconds), then fails with exit code 6.
+    pub fn acquire_waiting(
+        state_dir: &Path,
+        wait: std::time::Duration,
+    ) -> Result<Self, CommandError> {
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("creating state directory {}", state_dir.display()))?;
         crate::snapshot::atomic::restrict_dir(state_dir)
             .with_context(|| format!("making {} owner-only", state_dir.display()))?;
         let path = state_dir.join("lock");
         let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
-        file.try_lock_exclusive().map_err(|_| CommandError {
-            code: ExitCode::Locked,
-            error: anyhow::anyhow!(
-                "another contactsync run holds {}; try again when it has finished",
-                path.display()
-            ),
-        })?;
+        let deadline = std::time::Instant::now() + wait;
+        // Before anything else happens in the command, so a blocking wait stalls nothing.
+        while file.try_lock_exclusive().is_err() {
+            if std::time::Instant::now() >= deadline {
+                return Err(CommandError {
+                    code: ExitCode::Locked,
+                    error: anyhow::anyhow!(
+                        "another contactsync run holds {}; try again when it has finished",
+                        path.display()
+                    ),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
         Ok(StateLock { _file: file })
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod clients;
 mod metrics;
+pub mod micro_batch;
 pub mod report;
 pub mod run;
 pub mod serve;

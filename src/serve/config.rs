@@ -19,8 +19,10 @@ pub struct ServeConfig {
     pub body_timeout_secs: u64,
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
-    /// Seconds between micro-batches that consume the spool.
-    pub batch_interval_secs: u64,
+    /// Seconds between micro-batches that turn the spooled events into an incremental run
+    /// (`pipeline::micro_batch`). Unset: no micro-batches, the nightly run catches up on
+    /// everything. Set, `run` waits for a batch holding the state lock instead of exiting 6.
+    pub batch_interval_secs: Option<u64>,
     /// `[serve.ghl]`: GHL webhooks at `/webhooks/ghl`.
     pub ghl: ServeGhlConfig,
     /// `[serve.bulksms]`: BulkSMS webhooks at `/webhooks/bulksms/<path_token>`.
@@ -37,7 +39,7 @@ impl Default for ServeConfig {
             header_timeout_secs: 10,
             body_timeout_secs: 10,
             max_connections: 1024,
-            batch_interval_secs: 30,
+            batch_interval_secs: None,
             ghl: ServeGhlConfig::default(),
             bulksms: ServeBulkSmsConfig::default(),
             spool: ServeSpoolConfig::default(),
@@ -166,6 +168,12 @@ impl ServeConfig {
                         format!("{cidr:?} is not a CIDR: {e}"),
                     )
                 })?;
+        }
+        if self.batch_interval_secs == Some(0) {
+            return Err((
+                "batch_interval_secs".into(),
+                "must be positive (leave it out for no micro-batches)".into(),
+            ));
         }
         if self.max_body_bytes == 0 || self.max_connections == 0 {
             return Err((
