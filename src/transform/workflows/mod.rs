@@ -91,6 +91,19 @@ fn check_template(key: &str, template: &str, allowed: &[&str]) -> Result<(), (St
     if template.trim().is_empty() {
         return Err((key.to_string(), "template must not be empty".into()));
     }
+    // `{a|{b}}` reads as `{a|{b}` and a stray `}`: fallbacks are plain text.
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let inner = &rest[start + 1..];
+        let end = inner.find('}').unwrap_or(inner.len());
+        if inner[..end].contains('{') {
+            return Err((
+                key.to_string(),
+                "a placeholder's fallback is plain text: `{` inside `{...}`".into(),
+            ));
+        }
+        rest = &inner[end.min(inner.len())..];
+    }
     for name in placeholders(template) {
         if !allowed.contains(&name) {
             return Err((

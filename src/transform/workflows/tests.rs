@@ -178,6 +178,10 @@ fn bad_workflow_tables_are_refused_with_their_key() {
         "reply_task.body"
     );
     assert_eq!(err("[reply_task]\ntitle = \"{nmae}\"").0, "reply_task.title");
+    assert_eq!(
+        err("[reply_task]\ntitle = \"{full_name|{number}}\"").0,
+        "reply_task.title"
+    );
     assert_eq!(err("[delivery_failures]\nfailures = 1").0, "delivery_failures.failures");
     assert_eq!(err("[sms_status]\nstore = \"custom_field\"").0, "sms_status.field_id");
     assert!(parse("[reply_task]\n[delivery_failures]\n[sms_status]\nstore = \"tags\"").validate().is_ok());
