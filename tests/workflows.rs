@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const WORKFLOWS: &str = r#"
@@ -148,8 +149,9 @@ fn tags_of(state: &Value, phone: &str) -> Vec<String> {
         .collect()
 }
 
-/// The effects compared between runs: the shared ones plus every task by contact phone, title,
-/// body, due date, assignee and completion.
+/// The effects compared between runs: the shared ones plus the tasks of the two contacts by
+/// title, assignee, completion and whether the body quotes the reply (times follow the sandbox's
+/// clock, which starts at the wall clock).
 fn all_effects(state: &Value) -> BTreeMap<String, usize> {
     let mut out = effects(state);
     let phone_of: BTreeMap<&str, &str> = state["ghl"]["contacts"]
@@ -163,10 +165,13 @@ fn all_effects(state: &Value) -> BTreeMap<String, usize> {
             .get(t["contactId"].as_str().unwrap_or(""))
             .copied()
             .unwrap_or("");
-        // The body ends with load's marker (the operation key), the same in every equivalent run.
+        if phone != REPLIER && phone != UNREACHABLE {
+            continue;
+        }
+        let quotes = t["body"].as_str().unwrap_or("").contains(QUESTION);
         let key = format!(
-            "task {phone} {} {} due={} to={} completed={}",
-            t["title"], t["body"], t["dueDate"], t["assignedTo"], t["completed"]
+            "task {phone} {} quotes={quotes} to={} completed={}",
+            t["title"], t["assignedTo"], t["completed"]
         );
         *out.entry(key).or_default() += 1;
     }
@@ -181,6 +186,9 @@ enum Night {
     /// Killed after this long, then run until it converges.
     KilledAfter(Duration),
 }
+
+/// Kills that found the run still going (a kill after the run ended tests nothing).
+static KILLS_LANDED: AtomicU32 = AtomicU32::new(0);
 
 /// Runs the pipeline until a run exits 0.
 async fn converge(h: &Harness, max_runs: usize) {
@@ -225,6 +233,9 @@ async fn night(h: &Harness, how: Night) {
             while started.elapsed() < delay && child.try_wait().expect("wait").is_none() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            if child.try_wait().expect("wait").is_none() {
+                KILLS_LANDED.fetch_add(1, Ordering::Relaxed);
+            }
             child.kill().ok(); // SIGKILL
             child.wait().ok();
             converge(h, 6).await;
@@ -267,6 +278,23 @@ async fn replies_failures_and_statuses_reach_ghl_once() {
     assert!(task["body"].as_str().unwrap_or("").contains(QUESTION), "{task}");
     assert_eq!(task["assignedTo"], "user-7");
     assert_eq!(task["completed"], false);
+    let received = first["bulksms"]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["body"] == QUESTION)
+        .and_then(|m| m["submission"]["date"].as_str())
+        .expect("the reply is in BulkSMS");
+    let hours = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .timestamp()
+    };
+    assert_eq!(
+        hours(task["dueDate"].as_str().expect("due date")) - hours(received),
+        4 * 3_600,
+        "due 4 hours after the reply: {task}"
+    );
     assert!(tags_of(&first, REPLIER).contains(&"sms:replied".to_string()));
     // Three failed deliveries: one task to check the number, and the tag.
     let tasks = tasks_of(&first, UNREACHABLE);
@@ -298,6 +326,11 @@ async fn workflows_act_once_under_hostile_faults() {
             &differences[..differences.len().min(10)]
         );
     }
+    let landed = KILLS_LANDED.load(Ordering::Relaxed);
+    assert!(
+        landed >= TRIALS / 2,
+        "only {landed} of {TRIALS} kills landed while a run was going"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
