@@ -326,11 +326,6 @@ async fn workflows_act_once_under_hostile_faults() {
             &differences[..differences.len().min(10)]
         );
     }
-    let landed = KILLS_LANDED.load(Ordering::Relaxed);
-    assert!(
-        landed >= TRIALS / 2,
-        "only {landed} of {TRIALS} kills landed while a run was going"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,4 +350,9 @@ async fn workflows_act_once_across_kill_9() {
             &differences[..differences.len().min(10)]
         );
     }
+    let landed = KILLS_LANDED.load(Ordering::Relaxed);
+    assert!(
+        landed >= TRIALS / 2,
+        "only {landed} of {TRIALS} kills landed while a run was going"
+    );
 }
