@@ -64,7 +64,11 @@ async fn harness(seed: u64) -> Harness {
             .send()
             .await
             .expect("GHL answers");
-        assert!(response.status().is_success(), "{:?}", response.text().await);
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
     }
     h
 }
@@ -84,7 +88,11 @@ async fn bulksms_post(h: &Harness, path: &str, body: Value) {
         .send()
         .await
         .expect("BulkSMS answers");
-    assert!(response.status().is_success(), "{:?}", response.text().await);
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
 }
 
 /// Night 1's events: the replier texts in; the unreachable number is blocked and three texts
@@ -275,7 +283,10 @@ async fn replies_failures_and_statuses_reach_ghl_once() {
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     let task = tasks[0];
     assert_eq!(task["title"], "Reply from Rita Workflow");
-    assert!(task["body"].as_str().unwrap_or("").contains(QUESTION), "{task}");
+    assert!(
+        task["body"].as_str().unwrap_or("").contains(QUESTION),
+        "{task}"
+    );
     assert_eq!(task["assignedTo"], "user-7");
     assert_eq!(task["completed"], false);
     let received = first["bulksms"]["messages"]

@@ -56,7 +56,10 @@ mod tests {
             task_id_of(r#"{"task":{"id":"t1","title":"x"}}"#).as_deref(),
             Some("t1")
         );
-        assert_eq!(task_id_of(r#"{"id":"t2","body":"b"}"#).as_deref(), Some("t2"));
+        assert_eq!(
+            task_id_of(r#"{"id":"t2","body":"b"}"#).as_deref(),
+            Some("t2")
+        );
         assert_eq!(task_id_of(r#"{"deleted":"c1"}"#), None);
         assert_eq!(task_id_of("not json"), None);
     }

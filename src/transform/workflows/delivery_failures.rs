@@ -111,9 +111,12 @@ pub struct Streak {
     pub failures: usize,
 }
 
-/// The open streak of a number's sends (`(time, message id, failed)`, any order), if it counts.
+/// A send's outcome: when, its message id, whether it failed.
+pub type SendOutcome = (DateTime<Utc>, u64, bool);
+
+/// The open streak of a number's sends (any order), if it counts.
 pub fn open_streak(
-    sends: &mut [(DateTime<Utc>, u64, bool)],
+    sends: &mut [SendOutcome],
     failures: u32,
     window_days: u32,
 ) -> Option<Streak> {
@@ -146,7 +149,7 @@ pub fn streak_writes(
     config: &DeliveryFailuresConfig,
     events: &TriggerEvents,
 ) -> (Vec<DesiredTask>, Vec<DesiredContact>) {
-    let mut sends: BTreeMap<&str, Vec<(DateTime<Utc>, u64, bool)>> = BTreeMap::new();
+    let mut sends: BTreeMap<&str, Vec<SendOutcome>> = BTreeMap::new();
     for m in events.messages.iter().filter(|m| !m.inbound) {
         let status = m.status_type.as_deref();
         // Only outcomes count: a send still on its way neither fails nor ends a streak.

@@ -34,14 +34,16 @@ impl WorkflowsConfig {
     /// Checks each workflow's table; the error names the key under `transform.workflows`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         if let Some(r) = &self.reply_task {
-            r.validate().map_err(|(k, m)| (format!("reply_task.{k}"), m))?;
+            r.validate()
+                .map_err(|(k, m)| (format!("reply_task.{k}"), m))?;
         }
         if let Some(d) = &self.delivery_failures {
             d.validate()
                 .map_err(|(k, m)| (format!("delivery_failures.{k}"), m))?;
         }
         if let Some(s) = &self.sms_status {
-            s.validate().map_err(|(k, m)| (format!("sms_status.{k}"), m))?;
+            s.validate()
+                .map_err(|(k, m)| (format!("sms_status.{k}"), m))?;
         }
         Ok(())
     }

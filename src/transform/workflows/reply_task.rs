@@ -80,10 +80,7 @@ impl ReplyTaskConfig {
             .enumerate()
             .find(|(_, k)| words(k).is_empty())
         {
-            return Err((
-                format!("resolve_keywords[{i}]"),
-                "must hold a word".into(),
-            ));
+            return Err((format!("resolve_keywords[{i}]"), "must hold a word".into()));
         }
         check_assignee(self.assigned_to.as_deref())
     }

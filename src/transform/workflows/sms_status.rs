@@ -78,7 +78,9 @@ fn latest_by_number(events: &TriggerEvents) -> HashMap<&str, (DateTime<Utc>, u64
         let Some(at) = m.submission_date.as_deref().and_then(parse_time) else {
             continue;
         };
-        let entry = latest.entry(m.number.as_str()).or_insert((at, m.id, status));
+        let entry = latest
+            .entry(m.number.as_str())
+            .or_insert((at, m.id, status));
         if (at, m.id) > (entry.0, entry.1) {
             *entry = (at, m.id, status);
         }

@@ -48,7 +48,11 @@ fn reply_config() -> ReplyTaskConfig {
 fn a_new_reply_opens_one_task_due_later_and_an_answer_completes_it() {
     let seen_before = PreviousState::default();
     let reply = message(7, true, "Can I move my booking?", "", "2026-11-24T09:00:00");
-    let tasks = reply_task::tasks(&reply_config(), &events(vec![reply.clone()]), Some(&seen_before));
+    let tasks = reply_task::tasks(
+        &reply_config(),
+        &events(vec![reply.clone()]),
+        Some(&seen_before),
+    );
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     let t = &tasks[0];
     assert!(!t.complete);
@@ -93,15 +97,16 @@ fn a_later_reply_with_a_resolve_keyword_completes_and_opens_nothing() {
         message(9, true, "STOP", "", "2026-11-24T12:00:00"),
     ];
     let tasks = reply_task::tasks(&reply_config(), &events(messages), Some(&previous));
-    let got: Vec<(&str, bool)> = tasks.iter().map(|t| (t.event.as_str(), t.complete)).collect();
+    let got: Vec<(&str, bool)> = tasks
+        .iter()
+        .map(|t| (t.event.as_str(), t.complete))
+        .collect();
     assert_eq!(got, vec![("sms reply 7", true)]);
 }
 
 #[test]
 fn a_streak_counts_once_enough_failures_fall_in_the_window_and_a_delivery_ends_it() {
-    let day = |d: u32| {
-        parse_time(&format!("2026-11-{d:02}T09:00:00")).expect("date")
-    };
+    let day = |d: u32| parse_time(&format!("2026-11-{d:02}T09:00:00")).expect("date");
     let mut sends = vec![
         (day(1), 1, true),
         (day(2), 2, false),
@@ -133,7 +138,10 @@ fn a_counting_streak_asks_for_a_task_and_the_tag_under_its_event() {
     let (tasks, contacts) = delivery_failures::streak_writes(&config, &events(messages));
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].title, "Check the number +14155550001");
-    assert_eq!(tasks[0].event, "sms failures to +14155550001 from message 1");
+    assert_eq!(
+        tasks[0].event,
+        "sms failures to +14155550001 from message 1"
+    );
     assert_eq!(contacts[0].add_tags, vec!["sms:undeliverable".to_string()]);
     assert_eq!(contacts[0].event.as_deref(), Some(tasks[0].event.as_str()));
 }
@@ -157,13 +165,22 @@ fn the_status_is_the_latest_event_and_replaces_the_old_tag() {
         writes[0].remove_tags,
         vec!["sms:delivered".to_string(), "sms:failed".to_string()]
     );
-    assert_eq!(writes[0].event.as_deref(), Some("sms status replied message 2"));
+    assert_eq!(
+        writes[0].event.as_deref(),
+        Some("sms status replied message 2")
+    );
     let field = SmsStatusConfig {
         store: StatusStore::CustomField,
         field_id: Some("f1".into()),
         tag_prefix: "sms:".into(),
     };
-    let mut e = events(vec![message(1, false, "a", "FAILED", "2026-11-20T09:00:00")]);
+    let mut e = events(vec![message(
+        1,
+        false,
+        "a",
+        "FAILED",
+        "2026-11-20T09:00:00",
+    )]);
     e.contacts[0].opted_out = true;
     let writes = sms_status::status_writes(&field, &e);
     assert_eq!(writes[0].custom_fields[0].value, "opted-out");
@@ -177,13 +194,26 @@ fn bad_workflow_tables_are_refused_with_their_key() {
         err("[reply_task]\nbody = \"Reply waiting\"").0,
         "reply_task.body"
     );
-    assert_eq!(err("[reply_task]\ntitle = \"{nmae}\"").0, "reply_task.title");
+    assert_eq!(
+        err("[reply_task]\ntitle = \"{nmae}\"").0,
+        "reply_task.title"
+    );
     assert_eq!(
         err("[reply_task]\ntitle = \"{full_name|{number}}\"").0,
         "reply_task.title"
     );
-    assert_eq!(err("[delivery_failures]\nfailures = 1").0, "delivery_failures.failures");
-    assert_eq!(err("[sms_status]\nstore = \"custom_field\"").0, "sms_status.field_id");
-    assert!(parse("[reply_task]\n[delivery_failures]\n[sms_status]\nstore = \"tags\"").validate().is_ok());
+    assert_eq!(
+        err("[delivery_failures]\nfailures = 1").0,
+        "delivery_failures.failures"
+    );
+    assert_eq!(
+        err("[sms_status]\nstore = \"custom_field\"").0,
+        "sms_status.field_id"
+    );
+    assert!(
+        parse("[reply_task]\n[delivery_failures]\n[sms_status]\nstore = \"tags\"")
+            .validate()
+            .is_ok()
+    );
     assert!(toml::from_str::<WorkflowsConfig>("[reply_tasks]").is_err());
 }
