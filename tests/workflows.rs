@@ -323,6 +323,47 @@ async fn replies_failures_and_statuses_reach_ghl_once() {
     assert_eq!(tasks_of(&second, UNREACHABLE).len(), 1);
 }
 
+/// A follow-up task deleted in GHL before the contact is answered: the answer's night completes
+/// nothing and succeeds (it failed every night since, asking GHL to complete a task it no longer
+/// has).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_task_deleted_in_ghl_is_not_completed_again_and_again() {
+    let h = harness(SEED).await;
+    converge(&h, 1).await;
+    night_one_events(&h).await;
+    converge(&h, 1).await;
+    let state = h.control("state").await;
+    let task = tasks_of(&state, REPLIER)[0].clone();
+    let info = &h.sandbox.info;
+    let response = h
+        .http
+        .delete(format!(
+            "{}/contacts/{}/tasks/{}",
+            info.ghl_base_url,
+            task["contactId"].as_str().expect("contact"),
+            task["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&info.ghl_token)
+        .header("Version", "2021-07-28")
+        .send()
+        .await
+        .expect("GHL answers");
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
+    night_two_events(&h).await;
+    h.run_ok(&["run", "--json"]).await;
+    let extra = h.run_ok(&["run", "--json"]).await;
+    assert_eq!(
+        extra["counts"]["planned_operations"].as_u64().unwrap_or(0),
+        0,
+        "{extra}"
+    );
+    assert!(tasks_of(&h.control("state").await, REPLIER).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflows_act_once_under_hostile_faults() {
     let (clean_first, clean_second) = scenario(SEED, [Night::Clean, Night::Clean]).await;

@@ -115,11 +115,7 @@ pub struct Streak {
 pub type SendOutcome = (DateTime<Utc>, u64, bool);
 
 /// The open streak of a number's sends (any order), if it counts.
-pub fn open_streak(
-    sends: &mut [SendOutcome],
-    failures: u32,
-    window_days: u32,
-) -> Option<Streak> {
+pub fn open_streak(sends: &mut [SendOutcome], failures: u32, window_days: u32) -> Option<Streak> {
     sends.sort();
     let start = sends
         .iter()
