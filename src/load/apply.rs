@@ -455,26 +455,7 @@ async fn execute(
         PlanOp::CompleteTask {
             contact_id,
             task_id,
-        } => match ghl.complete_task(contact_id, task_id).await {
-            // Deleted in GHL since it was created (by a person, or with its contact): there is
-            // nothing left to complete, and asking again every night would fail every night.
-            Err(e) if matches!(e.status(), Some(400 | 404)) => {
-                let tasks = match ghl.contact_tasks(contact_id).await {
-                    Ok(tasks) => tasks,
-                    Err(gone) if matches!(gone.status(), Some(400 | 404)) => Vec::new(),
-                    Err(other) => return Err(other),
-                };
-                if tasks
-                    .iter()
-                    .any(|t| t.get("id").and_then(Value::as_str) == Some(task_id))
-                {
-                    Err(e)
-                } else {
-                    Ok(json!({"gone": task_id}))
-                }
-            }
-            answer => answer,
-        },
+        } => super::created_tasks::complete(ghl, contact_id, task_id).await,
         PlanOp::MarkDuplicate {
             contact_id,
             survivor_id,

@@ -1,4 +1,5 @@
-//! The ids of the GHL tasks load created, for the completions the message workflows ask for.
+//! The GHL tasks load created: their ids, for the completions the message workflows ask for, and
+//! the completion itself.
 //!
 //! They come from the ledger, not from the extracted `ghl/tasks.parquet`: the ledger holds every
 //! task contactsync created, under the key of the event it follows up, the moment its create
@@ -6,9 +7,11 @@
 //! the contacts a run touches, a run late, and would have to recognise our tasks by their text.
 
 use super::ledger::{Ledger, LedgerError, OpStatus};
+use crate::api::ApiError;
+use crate::api::ghl::GhlClient;
 use crate::snapshot::contract::plan::PlanOp;
 use crate::snapshot::desired::DesiredTask;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 
 /// The task id in a create's recorded result: the answer of `POST /contacts/{id}/tasks`
@@ -44,6 +47,31 @@ pub fn created_tasks(
         }
     }
     Ok(ids)
+}
+
+/// Completes a task. A task GHL no longer has (deleted by a person, or with its contact) is
+/// settled as gone: there is nothing left to complete, and asking again every night would fail
+/// every night. GHL answers such a completion 400 "Task with id … not found"; the contact's task
+/// list tells a gone task from a bad request.
+pub async fn complete(ghl: &GhlClient, contact_id: &str, task_id: &str) -> Result<Value, ApiError> {
+    match ghl.complete_task(contact_id, task_id).await {
+        Err(e) if matches!(e.status(), Some(400 | 404)) => {
+            let tasks = match ghl.contact_tasks(contact_id).await {
+                Ok(tasks) => tasks,
+                Err(gone) if matches!(gone.status(), Some(400 | 404)) => Vec::new(),
+                Err(other) => return Err(other),
+            };
+            if tasks
+                .iter()
+                .any(|t| t.get("id").and_then(Value::as_str) == Some(task_id))
+            {
+                Err(e)
+            } else {
+                Ok(json!({"gone": task_id}))
+            }
+        }
+        answer => answer,
+    }
 }
 
 #[cfg(test)]
