@@ -202,6 +202,10 @@ impl PipelineConfig {
             .triggers
             .validate()
             .map_err(|(key, m)| invalid(&format!("transform.triggers.{key}"), m))?;
+        self.transform
+            .workflows
+            .validate()
+            .map_err(|(key, m)| invalid(&format!("transform.workflows.{key}"), m))?;
         if !(0.0..=1.0).contains(&self.load.max_merges) {
             return Err(invalid(
                 "load.max_merges",

@@ -415,8 +415,12 @@ async fn execute(
             ghl.update_contact(contact_id, Value::Object(after.clone()))
                 .await
         }
-        PlanOp::AddTags { contact_id, tags } => ghl.add_tags(contact_id, tags).await,
-        PlanOp::RemoveTags { contact_id, tags } => ghl.remove_tags(contact_id, tags).await,
+        PlanOp::AddTags {
+            contact_id, tags, ..
+        } => ghl.add_tags(contact_id, tags).await,
+        PlanOp::RemoveTags {
+            contact_id, tags, ..
+        } => ghl.remove_tags(contact_id, tags).await,
         PlanOp::SetSmsDnd {
             contact_id, active, ..
         } => {
@@ -436,19 +440,22 @@ async fn execute(
             title,
             body,
             due_date,
+            assigned_to,
+            ..
         } => {
             ghl.create_task(
                 contact_id,
                 title,
                 &format!("{body}\n{}", marker(&planned.key)),
                 due_date,
+                assigned_to.as_deref(),
             )
             .await
         }
         PlanOp::CompleteTask {
             contact_id,
             task_id,
-        } => ghl.complete_task(contact_id, task_id).await,
+        } => super::created_tasks::complete(ghl, contact_id, task_id).await,
         PlanOp::MarkDuplicate {
             contact_id,
             survivor_id,

@@ -5,7 +5,9 @@ use super::apply::DUPLICATE_TAG;
 use super::plan::{Plan, PlanOp, PlannedOperation};
 use super::{LoadConfig, MergeMode};
 use crate::snapshot::contract::ContactField;
-use crate::snapshot::desired::{DesiredBlocked, DesiredContact, DesiredMessage, DesiredNote};
+use crate::snapshot::desired::{
+    DesiredBlocked, DesiredContact, DesiredMessage, DesiredNote, DesiredTask,
+};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -21,6 +23,11 @@ pub struct DiffInput<'a> {
     pub desired_messages: &'a [DesiredMessage],
     pub desired_notes: &'a [DesiredNote],
     pub desired_blocked: &'a [DesiredBlocked],
+    /// Tasks the message workflows ask to create or complete.
+    pub desired_tasks: &'a [DesiredTask],
+    /// GHL ids of the tasks load created, by the key of their create
+    /// ([`PlanOp::task_key`]): what a completion needs.
+    pub created_tasks: &'a HashMap<String, String>,
     /// Snapshot contacts by id (at least every id the desired contacts name).
     pub snapshot_contacts: &'a HashMap<String, SnapshotContact>,
     /// The blocked list in the snapshot, E.164 ([`crate::snapshot::phone::e164`]).
@@ -110,6 +117,11 @@ pub fn build_plan(input: &DiffInput<'_>, config: &LoadConfig) -> PlanDecision {
             },
             format!("messaging event {}", note.event),
         ));
+    }
+    for task in input.desired_tasks {
+        if let Some(op) = task_op(task, input.created_tasks) {
+            ops.push(PlannedOperation::new(op, task.reason.clone()));
+        }
     }
     let to_block: BTreeSet<String> = input
         .desired_blocked
@@ -284,6 +296,7 @@ fn diff_contact(
                 contact_id: id.clone(),
                 before,
                 after,
+                event: desired.event.clone(),
             },
             desired.reason.clone(),
         ));
@@ -302,6 +315,7 @@ fn diff_contact(
             PlanOp::AddTags {
                 contact_id: id.clone(),
                 tags: add,
+                event: desired.event.clone(),
             },
             desired.reason.clone(),
         ));
@@ -319,6 +333,7 @@ fn diff_contact(
             PlanOp::RemoveTags {
                 contact_id: id.clone(),
                 tags: remove,
+                event: desired.event.clone(),
             },
             desired.reason.clone(),
         ));
@@ -353,6 +368,27 @@ fn diff_contact(
             ));
         }
     }
+}
+
+/// The operation of a desired task: its creation, or the completion of the task created for its
+/// event (none while that create has not succeeded: a later run completes it).
+fn task_op(task: &DesiredTask, created: &HashMap<String, String>) -> Option<PlanOp> {
+    if !task.complete {
+        return Some(PlanOp::CreateTask {
+            contact_id: task.contact_id.clone(),
+            title: task.title.clone(),
+            body: task.body.clone(),
+            due_date: task.due_date.clone(),
+            assigned_to: task.assigned_to.clone(),
+            event: Some(task.event.clone()),
+        });
+    }
+    created
+        .get(&PlanOp::task_key(&task.contact_id, &task.event))
+        .map(|task_id| PlanOp::CompleteTask {
+            contact_id: task.contact_id.clone(),
+            task_id: task_id.clone(),
+        })
 }
 
 fn create_fields(desired: &DesiredContact) -> Map<String, Value> {

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod blocked;
+pub mod created_tasks;
 pub mod diff;
 pub mod ledger;
 pub mod owed;

@@ -90,6 +90,7 @@ mod tests {
             PlanOp::AddTags {
                 contact_id: contact.into(),
                 tags: vec!["vip".into()],
+                event: None,
             },
             "golden",
         )

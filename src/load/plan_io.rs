@@ -159,6 +159,7 @@ mod tests {
                     PlanOp::AddTags {
                         contact_id: "c1".into(),
                         tags: vec!["vip".into()],
+                        event: None,
                     },
                     "golden record",
                 ),

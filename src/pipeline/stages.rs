@@ -10,6 +10,7 @@ use crate::exit_code::ExitCode;
 use crate::extract::{ExtractOptions, ExtractOutcome, ExtractSetup, run_extract};
 use crate::load::apply::{ApplyOptions, apply};
 use crate::load::blocked::blocked_now;
+use crate::load::created_tasks::created_tasks;
 use crate::load::diff::{DiffInput, PlanDecision, Refusal, SnapshotContact, build_plan};
 use crate::load::ledger::Ledger;
 use crate::load::owed::{carry_over_owed, leave_out_done, register_owed};
@@ -17,7 +18,7 @@ use crate::load::plan_io::write_plan_with_warnings;
 use crate::load::quiet_streak::QuietStreak;
 use crate::snapshot::contract::ledger::LEDGER_FILE;
 use crate::snapshot::contract::plan::{Plan, read_plan};
-use crate::snapshot::desired::read_rows;
+use crate::snapshot::desired::{DESIRED_TASKS_FILE, DesiredTask, read_rows};
 use crate::snapshot::phone::e164;
 use crate::snapshot::run::{RunDir, latest_complete_extract};
 use crate::snapshot::schema::BlockedNumberRow;
@@ -127,6 +128,13 @@ pub fn plan_run(
     let desired_messages = read_rows(&transform.join("desired_messages.parquet"))?;
     let desired_notes = read_rows(&transform.join("desired_notes.parquet"))?;
     let desired_blocked = read_rows(&transform.join("desired_blocked.parquet"))?;
+    // Runs transformed before the message workflows existed have no tasks file.
+    let tasks_path = transform.join(DESIRED_TASKS_FILE);
+    let desired_tasks: Vec<DesiredTask> = if tasks_path.exists() {
+        read_rows(&tasks_path)?
+    } else {
+        Vec::new()
+    };
     let snapshot: Vec<SnapshotContact> = read_rows(&extract.join("ghl/contacts.parquet"))?;
     let snapshot_contacts: HashMap<String, SnapshotContact> =
         snapshot.into_iter().map(|c| (c.id.clone(), c)).collect();
@@ -136,6 +144,8 @@ pub fn plan_run(
         .iter()
         .filter_map(|b| e164(&b.phone_number))
         .collect();
+    let mut ledger = Ledger::open(&config.state_dir().join(LEDGER_FILE))?;
+    let created_tasks = created_tasks(&desired_tasks, &ledger)?;
     let input = DiffInput {
         run_id: run.id.clone(),
         desired_contacts: &desired_contacts,
@@ -144,9 +154,10 @@ pub fn plan_run(
         desired_blocked: &desired_blocked,
         snapshot_contacts: &snapshot_contacts,
         snapshot_blocked: &snapshot_blocked,
+        desired_tasks: &desired_tasks,
+        created_tasks: &created_tasks,
     };
     let PlanDecision { mut plan, refusal } = build_plan(&input, &config.load);
-    let mut ledger = Ledger::open(&config.state_dir().join(LEDGER_FILE))?;
     let done = leave_out_done(&mut plan, &ledger)?;
     if done > 0 {
         tracing::info!(

@@ -53,6 +53,7 @@ pub fn desired_contacts_schema() -> SchemaRef {
                     true,
                 ),
                 utf8("duplicate_of", true),
+                utf8("event", true),
                 utf8("reason", false),
             ]))
         })
@@ -86,6 +87,10 @@ pub struct DesiredContact {
     pub custom_fields: Vec<DesiredCustomField>,
     /// The surviving contact when this one is a duplicate.
     pub duplicate_of: Option<String>,
+    /// The message event that asks for these writes (a delivery status, a failure streak): it
+    /// names the operations, so the same tag asked again by a later event is written again.
+    #[serde(default)]
+    pub event: Option<String>,
     /// Why (shown in the plan).
     pub reason: String,
 }
@@ -147,6 +152,47 @@ pub struct DesiredNote {
     /// The event the note records (part of its identity).
     pub event: String,
 }
+
+/// `transform/desired_tasks.parquet`: GHL tasks the message workflows ask to create or complete.
+pub fn desired_tasks_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                utf8("contact_id", false),
+                utf8("event", false),
+                Field::new("complete", DataType::Boolean, false),
+                utf8("title", false),
+                utf8("body", false),
+                utf8("due_date", false),
+                utf8("assigned_to", true),
+                utf8("reason", false),
+            ]))
+        })
+        .clone()
+}
+
+/// A row of [`desired_tasks_schema`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DesiredTask {
+    pub contact_id: String,
+    /// The event the task follows up: one task per contact and event, ever.
+    pub event: String,
+    /// `false`: create the task; `true`: complete the task created for `event` (title, body and
+    /// due date are then empty).
+    pub complete: bool,
+    pub title: String,
+    pub body: String,
+    /// RFC 3339.
+    pub due_date: String,
+    /// GHL user id.
+    pub assigned_to: Option<String>,
+    /// Why (shown in the plan).
+    pub reason: String,
+}
+
+/// Where the desired tasks live in a run's `transform/` folder.
+pub const DESIRED_TASKS_FILE: &str = "desired_tasks.parquet";
 
 /// `transform/desired_blocked.parquet`: numbers that must be on the BulkSMS blocked list.
 pub fn desired_blocked_schema() -> SchemaRef {

@@ -34,6 +34,7 @@ pub mod stage;
 pub mod survivorship;
 pub mod trigger_input;
 pub mod triggers;
+pub mod workflows;
 
 pub use matching::match_tables;
 pub use model::MatchModel;
@@ -51,4 +52,6 @@ pub struct TransformConfig {
     pub survivorship: golden::SurvivorshipConfig,
     /// Messaging triggers (welcome, reminder, digest) and activity notes.
     pub triggers: triggers::TriggersConfig,
+    /// Message workflows: reply tasks, delivery-failure tasks, SMS status.
+    pub workflows: workflows::WorkflowsConfig,
 }

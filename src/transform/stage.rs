@@ -7,14 +7,14 @@ use super::TransformConfig;
 use super::desired_state::{self, ActedBefore};
 use super::inputs::Inputs;
 use super::model::MatchModel;
-use super::{history, link, merge, normalize, survivorship, trigger_input};
+use super::{history, link, merge, normalize, survivorship, trigger_input, workflows};
 use crate::snapshot::contract::transform_outputs::{
     CLUSTERS_FILE, ClusterRow, GOLDEN_FILE, LINKS_FILE, LinkRow, NORMALIZED_FILE, SUMMARY_FILE,
     clusters_schema, golden_schema, links_schema, normalized_schema,
 };
 use crate::snapshot::desired::{
-    desired_blocked_schema, desired_contacts_schema, desired_messages_schema, desired_notes_schema,
-    write_rows,
+    DESIRED_TASKS_FILE, desired_blocked_schema, desired_contacts_schema, desired_messages_schema,
+    desired_notes_schema, desired_tasks_schema, write_rows,
 };
 use crate::snapshot::run::RunDir;
 use anyhow::Context;
@@ -161,6 +161,16 @@ pub fn run_transform(
     summary.messages_fired = fired.messages.len() as u64;
     summary.notes_fired = fired.notes.len() as u64;
 
+    // Message workflows: tasks, failure tags and SMS statuses from the same events.
+    let mut desired = desired;
+    let flows = workflows::run(
+        &config.workflows,
+        &events,
+        previous.as_ref(),
+        config.triggers.fire_on_first_run,
+    );
+    desired.contacts.extend(flows.contacts);
+
     // Write the desired state, then the summary that marks the stage done.
     write_rows(
         &out.join("desired_contacts.parquet"),
@@ -181,6 +191,11 @@ pub fn run_transform(
         &out.join("desired_notes.parquet"),
         &desired_notes_schema(),
         &fired.notes,
+    )?;
+    write_rows(
+        &out.join(DESIRED_TASKS_FILE),
+        &desired_tasks_schema(),
+        &flows.tasks,
     )?;
     let json = serde_json::to_vec_pretty(&summary)?;
     crate::snapshot::atomic::write(&out.join(SUMMARY_FILE), &json)?;

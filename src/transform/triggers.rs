@@ -68,7 +68,7 @@ pub const DIGEST_PLACEHOLDERS: [&str; 8] = [
 ];
 
 /// Placeholder names in a template (`{name}` or `{name|fallback}`).
-fn placeholders(template: &str) -> Vec<&str> {
+pub fn placeholders(template: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find('{') {

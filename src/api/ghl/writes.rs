@@ -108,11 +108,17 @@ impl GhlClient {
         title: &str,
         body: &str,
         due_date: &str,
+        assigned_to: Option<&str>,
     ) -> Result<Value, ApiError> {
+        let mut payload =
+            json!({"title": title, "body": body, "dueDate": due_date, "completed": false});
+        if let Some(user) = assigned_to {
+            payload["assignedTo"] = json!(user);
+        }
         let request = ApiRequest::with_body(
             Method::POST,
             format!("/contacts/{contact_id}/tasks"),
-            json!({"title": title, "body": body, "dueDate": due_date, "completed": false}),
+            payload,
             false,
         );
         self.api().send_json(&request).await

@@ -26,6 +26,8 @@ fn input<'a>(
         desired_blocked,
         snapshot_contacts: snap,
         snapshot_blocked: blocked,
+        desired_tasks: &[],
+        created_tasks: Box::leak(Box::new(HashMap::new())),
     }
 }
 

@@ -25,14 +25,26 @@ pub enum PlanOp {
         contact_id: String,
         before: Map<String, Value>,
         after: Map<String, Value>,
+        /// The message event that asks for it (part of the key): the same change asked again by
+        /// a later event is a new operation, not one the ledger already shows as done.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<String>,
     },
     AddTags {
         contact_id: String,
         tags: Vec<String>,
+        /// The message event that asks for it (part of the key): the same change asked again by
+        /// a later event is a new operation, not one the ledger already shows as done.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<String>,
     },
     RemoveTags {
         contact_id: String,
         tags: Vec<String>,
+        /// The message event that asks for it (part of the key): the same change asked again by
+        /// a later event is a new operation, not one the ledger already shows as done.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<String>,
     },
     /// SMS do-not-disturb on (opted out) or off.
     SetSmsDnd {
@@ -51,6 +63,13 @@ pub enum PlanOp {
         title: String,
         body: String,
         due_date: String,
+        /// GHL user id the task is assigned to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assigned_to: Option<String>,
+        /// The message event the task follows up (its key, like a send's): one task per event,
+        /// ever, whatever the wording. `None`: keyed by the payload.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<String>,
     },
     CompleteTask {
         contact_id: String,
@@ -140,6 +159,9 @@ impl PlanOp {
             PlanOp::SendSms {
                 to, trigger, event, ..
             } => format!("{to}|{trigger}|{event}"),
+            PlanOp::CreateTask {
+                event: Some(event), ..
+            } => event.clone(),
             other => serde_json::to_string(other).expect("PlanOp serialises"),
         };
         let mut hasher = Sha256::new();
@@ -158,16 +180,30 @@ impl PlanOp {
     pub fn is_event_fired(&self) -> bool {
         match self {
             PlanOp::SendSms { .. } | PlanOp::CreateNote { .. } | PlanOp::SetSmsDnd { .. } => true,
+            PlanOp::CreateTask { event, .. } => event.is_some(),
             PlanOp::AddTags { tags, .. } => tags.iter().any(|t| t == OPTED_OUT_TAG),
             PlanOp::CreateContact { .. }
             | PlanOp::UpdateContact { .. }
             | PlanOp::RemoveTags { .. }
-            | PlanOp::CreateTask { .. }
             | PlanOp::CompleteTask { .. }
             | PlanOp::MarkDuplicate { .. }
             | PlanOp::DeleteContact { .. }
             | PlanOp::BlockNumbers { .. } => false,
         }
+    }
+
+    /// The key of the task created for `event` on a contact ([`PlanOp::CreateTask`] with an
+    /// event): how load finds, in the ledger, the task id a later completion needs.
+    pub fn task_key(contact_id: &str, event: &str) -> String {
+        PlanOp::CreateTask {
+            contact_id: contact_id.to_string(),
+            title: String::new(),
+            body: String::new(),
+            due_date: String::new(),
+            assigned_to: None,
+            event: Some(event.to_string()),
+        }
+        .idempotency_key()
     }
 
     /// Whether the operation writes to GHL (else BulkSMS).
@@ -331,10 +367,12 @@ mod tests {
             PlanOp::AddTags {
                 contact_id: contact(),
                 tags: vec!["lead".into()],
+                event: None,
             },
             PlanOp::AddTags {
                 contact_id: contact(),
                 tags: vec![OPTED_OUT_TAG.into()],
+                event: None,
             },
             PlanOp::BlockNumbers { numbers: vec![] },
             PlanOp::CreateTask {
@@ -342,6 +380,8 @@ mod tests {
                 title: "t".into(),
                 body: "b".into(),
                 due_date: "2026-01-01".into(),
+                assigned_to: None,
+                event: None,
             },
         ]
         .iter()
@@ -371,10 +411,12 @@ mod tests {
         let a = PlanOp::AddTags {
             contact_id: "c1".into(),
             tags: vec!["vip".into()],
+            event: None,
         };
         let b = PlanOp::AddTags {
             contact_id: "c1".into(),
             tags: vec!["lead".into()],
+            event: None,
         };
         assert_ne!(a.idempotency_key(), b.idempotency_key());
         assert_eq!(a.idempotency_key(), a.clone().idempotency_key());
