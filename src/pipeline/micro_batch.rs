@@ -498,6 +498,9 @@ fn decide(
             desired_messages: &fired.messages,
             desired_notes: &[],
             desired_blocked: &[],
+            // Tasks come from replies and delivery failures, which only the nightly run decides.
+            desired_tasks: &[],
+            created_tasks: &HashMap::new(),
             snapshot_contacts: &snapshot,
             snapshot_blocked: &snapshot_blocked,
         },
