@@ -21,6 +21,9 @@ use anyhow::Context;
 use std::collections::HashMap;
 
 pub use super::desired_state::{OPTED_OUT_TAG, SMS_LEAD_TAG};
+
+/// The digest in full (`transform/digest.md`), beside the SMS the digest trigger sends.
+pub const DIGEST_FILE: &str = "digest.md";
 pub use crate::snapshot::contract::transform_outputs::TransformSummary;
 
 /// Runs the stage on a run whose extract finished.
@@ -148,15 +151,26 @@ pub fn run_transform(
         &result.assignments,
         &survivor_of,
         previous.as_ref(),
+        &opted_out_now,
     );
     summary.new_contacts = events.new_contacts;
+    let appointments = trigger_input::read_appointments(&run.extract_dir())?;
     let fired = trigger_input::fire(
         &config.triggers,
         &events,
-        history::run_date(run),
+        &appointments,
+        trigger_input::RunWhen {
+            date: history::run_date(run),
+            now: history::run_time(run),
+        },
         previous.as_ref(),
         &summary,
     );
+    if let Some(markdown) = &fired.digest_markdown {
+        let path = out.join(DIGEST_FILE);
+        crate::snapshot::atomic::write(&path, markdown.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     summary.baseline = u64::from(fired.baseline);
     summary.messages_fired = fired.messages.len() as u64;
     summary.notes_fired = fired.notes.len() as u64;
