@@ -1,6 +1,7 @@
 //! Reminders on status changes and the digest, end to end against the sandbox: a custom field's new
 //! value and an appointment coming due each text the contact once (under faults and across kill -9
-//! too), and the digest lands as an SMS of at most two parts with `digest.md` beside it.
+//! too), a "C" reply after a reminder tags the contact once, and the digest lands as an SMS of at
+//! most two parts with `digest.md` beside it.
 
 mod common;
 
@@ -31,6 +32,12 @@ template = "Hi {first_name|there}, your job is now {value}. Reply C to confirm."
 [[transform.triggers.reminder]]
 appointment_within_hours = 720
 template = "Appointment reminder: {appointment_title}, {appointment_time}."
+
+[[transform.triggers.reminder]]
+tag = "appointment-tomorrow"
+template = "Hi {first_name|there}, a reminder of your appointment tomorrow. Reply C to confirm."
+confirm_reply = ["C", "CONFIRM"]
+confirm_tag = "appointment-confirmed"
 
 [transform.triggers.digest]
 to = "+14155550100"
@@ -357,4 +364,63 @@ async fn the_digest_fits_two_parts_and_its_details_are_in_digest_md() {
         "{md}"
     );
     assert!(md.contains("- web form: 1"), "{md}");
+}
+
+/// The tags of a contact in the sandbox.
+fn tags_of(state: &Value, id: &str) -> Vec<String> {
+    state["ghl"]["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .find(|c| c["id"] == id)
+        .and_then(|c| c["tags"].as_array())
+        .map(|t| t.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_reply_after_the_reminder_adds_the_confirmation_tag_once() {
+    let h = harness(36, 40).await;
+    h.run_ok(&["run", "--json"]).await;
+    let (id, _, number) = textable_contact(&h.control("state").await);
+    let info = &h.sandbox.info;
+    h.http
+        .post(format!("{}/contacts/{id}/tags", info.ghl_base_url))
+        .bearer_auth(&info.ghl_token)
+        .header("Version", "2021-07-28")
+        .json(&json!({"tags": ["appointment-tomorrow"]}))
+        .send()
+        .await
+        .expect("tags answer")
+        .error_for_status()
+        .expect("tags added");
+    // A "C" that arrives before the reminder goes out confirms nothing.
+    h.control_post("bulksms/inbound", json!({"from": number, "body": "C"}))
+        .await;
+    h.run_ok(&["run", "--json"]).await;
+    let state = h.control("state").await;
+    assert_eq!(
+        sent(&state, "a reminder of your appointment").len(),
+        1,
+        "the tag fires one reminder"
+    );
+    h.run_ok(&["run", "--json"]).await;
+    assert!(
+        !tags_of(&h.control("state").await, &id).contains(&"appointment-confirmed".to_string()),
+        "a reply from before the reminder confirmed it"
+    );
+    h.control_post(
+        "bulksms/inbound",
+        json!({"from": number, "body": "c, see you then"}),
+    )
+    .await;
+    h.run_ok(&["run", "--json"]).await;
+    let tags = tags_of(&h.control("state").await, &id);
+    assert!(
+        tags.contains(&"appointment-confirmed".to_string()),
+        "{tags:?}"
+    );
+    // Once: the next night finds it done and plans nothing.
+    let report = h.run_ok(&["run", "--json"]).await;
+    assert_eq!(count(&report, "planned_operations"), 0, "{report}");
 }

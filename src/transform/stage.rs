@@ -7,7 +7,7 @@ use super::TransformConfig;
 use super::desired_state::{self, ActedBefore};
 use super::inputs::Inputs;
 use super::model::MatchModel;
-use super::{history, link, merge, normalize, survivorship, trigger_input};
+use super::{confirm, history, link, merge, normalize, survivorship, trigger_input};
 use crate::snapshot::contract::transform_outputs::{
     CLUSTERS_FILE, ClusterRow, GOLDEN_FILE, LINKS_FILE, LinkRow, NORMALIZED_FILE, SUMMARY_FILE,
     clusters_schema, golden_schema, links_schema, normalized_schema,
@@ -166,6 +166,23 @@ pub fn run_transform(
         previous.as_ref(),
         &summary,
     );
+    // Reminders a reply can confirm are remembered; replies that confirm set the tag or field.
+    let remembered = confirm::remember(
+        &config.triggers,
+        confirm::previous_reminders(run)?,
+        &fired.messages,
+        &fired.reminder_rules,
+        &history::run_date(run),
+    );
+    write_rows(
+        &out.join(confirm::REMINDERS_FILE),
+        &confirm::reminders_schema(),
+        &remembered,
+    )?;
+    let mut desired = desired;
+    desired
+        .contacts
+        .extend(confirm::confirmations(&remembered, &messages));
     if let Some(markdown) = &fired.digest_markdown {
         let path = out.join(DIGEST_FILE);
         crate::snapshot::atomic::write(&path, markdown.as_bytes())

@@ -194,10 +194,11 @@ fn waiting_replies(
     contacts: &[TriggerContact],
     contacts_by_number: &HashMap<String, Vec<usize>>,
 ) -> Vec<WaitingReply> {
+    type Instant = Option<chrono::DateTime<chrono::Utc>>;
     let mut last_in: BTreeMap<&str, &TriggerMessage> = BTreeMap::new();
-    let mut last_out: HashMap<&str, &str> = HashMap::new();
-    fn when(m: &TriggerMessage) -> &str {
-        m.submission_date.as_deref().unwrap_or("")
+    let mut last_out: HashMap<&str, Instant> = HashMap::new();
+    fn when(m: &TriggerMessage) -> Instant {
+        m.submission_date.as_deref().and_then(super::inputs::instant)
     }
     for m in messages {
         if m.inbound {
@@ -208,7 +209,7 @@ fn waiting_replies(
                 last_in.insert(&m.number, m);
             }
         } else {
-            let out = last_out.entry(&m.number).or_insert("");
+            let out = last_out.entry(&m.number).or_insert(None);
             if when(m) > *out {
                 *out = when(m);
             }
@@ -243,7 +244,7 @@ fn waiting_replies(
                     })
                     .collect(),
                 body: m.body.clone().unwrap_or_default(),
-                received: when(m).to_string(),
+                received: m.submission_date.clone().unwrap_or_default(),
             })
         })
         .collect()

@@ -105,6 +105,8 @@ impl TriggersConfig {
         }
         for (i, r) in self.reminder.iter().enumerate() {
             let kind = r.kind().map_err(|e| (format!("reminder[{i}]"), e))?;
+            r.check_confirm()
+                .map_err(|e| (format!("reminder[{i}]"), e))?;
             let mut allowed = CONTACT_PLACEHOLDERS.to_vec();
             allowed.extend(kind.placeholders());
             check(&format!("reminder[{i}].template"), &r.template, &allowed)?;
@@ -205,6 +207,8 @@ pub struct Fired {
     pub baseline: bool,
     /// `digest.md` of the run, when a digest is configured and the run is not a baseline.
     pub digest_markdown: Option<String>,
+    /// The rule (index in `reminder`) of each reminder sent, by (to, event).
+    pub reminder_rules: HashMap<(String, String), usize>,
 }
 
 fn contact_values(c: &TriggerContact) -> HashMap<&'static str, String> {
@@ -271,13 +275,16 @@ pub fn fire(config: &TriggersConfig, input: &TriggerInput<'_>) -> Fired {
             let event = format!("contact {} created", c.id);
             send(&mut fired, phone, body, "welcome", event, Some(&c.id));
         }
-        for reminder in &config.reminder {
+        for (rule, reminder) in config.reminder.iter().enumerate() {
             if let Some(r) = reminders::status_reminders(reminder, c, previous) {
+                fired
+                    .reminder_rules
+                    .insert((phone.to_string(), r.event.clone()), rule);
                 send(&mut fired, phone, r.body, "reminder", r.event, Some(&c.id));
             }
         }
     }
-    for reminder in &config.reminder {
+    for (rule, reminder) in config.reminder.iter().enumerate() {
         for r in
             reminders::appointment_reminders(reminder, input.appointments, input.contacts, input.now)
         {
@@ -286,6 +293,9 @@ pub fn fire(config: &TriggersConfig, input: &TriggerInput<'_>) -> Fired {
                 continue;
             }
             if let Some(phone) = c.phone.as_deref() {
+                fired
+                    .reminder_rules
+                    .insert((phone.to_string(), r.event.clone()), rule);
                 send(&mut fired, phone, r.body, "reminder", r.event, Some(&c.id));
             }
         }

@@ -31,6 +31,19 @@ pub struct ReminderTrigger {
     pub appointment_within_hours: Option<u32>,
     /// Body; the welcome placeholders and the kind's own (see [`ReminderKind::placeholders`]).
     pub template: String,
+    /// Replies that confirm the reminder (`["C", "CONFIRM"]`, whole words, any case): an inbound
+    /// message from the contact's number after the reminder went out, holding one, sets
+    /// `confirm_tag` and/or `confirm_field` on the contact.
+    #[serde(default)]
+    pub confirm_reply: Vec<String>,
+    /// Tag a confirming reply adds.
+    #[serde(default)]
+    pub confirm_tag: Option<String>,
+    /// Custom field id a confirming reply sets, to `confirm_value` (default `confirmed`).
+    #[serde(default)]
+    pub confirm_field: Option<String>,
+    #[serde(default)]
+    pub confirm_value: Option<String>,
 }
 
 /// What fires a reminder.
@@ -60,6 +73,21 @@ impl ReminderKind<'_> {
 }
 
 impl ReminderTrigger {
+    /// Checks the confirmation keys: keywords need something to set, and the other way round.
+    pub fn check_confirm(&self) -> Result<(), String> {
+        let sets = self.confirm_tag.as_deref().is_some_and(|t| !t.trim().is_empty())
+            || self.confirm_field.as_deref().is_some_and(|f| !f.trim().is_empty());
+        let words = self.confirm_reply.iter().any(|w| !w.trim().is_empty());
+        match (words, sets) {
+            (true, false) => Err("confirm_reply needs confirm_tag or confirm_field (what a confirming reply sets)".into()),
+            (false, true) => Err("confirm_tag and confirm_field need confirm_reply (the words that confirm)".into()),
+            _ if self.confirm_value.is_some() && self.confirm_field.is_none() => {
+                Err("confirm_value needs confirm_field".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// What fires it; the error says why the table is not one kind.
     pub fn kind(&self) -> Result<ReminderKind<'_>, String> {
         let mut kinds = Vec::new();
