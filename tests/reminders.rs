@@ -64,7 +64,11 @@ fn sent(state: &Value, needle: &str) -> Vec<(String, String)> {
         .filter(|m| m["type"] == "SENT")
         .map(|m| {
             (
-                m["to"].as_str().unwrap_or("").trim_start_matches('+').to_string(),
+                m["to"]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_start_matches('+')
+                    .to_string(),
                 m["body"].as_str().unwrap_or("").to_string(),
             )
         })
@@ -374,7 +378,11 @@ fn tags_of(state: &Value, id: &str) -> Vec<String> {
         .iter()
         .find(|c| c["id"] == id)
         .and_then(|c| c["tags"].as_array())
-        .map(|t| t.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|t| {
+            t.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -236,7 +236,9 @@ async fn simulate_a_day(info: &crate::sandbox::ReadyInfo) -> anyhow::Result<Day>
         .send()
         .await?
         .error_for_status()?;
-    let staged = eligible.next().context("no contact to move to a new job stage")?;
+    let staged = eligible
+        .next()
+        .context("no contact to move to a new job stage")?;
     let staged_id = staged["id"].as_str().unwrap_or_default();
     ghl(reqwest::Method::PUT, &format!("/contacts/{staged_id}"))
         .json(&serde_json::json!({"customFields": [{"id": "job_stage", "field_value": "booked"}]}))

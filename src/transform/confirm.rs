@@ -250,10 +250,16 @@ mod tests {
             message(1, "RECEIVED", "C", "2026-12-05T09:00:00", None),
             message(2, "SENT", "reminder", "2026-12-05T10:00:00", usid.clone()),
         ];
-        assert!(confirmations(&[r.clone()], &before).is_empty());
+        assert!(confirmations(std::slice::from_ref(&r), &before).is_empty());
         let mut after = before.clone();
-        after.push(message(3, "RECEIVED", "c thanks", "2026-12-05T11:00:00", None));
-        let got = confirmations(&[r.clone()], &after);
+        after.push(message(
+            3,
+            "RECEIVED",
+            "c thanks",
+            "2026-12-05T11:00:00",
+            None,
+        ));
+        let got = confirmations(std::slice::from_ref(&r), &after);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].add_tags, ["appointment-confirmed"]);
         assert_eq!(got[0].contact_id.as_deref(), Some("c1"));

@@ -4,16 +4,16 @@
 
 use super::dedupe::Assignment;
 use super::desired_state::SMS_LEAD_TAG;
-use super::inputs::MessageRowIn;
 use super::history::field_texts;
+use super::inputs::MessageRowIn;
 use super::reply_keywords;
 use super::triggers::digest::{DigestFacts, FailedDelivery, WaitingReply};
 use super::triggers::{
     self, Fired, PreviousState, TriggerAppointment, TriggerContact, TriggerMessage, TriggersConfig,
 };
 use crate::snapshot::contact::SnapshotContact;
-use crate::snapshot::desired::{DUPLICATE_TAG, read_rows};
 use crate::snapshot::contract::transform_outputs::{LinkRow, NormalizedRow, TransformSummary};
+use crate::snapshot::desired::{DUPLICATE_TAG, read_rows};
 use crate::snapshot::phone::digits;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -36,6 +36,7 @@ pub struct TriggerEvents {
 }
 
 /// The trigger events of a run (`contacts` and `normalized` row for row).
+#[allow(clippy::too_many_arguments)]
 pub fn trigger_events(
     contacts: &[SnapshotContact],
     normalized: &[NormalizedRow],
@@ -131,7 +132,10 @@ pub fn trigger_events(
     let failed_deliveries = failed.len() as u64;
     let mut new_by_source: BTreeMap<String, u64> = BTreeMap::new();
     if let Some(p) = previous {
-        for c in contacts.iter().filter(|c| !p.contact_tags.contains_key(&c.id)) {
+        for c in contacts
+            .iter()
+            .filter(|c| !p.contact_tags.contains_key(&c.id))
+        {
             let source = c
                 .source
                 .as_deref()
@@ -198,7 +202,9 @@ fn waiting_replies(
     let mut last_in: BTreeMap<&str, &TriggerMessage> = BTreeMap::new();
     let mut last_out: HashMap<&str, Instant> = HashMap::new();
     fn when(m: &TriggerMessage) -> Instant {
-        m.submission_date.as_deref().and_then(super::inputs::instant)
+        m.submission_date
+            .as_deref()
+            .and_then(super::inputs::instant)
     }
     for m in messages {
         if m.inbound {

@@ -141,7 +141,11 @@ pub fn digest_sms(
                 facts.new_duplicates.len()
             )];
             for w in &facts.waiting {
-                let who = w.contacts.first().cloned().unwrap_or_else(|| w.number.clone());
+                let who = w
+                    .contacts
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| w.number.clone());
                 lines.push(format!("Waiting: {who} {}: {}", w.number, w.body));
             }
             if !facts.failed.is_empty() {
@@ -338,7 +342,9 @@ mod tests {
         // A template keeps its placeholders working, new ones included.
         let digest = DigestTrigger {
             to: "+14155550100".into(),
-            template: Some("{date}: {new_contacts} new ({new_by_source})\n{waiting_replies} waiting".into()),
+            template: Some(
+                "{date}: {new_contacts} new ({new_by_source})\n{waiting_replies} waiting".into(),
+            ),
         };
         assert_eq!(
             digest_sms(&digest, "2026-12-06", &counts, &facts),

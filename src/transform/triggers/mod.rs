@@ -285,9 +285,12 @@ pub fn fire(config: &TriggersConfig, input: &TriggerInput<'_>) -> Fired {
         }
     }
     for (rule, reminder) in config.reminder.iter().enumerate() {
-        for r in
-            reminders::appointment_reminders(reminder, input.appointments, input.contacts, input.now)
-        {
+        for r in reminders::appointment_reminders(
+            reminder,
+            input.appointments,
+            input.contacts,
+            input.now,
+        ) {
             let c = r.contact;
             if c.opted_out || c.duplicate {
                 continue;

@@ -50,14 +50,9 @@ pub struct ReminderTrigger {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReminderKind<'a> {
     Tag(&'a str),
-    Field {
-        id: &'a str,
-        values: &'a [String],
-    },
+    Field { id: &'a str, values: &'a [String] },
     ContactType(&'a [String]),
-    Appointment {
-        within_hours: u32,
-    },
+    Appointment { within_hours: u32 },
 }
 
 impl ReminderKind<'_> {
@@ -75,12 +70,23 @@ impl ReminderKind<'_> {
 impl ReminderTrigger {
     /// Checks the confirmation keys: keywords need something to set, and the other way round.
     pub fn check_confirm(&self) -> Result<(), String> {
-        let sets = self.confirm_tag.as_deref().is_some_and(|t| !t.trim().is_empty())
-            || self.confirm_field.as_deref().is_some_and(|f| !f.trim().is_empty());
+        let sets = self
+            .confirm_tag
+            .as_deref()
+            .is_some_and(|t| !t.trim().is_empty())
+            || self
+                .confirm_field
+                .as_deref()
+                .is_some_and(|f| !f.trim().is_empty());
         let words = self.confirm_reply.iter().any(|w| !w.trim().is_empty());
         match (words, sets) {
-            (true, false) => Err("confirm_reply needs confirm_tag or confirm_field (what a confirming reply sets)".into()),
-            (false, true) => Err("confirm_tag and confirm_field need confirm_reply (the words that confirm)".into()),
+            (true, false) => Err(
+                "confirm_reply needs confirm_tag or confirm_field (what a confirming reply sets)"
+                    .into(),
+            ),
+            (false, true) => Err(
+                "confirm_tag and confirm_field need confirm_reply (the words that confirm)".into(),
+            ),
             _ if self.confirm_value.is_some() && self.confirm_field.is_none() => {
                 Err("confirm_value needs confirm_field".into())
             }
@@ -262,7 +268,10 @@ pub fn appointment_reminders<'c>(
 /// `Mon 7 Dec 15:00` in the contact's time zone (UTC, said so, when it has none).
 fn local_time(at: DateTime<Utc>, timezone: Option<&str>) -> String {
     match timezone.and_then(|t| t.parse::<chrono_tz::Tz>().ok()) {
-        Some(zone) => at.with_timezone(&zone).format("%a %-d %b %H:%M").to_string(),
+        Some(zone) => at
+            .with_timezone(&zone)
+            .format("%a %-d %b %H:%M")
+            .to_string(),
         None => at.format("%a %-d %b %H:%M UTC").to_string(),
     }
 }
@@ -389,7 +398,9 @@ mod tests {
             .kind()
             .unwrap_err();
         assert!(two.contains("only one"), "{two}");
-        let stray = trigger("values = [\"a\"]\ntemplate = \"t\"").kind().unwrap_err();
+        let stray = trigger("values = [\"a\"]\ntemplate = \"t\"")
+            .kind()
+            .unwrap_err();
         assert!(stray.contains("values needs field"), "{stray}");
     }
 }
