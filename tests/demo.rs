@@ -79,8 +79,9 @@ fn the_demo_runs_two_nights_and_its_report_renders_cleanly() {
         report["counts"]["first_run.applied"].as_u64() > Some(0),
         "{report}"
     );
-    // Night 2: two welcomes, one reminder and the digest; night 1 texted nobody.
-    assert_eq!(report["counts"]["messages_fired"], 4, "{report}");
+    // Night 2: two welcomes, a reminder on a tag, one on a custom field and the digest; night 1
+    // texted nobody.
+    assert_eq!(report["counts"]["messages_fired"], 5, "{report}");
     assert_eq!(report["counts"]["failed"], 0, "{report}");
     let run_dir = PathBuf::from(report["run_dir"].as_str().expect("run_dir"));
     let page = run_dir.join("audit/report.html");

@@ -1,6 +1,7 @@
 //! `contactsync demo`: a seeded sandbox in-process and the nightly pipeline against it, end to end:
-//! a first (baseline) run that cleans the CRM up, a simulated day (new contacts, a tag that fires a
-//! reminder, a STOP reply), and the next night's run that texts exactly what that day asked for.
+//! a first (baseline) run that cleans the CRM up, a simulated day (new contacts, a tag and a custom
+//! field change that fire reminders, a STOP reply), and the next night's run that texts exactly what
+//! that day asked for and writes the digest.
 
 use super::sandbox_cmd::sandbox_pipeline_toml;
 use super::{CommandError, DemoArgs};
@@ -68,7 +69,7 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
         tracing::warn!(code = ?first_code, "The first run did not finish cleanly");
     }
     eprintln!(
-        "A day passes: two new contacts from a web form, a tag that asks for a reminder, and a STOP reply."
+        "A day passes: two new contacts from a web form, a tag and a job stage that ask for reminders, and a STOP reply."
     );
     let day = simulate_a_day(&handle.info)
         .await
@@ -127,15 +128,23 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
             count("first_run.applied"),
         );
         eprintln!(
-            "  night 2:        {} operations applied, {} failed, {} skipped; {} texts fired (welcome to {}, reminder to {}, the digest); STOP from {} made DND",
+            "  night 2:        {} operations applied, {} failed, {} skipped; {} texts fired (welcome to {}, reminder to {} on the tag and to {} on the job stage becoming \"booked\", the digest); STOP from {} made DND",
             count("applied"),
             count("failed"),
             count("skipped"),
             count("messages_fired"),
             day.new_contacts.join(" and "),
             day.reminded,
+            day.staged,
             day.stopped,
         );
+        let digest = run_dir.join("transform/digest.md");
+        eprintln!("  digest:         {}", digest.display());
+        if let Ok(text) = std::fs::read_to_string(&digest) {
+            for line in text.lines().filter(|l| !l.trim().is_empty()).take(8) {
+                eprintln!("                  {line}");
+            }
+        }
         eprintln!(
             "  sandbox:        {} requests, {} writes in all",
             sandbox_stats["total_requests"], sandbox_stats["writes"]
@@ -155,7 +164,8 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
     Ok(code)
 }
 
-/// Triggers of the demo pipeline: welcome, a reminder on a tag, and a digest to the team.
+/// Triggers of the demo pipeline: welcome, reminders on a tag and on a custom field, and a digest
+/// to the team.
 const DEMO_TRIGGERS: &str = r#"
 [transform.triggers]
 fire_on_first_run = false
@@ -167,16 +177,25 @@ template = "Hi {first_name|there}, thanks for choosing ACME Home Services! Reply
 [[transform.triggers.reminder]]
 tag = "appointment-tomorrow"
 template = "Hi {first_name|there}, a reminder of your appointment tomorrow. Reply C to confirm, STOP to opt out."
+confirm_reply = ["C", "CONFIRM"]
+confirm_tag = "appointment-confirmed"
 
+[[transform.triggers.reminder]]
+field = "job_stage"
+values = ["booked"]
+template = "Hi {first_name|there}, your job is {value}: we will call to schedule it. Reply STOP to opt out."
+
+# No template: the built-in digest (replies waiting first, then failures, opt-outs, new contacts by
+# source, duplicates), cut to two SMS parts; transform/digest.md has it in full.
 [transform.triggers.digest]
 to = "+14155550100"
-template = "contactsync {date}: {new_contacts} new contacts, {duplicate_clusters} duplicate clusters, {opted_out} opted out, {inbound} new replies."
 "#;
 
 /// What the simulated day did.
 struct Day {
     new_contacts: Vec<String>,
     reminded: String,
+    staged: String,
     stopped: String,
 }
 
@@ -214,6 +233,15 @@ async fn simulate_a_day(info: &crate::sandbox::ReadyInfo) -> anyhow::Result<Day>
     let id = reminded["id"].as_str().unwrap_or_default();
     ghl(reqwest::Method::POST, &format!("/contacts/{id}/tags"))
         .json(&serde_json::json!({"tags": ["appointment-tomorrow"]}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let staged = eligible
+        .next()
+        .context("no contact to move to a new job stage")?;
+    let staged_id = staged["id"].as_str().unwrap_or_default();
+    ghl(reqwest::Method::PUT, &format!("/contacts/{staged_id}"))
+        .json(&serde_json::json!({"customFields": [{"id": "job_stage", "field_value": "booked"}]}))
         .send()
         .await?
         .error_for_status()?;
@@ -258,6 +286,7 @@ async fn simulate_a_day(info: &crate::sandbox::ReadyInfo) -> anyhow::Result<Day>
     Ok(Day {
         new_contacts,
         reminded: name(reminded),
+        staged: name(staged),
         stopped: name(stopped),
     })
 }

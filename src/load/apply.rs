@@ -330,10 +330,7 @@ pub fn marker(key: &str) -> String {
     format!("[contactsync:{}]", &key[..key.len().min(12)])
 }
 
-/// `userSuppliedId` of a send (≤ 20 characters): finds the message again when its answer was lost.
-pub fn user_supplied_id(key: &str) -> String {
-    format!("cs{}", &key[..key.len().min(18)])
-}
+pub use crate::snapshot::contract::plan::user_supplied_id;
 
 /// Why a send is held back.
 enum Hold {

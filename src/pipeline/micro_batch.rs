@@ -441,6 +441,9 @@ fn decide(
             .iter()
             .map(|c| (c.id.clone(), c.tags.iter().cloned().collect()))
             .collect(),
+        // Reminders are the nightly's (below): no types or fields to compare.
+        contact_types: HashMap::new(),
+        contact_fields: HashMap::new(),
         message_status: HashMap::new(),
     };
     let trigger_contacts: Vec<TriggerContact> = read_back
@@ -453,6 +456,9 @@ fn decide(
             company: c.company_name.clone(),
             phone: n.phone_e164.clone(),
             tags: c.tags.clone(),
+            contact_type: c.contact_type.clone(),
+            custom_fields: HashMap::new(),
+            timezone: c.timezone.clone(),
             date_updated: c.date_updated.clone(),
             opted_out: c.sms_dnd_active()
                 || n.phone_e164
@@ -481,6 +487,9 @@ fn decide(
             messages: &[],
             contacts_by_number: &HashMap::new(),
             digest_counts: BTreeMap::new(),
+            digest_facts: Default::default(),
+            appointments: &[],
+            now,
         },
     );
 

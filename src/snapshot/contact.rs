@@ -18,6 +18,12 @@ pub struct SnapshotContact {
     pub postal_code: Option<String>,
     pub country: Option<String>,
     pub source: Option<String>,
+    /// GHL's contact type (`lead`, `customer`).
+    #[serde(default)]
+    pub contact_type: Option<String>,
+    /// IANA time zone of the contact.
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// ISO-8601 text (sorts in time order).
     pub date_updated: Option<String>,
     #[serde(default)]

@@ -2,7 +2,7 @@
 //! opt-outs, triggers and survivors are measured against them.
 
 use super::triggers::PreviousState;
-use crate::snapshot::contact::SnapshotContact;
+use crate::snapshot::contact::{SnapshotContact, SnapshotCustomField};
 use crate::snapshot::contract::transform_outputs::CLUSTERS_FILE;
 use crate::snapshot::desired::read_rows;
 use crate::snapshot::phone::digits;
@@ -29,6 +29,10 @@ pub fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
         id: String,
         #[serde(default)]
         tags: Vec<String>,
+        #[serde(default)]
+        contact_type: Option<String>,
+        #[serde(default)]
+        custom_fields: Vec<SnapshotCustomField>,
     }
     #[derive(Deserialize)]
     struct MessageStatus {
@@ -39,6 +43,14 @@ pub fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
     let contacts: Vec<ContactTags> = read_rows(&extract.join("ghl/contacts.parquet"))?;
     let messages: Vec<MessageStatus> = read_rows(&extract.join("bulksms/messages.parquet"))?;
     Ok(Some(PreviousState {
+        contact_types: contacts
+            .iter()
+            .map(|c| (c.id.clone(), c.contact_type.clone()))
+            .collect(),
+        contact_fields: contacts
+            .iter()
+            .map(|c| (c.id.clone(), field_texts(&c.custom_fields)))
+            .collect(),
         contact_tags: contacts
             .into_iter()
             .map(|c| (c.id, c.tags.into_iter().collect()))
@@ -48,6 +60,22 @@ pub fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
             .map(|m| (m.id, m.status_type))
             .collect(),
     }))
+}
+
+/// Custom field values as text, by field id (empty values left out).
+pub fn field_texts(fields: &[SnapshotCustomField]) -> HashMap<String, String> {
+    fields
+        .iter()
+        .filter_map(|f| Some((f.id.clone(), f.text()?)))
+        .filter(|(_, v)| !v.trim().is_empty())
+        .collect()
+}
+
+/// When the run read the systems (its extract's finish), for windows that start at the run.
+pub fn run_time(run: &RunDir) -> chrono::DateTime<chrono::Utc> {
+    run.extract_manifest()
+        .map(|m| m.finished_at)
+        .unwrap_or_else(chrono::Utc::now)
 }
 
 /// The blocked numbers (digits) [`previous_acted_run`] saw; `None` when no run has acted yet.

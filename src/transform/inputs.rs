@@ -18,6 +18,25 @@ pub struct MessageRowIn {
     pub status_type: Option<String>,
     pub status_subtype: Option<String>,
     pub submission_date: Option<String>,
+    /// Set on the sends load makes ([`crate::snapshot::contract::plan::user_supplied_id`]).
+    #[serde(default)]
+    pub user_supplied_id: Option<String>,
+}
+
+impl MessageRowIn {
+    /// When it was submitted: the column comes back as RFC 3339 text, its fraction of a second
+    /// only when there is one, so texts do not sort in time order.
+    pub fn submitted(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        instant(self.submission_date.as_deref()?)
+    }
+}
+
+/// A timestamp column's text as a time (with or without its `Z`).
+pub fn instant(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(&format!("{text}Z")))
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// The extract's tables.

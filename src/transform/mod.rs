@@ -13,6 +13,7 @@ pub mod block;
 pub mod cluster;
 pub mod cluster_guard;
 pub mod compare;
+pub mod confirm;
 pub mod dedupe;
 pub mod desired_state;
 pub mod encode;

@@ -7,7 +7,7 @@ use super::TransformConfig;
 use super::desired_state::{self, ActedBefore};
 use super::inputs::Inputs;
 use super::model::MatchModel;
-use super::{history, link, merge, normalize, survivorship, trigger_input, workflows};
+use super::{confirm, history, link, merge, normalize, survivorship, trigger_input, workflows};
 use crate::snapshot::contract::transform_outputs::{
     CLUSTERS_FILE, ClusterRow, GOLDEN_FILE, LINKS_FILE, LinkRow, NORMALIZED_FILE, SUMMARY_FILE,
     clusters_schema, golden_schema, links_schema, normalized_schema,
@@ -21,6 +21,9 @@ use anyhow::Context;
 use std::collections::HashMap;
 
 pub use super::desired_state::{OPTED_OUT_TAG, SMS_LEAD_TAG};
+
+/// The digest in full (`transform/digest.md`), beside the SMS the digest trigger sends.
+pub const DIGEST_FILE: &str = "digest.md";
 pub use crate::snapshot::contract::transform_outputs::TransformSummary;
 
 /// Runs the stage on a run whose extract finished.
@@ -148,21 +151,48 @@ pub fn run_transform(
         &result.assignments,
         &survivor_of,
         previous.as_ref(),
+        &opted_out_now,
     );
     summary.new_contacts = events.new_contacts;
+    let appointments = trigger_input::read_appointments(&run.extract_dir())?;
     let fired = trigger_input::fire(
         &config.triggers,
         &events,
-        history::run_date(run),
+        &appointments,
+        trigger_input::RunWhen {
+            date: history::run_date(run),
+            now: history::run_time(run),
+        },
         previous.as_ref(),
         &summary,
     );
+    // Reminders a reply can confirm are remembered; replies that confirm set the tag or field.
+    let remembered = confirm::remember(
+        &config.triggers,
+        confirm::previous_reminders(run)?,
+        &fired.messages,
+        &fired.reminder_rules,
+        &history::run_date(run),
+    );
+    write_rows(
+        &out.join(confirm::REMINDERS_FILE),
+        &confirm::reminders_schema(),
+        &remembered,
+    )?;
+    let mut desired = desired;
+    desired
+        .contacts
+        .extend(confirm::confirmations(&remembered, &messages));
+    if let Some(markdown) = &fired.digest_markdown {
+        let path = out.join(DIGEST_FILE);
+        crate::snapshot::atomic::write(&path, markdown.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     summary.baseline = u64::from(fired.baseline);
     summary.messages_fired = fired.messages.len() as u64;
     summary.notes_fired = fired.notes.len() as u64;
 
     // Message workflows: tasks, failure tags and SMS statuses from the same events.
-    let mut desired = desired;
     let flows = workflows::run(
         &config.workflows,
         &events,

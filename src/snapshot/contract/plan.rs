@@ -212,6 +212,12 @@ impl PlanOp {
     }
 }
 
+/// `userSuppliedId` of a send (≤ 20 characters): finds the message again when its answer was lost,
+/// and tells transform which message a reminder was.
+pub fn user_supplied_id(key: &str) -> String {
+    format!("cs{}", &key[..key.len().min(18)])
+}
+
 /// An operation with its key and the reason it was planned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedOperation {

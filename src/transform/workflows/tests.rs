@@ -36,6 +36,7 @@ fn events(messages: Vec<TriggerMessage>) -> TriggerEvents {
         new_contacts: 0,
         failed_deliveries: 0,
         inbound: 0,
+        digest_facts: Default::default(),
     }
 }
 

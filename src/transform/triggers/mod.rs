@@ -3,8 +3,14 @@
 //! pipeline says `fire_on_first_run = true`: pointing the tool at an existing CRM never texts its
 //! whole contact list.
 
+pub mod digest;
+pub mod reminders;
+
 use super::reply_keywords::{self, ReplyKeyword};
 use crate::snapshot::desired::{DesiredMessage, DesiredNote};
+use chrono::{DateTime, Utc};
+pub use digest::{DIGEST_PLACEHOLDERS, DigestFacts, DigestTrigger};
+pub use reminders::{ReminderTrigger, TriggerAppointment};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -16,7 +22,8 @@ pub struct TriggersConfig {
     pub fire_on_first_run: bool,
     /// New contact → welcome SMS.
     pub welcome: Option<WelcomeTrigger>,
-    /// Tag added to a contact → reminder SMS (one table per tag).
+    /// A status change (tag added, custom field value, contact type) or an appointment coming due
+    /// → reminder SMS (one table per rule).
     pub reminder: Vec<ReminderTrigger>,
     /// Daily digest SMS to a team number.
     pub digest: Option<DigestTrigger>,
@@ -33,40 +40,7 @@ pub struct WelcomeTrigger {
     pub template: String,
 }
 
-/// `[[transform.triggers.reminder]]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReminderTrigger {
-    /// The tag whose addition fires the reminder.
-    pub tag: String,
-    /// Body; the welcome placeholders and `{tag}`.
-    pub template: String,
-}
-
-/// `[transform.triggers.digest]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DigestTrigger {
-    /// Team number in E.164 (`+14155550100`).
-    pub to: String,
-    /// Body; placeholders `{date}` and the run's counts: `{contacts}`, `{new_contacts}`,
-    /// `{duplicate_clusters}`, `{opted_out}`, `{failed_deliveries}`, `{inbound}`, `{leads}`.
-    pub template: String,
-}
-
 const CONTACT_PLACEHOLDERS: [&str; 4] = ["first_name", "last_name", "full_name", "company"];
-/// The counts a digest can show.
-pub const DIGEST_PLACEHOLDERS: [&str; 8] = [
-    "date",
-    "contacts",
-    "new_contacts",
-    "duplicate_clusters",
-    "opted_out",
-    "failed_deliveries",
-    "inbound",
-    "leads",
-];
-
 /// Placeholder names in a template (`{name}` or `{name|fallback}`).
 pub fn placeholders(template: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -130,15 +104,17 @@ impl TriggersConfig {
             check("welcome.template", &w.template, &CONTACT_PLACEHOLDERS)?;
         }
         for (i, r) in self.reminder.iter().enumerate() {
-            if r.tag.trim().is_empty() {
-                return Err((format!("reminder[{i}].tag"), "must not be empty".into()));
-            }
+            let kind = r.kind().map_err(|e| (format!("reminder[{i}]"), e))?;
+            r.check_confirm()
+                .map_err(|e| (format!("reminder[{i}]"), e))?;
             let mut allowed = CONTACT_PLACEHOLDERS.to_vec();
-            allowed.push("tag");
+            allowed.extend(kind.placeholders());
             check(&format!("reminder[{i}].template"), &r.template, &allowed)?;
         }
         if let Some(d) = &self.digest {
-            check("digest.template", &d.template, &DIGEST_PLACEHOLDERS)?;
+            if let Some(template) = &d.template {
+                check("digest.template", template, &DIGEST_PLACEHOLDERS)?;
+            }
             let digits = d.to.chars().filter(char::is_ascii_digit).count();
             if !d.to.starts_with('+') || !(8..=15).contains(&digits) {
                 return Err((
@@ -161,6 +137,12 @@ pub struct TriggerContact {
     /// E.164, when the phone parsed.
     pub phone: Option<String>,
     pub tags: Vec<String>,
+    /// GHL's contact type (`lead`, `customer`).
+    pub contact_type: Option<String>,
+    /// Custom field values as text, by field id.
+    pub custom_fields: HashMap<String, String>,
+    /// IANA zone of the contact, when GHL has one.
+    pub timezone: Option<String>,
     pub date_updated: Option<String>,
     /// SMS DND in GHL, blocked in BulkSMS, or replied STOP.
     pub opted_out: bool,
@@ -188,6 +170,10 @@ pub struct TriggerMessage {
 pub struct PreviousState {
     /// Tags of each contact.
     pub contact_tags: HashMap<String, HashSet<String>>,
+    /// Type of each contact.
+    pub contact_types: HashMap<String, Option<String>>,
+    /// Custom field values (as text, by field id) of each contact.
+    pub contact_fields: HashMap<String, HashMap<String, String>>,
     /// Status type of each message.
     pub message_status: HashMap<u64, Option<String>>,
 }
@@ -204,6 +190,12 @@ pub struct TriggerInput<'a> {
     pub contacts_by_number: &'a HashMap<String, Vec<usize>>,
     /// Counts for the digest (names from [`DIGEST_PLACEHOLDERS`]).
     pub digest_counts: BTreeMap<&'static str, u64>,
+    /// What the digest lists beyond its counts.
+    pub digest_facts: DigestFacts,
+    /// Appointments of the contacts (for the appointment reminders).
+    pub appointments: &'a [TriggerAppointment],
+    /// When the run read the systems: appointment windows start here.
+    pub now: DateTime<Utc>,
 }
 
 /// The messages and notes the triggers ask for.
@@ -213,6 +205,10 @@ pub struct Fired {
     pub notes: Vec<DesiredNote>,
     /// True when this run was a baseline and fired nothing.
     pub baseline: bool,
+    /// `digest.md` of the run, when a digest is configured and the run is not a baseline.
+    pub digest_markdown: Option<String>,
+    /// The rule (index in `reminder`) of each reminder sent, by (to, event).
+    pub reminder_rules: HashMap<(String, String), usize>,
 }
 
 fn contact_values(c: &TriggerContact) -> HashMap<&'static str, String> {
@@ -279,34 +275,47 @@ pub fn fire(config: &TriggersConfig, input: &TriggerInput<'_>) -> Fired {
             let event = format!("contact {} created", c.id);
             send(&mut fired, phone, body, "welcome", event, Some(&c.id));
         }
-        for reminder in &config.reminder {
-            let has_now = c.tags.iter().any(|t| t.eq_ignore_ascii_case(&reminder.tag));
-            let had = before
-                .is_some_and(|tags| tags.iter().any(|t| t.eq_ignore_ascii_case(&reminder.tag)));
-            if has_now && !had {
-                let mut values = contact_values(c);
-                values.insert("tag", reminder.tag.clone());
-                let body = render(&reminder.template, &values);
-                // The contact's update time names the event: the tag removed and added again
-                // later is a new event, a rerun of the same run is not.
-                let event = format!(
-                    "contact {} tagged {} at {}",
-                    c.id,
-                    reminder.tag,
-                    c.date_updated.as_deref().unwrap_or("-")
-                );
-                send(&mut fired, phone, body, "reminder", event, Some(&c.id));
+        for (rule, reminder) in config.reminder.iter().enumerate() {
+            if let Some(r) = reminders::status_reminders(reminder, c, previous) {
+                fired
+                    .reminder_rules
+                    .insert((phone.to_string(), r.event.clone()), rule);
+                send(&mut fired, phone, r.body, "reminder", r.event, Some(&c.id));
+            }
+        }
+    }
+    for (rule, reminder) in config.reminder.iter().enumerate() {
+        for r in reminders::appointment_reminders(
+            reminder,
+            input.appointments,
+            input.contacts,
+            input.now,
+        ) {
+            let c = r.contact;
+            if c.opted_out || c.duplicate {
+                continue;
+            }
+            if let Some(phone) = c.phone.as_deref() {
+                fired
+                    .reminder_rules
+                    .insert((phone.to_string(), r.event.clone()), rule);
+                send(&mut fired, phone, r.body, "reminder", r.event, Some(&c.id));
             }
         }
     }
     if let Some(digest) = &config.digest {
-        let mut values: HashMap<&str, String> = input
-            .digest_counts
-            .iter()
-            .map(|(k, v)| (*k, v.to_string()))
-            .collect();
-        values.insert("date", input.run_date.clone());
-        let body = render(&digest.template, &values);
+        let body = digest::digest_sms(
+            digest,
+            &input.run_date,
+            &input.digest_counts,
+            &input.digest_facts,
+        );
+        fired.digest_markdown = Some(digest::digest_markdown(
+            &input.run_date,
+            &input.digest_counts,
+            &input.digest_facts,
+            Some(&body),
+        ));
         let event = format!("digest {}", input.run_date);
         send(&mut fired, &digest.to, body, "digest", event, None);
     }
@@ -387,12 +396,13 @@ mod tests {
                 template: "Hi {first_name|there}, welcome to {company|us}!".into(),
             }),
             reminder: vec![ReminderTrigger {
-                tag: "appointment".into(),
+                tag: Some("appointment".into()),
                 template: "{first_name}: your {tag} is tomorrow".into(),
+                ..ReminderTrigger::default()
             }],
             digest: Some(DigestTrigger {
                 to: "+14155550100".into(),
-                template: "{date}: {new_contacts} new, {opted_out} opted out".into(),
+                template: Some("{date}: {new_contacts} new, {opted_out} opted out".into()),
             }),
             activity_notes: true,
             ..TriggersConfig::default()
@@ -423,6 +433,9 @@ mod tests {
             messages,
             contacts_by_number: by_number,
             digest_counts: BTreeMap::from([("new_contacts", 1), ("opted_out", 0)]),
+            digest_facts: DigestFacts::default(),
+            appointments: &[],
+            now: "2026-11-25T03:00:00Z".parse().expect("time"),
         }
     }
 
@@ -495,6 +508,7 @@ mod tests {
         let previous = PreviousState {
             contact_tags: HashMap::from([("c1".to_string(), HashSet::new())]),
             message_status: HashMap::from([(1, Some("ACCEPTED".to_string())), (2, None)]),
+            ..PreviousState::default()
         };
         let contacts = vec![contact("c1", "+14155550001", &[])];
         let by_number = HashMap::from([("+14155550001".to_string(), vec![0])]);
