@@ -84,6 +84,12 @@ fn the_demo_runs_two_nights_and_its_report_renders_cleanly() {
     assert_eq!(report["counts"]["messages_fired"], 5, "{report}");
     assert_eq!(report["counts"]["failed"], 0, "{report}");
     let run_dir = PathBuf::from(report["run_dir"].as_str().expect("run_dir"));
+    // The day's question by SMS becomes one follow-up task.
+    let plan = std::fs::read_to_string(run_dir.join("load/plan.md")).expect("plan.md");
+    assert!(
+        plan.contains("| create_task | 1 |") && plan.contains("waits for an answer"),
+        "night 2's plan has no follow-up task for the question:\n{plan}"
+    );
     let page = run_dir.join("audit/report.html");
     let html = std::fs::read_to_string(&page).expect("report.html");
     assert!(

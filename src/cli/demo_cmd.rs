@@ -1,7 +1,8 @@
 //! `contactsync demo`: a seeded sandbox in-process and the nightly pipeline against it, end to end:
 //! a first (baseline) run that cleans the CRM up, a simulated day (new contacts, a tag and a custom
-//! field change that fire reminders, a STOP reply), and the next night's run that texts exactly what
-//! that day asked for and writes the digest.
+//! field change that fire reminders, a question by SMS, a STOP reply), and the next night's run that
+//! texts exactly what that day asked for, opens a follow-up task for the question and writes the
+//! digest.
 
 use super::sandbox_cmd::sandbox_pipeline_toml;
 use super::{CommandError, DemoArgs};
@@ -69,7 +70,7 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
         tracing::warn!(code = ?first_code, "The first run did not finish cleanly");
     }
     eprintln!(
-        "A day passes: two new contacts from a web form, a tag and a job stage that ask for reminders, and a STOP reply."
+        "A day passes: two new contacts from a web form, a tag and a job stage that ask for reminders, a question by SMS and a STOP reply."
     );
     let day = simulate_a_day(&handle.info)
         .await
@@ -138,6 +139,10 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
             day.staged,
             day.stopped,
         );
+        eprintln!(
+            "  follow-up:      {}'s question became a task in GHL, due in 4 hours (see the plan's create_task)",
+            day.asked,
+        );
         let digest = run_dir.join("transform/digest.md");
         eprintln!("  digest:         {}", digest.display());
         if let Ok(text) = std::fs::read_to_string(&digest) {
@@ -185,6 +190,10 @@ field = "job_stage"
 values = ["booked"]
 template = "Hi {first_name|there}, your job is {value}: we will call to schedule it. Reply STOP to opt out."
 
+# A reply opens a follow-up task for the team, completed once someone texts the contact back.
+[transform.workflows.reply_task]
+due_hours = 4
+
 # No template: the built-in digest (replies waiting first, then failures, opt-outs, new contacts by
 # source, duplicates), cut to two SMS parts; transform/digest.md has it in full.
 [transform.triggers.digest]
@@ -196,11 +205,12 @@ struct Day {
     new_contacts: Vec<String>,
     reminded: String,
     staged: String,
+    asked: String,
     stopped: String,
 }
 
-/// A day in the CRM, through the APIs as other apps would: two contacts created, a tag added,
-/// and a STOP reply to an earlier text.
+/// A day in the CRM, through the APIs as other apps would: two contacts created, a tag added, a
+/// custom field changed, a question and a STOP reply to earlier texts.
 async fn simulate_a_day(info: &crate::sandbox::ReadyInfo) -> anyhow::Result<Day> {
     let http = reqwest::Client::new();
     let ghl = |method: reqwest::Method, path: &str| {
@@ -242,6 +252,16 @@ async fn simulate_a_day(info: &crate::sandbox::ReadyInfo) -> anyhow::Result<Day>
     let staged_id = staged["id"].as_str().unwrap_or_default();
     ghl(reqwest::Method::PUT, &format!("/contacts/{staged_id}"))
         .json(&serde_json::json!({"customFields": [{"id": "job_stage", "field_value": "booked"}]}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let asked = eligible.next().context("no contact to ask a question")?;
+    let asked_number = asked["phone"].as_str().unwrap_or_default();
+    http.post(format!("{}/_sandbox/bulksms/inbound", info.control_url))
+        .json(&serde_json::json!({
+            "from": asked_number.trim_start_matches('+'),
+            "body": "Can we move my visit to Friday afternoon?",
+        }))
         .send()
         .await?
         .error_for_status()?;
@@ -287,6 +307,7 @@ async fn simulate_a_day(info: &crate::sandbox::ReadyInfo) -> anyhow::Result<Day>
         new_contacts,
         reminded: name(reminded),
         staged: name(staged),
+        asked: name(asked),
         stopped: name(stopped),
     })
 }

@@ -237,17 +237,22 @@ fn waiting_replies(
                 contacts: of_number
                     .iter()
                     .filter(|c| !c.duplicate)
-                    .map(|c| {
+                    .filter_map(|c| {
                         let name = format!(
                             "{} {}",
                             c.first_name.as_deref().unwrap_or(""),
                             c.last_name.as_deref().unwrap_or("")
                         );
-                        match name.trim() {
-                            "" => c.id.clone(),
-                            name => name.to_string(),
-                        }
+                        let name = name.trim();
+                        // Leads made from an SMS are often named by their number.
+                        let is_number = digits(name) == digits(number) && !digits(name).is_empty();
+                        (!name.is_empty() && !is_number).then(|| name.to_string())
                     })
+                    .collect(),
+                contact_ids: of_number
+                    .iter()
+                    .filter(|c| !c.duplicate)
+                    .map(|c| c.id.clone())
                     .collect(),
                 body: m.body.clone().unwrap_or_default(),
                 received: m.submission_date.clone().unwrap_or_default(),
@@ -327,4 +332,59 @@ pub fn fire(
             ]),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_reply_names_only_contacts_with_a_real_name() {
+        let reply = |id: u64, number: &str| TriggerMessage {
+            id,
+            inbound: true,
+            number: number.into(),
+            body: Some("Who is this?".into()),
+            submission_date: Some("2026-12-05T18:00:00Z".into()),
+            ..TriggerMessage::default()
+        };
+        let contact = |id: &str, first: Option<&str>, number: &str| TriggerContact {
+            id: id.into(),
+            first_name: first.map(str::to_string),
+            phone: Some(number.into()),
+            ..TriggerContact::default()
+        };
+        let contacts = vec![
+            contact("named", Some("Sara"), "+15122302734"),
+            contact("nameless", None, "+12063746543"),
+            contact("lead", Some("+1 210-735-8243"), "+12107358243"),
+        ];
+        let by_number: HashMap<String, Vec<usize>> = contacts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.phone.clone().unwrap_or_default(), vec![i]))
+            .collect();
+        let messages = [
+            reply(1, "+15122302734"),
+            reply(2, "+12063746543"),
+            reply(3, "+12107358243"),
+        ];
+        let waiting = waiting_replies(&messages, &contacts, &by_number);
+        let shown: Vec<(&str, Vec<String>, Vec<String>)> = waiting
+            .iter()
+            .map(|w| (w.number.as_str(), w.contacts.clone(), w.contact_ids.clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("+12063746543", vec![], vec!["nameless".to_string()]),
+                ("+12107358243", vec![], vec!["lead".to_string()]),
+                (
+                    "+15122302734",
+                    vec!["Sara".to_string()],
+                    vec!["named".to_string()]
+                ),
+            ]
+        );
+    }
 }

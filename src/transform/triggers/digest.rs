@@ -44,8 +44,11 @@ pub const DIGEST_PLACEHOLDERS: [&str; 13] = [
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WaitingReply {
     pub number: String,
-    /// The contacts of the number, by name (or id when nameless).
+    /// Names of the number's contacts (nameless ones, and names that are just the number, left
+    /// out: a team reading an SMS learns nothing from an id).
     pub contacts: Vec<String>,
+    /// Ids of the number's contacts, for `digest.md`.
+    pub contact_ids: Vec<String>,
     pub body: String,
     pub received: String,
 }
@@ -141,12 +144,11 @@ pub fn digest_sms(
                 facts.new_duplicates.len()
             )];
             for w in &facts.waiting {
-                let who = w
-                    .contacts
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| w.number.clone());
-                lines.push(format!("Waiting: {who} {}: {}", w.number, w.body));
+                let line = match w.contacts.first() {
+                    Some(who) => format!("Waiting: {who} {}: {}", w.number, w.body),
+                    None => format!("Waiting: {}: {}", w.number, w.body),
+                };
+                lines.push(line);
             }
             if !facts.failed.is_empty() {
                 let numbers: Vec<&str> = facts.failed.iter().map(|f| f.number.as_str()).collect();
@@ -189,10 +191,12 @@ pub fn digest_markdown(
         md.push_str("None.\n");
     }
     for w in &facts.waiting {
-        let who = if w.contacts.is_empty() {
-            "no contact".to_string()
-        } else {
+        let who = if !w.contacts.is_empty() {
             w.contacts.join(", ")
+        } else if !w.contact_ids.is_empty() {
+            format!("contact {}", w.contact_ids.join(", "))
+        } else {
+            "no contact".to_string()
         };
         let _ = writeln!(
             md,
@@ -307,6 +311,7 @@ mod tests {
                 .map(|i| WaitingReply {
                     number: format!("+1415555000{i}"),
                     contacts: vec![format!("Contact {i}")],
+                    contact_ids: vec![format!("id{i}")],
                     body: "Can we move the visit to Friday afternoon please?".into(),
                     received: "2026-12-05T18:00:00".into(),
                 })
