@@ -80,26 +80,47 @@ pub fn render(template: &str, values: &HashMap<&str, String>) -> String {
     out
 }
 
+/// Checks a template's placeholders against `allowed`; the error names the key. Shared by the
+/// triggers and the message workflows.
+pub(crate) fn check_template(
+    key: &str,
+    template: &str,
+    allowed: &[&str],
+) -> Result<(), (String, String)> {
+    if template.trim().is_empty() {
+        return Err((key.to_string(), "template must not be empty".into()));
+    }
+    // `{a|{b}}` reads as `{a|{b}` and a stray `}`: fallbacks are plain text.
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let inner = &rest[start + 1..];
+        let end = inner.find('}').unwrap_or(inner.len());
+        if inner[..end].contains('{') {
+            return Err((
+                key.to_string(),
+                "a placeholder's fallback is plain text: `{` inside `{...}`".into(),
+            ));
+        }
+        rest = &inner[end.min(inner.len())..];
+    }
+    for name in placeholders(template) {
+        if !allowed.contains(&name) {
+            return Err((
+                key.to_string(),
+                format!(
+                    "unknown placeholder `{{{name}}}` (known: {})",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl TriggersConfig {
     /// Checks templates and numbers; the error names the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let check = |key: &str, template: &str, allowed: &[&str]| {
-            if template.trim().is_empty() {
-                return Err((key.to_string(), "template must not be empty".to_string()));
-            }
-            for name in placeholders(template) {
-                if !allowed.contains(&name) {
-                    return Err((
-                        key.to_string(),
-                        format!(
-                            "unknown placeholder `{{{name}}}` (known: {})",
-                            allowed.join(", ")
-                        ),
-                    ));
-                }
-            }
-            Ok(())
-        };
+        let check = check_template;
         if let Some(w) = &self.welcome {
             check("welcome.template", &w.template, &CONTACT_PLACEHOLDERS)?;
         }
@@ -564,6 +585,13 @@ mod tests {
         let (key, message) = c.validate().unwrap_err();
         assert_eq!(key, "welcome.template");
         assert!(message.contains("frist_name"), "{message}");
+        // A fallback is plain text: `{first_name|{company}}` would send a stray `}`.
+        c.welcome = Some(WelcomeTrigger {
+            template: "Hi {first_name|{company}}".into(),
+        });
+        let (key, message) = c.validate().unwrap_err();
+        assert_eq!(key, "welcome.template");
+        assert!(message.contains("plain text"), "{message}");
         let mut c = config();
         c.digest.as_mut().unwrap().to = "4155550100".into();
         assert_eq!(c.validate().unwrap_err().0, "digest.to");

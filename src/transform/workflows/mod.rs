@@ -12,7 +12,7 @@ pub mod reply_task;
 pub mod sms_status;
 
 use super::trigger_input::TriggerEvents;
-use super::triggers::{PreviousState, TriggerContact, placeholders};
+use super::triggers::{PreviousState, TriggerContact, check_template, placeholders};
 use crate::snapshot::desired::{DesiredContact, DesiredTask};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
@@ -86,38 +86,6 @@ pub fn run(
         out.contacts.extend(sms_status::status_writes(c, events));
     }
     out
-}
-
-/// Checks a template's placeholders against `allowed`.
-fn check_template(key: &str, template: &str, allowed: &[&str]) -> Result<(), (String, String)> {
-    if template.trim().is_empty() {
-        return Err((key.to_string(), "template must not be empty".into()));
-    }
-    // `{a|{b}}` reads as `{a|{b}` and a stray `}`: fallbacks are plain text.
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        let inner = &rest[start + 1..];
-        let end = inner.find('}').unwrap_or(inner.len());
-        if inner[..end].contains('{') {
-            return Err((
-                key.to_string(),
-                "a placeholder's fallback is plain text: `{` inside `{...}`".into(),
-            ));
-        }
-        rest = &inner[end.min(inner.len())..];
-    }
-    for name in placeholders(template) {
-        if !allowed.contains(&name) {
-            return Err((
-                key.to_string(),
-                format!(
-                    "unknown placeholder `{{{name}}}` (known: {})",
-                    allowed.join(", ")
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Checks an optional GHL user id.
