@@ -5,6 +5,7 @@ pub mod blocked;
 pub mod created_tasks;
 pub mod diff;
 pub mod ledger;
+pub mod merge_history;
 pub mod owed;
 pub mod plan;
 pub mod plan_io;

@@ -120,6 +120,27 @@ impl LedgerReader {
         })
     }
 
+    /// Contacts this pipeline deleted (`merge = "delete"`): an incremental extract cannot see a
+    /// deletion, so it drops them from the carried snapshot by this list.
+    pub fn contacts_deleted(&self) -> Result<std::collections::HashSet<String>, LedgerError> {
+        let error = |source| LedgerError {
+            path: self.path.clone(),
+            source,
+        };
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT target FROM operations WHERE kind = 'delete_contact' AND status = 'succeeded'",
+            )
+            .map_err(error)?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(error)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(error)?;
+        Ok(ids)
+    }
+
     /// Contacts that operations reached (`succeeded`) or may have reached (`in_flight`: outcome
     /// unknown) since `since`, in the order they were settled, each once. A created contact is
     /// known by the id its create answer returned; sends and blocks act on numbers, not contacts.
