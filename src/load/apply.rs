@@ -327,7 +327,11 @@ fn record_error(shared: &Shared<'_>, planned: &PlannedOperation, message: String
 
 /// A marker put in note and task bodies, so a created note can be found again by its key.
 pub fn marker(key: &str) -> String {
-    format!("[contactsync:{}]", &key[..key.len().min(12)])
+    format!(
+        "{}{}]",
+        crate::snapshot::contract::plan::BODY_MARKER_PREFIX,
+        &key[..key.len().min(12)]
+    )
 }
 
 pub use crate::snapshot::contract::plan::user_supplied_id;
