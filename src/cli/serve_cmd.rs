@@ -149,9 +149,7 @@ mod tests {
     #[test]
     fn failing_batches_back_off_to_ten_minutes_and_no_further() {
         let ten = Duration::from_secs(10);
-        let waits: Vec<u64> = (1..=8)
-            .map(|n| failure_backoff(ten, n).as_secs())
-            .collect();
+        let waits: Vec<u64> = (1..=8).map(|n| failure_backoff(ten, n).as_secs()).collect();
         assert_eq!(waits, [10, 20, 40, 80, 160, 320, 600, 600]);
         assert_eq!(failure_backoff(ten, u32::MAX), MAX_FAILURE_BACKOFF);
         // An interval longer than the cap is kept: backing off never makes batches more frequent.

@@ -54,38 +54,16 @@ pub async fn move_to_survivor(
     let notes_to_move: Vec<&Value> = notes.iter().filter(|n| !is_duplicate_note(n)).collect();
 
     if !notes_to_move.is_empty() {
-        let survivor_notes = ghl.contact_notes(survivor_id).await?;
-        for note in notes_to_move {
-            let Some(id) = str_of(note, "id") else {
-                continue;
-            };
-            let mark = moved_marker(id);
-            if body_contains(&survivor_notes, &mark) {
-                continue;
-            }
-            let body = format!(
-                "{}\n(Moved from duplicate contact {duplicate_id}.)\n{mark}",
-                str_of(note, "body").unwrap_or_default()
-            );
+        let on_survivor = ghl.contact_notes(survivor_id).await?;
+        for (_, body) in still_to_copy(notes_to_move, &on_survivor, duplicate_id) {
             ghl.create_note(survivor_id, &body).await?;
             moved.notes += 1;
         }
     }
 
     if !open_tasks.is_empty() {
-        let survivor_tasks = ghl.contact_tasks(survivor_id).await?;
-        for task in open_tasks {
-            let Some(id) = str_of(task, "id") else {
-                continue;
-            };
-            let mark = moved_marker(id);
-            if body_contains(&survivor_tasks, &mark) {
-                continue;
-            }
-            let body = format!(
-                "{}\n(Moved from duplicate contact {duplicate_id}.)\n{mark}",
-                str_of(task, "body").unwrap_or_default()
-            );
+        let on_survivor = ghl.contact_tasks(survivor_id).await?;
+        for (task, body) in still_to_copy(open_tasks, &on_survivor, duplicate_id) {
             ghl.create_task(
                 survivor_id,
                 str_of(task, "title").unwrap_or("Task"),
@@ -98,6 +76,27 @@ pub async fn move_to_survivor(
         }
     }
     Ok(Some(moved))
+}
+
+/// The rows (notes or tasks) of the duplicate whose copy the survivor does not hold yet, each with
+/// the body its copy gets (the original's, a line naming the duplicate, and the marker).
+fn still_to_copy<'a>(
+    rows: Vec<&'a Value>,
+    on_survivor: &[Value],
+    duplicate_id: &str,
+) -> Vec<(&'a Value, String)> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let mark = moved_marker(str_of(row, "id")?);
+            (!body_contains(on_survivor, &mark)).then(|| {
+                let body = format!(
+                    "{}\n(Moved from duplicate contact {duplicate_id}.)\n{mark}",
+                    str_of(row, "body").unwrap_or_default()
+                );
+                (row, body)
+            })
+        })
+        .collect()
 }
 
 /// The note `MarkDuplicate` left on the duplicate: it points at the survivor, so it has no place
