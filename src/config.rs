@@ -366,11 +366,17 @@ mod tests {
     #[test]
     fn a_bad_snapshots_url_is_named() {
         let config = parse(&minimal()).expect("valid");
-        assert!(config.snapshots.url.is_none(), "absent: nothing is published");
+        assert!(
+            config.snapshots.url.is_none(),
+            "absent: nothing is published"
+        );
         let text = format!("{}\n[snapshots]\nurl = \"ftp://host/x\"\n", minimal());
         let err = parse(&text).expect_err("must refuse").to_string();
         assert!(err.contains("snapshots.url"), "{err}");
-        let text = format!("{}\n[snapshots]\nurl = \"s3://b/p\"\nregion = \"x\"\n", minimal());
+        let text = format!(
+            "{}\n[snapshots]\nurl = \"s3://b/p\"\nregion = \"x\"\n",
+            minimal()
+        );
         let err = parse(&text).expect_err("unknown key").to_string();
         assert!(err.contains("region"), "{err}");
         let text = format!("{}\n[snapshots]\nurl = \"s3://bucket/prefix\"\n", minimal());

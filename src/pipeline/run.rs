@@ -33,7 +33,12 @@ async fn run_stages(
     let mut durations: Vec<(&str, f64)> = Vec::new();
     // `[snapshots]`: fetch the location's latest published run into a fresh state directory and
     // finish publishing earlier runs, before anything reads the previous run.
-    let store = SnapshotStore::open(config)?;
+    let store = SnapshotStore::open(
+        &config.snapshots,
+        &config.pipeline.name,
+        &config.ghl.location_id,
+        &config.http,
+    )?;
     if let Some(store) = &store {
         store.prepare(&config.state_dir()).await?;
     }

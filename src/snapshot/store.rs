@@ -13,7 +13,6 @@
 
 use super::run::{RunDir, list_runs, runs_dir};
 use crate::api::config::HttpConfig;
-use crate::config::PipelineConfig;
 use chrono::{DateTime, Utc};
 use object_store::path::Path as ObjectPath;
 use object_store::{
@@ -58,24 +57,26 @@ impl SnapshotsConfig {
 }
 
 /// Errors publishing or fetching snapshots; each names the object or file concerned.
+/// object_store's errors print their causes in their own message, so they are held as `error`
+/// rather than as a source: a cause chain would print each cause twice.
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("[snapshots] url {url:?}: {message}")]
     Open { url: String, message: String },
-    #[error("publishing {object}: {source}")]
+    #[error("publishing {object}: {error}")]
     Put {
         object: String,
-        source: object_store::Error,
+        error: object_store::Error,
     },
-    #[error("reading {object}: {source}")]
+    #[error("reading {object}: {error}")]
     Get {
         object: String,
-        source: object_store::Error,
+        error: object_store::Error,
     },
-    #[error("listing {prefix}: {source}")]
+    #[error("listing {prefix}: {error}")]
     List {
         prefix: String,
-        source: object_store::Error,
+        error: object_store::Error,
     },
     #[error("{action} {}: {source}", path.display())]
     Local {
@@ -126,6 +127,7 @@ pub struct Prepared {
 }
 
 /// One location's part of the store.
+#[derive(Debug)]
 pub struct SnapshotStore {
     store: Arc<dyn ObjectStore>,
     /// `<prefix>/location=<id>` inside the store.
@@ -136,14 +138,6 @@ pub struct SnapshotStore {
     location_id: String,
     /// Objects this process has put, with the SHA-256 put: a file a later stage rewrote is put again.
     published: Mutex<HashMap<String, String>>,
-}
-
-impl std::fmt::Debug for SnapshotStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnapshotStore")
-            .field("root", &self.root_url)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A checked `[snapshots] url`: the kind of store and the prefix inside it.
@@ -191,18 +185,17 @@ fn retry_config(http: &HttpConfig) -> RetryConfig {
 }
 
 impl SnapshotStore {
-    /// The store of the pipeline's location, or `None` without `[snapshots] url`.
-    pub fn open(config: &PipelineConfig) -> Result<Option<Self>, StoreError> {
-        let Some(url) = &config.snapshots.url else {
-            return Ok(None);
-        };
-        Self::new(
-            url,
-            &config.pipeline.name,
-            &config.ghl.location_id,
-            &config.http,
-        )
-        .map(Some)
+    /// The store of a pipeline's location, or `None` without `[snapshots] url`.
+    pub fn open(
+        snapshots: &SnapshotsConfig,
+        pipeline: &str,
+        location_id: &str,
+        http: &HttpConfig,
+    ) -> Result<Option<Self>, StoreError> {
+        match &snapshots.url {
+            Some(url) => Self::new(url, pipeline, location_id, http).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The part of the store at `url` that holds `location_id`'s runs.
@@ -288,11 +281,8 @@ impl SnapshotStore {
                 }
             }
         }
-        let local = list_runs(state_dir).map_err(|source| StoreError::Local {
-            action: "listing runs in",
-            path: runs_dir(state_dir),
-            source,
-        })?;
+        let local =
+            list_runs(state_dir).map_err(local_error("listing runs in", &runs_dir(state_dir)))?;
         let local_newest = local.last().map(|r| r.id.clone());
         let mut prepared = Prepared::default();
         for (id, manifest) in &complete {
@@ -349,9 +339,9 @@ impl SnapshotStore {
         self.store
             .put(&self.object(&run.id, RUN_MANIFEST), PutPayload::from(json))
             .await
-            .map_err(|source| StoreError::Put {
+            .map_err(|error| StoreError::Put {
                 object: self.object_url(&run.id, RUN_MANIFEST),
-                source,
+                error,
             })?;
         tracing::info!(
             run = %run.id,
@@ -373,11 +363,7 @@ impl SnapshotStore {
         let path = run.path.join(rel);
         let bytes = tokio::fs::read(&path)
             .await
-            .map_err(|source| StoreError::Local {
-                action: "reading",
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(local_error("reading", &path))?;
         let entry = PublishedFile {
             path: rel.to_string(),
             bytes: bytes.len() as u64,
@@ -397,9 +383,9 @@ impl SnapshotStore {
         self.store
             .put(&self.object(&run.id, rel), PutPayload::from(bytes))
             .await
-            .map_err(|source| StoreError::Put {
+            .map_err(|error| StoreError::Put {
                 object: self.object_url(&run.id, rel),
-                source,
+                error,
             })?;
         self.published
             .lock()
@@ -422,9 +408,9 @@ impl SnapshotStore {
             .store
             .list_with_delimiter(Some(&self.root))
             .await
-            .map_err(|source| StoreError::List {
+            .map_err(|error| StoreError::List {
                 prefix: self.root_url.clone(),
-                source,
+                error,
             })?;
         let mut ids: Vec<String> = listing
             .common_prefixes
@@ -444,9 +430,9 @@ impl SnapshotStore {
             .list(Some(&prefix))
             .try_collect()
             .await
-            .map_err(|source| StoreError::List {
+            .map_err(|error| StoreError::List {
                 prefix: format!("{}/run={run_id}", self.root_url),
-                source,
+                error,
             })?;
         Ok(objects
             .into_iter()
@@ -467,7 +453,7 @@ impl SnapshotStore {
         let bytes = match self.get(run_id, RUN_MANIFEST).await {
             Ok(bytes) => bytes,
             Err(StoreError::Get {
-                source: object_store::Error::NotFound { .. },
+                error: object_store::Error::NotFound { .. },
                 ..
             }) => return Ok(None),
             Err(e) => return Err(e),
@@ -490,9 +476,9 @@ impl SnapshotStore {
     }
 
     async fn get(&self, run_id: &str, rel: &str) -> Result<bytes::Bytes, StoreError> {
-        let get_error = |source| StoreError::Get {
+        let get_error = |error| StoreError::Get {
             object: self.object_url(run_id, rel),
-            source,
+            error,
         };
         self.store
             .get(&self.object(run_id, rel))
@@ -510,14 +496,7 @@ impl SnapshotStore {
         let runs = runs_dir(state_dir);
         let target = runs.join(id);
         let staging = runs.join(format!(".hydrate-{id}"));
-        let local = |action: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Local {
-                action,
-                path,
-                source,
-            }
-        };
+        let local = local_error;
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(local("clearing", &staging))?;
         }
@@ -552,6 +531,16 @@ impl SnapshotStore {
     }
 }
 
+/// The error of a local file operation, naming the file.
+fn local_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Local {
+        action,
+        path,
+        source,
+    }
+}
+
 /// A manifest's `/`-separated path as a relative path that stays inside the run.
 fn safe_relative(rel: &str) -> Option<PathBuf> {
     let parts: Vec<&str> = rel.split('/').collect();
@@ -566,17 +555,9 @@ fn safe_relative(rel: &str) -> Option<PathBuf> {
 /// sorted; hidden names (temporary files of atomic writes) are left out.
 fn local_files(run_dir: &Path, stages: &[&str]) -> Result<Vec<String>, StoreError> {
     fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), StoreError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| StoreError::Local {
-            action: "listing",
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let entries = std::fs::read_dir(dir).map_err(local_error("listing", dir))?;
         for entry in entries {
-            let entry = entry.map_err(|source| StoreError::Local {
-                action: "listing",
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            let entry = entry.map_err(local_error("listing", dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
                 continue;
@@ -615,177 +596,4 @@ pub async fn after_stage(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn http() -> HttpConfig {
-        HttpConfig {
-            max_attempts: 1,
-            ..HttpConfig::default()
-        }
-    }
-
-    #[test]
-    fn urls_are_checked_before_any_request() {
-        for good in [
-            "s3://bucket/prefix",
-            "s3://bucket",
-            "gs://bucket/a/b",
-            "az://container/p",
-            "file:///tmp/snapshots",
-        ] {
-            SnapshotsConfig {
-                url: Some(good.into()),
-            }
-            .validate()
-            .unwrap_or_else(|e| panic!("{good}: {e}"));
-        }
-        for (bad, says) in [
-            ("https://example.com/x", "unsupported scheme"),
-            ("file://relative/x", "absolute path"),
-            ("s3:///prefix", "no bucket"),
-            ("s3://bucket/p?region=x", "no query"),
-            ("not a url", "not a URL"),
-        ] {
-            let err = SnapshotsConfig {
-                url: Some(bad.into()),
-            }
-            .validate()
-            .expect_err(bad);
-            assert!(err.contains(says), "{bad}: {err}");
-        }
-    }
-
-    fn run_with_files(dir: &Path, id: &str, files: &[(&str, &str)]) -> RunDir {
-        let path = runs_dir(dir).join(id);
-        for (rel, text) in files {
-            let file = path.join(rel);
-            std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
-            std::fs::write(file, text).expect("write");
-        }
-        RunDir {
-            id: id.into(),
-            path,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_run_is_published_manifest_last_and_fetched_back_whole() {
-        let state = tempfile::tempdir().expect("tempdir");
-        let bucket = tempfile::tempdir().expect("tempdir");
-        let url = format!("file://{}/snap", bucket.path().display());
-        let store = SnapshotStore::new(&url, "p", "loc1", &http()).expect("store");
-        let run = run_with_files(
-            state.path(),
-            "20260101T000000Z-0001",
-            &[
-                ("extract/manifest.json", "{}"),
-                ("extract/ghl/contacts.parquet", "contacts"),
-                ("extract/.contacts.parquet.tmp-1", "half a file"),
-                ("load/plan.parquet", "plan"),
-                ("audit/report.json", "{}"),
-                ("metrics.prom", "not a snapshot"),
-            ],
-        );
-        store.publish_stage(&run, "extract").await.expect("extract");
-        let root = bucket.path().join("snap/location=loc1/run=20260101T000000Z-0001");
-        assert!(root.join("extract/ghl/contacts.parquet").exists());
-        assert!(!root.join(RUN_MANIFEST).exists(), "no manifest before the end");
-        assert_eq!(
-            store.read_manifest(&run.id).await.expect("read"),
-            None,
-            "an unfinished run is not complete"
-        );
-        let manifest = store.publish_run(&run).await.expect("publish");
-        let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "audit/report.json",
-                "extract/ghl/contacts.parquet",
-                "extract/manifest.json",
-                "load/plan.parquet"
-            ],
-            "stage files only, no temporary files"
-        );
-        assert!(root.join(RUN_MANIFEST).exists());
-
-        // A fresh state directory fetches the run; a second prepare has nothing to do.
-        let fresh = tempfile::tempdir().expect("tempdir");
-        let prepared = store.prepare(fresh.path()).await.expect("prepare");
-        assert_eq!(prepared.hydrated, [run.id.clone()]);
-        let fetched = runs_dir(fresh.path()).join(&run.id);
-        assert_eq!(
-            std::fs::read_to_string(fetched.join("extract/ghl/contacts.parquet")).expect("read"),
-            "contacts"
-        );
-        assert_eq!(
-            store.prepare(fresh.path()).await.expect("again"),
-            Prepared::default()
-        );
-    }
-
-    #[tokio::test]
-    async fn a_corrupt_object_is_refused_by_name_and_nothing_is_fetched() {
-        let state = tempfile::tempdir().expect("tempdir");
-        let bucket = tempfile::tempdir().expect("tempdir");
-        let url = format!("file://{}", bucket.path().display());
-        let store = SnapshotStore::new(&url, "p", "loc1", &http()).expect("store");
-        let run = run_with_files(
-            state.path(),
-            "20260101T000000Z-0001",
-            &[("extract/ghl/contacts.parquet", "contacts"), ("audit/report.json", "{}")],
-        );
-        store.publish_run(&run).await.expect("publish");
-        let object = bucket
-            .path()
-            .join("location=loc1/run=20260101T000000Z-0001/extract/ghl/contacts.parquet");
-        std::fs::write(&object, "CONTACTS").expect("tamper");
-        let fresh = tempfile::tempdir().expect("tempdir");
-        let err = store.prepare(fresh.path()).await.expect_err("corrupt");
-        assert!(
-            err.to_string().contains("extract/ghl/contacts.parquet")
-                && err.to_string().contains("SHA-256"),
-            "{err}"
-        );
-        assert!(list_runs(fresh.path()).expect("list").is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_local_run_the_store_lacks_is_published_by_the_next_prepare() {
-        let state = tempfile::tempdir().expect("tempdir");
-        let bucket = tempfile::tempdir().expect("tempdir");
-        let url = format!("file://{}", bucket.path().display());
-        let store = SnapshotStore::new(&url, "p", "loc1", &http()).expect("store");
-        let done = run_with_files(
-            state.path(),
-            "20260101T000000Z-0001",
-            &[("extract/a.parquet", "a"), ("audit/report.json", "{}")],
-        );
-        // Killed before its audit: never complete, never published.
-        run_with_files(
-            state.path(),
-            "20260102T000000Z-0002",
-            &[("extract/a.parquet", "a")],
-        );
-        // The first attempt got the extract out and failed before the rest.
-        store.publish_stage(&done, "extract").await.expect("extract");
-        let again = SnapshotStore::new(&url, "p", "loc1", &http()).expect("store");
-        let prepared = again.prepare(state.path()).await.expect("prepare");
-        assert_eq!(prepared.published, [done.id.clone()]);
-        assert!(prepared.hydrated.is_empty());
-        let manifest = again
-            .read_manifest(&done.id)
-            .await
-            .expect("read")
-            .expect("complete now");
-        assert_eq!(manifest.files.len(), 2);
-        assert_eq!(
-            again
-                .read_manifest("20260102T000000Z-0002")
-                .await
-                .expect("read"),
-            None
-        );
-    }
-}
+mod tests;
