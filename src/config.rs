@@ -60,6 +60,9 @@ pub struct PipelineConfig {
     /// `[serve]`: the webhook receiver of `contactsync serve`.
     #[serde(default)]
     pub serve: crate::serve::ServeConfig,
+    /// `[snapshots]`: object storage each run's snapshots are published to (absent: none).
+    #[serde(default)]
+    pub snapshots: crate::snapshot::store::SnapshotsConfig,
     /// Where this file was read from; relative paths inside it resolve against its folder.
     #[serde(skip)]
     pub source_path: PathBuf,
@@ -226,6 +229,9 @@ impl PipelineConfig {
         self.serve
             .validate()
             .map_err(|(key, m)| invalid(&format!("serve.{key}"), m))?;
+        self.snapshots
+            .validate()
+            .map_err(|m| invalid("snapshots.url", m))?;
         Ok(())
     }
 
@@ -355,6 +361,27 @@ mod tests {
         let text = minimal().replace("name = \"t\"", "name = 5");
         let err = parse(&text).expect_err("wrong type").to_string();
         assert!(err.contains("name = 5"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_snapshots_url_is_named() {
+        let config = parse(&minimal()).expect("valid");
+        assert!(
+            config.snapshots.url.is_none(),
+            "absent: nothing is published"
+        );
+        let text = format!("{}\n[snapshots]\nurl = \"ftp://host/x\"\n", minimal());
+        let err = parse(&text).expect_err("must refuse").to_string();
+        assert!(err.contains("snapshots.url"), "{err}");
+        let text = format!(
+            "{}\n[snapshots]\nurl = \"s3://b/p\"\nregion = \"x\"\n",
+            minimal()
+        );
+        let err = parse(&text).expect_err("unknown key").to_string();
+        assert!(err.contains("region"), "{err}");
+        let text = format!("{}\n[snapshots]\nurl = \"s3://bucket/prefix\"\n", minimal());
+        let config = parse(&text).expect("valid");
+        assert_eq!(config.snapshots.url.as_deref(), Some("s3://bucket/prefix"));
     }
 
     #[test]
