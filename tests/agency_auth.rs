@@ -672,3 +672,52 @@ async fn a_private_token_auth_takes_exactly_one_of_token_and_tokens() {
         .to_string();
     assert!(error.contains("ghl.auth.tokens"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_another_process_refreshed_is_read_back_not_refreshed_again() {
+    use contactsync::api::auth::GhlTokenManager;
+    use contactsync::api::retry::RetryPolicy;
+    use contactsync::config::HttpConfig;
+    use contactsync::secret::Secret;
+    let h = Harness::start_locations(2, options()).await;
+    let info = h.sandbox.info.clone();
+    let store = h.state_dir().join("tokens/ghl-company.json");
+    // Two managers of one token file: two shard processes of one agency.
+    let manager = || {
+        GhlTokenManager::new(
+            &info.ghl_base_url,
+            &info.ghl_client_id,
+            &Secret::new(info.ghl_client_secret.clone()),
+            store.clone(),
+            std::time::Duration::from_secs(10),
+            RetryPolicy::from_config(&HttpConfig::default()),
+        )
+        .expect("manager")
+        .for_company()
+    };
+    let (first, second) = (manager(), manager());
+    let granted = first
+        .exchange_code(&Secret::new(info.ghl_company_auth_code.clone()))
+        .await
+        .expect("company grant");
+    assert_eq!(
+        second.access_token().await.expect("read").expose(),
+        granted.access_token.expose()
+    );
+    // Both see the token refused; the first refreshes (spending the refresh token both hold).
+    first
+        .refresh_if_current(granted.access_token.expose())
+        .await
+        .expect("first refresh");
+    let rotated = first.tokens().await.expect("tokens");
+    second
+        .refresh_if_current(granted.access_token.expose())
+        .await
+        .expect("the second takes the rotated grant instead of spending the old refresh token");
+    let adopted = second.tokens().await.expect("tokens");
+    assert_eq!(adopted.access_token.expose(), rotated.access_token.expose());
+    assert_eq!(
+        adopted.refresh_token.expose(),
+        rotated.refresh_token.expose()
+    );
+}

@@ -315,6 +315,17 @@ impl GhlTokenManager {
     }
 
     async fn refresh_locked(&self, current: &StoredTokens) -> Result<StoredTokens, ApiError> {
+        // Other processes may hold the same grant (shards of an agency on one machine share its
+        // token file): one refreshes at a time, and a grant another rotated meanwhile is taken
+        // from the file instead of spending a refresh token that no longer works.
+        let _store_lock = lock_store(&self.store_path).await?;
+        if let Ok(on_disk) = read_token_store(&self.store_path)
+            && on_disk.access_token.expose() != current.access_token.expose()
+            && on_disk.expires_at > Utc::now()
+        {
+            tracing::info!("GHL tokens were refreshed by another process; using those");
+            return Ok(on_disk);
+        }
         // A rotated refresh token is spent only when the service answered, and then we have its
         // successor: transient failures before that are safe to retry.
         let response = self
@@ -579,6 +590,30 @@ pub fn read_token_store(path: &Path) -> Result<StoredTokens, ApiError> {
     })?;
     serde_json::from_str(&text)
         .map_err(|e| auth_error(format!("token store {} is unreadable: {e}", path.display())))
+}
+
+/// An exclusive lock on `<store>.lock`, held by the returned file until it is dropped; waits
+/// (off the async threads) while another process holds it.
+async fn lock_store(store: &Path) -> Result<std::fs::File, ApiError> {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let opened = path.clone();
+    let locked = tokio::task::spawn_blocking(move || {
+        if let Some(dir) = opened.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&opened)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| auth_error(format!("locking {}: {e}", path.display())))?;
+    locked.map_err(|e| auth_error(format!("locking {}: {e}", path.display())))
 }
 
 /// Writes the token store atomically with mode 0600.
