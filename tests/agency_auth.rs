@@ -721,3 +721,32 @@ async fn a_grant_another_process_refreshed_is_read_back_not_refreshed_again() {
         rotated.refresh_token.expose()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_reads_every_page_of_installed_locations() {
+    // More locations than one page of the client's (100).
+    let h = Harness::start_locations(
+        130,
+        SandboxOptions {
+            contacts: 3,
+            messages: 3,
+            ..options()
+        },
+    )
+    .await;
+    let ids: Vec<String> = h.locations().iter().map(|l| l.id.clone()).collect();
+    use_agency_app(&h, &ids[0]);
+    h.run_ok(&["auth", "ghl", "--json"]).await;
+    let root = contactsync::config::PipelineConfig::load(&h.pipeline).expect("loads");
+    let discovered: Vec<String> = contactsync::pipeline::clients::installed_ghl_locations(&root)
+        .await
+        .expect("discovery")
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(discovered, ids);
+    let stats = h.control("stats").await;
+    let pages = &stats["requests"]["GET /ghl/oauth/installedLocations"]["200"];
+    // `auth ghl` listed them too: two pages each.
+    assert_eq!(pages, 4, "{stats}");
+}
