@@ -142,6 +142,14 @@ impl PipelineConfig {
             message: parse_error_message(&text, &e),
         })?;
         config.source_path = path.to_path_buf();
+        let state_dir = config.state_dir();
+        if let GhlAuthConfig::AgencyOauth {
+            company_token_store,
+            ..
+        } = &mut config.ghl.auth
+        {
+            *company_token_store = crate::api::agency::company_token_store_path(&state_dir);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -155,19 +163,18 @@ impl PipelineConfig {
         };
         check_base_url(&self.ghl.base_url).map_err(|m| invalid("ghl.base_url", m))?;
         check_base_url(&self.bulksms.base_url).map_err(|m| invalid("bulksms.base_url", m))?;
-        if let GhlAuthConfig::Oauth {
-            redirect_uri,
-            authorize_url,
-            ..
-        } = &self.ghl.auth
-        {
-            if let Some(url) = authorize_url {
+        if let Some(app) = self.ghl.auth.app() {
+            if let Some(url) = app.authorize_url {
                 check_base_url(url).map_err(|m| invalid("ghl.auth.authorize_url", m))?;
             }
-            if let Some(url) = redirect_uri {
+            if let Some(url) = app.redirect_uri {
                 check_base_url(url).map_err(|m| invalid("ghl.auth.redirect_uri", m))?;
             }
         }
+        self.ghl
+            .auth
+            .validate()
+            .map_err(|(key, m)| invalid(key, m))?;
         if self.ghl.location_id.trim().is_empty() {
             return Err(invalid("ghl.location_id", "must not be empty".into()));
         }

@@ -3,16 +3,17 @@
 use super::contacts::object_body;
 use super::errors::GhlError;
 use super::state::{Note, Task, iso};
-use super::{Emu, GhlEmulator};
+use super::{Emu, GhlLocation};
+use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 type Body = Result<Json<Value>, axum::extract::rejection::JsonRejection>;
 
-fn require_contact(emu: &GhlEmulator, id: &str) -> Result<(), GhlError> {
+fn require_contact(emu: &GhlLocation, id: &str) -> Result<(), GhlError> {
     if emu
         .state
         .read()
@@ -80,7 +81,7 @@ fn tags_of(body: &Map<String, Value>) -> Result<Vec<String>, GhlError> {
 
 /// `POST /contacts/{id}/tags` → 201 `{tags}`.
 pub(super) async fn add_tags(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
@@ -100,7 +101,7 @@ pub(super) async fn add_tags(
 
 /// `DELETE /contacts/{id}/tags` → 200 `{tags}`.
 pub(super) async fn remove_tags(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
@@ -116,7 +117,7 @@ pub(super) async fn remove_tags(
 }
 
 /// `GET /contacts/{id}/tasks`.
-pub(super) async fn list_tasks(State(emu): State<Emu>, Path(id): Path<String>) -> Response {
+pub(super) async fn list_tasks(Extension(emu): Extension<Emu>, Path(id): Path<String>) -> Response {
     respond((|| {
         require_contact(&emu, &id)?;
         let state = emu.state.read().expect("ghl state lock");
@@ -127,7 +128,7 @@ pub(super) async fn list_tasks(State(emu): State<Emu>, Path(id): Path<String>) -
 
 /// `POST /contacts/{id}/tasks` → 201 `{task}`.
 pub(super) async fn create_task(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
@@ -172,7 +173,7 @@ pub(super) async fn create_task(
 }
 
 fn with_task(
-    emu: &GhlEmulator,
+    emu: &GhlLocation,
     contact: &str,
     task: &str,
     change: impl FnOnce(&mut Task) -> bool,
@@ -192,7 +193,7 @@ fn with_task(
 
 /// `GET /contacts/{id}/tasks/{taskId}`.
 pub(super) async fn get_task(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, task)): Path<(String, String)>,
 ) -> Response {
     respond(
@@ -202,7 +203,7 @@ pub(super) async fn get_task(
 
 /// `PUT /contacts/{id}/tasks/{taskId}`.
 pub(super) async fn update_task(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, task)): Path<(String, String)>,
     body: Body,
 ) -> Response {
@@ -233,7 +234,7 @@ pub(super) async fn update_task(
 
 /// `PUT /contacts/{id}/tasks/{taskId}/completed`.
 pub(super) async fn complete_task(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, task)): Path<(String, String)>,
     body: Body,
 ) -> Response {
@@ -256,7 +257,7 @@ pub(super) async fn complete_task(
 
 /// `DELETE /contacts/{id}/tasks/{taskId}`.
 pub(super) async fn delete_task(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, task)): Path<(String, String)>,
 ) -> Response {
     respond((|| {
@@ -276,7 +277,7 @@ pub(super) async fn delete_task(
 }
 
 /// `GET /contacts/{id}/notes`.
-pub(super) async fn list_notes(State(emu): State<Emu>, Path(id): Path<String>) -> Response {
+pub(super) async fn list_notes(Extension(emu): Extension<Emu>, Path(id): Path<String>) -> Response {
     respond((|| {
         require_contact(&emu, &id)?;
         let state = emu.state.read().expect("ghl state lock");
@@ -287,7 +288,7 @@ pub(super) async fn list_notes(State(emu): State<Emu>, Path(id): Path<String>) -
 
 /// `POST /contacts/{id}/notes` → 201 `{note}`.
 pub(super) async fn create_note(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
@@ -316,7 +317,7 @@ pub(super) async fn create_note(
     })())
 }
 
-fn find_note(emu: &GhlEmulator, contact: &str, note: &str) -> Result<Note, GhlError> {
+fn find_note(emu: &GhlLocation, contact: &str, note: &str) -> Result<Note, GhlError> {
     require_contact(emu, contact)?;
     emu.state
         .read()
@@ -329,7 +330,7 @@ fn find_note(emu: &GhlEmulator, contact: &str, note: &str) -> Result<Note, GhlEr
 
 /// `GET /contacts/{id}/notes/{noteId}`.
 pub(super) async fn get_note(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, note)): Path<(String, String)>,
 ) -> Response {
     respond(find_note(&emu, &id, &note).map(|n| Json(json!({"note": n})).into_response()))
@@ -337,7 +338,7 @@ pub(super) async fn get_note(
 
 /// `PUT /contacts/{id}/notes/{noteId}`.
 pub(super) async fn update_note(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, note)): Path<(String, String)>,
     body: Body,
 ) -> Response {
@@ -362,7 +363,7 @@ pub(super) async fn update_note(
 
 /// `DELETE /contacts/{id}/notes/{noteId}`.
 pub(super) async fn delete_note(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, note)): Path<(String, String)>,
 ) -> Response {
     respond((|| {
@@ -377,7 +378,10 @@ pub(super) async fn delete_note(
 }
 
 /// `GET /contacts/{id}/appointments` → `{events}`.
-pub(super) async fn appointments(State(emu): State<Emu>, Path(id): Path<String>) -> Response {
+pub(super) async fn appointments(
+    Extension(emu): Extension<Emu>,
+    Path(id): Path<String>,
+) -> Response {
     respond((|| {
         require_contact(&emu, &id)?;
         let state = emu.state.read().expect("ghl state lock");
