@@ -280,7 +280,16 @@ async fn a_new_contact_duplicating_an_existing_one_is_marked_and_not_welcomed_ag
         original["id"]
     );
     let reports = batch_reports(&h);
-    assert_eq!(total(&reports, "duplicates"), 1, "{reports:?}");
+    // The mark's tag write comes back as a webhook, and the next batch finds the copy marked.
+    assert!(total(&reports, "duplicates") >= 1, "{reports:?}");
+    assert_eq!(
+        reports
+            .iter()
+            .map(|r| r["apply"]["applied"].as_u64().unwrap_or(0))
+            .sum::<u64>(),
+        1,
+        "one write in all (the mark), no welcome: {reports:?}"
+    );
     assert_eq!(total(&reports, "left_to_nightly"), 0, "{reports:?}");
     assert_eq!(
         welcomes_to(&h.control("state").await, &phone),
