@@ -10,7 +10,8 @@
 //! per app and resource: the company is one).
 
 use super::auth::{
-    BoxedFuture, Credentials, GhlTokenManager, StoredTokens, auth_error, read_token_store,
+    BoxedFuture, Credentials, GhlTokenManager, MintedTokenSource, StoredTokens, auth_error,
+    read_token_store,
 };
 use super::config::{GhlAuthConfig, GhlConfig, HttpConfig};
 use super::error::ApiError;
@@ -222,6 +223,18 @@ impl AgencyAuth {
     }
 }
 
+// Boxed futures: minting goes through the HTTP layer, whose credentials are this source's, so the
+// futures would otherwise contain themselves.
+impl MintedTokenSource for LocationTokenSource {
+    fn access_token(&self) -> BoxedFuture<'_, Secret> {
+        Box::pin(self.access_token_inner())
+    }
+
+    fn remint_if_current<'a>(&'a self, rejected: &'a str) -> BoxedFuture<'a, ()> {
+        Box::pin(self.remint_inner(rejected))
+    }
+}
+
 /// The token of one location of an agency grant, stored in the location's state directory and
 /// minted again when it is due or refused.
 #[derive(Debug)]
@@ -250,13 +263,6 @@ impl LocationTokenSource {
 
     /// A valid access token: the stored one unless it expires within five minutes (or a tenth
     /// of its life), else a new one, stored before it is handed out.
-    ///
-    /// Boxed: minting goes through the HTTP layer, whose credentials are this source's, so the
-    /// futures would otherwise contain themselves.
-    pub fn access_token(&self) -> BoxedFuture<'_, Secret> {
-        Box::pin(self.access_token_inner())
-    }
-
     async fn access_token_inner(&self) -> Result<Secret, ApiError> {
         let mut slot = self.tokens.lock().await;
         if slot.is_none() && self.store_path.exists() {
@@ -279,10 +285,6 @@ impl LocationTokenSource {
     }
 
     /// After a 401: mints again unless another task already replaced the refused token.
-    pub fn remint_if_current<'a>(&'a self, rejected: &'a str) -> BoxedFuture<'a, ()> {
-        Box::pin(self.remint_inner(rejected))
-    }
-
     async fn remint_inner(&self, rejected: &str) -> Result<(), ApiError> {
         let mut slot = self.tokens.lock().await;
         if slot

@@ -34,6 +34,16 @@ pub const GHL_WRITE_SCOPE: &str = "contacts.write";
 pub type BoxedFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>> + Send + 'a>>;
 
+/// Tokens a source mints for itself (a location's token minted from an agency grant,
+/// `api::agency::LocationTokenSource`). A trait, so this module, which the HTTP layer reads,
+/// does not depend on the agency code, which calls the HTTP layer.
+pub trait MintedTokenSource: Send + Sync + std::fmt::Debug {
+    /// A valid access token.
+    fn access_token(&self) -> BoxedFuture<'_, Secret>;
+    /// After a 401: a new token unless another task already replaced `rejected`.
+    fn remint_if_current<'a>(&'a self, rejected: &'a str) -> BoxedFuture<'a, ()>;
+}
+
 /// How requests to one API are authenticated.
 #[derive(Debug, Clone)]
 pub enum Credentials {
@@ -42,7 +52,7 @@ pub enum Credentials {
     /// GHL OAuth tokens that refresh themselves.
     GhlOauth(Arc<GhlTokenManager>),
     /// A location's token minted from an agency grant, minted again when it expires.
-    GhlAgencyLocation(Arc<super::agency::LocationTokenSource>),
+    GhlAgencyLocation(Arc<dyn MintedTokenSource>),
     /// HTTP Basic, sent pre-emptively (BulkSMS token id and secret).
     Basic { user: Secret, password: Secret },
 }

@@ -1,5 +1,7 @@
 //! GHL API v2 emulator: OAuth 2.0, contacts, search, tasks, notes, appointments, tags, duplicate
 //! search, per-location rate limits — answering as HighLevel's OpenAPI files and docs say.
+//! Over 600 lines because the agency (company grant, its locations) and each location's routing,
+//! token and budget checks are one request path; the endpoints themselves live in the submodules.
 //!
 //! # Documented choices (where HighLevel is silent)
 //! - `Version` must be `2021-07-28` or `2023-02-21`; a missing or other value answers 400

@@ -1,7 +1,6 @@
 //! Messaging triggers: which SMS and notes the pipeline asks for, fired on what changed since the
 //! previous run. The first run against a location is a baseline and fires nothing unless the
-//! pipeline says `fire_on_first_run = true`: pointing the tool at an existing CRM never texts its
-//! whole contact list.
+//! pipeline says `fire_on_first_run = true` (pointing the tool at a CRM never texts all of it).
 
 pub mod digest;
 pub mod reminders;
@@ -189,8 +188,7 @@ pub struct TriggerMessage {
 /// What the previous run saw, for telling what changed.
 #[derive(Debug, Clone, Default)]
 pub struct PreviousState {
-    /// The acting run these were seen by: a status change is "since" it, which the nightly run and
-    /// a micro-batch in between name alike (see `reminders::status_reminders`).
+    /// The acting run that saw these: reminder events are changes "since" it.
     pub run_id: String,
     /// Tags of each contact.
     pub contact_tags: HashMap<String, HashSet<String>>,
