@@ -6,6 +6,7 @@ pub mod created_tasks;
 pub mod diff;
 pub mod ledger;
 pub mod owed;
+mod pg_ledger;
 pub mod plan;
 pub mod plan_io;
 pub mod quiet_streak;
