@@ -107,9 +107,9 @@ impl StateSection {
         if !matches!(scheme, Some("postgres" | "postgresql")) {
             return Err("must be a postgres:// or postgresql:// URL".into());
         }
-        let config: postgres::Config = raw.parse().map_err(|e: postgres::Error| {
-            format!("not a PostgreSQL connection URL ({e})")
-        })?;
+        let config: postgres::Config = raw
+            .parse()
+            .map_err(|e: postgres::Error| format!("not a PostgreSQL connection URL ({e})"))?;
         if config.get_dbname().is_none() {
             return Err("names no database (postgres://user@host/DATABASE)".into());
         }
@@ -269,9 +269,7 @@ impl PipelineConfig {
         self.serve
             .validate()
             .map_err(|(key, m)| invalid(&format!("serve.{key}"), m))?;
-        self.state
-            .validate()
-            .map_err(|m| invalid("state.url", m))?;
+        self.state.validate().map_err(|m| invalid("state.url", m))?;
         Ok(())
     }
 
@@ -279,11 +277,15 @@ impl PipelineConfig {
     pub fn state_store(&self) -> crate::state::StateStore {
         crate::state::StateStore {
             state_dir: self.state_dir(),
-            postgres: self.state.url.as_ref().map(|url| crate::state::pg::PgTarget {
-                url: url.clone(),
-                pipeline: self.pipeline.name.clone(),
-                location: self.ghl.location_id.clone(),
-            }),
+            postgres: self
+                .state
+                .url
+                .as_ref()
+                .map(|url| crate::state::pg::PgTarget {
+                    url: url.clone(),
+                    pipeline: self.pipeline.name.clone(),
+                    location: self.ghl.location_id.clone(),
+                }),
         }
     }
 
@@ -418,7 +420,10 @@ mod tests {
     #[test]
     fn a_state_url_is_checked_and_named_without_its_password() {
         let config = parse(&minimal()).expect("valid");
-        assert!(config.state_store().postgres.is_none(), "absent: local state");
+        assert!(
+            config.state_store().postgres.is_none(),
+            "absent: local state"
+        );
         // SAFETY of the test: the variable name is unique to this test.
         unsafe { std::env::set_var("CONTACTSYNC_TEST_STATE_PASSWORD", "pw-91xq") };
         let with = |url: &str| format!("{}\n[state]\nurl = \"{url}\"\n", minimal());
@@ -431,15 +436,24 @@ mod tests {
             target.url.expose(),
             "postgres://app:pw-91xq@db:5432/cs?sslmode=disable"
         );
-        assert_eq!((target.pipeline.as_str(), target.location.as_str()), ("t", "loc"));
+        assert_eq!(
+            (target.pipeline.as_str(), target.location.as_str()),
+            ("t", "loc")
+        );
         for (url, says) in [
             ("mysql://app:pw-91xq@db/cs", "postgres://"),
             ("postgres://app:pw-91xq@db:notaport/cs", "not a PostgreSQL"),
             ("postgres://app:pw-91xq@db", "names no database"),
-            ("postgres://app:pw-91xq@db/cs?sslmode=require", "sslmode=require"),
+            (
+                "postgres://app:pw-91xq@db/cs?sslmode=require",
+                "sslmode=require",
+            ),
         ] {
             let err = parse(&with(url)).expect_err(url).to_string();
-            assert!(err.contains("state.url") && err.contains(says), "{url}: {err}");
+            assert!(
+                err.contains("state.url") && err.contains(says),
+                "{url}: {err}"
+            );
             assert!(!err.contains("pw-91xq"), "the password is quoted: {err}");
         }
     }

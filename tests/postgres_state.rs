@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::postgres::{StateBackend, TestDatabase};
 use common::effects;
+use common::postgres::{StateBackend, TestDatabase};
 use contactsync::load::ledger::{Ledger, OpStatus};
 use contactsync::secret::Secret;
 use contactsync::state::pg::PgTarget;
@@ -36,8 +36,12 @@ fn the_ledger_keeps_intents_outcomes_and_owed_operations_per_location() {
     let db = TestDatabase::create();
     {
         let mut ledger = Ledger::open_postgres(&target(&db, "loc-a")).expect("open");
-        ledger.begin("k1", "r1", "add_tags", "c1", "{}").expect("begin");
-        ledger.begin("k2", "r1", "send_sms", "+1", "{}").expect("begin");
+        ledger
+            .begin("k1", "r1", "add_tags", "c1", "{}")
+            .expect("begin");
+        ledger
+            .begin("k2", "r1", "send_sms", "+1", "{}")
+            .expect("begin");
         ledger
             .finish("k1", OpStatus::Succeeded, Some(r#"{"ok":1}"#), None)
             .expect("finish");
@@ -53,10 +57,15 @@ fn the_ledger_keeps_intents_outcomes_and_owed_operations_per_location() {
     // Reopened (another runner, another connection): what the first wrote is there.
     let ledger = Ledger::open_postgres(&target(&db, "loc-a")).expect("reopen");
     let k1 = ledger.get("k1").expect("get").expect("k1");
-    assert_eq!((k1.status, k1.result.as_deref()), (OpStatus::Succeeded, Some(r#"{"ok":1}"#)));
+    assert_eq!(
+        (k1.status, k1.result.as_deref()),
+        (OpStatus::Succeeded, Some(r#"{"ok":1}"#))
+    );
     let k2 = ledger.get("k2").expect("get").expect("k2");
     assert_eq!(k2.status, OpStatus::InFlight, "a crash leaves the intent");
-    ledger.begin("k2", "r2", "send_sms", "+1", "{}").expect("again");
+    ledger
+        .begin("k2", "r2", "send_sms", "+1", "{}")
+        .expect("again");
     assert_eq!(ledger.get("k2").expect("get").expect("k2").attempts, 2);
     assert_eq!(
         ledger.get("new").expect("get").expect("new").status,
@@ -70,7 +79,10 @@ fn the_ledger_keeps_intents_outcomes_and_owed_operations_per_location() {
         .collect();
     assert_eq!(
         unfinished,
-        [("new".to_string(), "r1".to_string()), ("k2".into(), "r2".into())]
+        [
+            ("new".to_string(), "r1".to_string()),
+            ("k2".into(), "r2".into())
+        ]
     );
     assert_eq!(
         ledger.counts_for_run("r1").expect("counts"),
@@ -81,8 +93,13 @@ fn the_ledger_keeps_intents_outcomes_and_owed_operations_per_location() {
     let other = Ledger::open_postgres(&target(&db, "loc-b")).expect("other location");
     assert!(other.get("k1").expect("get").is_none());
     assert!(other.unfinished().expect("unfinished").is_empty());
-    other.begin("k1", "r1", "add_tags", "c1", "{}").expect("begin");
-    assert_eq!(other.get("k1").expect("get").expect("k1").status, OpStatus::InFlight);
+    other
+        .begin("k1", "r1", "add_tags", "c1", "{}")
+        .expect("begin");
+    assert_eq!(
+        other.get("k1").expect("get").expect("k1").status,
+        OpStatus::InFlight
+    );
     assert_eq!(
         ledger.get("k1").expect("get").expect("k1").status,
         OpStatus::Succeeded
@@ -92,9 +109,15 @@ fn the_ledger_keeps_intents_outcomes_and_owed_operations_per_location() {
         .open_ledger_reader()
         .expect("reader")
         .expect("a PostgreSQL ledger is always there");
-    assert_eq!(reader.get("k1").expect("get").expect("k1").status, OpStatus::Succeeded);
+    assert_eq!(
+        reader.get("k1").expect("get").expect("k1").status,
+        OpStatus::Succeeded
+    );
     let since = chrono::Utc::now() - chrono::Duration::minutes(1);
-    assert_eq!(reader.contacts_touched_since(since).expect("touched"), ["c1"]);
+    assert_eq!(
+        reader.contacts_touched_since(since).expect("touched"),
+        ["c1"]
+    );
 }
 
 /// Two runners registering the same owed operations at the same moment: each operation is
@@ -120,14 +143,23 @@ fn concurrent_registrations_of_one_operation_have_exactly_one_winner() {
                     .expect("register");
                 barrier.wait();
                 for key in &keys {
-                    ledger.begin(key, "r", "send_sms", "+1", "{}").expect("begin");
+                    ledger
+                        .begin(key, "r", "send_sms", "+1", "{}")
+                        .expect("begin");
                 }
                 added
             })
         })
         .collect();
-    let added: Vec<usize> = runners.into_iter().map(|r| r.join().expect("runner")).collect();
-    assert_eq!(added.iter().sum::<usize>(), KEYS, "registered by each: {added:?}");
+    let added: Vec<usize> = runners
+        .into_iter()
+        .map(|r| r.join().expect("runner"))
+        .collect();
+    assert_eq!(
+        added.iter().sum::<usize>(),
+        KEYS,
+        "registered by each: {added:?}"
+    );
     let ledger = Ledger::open_postgres(&target(&db, "loc")).expect("open");
     for key in &keys {
         let entry = ledger.get(key).expect("get").expect("row");
@@ -151,7 +183,9 @@ fn deduplication_ids_are_unique_across_runners_and_locations() {
                 (0..300)
                     .map(|i| {
                         let key = format!("{runner}-{i}");
-                        ledger.begin(&key, "r", "send_sms", "+1", "{}").expect("begin");
+                        ledger
+                            .begin(&key, "r", "send_sms", "+1", "{}")
+                            .expect("begin");
                         let id = ledger.deduplication_id(&key, now).expect("id");
                         assert_eq!(ledger.deduplication_id(&key, now + 9).expect("again"), id);
                         id
@@ -173,7 +207,10 @@ fn deduplication_ids_are_unique_across_runners_and_locations() {
 #[test]
 fn the_advisory_lock_excludes_a_second_runner_until_released() {
     let db = TestDatabase::create();
-    let (here, there) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (here, there) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     // Two machines: two state directories, one database.
     let first = store(&db, "loc", here.path());
     let second = store(&db, "loc", there.path());
@@ -185,16 +222,29 @@ fn the_advisory_lock_excludes_a_second_runner_until_released() {
     }
     // Waiting: refused after the wait, not before.
     let started = Instant::now();
-    assert!(matches!(second.lock(Duration::from_millis(700)), Err(LockError::Held(_))));
-    assert!(started.elapsed() >= Duration::from_millis(700), "{:?}", started.elapsed());
+    assert!(matches!(
+        second.lock(Duration::from_millis(700)),
+        Err(LockError::Held(_))
+    ));
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
     // Another location of the same database is not held.
-    drop(store(&db, "loc-2", there.path()).lock(Duration::ZERO).expect("other location"));
+    drop(
+        store(&db, "loc-2", there.path())
+            .lock(Duration::ZERO)
+            .expect("other location"),
+    );
     // Released while the second waits: it gets the lock.
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(500));
         drop(held);
     });
-    second.lock(Duration::from_secs(10)).expect("taken once released");
+    second
+        .lock(Duration::from_secs(10))
+        .expect("taken once released");
     releaser.join().expect("releaser");
 }
 
@@ -225,7 +275,12 @@ fn hold_the_lock_until_killed() {
 fn the_advisory_lock_dies_with_a_killed_runner() {
     let db = TestDatabase::create();
     let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "hold_the_lock_until_killed", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "hold_the_lock_until_killed",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("CONTACTSYNC_TEST_LOCK_URL", &db.url)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -268,7 +323,12 @@ async fn runs_share_the_ledger_and_lock_of_the_database() {
         .expect("join")
         .expect("the other machine locks");
     let refused = h.run(&["run", "--json"]).await;
-    assert_eq!(refused.status.code(), Some(6), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(
+        refused.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("advisory lock"),
         "{}",
@@ -278,7 +338,10 @@ async fn runs_share_the_ledger_and_lock_of_the_database() {
     let initial = effects::effects(&h.control("state").await);
     h.run_ok(&["run", "--json"]).await;
     let after = effects::effects(&h.control("state").await);
-    assert!(!effects::diff(&initial, &after).is_empty(), "the run wrote nothing");
+    assert!(
+        !effects::diff(&initial, &after).is_empty(),
+        "the run wrote nothing"
+    );
     assert!(
         !h.state_dir().join("ledger.sqlite").exists(),
         "the ledger is in PostgreSQL, not in the state directory"
@@ -286,4 +349,31 @@ async fn runs_share_the_ledger_and_lock_of_the_database() {
     let again = h.run_ok(&["run", "--json"]).await;
     assert_eq!(effects::count(&again, "planned_operations"), 0, "{again}");
     assert!(effects::diff(&after, &effects::effects(&h.control("state").await)).is_empty());
+}
+
+/// A store that cannot be reached fails the command with the URL, never its password.
+#[test]
+fn an_unreachable_store_is_named_without_its_password() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = StateStore {
+        state_dir: dir.path().to_path_buf(),
+        postgres: Some(PgTarget {
+            url: Secret::new("postgres://app:pw-77zq@127.0.0.1:1/state?sslmode=disable"),
+            pipeline: "nightly".into(),
+            location: "loc".into(),
+        }),
+    };
+    let lock = match store.lock(Duration::ZERO) {
+        Err(e @ LockError::Postgres { .. }) => e.to_string(),
+        Err(e) => panic!("expected a connection error, got {e}"),
+        Ok(_) => panic!("locked a store that is not there"),
+    };
+    let ledger = match store.open_ledger() {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("opened a ledger that is not there"),
+    };
+    for err in [lock, ledger] {
+        assert!(err.contains("127.0.0.1:1/state"), "{err}");
+        assert!(!err.contains("pw-77zq"), "the password is shown: {err}");
+    }
 }

@@ -119,8 +119,10 @@ pub struct StateLock {
 /// `STATE/lock`, locked exclusively, polling every 200 ms for up to `wait`.
 fn lock_file(state_dir: &Path, wait: Duration) -> Result<File, LockError> {
     let io = |what: String| move |source| LockError::Io { what, source };
-    std::fs::create_dir_all(state_dir)
-        .map_err(io(format!("creating state directory {}", state_dir.display())))?;
+    std::fs::create_dir_all(state_dir).map_err(io(format!(
+        "creating state directory {}",
+        state_dir.display()
+    )))?;
     crate::snapshot::atomic::restrict_dir(state_dir)
         .map_err(io(format!("making {} owner-only", state_dir.display())))?;
     let path = state_dir.join("lock");

@@ -249,7 +249,10 @@ mod tests {
         assert_eq!(target("p", "loc").lock_key(), target("p", "loc").lock_key());
         // The first 8 bytes of sha256(b"contactsync state lock\0p\0loc"), big-endian, signed.
         assert_eq!(target("p", "loc").lock_key(), -7_171_600_721_339_151_746);
-        assert_ne!(target("p", "loc").lock_key(), target("p", "loc2").lock_key());
+        assert_ne!(
+            target("p", "loc").lock_key(),
+            target("p", "loc2").lock_key()
+        );
         // The separator keeps ("ab", "c") and ("a", "bc") apart.
         assert_ne!(target("ab", "c").lock_key(), target("a", "bc").lock_key());
     }
@@ -258,6 +261,9 @@ mod tests {
     fn the_store_is_named_without_its_password() {
         let shown = target("p", "loc").display();
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("db.internal") && shown.contains("\"loc\""), "{shown}");
+        assert!(
+            shown.contains("db.internal") && shown.contains("\"loc\""),
+            "{shown}"
+        );
     }
 }

@@ -52,7 +52,10 @@ fn start_local_cluster() -> String {
             .output()
             .expect("pg_ctlcluster runs");
         // Two test binaries starting it at once: the second's start fails as already running.
-        let listing = Command::new("pg_lsclusters").arg("-h").output().expect("pg_lsclusters");
+        let listing = Command::new("pg_lsclusters")
+            .arg("-h")
+            .output()
+            .expect("pg_lsclusters");
         assert!(
             String::from_utf8_lossy(&listing.stdout).contains(" online "),
             "pg_ctlcluster {version} {name} start failed: {}",
@@ -65,7 +68,16 @@ fn start_local_cluster() -> String {
          CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{ROLE}'; END IF; END $$;"
     );
     let psql = Command::new("runuser")
-        .args(["-u", "postgres", "--", "psql", "-p", port, "-qAtc", &create_role])
+        .args([
+            "-u",
+            "postgres",
+            "--",
+            "psql",
+            "-p",
+            port,
+            "-qAtc",
+            &create_role,
+        ])
         .output()
         .expect("runuser psql runs (the tests run as root, as CI does)");
     let stderr = String::from_utf8_lossy(&psql.stderr);
