@@ -351,6 +351,26 @@ async fn runs_share_the_ledger_and_lock_of_the_database() {
     assert!(effects::diff(&after, &effects::effects(&h.control("state").await)).is_empty());
 }
 
+/// A database whose schema a newer build wrote is refused, not written with old assumptions.
+#[test]
+fn a_schema_newer_than_the_build_is_refused() {
+    let db = TestDatabase::create();
+    drop(Ledger::open_postgres(&target(&db, "loc")).expect("creates the schema"));
+    let url = db.url.clone();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        client
+            .batch_execute("INSERT INTO contactsync_schema_version (version) VALUES (99)")
+            .expect("a newer schema");
+    })
+    .join()
+    .expect("writer");
+    match Ledger::open_postgres(&target(&db, "loc")) {
+        Err(e) => assert!(e.to_string().contains("version 99"), "{e}"),
+        Ok(_) => panic!("opened a schema newer than this build"),
+    }
+}
+
 /// A store that cannot be reached fails the command with the URL, never its password.
 #[test]
 fn an_unreachable_store_is_named_without_its_password() {
