@@ -63,6 +63,9 @@ pub struct PipelineConfig {
     /// `[state]`: where the ledger and the run's lock live (default: the state directory).
     #[serde(default)]
     pub state: StateSection,
+    /// `[snapshots]`: object storage each run's snapshots are published to (absent: none).
+    #[serde(default)]
+    pub snapshots: crate::snapshot::store::SnapshotsConfig,
     /// Where this file was read from; relative paths inside it resolve against its folder.
     #[serde(skip)]
     pub source_path: PathBuf,
@@ -270,6 +273,9 @@ impl PipelineConfig {
             .validate()
             .map_err(|(key, m)| invalid(&format!("serve.{key}"), m))?;
         self.state.validate().map_err(|m| invalid("state.url", m))?;
+        self.snapshots
+            .validate()
+            .map_err(|m| invalid("snapshots.url", m))?;
         Ok(())
     }
 
@@ -456,6 +462,27 @@ mod tests {
             );
             assert!(!err.contains("pw-91xq"), "the password is quoted: {err}");
         }
+    }
+
+    #[test]
+    fn a_bad_snapshots_url_is_named() {
+        let config = parse(&minimal()).expect("valid");
+        assert!(
+            config.snapshots.url.is_none(),
+            "absent: nothing is published"
+        );
+        let text = format!("{}\n[snapshots]\nurl = \"ftp://host/x\"\n", minimal());
+        let err = parse(&text).expect_err("must refuse").to_string();
+        assert!(err.contains("snapshots.url"), "{err}");
+        let text = format!(
+            "{}\n[snapshots]\nurl = \"s3://b/p\"\nregion = \"x\"\n",
+            minimal()
+        );
+        let err = parse(&text).expect_err("unknown key").to_string();
+        assert!(err.contains("region"), "{err}");
+        let text = format!("{}\n[snapshots]\nurl = \"s3://bucket/prefix\"\n", minimal());
+        let config = parse(&text).expect("valid");
+        assert_eq!(config.snapshots.url.as_deref(), Some("s3://bucket/prefix"));
     }
 
     #[test]

@@ -549,3 +549,89 @@ async fn a_batch_redone_after_its_offset_was_lost_finds_its_work_done_and_sends_
     assert_eq!(welcomes_to(&h.control("state").await, phone), 1);
     assert_eq!(reader.committed(CONSUMER).expect("offset"), 1);
 }
+
+/// Texts sent to `phone` whose body holds `needle`.
+fn texts_to(state: &Value, phone: &str, needle: &str) -> usize {
+    let want = digits(phone);
+    state["bulksms"]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| {
+            m["type"] == "SENT"
+                && digits(m["to"].as_str().unwrap_or("")).ends_with(&want)
+                && m["body"].as_str().unwrap_or("").contains(needle)
+        })
+        .count()
+}
+
+async fn ghl_write(h: &Harness, method: reqwest::Method, path: &str, body: Value) {
+    let info = &h.sandbox.info;
+    let response = h
+        .http
+        .request(method, format!("{}{path}", info.ghl_base_url))
+        .bearer_auth(&info.ghl_token)
+        .header("Version", "2021-07-28")
+        .json(&body)
+        .send()
+        .await
+        .expect("GHL answers");
+    assert!(
+        response.status().is_success(),
+        "{path}: {:?}",
+        response.text().await
+    );
+}
+
+#[tokio::test]
+async fn a_tag_added_in_ghl_fires_its_reminder_within_a_minute_and_the_nightly_run_does_not_text_it_again()
+ {
+    let h = harness_with_triggers(options(236, 30)).await;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&h.pipeline)
+        .expect("pipeline file");
+    file.write_all(
+        b"\n[[transform.triggers.reminder]]\ntag = \"call-back\"\ntemplate = \"Hi {first_name|there}, we will call you back today. Reply STOP to opt out.\"\n",
+    )
+    .expect("append reminder");
+    drop(file);
+    h.authorise().await;
+    nightly(&h).await;
+    let contact = lone_contact(&h.control("state").await);
+    let id = contact["id"].as_str().expect("id").to_string();
+    let phone = contact["phone"].as_str().expect("phone").to_string();
+    enable_serve(&h);
+    let serve = start_serve(&h).await;
+    ghl_write(
+        &h,
+        reqwest::Method::POST,
+        &format!("/contacts/{id}/tags"),
+        json!({"tags": ["call-back"]}),
+    )
+    .await;
+    let reminded = wait_for_state(&h, Duration::from_secs(60), |s| {
+        texts_to(s, &phone, "call you back") >= 1
+    })
+    .await;
+    assert!(reminded, "no reminder to {phone} within 60 s of its tag");
+    wait_consumed(&h, 1).await;
+    drop(serve);
+
+    // Someone edits the contact before the night: its update time moves on. The nightly run sees
+    // the tag as new since the same run the batch measured against, and finds the reminder done.
+    ghl_write(
+        &h,
+        reqwest::Method::PUT,
+        &format!("/contacts/{id}"),
+        json!({"city": "Springfield"}),
+    )
+    .await;
+    nightly(&h).await;
+    nightly(&h).await;
+    assert_eq!(
+        texts_to(&h.control("state").await, &phone, "call you back"),
+        1,
+        "the reminder was sent again by the nightly run"
+    );
+}

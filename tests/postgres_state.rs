@@ -118,6 +118,16 @@ fn the_ledger_keeps_intents_outcomes_and_owed_operations_per_location() {
         reader.contacts_touched_since(since).expect("touched"),
         ["c1"]
     );
+    ledger
+        .begin("del", "r2", "delete_contact", "c7", "{}")
+        .expect("begin");
+    ledger
+        .finish("del", OpStatus::Succeeded, None, None)
+        .expect("finish");
+    assert_eq!(
+        reader.contacts_deleted().expect("deleted"),
+        HashSet::from(["c7".to_string()])
+    );
 }
 
 /// Two runners registering the same owed operations at the same moment: each operation is

@@ -70,7 +70,9 @@ fn options(state: &Path, signer: &SigningKey, clock: Arc<dyn Clock>) -> ServeOpt
             parse_public_key_pem(&pem_of(signer)).expect("own key parses"),
             Some(APP_ID.to_string()),
             LOCATION.to_string(),
-            Duration::from_secs(300),
+            Duration::from_secs(
+                contactsync::serve::config::ServeGhlConfig::default().timestamp_window_secs,
+            ),
         ),
         bulksms: Some(BulkSmsGate {
             path_token: BULKSMS_TOKEN.to_string(),
@@ -177,12 +179,21 @@ async fn a_signed_event_is_stored_and_every_forgery_or_replay_is_refused_without
     .await;
     assert_eq!((status, text.as_str()), (409, ""), "replay");
 
-    // Stale and future timestamps, validly signed.
-    for (id, at) in [
-        ("wh-stale", now - ChronoDuration::minutes(6)),
-        ("wh-future", now + ChronoDuration::minutes(6)),
+    // GHL's retries after a 429 resend the first attempt's bytes (and timestamp), up to 6 times
+    // about 10 minutes apart: those are taken. Older than any retry, or from the future beyond
+    // clock skew: refused, though validly signed.
+    for (id, minutes_ago, expected) in [
+        ("wh-retry-1", 10, 200),
+        ("wh-retry-6", 65, 200),
+        ("wh-stale", 76, 401),
+        ("wh-future", -6, 401),
     ] {
-        let body = event_body(id, at, LOCATION, APP_ID);
+        let body = event_body(
+            id,
+            now - ChronoDuration::minutes(minutes_ago),
+            LOCATION,
+            APP_ID,
+        );
         let (status, _) = post(
             &client,
             url.clone(),
@@ -190,7 +201,7 @@ async fn a_signed_event_is_stored_and_every_forgery_or_replay_is_refused_without
             Some(&sign(&signer, body.as_bytes())),
         )
         .await;
-        assert_eq!(status, 401, "{id}");
+        assert_eq!(status, expected, "{id}");
     }
 
     // Foreign appId and foreign locationId, validly signed.
@@ -229,7 +240,12 @@ async fn a_signed_event_is_stored_and_every_forgery_or_replay_is_refused_without
 
     stop(server).await;
     let events = spooled(state.path());
-    assert_eq!(events.len(), 2, "only the two genuine events: {events:?}");
+    let keys: Vec<&str> = events.iter().filter_map(|e| e.key.as_deref()).collect();
+    assert_eq!(
+        keys,
+        ["ghl:wh-1", "ghl:wh-retry-1", "ghl:wh-retry-6", "ghl:wh-3"],
+        "only the genuine events and the retries"
+    );
     assert_eq!(events[0].body, good, "the exact bytes are kept");
     assert_eq!(events[0].key.as_deref(), Some("ghl:wh-1"));
     assert_eq!(events[0].source, EventSource::Ghl);
@@ -238,7 +254,7 @@ async fn a_signed_event_is_stored_and_every_forgery_or_replay_is_refused_without
         now.timestamp_millis(),
         "the injected clock"
     );
-    assert_eq!(events[1].body, second);
+    assert_eq!(events[3].body, second);
 }
 
 #[tokio::test]
@@ -990,7 +1006,7 @@ fn the_serve_table_is_validated_with_the_key_named() {
         contactsync::config::PipelineConfig::load(&path)
     };
     let config = load("").expect("valid");
-    assert_eq!(config.serve.ghl.timestamp_window_secs, 300);
+    assert_eq!(config.serve.ghl.timestamp_window_secs, 75 * 60);
     assert_eq!(config.serve.max_body_bytes, 256 * 1024);
     let options = contactsync::pipeline::serve::serve_options(&config).expect("options");
     assert!(
@@ -1004,6 +1020,11 @@ fn the_serve_table_is_validated_with_the_key_named() {
         ),
         (
             "timestamp_window_secs = 0\n",
+            "serve.ghl.timestamp_window_secs",
+        ),
+        (
+            // Longer than the 24 h the webhookIds are remembered.
+            "timestamp_window_secs = 90000\n",
             "serve.ghl.timestamp_window_secs",
         ),
         (

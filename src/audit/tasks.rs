@@ -2,6 +2,7 @@
 
 use super::report::FindingTable;
 use crate::snapshot::contact::SnapshotContact;
+use crate::snapshot::contract::plan::BODY_MARKER_PREFIX;
 use crate::snapshot::desired::read_rows;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -13,6 +14,7 @@ struct Task {
     id: String,
     contact_id: String,
     title: Option<String>,
+    body: Option<String>,
     /// As the Parquet reader writes a timestamp (RFC 3339).
     due_date: Option<String>,
     completed: Option<bool>,
@@ -53,9 +55,17 @@ pub fn open_tasks(
         .iter()
         .filter(|(due, _)| due.is_some_and(|d| d < now))
         .count();
+    // The pipeline's own follow-ups (replies, failing numbers) carry its marker in the body.
+    let by_pipeline = |t: &Task| {
+        t.body
+            .as_deref()
+            .is_some_and(|b| b.contains(BODY_MARKER_PREFIX))
+    };
+    let follow_ups = open.iter().filter(|(_, t)| by_pipeline(t)).count();
     let rows = open
         .into_iter()
         .map(|(due, t)| {
+            let created_by = if by_pipeline(&t) { "contactsync" } else { "" };
             vec![
                 t.contact_id.clone(),
                 names
@@ -68,6 +78,7 @@ pub fn open_tasks(
                 due.is_some_and(|d| d < now).to_string(),
                 t.assigned_to.unwrap_or_default(),
                 t.id,
+                created_by.to_string(),
             ]
         })
         .collect();
@@ -76,7 +87,7 @@ pub fn open_tasks(
         title: "Open follow-up tasks".into(),
         severity: if overdue > 0 { "warning" } else { "info" }.into(),
         description: format!(
-            "Tasks not completed on the contacts whose history extract read (those the pipeline touched, and all changed ones with `history_for_changed`), most overdue first; {overdue} past their due date."
+            "Tasks not completed on the contacts whose history extract read (those the pipeline touched, and all changed ones with `history_for_changed`), most overdue first; {overdue} past their due date; {follow_ups} created by contactsync (`created_by`: reply follow-ups, numbers to check)."
         ),
         columns: [
             "contact_id",
@@ -86,6 +97,7 @@ pub fn open_tasks(
             "overdue",
             "assigned_to",
             "task_id",
+            "created_by",
         ]
         .iter()
         .map(|c| c.to_string())
@@ -116,6 +128,7 @@ mod tests {
                     .timestamp_millis()
             }),
             completed: Some(completed),
+            body: (id == "late").then(|| "Call back\n[contactsync:0123456789ab]".to_string()),
             ..Default::default()
         };
         let rows = vec![
@@ -143,6 +156,13 @@ mod tests {
         assert_eq!(table.rows[1][4], "false");
         assert!(table.rows[0][1].contains("Ana"));
         assert_eq!(table.severity, "warning");
+        let created_by: Vec<&str> = table.rows.iter().map(|r| r[7].as_str()).collect();
+        assert_eq!(created_by, ["contactsync", "", ""]);
+        assert!(
+            table.description.contains("1 created by contactsync"),
+            "{}",
+            table.description
+        );
     }
 
     #[test]

@@ -64,12 +64,19 @@ async fn batch_loop(
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
+    let mut failures_in_a_row = 0u32;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        match run_micro_batch(&config, clock.clone()).await {
+        let outcome = run_micro_batch(&config, clock.clone()).await;
+        failures_in_a_row = if outcome.is_err() {
+            failures_in_a_row.saturating_add(1)
+        } else {
+            0
+        };
+        match outcome {
             Ok(BatchOutcome::Idle) => {}
             Ok(BatchOutcome::LockHeld) => {
                 tracing::info!(
@@ -85,13 +92,35 @@ async fn batch_loop(
                     tracing::warn!(batch = %report.id, error, "Micro-batch operation failed; owed to the next run");
                 }
             }
-            Err(e) => tracing::error!(
-                error = format!("{e:#}"),
-                "Micro-batch failed; its events are retried next tick"
-            ),
+            Err(e) => {
+                let wait = failure_backoff(interval, failures_in_a_row);
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    failures_in_a_row,
+                    retry_in_secs = wait.as_secs(),
+                    "Micro-batch failed; its events are retried later"
+                );
+                // Not every tick: a GHL outage or a revoked grant would otherwise be hit (and
+                // logged) every few seconds while the spool fills.
+                tokio::select! {
+                    _ = tokio::time::sleep(wait.saturating_sub(interval)) => {}
+                    _ = stop.changed() => return,
+                }
+                ticker.reset();
+            }
         }
     }
 }
+
+/// How long after a failed batch the next one starts: the interval, doubled with each failure in
+/// a row, at most [`MAX_FAILURE_BACKOFF`] (events wait in the spool meanwhile, acknowledged).
+pub fn failure_backoff(interval: Duration, failures_in_a_row: u32) -> Duration {
+    let doubled = interval.saturating_mul(1u32 << failures_in_a_row.saturating_sub(1).min(16));
+    doubled.min(MAX_FAILURE_BACKOFF.max(interval))
+}
+
+/// Longest wait between failing batches.
+pub const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(600);
 
 async fn wait_for_stop_signal() {
     #[cfg(unix)]
@@ -111,4 +140,20 @@ async fn wait_for_stop_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_batches_back_off_to_ten_minutes_and_no_further() {
+        let ten = Duration::from_secs(10);
+        let waits: Vec<u64> = (1..=8).map(|n| failure_backoff(ten, n).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 600, 600]);
+        assert_eq!(failure_backoff(ten, u32::MAX), MAX_FAILURE_BACKOFF);
+        // An interval longer than the cap is kept: backing off never makes batches more frequent.
+        let hour = Duration::from_secs(3_600);
+        assert_eq!(failure_backoff(hour, 3), hour);
+    }
 }

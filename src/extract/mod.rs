@@ -306,13 +306,21 @@ pub async fn run_extract(
         "bulksms".to_string(),
         bulksms_client.api().metrics().snapshot(),
     );
+    // Contacts the loads deleted are gone although no incremental read shows it.
+    let deleted = match state.open_ledger_reader()? {
+        Some(ledger) => ledger.contacts_deleted()?,
+        None => HashSet::new(),
+    };
     let manifest = finalize(
         setup,
         &run,
         &store,
-        previous.as_ref().map(|(r, _)| r),
+        Carried {
+            previous: previous.as_ref().map(|(r, _)| r),
+            history_base: history_base.as_ref().map(|(r, _)| r),
+            deleted_contacts: &deleted,
+        },
         &history_plan,
-        history_base.as_ref().map(|(r, _)| r),
         requests,
     )?;
     tracing::info!(
@@ -363,21 +371,38 @@ fn open_or_start(
     Ok((run, Arc::new(store), false))
 }
 
+/// What a run's snapshot carries over from earlier ones, and what it must not.
+struct Carried<'a> {
+    /// The run whose snapshot this one builds on (incremental runs).
+    previous: Option<&'a RunDir>,
+    /// The newest finished extract, whose history (tasks, notes, appointments) carries over.
+    history_base: Option<&'a RunDir>,
+    /// Contacts the loads deleted: dropped with their history.
+    deleted_contacts: &'a HashSet<String>,
+}
+
 /// Compacts every entity into its snapshot file, gathers quarantined rows and writes the manifest.
 fn finalize(
     setup: ExtractSetup<'_>,
     run: &RunDir,
     store: &CheckpointStore,
-    previous: Option<&RunDir>,
+    carried: Carried<'_>,
     history_plan: &history::HistoryPlan,
-    history_base: Option<&RunDir>,
     requests: BTreeMap<String, MetricsSnapshot>,
 ) -> anyhow::Result<ExtractManifest> {
+    let Carried {
+        previous,
+        history_base,
+        deleted_contacts,
+    } = carried;
     let extract_dir = run.extract_dir();
     let checkpoint = store.snapshot();
     let mut entities_out = BTreeMap::new();
     let mut quarantine_parts: Vec<PathBuf> = Vec::new();
-    let history_read = history::contacts_read(history_plan);
+    // A deleted contact's history is replaced by nothing.
+    let mut history_read = history::contacts_read(history_plan);
+    history_read.extend(deleted_contacts.iter().cloned());
+    let no_ids = HashSet::new();
     for (name, schema, carry) in entities() {
         let state = checkpoint.entities.get(name).cloned().unwrap_or_default();
         let parts: Vec<PathBuf> = state.parts.iter().map(|p| extract_dir.join(p)).collect();
@@ -403,8 +428,20 @@ fn finalize(
         };
         let out = extract_dir.join(&file);
         let may_repeat: HashSet<String> = state.may_repeat.iter().cloned().collect();
-        let stats = compact(&schema, &parts, previous_file.as_deref(), &may_repeat, &out)
-            .with_context(|| format!("writing snapshot {}", out.display()))?;
+        let deleted = if name == ghl::CONTACTS {
+            deleted_contacts
+        } else {
+            &no_ids
+        };
+        let stats = compact(
+            &schema,
+            &parts,
+            previous_file.as_deref(),
+            &may_repeat,
+            deleted,
+            &out,
+        )
+        .with_context(|| format!("writing snapshot {}", out.display()))?;
         let bytes = std::fs::metadata(&out)
             .with_context(|| format!("reading size of {}", out.display()))?
             .len();

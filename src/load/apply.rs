@@ -327,7 +327,11 @@ fn record_error(shared: &Shared<'_>, planned: &PlannedOperation, message: String
 
 /// A marker put in note and task bodies, so a created note can be found again by its key.
 pub fn marker(key: &str) -> String {
-    format!("[contactsync:{}]", &key[..key.len().min(12)])
+    format!(
+        "{}{}]",
+        crate::snapshot::contract::plan::BODY_MARKER_PREFIX,
+        &key[..key.len().min(12)]
+    )
 }
 
 pub use crate::snapshot::contract::plan::user_supplied_id;
@@ -475,9 +479,17 @@ async fn execute(
             }
             ghl.add_tags(contact_id, &[DUPLICATE_TAG.to_string()]).await
         }
-        PlanOp::DeleteContact { contact_id, .. } => {
-            ghl.delete_contact(contact_id).await?;
-            Ok(json!({"deleted": contact_id}))
+        PlanOp::DeleteContact {
+            contact_id,
+            survivor_id,
+        } => {
+            // GHL deletes a contact's notes and tasks with it: its history moves first.
+            let moved =
+                super::merge_history::move_to_survivor(ghl, contact_id, survivor_id).await?;
+            if moved.is_some() {
+                ghl.delete_contact(contact_id).await?;
+            }
+            Ok(json!({"deleted": contact_id, "moved": moved}))
         }
         PlanOp::BlockNumbers { numbers } => {
             shared.bulksms.block_numbers(numbers).await?;

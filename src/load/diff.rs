@@ -348,16 +348,18 @@ fn diff_contact(
             desired.reason.clone(),
         ));
     }
-    if let Some(survivor) = &desired.duplicate_of
-        && !have.contains(DUPLICATE_TAG)
-    {
-        ops.push(PlannedOperation::new(
-            PlanOp::MarkDuplicate {
-                contact_id: id.clone(),
-                survivor_id: survivor.clone(),
-            },
-            desired.reason.clone(),
-        ));
+    if let Some(survivor) = &desired.duplicate_of {
+        if !have.contains(DUPLICATE_TAG) {
+            ops.push(PlannedOperation::new(
+                PlanOp::MarkDuplicate {
+                    contact_id: id.clone(),
+                    survivor_id: survivor.clone(),
+                },
+                desired.reason.clone(),
+            ));
+        }
+        // Planned while the duplicate exists, marked or not: a delete that failed after the mark
+        // (or whose history move was cut short) is done by a later run.
         if config.merge == MergeMode::Delete {
             ops.push(PlannedOperation::new(
                 PlanOp::DeleteContact {

@@ -5,6 +5,7 @@ pub mod blocked;
 pub mod created_tasks;
 pub mod diff;
 pub mod ledger;
+pub mod merge_history;
 pub mod owed;
 mod pg_ledger;
 pub mod plan;

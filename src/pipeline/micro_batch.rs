@@ -31,8 +31,10 @@ use crate::snapshot::phone::{digits, e164};
 use crate::snapshot::run::{RunDir, list_runs};
 use crate::snapshot::schema::{BlockedNumberRow, ContactRow, contacts_schema};
 use crate::transform::desired_state::SMS_LEAD_TAG;
+use crate::transform::history::field_texts;
 use crate::transform::normalize;
 use crate::transform::reply_keywords::is_opt_out;
+use crate::transform::triggers::reminders::ReminderKind;
 use crate::transform::triggers::{self, PreviousState, TriggerContact, TriggersConfig};
 use anyhow::Context;
 use matching::match_new_contacts;
@@ -430,15 +432,23 @@ fn decide(
         }
     }
     let previous = PreviousState {
+        run_id: base.id.clone(),
         contact_tags: base_contacts
             .iter()
             .map(|c| (c.id.clone(), c.tags.iter().cloned().collect()))
             .collect(),
-        // Reminders are the nightly's (below): no types or fields to compare.
-        contact_types: HashMap::new(),
-        contact_fields: HashMap::new(),
+        contact_types: base_contacts
+            .iter()
+            .map(|c| (c.id.clone(), c.contact_type.clone()))
+            .collect(),
+        contact_fields: base_contacts
+            .iter()
+            .map(|c| (c.id.clone(), field_texts(&c.custom_fields)))
+            .collect(),
         message_status: HashMap::new(),
     };
+    // Duplicates in the base run's clusters get no texts, as in the nightly run.
+    let marked_in_base = |id: &str| survivor_of.get(id).is_some_and(|s| s != id);
     let trigger_contacts: Vec<TriggerContact> = read_back
         .iter()
         .zip(&normalized)
@@ -450,29 +460,39 @@ fn decide(
             phone: n.phone_e164.clone(),
             tags: c.tags.clone(),
             contact_type: c.contact_type.clone(),
-            custom_fields: HashMap::new(),
+            custom_fields: field_texts(&c.custom_fields),
             timezone: c.timezone.clone(),
             date_updated: c.date_updated.clone(),
             opted_out: c.sms_dnd_active()
                 || n.phone_e164
                     .as_deref()
                     .is_some_and(|p| opt_out_numbers.contains_key(&digits(p))),
-            duplicate: matched.duplicate_of.contains_key(&c.id) || matched.held.contains(&c.id),
+            duplicate: matched.duplicate_of.contains_key(&c.id)
+                || matched.held.contains(&c.id)
+                || marked_in_base(&c.id),
             lead_from_sms: c.tags.iter().any(|t| t == SMS_LEAD_TAG),
         })
         .collect();
-    // Only the welcome: its event ("contact X created") is the nightly's too. A reminder's event
-    // names the contact's update time, which moves on, so the nightly would text it again;
-    // the digest and activity notes are the nightly's.
-    let welcome_only = TriggersConfig {
+    // The welcome and the status reminders (tag, field, type): their events ("contact X created",
+    // "... since run R" with R the base run) are the ones the next nightly run names, so whichever
+    // fires first, the other finds it done. Appointment reminders need the appointments the
+    // nightly extract reads; the digest and activity notes are the nightly's.
+    let realtime = TriggersConfig {
         fire_on_first_run: false,
         welcome: config.transform.triggers.welcome.clone(),
-        reminder: Vec::new(),
+        reminder: config
+            .transform
+            .triggers
+            .reminder
+            .iter()
+            .filter(|r| !matches!(r.kind(), Ok(ReminderKind::Appointment { .. })))
+            .cloned()
+            .collect(),
         digest: None,
         activity_notes: false,
     };
     let fired = triggers::fire(
-        &welcome_only,
+        &realtime,
         &triggers::TriggerInput {
             run_date: now.format("%Y-%m-%d").to_string(),
             previous: Some(&previous),

@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
 use crate::extract::ExtractOptions;
+use crate::snapshot::store::{SnapshotStore, after_stage};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -30,6 +31,17 @@ async fn run_stages(
     clock: Arc<dyn Clock>,
 ) -> Result<(CommandReport, ExitCode), CommandError> {
     let mut durations: Vec<(&str, f64)> = Vec::new();
+    // `[snapshots]`: fetch the location's latest published run into a fresh state directory and
+    // finish publishing earlier runs, before anything reads the previous run.
+    let store = SnapshotStore::open(
+        &config.snapshots,
+        &config.pipeline.name,
+        &config.ghl.location_id,
+        &config.http,
+    )?;
+    if let Some(store) = &store {
+        store.prepare(&config.state_dir()).await?;
+    }
     let started = Instant::now();
     let options = ExtractOptions {
         full: false,
@@ -38,8 +50,10 @@ async fn run_stages(
     let extract = extract_run(config, &options, clock.as_ref()).await?;
     durations.push(("extract", started.elapsed().as_secs_f64()));
     let run = extract.run.clone();
+    after_stage(store.as_ref(), &run, "extract").await?;
     let started = Instant::now();
     let summary = transform_run(config, &run).await?;
+    after_stage(store.as_ref(), &run, "transform").await?;
     durations.push(("transform", started.elapsed().as_secs_f64()));
     let started = Instant::now();
     let (plan, refusal, _) = plan_run(config, &run)?;
@@ -49,8 +63,13 @@ async fn run_stages(
     let (mut report, load_code) =
         load_run(config, &run, !config.load.enabled, clock.clone()).await?;
     durations.push(("load", started.elapsed().as_secs_f64()));
+    after_stage(store.as_ref(), &run, "load").await?;
     let started = Instant::now();
     let (audit, audit_code) = audit_run(config, &run, None, clock.as_ref())?;
+    // The rest of the run, then its manifest: the run is complete in the store from here on.
+    if let Some(store) = &store {
+        store.publish_run(&run).await?;
+    }
     durations.push(("audit", started.elapsed().as_secs_f64()));
     report.command = "run".into();
     for (name, entity) in &extract.manifest.entities {

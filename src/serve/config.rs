@@ -59,7 +59,10 @@ pub struct ServeGhlConfig {
     /// The app id events must carry in `appId`. Default: the OAuth client id's part before the
     /// first `-`; no check with a private integration token.
     pub app_id: Option<String>,
-    /// Events whose `timestamp` is further than this from now are refused (replay protection).
+    /// Events whose `timestamp` is older than this are refused (replay protection; later than
+    /// 5 minutes ahead is refused too). GHL retries an event answered 429 up to 6 times about 10
+    /// minutes apart with the first attempt's bytes, so the default, 75 minutes, takes every retry;
+    /// a replay inside the window is refused by its `webhookId`.
     pub timestamp_window_secs: u64,
     /// RSA key for the legacy `x-wh-signature`. Not supported: HighLevel no longer sends it.
     pub rsa_public_key_file: Option<PathBuf>,
@@ -71,7 +74,7 @@ impl Default for ServeGhlConfig {
             public_key_file: None,
             public_key_pem: None,
             app_id: None,
-            timestamp_window_secs: 300,
+            timestamp_window_secs: 75 * 60,
             rsa_public_key_file: None,
         }
     }
@@ -144,6 +147,16 @@ impl ServeConfig {
             return Err((
                 "ghl.timestamp_window_secs".into(),
                 "must be positive".into(),
+            ));
+        }
+        if self.ghl.timestamp_window_secs > self.spool.dedup_retention_hours.saturating_mul(3_600) {
+            return Err((
+                "ghl.timestamp_window_secs".into(),
+                format!(
+                    "{} s is longer than spool.dedup_retention_hours ({} h): a replay older than \
+                     the remembered webhookIds would be accepted",
+                    self.ghl.timestamp_window_secs, self.spool.dedup_retention_hours
+                ),
             ));
         }
         if let Some(token) = &self.bulksms.path_token {

@@ -83,6 +83,9 @@ pub fn app_id_from_client_id(client_id: &str) -> String {
     client_id.split('-').next().unwrap_or(client_id).to_string()
 }
 
+/// How far ahead of this host's clock an event's `timestamp` may be (clock skew).
+pub const FUTURE_SKEW: Duration = Duration::from_secs(300);
+
 impl GhlVerifier {
     pub fn new(
         key: VerifyingKey,
@@ -134,8 +137,12 @@ impl GhlVerifier {
         let timestamp = DateTime::parse_from_rfc3339(&envelope.timestamp)
             .map_err(|e| GhlRefusal::MalformedBody(format!("timestamp: {e}")))?
             .with_timezone(&Utc);
+        // GHL retries (after a 429) resend the same signed bytes, so a retry carries the first
+        // attempt's timestamp: the window into the past must cover its retries. Replays inside
+        // it are refused by `webhookId`. Nothing legitimate comes from the future beyond skew.
         let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
-        if (now - timestamp).abs() > window {
+        let age = now - timestamp;
+        if age > window || -age > chrono::Duration::from_std(FUTURE_SKEW).expect("small") {
             return Err(GhlRefusal::Stale(envelope.timestamp));
         }
         if envelope.webhook_id.is_empty() {

@@ -11,6 +11,7 @@ pub mod parts;
 pub mod phone;
 pub mod run;
 pub mod schema;
+pub mod store;
 
 /// Version of the snapshot layout; bumped when a schema changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -172,12 +172,14 @@ pub struct CompactStats {
 ///
 /// `may_repeat` bounds memory on a full read: only those ids can occur twice in the parts (contacts
 /// changed while the read ran). With a `previous` snapshot every part id is tracked, which is the
-/// size of the change set, not of the table.
+/// size of the change set, not of the table. Rows whose id is in `deleted` (records known to be
+/// gone, which an incremental read cannot see) are left out of both.
 pub fn compact(
     schema: &SchemaRef,
     parts: &[PathBuf],
     previous: Option<&Path>,
     may_repeat: &HashSet<String>,
+    deleted: &HashSet<String>,
     out: &Path,
 ) -> Result<CompactStats, SnapshotError> {
     if schema.field_with_name("id").is_err() {
@@ -218,7 +220,7 @@ pub fn compact(
             let ids = id_strings(&batch, prev)?;
             let keep: BooleanArray = ids
                 .iter()
-                .map(|id| Some(!last_seen.contains_key(id)))
+                .map(|id| Some(!last_seen.contains_key(id) && !deleted.contains(id)))
                 .collect();
             let kept = filter_record_batch(&batch, &keep).map_err(arrow_err(prev))?;
             carried_rows += kept.num_rows() as u64;
@@ -235,10 +237,13 @@ pub fn compact(
                 .iter()
                 .enumerate()
                 .map(|(i, id)| {
-                    Some(match last_seen.get(id) {
-                        Some(&(p, row)) => p == part_index && row == offset + i,
-                        None => true,
-                    })
+                    Some(
+                        !deleted.contains(id)
+                            && match last_seen.get(id) {
+                                Some(&(p, row)) => p == part_index && row == offset + i,
+                                None => true,
+                            },
+                    )
                 })
                 .collect();
             offset += batch.num_rows();
@@ -335,6 +340,7 @@ mod tests {
             &[p1.clone(), p2.clone()],
             Some(&previous),
             &HashSet::new(),
+            &HashSet::new(),
             &out,
         )
         .expect("compact");
@@ -365,7 +371,8 @@ mod tests {
         .expect("p1");
         let out = dir.path().join("out.parquet");
         let may_repeat: HashSet<String> = ["2".to_string()].into();
-        let stats = compact(&schema, &[p1], None, &may_repeat, &out).expect("compact");
+        let stats =
+            compact(&schema, &[p1], None, &may_repeat, &HashSet::new(), &out).expect("compact");
         assert_eq!(stats.rows, 2);
         assert!(read_all(&out).contains(&("2".into(), "b-new".into())));
     }

@@ -43,6 +43,7 @@ pub fn previous_state(run: &RunDir) -> anyhow::Result<Option<PreviousState>> {
     let contacts: Vec<ContactTags> = read_rows(&extract.join("ghl/contacts.parquet"))?;
     let messages: Vec<MessageStatus> = read_rows(&extract.join("bulksms/messages.parquet"))?;
     Ok(Some(PreviousState {
+        run_id: previous.id.clone(),
         contact_types: contacts
             .iter()
             .map(|c| (c.id.clone(), c.contact_type.clone()))

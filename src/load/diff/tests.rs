@@ -219,3 +219,41 @@ fn marking_more_than_the_merge_share_is_refused() {
     assert_eq!((refused.limits[0].count, refused.limits[0].limit), (3, 2));
     assert!(build_plan(&input, &config(0.3)).refusal.is_none());
 }
+
+#[test]
+fn a_marked_duplicate_is_deleted_until_it_is_gone() {
+    let mut marked = snapshot("c2");
+    marked.tags.push(DUPLICATE_TAG.into());
+    let snap: HashMap<String, SnapshotContact> = [
+        ("c1".to_string(), snapshot("c1")),
+        ("c2".to_string(), marked),
+    ]
+    .into();
+    let desired = vec![DesiredContact {
+        contact_id: Some("c2".into()),
+        first_name: Some("Ana".into()),
+        add_tags: vec!["lead".into()],
+        duplicate_of: Some("c1".into()),
+        reason: "duplicate".into(),
+        ..Default::default()
+    }];
+    let blocked = HashSet::new();
+    let config = |merge| LoadConfig {
+        merge,
+        max_deletes: 10,
+        max_merges: 1.0,
+        ..LoadConfig::default()
+    };
+    let input = input(&desired, &snap, &blocked, &[]);
+    let kinds = |merge| {
+        build_plan(&input, &config(merge))
+            .plan
+            .operations
+            .iter()
+            .map(|o| o.op.kind())
+            .collect::<Vec<_>>()
+    };
+    // Already marked: tagging plans nothing more; deleting plans the delete a failed run left.
+    assert_eq!(kinds(MergeMode::Tag), Vec::<&str>::new());
+    assert_eq!(kinds(MergeMode::Delete), vec!["delete_contact"]);
+}

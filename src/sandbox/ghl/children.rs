@@ -36,7 +36,7 @@ fn str_field(body: &Map<String, Value>, key: &str) -> Option<String> {
 
 /// Updates `dateUpdated` of a contact whose tags changed.
 fn touch_contact(
-    emu: &GhlEmulator,
+    emu: &Emu,
     id: &str,
     change: impl FnOnce(&mut super::state::Contact),
 ) -> Option<Vec<String>> {
@@ -53,7 +53,15 @@ fn touch_contact(
         emu.core.stats.record_write();
     }
     let tags = contact.tags.clone();
-    state.insert(contact);
+    let changed = tags != before;
+    state.insert(contact.clone());
+    drop(state);
+    if changed {
+        // GHL tells webhook subscribers of a tag change whichever endpoint made it.
+        let mut was = contact.clone();
+        was.tags = before;
+        super::contacts::emit_change_events(emu, &was, &contact);
+    }
     Some(tags)
 }
 

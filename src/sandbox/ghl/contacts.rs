@@ -350,7 +350,7 @@ fn emit_contact_event(emu: &Emu, event_type: &str, contact: &Value) {
 
 /// What GHL sends for a change: ContactUpdate, and ContactDndUpdate / ContactTagUpdate when DND or
 /// tags changed.
-fn emit_change_events(emu: &Emu, before: &Contact, after: &Contact) {
+pub(super) fn emit_change_events(emu: &Emu, before: &Contact, after: &Contact) {
     let json = after.to_json();
     emit_contact_event(emu, "ContactUpdate", &json);
     if before.dnd != after.dnd || before.dnd_settings != after.dnd_settings {

@@ -200,6 +200,17 @@ impl LedgerReader {
         }
     }
 
+    /// Contacts this pipeline deleted (`merge = "delete"`): an incremental extract cannot see a
+    /// deletion, so it drops them from the carried snapshot by this list.
+    pub fn contacts_deleted(&self) -> Result<std::collections::HashSet<String>, LedgerError> {
+        match &self.backend {
+            ReaderBackend::Sqlite(conn) => deleted_sqlite(conn).map_err(|e| self.err(e)),
+            ReaderBackend::Postgres { conn, target } => {
+                deleted_pg(conn, target).map_err(|e| self.err(e))
+            }
+        }
+    }
+
     /// Contacts that operations reached (`succeeded`) or may have reached (`in_flight`: outcome
     /// unknown) since `since`, in the order they were settled, each once. A created contact is
     /// known by the id its create answer returned; sends and blocks act on numbers, not contacts.
@@ -234,6 +245,29 @@ impl LedgerReader {
         }
         Ok(out)
     }
+}
+
+fn deleted_sqlite(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT target FROM operations WHERE kind = 'delete_contact' AND status = 'succeeded'",
+    )?;
+    stmt.query_map([], |r| r.get::<_, String>(0))?.collect()
+}
+
+fn deleted_pg(
+    conn: &PgConn,
+    target: &PgTarget,
+) -> Result<std::collections::HashSet<String>, PgError> {
+    let (pipeline, location) = (target.pipeline.clone(), target.location.clone());
+    conn.call(move |client| {
+        let rows = client.query(
+            "SELECT target FROM contactsync_operations
+             WHERE pipeline = $1 AND location_id = $2
+               AND kind = 'delete_contact' AND status = 'succeeded'",
+            &[&pipeline, &location],
+        )?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    })
 }
 
 /// (kind, target, result) of the operations that reached or may have reached a contact since

@@ -212,6 +212,10 @@ impl PlanOp {
     }
 }
 
+/// How every note and task body load writes ends: `[contactsync:<key prefix>]` (see
+/// `load::apply::marker`), which finds it again after a lost answer and tells the audit who made it.
+pub const BODY_MARKER_PREFIX: &str = "[contactsync:";
+
 /// `userSuppliedId` of a send (≤ 20 characters): finds the message again when its answer was lost,
 /// and tells transform which message a reminder was.
 pub fn user_supplied_id(key: &str) -> String {

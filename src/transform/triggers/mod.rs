@@ -189,6 +189,9 @@ pub struct TriggerMessage {
 /// What the previous run saw, for telling what changed.
 #[derive(Debug, Clone, Default)]
 pub struct PreviousState {
+    /// The acting run these were seen by: a status change is "since" it, which the nightly run and
+    /// a micro-batch in between name alike (see `reminders::status_reminders`).
+    pub run_id: String,
     /// Tags of each contact.
     pub contact_tags: HashMap<String, HashSet<String>>,
     /// Type of each contact.

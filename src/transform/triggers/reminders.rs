@@ -177,9 +177,15 @@ pub fn status_reminders<'c>(
     previous: &PreviousState,
 ) -> Option<Reminder<'c>> {
     let before_tags = previous.contact_tags.get(&c.id);
-    // The contact's update time names the event: the same change undone and made again later is
-    // a new event, a rerun of the same run is not.
-    let at = c.date_updated.as_deref().unwrap_or("-");
+    // The acting run the change is measured against names the event: a rerun, a later run after
+    // a failed one and a micro-batch in between all see the change since the same run, and fire
+    // it under one key; the same change undone and made again after a later acting run is a new
+    // event. (The contact's update time would move with any other edit, texting it again.)
+    let since = if previous.run_id.is_empty() {
+        "-"
+    } else {
+        previous.run_id.as_str()
+    };
     let mut values = contact_values(c);
     let event = match reminder.kind().ok()? {
         ReminderKind::Tag(tag) => {
@@ -189,7 +195,7 @@ pub fn status_reminders<'c>(
                 return None;
             }
             values.insert("tag", tag.to_string());
-            format!("contact {} tagged {tag} at {at}", c.id)
+            format!("contact {} tagged {tag} since run {since}", c.id)
         }
         ReminderKind::Field { id, values: wanted } => {
             let before = previous.contact_fields.get(&c.id)?;
@@ -204,7 +210,7 @@ pub fn status_reminders<'c>(
             values.insert("field", id.to_string());
             values.insert("value", now.to_string());
             values.insert("old_value", old.to_string());
-            format!("contact {} field {id} set to {now} at {at}", c.id)
+            format!("contact {} field {id} set to {now} since run {since}", c.id)
         }
         ReminderKind::ContactType(wanted) => {
             let before = previous.contact_types.get(&c.id)?;
@@ -218,7 +224,7 @@ pub fn status_reminders<'c>(
             }
             values.insert("contact_type", now.to_string());
             values.insert("old_contact_type", old.to_string());
-            format!("contact {} type changed to {now} at {at}", c.id)
+            format!("contact {} type changed to {now} since run {since}", c.id)
         }
         ReminderKind::Appointment { .. } => return None,
     };
@@ -301,6 +307,7 @@ mod tests {
             "field = \"status_cf\"\nvalues = [\"Booked\"]\ntemplate = \"{first_name}: {old_value|new} -> {value}\"",
         );
         let previous = PreviousState {
+            run_id: "r1".into(),
             contact_tags: HashMap::from([("c1".into(), HashSet::new())]),
             contact_fields: HashMap::from([(
                 "c1".into(),
@@ -314,7 +321,7 @@ mod tests {
         assert_eq!(fired.body, "Ana: lead -> booked");
         assert_eq!(
             fired.event,
-            "contact c1 field status_cf set to booked at 2026-11-24T10:00:00"
+            "contact c1 field status_cf set to booked since run r1"
         );
         // A value not listed, the same value, and a contact new to this run do not fire.
         c.custom_fields = HashMap::from([("status_cf".into(), "lost".into())]);
@@ -331,6 +338,7 @@ mod tests {
             "contact_type = [\"customer\"]\ntemplate = \"{first_name}, welcome as a {contact_type} (was {old_contact_type})\"",
         );
         let previous = PreviousState {
+            run_id: "r1".into(),
             contact_types: HashMap::from([("c1".into(), Some("lead".into()))]),
             ..PreviousState::default()
         };
@@ -340,7 +348,7 @@ mod tests {
         assert_eq!(fired.body, "Ana, welcome as a customer (was lead)");
         assert_eq!(
             fired.event,
-            "contact c1 type changed to customer at 2026-11-24T10:00:00"
+            "contact c1 type changed to customer since run r1"
         );
         c.contact_type = Some("lead".into());
         assert!(status_reminders(&r, &c, &previous).is_none());
