@@ -60,6 +60,9 @@ pub struct PipelineConfig {
     /// `[serve]`: the webhook receiver of `contactsync serve`.
     #[serde(default)]
     pub serve: crate::serve::ServeConfig,
+    /// `[state]`: where the ledger and the run's lock live (default: the state directory).
+    #[serde(default)]
+    pub state: StateSection,
     /// `[snapshots]`: object storage each run's snapshots are published to (absent: none).
     #[serde(default)]
     pub snapshots: crate::snapshot::store::SnapshotsConfig,
@@ -83,6 +86,46 @@ pub struct PipelineSection {
 
 fn default_region() -> String {
     "US".to_string()
+}
+
+/// `[state]`: the shared state store of runners on several machines.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// `postgres://user:password@host:port/database?sslmode=disable`: the ledger's rows and the
+    /// run's advisory lock in PostgreSQL, keyed by (pipeline name, location id). Absent: the SQLite
+    /// ledger and the lock file in `state_dir`. `${ENV}` references expand (a password is a secret).
+    #[serde(default)]
+    pub url: Option<crate::secret::Secret>,
+}
+
+impl StateSection {
+    /// Checks the URL's form without connecting; messages never quote the password.
+    fn validate(&self) -> Result<(), String> {
+        let Some(url) = &self.url else {
+            return Ok(());
+        };
+        let raw = url.expose();
+        let scheme = raw.split_once("://").map(|(s, _)| s);
+        if !matches!(scheme, Some("postgres" | "postgresql")) {
+            return Err("must be a postgres:// or postgresql:// URL".into());
+        }
+        let config: postgres::Config = raw
+            .parse()
+            .map_err(|e: postgres::Error| format!("not a PostgreSQL connection URL ({e})"))?;
+        if config.get_dbname().is_none() {
+            return Err("names no database (postgres://user@host/DATABASE)".into());
+        }
+        // Only plain connections are built in (no TLS connector): `require` would fail at connect.
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(
+                "sslmode=require is not supported yet (no TLS); use sslmode=disable on a trusted \
+                 network or a local TLS tunnel"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Words in a key that mark its value as a secret.
@@ -236,10 +279,27 @@ impl PipelineConfig {
         self.serve
             .validate()
             .map_err(|(key, m)| invalid(&format!("serve.{key}"), m))?;
+        self.state.validate().map_err(|m| invalid("state.url", m))?;
         self.snapshots
             .validate()
             .map_err(|m| invalid("snapshots.url", m))?;
         Ok(())
+    }
+
+    /// Where this pipeline location's ledger and lock live: `[state] url`, else the state directory.
+    pub fn state_store(&self) -> crate::state::StateStore {
+        crate::state::StateStore {
+            state_dir: self.state_dir(),
+            postgres: self
+                .state
+                .url
+                .as_ref()
+                .map(|url| crate::state::pg::PgTarget {
+                    url: url.clone(),
+                    pipeline: self.pipeline.name.clone(),
+                    location: self.ghl.location_id.clone(),
+                }),
+        }
     }
 
     /// The state directory, resolved against the pipeline file's folder.
@@ -368,6 +428,47 @@ mod tests {
         let text = minimal().replace("name = \"t\"", "name = 5");
         let err = parse(&text).expect_err("wrong type").to_string();
         assert!(err.contains("name = 5"), "{err}");
+    }
+
+    #[test]
+    fn a_state_url_is_checked_and_named_without_its_password() {
+        let config = parse(&minimal()).expect("valid");
+        assert!(
+            config.state_store().postgres.is_none(),
+            "absent: local state"
+        );
+        // SAFETY of the test: the variable name is unique to this test.
+        unsafe { std::env::set_var("CONTACTSYNC_TEST_STATE_PASSWORD", "pw-91xq") };
+        let with = |url: &str| format!("{}\n[state]\nurl = \"{url}\"\n", minimal());
+        let config = parse(&with(
+            "postgres://app:${CONTACTSYNC_TEST_STATE_PASSWORD}@db:5432/cs?sslmode=disable",
+        ))
+        .expect("valid");
+        let target = config.state_store().postgres.expect("postgres");
+        assert_eq!(
+            target.url.expose(),
+            "postgres://app:pw-91xq@db:5432/cs?sslmode=disable"
+        );
+        assert_eq!(
+            (target.pipeline.as_str(), target.location.as_str()),
+            ("t", "loc")
+        );
+        for (url, says) in [
+            ("mysql://app:pw-91xq@db/cs", "postgres://"),
+            ("postgres://app:pw-91xq@db:notaport/cs", "not a PostgreSQL"),
+            ("postgres://app:pw-91xq@db", "names no database"),
+            (
+                "postgres://app:pw-91xq@db/cs?sslmode=require",
+                "sslmode=require",
+            ),
+        ] {
+            let err = parse(&with(url)).expect_err(url).to_string();
+            assert!(
+                err.contains("state.url") && err.contains(says),
+                "{url}: {err}"
+            );
+            assert!(!err.contains("pw-91xq"), "the password is quoted: {err}");
+        }
     }
 
     #[test]

@@ -22,4 +22,5 @@ pub mod secret;
 pub mod serve;
 pub mod sms_encoding;
 pub mod snapshot;
+pub mod state;
 pub mod transform;

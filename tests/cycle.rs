@@ -6,8 +6,10 @@ mod common;
 
 use common::Harness;
 use common::effects::{
-    TRIGGERS, converge, count, diff, effects, harness_with_triggers, options, repeated,
+    TRIGGERS, converge, count, diff, effects, harness_with_triggers, harness_with_triggers_on,
+    options, repeated,
 };
+use common::postgres::StateBackend;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -98,14 +100,14 @@ async fn a_run_stopped_before_its_plan_leaves_its_events_to_the_next_run() {
 async fn a_run_stopped_after_its_plan_still_tags_the_night_s_opt_out() {
     const SEED: u64 = 23;
     const CONTACTS: usize = 50;
-    let clean = two_day_harness(SEED, CONTACTS).await;
+    let clean = two_day_harness(SEED, CONTACTS, StateBackend::from_env()).await;
     let (tagged, stopper) = day_targets(&clean).await;
     converge(&clean, 1).await;
     a_day_passes(&clean, &tagged, &stopper).await;
     converge(&clean, 1).await;
     let expected = effects(&clean.control("state").await);
 
-    let h = two_day_harness(SEED, CONTACTS).await;
+    let h = two_day_harness(SEED, CONTACTS, StateBackend::from_env()).await;
     let initial = effects(&h.control("state").await);
     converge(&h, 1).await;
     a_day_passes(&h, &tagged, &stopper).await;
@@ -229,8 +231,8 @@ tag = "appointment-tomorrow"
 template = "Hi {first_name|there}, see you tomorrow. Reply STOP to opt out."
 "#;
 
-async fn two_day_harness(seed: u64, contacts: usize) -> Harness {
-    let h = harness_with_triggers(options(seed, contacts)).await;
+async fn two_day_harness(seed: u64, contacts: usize, backend: StateBackend) -> Harness {
+    let h = harness_with_triggers_on(options(seed, contacts), backend).await;
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&h.pipeline)
@@ -262,10 +264,21 @@ async fn run_killed_after(h: &Harness, delay: Duration) -> bool {
 /// clean run's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_anywhere_in_two_nightly_cycles_loses_and_repeats_nothing() {
-    const TRIALS: u64 = 20;
+    kill_9_anywhere_in_two_nightly_cycles(20, StateBackend::from_env()).await;
+}
+
+/// The same with the ledger and lock in PostgreSQL (`[state] url`), fewer trials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_anywhere_in_two_nightly_cycles_on_postgres_loses_and_repeats_nothing() {
+    kill_9_anywhere_in_two_nightly_cycles(6, StateBackend::Postgres).await;
+}
+
+/// `trials` runs of two nights, each killed once, on `backend`; against a clean run on the
+/// state directory (what the services end with does not depend on where the ledger is).
+async fn kill_9_anywhere_in_two_nightly_cycles(trials: u64, backend: StateBackend) {
     const SEED: u64 = 23;
     const CONTACTS: usize = 50;
-    let clean = two_day_harness(SEED, CONTACTS).await;
+    let clean = two_day_harness(SEED, CONTACTS, StateBackend::Local).await;
     let (tagged, stopper) = day_targets(&clean).await;
     let mut day_seconds = [0.0f64; 2];
     for (day, seconds) in day_seconds.iter_mut().enumerate() {
@@ -288,8 +301,8 @@ async fn kill_9_anywhere_in_two_nightly_cycles_loses_and_repeats_nothing() {
     // Shrinks whenever a run ends before its kill: a busy machine makes runs slower or faster
     // than the clean one measured, and kills that miss test nothing.
     let mut reach = 0.9;
-    for trial in 0..TRIALS {
-        let h = two_day_harness(SEED, CONTACTS).await;
+    for trial in 0..trials {
+        let h = two_day_harness(SEED, CONTACTS, backend).await;
         let initial = effects(&h.control("state").await);
         let kill_day = (trial % 2) as usize;
         // Golden-ratio steps spread the kill points evenly over the run.
@@ -323,8 +336,8 @@ async fn kill_9_anywhere_in_two_nightly_cycles_loses_and_repeats_nothing() {
         );
     }
     assert!(
-        killed >= TRIALS * 3 / 4,
-        "only {killed} of {TRIALS} kills landed while a run was going"
+        killed >= trials * 3 / 4,
+        "only {killed} of {trials} kills landed while a run was going"
     );
 }
 

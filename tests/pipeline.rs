@@ -5,9 +5,10 @@ mod common;
 
 use common::Harness;
 use common::effects::{
-    converge, count, diff, effects, harness_with_triggers, ledger_rows, options, repeated,
-    without_dates,
+    converge, count, diff, effects, harness_with_triggers, harness_with_triggers_on, ledger_rows,
+    options, repeated, without_dates,
 };
+use common::postgres::StateBackend;
 use contactsync::sandbox::faults::FaultProfile;
 use serde_json::Value;
 use std::io::Write;
@@ -119,11 +120,16 @@ async fn a_dry_run_writes_nothing_at_all() {
 /// Under the hostile profile, nightly runs until one exits 0, then one more: every effect exactly
 /// once, the state a clean run's, and the extra run plans nothing (issue 18, item 15: a partly
 /// applied merge must not send later runs down another path to another final state).
-async fn hostile_runs_converge_to_the_clean_state(seed: u64, contacts: usize) {
+/// The hostile runs keep their ledger and lock on `backend`.
+async fn hostile_runs_converge_to_the_clean_state(
+    seed: u64,
+    contacts: usize,
+    backend: StateBackend,
+) {
     let clean = harness_with_triggers(options(seed, contacts)).await;
     clean.authorise().await;
     let expected = converge(&clean, 1).await;
-    let hostile = harness_with_triggers(options(seed, contacts)).await;
+    let hostile = harness_with_triggers_on(options(seed, contacts), backend).await;
     hostile.authorise().await;
     let initial = effects(&hostile.control("state").await);
     let profile = FaultProfile {
@@ -163,12 +169,18 @@ async fn hostile_runs_converge_to_the_clean_state(seed: u64, contacts: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_faults_leave_every_effect_exactly_once() {
-    hostile_runs_converge_to_the_clean_state(13, 150).await;
+    hostile_runs_converge_to_the_clean_state(13, 150, StateBackend::from_env()).await;
+}
+
+/// The same with the ledger and lock in PostgreSQL (`[state] url`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_faults_leave_every_effect_exactly_once_on_postgres() {
+    hostile_runs_converge_to_the_clean_state(13, 150, StateBackend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_faults_converge_on_another_seed_too() {
-    hostile_runs_converge_to_the_clean_state(9, 250).await;
+    hostile_runs_converge_to_the_clean_state(9, 250, StateBackend::from_env()).await;
 }
 
 /// One trial of issue 18, item 15 at scale: what a hostile night did, for the record.

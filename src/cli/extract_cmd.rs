@@ -8,7 +8,7 @@ use crate::pipeline::extract_run;
 
 pub(super) async fn run(args: ExtractArgs) -> Result<ExitCode, CommandError> {
     let config = load_pipeline(&args.stage)?;
-    let _lock = StateLock::acquire(&config.state_dir())?;
+    let _lock = StateLock::acquire(&config)?;
     let options = ExtractOptions {
         full: args.full,
         progress: !args.stage.json,

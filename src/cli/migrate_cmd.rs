@@ -39,7 +39,7 @@ pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
             ),
         });
     }
-    let _lock = StateLock::acquire(&config.state_dir())?;
+    let _lock = StateLock::acquire(&config)?;
     let region_code = config.pipeline.default_region.clone();
     let region = normalize::region(&region_code);
     let mut mapped = Vec::new();

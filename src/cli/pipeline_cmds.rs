@@ -24,7 +24,7 @@ fn finish(
 /// `contactsync transform`.
 pub(super) async fn transform(args: RunSelectArgs) -> Result<ExitCode, CommandError> {
     let config = load_pipeline(&args.stage)?;
-    let _lock = StateLock::acquire(&config.state_dir())?;
+    let _lock = StateLock::acquire(&config)?;
     let run = select_run(&config, args.run.as_deref())?;
     let summary = transform_run(&config, &run).await?;
     let mut report = CommandReport {
@@ -54,7 +54,7 @@ pub(super) async fn transform(args: RunSelectArgs) -> Result<ExitCode, CommandEr
 /// `contactsync plan`.
 pub(super) async fn plan(args: RunSelectArgs) -> Result<ExitCode, CommandError> {
     let config = load_pipeline(&args.stage)?;
-    let _lock = StateLock::acquire(&config.state_dir())?;
+    let _lock = StateLock::acquire(&config)?;
     let run = select_run(&config, args.run.as_deref())?;
     let (plan, refusal, warnings) = plan_run(&config, &run)?;
     let mut report = CommandReport {
@@ -97,7 +97,7 @@ pub(super) async fn load(args: LoadArgs) -> Result<ExitCode, CommandError> {
     if !args.dry_run {
         refuse_if_read_only(&config)?;
     }
-    let _lock = StateLock::acquire(&config.state_dir())?;
+    let _lock = StateLock::acquire(&config)?;
     let run = select_run(&config, args.run.as_deref())?;
     let clock = pipeline_clock()?;
     if args.dry_run {
@@ -129,7 +129,7 @@ pub(super) async fn run(args: StageArgs) -> Result<ExitCode, CommandError> {
         Some(_) => std::time::Duration::from_secs(RUN_WAITS_FOR_BATCH_SECS),
         None => std::time::Duration::ZERO,
     };
-    let outcome = match StateLock::acquire_waiting(&config.state_dir(), wait) {
+    let outcome = match StateLock::acquire_waiting(&config, wait) {
         Ok(lock) => run_pipeline(&config, !args.json, clock.clone())
             .await
             .map(|r| (r, lock)),

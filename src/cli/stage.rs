@@ -4,10 +4,6 @@ use super::{CommandError, StageArgs};
 use crate::clock::Clock;
 use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
-use anyhow::Context;
-use fs2::FileExt;
-use std::fs::File;
-use std::path::Path;
 use std::sync::Arc;
 
 /// Reads and validates the pipeline file; errors exit with code 2.
@@ -27,44 +23,33 @@ pub fn pipeline_clock() -> Result<Arc<dyn Clock>, CommandError> {
     })
 }
 
-/// An exclusive lock on a state directory, held while a command writes to it, so two runs never
-/// overlap. Released when dropped (and by the OS if the process dies).
+/// The run's lock (the state directory's lock file, and with `[state] url` the PostgreSQL advisory
+/// lock of this pipeline location), held while a command writes to the state, so two runs never
+/// overlap, on one machine or several. Released when dropped, and by the OS or the database server
+/// if the process dies.
 pub struct StateLock {
-    _file: File,
+    _lock: crate::state::StateLock,
 }
 
 impl StateLock {
     /// Takes the lock or fails at once with exit code 6.
-    pub fn acquire(state_dir: &Path) -> Result<Self, CommandError> {
-        Self::acquire_waiting(state_dir, std::time::Duration::ZERO)
+    pub fn acquire(config: &PipelineConfig) -> Result<Self, CommandError> {
+        Self::acquire_waiting(config, std::time::Duration::ZERO)
     }
 
     /// Takes the lock, waiting up to `wait` for its holder to finish (a micro-batch of `serve`
     /// holds it for seconds), then fails with exit code 6.
     pub fn acquire_waiting(
-        state_dir: &Path,
+        config: &PipelineConfig,
         wait: std::time::Duration,
     ) -> Result<Self, CommandError> {
-        std::fs::create_dir_all(state_dir)
-            .with_context(|| format!("creating state directory {}", state_dir.display()))?;
-        crate::snapshot::atomic::restrict_dir(state_dir)
-            .with_context(|| format!("making {} owner-only", state_dir.display()))?;
-        let path = state_dir.join("lock");
-        let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
-        let deadline = std::time::Instant::now() + wait;
-        // Before anything else happens in the command, so a blocking wait stalls nothing.
-        while file.try_lock_exclusive().is_err() {
-            if std::time::Instant::now() >= deadline {
-                return Err(CommandError {
-                    code: ExitCode::Locked,
-                    error: anyhow::anyhow!(
-                        "another contactsync run holds {}; try again when it has finished",
-                        path.display()
-                    ),
-                });
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
+        match config.state_store().lock(wait) {
+            Ok(lock) => Ok(StateLock { _lock: lock }),
+            Err(e @ crate::state::LockError::Held(_)) => Err(CommandError {
+                code: ExitCode::Locked,
+                error: e.into(),
+            }),
+            Err(e) => Err(e.into()),
         }
-        Ok(StateLock { _file: file })
     }
 }

@@ -57,8 +57,8 @@ pub struct HistoryQuery {
     pub cap: usize,
     /// `[extract] history_for_changed`.
     pub for_changed: bool,
-    /// The ledger, when there is one.
-    pub ledger: Option<PathBuf>,
+    /// Where the ledger is, when there is one.
+    pub ledger: Option<crate::state::StateStore>,
     /// Start of the previous complete extract: loads after it touched the contacts to read.
     pub touched_since: Option<DateTime<Utc>>,
     /// The previous complete extract's pending list.
@@ -161,13 +161,16 @@ pub fn plan(query: &HistoryQuery, extract_dir: &Path) -> anyhow::Result<HistoryP
         _ => Vec::new(),
     };
     let from_previous = add(previous);
-    let touched_ids = match &query.ledger {
-        Some(ledger) if ledger.exists() => {
+    let reader = match &query.ledger {
+        Some(store) => store.open_ledger_reader()?,
+        None => None,
+    };
+    let touched_ids = match reader {
+        Some(ledger) => {
             let since = query.touched_since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-            crate::snapshot::contract::ledger::LedgerReader::open(ledger)?
-                .contacts_touched_since(since)?
+            ledger.contacts_touched_since(since)?
         }
-        _ => Vec::new(),
+        None => Vec::new(),
     };
     let touched = add(touched_ids);
     let changed = if query.for_changed {
@@ -534,7 +537,7 @@ mod tests {
         let query = HistoryQuery {
             cap: 4,
             for_changed: true,
-            ledger: Some(ledger_path),
+            ledger: Some(crate::state::StateStore::local(dir.path())),
             touched_since: None,
             previous_pending: Some(pending),
             contact_parts: vec![part],

@@ -114,6 +114,8 @@ pub struct ExtractSetup<'a> {
     pub state_dir: &'a Path,
     /// The pipeline's name, recorded in the manifest.
     pub pipeline_name: &'a str,
+    /// Where the ledger is: the history look-ups read which contacts loads touched.
+    pub state: &'a crate::state::StateStore,
     /// `[extract]`.
     pub settings: &'a ExtractConfig,
     /// The location's GHL client (contacts).
@@ -172,6 +174,7 @@ pub async fn run_extract(
     options: &ExtractOptions,
 ) -> anyhow::Result<ExtractOutcome> {
     let state_dir = setup.state_dir;
+    let state = setup.state;
     let ghl_client = setup.ghl;
     let bulksms_client = setup.bulksms;
     let settings = setup.settings;
@@ -237,7 +240,7 @@ pub async fn run_extract(
         let query = history::HistoryQuery {
             cap: settings.history_lookups_per_run,
             for_changed: settings.history_for_changed,
-            ledger: Some(state_dir.join("ledger.sqlite")),
+            ledger: Some(state.clone()),
             touched_since: history_base.as_ref().map(|(_, m)| m.started_at),
             previous_pending: history_base
                 .as_ref()
@@ -304,11 +307,9 @@ pub async fn run_extract(
         bulksms_client.api().metrics().snapshot(),
     );
     // Contacts the loads deleted are gone although no incremental read shows it.
-    let ledger_path = state_dir.join("ledger.sqlite");
-    let deleted = if ledger_path.exists() {
-        crate::snapshot::contract::ledger::LedgerReader::open(&ledger_path)?.contacts_deleted()?
-    } else {
-        HashSet::new()
+    let deleted = match state.open_ledger_reader()? {
+        Some(ledger) => ledger.contacts_deleted()?,
+        None => HashSet::new(),
     };
     let manifest = finalize(
         setup,

@@ -1,28 +1,137 @@
 //! The ledger: each operation's intent recorded before its call and its outcome after, in SQLite in
-//! the state directory. It is what makes effects happen exactly once across retries and crashes:
-//! an operation found `in_flight` after a crash had its outcome lost and is resolved by reading the
-//! service back, never by sending it blindly again.
+//! the state directory (or in PostgreSQL with `[state] url`: see `pg_ledger`). It is what makes
+//! effects happen exactly once across retries and crashes: an operation found `in_flight` after a
+//! crash had its outcome lost and is resolved by reading the service back, never by sending it
+//! blindly again.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
+use super::pg_ledger::PgLedger;
 use crate::snapshot::contract::ledger::read_entry;
 /// The ledger's row types are the contract between load (which writes them) and audit.
 pub use crate::snapshot::contract::ledger::{LedgerEntry, LedgerError, OpStatus};
+use crate::state::pg::PgTarget;
 
-/// The ledger of one state directory.
+/// The ledger of one pipeline location: the same operations on either backend.
 pub struct Ledger {
-    conn: Connection,
-    path: String,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(SqliteLedger),
+    Postgres(PgLedger),
 }
 
 impl Ledger {
     /// Opens (creating) `STATE/ledger.sqlite`.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        SqliteLedger::open(path).map(|l| Ledger {
+            backend: Backend::Sqlite(l),
+        })
+    }
+
+    /// Opens one (pipeline, location)'s rows in a PostgreSQL store, creating or migrating its
+    /// schema.
+    pub fn open_postgres(target: &PgTarget) -> Result<Self, LedgerError> {
+        PgLedger::open(target).map(|l| Ledger {
+            backend: Backend::Postgres(l),
+        })
+    }
+
+    /// Records operations a run owes, in one transaction, before its plan is written: from then
+    /// on they are carried over by every later plan until a load settles them, so a crash at any
+    /// point of the cycle cannot lose them. An operation the ledger already knows keeps its status.
+    /// Returns how many were new.
+    pub fn register_owed(
+        &mut self,
+        run_id: &str,
+        ops: &[(&str, &str, String, String)],
+    ) -> Result<usize, LedgerError> {
+        match &mut self.backend {
+            Backend::Sqlite(l) => l.register_owed(run_id, ops),
+            Backend::Postgres(l) => l.register_owed(run_id, ops),
+        }
+    }
+
+    /// Operations that are owed, failed or whose outcome is unknown, with the run that planned
+    /// them and their payload (the serialised operation), oldest first.
+    pub fn unfinished(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(l) => l.unfinished(),
+            Backend::Postgres(l) => l.unfinished(),
+        }
+    }
+
+    /// The entry of an operation, if it was ever attempted.
+    pub fn get(&self, key: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(l) => l.get(key),
+            Backend::Postgres(l) => l.get(key),
+        }
+    }
+
+    /// Records the intent to send an operation (durably, before the call).
+    pub fn begin(
+        &self,
+        key: &str,
+        run_id: &str,
+        kind: &str,
+        target: &str,
+        payload: &str,
+    ) -> Result<(), LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(l) => l.begin(key, run_id, kind, target, payload),
+            Backend::Postgres(l) => l.begin(key, run_id, kind, target, payload),
+        }
+    }
+
+    /// The `deduplication-id` of a send whose intent is recorded: allocated on its first attempt
+    /// and stored with the operation, so every retry sends the same id (why the ids come from a
+    /// counter: `SqliteLedger::deduplication_id`).
+    pub fn deduplication_id(&self, key: &str, now_ms: i64) -> Result<i32, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(l) => l.deduplication_id(key, now_ms),
+            Backend::Postgres(l) => l.deduplication_counter(key, now_ms).map(to_int31),
+        }
+    }
+
+    /// Records an outcome.
+    pub fn finish(
+        &self,
+        key: &str,
+        status: OpStatus,
+        result: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(l) => l.finish(key, status, result, error),
+            Backend::Postgres(l) => l.finish(key, status, result, error),
+        }
+    }
+
+    /// Counts of operations by status for one run.
+    pub fn counts_for_run(&self, run_id: &str) -> Result<Vec<(String, i64)>, LedgerError> {
+        match &self.backend {
+            Backend::Sqlite(l) => l.counts_for_run(run_id),
+            Backend::Postgres(l) => l.counts_for_run(run_id),
+        }
+    }
+}
+
+/// The SQLite ledger of one state directory.
+struct SqliteLedger {
+    conn: Connection,
+    path: String,
+}
+
+impl SqliteLedger {
+    /// Opens (creating) `STATE/ledger.sqlite`.
+    fn open(path: &Path) -> Result<Self, LedgerError> {
         let display = path.display().to_string();
-        let wrap = |source| LedgerError {
+        let wrap = |source: rusqlite::Error| LedgerError {
             path: display.clone(),
-            source,
+            source: source.into(),
         };
         let conn = Connection::open(path).map_err(wrap)?;
         // WAL + synchronous=FULL: an intent is on disk before the call that it guards is sent.
@@ -58,7 +167,7 @@ impl Ledger {
             conn.execute_batch("ALTER TABLE operations ADD COLUMN deduplication_id INTEGER")
                 .map_err(wrap)?;
         }
-        Ok(Ledger {
+        Ok(SqliteLedger {
             conn,
             path: display,
         })
@@ -67,21 +176,21 @@ impl Ledger {
     fn err(&self, source: rusqlite::Error) -> LedgerError {
         LedgerError {
             path: self.path.clone(),
-            source,
+            source: source.into(),
         }
     }
 
     /// Records operations a run owes, in one transaction, before its plan is written: from then
     /// on they are carried over by every later plan until a load settles them, so a crash at any
     /// point of the cycle cannot lose them. An operation the ledger already knows keeps its status.
-    pub fn register_owed(
+    fn register_owed(
         &mut self,
         run_id: &str,
         ops: &[(&str, &str, String, String)],
     ) -> Result<usize, LedgerError> {
         let tx = self.conn.transaction().map_err(|e| LedgerError {
             path: self.path.clone(),
-            source: e,
+            source: e.into(),
         })?;
         let mut added = 0;
         {
@@ -93,27 +202,27 @@ impl Ledger {
                 )
                 .map_err(|e| LedgerError {
                     path: self.path.clone(),
-                    source: e,
+                    source: e.into(),
                 })?;
             for (key, kind, target, payload) in ops {
                 added += insert
                     .execute(params![key, run_id, kind, target, payload])
                     .map_err(|e| LedgerError {
                         path: self.path.clone(),
-                        source: e,
+                        source: e.into(),
                     })?;
             }
         }
         tx.commit().map_err(|e| LedgerError {
             path: self.path.clone(),
-            source: e,
+            source: e.into(),
         })?;
         Ok(added)
     }
 
     /// Operations that are owed, failed or whose outcome is unknown, with the run that planned
     /// them and their payload (the serialised operation), oldest first.
-    pub fn unfinished(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
+    fn unfinished(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -128,12 +237,12 @@ impl Ledger {
     }
 
     /// The entry of an operation, if it was ever attempted.
-    pub fn get(&self, key: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+    fn get(&self, key: &str) -> Result<Option<LedgerEntry>, LedgerError> {
         read_entry(&self.conn, key).map_err(|e| self.err(e))
     }
 
     /// Records the intent to send an operation (durably, before the call).
-    pub fn begin(
+    fn begin(
         &self,
         key: &str,
         run_id: &str,
@@ -163,7 +272,7 @@ impl Ledger {
     /// 2^31: two ids repeat only 2^31 allocations or ms (24 days) apart, and a ledger started
     /// afresh begins at the clock, past what an earlier ledger used unless that one allocated
     /// faster than 1,000 ids a second.
-    pub fn deduplication_id(&self, key: &str, now_ms: i64) -> Result<i32, LedgerError> {
+    fn deduplication_id(&self, key: &str, now_ms: i64) -> Result<i32, LedgerError> {
         let stored: Option<Option<i64>> = self
             .conn
             .query_row(
@@ -177,7 +286,7 @@ impl Ledger {
             None => {
                 return Err(LedgerError {
                     path: format!("{} (no intent recorded for operation {key})", self.path),
-                    source: rusqlite::Error::QueryReturnedNoRows,
+                    source: rusqlite::Error::QueryReturnedNoRows.into(),
                 });
             }
             Some(Some(id)) => return Ok(to_int31(id)),
@@ -211,7 +320,7 @@ impl Ledger {
     }
 
     /// Records an outcome.
-    pub fn finish(
+    fn finish(
         &self,
         key: &str,
         status: OpStatus,
@@ -229,7 +338,7 @@ impl Ledger {
     }
 
     /// Counts of operations by status for one run.
-    pub fn counts_for_run(&self, run_id: &str) -> Result<Vec<(String, i64)>, LedgerError> {
+    fn counts_for_run(&self, run_id: &str) -> Result<Vec<(String, i64)>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare("SELECT status, COUNT(*) FROM operations WHERE run_id = ?1 GROUP BY status ORDER BY status")

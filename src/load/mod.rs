@@ -7,6 +7,7 @@ pub mod diff;
 pub mod ledger;
 pub mod merge_history;
 pub mod owed;
+mod pg_ledger;
 pub mod plan;
 pub mod plan_io;
 pub mod quiet_streak;

@@ -24,7 +24,6 @@ use crate::load::owed::{leave_out_done, register_owed};
 use crate::load::plan_io::write_plan_with_warnings;
 use crate::serve::spool::{EventSource, SpoolReader, SpooledEvent};
 use crate::snapshot::contact::SnapshotContact;
-use crate::snapshot::contract::ledger::LEDGER_FILE;
 use crate::snapshot::contract::plan::Plan;
 use crate::snapshot::contract::transform_outputs::{CLUSTERS_FILE, ClusterRow, NORMALIZED_FILE};
 use crate::snapshot::desired::{DesiredContact, OPTED_OUT_TAG, read_rows, write_rows};
@@ -38,12 +37,10 @@ use crate::transform::reply_keywords::is_opt_out;
 use crate::transform::triggers::reminders::ReminderKind;
 use crate::transform::triggers::{self, PreviousState, TriggerContact, TriggersConfig};
 use anyhow::Context;
-use fs2::FileExt;
 use matching::match_new_contacts;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -105,18 +102,14 @@ pub fn batches_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("batches")
 }
 
-/// The state directory's lock (the same file `run` and the stage commands take), if free.
-fn try_state_lock(state_dir: &Path) -> anyhow::Result<Option<File>> {
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("creating state directory {}", state_dir.display()))?;
-    let path = state_dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    Ok(file.try_lock_exclusive().is_ok().then_some(file))
+/// The run's lock (the same one `run` and the stage commands take: the state directory's lock file,
+/// and with `[state] url` the PostgreSQL advisory lock), if free.
+fn try_state_lock(config: &PipelineConfig) -> anyhow::Result<Option<crate::state::StateLock>> {
+    match config.state_store().lock(std::time::Duration::ZERO) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(crate::state::LockError::Held(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The newest run that acted (extract finished, transform wrote clusters, plan accepted): what
@@ -220,7 +213,7 @@ pub async fn run_micro_batch(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<BatchOutcome> {
     let state = config.state_dir();
-    let Some(_lock) = try_state_lock(&state)? else {
+    let Some(_lock) = try_state_lock(config)? else {
         return Ok(BatchOutcome::LockHeld);
     };
     let reader = SpoolReader::new(&state);
@@ -535,7 +528,7 @@ fn decide(
         },
         &config.load,
     );
-    let mut ledger = Ledger::open(&config.state_dir().join(LEDGER_FILE))?;
+    let mut ledger = config.state_store().open_ledger()?;
     report.already_done = leave_out_done(&mut plan, &ledger)?;
     report.planned = plan.operations.len();
     report.refused = refusal.is_some();

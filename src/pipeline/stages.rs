@@ -12,11 +12,9 @@ use crate::load::apply::{ApplyOptions, apply};
 use crate::load::blocked::blocked_now;
 use crate::load::created_tasks::created_tasks;
 use crate::load::diff::{DiffInput, PlanDecision, Refusal, SnapshotContact, build_plan};
-use crate::load::ledger::Ledger;
 use crate::load::owed::{carry_over_owed, leave_out_done, register_owed};
 use crate::load::plan_io::write_plan_with_warnings;
 use crate::load::quiet_streak::QuietStreak;
-use crate::snapshot::contract::ledger::LEDGER_FILE;
 use crate::snapshot::contract::plan::{Plan, read_plan};
 use crate::snapshot::desired::{DESIRED_TASKS_FILE, DesiredTask, read_rows};
 use crate::snapshot::phone::e164;
@@ -73,11 +71,13 @@ pub async fn extract_run(
     clock: &dyn Clock,
 ) -> anyhow::Result<ExtractOutcome> {
     let state_dir = config.state_dir();
+    let state = config.state_store();
     let ghl = ghl_client(config)?;
     let bulksms = bulksms_client(config)?;
     let setup = ExtractSetup {
         state_dir: &state_dir,
         pipeline_name: &config.pipeline.name,
+        state: &state,
         settings: &config.extract,
         ghl: &ghl,
         bulksms: &bulksms,
@@ -144,7 +144,7 @@ pub fn plan_run(
         .iter()
         .filter_map(|b| e164(&b.phone_number))
         .collect();
-    let mut ledger = Ledger::open(&config.state_dir().join(LEDGER_FILE))?;
+    let mut ledger = config.state_store().open_ledger()?;
     let created_tasks = created_tasks(&desired_tasks, &ledger)?;
     let input = DiffInput {
         run_id: run.id.clone(),
@@ -253,7 +253,7 @@ async fn load_stage(
         &bulksms,
     )
     .await?;
-    let ledger = Ledger::open(&config.state_dir().join(LEDGER_FILE))?;
+    let ledger = config.state_store().open_ledger()?;
     let options = ApplyOptions {
         run_id: run.id.clone(),
         concurrency: config.load.concurrency,
@@ -324,6 +324,7 @@ pub fn audit_run(
     let report = reconcile(
         &config.pipeline.name,
         &config.state_dir(),
+        config.state_store().open_ledger_reader()?,
         run,
         against,
         &config.audit,

@@ -32,7 +32,15 @@ pub fn options(seed: u64, contacts: usize) -> SandboxOptions {
 }
 
 pub async fn harness_with_triggers(options: SandboxOptions) -> Harness {
-    let h = Harness::start(options).await;
+    harness_with_triggers_on(options, super::postgres::StateBackend::from_env()).await
+}
+
+/// [`harness_with_triggers`] with its ledger and lock on `backend`.
+pub async fn harness_with_triggers_on(
+    options: SandboxOptions,
+    backend: super::postgres::StateBackend,
+) -> Harness {
+    let h = Harness::start_on(options, backend).await;
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&h.pipeline)

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod effects;
+pub mod postgres;
 
 use contactsync::sandbox::ghl::LocationCredentials;
 use contactsync::sandbox::{self, SandboxHandle, SandboxOptions};
@@ -17,21 +18,40 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     pub pipeline: PathBuf,
     pub http: reqwest::Client,
+    /// The pipeline's PostgreSQL state database (`[state] url`), when it has one.
+    pub state_db: Option<postgres::TestDatabase>,
 }
 
 impl Harness {
-    /// Starts a sandbox with `options` and writes a pipeline file for it.
+    /// Starts a sandbox with `options` and writes a pipeline file for it, its state on the backend
+    /// `CONTACTSYNC_TEST_STATE` names (default: the state directory).
     pub async fn start(options: SandboxOptions) -> Harness {
+        Self::start_on(options, postgres::StateBackend::from_env()).await
+    }
+
+    /// [`Harness::start`] with the ledger and lock on `backend` (PostgreSQL: a fresh database).
+    pub async fn start_on(options: SandboxOptions, backend: postgres::StateBackend) -> Harness {
         let sandbox = sandbox::start(options).await.expect("sandbox starts");
         let dir = tempfile::tempdir().expect("tempdir");
         let pipeline = dir.path().join("pipeline.toml");
-        let text = contactsync::cli::sandbox_pipeline_toml(&sandbox.info, "state");
+        let mut text = contactsync::cli::sandbox_pipeline_toml(&sandbox.info, "state");
+        let state_db = match backend {
+            postgres::StateBackend::Local => None,
+            postgres::StateBackend::Postgres => {
+                let db = tokio::task::spawn_blocking(postgres::TestDatabase::create)
+                    .await
+                    .expect("test database");
+                text.push_str(&format!("\n[state]\nurl = \"{}\"\n", db.url));
+                Some(db)
+            }
+        };
         std::fs::write(&pipeline, text).expect("write pipeline");
         Harness {
             sandbox,
             dir,
             pipeline,
             http: reqwest::Client::new(),
+            state_db,
         }
     }
 

@@ -2,7 +2,7 @@
 //! through the contract's row types.
 
 use crate::snapshot::contact::SnapshotContact;
-use crate::snapshot::contract::ledger::{LEDGER_FILE, LedgerReader};
+use crate::snapshot::contract::ledger::LedgerReader;
 use crate::snapshot::contract::plan::{Plan, read_plan};
 use crate::snapshot::contract::transform_outputs::{
     CLUSTERS_FILE, ClusterRow, GOLDEN_FILE, GoldenRecord, LINKS_FILE, LinkRow, NORMALIZED_FILE,
@@ -34,8 +34,8 @@ pub struct RunInputs {
 }
 
 impl RunInputs {
-    /// Reads `run`'s files; the ledger from `state_dir` when there is one.
-    pub fn read(state_dir: &Path, run: &RunDir) -> anyhow::Result<RunInputs> {
+    /// Reads `run`'s files; `ledger` is the state store's, when there is one.
+    pub fn read(ledger: Option<LedgerReader>, run: &RunDir) -> anyhow::Result<RunInputs> {
         let extract = run.extract_dir();
         let transform = run.transform_dir();
         anyhow::ensure!(
@@ -46,7 +46,6 @@ impl RunInputs {
         let blocked: Vec<BlockedNumberRow> =
             read_rows(&extract.join("bulksms/blocked_numbers.parquet"))?;
         let normalized: Vec<NormalizedRow> = read_rows(&transform.join(NORMALIZED_FILE))?;
-        let ledger_path = state_dir.join(LEDGER_FILE);
         Ok(RunInputs {
             contacts: read_rows(&extract.join("ghl/contacts.parquet"))?,
             phone_digits: normalized
@@ -59,11 +58,7 @@ impl RunInputs {
             goldens: read_rows(&transform.join(GOLDEN_FILE))?,
             pairs: read_pairs(&transform.join("pairs.parquet"))?,
             plan: read_plan(&run.load_dir(), &run.id).ok(),
-            ledger: if ledger_path.exists() {
-                Some(LedgerReader::open(&ledger_path)?)
-            } else {
-                None
-            },
+            ledger,
         })
     }
 

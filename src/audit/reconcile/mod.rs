@@ -8,6 +8,7 @@ mod metrics;
 
 use super::AuditConfig;
 use super::report::{AuditReport, Metric, OperationCount};
+use crate::snapshot::contract::ledger::LedgerReader;
 use crate::snapshot::contract::transform_outputs::SUMMARY_FILE;
 use crate::snapshot::run::{RunDir, list_runs};
 use anyhow::Context;
@@ -19,12 +20,13 @@ use std::path::Path;
 pub fn reconcile(
     pipeline: &str,
     state_dir: &Path,
+    ledger: Option<LedgerReader>,
     run: &RunDir,
     against: Option<&RunDir>,
     config: &AuditConfig,
     generated_at: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<AuditReport> {
-    let inputs = RunInputs::read(state_dir, run)?;
+    let inputs = RunInputs::read(ledger, run)?;
     let by_id = inputs.by_id();
     let outcomes = findings::outcomes(&inputs)?;
 

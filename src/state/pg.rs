@@ -1,0 +1,269 @@
+//! PostgreSQL as the shared state store: one connection per use (the ledger, the run's lock), the
+//! schema created and migrated on open, and the advisory lock that keeps two runners of one
+//! (pipeline, location) apart.
+//!
+//! Each connection lives on a thread of its own and the callers hand it jobs: the `postgres` client
+//! blocks on a runtime of its own, which tokio refuses inside the async load (which calls the
+//! ledger as it calls SQLite, synchronously, between two HTTP calls).
+
+use crate::secret::Secret;
+use postgres::{Client, NoTls};
+use sha2::{Digest, Sha256};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use thiserror::Error;
+
+/// The schema version this build writes; `migrate` brings an older database up to it.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// An advisory-lock key that only the schema migration takes, so two runners opening a new
+/// database at once do not both create its tables.
+const MIGRATION_LOCK: i64 = 0x636f_6e74_6163_7473; // "contacts"
+
+/// Errors of the PostgreSQL state store.
+#[derive(Debug, Error)]
+pub enum PgError {
+    #[error(transparent)]
+    Postgres(#[from] postgres::Error),
+    #[error("its connection thread could not start: {0}")]
+    Thread(std::io::Error),
+    #[error("its connection thread stopped")]
+    WorkerGone,
+    #[error(
+        "the database's schema is version {found}, newer than this build's {SCHEMA_VERSION}; upgrade contactsync"
+    )]
+    SchemaTooNew { found: i32 },
+}
+
+/// Which rows of a shared database are one pipeline location's: every table is keyed by the
+/// pipeline's name and the GHL location id.
+/// `Debug` shows the URL as `[redacted]` (a [`Secret`]).
+#[derive(Debug, Clone)]
+pub struct PgTarget {
+    /// `[state] url`, with its password: never printed (see [`PgTarget::display`]).
+    pub url: Secret,
+    pub pipeline: String,
+    pub location: String,
+}
+
+impl PgTarget {
+    /// How errors name the store: the URL without its password, and the rows' keys.
+    pub fn display(&self) -> String {
+        let url = match url::Url::parse(self.url.expose()) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                url.to_string()
+            }
+            Err(_) => "postgres (unparsable url)".to_string(),
+        };
+        format!(
+            "{url} (pipeline {:?}, location {:?})",
+            self.pipeline, self.location
+        )
+    }
+
+    /// The advisory-lock key of this (pipeline, location): the first 8 bytes of a SHA-256, the
+    /// same on every machine and every build (Rust's own hashers are neither).
+    pub fn lock_key(&self) -> i64 {
+        let mut hash = Sha256::new();
+        hash.update(b"contactsync state lock\0");
+        hash.update(self.pipeline.as_bytes());
+        hash.update(b"\0");
+        hash.update(self.location.as_bytes());
+        let digest = hash.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        i64::from_be_bytes(first)
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// One PostgreSQL connection, owned by a thread that runs the jobs it is given in order.
+/// Dropping it closes the connection (which also releases its session advisory locks).
+pub struct PgConn {
+    jobs: Option<mpsc::Sender<Job>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl PgConn {
+    /// Connects (`purpose` names the thread) and brings the schema up to [`SCHEMA_VERSION`].
+    pub fn open(target: &PgTarget, purpose: &str) -> Result<PgConn, PgError> {
+        let mut config: postgres::Config = target.url.expose().parse()?;
+        config.application_name(&format!("contactsync {purpose}"));
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let (ready, connected) = mpsc::sync_channel(1);
+        let worker = std::thread::Builder::new()
+            .name(format!("contactsync-pg-{purpose}"))
+            .spawn(move || {
+                let mut client = match config.connect(NoTls) {
+                    Ok(client) => {
+                        let _ = ready.send(Ok(()));
+                        client
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                for job in inbox {
+                    job(&mut client);
+                }
+            })
+            .map_err(PgError::Thread)?;
+        let conn = PgConn {
+            jobs: Some(jobs),
+            worker: Some(worker),
+        };
+        connected.recv().map_err(|_| PgError::WorkerGone)??;
+        conn.call(migrate)?;
+        Ok(conn)
+    }
+
+    /// Runs `job` on the connection and waits for its answer.
+    pub fn call<R, F>(&self, job: F) -> Result<R, PgError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Client) -> Result<R, PgError> + Send + 'static,
+    {
+        let (answer, answered) = mpsc::sync_channel(1);
+        let jobs = self.jobs.as_ref().ok_or(PgError::WorkerGone)?;
+        jobs.send(Box::new(move |client: &mut Client| {
+            let _ = answer.send(job(client));
+        }))
+        .map_err(|_| PgError::WorkerGone)?;
+        answered.recv().map_err(|_| PgError::WorkerGone)?
+    }
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        // Closing the inbox ends the thread's loop, which drops (closes) the connection.
+        self.jobs.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// Creates the tables of a new database, or upgrades an older schema, under a transaction-level
+/// advisory lock so concurrent openers take turns. Every table's key starts with
+/// (pipeline, location_id): many pipelines and locations share one database.
+fn migrate(client: &mut Client) -> Result<(), PgError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS contactsync_schema_version (version INTEGER NOT NULL)",
+    )?;
+    let found: Option<i32> = tx
+        .query_opt("SELECT max(version) FROM contactsync_schema_version", &[])?
+        .and_then(|row| row.get(0));
+    let found = found.unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Err(PgError::SchemaTooNew { found });
+    }
+    if found < 1 {
+        tx.batch_execute(
+            "CREATE TABLE contactsync_operations (
+                pipeline TEXT NOT NULL,
+                location_id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                run_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts BIGINT NOT NULL DEFAULT 0,
+                result TEXT,
+                error TEXT,
+                deduplication_id BIGINT,
+                updated_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (pipeline, location_id, key)
+            );
+            CREATE INDEX contactsync_operations_run
+                ON contactsync_operations (pipeline, location_id, run_id);
+            CREATE INDEX contactsync_operations_updated
+                ON contactsync_operations (pipeline, location_id, updated_at);
+            -- Counters shared by every pipeline and location of the database: BulkSMS accounts
+            -- are shared by locations, and a deduplication id must not repeat across them.
+            CREATE TABLE contactsync_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+            INSERT INTO contactsync_schema_version (version) VALUES (1);",
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The run's lock in PostgreSQL: a session advisory lock on [`PgTarget::lock_key`], held by a
+/// connection of its own for as long as this value lives. The server releases it when the
+/// connection ends, so a runner killed with `kill -9` leaves no stale lock.
+pub struct PgLock {
+    _conn: PgConn,
+}
+
+impl PgLock {
+    /// Takes the lock, polling every 200 ms for up to `wait`; `Ok(None)` when another session
+    /// still holds it then.
+    pub fn acquire(target: &PgTarget, wait: Duration) -> Result<Option<PgLock>, PgError> {
+        let conn = PgConn::open(target, "lock")?;
+        let key = target.lock_key();
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let taken = conn.call(move |client| {
+                Ok(client
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
+                    .get::<_, bool>(0))
+            })?;
+            if taken {
+                return Ok(Some(PgLock { _conn: conn }));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(pipeline: &str, location: &str) -> PgTarget {
+        PgTarget {
+            url: Secret::new("postgres://app:hunter2@db.internal:5432/state?sslmode=disable"),
+            pipeline: pipeline.into(),
+            location: location.into(),
+        }
+    }
+
+    #[test]
+    fn lock_keys_are_stable_and_tell_locations_apart() {
+        // A constant: runners built at different times on different machines must agree.
+        assert_eq!(target("p", "loc").lock_key(), target("p", "loc").lock_key());
+        // The first 8 bytes of sha256(b"contactsync state lock\0p\0loc"), big-endian, signed.
+        assert_eq!(target("p", "loc").lock_key(), -7_171_600_721_339_151_746);
+        assert_ne!(
+            target("p", "loc").lock_key(),
+            target("p", "loc2").lock_key()
+        );
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(target("ab", "c").lock_key(), target("a", "bc").lock_key());
+    }
+
+    #[test]
+    fn the_store_is_named_without_its_password() {
+        let shown = target("p", "loc").display();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("db.internal") && shown.contains("\"loc\""),
+            "{shown}"
+        );
+    }
+}

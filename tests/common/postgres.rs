@@ -1,0 +1,165 @@
+//! A real PostgreSQL server for the tests of the shared state store, and a fresh database per test.
+//!
+//! `CONTACTSYNC_TEST_PG_URL` names a server to use (a URL whose role may `CREATE DATABASE`; its
+//! database part is replaced per test). Otherwise the machine's own cluster is started if it is
+//! down (`pg_ctlcluster`, as root) and a password role `contactsync_test` is created in it once,
+//! so the tests connect over loopback the way a runner does. No PostgreSQL: the tests fail and
+//! say so; they never pass without a server.
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const ROLE: &str = "contactsync_test";
+
+/// `postgres://…/DB?…` with `DB` replaced by `database`.
+fn with_database(base: &str, database: &str) -> String {
+    let mut url = url::Url::parse(base).unwrap_or_else(|e| panic!("bad server URL {base}: {e}"));
+    url.set_path(&format!("/{database}"));
+    url.to_string()
+}
+
+/// The URL of a server the tests may create databases on, started and set up on first use.
+pub fn server_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| match std::env::var("CONTACTSYNC_TEST_PG_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => start_local_cluster(),
+    })
+}
+
+/// Starts the machine's first PostgreSQL cluster if it is down and makes sure the test role exists.
+fn start_local_cluster() -> String {
+    let clusters = Command::new("pg_lsclusters").arg("-h").output().unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not installed (pg_lsclusters: {e}): the state-store tests need a real \
+             server. Install it (Debian: apt-get install postgresql) or set \
+             CONTACTSYNC_TEST_PG_URL to a server whose role may create databases"
+        )
+    });
+    let listing = String::from_utf8_lossy(&clusters.stdout).to_string();
+    // "15 main 5432 down postgres /var/lib/... /var/log/..."
+    let first: Vec<&str> = listing
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("PostgreSQL is installed but has no cluster (pg_lsclusters)"))
+        .split_whitespace()
+        .collect();
+    let (version, name, port, status) = (first[0], first[1], first[2], first[3]);
+    if status != "online" {
+        let started = Command::new("pg_ctlcluster")
+            .args([version, name, "start"])
+            .output()
+            .expect("pg_ctlcluster runs");
+        // Two test binaries starting it at once: the second's start fails as already running.
+        let listing = Command::new("pg_lsclusters")
+            .arg("-h")
+            .output()
+            .expect("pg_lsclusters");
+        assert!(
+            String::from_utf8_lossy(&listing.stdout).contains(" online "),
+            "pg_ctlcluster {version} {name} start failed: {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+    }
+    // As the server's superuser, over its socket (peer authentication): a password role for tests.
+    let create_role = format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN \
+         CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{ROLE}'; END IF; END $$;"
+    );
+    let psql = Command::new("runuser")
+        .args([
+            "-u",
+            "postgres",
+            "--",
+            "psql",
+            "-p",
+            port,
+            "-qAtc",
+            &create_role,
+        ])
+        .output()
+        .expect("runuser psql runs (the tests run as root, as CI does)");
+    let stderr = String::from_utf8_lossy(&psql.stderr);
+    // A concurrent creation from another test binary is fine.
+    assert!(
+        psql.status.success() || stderr.contains("already exists"),
+        "creating the test role failed: {stderr}"
+    );
+    format!("postgres://{ROLE}:{ROLE}@127.0.0.1:{port}/postgres?sslmode=disable")
+}
+
+/// Runs one statement on the server's maintenance database (on a thread of its own: the
+/// `postgres` client refuses to run inside the tests' tokio runtime).
+fn admin(sql: String) {
+    let url = server_url().to_string();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connecting to the test server {url}: {e}"));
+        client
+            .batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    })
+    .join()
+    .expect("admin statement");
+}
+
+/// A database of its own for one test, dropped with it.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub fn create() -> TestDatabase {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_nanos();
+        let name = format!(
+            "cs_test_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        admin(format!("CREATE DATABASE {name}"));
+        TestDatabase {
+            url: with_database(server_url(), &name),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let url = server_url().to_string();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Best effort: a leftover test database is harmless.
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+                let _ = client.batch_execute(&sql);
+            }
+        })
+        .join();
+    }
+}
+
+/// Where a test's pipeline keeps its ledger and lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateBackend {
+    /// SQLite and a lock file in the state directory (the default).
+    Local,
+    /// A fresh PostgreSQL database (`[state] url`).
+    Postgres,
+}
+
+impl StateBackend {
+    /// `CONTACTSYNC_TEST_STATE=postgres` runs every harness's pipeline on PostgreSQL.
+    pub fn from_env() -> StateBackend {
+        match std::env::var("CONTACTSYNC_TEST_STATE").as_deref() {
+            Ok("postgres") => StateBackend::Postgres,
+            Ok("local") | Ok("") | Err(_) => StateBackend::Local,
+            Ok(other) => panic!("CONTACTSYNC_TEST_STATE={other}: expected local or postgres"),
+        }
+    }
+}
