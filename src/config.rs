@@ -4,7 +4,8 @@
 //! a silently ignored setting. String values may reference `${ENV_VAR}` so secrets stay out of files.
 
 pub use crate::api::config::{
-    BulkSmsConfig, GhlAuthConfig, GhlConfig, GhlRateLimitConfig, HttpConfig,
+    ALL_INSTALLED, BulkSmsConfig, GhlAuthConfig, GhlConfig, GhlRateLimitConfig, HttpConfig,
+    LocationSelection,
 };
 pub use crate::env_vars::{env_string, expand_env};
 use serde::Deserialize;
@@ -76,10 +77,29 @@ pub struct PipelineSection {
     /// ISO 3166 region used to read national phone numbers (e.g. "US", "GB").
     #[serde(default = "default_region")]
     pub default_region: String,
+    /// With `[ghl] locations`: how many locations one run works on at once. Each location has
+    /// its own GHL rate budget, so this bounds memory and connections, not API speed.
+    #[serde(default = "default_max_parallel_locations")]
+    pub max_parallel_locations: usize,
 }
 
 fn default_region() -> String {
     "US".to_string()
+}
+
+fn default_max_parallel_locations() -> usize {
+    8
+}
+
+/// Which locations a pipeline file runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locations {
+    /// `location_id`: one location, state directly in `state_dir` (the layout before agencies).
+    Single(String),
+    /// `locations = [..]`: these, each with its state in `state_dir/locations/<id>/`.
+    Listed(Vec<String>),
+    /// `locations = "all-installed"`: every location the agency app is installed in.
+    AllInstalled,
 }
 
 /// Words in a key that mark its value as a secret.
@@ -165,8 +185,50 @@ impl PipelineConfig {
                 check_base_url(url).map_err(|m| invalid("ghl.auth.redirect_uri", m))?;
             }
         }
-        if self.ghl.location_id.trim().is_empty() {
-            return Err(invalid("ghl.location_id", "must not be empty".into()));
+        match (&self.ghl.locations, self.ghl.location_id.trim().is_empty()) {
+            (None, true) => {
+                return Err(invalid(
+                    "ghl.location_id",
+                    "must be set (one location), or `ghl.locations` instead (many)".into(),
+                ));
+            }
+            (Some(_), false) => {
+                return Err(invalid(
+                    "ghl.locations",
+                    "cannot be set together with `ghl.location_id`: use one of the two".into(),
+                ));
+            }
+            (Some(LocationSelection::Word(word)), _) if word != ALL_INSTALLED => {
+                return Err(invalid(
+                    "ghl.locations",
+                    format!("must be a list of location ids or \"{ALL_INSTALLED}\", got {word:?}"),
+                ));
+            }
+            (Some(LocationSelection::List(ids)), _) => check_location_ids(ids)
+                .map_err(|m| invalid("ghl.locations", m))?,
+            _ => {}
+        }
+        if self.pipeline.max_parallel_locations == 0 {
+            return Err(invalid(
+                "pipeline.max_parallel_locations",
+                "must be at least 1".into(),
+            ));
+        }
+        if let Some(default) = &self.bulksms.default_location {
+            if let Some(LocationSelection::List(ids)) = &self.ghl.locations
+                && !ids.contains(default)
+            {
+                return Err(invalid(
+                    "bulksms.default_location",
+                    format!("{default:?} is not one of `ghl.locations`"),
+                ));
+            }
+            if self.ghl.locations.is_none() {
+                return Err(invalid(
+                    "bulksms.default_location",
+                    "only applies with `ghl.locations` (many locations on one account)".into(),
+                ));
+            }
         }
         let share = self.ghl.rate_limit.share;
         if !(share > 0.0 && share <= 1.0) {
@@ -229,6 +291,27 @@ impl PipelineConfig {
         Ok(())
     }
 
+    /// Which locations this file runs.
+    pub fn locations(&self) -> Locations {
+        match &self.ghl.locations {
+            None => Locations::Single(self.ghl.location_id.clone()),
+            Some(LocationSelection::List(ids)) => Locations::Listed(ids.clone()),
+            Some(LocationSelection::Word(_)) => Locations::AllInstalled,
+        }
+    }
+
+    /// The single-location pipeline of one location of a multi-location file: `ghl.location_id`
+    /// is `id` and the state directory `state_dir/locations/<id>/` (absolute), so every stage
+    /// runs on it as on a one-location file.
+    pub fn for_location(&self, id: &str) -> PipelineConfig {
+        let mut config = self.clone();
+        config.pipeline.state_dir = location_state_dir(&self.state_dir(), id);
+        config.ghl.location_id = id.to_string();
+        config.ghl.locations = None;
+        config.bulksms.default_location = None;
+        config
+    }
+
     /// The state directory, resolved against the pipeline file's folder.
     pub fn state_dir(&self) -> PathBuf {
         self.resolve(&self.pipeline.state_dir)
@@ -244,6 +327,34 @@ impl PipelineConfig {
             _ => path.to_path_buf(),
         }
     }
+}
+
+/// The state directory of one location of a multi-location pipeline.
+pub fn location_state_dir(state_dir: &Path, id: &str) -> PathBuf {
+    state_dir.join("locations").join(id)
+}
+
+/// Location ids become folder names: refuse what would escape `locations/` or collide.
+fn check_location_ids(ids: &[String]) -> Result<(), String> {
+    if ids.is_empty() {
+        return Err("must name at least one location".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for id in ids {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "location id {id:?} must be non-empty letters, digits, '-' or '_'"
+            ));
+        }
+        if !seen.insert(id) {
+            return Err(format!("location id {id:?} is listed twice"));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses plain http:// except to loopback, where the sandbox lives.
@@ -355,6 +466,65 @@ mod tests {
         let text = minimal().replace("name = \"t\"", "name = 5");
         let err = parse(&text).expect_err("wrong type").to_string();
         assert!(err.contains("name = 5"), "{err}");
+    }
+
+    #[test]
+    fn locations_list_gives_one_pipeline_per_location() {
+        let text = minimal().replace(
+            "location_id = \"loc\"",
+            "locations = [\"a\", \"b-2\"]",
+        ) + "default_location = \"a\"\n";
+        let config = parse(&text).expect("valid");
+        assert_eq!(
+            config.locations(),
+            Locations::Listed(vec!["a".into(), "b-2".into()])
+        );
+        assert_eq!(config.pipeline.max_parallel_locations, 8);
+        let b = config.for_location("b-2");
+        assert_eq!(b.ghl.location_id, "b-2");
+        assert_eq!(b.locations(), Locations::Single("b-2".into()));
+        assert_eq!(b.state_dir(), config.state_dir().join("locations").join("b-2"));
+        b.validate().expect("a location's pipeline is a valid one-location pipeline");
+        // One location keeps today's layout.
+        let single = parse(&minimal()).expect("valid");
+        assert_eq!(single.locations(), Locations::Single("loc".into()));
+        assert!(single.state_dir().ends_with("state"));
+    }
+
+    #[test]
+    fn location_keys_are_exclusive_and_checked() {
+        let both = minimal().replace(
+            "location_id = \"loc\"",
+            "location_id = \"loc\"\nlocations = [\"a\"]",
+        );
+        let err = parse(&both).expect_err("both keys").to_string();
+        assert!(err.contains("ghl.locations") && err.contains("location_id"), "{err}");
+        let neither = minimal().replace("location_id = \"loc\"", "");
+        let err = parse(&neither).expect_err("no location").to_string();
+        assert!(err.contains("ghl.location_id"), "{err}");
+        let word = minimal().replace("location_id = \"loc\"", "locations = \"all\"");
+        let err = parse(&word).expect_err("unknown word").to_string();
+        assert!(err.contains("all-installed"), "{err}");
+        let all = minimal().replace(
+            "location_id = \"loc\"",
+            "locations = \"all-installed\"",
+        );
+        assert_eq!(parse(&all).expect("valid").locations(), Locations::AllInstalled);
+        let escape = minimal().replace("location_id = \"loc\"", "locations = [\"../x\"]");
+        let err = parse(&escape).expect_err("path in id").to_string();
+        assert!(err.contains("../x"), "{err}");
+        let stray = minimal().replace(
+            "location_id = \"loc\"",
+            "locations = [\"a\"]",
+        ) + "default_location = \"z\"\n";
+        let err = parse(&stray).expect_err("default not listed").to_string();
+        assert!(err.contains("bulksms.default_location"), "{err}");
+        let zero = minimal().replace(
+            "name = \"t\"",
+            "name = \"t\"\nmax_parallel_locations = 0",
+        );
+        let err = parse(&zero).expect_err("zero").to_string();
+        assert!(err.contains("pipeline.max_parallel_locations"), "{err}");
     }
 
     #[test]
