@@ -7,7 +7,8 @@ use super::{CommandError, CommandReport};
 use crate::clock::Clock;
 use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
-use crate::extract::ExtractOptions;
+use crate::extract::{ExtractOptions, ExtractOutcome};
+use crate::snapshot::contract::plan::Plan;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -29,14 +30,27 @@ async fn run_stages(
     progress: bool,
     clock: Arc<dyn Clock>,
 ) -> Result<(CommandReport, ExitCode), CommandError> {
-    let mut durations: Vec<(&str, f64)> = Vec::new();
     let started = Instant::now();
     let options = ExtractOptions {
         full: false,
         progress,
     };
     let extract = extract_run(config, &options, clock.as_ref()).await?;
-    durations.push(("extract", started.elapsed().as_secs_f64()));
+    let extract_secs = started.elapsed().as_secs_f64();
+    run_after_extract(config, &extract, extract_secs, clock, &|_| Ok(())).await
+}
+
+/// Transform → plan → load → audit on a run whose extract finished, then the run's metrics.
+/// `before_load` sees the plan once it is written and before anything of it is applied (the
+/// multi-location run records which location owns each send there).
+pub(super) async fn run_after_extract(
+    config: &PipelineConfig,
+    extract: &ExtractOutcome,
+    extract_secs: f64,
+    clock: Arc<dyn Clock>,
+    before_load: &(dyn Fn(&Plan) -> anyhow::Result<()> + Sync),
+) -> Result<(CommandReport, ExitCode), CommandError> {
+    let mut durations: Vec<(&str, f64)> = vec![("extract", extract_secs)];
     let run = extract.run.clone();
     let started = Instant::now();
     let summary = transform_run(config, &run).await?;
@@ -44,6 +58,7 @@ async fn run_stages(
     let started = Instant::now();
     let (plan, refusal, _) = plan_run(config, &run)?;
     durations.push(("plan", started.elapsed().as_secs_f64()));
+    before_load(&plan)?;
     let started = Instant::now();
     // A read-only pipeline (`[load] enabled = false`) plans and audits but writes nothing.
     let (mut report, load_code) =
@@ -123,7 +138,7 @@ pub fn record_failed_run(config: &PipelineConfig, failed: &CommandError, clock: 
 }
 
 /// The metrics text of a finished run, recording it as the last success when it exited 0.
-fn run_metrics(
+pub(super) fn run_metrics(
     config: &PipelineConfig,
     report: &CommandReport,
     durations: &[(&str, f64)],
