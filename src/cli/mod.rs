@@ -185,7 +185,11 @@ pub struct SandboxArgs {
     /// Seed of all generated data and injected faults.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// GHL contacts to seed (planted duplicates included).
+    /// GHL locations of the emulated agency, each with its own contacts, tokens and rate budget
+    /// (listed in the ready line's `ghl_locations`).
+    #[arg(long, default_value_t = 1)]
+    pub locations: usize,
+    /// GHL contacts to seed per location (planted duplicates included).
     #[arg(long, default_value_t = 1_000)]
     pub contacts: usize,
     /// BulkSMS messages to seed.

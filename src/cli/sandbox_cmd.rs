@@ -17,6 +17,7 @@ pub(super) async fn run(args: SandboxArgs) -> Result<ExitCode, CommandError> {
     let options = SandboxOptions {
         listen: args.listen,
         seed: args.seed,
+        locations: args.locations,
         contacts: args.contacts,
         messages: args.messages,
         faults,
@@ -36,6 +37,7 @@ pub(super) async fn run(args: SandboxArgs) -> Result<ExitCode, CommandError> {
     }
     tracing::info!(
         addr = %handle.addr,
+        locations = args.locations,
         contacts = args.contacts,
         messages = args.messages,
         startup_ms = started.elapsed().as_millis() as u64,
@@ -157,6 +159,9 @@ mod tests {
             bulksms_token_secret: "t\"s".into(),
             ghl_rate_limit: limit,
             ghl_webhook_public_key_pem: String::new(),
+            ghl_locations: Vec::new(),
+            ghl_company_id: String::new(),
+            ghl_company_auth_code: String::new(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! `/_sandbox/...` control routes: ground truth, counters, a state dump, the clock and faults.
+//! `/_sandbox/...` control routes: ground truth, counters, a state dump (`?location=ID` for a GHL
+//! location other than the first), the clock and faults.
 
 use super::SandboxCore;
 use super::bulksms::BulkSmsEmulator;
@@ -65,9 +66,22 @@ async fn reset_stats_route(State(s): State<ControlState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn state_route(State(s): State<ControlState>) -> Response {
+#[derive(Deserialize)]
+struct StateQuery {
+    /// The GHL location to dump (the first when absent).
+    location: Option<String>,
+}
+
+async fn state_route(State(s): State<ControlState>, Query(q): Query<StateQuery>) -> Response {
+    let Some(ghl) = s.ghl.state_json(q.location.as_deref()) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no GHL location {:?} in this sandbox", q.location),
+        )
+            .into_response();
+    };
     Json(serde_json::json!({
-        "ghl": s.ghl.state_json(),
+        "ghl": ghl,
         "bulksms": s.bulksms.state_json(),
     }))
     .into_response()

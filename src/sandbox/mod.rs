@@ -37,7 +37,10 @@ pub struct SandboxOptions {
     pub listen: SocketAddr,
     /// Seed of every random choice (data, ids, faults).
     pub seed: u64,
-    /// Seeded GHL contacts (duplicates included).
+    /// Installed GHL locations of the emulated agency (at least 1), each with its own contacts,
+    /// tokens and rate budget.
+    pub locations: usize,
+    /// Seeded GHL contacts per location (duplicates included).
     pub contacts: usize,
     /// Seeded BulkSMS messages.
     pub messages: usize,
@@ -64,6 +67,7 @@ impl Default for SandboxOptions {
         SandboxOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             seed: 42,
+            locations: 1,
             contacts: 1_000,
             messages: 2_000,
             faults: FaultProfile::default(),
@@ -98,6 +102,17 @@ pub struct ReadyInfo {
     /// sandbox's GHL webhooks.
     #[serde(default)]
     pub ghl_webhook_public_key_pem: String,
+    /// Every installed location (the first is `ghl_location_id`), with its Private Integration
+    /// Token.
+    #[serde(default)]
+    pub ghl_locations: Vec<ghl::LocationCredentials>,
+    /// The agency that installed the app on the locations.
+    #[serde(default)]
+    pub ghl_company_id: String,
+    /// A single-use code an agency admin approved: `user_type=Company` exchanges it for a Company
+    /// token (`ghl_auth_code` is the first location's).
+    #[serde(default)]
+    pub ghl_company_auth_code: String,
 }
 
 /// A GHL rate limit as the sandbox enforces it.
@@ -149,6 +164,12 @@ impl SandboxHandle {
 
 /// Generates the seed data, binds the listener and starts serving.
 pub async fn start(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
+    if options.locations == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the sandbox needs at least one GHL location (--locations)",
+        ));
+    }
     let core = Arc::new(SandboxCore {
         clock: SimClock::new(),
         stats: SandboxStats::default(),
@@ -162,7 +183,27 @@ pub async fn start(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
         messages: options.messages,
         now: core.clock.now(),
     });
-    let ghl = Arc::new(ghl::GhlEmulator::new(&options, &seed_data, core.clone()));
+    // Every location has its own seeded contacts; the one BulkSMS account is seeded with the
+    // first location's message history.
+    let other_locations: Vec<seed::SeedData> = (1..options.locations)
+        .map(|index| {
+            seed::generate(&seed::SeedSpec {
+                seed: ghl::location_seed(options.seed, index),
+                contacts: options.contacts,
+                messages: 0,
+                now: core.clock.now(),
+            })
+        })
+        .collect();
+    let location_seeds: Vec<&seed::SeedData> = std::iter::once(&seed_data)
+        .chain(&other_locations)
+        .collect();
+    let ghl = Arc::new(ghl::GhlEmulator::new(
+        &options,
+        &location_seeds,
+        core.clone(),
+    ));
+    drop(other_locations);
     let bulksms = Arc::new(bulksms::BulkSmsEmulator::new(
         &options,
         &seed_data,
@@ -192,6 +233,9 @@ pub async fn start(options: SandboxOptions) -> std::io::Result<SandboxHandle> {
             daily: options.rate_limit_daily,
         }),
         ghl_webhook_public_key_pem: core.webhooks.public_key_pem().to_string(),
+        ghl_locations: ghl.location_credentials(),
+        ghl_company_id: ghl.company_id().to_string(),
+        ghl_company_auth_code: ghl.company_auth_code().to_string(),
     };
 
     let app = Router::new()

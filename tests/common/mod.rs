@@ -4,6 +4,7 @@
 
 pub mod effects;
 
+use contactsync::sandbox::ghl::LocationCredentials;
 use contactsync::sandbox::{self, SandboxHandle, SandboxOptions};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -32,6 +33,43 @@ impl Harness {
             pipeline,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Starts a sandbox emulating an agency with `locations` GHL locations (each with its own
+    /// contacts, Private Integration Token and rate budget); the pipeline file points at the first.
+    pub async fn start_locations(locations: usize, options: SandboxOptions) -> Harness {
+        Harness::start(SandboxOptions {
+            locations,
+            ..options
+        })
+        .await
+    }
+
+    /// Every GHL location of the sandbox, in order: `id`, `name`, `private_token`.
+    pub fn locations(&self) -> &[LocationCredentials] {
+        &self.sandbox.info.ghl_locations
+    }
+
+    /// Calls the GHL API (`path` relative to its base URL) with a bearer token and the `Version`
+    /// header: the status and the JSON body (`Null` when there is none).
+    pub async fn ghl(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.sandbox.info.ghl_base_url))
+            .bearer_auth(token)
+            .header("Version", "2021-07-28");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("GHL sandbox answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// The state folder of the pipeline.

@@ -9,16 +9,18 @@
 //!   answers a 400 page and redirects nowhere (RFC 6749 §4.1.2.1: never send a code to an
 //!   unverified address).
 //! - A `response_type` other than `code` redirects with `error=unsupported_response_type`; no scope,
-//!   or a scope the emulated app was not given (it has `contacts.readonly` and `contacts.write`),
+//!   or a scope the emulated app was not given (it has `contacts.readonly`, `contacts.write`, `oauth.readonly` and `oauth.write`),
 //!   redirects with `error=invalid_scope`.
+//! - The emulated admin is the agency's: its code yields a Company token with `user_type=Company`
+//!   and the first location's token otherwise (what a single-location install gives).
 
-use super::{Emu, auth, hex_of};
+use super::{App as Emu, auth, hex_of};
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 /// Scopes the emulated Marketplace app was configured with.
-const APP_SCOPES: &[&str] = &[auth::READ, auth::WRITE];
+const APP_SCOPES: &[&str] = &[auth::READ, auth::WRITE, auth::OAUTH_READ, auth::OAUTH_WRITE];
 
 /// The authorization page: approve and redirect.
 pub async fn choose_location(State(emu): State<Emu>, RawQuery(query): RawQuery) -> Response {
@@ -91,10 +93,13 @@ pub async fn choose_location(State(emu): State<Emu>, RawQuery(query): RawQuery) 
         ]);
     }
     let code = hex_of(&mut *emu.ids.lock().expect("id rng lock"), 20);
+    let approver = auth::Approver::Agency {
+        default_location: emu.credentials.location_id.clone(),
+    };
     emu.auth
         .lock()
         .expect("auth lock")
-        .add_redirect_code(&code, scopes, &redirect_uri);
+        .add_redirect_code(&code, scopes, &redirect_uri, approver);
     back(&[("code", &code)])
 }
 

@@ -3,16 +3,17 @@
 use super::contacts::object_body;
 use super::errors::GhlError;
 use super::state::{Note, Task, iso};
-use super::{Emu, GhlEmulator};
+use super::{Emu, GhlLocation};
+use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 type Body = Result<Json<Value>, axum::extract::rejection::JsonRejection>;
 
-fn require_contact(emu: &GhlEmulator, id: &str) -> Result<(), GhlError> {
+fn require_contact(emu: &GhlLocation, id: &str) -> Result<(), GhlError> {
     if emu
         .state
         .read()
@@ -36,7 +37,7 @@ fn str_field(body: &Map<String, Value>, key: &str) -> Option<String> {
 
 /// Updates `dateUpdated` of a contact whose tags changed.
 fn touch_contact(
-    emu: &GhlEmulator,
+    emu: &GhlLocation,
     id: &str,
     change: impl FnOnce(&mut super::state::Contact),
 ) -> Option<Vec<String>> {
@@ -72,7 +73,7 @@ fn tags_of(body: &Map<String, Value>) -> Result<Vec<String>, GhlError> {
 
 /// `POST /contacts/{id}/tags` → 201 `{tags}`.
 pub(super) async fn add_tags(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
@@ -92,7 +93,7 @@ pub(super) async fn add_tags(
 
 /// `DELETE /contacts/{id}/tags` → 200 `{tags}`.
 pub(super) async fn remove_tags(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
@@ -108,7 +109,7 @@ pub(super) async fn remove_tags(
 }
 
 /// `GET /contacts/{id}/tasks`.
-pub(super) async fn list_tasks(State(emu): State<Emu>, Path(id): Path<String>) -> Response {
+pub(super) async fn list_tasks(Extension(emu): Extension<Emu>, Path(id): Path<String>) -> Response {
     respond((|| {
         require_contact(&emu, &id)?;
         let state = emu.state.read().expect("ghl state lock");
@@ -119,7 +120,7 @@ pub(super) async fn list_tasks(State(emu): State<Emu>, Path(id): Path<String>) -
 
 /// `POST /contacts/{id}/tasks` → 201 `{task}`.
 pub(super) async fn create_task(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
@@ -164,7 +165,7 @@ pub(super) async fn create_task(
 }
 
 fn with_task(
-    emu: &GhlEmulator,
+    emu: &GhlLocation,
     contact: &str,
     task: &str,
     change: impl FnOnce(&mut Task) -> bool,
@@ -184,7 +185,7 @@ fn with_task(
 
 /// `GET /contacts/{id}/tasks/{taskId}`.
 pub(super) async fn get_task(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, task)): Path<(String, String)>,
 ) -> Response {
     respond(
@@ -194,7 +195,7 @@ pub(super) async fn get_task(
 
 /// `PUT /contacts/{id}/tasks/{taskId}`.
 pub(super) async fn update_task(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, task)): Path<(String, String)>,
     body: Body,
 ) -> Response {
@@ -225,7 +226,7 @@ pub(super) async fn update_task(
 
 /// `PUT /contacts/{id}/tasks/{taskId}/completed`.
 pub(super) async fn complete_task(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, task)): Path<(String, String)>,
     body: Body,
 ) -> Response {
@@ -248,7 +249,7 @@ pub(super) async fn complete_task(
 
 /// `DELETE /contacts/{id}/tasks/{taskId}`.
 pub(super) async fn delete_task(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, task)): Path<(String, String)>,
 ) -> Response {
     respond((|| {
@@ -268,7 +269,7 @@ pub(super) async fn delete_task(
 }
 
 /// `GET /contacts/{id}/notes`.
-pub(super) async fn list_notes(State(emu): State<Emu>, Path(id): Path<String>) -> Response {
+pub(super) async fn list_notes(Extension(emu): Extension<Emu>, Path(id): Path<String>) -> Response {
     respond((|| {
         require_contact(&emu, &id)?;
         let state = emu.state.read().expect("ghl state lock");
@@ -279,7 +280,7 @@ pub(super) async fn list_notes(State(emu): State<Emu>, Path(id): Path<String>) -
 
 /// `POST /contacts/{id}/notes` → 201 `{note}`.
 pub(super) async fn create_note(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
@@ -308,7 +309,7 @@ pub(super) async fn create_note(
     })())
 }
 
-fn find_note(emu: &GhlEmulator, contact: &str, note: &str) -> Result<Note, GhlError> {
+fn find_note(emu: &GhlLocation, contact: &str, note: &str) -> Result<Note, GhlError> {
     require_contact(emu, contact)?;
     emu.state
         .read()
@@ -321,7 +322,7 @@ fn find_note(emu: &GhlEmulator, contact: &str, note: &str) -> Result<Note, GhlEr
 
 /// `GET /contacts/{id}/notes/{noteId}`.
 pub(super) async fn get_note(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, note)): Path<(String, String)>,
 ) -> Response {
     respond(find_note(&emu, &id, &note).map(|n| Json(json!({"note": n})).into_response()))
@@ -329,7 +330,7 @@ pub(super) async fn get_note(
 
 /// `PUT /contacts/{id}/notes/{noteId}`.
 pub(super) async fn update_note(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, note)): Path<(String, String)>,
     body: Body,
 ) -> Response {
@@ -354,7 +355,7 @@ pub(super) async fn update_note(
 
 /// `DELETE /contacts/{id}/notes/{noteId}`.
 pub(super) async fn delete_note(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path((id, note)): Path<(String, String)>,
 ) -> Response {
     respond((|| {
@@ -369,7 +370,10 @@ pub(super) async fn delete_note(
 }
 
 /// `GET /contacts/{id}/appointments` → `{events}`.
-pub(super) async fn appointments(State(emu): State<Emu>, Path(id): Path<String>) -> Response {
+pub(super) async fn appointments(
+    Extension(emu): Extension<Emu>,
+    Path(id): Path<String>,
+) -> Response {
     respond((|| {
         require_contact(&emu, &id)?;
         let state = emu.state.read().expect("ghl state lock");

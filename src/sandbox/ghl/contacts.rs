@@ -3,9 +3,10 @@
 use super::errors::GhlError;
 use super::fields::{self, Dto};
 use super::state::{Contact, GhlState, iso};
-use super::{Emu, GhlEmulator};
+use super::{Emu, GhlLocation};
+use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -27,12 +28,12 @@ pub(super) fn object_body(body: Body) -> Result<Map<String, Value>, GhlError> {
     }
 }
 
-fn check_location(emu: &GhlEmulator, given: Option<&str>) -> Result<(), GhlError> {
+fn check_location(emu: &GhlLocation, given: Option<&str>) -> Result<(), GhlError> {
     match given {
         None => Err(GhlError::unprocessable(vec![
             "locationId should not be empty".into(),
         ])),
-        Some(id) if id == emu.credentials.location_id => Ok(()),
+        Some(id) if id == emu.location_id => Ok(()),
         Some(_) => Err(GhlError::forbidden_location()),
     }
 }
@@ -58,10 +59,10 @@ pub(super) fn find_duplicate<'a>(
         .and_then(|key| oldest(state.by_phone.get(&key)))
 }
 
-fn new_contact(emu: &GhlEmulator, body: &Map<String, Value>) -> Contact {
+fn new_contact(emu: &GhlLocation, body: &Map<String, Value>) -> Contact {
     let now = emu.core.clock.now();
     let mut contact = super::state::contact_from_seed(
-        &emu.credentials.location_id,
+        &emu.location_id,
         &crate::sandbox::seed::SeedContact {
             id: emu.new_id(),
             date_added: now,
@@ -74,7 +75,7 @@ fn new_contact(emu: &GhlEmulator, body: &Map<String, Value>) -> Contact {
     contact
 }
 
-fn touch(emu: &GhlEmulator, contact: &mut Contact) {
+fn touch(emu: &GhlLocation, contact: &mut Contact) {
     let now = emu.core.clock.now();
     contact.date_updated = iso(now);
     contact.date_updated_ms = now.timestamp_millis();
@@ -82,7 +83,7 @@ fn touch(emu: &GhlEmulator, contact: &mut Contact) {
 }
 
 /// `POST /contacts/`.
-pub(super) async fn create(State(emu): State<Emu>, body: Body) -> Response {
+pub(super) async fn create(Extension(emu): Extension<Emu>, body: Body) -> Response {
     let result: Result<Response, GhlError> = (|| {
         let body = object_body(body)?;
         let errors = fields::validate(&body, Dto::Create);
@@ -123,7 +124,7 @@ pub(super) async fn create(State(emu): State<Emu>, body: Body) -> Response {
 }
 
 /// `POST /contacts/upsert`.
-pub(super) async fn upsert(State(emu): State<Emu>, body: Body) -> Response {
+pub(super) async fn upsert(Extension(emu): Extension<Emu>, body: Body) -> Response {
     let result: Result<Response, GhlError> = (|| {
         let mut body = object_body(body)?;
         let errors = fields::validate(&body, Dto::Upsert);
@@ -187,7 +188,7 @@ pub(super) async fn upsert(State(emu): State<Emu>, body: Body) -> Response {
 }
 
 /// `GET /contacts/{id}`.
-pub(super) async fn get_one(State(emu): State<Emu>, Path(id): Path<String>) -> Response {
+pub(super) async fn get_one(Extension(emu): Extension<Emu>, Path(id): Path<String>) -> Response {
     let state = emu.state.read().expect("ghl state lock");
     match state.contacts.get(&id) {
         Some(c) => Json(json!({"contact": c.to_json()})).into_response(),
@@ -196,7 +197,11 @@ pub(super) async fn get_one(State(emu): State<Emu>, Path(id): Path<String>) -> R
 }
 
 /// `PUT /contacts/{id}`.
-pub(super) async fn update(State(emu): State<Emu>, Path(id): Path<String>, body: Body) -> Response {
+pub(super) async fn update(
+    Extension(emu): Extension<Emu>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
     let result: Result<Response, GhlError> = (|| {
         let body = object_body(body)?;
         let errors = fields::validate(&body, Dto::Update);
@@ -224,7 +229,7 @@ pub(super) async fn update(State(emu): State<Emu>, Path(id): Path<String>, body:
 }
 
 /// `DELETE /contacts/{id}`.
-pub(super) async fn delete(State(emu): State<Emu>, Path(id): Path<String>) -> Response {
+pub(super) async fn delete(Extension(emu): Extension<Emu>, Path(id): Path<String>) -> Response {
     let mut state = emu.state.write().expect("ghl state lock");
     match state.remove(&id) {
         Some(_) => {
@@ -238,7 +243,7 @@ pub(super) async fn delete(State(emu): State<Emu>, Path(id): Path<String>) -> Re
 
 /// `GET /contacts/search/duplicate?locationId=&email=&number=`.
 pub(super) async fn duplicate(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if let Err(e) = check_location(&emu, q.get("locationId").map(String::as_str)) {
@@ -267,7 +272,7 @@ fn parse_limit(q: &HashMap<String, String>, default: usize, max: usize) -> Resul
 
 /// `GET /contacts/?locationId=&limit=&startAfterId=&startAfter=` (deprecated; `limit` ≤ 100).
 pub(super) async fn list(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let result: Result<Response, GhlError> = (|| {
@@ -296,7 +301,7 @@ pub(super) async fn list(
             "startAfter": last.map(|c| c.date_added_ms),
             "nextPageUrl": last.map(|c| format!(
                 "/contacts/?locationId={}&limit={limit}&startAfterId={}&startAfter={}",
-                emu.credentials.location_id, c.id, c.date_added_ms)),
+                emu.location_id, c.id, c.date_added_ms)),
         });
         Ok(Json(json!({
             "contacts": page.iter().map(|c| c.to_list_json()).collect::<Vec<_>>(),
@@ -310,7 +315,7 @@ pub(super) async fn list(
 
 /// `GET /contacts/business/{businessId}?locationId=&limit=&skip=`.
 pub(super) async fn by_business(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     Path(business_id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {

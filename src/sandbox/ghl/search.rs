@@ -6,8 +6,8 @@ use super::Emu;
 use super::contacts::object_body;
 use super::errors::GhlError;
 use super::state::{Contact, GhlState, phone_key};
+use axum::Extension;
 use axum::Json;
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use std::cmp::Ordering;
@@ -216,7 +216,7 @@ fn parse(emu: &Emu, body: &Map<String, Value>) -> Result<Query, GhlError> {
     let mut errors = Vec::new();
     match body.get("locationId").and_then(Value::as_str) {
         None => errors.push("locationId should not be empty".to_string()),
-        Some(id) if id != emu.credentials.location_id => return Err(GhlError::forbidden_location()),
+        Some(id) if id != emu.location_id => return Err(GhlError::forbidden_location()),
         Some(_) => {}
     }
     let page_limit = match body.get("pageLimit").and_then(Value::as_u64) {
@@ -458,7 +458,7 @@ fn total(emu: &Emu, state: &GhlState, q: &Query, body: &Map<String, Value>, now_
 
 /// The handler.
 pub(super) async fn search(
-    State(emu): State<Emu>,
+    Extension(emu): Extension<Emu>,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let result: Result<Response, GhlError> = (|| {

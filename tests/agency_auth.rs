@@ -1,0 +1,439 @@
+//! An agency's locations in the sandbox (`--locations N`): each location's data, tokens and rate
+//! budget are its own; the company-level app lists the installed locations and mints their tokens.
+
+mod common;
+
+use common::Harness;
+use contactsync::sandbox::SandboxOptions;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+const FORBIDDEN: &str = "The token does not have access to this location.";
+const WRONG_CLASS: &str = "This authClass type is not allowed to access this scope.";
+
+fn options() -> SandboxOptions {
+    SandboxOptions {
+        contacts: 40,
+        messages: 10,
+        rate_limit: false,
+        ..SandboxOptions::default()
+    }
+}
+
+/// Every contact id `token` finds by searching `location_id`.
+async fn searched_ids(h: &Harness, token: &str, location_id: &str) -> BTreeSet<String> {
+    let (status, body) = h
+        .ghl(
+            Method::POST,
+            "/contacts/search",
+            token,
+            Some(json!({"locationId": location_id, "pageLimit": 500})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["contacts"]
+        .as_array()
+        .expect("contacts array")
+        .iter()
+        .map(|c| {
+            assert_eq!(
+                c["locationId"], location_id,
+                "a contact of another location"
+            );
+            c["id"].as_str().expect("id").to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_location_has_its_own_contacts_and_refuses_another_location_s_token() {
+    let h = Harness::start_locations(3, options()).await;
+    let locations = h.locations().to_vec();
+    assert_eq!(locations.len(), 3);
+    assert_eq!(locations[0].id, h.sandbox.info.ghl_location_id);
+    assert_eq!(locations[0].private_token, h.sandbox.info.ghl_token);
+    let distinct: BTreeSet<&str> = locations.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(distinct.len(), 3, "location ids repeat: {locations:?}");
+
+    let mut all_ids = BTreeSet::new();
+    for location in &locations {
+        let ids = searched_ids(&h, &location.private_token, &location.id).await;
+        assert_eq!(ids.len(), 40, "{}'s own seeded contacts", location.id);
+        let state = h.control(&format!("state?location={}", location.id)).await;
+        assert_eq!(common::state_ids(&state, "ghl", "contacts", "id"), ids);
+        all_ids.extend(ids);
+    }
+    assert_eq!(
+        all_ids.len(),
+        120,
+        "contact ids are distinct across locations"
+    );
+
+    let (a, b) = (&locations[0], &locations[1]);
+    // Another location's id in the body, the query, or as the contact of the path: 403.
+    let (status, body) = h
+        .ghl(
+            Method::POST,
+            "/contacts/search",
+            &a.private_token,
+            Some(json!({"locationId": b.id, "pageLimit": 10})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::FORBIDDEN, Some(FORBIDDEN))
+    );
+    let (status, body) = h
+        .ghl(
+            Method::GET,
+            &format!("/contacts/?locationId={}&limit=5", b.id),
+            &a.private_token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::FORBIDDEN, Some(FORBIDDEN))
+    );
+    let (status, body) = h
+        .ghl(
+            Method::POST,
+            "/contacts/",
+            &a.private_token,
+            Some(json!({"locationId": b.id, "firstName": "Crossing"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::FORBIDDEN, Some(FORBIDDEN))
+    );
+    let b_contact = searched_ids(&h, &b.private_token, &b.id)
+        .await
+        .into_iter()
+        .next()
+        .expect("b has contacts");
+    for (method, path) in [
+        (Method::GET, format!("/contacts/{b_contact}")),
+        (Method::DELETE, format!("/contacts/{b_contact}")),
+        (Method::GET, format!("/contacts/{b_contact}/notes")),
+    ] {
+        let (status, body) = h.ghl(method.clone(), &path, &a.private_token, None).await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (StatusCode::FORBIDDEN, Some(FORBIDDEN)),
+            "{method} {path} with another location's token"
+        );
+    }
+    let (status, body) = h
+        .ghl(
+            Method::GET,
+            &format!("/contacts/{b_contact}"),
+            &b.private_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["contact"]["locationId"], b.id.as_str());
+    // A write through A's token stays in A.
+    let (status, body) = h
+        .ghl(
+            Method::POST,
+            "/contacts/",
+            &a.private_token,
+            Some(json!({"locationId": a.id, "firstName": "Only", "email": "only.a@example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let created = body["contact"]["id"].as_str().expect("id").to_string();
+    let state_b = h.control(&format!("state?location={}", b.id)).await;
+    assert!(!common::state_ids(&state_b, "ghl", "contacts", "id").contains(&created));
+    let state_a = h.control(&format!("state?location={}", a.id)).await;
+    assert!(common::state_ids(&state_a, "ghl", "contacts", "id").contains(&created));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_location_hammered_to_429_leaves_another_s_budget_untouched() {
+    let h = Harness::start_locations(
+        2,
+        SandboxOptions {
+            rate_limit: true,
+            rate_limit_burst: 5,
+            rate_limit_window_ms: 600_000,
+            ..options()
+        },
+    )
+    .await;
+    let (a, b) = (h.locations()[0].clone(), h.locations()[1].clone());
+    let path_a = format!("/contacts/?locationId={}&limit=1", a.id);
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(h.ghl(Method::GET, &path_a, &a.private_token, None).await.0);
+    }
+    assert_eq!(statuses[..5], [StatusCode::OK; 5]);
+    assert_eq!(statuses[5..], [StatusCode::TOO_MANY_REQUESTS; 3]);
+    let path_b = format!("/contacts/?locationId={}&limit=1", b.id);
+    for i in 0..5 {
+        let (status, body) = h.ghl(Method::GET, &path_b, &b.private_token, None).await;
+        assert_eq!(status, StatusCode::OK, "request {i} of location b: {body}");
+    }
+    let (status, _) = h.ghl(Method::GET, &path_b, &b.private_token, None).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "b has a budget of its own"
+    );
+}
+
+/// `POST /oauth/token` with a form.
+async fn token_call(h: &Harness, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let response = h
+        .http
+        .post(format!("{}/oauth/token", h.sandbox.info.ghl_base_url))
+        .form(form)
+        .send()
+        .await
+        .expect("token endpoint answers");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn company_token(h: &Harness) -> Value {
+    let info = &h.sandbox.info;
+    let (status, body) = token_call(
+        h,
+        &[
+            ("client_id", &info.ghl_client_id),
+            ("client_secret", &info.ghl_client_secret),
+            ("grant_type", "authorization_code"),
+            ("code", &info.ghl_company_auth_code),
+            ("user_type", "Company"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn mint(h: &Harness, company: &str, location_id: &str) -> (StatusCode, Value) {
+    let response = h
+        .http
+        .post(format!(
+            "{}/oauth/locationToken",
+            h.sandbox.info.ghl_base_url
+        ))
+        .bearer_auth(company)
+        .header("Version", "2021-07-28")
+        .form(&[
+            ("companyId", h.sandbox.info.ghl_company_id.as_str()),
+            ("locationId", location_id),
+        ])
+        .send()
+        .await
+        .expect("locationToken answers");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_company_grant_pages_installed_locations_and_mints_a_token_per_location() {
+    let h = Harness::start_locations(3, options()).await;
+    let info = h.sandbox.info.clone();
+    let grant = company_token(&h).await;
+    assert_eq!(grant["userType"], "Company");
+    assert_eq!(grant["companyId"], info.ghl_company_id.as_str());
+    assert!(grant.get("locationId").is_none(), "{grant}");
+    assert!(
+        grant["refresh_token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    let company = grant["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string();
+    let app_id = info.ghl_client_id.split('-').next().expect("app id");
+
+    // Pages of 2: the 3 installed locations, `count` the total before paging.
+    let mut listed = Vec::new();
+    for skip in [0, 2, 4] {
+        let (status, page) = h
+            .ghl(
+                Method::GET,
+                &format!(
+                    "/oauth/installedLocations?companyId={}&appId={app_id}&isInstalled=true&skip={skip}&limit=2",
+                    info.ghl_company_id
+                ),
+                &company,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["count"], 3);
+        for row in page["locations"].as_array().expect("locations") {
+            assert_eq!(row["isInstalled"], true);
+            assert!(row["name"].is_string() && row["address"].is_string());
+            listed.push(row["_id"].as_str().expect("_id").to_string());
+        }
+    }
+    let expected: Vec<String> = h.locations().iter().map(|l| l.id.clone()).collect();
+    assert_eq!(listed, expected);
+    // Without the filter the company's location without the app shows too.
+    let (_, everything) = h
+        .ghl(
+            Method::GET,
+            &format!(
+                "/oauth/installedLocations?companyId={}&appId={app_id}",
+                info.ghl_company_id
+            ),
+            &company,
+            None,
+        )
+        .await;
+    assert_eq!(everything["count"], 4);
+    let not_installed = everything["locations"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .find(|l| l["isInstalled"] == false)
+        .expect("one location without the app")["_id"]
+        .as_str()
+        .expect("_id")
+        .to_string();
+    let (status, _) = mint(&h, &company, &not_installed).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // companyId and appId are required.
+    let (status, body) = h
+        .ghl(Method::GET, "/oauth/installedLocations", &company, None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // The Company token is refused on a location route.
+    let (status, body) = h
+        .ghl(
+            Method::POST,
+            "/contacts/search",
+            &company,
+            Some(json!({"locationId": expected[0], "pageLimit": 1})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some(WRONG_CLASS))
+    );
+
+    for location in h.locations() {
+        let (status, minted) = mint(&h, &company, &location.id).await;
+        assert_eq!(status, StatusCode::OK, "{minted}");
+        assert_eq!(minted["locationId"], location.id.as_str());
+        assert!(minted.get("refresh_token").is_none(), "{minted}");
+        let token = minted["access_token"].as_str().expect("access_token");
+        assert_eq!(searched_ids(&h, token, &location.id).await.len(), 40);
+        // A location token is no agency token, and works for its own location only.
+        let (status, body) = mint(&h, token, &location.id).await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some(WRONG_CLASS))
+        );
+        let other = h
+            .locations()
+            .iter()
+            .find(|l| l.id != location.id)
+            .expect("another");
+        let (status, _) = h
+            .ghl(
+                Method::POST,
+                "/contacts/search",
+                token,
+                Some(json!({"locationId": other.id, "pageLimit": 1})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+
+    // The first location's own code cannot give a Company token.
+    let (status, body) = token_call(
+        &h,
+        &[
+            ("client_id", &info.ghl_client_id),
+            ("client_secret", &info.ghl_client_secret),
+            ("grant_type", "authorization_code"),
+            ("code", &info.ghl_auth_code),
+            ("user_type", "Company"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn location_and_company_tokens_expire_then_a_refresh_and_a_new_mint_work() {
+    let h = Harness::start_locations(
+        2,
+        SandboxOptions {
+            token_ttl_secs: 3_600,
+            ..options()
+        },
+    )
+    .await;
+    let info = h.sandbox.info.clone();
+    let grant = company_token(&h).await;
+    assert_eq!(grant["expires_in"], 3_600);
+    let company = grant["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string();
+    let location = h.locations()[1].clone();
+    let (_, minted) = mint(&h, &company, &location.id).await;
+    assert_eq!(minted["expires_in"], 3_600);
+    let token = minted["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string();
+    assert_eq!(searched_ids(&h, &token, &location.id).await.len(), 40);
+
+    h.control_post("clock/advance?seconds=3601", json!({}))
+        .await;
+    let search = json!({"locationId": location.id, "pageLimit": 1});
+    let (status, _) = h
+        .ghl(
+            Method::POST,
+            "/contacts/search",
+            &token,
+            Some(search.clone()),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the location token expired"
+    );
+    let (status, _) = mint(&h, &company, &location.id).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "so did the company token");
+
+    let refresh = grant["refresh_token"].as_str().expect("refresh_token");
+    let (status, refreshed) = token_call(
+        &h,
+        &[
+            ("client_id", &info.ghl_client_id),
+            ("client_secret", &info.ghl_client_secret),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("user_type", "Company"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    assert_eq!(refreshed["userType"], "Company");
+    let company = refreshed["access_token"].as_str().expect("access_token");
+    let (status, minted) = mint(&h, company, &location.id).await;
+    assert_eq!(status, StatusCode::OK, "{minted}");
+    let token = minted["access_token"].as_str().expect("access_token");
+    let (status, _) = h
+        .ghl(Method::POST, "/contacts/search", token, Some(search))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
