@@ -208,6 +208,25 @@ impl PipelineConfig {
                 .map_err(|m| invalid("ghl.locations", m))?,
             _ => {}
         }
+        if !self.ghl.location_tokens.is_empty() {
+            match &self.ghl.locations {
+                None => {
+                    return Err(invalid(
+                        "ghl.location_tokens",
+                        "only applies with `ghl.locations`; one location uses `ghl.auth`".into(),
+                    ));
+                }
+                Some(LocationSelection::List(ids)) => {
+                    if let Some(stray) = self.ghl.location_tokens.keys().find(|k| !ids.contains(k)) {
+                        return Err(invalid(
+                            "ghl.location_tokens",
+                            format!("{stray:?} is not one of `ghl.locations`"),
+                        ));
+                    }
+                }
+                Some(LocationSelection::Word(_)) => {}
+            }
+        }
         if self.pipeline.max_parallel_locations == 0 {
             return Err(invalid(
                 "pipeline.max_parallel_locations",
@@ -308,6 +327,10 @@ impl PipelineConfig {
         config.pipeline.state_dir = location_state_dir(&self.state_dir(), id);
         config.ghl.location_id = id.to_string();
         config.ghl.locations = None;
+        if let Some(token) = config.ghl.location_tokens.remove(id) {
+            config.ghl.auth = GhlAuthConfig::PrivateToken { token };
+        }
+        config.ghl.location_tokens.clear();
         config.bulksms.default_location = None;
         config
     }
@@ -472,7 +495,7 @@ mod tests {
     fn locations_list_gives_one_pipeline_per_location() {
         let text = minimal().replace(
             "location_id = \"loc\"",
-            "locations = [\"a\", \"b-2\"]",
+            "locations = [\"a\", \"b-2\"]\nlocation_tokens = { b-2 = \"pit-b\" }",
         ) + "default_location = \"a\"\n";
         let config = parse(&text).expect("valid");
         assert_eq!(
@@ -485,6 +508,14 @@ mod tests {
         assert_eq!(b.locations(), Locations::Single("b-2".into()));
         assert_eq!(b.state_dir(), config.state_dir().join("locations").join("b-2"));
         b.validate().expect("a location's pipeline is a valid one-location pipeline");
+        assert!(
+            matches!(&b.ghl.auth, GhlAuthConfig::PrivateToken { token } if token.expose() == "pit-b"),
+            "b-2 uses its own token"
+        );
+        assert!(matches!(
+            &config.for_location("a").ghl.auth,
+            GhlAuthConfig::PrivateToken { token } if token.expose() == "pit-1"
+        ));
         // One location keeps today's layout.
         let single = parse(&minimal()).expect("valid");
         assert_eq!(single.locations(), Locations::Single("loc".into()));

@@ -21,6 +21,10 @@ pub struct GhlConfig {
     /// app is installed in). Exclusive with `location_id`.
     #[serde(default)]
     pub locations: Option<LocationSelection>,
+    /// With `locations`: a Private Integration Token per location id (each location makes its
+    /// own). A location listed here authenticates with its token; the others with `auth`.
+    #[serde(default)]
+    pub location_tokens: std::collections::BTreeMap<String, Secret>,
     /// Value of the `Version` header.
     #[serde(default = "default_ghl_version")]
     pub api_version: String,
