@@ -204,8 +204,9 @@ impl PipelineConfig {
                     format!("must be a list of location ids or \"{ALL_INSTALLED}\", got {word:?}"),
                 ));
             }
-            (Some(LocationSelection::List(ids)), _) => check_location_ids(ids)
-                .map_err(|m| invalid("ghl.locations", m))?,
+            (Some(LocationSelection::List(ids)), _) => {
+                check_location_ids(ids).map_err(|m| invalid("ghl.locations", m))?
+            }
             _ => {}
         }
         if !self.ghl.location_tokens.is_empty() {
@@ -217,7 +218,8 @@ impl PipelineConfig {
                     ));
                 }
                 Some(LocationSelection::List(ids)) => {
-                    if let Some(stray) = self.ghl.location_tokens.keys().find(|k| !ids.contains(k)) {
+                    if let Some(stray) = self.ghl.location_tokens.keys().find(|k| !ids.contains(k))
+                    {
                         return Err(invalid(
                             "ghl.location_tokens",
                             format!("{stray:?} is not one of `ghl.locations`"),
@@ -506,8 +508,12 @@ mod tests {
         let b = config.for_location("b-2");
         assert_eq!(b.ghl.location_id, "b-2");
         assert_eq!(b.locations(), Locations::Single("b-2".into()));
-        assert_eq!(b.state_dir(), config.state_dir().join("locations").join("b-2"));
-        b.validate().expect("a location's pipeline is a valid one-location pipeline");
+        assert_eq!(
+            b.state_dir(),
+            config.state_dir().join("locations").join("b-2")
+        );
+        b.validate()
+            .expect("a location's pipeline is a valid one-location pipeline");
         assert!(
             matches!(&b.ghl.auth, GhlAuthConfig::PrivateToken { token } if token.expose() == "pit-b"),
             "b-2 uses its own token"
@@ -529,31 +535,29 @@ mod tests {
             "location_id = \"loc\"\nlocations = [\"a\"]",
         );
         let err = parse(&both).expect_err("both keys").to_string();
-        assert!(err.contains("ghl.locations") && err.contains("location_id"), "{err}");
+        assert!(
+            err.contains("ghl.locations") && err.contains("location_id"),
+            "{err}"
+        );
         let neither = minimal().replace("location_id = \"loc\"", "");
         let err = parse(&neither).expect_err("no location").to_string();
         assert!(err.contains("ghl.location_id"), "{err}");
         let word = minimal().replace("location_id = \"loc\"", "locations = \"all\"");
         let err = parse(&word).expect_err("unknown word").to_string();
         assert!(err.contains("all-installed"), "{err}");
-        let all = minimal().replace(
-            "location_id = \"loc\"",
-            "locations = \"all-installed\"",
+        let all = minimal().replace("location_id = \"loc\"", "locations = \"all-installed\"");
+        assert_eq!(
+            parse(&all).expect("valid").locations(),
+            Locations::AllInstalled
         );
-        assert_eq!(parse(&all).expect("valid").locations(), Locations::AllInstalled);
         let escape = minimal().replace("location_id = \"loc\"", "locations = [\"../x\"]");
         let err = parse(&escape).expect_err("path in id").to_string();
         assert!(err.contains("../x"), "{err}");
-        let stray = minimal().replace(
-            "location_id = \"loc\"",
-            "locations = [\"a\"]",
-        ) + "default_location = \"z\"\n";
+        let stray = minimal().replace("location_id = \"loc\"", "locations = [\"a\"]")
+            + "default_location = \"z\"\n";
         let err = parse(&stray).expect_err("default not listed").to_string();
         assert!(err.contains("bulksms.default_location"), "{err}");
-        let zero = minimal().replace(
-            "name = \"t\"",
-            "name = \"t\"\nmax_parallel_locations = 0",
-        );
+        let zero = minimal().replace("name = \"t\"", "name = \"t\"\nmax_parallel_locations = 0");
         let err = parse(&zero).expect_err("zero").to_string();
         assert!(err.contains("pipeline.max_parallel_locations"), "{err}");
     }

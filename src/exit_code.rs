@@ -62,6 +62,12 @@ metrics say which); when none ended 0, their common code, or 1 when they differ.
     }
 }
 
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        std::process::ExitCode::from(code as u8)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ExitCode::*;
@@ -71,17 +77,20 @@ mod tests {
     fn many_locations_end_with_the_documented_code() {
         assert_eq!(ExitCode::across_locations(&[]), Ok);
         assert_eq!(ExitCode::across_locations(&[Ok, Ok]), Ok);
-        assert_eq!(ExitCode::across_locations(&[Ok, Failure, Ok]), PartialFailure);
-        assert_eq!(ExitCode::across_locations(&[SafetyLimit, Ok]), PartialFailure);
-        assert_eq!(ExitCode::across_locations(&[SafetyLimit, SafetyLimit]), SafetyLimit);
+        assert_eq!(
+            ExitCode::across_locations(&[Ok, Failure, Ok]),
+            PartialFailure
+        );
+        assert_eq!(
+            ExitCode::across_locations(&[SafetyLimit, Ok]),
+            PartialFailure
+        );
+        assert_eq!(
+            ExitCode::across_locations(&[SafetyLimit, SafetyLimit]),
+            SafetyLimit
+        );
         assert_eq!(ExitCode::across_locations(&[SafetyLimit, Locked]), Failure);
         assert_eq!(ExitCode::from_u8(5), SafetyLimit);
         assert_eq!(ExitCode::from_u8(77), Failure);
-    }
-}
-
-impl From<ExitCode> for std::process::ExitCode {
-    fn from(code: ExitCode) -> Self {
-        std::process::ExitCode::from(code as u8)
     }
 }

@@ -913,7 +913,11 @@ fn agency_manifests() -> Vec<(String, Yaml)> {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&path).expect("read manifest");
-            let name = path.file_name().expect("name").to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
             for doc in YamlLoader::load_from_str(&text)
                 .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
             {
@@ -932,7 +936,11 @@ fn the_agency_indexed_job_gives_each_pod_its_shard_of_the_locations() {
     assert_eq!(job["completionMode"].as_str(), Some("Indexed"));
     let completions = job["completions"].as_i64().expect("completions");
     assert!(completions > 1, "sharded over several pods");
-    assert!(job["parallelism"].as_i64().is_some_and(|p| (1..=completions).contains(&p)));
+    assert!(
+        job["parallelism"]
+            .as_i64()
+            .is_some_and(|p| (1..=completions).contains(&p))
+    );
     let pod = &job["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
     let container = &pod["containers"][0];
@@ -970,8 +978,15 @@ fn the_agency_indexed_job_gives_each_pod_its_shard_of_the_locations() {
     // The CLI takes what the pods will pass (index 0 of N).
     use clap::Parser;
     let concrete = shard.replace("$(JOB_COMPLETION_INDEX)", "0");
-    contactsync::cli::Cli::try_parse_from(["contactsync", "run", "--pipeline", "p.toml", "--shard", &concrete])
-        .unwrap_or_else(|e| panic!("{e}"));
+    contactsync::cli::Cli::try_parse_from([
+        "contactsync",
+        "run",
+        "--pipeline",
+        "p.toml",
+        "--shard",
+        &concrete,
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
 
     // The pipeline file: in the ConfigMap the pods mount, many locations, a default location
     // among them, and the shared state and snapshot stores every pod uses.
@@ -985,7 +1000,9 @@ fn the_agency_indexed_job_gives_each_pod_its_shard_of_the_locations() {
         .as_vec()
         .expect("volumes")
         .iter()
-        .find(|v| v["configMap"]["name"].as_str() == Some(str_at(config_map, &["metadata", "name"])))
+        .find(|v| {
+            v["configMap"]["name"].as_str() == Some(str_at(config_map, &["metadata", "name"]))
+        })
         .map(|v| str_at(v, &["name"]))
         .expect("the ConfigMap is a volume");
     let mount = container["volumeMounts"]
@@ -1004,7 +1021,10 @@ fn the_agency_indexed_job_gives_each_pod_its_shard_of_the_locations() {
             .remove(store)
             .and_then(|t| t.get("url").and_then(|u| u.as_str()).map(str::to_string))
             .unwrap_or_else(|| panic!("[{store}] url: every pod shares it"));
-        assert!(url.starts_with("${"), "[{store}] url comes from the environment");
+        assert!(
+            url.starts_with("${"),
+            "[{store}] url comes from the environment"
+        );
     }
     // The rest is checked by the project's own loader (the two stores by their own tests).
     let config = load_pipeline_text(&toml::to_string(&table).expect("TOML"));

@@ -79,10 +79,17 @@ async fn contacts_of(h: &Harness, location: &str) -> Vec<Value> {
         .clone()
 }
 
+/// A number's last nine digits: contacts hold national and international spellings of numbers
+/// sends address in E.164.
+fn tail(number: &str) -> String {
+    let d = digits(number);
+    d[d.len().saturating_sub(9)..].to_string()
+}
+
 fn phones(contacts: &[Value]) -> BTreeSet<String> {
     contacts
         .iter()
-        .filter_map(|c| c["phone"].as_str().map(digits))
+        .filter_map(|c| c["phone"].as_str().map(tail))
         .filter(|p| !p.is_empty())
         .collect()
 }
@@ -125,8 +132,13 @@ async fn three_locations_in_one_run_keep_their_own_contacts_and_texts() {
         .expect("messages")
         .iter()
         .filter(|m| m["type"] == "SENT" && !seeded.contains(&m["id"].to_string()))
-        .filter(|m| m["body"].as_str().unwrap_or("").contains("welcome! Reply STOP"))
-        .map(|m| digits(m["to"].as_str().unwrap_or("")))
+        .filter(|m| {
+            m["body"]
+                .as_str()
+                .unwrap_or("")
+                .contains("welcome! Reply STOP")
+        })
+        .map(|m| tail(m["to"].as_str().unwrap_or("")))
         .collect();
     let mut all_phones = BTreeSet::new();
     for id in &ids {
@@ -143,11 +155,20 @@ async fn three_locations_in_one_run_keep_their_own_contacts_and_texts() {
             "location {id} made leads of another location's numbers: {leads:?}"
         );
         let welcomed_here = welcomes.iter().filter(|p| own.contains(*p)).count();
-        assert!(welcomed_here > 0, "location {id} texted none of its contacts");
+        assert!(
+            welcomed_here > 0,
+            "location {id} texted none of its contacts"
+        );
         all_phones.extend(phones(&after));
     }
-    let strays: Vec<&String> = welcomes.iter().filter(|p| !all_phones.contains(*p)).collect();
-    assert!(strays.is_empty(), "welcome texts to numbers no location holds: {strays:?}");
+    let strays: Vec<&String> = welcomes
+        .iter()
+        .filter(|p| !all_phones.contains(*p))
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "welcome texts to numbers no location holds: {strays:?}"
+    );
     // Each location's state is its own, beside the others'.
     for id in &ids {
         let dir = h.state_dir().join("locations").join(id);
@@ -175,7 +196,10 @@ async fn a_location_whose_token_is_revoked_fails_alone() {
     assert_eq!(report["totals"]["locations_ok"], 2, "{report}");
     let failed = location_report(&report, &revoked);
     assert_ne!(failed["exit_code"], 0, "{failed}");
-    assert!(!failed["errors"].as_array().expect("errors").is_empty(), "{failed}");
+    assert!(
+        !failed["errors"].as_array().expect("errors").is_empty(),
+        "{failed}"
+    );
     for id in ids(&h).iter().filter(|id| **id != revoked) {
         let r = location_report(&report, id);
         assert_eq!(r["exit_code"], 0, "{r}");
@@ -183,11 +207,16 @@ async fn a_location_whose_token_is_revoked_fails_alone() {
     }
     let metrics = std::fs::read_to_string(h.state_dir().join("metrics.prom")).expect("metrics");
     assert!(
-        metrics.contains(&format!("contactsync_last_run_exit_code{{location=\"{revoked}\"")),
+        metrics.contains(&format!(
+            "contactsync_last_run_exit_code{{location=\"{revoked}\""
+        )),
         "{metrics}"
     );
     assert!(metrics.contains("status=\"failed\"} 1"), "{metrics}");
-    assert!(metrics.contains("contactsync_agency_exit_code{pipeline=\"sandbox\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("contactsync_agency_exit_code{pipeline=\"sandbox\"} 3"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +246,10 @@ async fn an_unknown_inbound_number_becomes_a_lead_in_exactly_one_location() {
             .filter(|c| c["phone"].as_str().map(digits).as_deref() == Some(stranger))
             .count();
         let expected = usize::from(id == default);
-        assert_eq!(leads, expected, "location {id}: {leads} contacts for +{stranger}");
+        assert_eq!(
+            leads, expected,
+            "location {id}: {leads} contacts for +{stranger}"
+        );
     }
 }
 
@@ -262,7 +294,10 @@ async fn a_stop_is_dnd_in_every_location_holding_the_number() {
         }
         assert!(!holders.is_empty(), "location {id} holds {phone}");
         for c in &holders {
-            assert!(sms_dnd(c), "location {id}: {phone} replied STOP, no DND on {c}");
+            assert!(
+                sms_dnd(c),
+                "location {id}: {phone} replied STOP, no DND on {c}"
+            );
         }
     }
 }
@@ -335,4 +370,3 @@ async fn kill_9_of_one_shard_then_a_rerun_matches_a_clean_run_and_spares_the_oth
         );
     }
 }
-

@@ -3,8 +3,8 @@
 use super::stage::{StateLock, load_pipeline, pipeline_clock};
 use super::{CommandError, CommandReport, LoadArgs, RunArgs, RunSelectArgs};
 use crate::config::Locations;
-use crate::pipeline::locations::{AgencyReport, run_locations};
 use crate::exit_code::ExitCode;
+use crate::pipeline::locations::{AgencyReport, run_locations};
 use crate::pipeline::run::record_failed_run;
 use crate::pipeline::stages::refuse_if_read_only;
 use crate::pipeline::{load_run, plan_run, plan_summary, run_pipeline, select_run, transform_run};

@@ -192,7 +192,8 @@ impl Ledger {
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let next = after_every_ledger_of_this_process(last.map_or(now_ms, |last| (last + 1).max(now_ms)));
+        let next =
+            after_every_ledger_of_this_process(last.map_or(now_ms, |last| (last + 1).max(now_ms)));
         // The counter first: a crash between the two writes wastes an id, never reuses one.
         self.conn
             .execute(
@@ -430,7 +431,10 @@ mod tests {
     #[test]
     fn two_ledgers_of_one_process_never_share_a_deduplication_id() {
         // Two locations' ledgers on one BulkSMS account, started in the same millisecond.
-        let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
+        let dirs = [
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        ];
         let ledgers: Vec<Ledger> = dirs
             .iter()
             .map(|d| Ledger::open(&d.path().join("ledger.sqlite")).expect("open"))

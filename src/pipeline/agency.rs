@@ -82,11 +82,7 @@ pub fn adopt(
             inbound.insert(number);
             continue;
         }
-        let Some(location) = m
-            .user_supplied_id
-            .as_deref()
-            .and_then(|id| sent_by.get(id))
-        else {
+        let Some(location) = m.user_supplied_id.as_deref().and_then(|id| sent_by.get(id)) else {
             continue;
         };
         let this = (m.submitted(), m.id, location.as_str());
@@ -203,13 +199,31 @@ mod tests {
             // Held by a and b: nobody adopts it.
             message(1, "RECEIVED", "+15550000001", None, "2026-01-01T10:00:00Z"),
             // Texted by a, later by b, then it writes in: b's.
-            message(2, "SENT", "+15550000002", Some("csA"), "2026-01-01T10:00:00Z"),
-            message(3, "SENT", "+15550000002", Some("csB"), "2026-01-02T10:00:00Z"),
+            message(
+                2,
+                "SENT",
+                "+15550000002",
+                Some("csA"),
+                "2026-01-01T10:00:00Z",
+            ),
+            message(
+                3,
+                "SENT",
+                "+15550000002",
+                Some("csB"),
+                "2026-01-02T10:00:00Z",
+            ),
             message(4, "RECEIVED", "+15550000002", None, "2026-01-03T10:00:00Z"),
             // Never texted by us: the default's.
             message(5, "RECEIVED", "+15550000003", None, "2026-01-03T10:00:00Z"),
             // A send of no known location does not count.
-            message(6, "SENT", "+15550000003", Some("csX"), "2026-01-04T10:00:00Z"),
+            message(
+                6,
+                "SENT",
+                "+15550000003",
+                Some("csX"),
+                "2026-01-04T10:00:00Z",
+            ),
         ];
         let adoption = adopt(&messages, &index, &sent_by, Some("c"));
         assert_eq!(adoption.of("b"), ["15550000002".to_string()].into());

@@ -188,8 +188,13 @@ pub async fn run_locations(
     let mut warnings = Vec::new();
     let routings = match extracted.first() {
         Some(first) => {
-            let messages: Vec<MessageRowIn> =
-                read_rows(&first.outcome.run.extract_dir().join("bulksms/messages.parquet"))?;
+            let messages: Vec<MessageRowIn> = read_rows(
+                &first
+                    .outcome
+                    .run
+                    .extract_dir()
+                    .join("bulksms/messages.parquet"),
+            )?;
             let index = number_index(config, &all)?;
             let sent_by = read_sends(&agency_dir)?;
             let adoption = adopt(
@@ -235,14 +240,16 @@ pub async fn run_locations(
                 record_planned_sends(&agency_dir, &id, plan)
             };
             let result = match routing.write(&e.outcome.run.extract_dir()) {
-                Ok(()) => run_after_extract(
-                    &e.config,
-                    &e.outcome,
-                    e.seconds,
-                    clock.clone(),
-                    &record_sends,
-                )
-                .await,
+                Ok(()) => {
+                    run_after_extract(
+                        &e.config,
+                        &e.outcome,
+                        e.seconds,
+                        clock.clone(),
+                        &record_sends,
+                    )
+                    .await
+                }
                 Err(error) => Err(error.into()),
             };
             if let Err(failed) = &result {
@@ -402,8 +409,14 @@ fn agency_metrics(config: &PipelineConfig, report: &AgencyReport) -> String {
         .locations
         .iter()
         .map(|l| {
-            let path: PathBuf = config.for_location(&l.location).state_dir().join("metrics.prom");
-            (l.location.clone(), std::fs::read_to_string(path).unwrap_or_default())
+            let path: PathBuf = config
+                .for_location(&l.location)
+                .state_dir()
+                .join("metrics.prom");
+            (
+                l.location.clone(),
+                std::fs::read_to_string(path).unwrap_or_default(),
+            )
         })
         .collect();
     let mut out = label_locations(&texts);
@@ -432,10 +445,7 @@ pub fn label_locations(texts: &[(String, String)]) -> String {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let (name, is_header) = match line.strip_prefix("# ") {
                 Some(rest) => (rest.split_whitespace().nth(1).unwrap_or(""), true),
-                None => (
-                    line.split(['{', ' ']).next().unwrap_or(""),
-                    false,
-                ),
+                None => (line.split(['{', ' ']).next().unwrap_or(""), false),
             };
             if !families.contains_key(name) {
                 order.push(name.to_string());

@@ -49,12 +49,17 @@ impl AgencyRouting {
 
     /// The messages of this location: those whose number (the recipient of a send, the sender
     /// of anything else) a contact here holds, or that this location adopted.
-    pub fn keep(&self, messages: Vec<MessageRowIn>, normalized: &[NormalizedRow]) -> Vec<MessageRowIn> {
+    pub fn keep(
+        &self,
+        messages: Vec<MessageRowIn>,
+        normalized: &[NormalizedRow],
+    ) -> Vec<MessageRowIn> {
         let held: HashSet<String> = normalized.iter().filter_map(link_digits).collect();
         messages
             .into_iter()
             .filter(|m| {
-                message_number(m).is_some_and(|n| held.contains(&n) || self.adopted_numbers.contains(&n))
+                message_number(m)
+                    .is_some_and(|n| held.contains(&n) || self.adopted_numbers.contains(&n))
             })
             .collect()
     }
@@ -123,6 +128,9 @@ mod tests {
             adopted_numbers: ["1555".to_string()].into(),
         };
         routing.write(dir.path()).expect("write");
-        assert_eq!(AgencyRouting::read(dir.path()).expect("read"), Some(routing));
+        assert_eq!(
+            AgencyRouting::read(dir.path()).expect("read"),
+            Some(routing)
+        );
     }
 }
