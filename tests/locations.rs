@@ -173,7 +173,32 @@ async fn three_locations_in_one_run_keep_their_own_contacts_and_texts() {
     for id in &ids {
         let dir = h.state_dir().join("locations").join(id);
         assert!(dir.join("ledger.sqlite").exists(), "{}", dir.display());
+        // The account's messages were read once for all: no location's extract asked BulkSMS.
+        let run_dir = location_report(&report, id)["run_dir"]
+            .as_str()
+            .expect("run_dir")
+            .to_string();
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(std::path::Path::new(&run_dir).join("extract/manifest.json"))
+                .expect("manifest"),
+        )
+        .expect("manifest JSON");
+        assert_eq!(
+            manifest["requests"]["bulksms"]["requests"], 0,
+            "{id}: {manifest}"
+        );
+        assert!(
+            manifest["entities"]["bulksms/messages"]["rows"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0,
+            "{id} has the account's messages"
+        );
     }
+    let account_runs = std::fs::read_dir(h.state_dir().join("agency/account/runs"))
+        .expect("the account's read")
+        .count();
+    assert_eq!(account_runs, 1, "one BulkSMS read for the run");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! CSV finding lists in the run's `audit/` folder; `--all-locations` audits every location's
 //! latest run of a multi-location pipeline and reports them side by side with totals.
 
-use super::stage::{load_pipeline, pipeline_clock};
+use super::stage::{load_any_pipeline, load_pipeline, pipeline_clock};
 use super::{AuditArgs, CommandError, CommandReport};
 use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
@@ -11,10 +11,11 @@ use crate::pipeline::{audit_run, select_run};
 use crate::snapshot::run::RunDir;
 
 pub(super) async fn run(args: AuditArgs) -> Result<ExitCode, CommandError> {
-    let config = load_pipeline(&args.stage)?;
+    let config = load_any_pipeline(&args.stage)?;
     if args.all_locations {
         return all_locations(&config, args.stage.json).await;
     }
+    let config = load_pipeline(&args.stage)?;
     let run = select_run(&config, args.run.as_deref())?;
     let against = match &args.against {
         Some(id) => Some(RunDir::open(&config.state_dir(), id)?),

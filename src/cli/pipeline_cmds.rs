@@ -1,6 +1,6 @@
 //! `transform`, `plan`, `load` and `run`: parse, call the stage in [`crate::pipeline`], print.
 
-use super::stage::{StateLock, load_pipeline, pipeline_clock};
+use super::stage::{StateLock, load_any_pipeline, load_pipeline, pipeline_clock};
 use super::{CommandError, CommandReport, LoadArgs, RunArgs, RunSelectArgs};
 use crate::config::Locations;
 use crate::exit_code::ExitCode;
@@ -123,7 +123,7 @@ const RUN_WAITS_FOR_BATCH_SECS: u64 = 300;
 
 /// `contactsync run`.
 pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
-    let config = load_pipeline(&args.stage)?;
+    let config = load_any_pipeline(&args.stage)?;
     let clock = pipeline_clock()?;
     if args.shard.is_some() || !matches!(config.locations(), Locations::Single(_)) {
         let report = run_locations(&config, args.shard, !args.stage.json, clock).await?;

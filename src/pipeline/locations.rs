@@ -19,7 +19,7 @@ use crate::cli::stage::StateLock;
 use crate::clock::Clock;
 use crate::config::{Locations, PipelineConfig};
 use crate::exit_code::ExitCode;
-use crate::extract::{ExtractOptions, ExtractOutcome};
+use crate::extract::{AccountSource, ExtractOptions, ExtractOutcome, SharedAccount};
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::plan::{PlanOp, user_supplied_id};
 use crate::snapshot::desired::read_rows;
@@ -151,6 +151,24 @@ pub async fn run_locations(
     let (all, ids) = resolve_locations(config, shard).await?;
     let permits = Arc::new(Semaphore::new(config.pipeline.max_parallel_locations));
     let mut reports: BTreeMap<String, CommandReport> = BTreeMap::new();
+    let Some(first) = ids.first() else {
+        return Ok(AgencyReport {
+            command: "run".into(),
+            shard: shard.map(|s| format!("{}/{}", s.index, s.count)),
+            warnings: vec!["no location of the pipeline falls in this shard".into()],
+            ..AgencyReport::default()
+        });
+    };
+
+    // 0. The BulkSMS account, read once for every location (in the background: the locations'
+    // GHL reads start at once and take its tables when it is done).
+    let (account_done, account) = tokio::sync::watch::channel(None);
+    let account_read = tokio::spawn(read_account(
+        config.for_location(first),
+        config.state_dir().join(AGENCY_DIR).join("account"),
+        account_done,
+        clock.clone(),
+    ));
 
     // 1. Every location's extract (GHL contacts and history, with its own rate budget).
     let mut extracts = JoinSet::new();
@@ -159,9 +177,10 @@ pub async fn run_locations(
         let permits = permits.clone();
         let clock = clock.clone();
         let id = id.clone();
+        let account = account.clone();
         extracts.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
-            let result = extract_location(&location, progress, clock.clone()).await;
+            let result = extract_location(&location, account, progress, clock.clone()).await;
             if let Err(failed) = &result {
                 record_failed_run(&location, failed, clock.as_ref());
             }
@@ -179,6 +198,10 @@ pub async fn run_locations(
             }
         }
     }
+
+    let account_requests = account_read
+        .await
+        .context("the BulkSMS account read task")?;
 
     // 2. Who holds each number, and who adopts the numbers nobody holds.
     let state_dir = config.state_dir();
@@ -299,6 +322,7 @@ pub async fn run_locations(
             report: r,
         });
     }
+    *report.totals.requests.entry("bulksms".into()).or_default() += account_requests;
     let metrics = agency_metrics(config, &report);
     crate::snapshot::atomic::write(&state_dir.join(metrics_file(shard)), metrics.as_bytes())?;
     Ok(report)
@@ -313,8 +337,62 @@ pub fn metrics_file(shard: Option<Shard>) -> String {
     }
 }
 
+/// How long the account read waits for another runner's (another shard on the same state
+/// directory) before failing the run.
+const ACCOUNT_LOCK_WAIT_SECS: u64 = 3_600;
+
+/// Reads the BulkSMS account once (messages, blocked numbers, profile) into `state_dir`, an
+/// extract of its own with its own cursors, and tells the locations' extracts where it is.
+/// Returns the BulkSMS requests it made.
+async fn read_account(
+    mut account: PipelineConfig,
+    state_dir: PathBuf,
+    done: tokio::sync::watch::Sender<Option<Result<PathBuf, String>>>,
+    clock: Arc<dyn Clock>,
+) -> u64 {
+    account.pipeline.state_dir = state_dir.clone();
+    let locked = tokio::task::spawn_blocking(move || {
+        StateLock::acquire_waiting(
+            &state_dir,
+            std::time::Duration::from_secs(ACCOUNT_LOCK_WAIT_SECS),
+        )
+    })
+    .await;
+    let _lock = match locked {
+        Ok(Ok(lock)) => lock,
+        Ok(Err(failed)) => {
+            done.send_replace(Some(Err(format!("{:#}", failed.error))));
+            return 0;
+        }
+        Err(e) => {
+            done.send_replace(Some(Err(format!("waiting for the account lock: {e}"))));
+            return 0;
+        }
+    };
+    let options = ExtractOptions {
+        account: AccountSource::Only,
+        ..ExtractOptions::default()
+    };
+    match extract_run(&account, &options, clock.as_ref()).await {
+        Ok(outcome) => {
+            done.send_replace(Some(Ok(outcome.run.extract_dir())));
+            outcome
+                .manifest
+                .requests
+                .get("bulksms")
+                .map_or(0, |m| m.requests)
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "The BulkSMS account read failed");
+            done.send_replace(Some(Err(format!("{e:#}"))));
+            0
+        }
+    }
+}
+
 async fn extract_location(
     location: &PipelineConfig,
+    account: SharedAccount,
     progress: bool,
     clock: Arc<dyn Clock>,
 ) -> Result<Extracted, CommandError> {
@@ -323,6 +401,7 @@ async fn extract_location(
     let options = ExtractOptions {
         full: false,
         progress,
+        account: AccountSource::Shared(account),
     };
     let outcome = extract_run(location, &options, clock.as_ref())
         .await

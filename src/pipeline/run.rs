@@ -34,6 +34,7 @@ async fn run_stages(
     let options = ExtractOptions {
         full: false,
         progress,
+        ..ExtractOptions::default()
     };
     let extract = extract_run(config, &options, clock.as_ref()).await?;
     let extract_secs = started.elapsed().as_secs_f64();
