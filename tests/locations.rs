@@ -199,6 +199,24 @@ async fn three_locations_in_one_run_keep_their_own_contacts_and_texts() {
         .expect("the account's read")
         .count();
     assert_eq!(account_runs, 1, "one BulkSMS read for the run");
+    // The agency's audit: a line per location and the totals.
+    let audit = h.run_ok(&["audit", "--all-locations", "--json"]).await;
+    assert_eq!(
+        audit["locations"].as_array().map(Vec::len),
+        Some(3),
+        "{audit}"
+    );
+    for id in &ids {
+        assert!(
+            location_report(&audit, id)["counts"]["thresholds_breached"].is_u64(),
+            "{audit}"
+        );
+    }
+    assert!(audit["totals"]["counts"]["findings.duplicate_clusters"].as_u64() > Some(0));
+    // The stage commands work on one location: a multi-location file is refused by name.
+    let out = h.run(&["extract", "--json"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ghl.locations"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
