@@ -53,7 +53,9 @@ text = open(f"{d}/single.toml").read()
 ids = [l["id"] for l in ready["ghl_locations"]]
 tokens = ", ".join(f'"{l["id"]}" = "{l["private_token"]}"' for l in ready["ghl_locations"])
 text = re.sub(r'(?m)^location_id = .*$',
-              "locations = [" + ", ".join(f'"{i}"' for i in ids) + "]\nlocation_tokens = { " + tokens + " }",
+              "locations = [" + ", ".join(f'"{i}"' for i in ids) + "]", text, count=1)
+text = re.sub(r'(?m)^auth = .*$',
+              'auth = { kind = "private_token", tokens = { ' + tokens.replace("\\", "\\\\") + ' } }',
               text, count=1)
 text = text.replace("[pipeline]\n", f"[pipeline]\nmax_parallel_locations = {parallel}\n", 1)
 open(f"{d}/pipeline.toml", "w").write(text)

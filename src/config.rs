@@ -159,6 +159,14 @@ impl PipelineConfig {
             message: parse_error_message(&text, &e),
         })?;
         config.source_path = path.to_path_buf();
+        let state_dir = config.state_dir();
+        if let GhlAuthConfig::AgencyOauth {
+            company_token_store,
+            ..
+        } = &mut config.ghl.auth
+        {
+            *company_token_store = crate::api::agency::company_token_store_path(&state_dir);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -172,19 +180,18 @@ impl PipelineConfig {
         };
         check_base_url(&self.ghl.base_url).map_err(|m| invalid("ghl.base_url", m))?;
         check_base_url(&self.bulksms.base_url).map_err(|m| invalid("bulksms.base_url", m))?;
-        if let GhlAuthConfig::Oauth {
-            redirect_uri,
-            authorize_url,
-            ..
-        } = &self.ghl.auth
-        {
-            if let Some(url) = authorize_url {
+        if let Some(app) = self.ghl.auth.app() {
+            if let Some(url) = app.authorize_url {
                 check_base_url(url).map_err(|m| invalid("ghl.auth.authorize_url", m))?;
             }
-            if let Some(url) = redirect_uri {
+            if let Some(url) = app.redirect_uri {
                 check_base_url(url).map_err(|m| invalid("ghl.auth.redirect_uri", m))?;
             }
         }
+        self.ghl
+            .auth
+            .validate()
+            .map_err(|(key, m)| invalid(key, m))?;
         match (&self.ghl.locations, self.ghl.location_id.trim().is_empty()) {
             (None, true) => {
                 return Err(invalid(
@@ -208,26 +215,6 @@ impl PipelineConfig {
                 check_location_ids(ids).map_err(|m| invalid("ghl.locations", m))?
             }
             _ => {}
-        }
-        if !self.ghl.location_tokens.is_empty() {
-            match &self.ghl.locations {
-                None => {
-                    return Err(invalid(
-                        "ghl.location_tokens",
-                        "only applies with `ghl.locations`; one location uses `ghl.auth`".into(),
-                    ));
-                }
-                Some(LocationSelection::List(ids)) => {
-                    if let Some(stray) = self.ghl.location_tokens.keys().find(|k| !ids.contains(k))
-                    {
-                        return Err(invalid(
-                            "ghl.location_tokens",
-                            format!("{stray:?} is not one of `ghl.locations`"),
-                        ));
-                    }
-                }
-                Some(LocationSelection::Word(_)) => {}
-            }
         }
         if self.pipeline.max_parallel_locations == 0 {
             return Err(invalid(
@@ -329,10 +316,6 @@ impl PipelineConfig {
         config.pipeline.state_dir = location_state_dir(&self.state_dir(), id);
         config.ghl.location_id = id.to_string();
         config.ghl.locations = None;
-        if let Some(token) = config.ghl.location_tokens.remove(id) {
-            config.ghl.auth = GhlAuthConfig::PrivateToken { token };
-        }
-        config.ghl.location_tokens.clear();
         config.bulksms.default_location = None;
         config
     }
@@ -495,10 +478,8 @@ mod tests {
 
     #[test]
     fn locations_list_gives_one_pipeline_per_location() {
-        let text = minimal().replace(
-            "location_id = \"loc\"",
-            "locations = [\"a\", \"b-2\"]\nlocation_tokens = { b-2 = \"pit-b\" }",
-        ) + "default_location = \"a\"\n";
+        let text = minimal().replace("location_id = \"loc\"", "locations = [\"a\", \"b-2\"]")
+            + "default_location = \"a\"\n";
         let config = parse(&text).expect("valid");
         assert_eq!(
             config.locations(),
@@ -514,14 +495,6 @@ mod tests {
         );
         b.validate()
             .expect("a location's pipeline is a valid one-location pipeline");
-        assert!(
-            matches!(&b.ghl.auth, GhlAuthConfig::PrivateToken { token } if token.expose() == "pit-b"),
-            "b-2 uses its own token"
-        );
-        assert!(matches!(
-            &config.for_location("a").ghl.auth,
-            GhlAuthConfig::PrivateToken { token } if token.expose() == "pit-1"
-        ));
         // One location keeps today's layout.
         let single = parse(&minimal()).expect("valid");
         assert_eq!(single.locations(), Locations::Single("loc".into()));

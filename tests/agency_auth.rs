@@ -437,3 +437,287 @@ async fn location_and_company_tokens_expire_then_a_refresh_and_a_new_mint_work()
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Points the harness's pipeline at `location_id` with the agency app (the company code as
+/// `auth_code`).
+fn use_agency_app(h: &Harness, location_id: &str) {
+    let info = &h.sandbox.info;
+    let text = std::fs::read_to_string(&h.pipeline).expect("pipeline file");
+    let auth_line = text
+        .lines()
+        .find(|l| l.starts_with("auth = "))
+        .expect("an auth line");
+    let agency = format!(
+        r#"auth = {{ kind = "agency_oauth", client_id = "{}", client_secret = "{}", auth_code = "{}" }}"#,
+        info.ghl_client_id, info.ghl_client_secret, info.ghl_company_auth_code
+    );
+    let text = text.replace(auth_line, &agency).replace(
+        &format!("location_id = \"{}\"", info.ghl_location_id),
+        &format!("location_id = \"{location_id}\""),
+    );
+    std::fs::write(&h.pipeline, text).expect("rewrite pipeline");
+}
+
+/// The pipeline of one location as the orchestrator derives it: the loaded file with another
+/// location id and the location's own state directory.
+fn location_config(h: &Harness, location_id: &str) -> contactsync::config::PipelineConfig {
+    let mut config = contactsync::config::PipelineConfig::load(&h.pipeline).expect("loads");
+    config.ghl.location_id = location_id.to_string();
+    config.pipeline.state_dir = h.state_dir().join("locations").join(location_id);
+    config
+}
+
+/// Every contact the client of `config` reads, asserting each is of its location.
+async fn client_reads(config: &contactsync::config::PipelineConfig) -> BTreeSet<String> {
+    let client = contactsync::pipeline::clients::ghl_client(config).expect("client");
+    let page = client
+        .search_updated_since(None, None, 500, "all".into())
+        .await
+        .expect("search with the minted token");
+    page.contacts
+        .iter()
+        .map(|c| {
+            assert_eq!(c["locationId"], config.ghl.location_id.as_str());
+            c["id"].as_str().expect("id").to_string()
+        })
+        .collect()
+}
+
+fn stored_access_token(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let tokens: Value = serde_json::from_str(&text).expect("token JSON");
+    tokens["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_ghl_stores_the_agency_grant_and_each_location_mints_its_own_token() {
+    let h = Harness::start_locations(3, options()).await;
+    let ids: Vec<String> = h.locations().iter().map(|l| l.id.clone()).collect();
+    use_agency_app(&h, &ids[0]);
+    let report = h.run_ok(&["auth", "ghl", "--json"]).await;
+    assert_eq!(report["grant"], "Company", "{report}");
+    assert_eq!(report["company_id"], h.sandbox.info.ghl_company_id.as_str());
+    let listed: Vec<&str> = report["installed_locations"]
+        .as_array()
+        .expect("installed_locations")
+        .iter()
+        .map(|l| l["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        listed, ids,
+        "every installed location, none without the app"
+    );
+    let scopes = report["scopes_granted"].to_string();
+    assert!(
+        scopes.contains("oauth.write") && scopes.contains("oauth.readonly"),
+        "{scopes}"
+    );
+    assert!(h.state_dir().join("tokens/ghl-company.json").exists());
+
+    let root = contactsync::config::PipelineConfig::load(&h.pipeline).expect("loads");
+    let discovered: Vec<String> = contactsync::pipeline::clients::installed_ghl_locations(&root)
+        .await
+        .expect("discovery")
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(discovered, ids);
+
+    let mut tokens = BTreeSet::new();
+    let mut everyone = BTreeSet::new();
+    for id in &ids {
+        let config = location_config(&h, id);
+        let read = client_reads(&config).await;
+        assert_eq!(read.len(), 40, "location {id} reads its own contacts");
+        everyone.extend(read);
+        let store = config.state_dir().join("tokens/ghl.json");
+        tokens.insert(stored_access_token(&store));
+    }
+    assert_eq!(everyone.len(), 120, "no contact read by two locations");
+    assert_eq!(tokens.len(), 3, "one minted token per location");
+
+    // The binary extracts the location of its file with the agency app, end to end.
+    let report = h.run_ok(&["extract", "--json"]).await;
+    let run_dir = std::path::PathBuf::from(report["run_dir"].as_str().expect("run_dir"));
+    let extracted = common::unique_ids(&run_dir.join("extract/ghl/contacts.parquet"), "id");
+    let state = h.control(&format!("state?location={}", ids[0])).await;
+    assert_eq!(
+        extracted,
+        common::state_ids(&state, "ghl", "contacts", "id")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_location_token_is_minted_again_after_the_agency_grant_is_refreshed() {
+    let h = Harness::start_locations(
+        2,
+        SandboxOptions {
+            token_ttl_secs: 3_600,
+            ..options()
+        },
+    )
+    .await;
+    let id = h.locations()[1].id.clone();
+    use_agency_app(&h, &id);
+    h.run_ok(&["auth", "ghl", "--json"]).await;
+    let config = location_config(&h, &id);
+    assert_eq!(client_reads(&config).await.len(), 40);
+    let location_store = config.state_dir().join("tokens/ghl.json");
+    let company_store = h.state_dir().join("tokens/ghl-company.json");
+    let first_location_token = stored_access_token(&location_store);
+    let first_company_token = stored_access_token(&company_store);
+
+    // Both tokens expire on the sandbox's clock while the stored expiry (wall clock) says they
+    // are fine: the location token is refused, minting with the company token is refused too,
+    // so the agency grant is refreshed, a new location token minted, and the read goes through.
+    h.control_post("clock/advance?seconds=3601", json!({}))
+        .await;
+    let config = location_config(&h, &id);
+    assert_eq!(client_reads(&config).await.len(), 40);
+    let second_location_token = stored_access_token(&location_store);
+    assert_ne!(
+        second_location_token, first_location_token,
+        "re-minted and stored"
+    );
+    assert_ne!(
+        stored_access_token(&company_store),
+        first_company_token,
+        "the agency grant was refreshed and its rotation stored"
+    );
+    let (status, _) = h
+        .ghl(
+            Method::POST,
+            "/contacts/search",
+            &second_location_token,
+            Some(json!({"locationId": id, "pageLimit": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the stored token is the live one");
+}
+
+/// Replaces the harness pipeline's auth line.
+fn set_auth(h: &Harness, auth: &str) {
+    let text = std::fs::read_to_string(&h.pipeline).expect("pipeline file");
+    let auth_line = text
+        .lines()
+        .find(|l| l.starts_with("auth = "))
+        .expect("an auth line")
+        .to_string();
+    std::fs::write(&h.pipeline, text.replace(&auth_line, auth)).expect("rewrite pipeline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_tokens_per_location_each_read_their_own_location() {
+    let h = Harness::start_locations(3, options()).await;
+    let locations = h.locations().to_vec();
+    let table: Vec<String> = locations
+        .iter()
+        .map(|l| format!("\"{}\" = \"{}\"", l.id, l.private_token))
+        .collect();
+    set_auth(
+        &h,
+        &format!(
+            "auth = {{ kind = \"private_token\", tokens = {{ {} }} }}",
+            table.join(", ")
+        ),
+    );
+    let root = contactsync::config::PipelineConfig::load(&h.pipeline).expect("loads");
+    let mut expected: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
+    expected.sort();
+    let discovered: Vec<String> = contactsync::pipeline::clients::installed_ghl_locations(&root)
+        .await
+        .expect("the table's locations")
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(discovered, expected);
+    let mut everyone = BTreeSet::new();
+    for location in &locations {
+        let read = client_reads(&location_config(&h, &location.id)).await;
+        assert_eq!(read.len(), 40);
+        everyone.extend(read);
+    }
+    assert_eq!(everyone.len(), 120);
+    let error = contactsync::pipeline::clients::ghl_client(&location_config(&h, "NotInTheTable"))
+        .expect_err("no token for that location")
+        .to_string();
+    assert!(
+        error.contains("ghl.auth.tokens has no token for location NotInTheTable"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_token_auth_takes_exactly_one_of_token_and_tokens() {
+    let h = Harness::start(options()).await;
+    for auth in [
+        r#"auth = { kind = "private_token", token = "pit-a", tokens = { "L" = "pit-b" } }"#,
+        r#"auth = { kind = "private_token" }"#,
+    ] {
+        set_auth(&h, auth);
+        let error = contactsync::config::PipelineConfig::load(&h.pipeline)
+            .expect_err(auth)
+            .to_string();
+        assert!(
+            error.contains("ghl.auth.token") && error.contains("exactly one of token"),
+            "{auth}: {error}"
+        );
+    }
+    set_auth(&h, r#"auth = { kind = "private_token", tokens = {} }"#);
+    let error = contactsync::config::PipelineConfig::load(&h.pipeline)
+        .expect_err("an empty table")
+        .to_string();
+    assert!(error.contains("ghl.auth.tokens"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_another_process_refreshed_is_read_back_not_refreshed_again() {
+    use contactsync::api::auth::GhlTokenManager;
+    use contactsync::api::retry::RetryPolicy;
+    use contactsync::config::HttpConfig;
+    use contactsync::secret::Secret;
+    let h = Harness::start_locations(2, options()).await;
+    let info = h.sandbox.info.clone();
+    let store = h.state_dir().join("tokens/ghl-company.json");
+    // Two managers of one token file: two shard processes of one agency.
+    let manager = || {
+        GhlTokenManager::new(
+            &info.ghl_base_url,
+            &info.ghl_client_id,
+            &Secret::new(info.ghl_client_secret.clone()),
+            store.clone(),
+            std::time::Duration::from_secs(10),
+            RetryPolicy::from_config(&HttpConfig::default()),
+        )
+        .expect("manager")
+        .for_company()
+    };
+    let (first, second) = (manager(), manager());
+    let granted = first
+        .exchange_code(&Secret::new(info.ghl_company_auth_code.clone()))
+        .await
+        .expect("company grant");
+    assert_eq!(
+        second.access_token().await.expect("read").expose(),
+        granted.access_token.expose()
+    );
+    // Both see the token refused; the first refreshes (spending the refresh token both hold).
+    first
+        .refresh_if_current(granted.access_token.expose())
+        .await
+        .expect("first refresh");
+    let rotated = first.tokens().await.expect("tokens");
+    second
+        .refresh_if_current(granted.access_token.expose())
+        .await
+        .expect("the second takes the rotated grant instead of spending the old refresh token");
+    let adopted = second.tokens().await.expect("tokens");
+    assert_eq!(adopted.access_token.expose(), rotated.access_token.expose());
+    assert_eq!(
+        adopted.refresh_token.expose(),
+        rotated.refresh_token.expose()
+    );
+}

@@ -49,12 +49,20 @@ async fn agency(
         .collect();
     let location_line = format!("location_id = \"{}\"", ids[0]);
     assert!(text.contains(&location_line), "{text}");
+    let auth_line = text
+        .lines()
+        .find(|l| l.starts_with("auth = "))
+        .expect("an auth line")
+        .to_string();
     let text = text
         .replace(
             &location_line,
+            &format!("locations = [{}]", list.join(", ")),
+        )
+        .replace(
+            &auth_line,
             &format!(
-                "locations = [{}]\nlocation_tokens = {{ {} }}",
-                list.join(", "),
+                "auth = {{ kind = \"private_token\", tokens = {{ {} }} }}",
                 token_list.join(", ")
             ),
         )

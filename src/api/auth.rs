@@ -13,7 +13,6 @@ use super::retry::RetryPolicy;
 use crate::secret::Secret;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use oauth2::basic::BasicClient;
 use oauth2::{
     AuthType, AuthorizationCode, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RefreshToken,
     TokenResponse, TokenUrl,
@@ -31,6 +30,10 @@ pub const GHL_READ_SCOPE: &str = "contacts.readonly";
 /// tags, notes and tasks (`contacts.write` in docs/Scopes.md).
 pub const GHL_WRITE_SCOPE: &str = "contacts.write";
 
+/// A boxed, sendable future of an API result.
+pub type BoxedFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>> + Send + 'a>>;
+
 /// How requests to one API are authenticated.
 #[derive(Debug, Clone)]
 pub enum Credentials {
@@ -38,6 +41,8 @@ pub enum Credentials {
     Bearer(Secret),
     /// GHL OAuth tokens that refresh themselves.
     GhlOauth(Arc<GhlTokenManager>),
+    /// A location's token minted from an agency grant, minted again when it expires.
+    GhlAgencyLocation(Arc<super::agency::LocationTokenSource>),
     /// HTTP Basic, sent pre-emptively (BulkSMS token id and secret).
     Basic { user: Secret, password: Secret },
 }
@@ -49,6 +54,10 @@ impl Credentials {
             Credentials::Bearer(token) => Ok(Secret::new(format!("Bearer {}", token.expose()))),
             Credentials::GhlOauth(manager) => {
                 let token = manager.access_token().await?;
+                Ok(Secret::new(format!("Bearer {}", token.expose())))
+            }
+            Credentials::GhlAgencyLocation(source) => {
+                let token = source.access_token().await?;
                 Ok(Secret::new(format!("Bearer {}", token.expose())))
             }
             Credentials::Basic { user, password } => {
@@ -67,6 +76,11 @@ impl Credentials {
                 manager.refresh_if_current(rejected_token).await?;
                 Ok(true)
             }
+            Credentials::GhlAgencyLocation(source) => {
+                let rejected_token = rejected.expose().trim_start_matches("Bearer ");
+                source.remint_if_current(rejected_token).await?;
+                Ok(true)
+            }
             _ => Ok(false),
         }
     }
@@ -81,6 +95,9 @@ pub struct StoredTokens {
     /// Space-separated scopes granted.
     pub scope: String,
     pub obtained_at: DateTime<Utc>,
+    /// The agency (`companyId`) of a Company grant; also sent with location grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<String>,
 }
 
 impl StoredTokens {
@@ -90,8 +107,61 @@ impl StoredTokens {
     }
 }
 
-type GhlOauthClient =
-    BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+/// What GHL's token answer adds to OAuth's fields (spec/oauth.json,
+/// GetAccessCodeSuccessfulResponseDto).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GhlTokenFields {
+    #[serde(rename = "userType", default)]
+    pub user_type: Option<String>,
+    #[serde(rename = "companyId", default)]
+    pub company_id: Option<String>,
+    #[serde(rename = "locationId", default)]
+    pub location_id: Option<String>,
+}
+
+impl oauth2::ExtraTokenFields for GhlTokenFields {}
+
+type GhlTokenResponse =
+    oauth2::StandardTokenResponse<GhlTokenFields, oauth2::basic::BasicTokenType>;
+
+type GhlOauthBase = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    GhlTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+>;
+
+type GhlOauthClient = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    GhlTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Which kind of GHL grant a token manager holds (`user_type` of every token request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GhlUserType {
+    /// A location (sub-account) grant: today's single-location app.
+    Location,
+    /// An agency grant, which mints location tokens.
+    Company,
+}
+
+impl GhlUserType {
+    fn as_str(self) -> &'static str {
+        match self {
+            GhlUserType::Location => "Location",
+            GhlUserType::Company => "Company",
+        }
+    }
+}
 
 /// Holds GHL OAuth tokens, refreshes them ahead of expiry and persists every rotation.
 #[derive(Debug)]
@@ -100,6 +170,7 @@ pub struct GhlTokenManager {
     http: reqwest::Client,
     retry: RetryPolicy,
     store_path: PathBuf,
+    user_type: GhlUserType,
     tokens: Mutex<Option<StoredTokens>>,
 }
 
@@ -125,7 +196,7 @@ impl GhlTokenManager {
             .map_err(|e| auth_error(format!("building the token client: {e}")))?;
         let token_url = TokenUrl::new(format!("{}/oauth/token", base_url.trim_end_matches('/')))
             .map_err(|e| auth_error(format!("bad token URL: {e}")))?;
-        let oauth = BasicClient::new(ClientId::new(client_id.to_string()))
+        let oauth = GhlOauthBase::new(ClientId::new(client_id.to_string()))
             .set_client_secret(ClientSecret::new(client_secret.expose().to_string()))
             .set_auth_type(AuthType::RequestBody)
             .set_token_uri(token_url);
@@ -134,8 +205,20 @@ impl GhlTokenManager {
             http,
             retry,
             store_path,
+            user_type: GhlUserType::Location,
             tokens: Mutex::new(None),
         })
+    }
+
+    /// The same manager asking for (and refreshing) a Company grant.
+    pub fn for_company(mut self) -> Self {
+        self.user_type = GhlUserType::Company;
+        self
+    }
+
+    /// Which grant this manager holds.
+    pub fn user_type(&self) -> GhlUserType {
+        self.user_type
     }
 
     /// Where the tokens are stored.
@@ -162,7 +245,7 @@ impl GhlTokenManager {
                     let mut request = self
                         .oauth
                         .exchange_code(AuthorizationCode::new(code.expose().to_string()))
-                        .add_extra_param("user_type", "Location");
+                        .add_extra_param("user_type", self.user_type.as_str());
                     if let Some(uri) = redirect_uri {
                         request = request.add_extra_param("redirect_uri", uri.to_string());
                     }
@@ -172,6 +255,13 @@ impl GhlTokenManager {
                 }
             })
             .await?;
+        let granted = response.extra_fields().user_type.as_deref();
+        if self.user_type == GhlUserType::Company && granted.is_some_and(|t| t != "Company") {
+            return Err(auth_error(format!(
+                "ghl.auth.kind is agency_oauth but GHL granted a {} token: the code was approved for one location; approve the app as the agency (Company) and run `contactsync auth ghl` again",
+                granted.unwrap_or_default()
+            )));
+        }
         let tokens = stored_from(&response, None)?;
         write_token_store(&self.store_path, &tokens).map_err(|e| {
             auth_error(format!(
@@ -225,6 +315,17 @@ impl GhlTokenManager {
     }
 
     async fn refresh_locked(&self, current: &StoredTokens) -> Result<StoredTokens, ApiError> {
+        // Other processes may hold the same grant (shards of an agency on one machine share its
+        // token file): one refreshes at a time, and a grant another rotated meanwhile is taken
+        // from the file instead of spending a refresh token that no longer works.
+        let _store_lock = lock_store(&self.store_path).await?;
+        if let Ok(on_disk) = read_token_store(&self.store_path)
+            && on_disk.access_token.expose() != current.access_token.expose()
+            && on_disk.expires_at > Utc::now()
+        {
+            tracing::info!("GHL tokens were refreshed by another process; using those");
+            return Ok(on_disk);
+        }
         // A rotated refresh token is spent only when the service answered, and then we have its
         // successor: transient failures before that are safe to retry.
         let response = self
@@ -235,7 +336,7 @@ impl GhlTokenManager {
                         .exchange_refresh_token(&RefreshToken::new(
                             current.refresh_token.expose().to_string(),
                         ))
-                        .add_extra_param("user_type", "Location")
+                        .add_extra_param("user_type", self.user_type.as_str())
                         .request_async(&move |req| oauth_http(http.clone(), req))
                         .await
                 }
@@ -259,10 +360,10 @@ impl GhlTokenManager {
         &self,
         what: &str,
         attempt: F,
-    ) -> Result<oauth2::basic::BasicTokenResponse, ApiError>
+    ) -> Result<GhlTokenResponse, ApiError>
     where
         F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<oauth2::basic::BasicTokenResponse, TokenError>>,
+        Fut: std::future::Future<Output = Result<GhlTokenResponse, TokenError>>,
     {
         use backon::Retryable;
         // Classified and timed by the shared policy, the way api/http.rs retries, as an idempotent
@@ -346,7 +447,7 @@ impl GhlTokenManager {
     }
 }
 
-fn auth_error(message: String) -> ApiError {
+pub(crate) fn auth_error(message: String) -> ApiError {
     ApiError::Auth {
         api: "ghl".into(),
         message,
@@ -365,7 +466,7 @@ fn describe<E: std::error::Error>(e: &E) -> String {
 }
 
 fn stored_from(
-    response: &oauth2::basic::BasicTokenResponse,
+    response: &GhlTokenResponse,
     previous: Option<&StoredTokens>,
 ) -> Result<StoredTokens, ApiError> {
     let now = Utc::now();
@@ -393,6 +494,11 @@ fn stored_from(
         expires_at: now + lifetime,
         scope,
         obtained_at: now,
+        company_id: response
+            .extra_fields()
+            .company_id
+            .clone()
+            .or_else(|| previous.and_then(|p| p.company_id.clone())),
     })
 }
 
@@ -484,6 +590,30 @@ pub fn read_token_store(path: &Path) -> Result<StoredTokens, ApiError> {
     })?;
     serde_json::from_str(&text)
         .map_err(|e| auth_error(format!("token store {} is unreadable: {e}", path.display())))
+}
+
+/// An exclusive lock on `<store>.lock`, held by the returned file until it is dropped; waits
+/// (off the async threads) while another process holds it.
+async fn lock_store(store: &Path) -> Result<std::fs::File, ApiError> {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let opened = path.clone();
+    let locked = tokio::task::spawn_blocking(move || {
+        if let Some(dir) = opened.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&opened)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| auth_error(format!("locking {}: {e}", path.display())))?;
+    locked.map_err(|e| auth_error(format!("locking {}: {e}", path.display())))
 }
 
 /// Writes the token store atomically with mode 0600.

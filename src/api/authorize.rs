@@ -14,14 +14,28 @@ use tokio::sync::mpsc;
 /// HighLevel's authorization page (docs/Authorization.md); white-label hosts differ.
 pub const GHL_AUTHORIZE_URL: &str = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation";
 
+/// Scope of `GET /oauth/installedLocations` (an agency grant's, docs/Scopes.md).
+pub const GHL_OAUTH_READ_SCOPE: &str = "oauth.readonly";
+/// Scope of `POST /oauth/locationToken` (an agency grant's, docs/Scopes.md).
+pub const GHL_OAUTH_WRITE_SCOPE: &str = "oauth.write";
+
 /// The GHL scopes a pipeline needs, and no more: a read-only pipeline (`[load] enabled = false`)
-/// asks for `contacts.readonly` only; one that writes adds `contacts.write`.
+/// asks for `contacts.readonly` only; one that writes adds `contacts.write`; an agency grant
+/// (`agency_oauth`) adds `oauth.readonly` and `oauth.write` to list its locations and mint their
+/// tokens.
 pub fn ghl_scopes_needed(config: &PipelineConfig) -> Vec<&'static str> {
-    if config.load.enabled {
+    let mut scopes = if config.load.enabled {
         vec![GHL_READ_SCOPE, GHL_WRITE_SCOPE]
     } else {
         vec![GHL_READ_SCOPE]
+    };
+    if matches!(
+        config.ghl.auth,
+        crate::config::GhlAuthConfig::AgencyOauth { .. }
+    ) {
+        scopes.extend([GHL_OAUTH_READ_SCOPE, GHL_OAUTH_WRITE_SCOPE]);
     }
+    scopes
 }
 
 /// The authorization page's URL: `response_type=code`, `redirect_uri`, `client_id`, `scope`

@@ -21,10 +21,6 @@ pub struct GhlConfig {
     /// app is installed in). Exclusive with `location_id`.
     #[serde(default)]
     pub locations: Option<LocationSelection>,
-    /// With `locations`: a Private Integration Token per location id (each location makes its
-    /// own). A location listed here authenticates with its token; the others with `auth`.
-    #[serde(default)]
-    pub location_tokens: std::collections::BTreeMap<String, Secret>,
     /// Value of the `Version` header.
     #[serde(default = "default_ghl_version")]
     pub api_version: String,
@@ -74,9 +70,112 @@ pub enum GhlAuthConfig {
         #[serde(default)]
         authorize_url: Option<String>,
     },
-    /// A static private integration token made in the location's settings.
-    PrivateToken { token: Secret },
+    /// A Company-level (agency) Marketplace app: `contactsync auth ghl` stores the agency's grant
+    /// (`user_type=Company`), and each location's token is minted from it through
+    /// `POST /oauth/locationToken` when needed.
+    AgencyOauth {
+        #[serde(deserialize_with = "env_string")]
+        client_id: String,
+        client_secret: Secret,
+        /// Authorization code (approved by an agency admin) to exchange on `auth ghl`.
+        #[serde(default)]
+        auth_code: Option<Secret>,
+        /// As for `oauth`.
+        #[serde(default)]
+        redirect_uri: Option<String>,
+        /// As for `oauth`.
+        #[serde(default)]
+        authorize_url: Option<String>,
+        /// Where the agency's grant is stored: `<state_dir>/tokens/ghl-company.json` of the
+        /// pipeline file, set when the file is loaded so that a per-location copy of the
+        /// configuration (another `state_dir`) still finds the one agency grant.
+        #[serde(skip)]
+        company_token_store: std::path::PathBuf,
+    },
+    /// Static private integration tokens made in each location's settings: `token` for the one
+    /// location of `location_id`, or `tokens` mapping location ids to their tokens (exactly one).
+    PrivateToken {
+        #[serde(default)]
+        token: Option<Secret>,
+        #[serde(default)]
+        tokens: Option<std::collections::BTreeMap<String, Secret>>,
+    },
 }
+
+/// The settings both OAuth kinds share.
+#[derive(Debug, Clone, Copy)]
+pub struct OauthApp<'a> {
+    pub client_id: &'a str,
+    pub auth_code: Option<&'a Secret>,
+    pub redirect_uri: Option<&'a str>,
+    pub authorize_url: Option<&'a str>,
+}
+
+impl GhlAuthConfig {
+    /// The `oauth`/`agency_oauth` app's settings (`None` for private tokens).
+    pub fn app(&self) -> Option<OauthApp<'_>> {
+        match self {
+            GhlAuthConfig::Oauth {
+                client_id,
+                auth_code,
+                redirect_uri,
+                authorize_url,
+                ..
+            }
+            | GhlAuthConfig::AgencyOauth {
+                client_id,
+                auth_code,
+                redirect_uri,
+                authorize_url,
+                ..
+            } => Some(OauthApp {
+                client_id,
+                auth_code: auth_code.as_ref(),
+                redirect_uri: redirect_uri.as_deref(),
+                authorize_url: authorize_url.as_deref(),
+            }),
+            GhlAuthConfig::PrivateToken { .. } => None,
+        }
+    }
+
+    /// The private integration token of `location_id`, or why there is none (naming the key).
+    pub fn private_token_for(&self, location_id: &str) -> Result<&Secret, String> {
+        match self {
+            GhlAuthConfig::PrivateToken {
+                token: Some(token),
+                tokens: None,
+            } => Ok(token),
+            GhlAuthConfig::PrivateToken {
+                token: None,
+                tokens: Some(tokens),
+            } => tokens
+                .get(location_id)
+                .ok_or_else(|| format!("ghl.auth.tokens has no token for location {location_id}")),
+            GhlAuthConfig::PrivateToken { .. } => Err(PRIVATE_TOKEN_KEYS.to_string()),
+            _ => Err("ghl.auth.kind is not private_token".to_string()),
+        }
+    }
+
+    /// Checks what serde cannot: (key, message) of the first problem.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        match self {
+            GhlAuthConfig::PrivateToken { token, tokens } => match (token, tokens) {
+                (Some(_), None) => Ok(()),
+                (None, Some(tokens)) if tokens.is_empty() => {
+                    Err(("ghl.auth.tokens", "lists no location".to_string()))
+                }
+                (None, Some(tokens)) => match tokens.keys().find(|id| id.trim().is_empty()) {
+                    Some(_) => Err(("ghl.auth.tokens", "has an empty location id".to_string())),
+                    None => Ok(()),
+                },
+                _ => Err(("ghl.auth.token", PRIVATE_TOKEN_KEYS.to_string())),
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+const PRIVATE_TOKEN_KEYS: &str = "kind = \"private_token\" takes exactly one of token (one location) and tokens (a table of location id = token)";
 
 /// `[ghl.rate_limit]`: GHL allows 100 requests per 10 s and 200,000 a day per app and location.
 #[derive(Debug, Clone, Deserialize)]

@@ -24,6 +24,8 @@ pub struct ApiRequest {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub body: Option<serde_json::Value>,
+    /// A form body (`application/x-www-form-urlencoded`), for the OAuth endpoints that take one.
+    pub form: Option<Vec<(String, String)>>,
     /// Safe to send twice: reads, PUT/DELETE, and writes that carry an idempotency key.
     pub idempotent: bool,
     /// Where in a larger job this request stands (e.g. "page 3"), for error messages.
@@ -38,8 +40,28 @@ impl ApiRequest {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            form: None,
             idempotent: true,
             label: None,
+        }
+    }
+
+    /// A request with a form body; `idempotent` says whether a blind resend is safe.
+    pub fn with_form(
+        method: Method,
+        path: impl Into<String>,
+        form: &[(&str, &str)],
+        idempotent: bool,
+    ) -> Self {
+        ApiRequest {
+            method,
+            form: Some(
+                form.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            idempotent,
+            ..ApiRequest::get(path)
         }
     }
 
@@ -55,6 +77,7 @@ impl ApiRequest {
             path: path.into(),
             query: Vec::new(),
             body: Some(body),
+            form: None,
             idempotent,
             label: None,
         }
@@ -277,6 +300,9 @@ impl ApiClient {
             }
             if let Some(body) = &request.body {
                 builder = builder.json(body);
+            }
+            if let Some(form) = &request.form {
+                builder = builder.form(form);
             }
             let sent = builder.send().await;
             let response = match sent {

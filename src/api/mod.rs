@@ -3,6 +3,7 @@
 //! Both clients send every request through [`http::ApiClient`], so auth refresh, the rate limiter,
 //! backoff and error context are written once.
 
+pub mod agency;
 pub mod auth;
 pub mod authorize;
 pub mod bulksms;

@@ -5,9 +5,15 @@
 //! needs, then catches the code on a loopback `ghl.auth.redirect_uri` (`http://127.0.0.1:PORT/...`)
 //! or, when the redirect lands elsewhere, reads the pasted code or address from stdin. `--code`
 //! takes a code, the whole address the browser was sent to, or `-` to read either from stdin.
+//!
+//! With `ghl.auth.kind = "agency_oauth"` the code is exchanged for the agency's grant
+//! (`user_type=Company`, stored in `<state_dir>/tokens/ghl-company.json`) and the locations where
+//! the app is installed are listed; each location's token is minted from the grant when a run
+//! first needs it.
 
 use super::stage::load_pipeline;
 use super::{AuthApi, AuthArgs, CommandError};
+use crate::api::agency::AgencyAuth;
 use crate::api::auth::StoredTokens;
 use crate::api::authorize::{
     self, AuthorizeError, GHL_AUTHORIZE_URL, LoopbackRedirect, code_from_pasted, ghl_scopes_needed,
@@ -33,6 +39,14 @@ struct AuthReport {
     scopes_granted: Vec<String>,
     token_store: PathBuf,
     access_token_expires_at: chrono::DateTime<chrono::Utc>,
+    /// `Location` or `Company` (an agency grant).
+    grant: &'static str,
+    /// The agency's id, for an agency grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    company_id: Option<String>,
+    /// The locations where the app is installed, for an agency grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    installed_locations: Option<Vec<crate::api::agency::InstalledLocation>>,
     errors: Vec<String>,
     exit_code: u8,
 }
@@ -73,13 +87,12 @@ fn failure(error: impl Into<anyhow::Error>) -> CommandError {
 pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
     let AuthApi::Ghl = args.api;
     let config = load_pipeline(&args.stage)?;
-    let GhlAuthConfig::Oauth {
+    let Some(crate::api::config::OauthApp {
         client_id,
         auth_code,
         redirect_uri,
         authorize_url: page,
-        ..
-    } = &config.ghl.auth
+    }) = config.ghl.auth.app()
     else {
         return Err(CommandError {
             code: ExitCode::BadConfig,
@@ -89,11 +102,24 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             ),
         });
     };
-    let client = crate::pipeline::clients::ghl_client(&config)?;
-    let manager = client
-        .token_manager()
-        .expect("OAuth config always has a token manager")
-        .clone();
+    let agency = match &config.ghl.auth {
+        GhlAuthConfig::AgencyOauth {
+            company_token_store,
+            ..
+        } => Some(AgencyAuth::shared(
+            &config.ghl,
+            &config.http,
+            company_token_store,
+        )?),
+        _ => None,
+    };
+    let manager = match &agency {
+        Some(agency) => agency.token_manager().clone(),
+        None => crate::pipeline::clients::ghl_client(&config)?
+            .token_manager()
+            .expect("OAuth config always has a token manager")
+            .clone(),
+    };
     let needed = ghl_scopes_needed(&config);
     let pending_file = pending_path(&config);
     let pending = read_pending(&pending_file)?;
@@ -114,7 +140,7 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
         None => match auth_code {
             Some(code) => (code.clone(), "pipeline file"),
             None => {
-                let redirect_uri = redirect_uri.as_deref().ok_or_else(|| CommandError {
+                let redirect_uri = redirect_uri.ok_or_else(|| CommandError {
                     code: ExitCode::BadConfig,
                     error: anyhow::anyhow!(
                         "no ghl.auth.redirect_uri in {}: set it to one of the app's redirect URLs (a loopback one such as http://127.0.0.1:8976/oauth/callback lets this command catch the code), or pass --code",
@@ -123,7 +149,7 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
                 })?;
                 let state = authorize::new_state();
                 let url = authorize::authorize_url(
-                    page.as_deref().unwrap_or(GHL_AUTHORIZE_URL),
+                    page.unwrap_or(GHL_AUTHORIZE_URL),
                     client_id,
                     redirect_uri,
                     &needed,
@@ -146,9 +172,7 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             }
         },
     };
-    let tokens = manager
-        .exchange_code_for(&code, redirect_uri.as_deref())
-        .await?;
+    let tokens = manager.exchange_code_for(&code, redirect_uri).await?;
     if let Err(e) = std::fs::remove_file(&pending_file)
         && e.kind() != std::io::ErrorKind::NotFound
     {
@@ -168,6 +192,15 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             tokens.scope
         )));
     }
+    let installed = match &agency {
+        Some(agency) => Some(
+            agency
+                .installed_locations()
+                .await
+                .context("listing the locations where the app is installed")?,
+        ),
+        None => None,
+    };
     if args.stage.json {
         let report = AuthReport {
             command: "auth",
@@ -178,6 +211,13 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             scopes_granted: tokens.scopes().iter().map(|s| s.to_string()).collect(),
             token_store: manager.store_path().to_path_buf(),
             access_token_expires_at: tokens.expires_at,
+            grant: if agency.is_some() {
+                "Company"
+            } else {
+                "Location"
+            },
+            company_id: agency.as_ref().and(tokens.company_id.clone()),
+            installed_locations: installed,
             errors: Vec::new(),
             exit_code: ExitCode::Ok as u8,
         };
@@ -191,6 +231,16 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             &tokens,
             &args.stage.pipeline,
         );
+        if let Some(installed) = &installed {
+            eprintln!(
+                "The app is installed on {} location(s) of agency {}:",
+                installed.len(),
+                tokens.company_id.as_deref().unwrap_or("?")
+            );
+            for location in installed {
+                eprintln!("  {}  {}", location.id, location.name);
+            }
+        }
     }
     Ok(ExitCode::Ok)
 }

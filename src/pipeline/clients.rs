@@ -18,3 +18,38 @@ pub fn ghl_client(config: &PipelineConfig) -> Result<GhlClient, ApiError> {
 pub fn bulksms_client(config: &PipelineConfig) -> Result<BulkSmsClient, ApiError> {
     BulkSmsClient::new(&config.bulksms, &config.http)
 }
+
+/// The locations a pipeline's GHL grant covers, for `locations = "all-installed"`: with an agency
+/// grant (`agency_oauth`), those where the app is installed (`GET /oauth/installedLocations`, every
+/// page); with per-location private integration tokens (`tokens`), the table's location ids,
+/// sorted. A single-location grant (`oauth`, or one `token`) lists nothing to discover: an error.
+pub async fn installed_ghl_locations(
+    config: &PipelineConfig,
+) -> Result<Vec<crate::api::agency::InstalledLocation>, ApiError> {
+    use crate::api::agency::{AgencyAuth, InstalledLocation};
+    use crate::config::GhlAuthConfig;
+    match &config.ghl.auth {
+        GhlAuthConfig::AgencyOauth {
+            company_token_store,
+            ..
+        } => {
+            AgencyAuth::shared(&config.ghl, &config.http, company_token_store)?
+                .installed_locations()
+                .await
+        }
+        GhlAuthConfig::PrivateToken {
+            tokens: Some(tokens),
+            ..
+        } => Ok(tokens
+            .keys()
+            .map(|id| InstalledLocation {
+                id: id.clone(),
+                name: String::new(),
+            })
+            .collect()),
+        _ => Err(ApiError::Auth {
+            api: "ghl".into(),
+            message: "discovering installed locations needs ghl.auth.kind = \"agency_oauth\" or a ghl.auth.tokens table; this grant covers one location".into(),
+        }),
+    }
+}

@@ -122,15 +122,19 @@ pub async fn resolve_locations(
     Ok((all, run))
 }
 
-/// The locations the agency app is installed in.
+/// The locations the agency app is installed in (with per-location Private Integration
+/// Tokens: the locations that have one).
 async fn installed_locations(config: &PipelineConfig) -> Result<Vec<String>, CommandError> {
-    Err(CommandError {
-        code: ExitCode::BadConfig,
-        error: anyhow::anyhow!(
-            "{}: `ghl.locations = \"all-installed\"` needs a company-level (agency) GHL grant to list the installed locations, which this build does not have; list the location ids instead",
-            config.source_path.display()
-        ),
-    })
+    let installed = super::clients::installed_ghl_locations(config)
+        .await
+        .map_err(|e| CommandError {
+            code: ExitCode::BadConfig,
+            error: anyhow::Error::new(e).context(format!(
+                "{}: listing the locations of `ghl.locations = \"all-installed\"`",
+                config.source_path.display()
+            )),
+        })?;
+    Ok(installed.into_iter().map(|l| l.id).collect())
 }
 
 /// A location that got through its extract, waiting for the others.

@@ -112,7 +112,10 @@ impl ServeOptions {
         let key = ghl::parse_public_key_pem(&pem)
             .map_err(|m| ServeError::Config(format!("serve.ghl public key: {m}")))?;
         let app_id = serve.ghl.app_id.clone().or_else(|| match &ghl_config.auth {
-            GhlAuthConfig::Oauth { client_id, .. } => Some(ghl::app_id_from_client_id(client_id)),
+            GhlAuthConfig::Oauth { client_id, .. }
+            | GhlAuthConfig::AgencyOauth { client_id, .. } => {
+                Some(ghl::app_id_from_client_id(client_id))
+            }
             GhlAuthConfig::PrivateToken { .. } => None,
         });
         let bulksms = match &serve.bulksms.path_token {

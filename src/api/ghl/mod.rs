@@ -3,6 +3,7 @@
 pub mod types;
 mod writes;
 
+use super::agency::{AgencyAuth, LocationTokenSource};
 use super::auth::{Credentials, GHL_READ_SCOPE, GHL_WRITE_SCOPE, GhlTokenManager};
 use super::config::{GhlAuthConfig, GhlConfig, HttpConfig};
 use super::error::ApiError;
@@ -52,7 +53,30 @@ impl GhlClient {
     ) -> Result<Self, ApiError> {
         let http = build_http(Duration::from_secs(http_config.timeout_secs))?;
         let (credentials, token_manager) = match &ghl.auth {
-            GhlAuthConfig::PrivateToken { token } => (Credentials::Bearer(token.clone()), None),
+            GhlAuthConfig::PrivateToken { .. } => {
+                let token = ghl
+                    .auth
+                    .private_token_for(&ghl.location_id)
+                    .map_err(|message| ApiError::Auth {
+                        api: "ghl".into(),
+                        message,
+                    })?;
+                (Credentials::Bearer(token.clone()), None)
+            }
+            GhlAuthConfig::AgencyOauth {
+                company_token_store,
+                ..
+            } => {
+                if company_token_store.as_os_str().is_empty() {
+                    return Err(ApiError::Auth {
+                        api: "ghl".into(),
+                        message: "ghl.auth.kind = \"agency_oauth\" needs the agency's token file, which PipelineConfig::load sets".into(),
+                    });
+                }
+                let agency = AgencyAuth::shared(ghl, http_config, company_token_store)?;
+                let source = LocationTokenSource::new(agency, &ghl.location_id, token_store);
+                (Credentials::GhlAgencyLocation(Arc::new(source)), None)
+            }
             GhlAuthConfig::Oauth {
                 client_id,
                 client_secret,

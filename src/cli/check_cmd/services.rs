@@ -164,8 +164,11 @@ fn ghl_failure(error: &ApiError, config: &PipelineConfig) -> CheckLine {
                 GhlAuthConfig::Oauth { .. } => {
                     "connect the location again: contactsync auth ghl --pipeline FILE"
                 }
+                GhlAuthConfig::AgencyOauth { .. } => {
+                    "connect the agency again: contactsync auth ghl --pipeline FILE (and check that the app is still installed on the location)"
+                }
                 GhlAuthConfig::PrivateToken { .. } => {
-                    "make a new token in HighLevel, Settings > Private Integrations, with contacts.readonly (and contacts.write to write), and set ghl.auth.token"
+                    "make a new token in HighLevel, Settings > Private Integrations, with contacts.readonly (and contacts.write to write), and set ghl.auth.token (or the location's entry of ghl.auth.tokens)"
                 }
             },
         ),
