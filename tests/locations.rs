@@ -421,3 +421,39 @@ async fn kill_9_of_one_shard_then_a_rerun_matches_a_clean_run_and_spares_the_oth
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_installed_runs_every_location_the_agency_app_is_installed_in() {
+    let h = Harness::start_locations(3, options(36, 30)).await;
+    let info = &h.sandbox.info;
+    let text = std::fs::read_to_string(&h.pipeline).expect("pipeline file");
+    let auth_line = text
+        .lines()
+        .find(|l| l.starts_with("auth = "))
+        .expect("an auth line")
+        .to_string();
+    let text = text
+        .replace(
+            &format!("location_id = \"{}\"", info.ghl_location_id),
+            "locations = \"all-installed\"",
+        )
+        .replace(
+            &auth_line,
+            &format!(
+                "auth = {{ kind = \"agency_oauth\", client_id = {:?}, client_secret = {:?}, auth_code = {:?} }}",
+                info.ghl_client_id, info.ghl_client_secret, info.ghl_company_auth_code
+            ),
+        );
+    std::fs::write(&h.pipeline, format!("{text}\n[load]\nmax_merges = 0.5\n")).expect("write");
+    h.run_ok(&["auth", "ghl", "--json"]).await;
+    let report = h.run_ok(&["run", "--json"]).await;
+    let ran: BTreeSet<String> = report["locations"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .map(|l| l["location"].as_str().expect("id").to_string())
+        .collect();
+    let installed: BTreeSet<String> = ids(&h).into_iter().collect();
+    assert_eq!(ran, installed, "{report}");
+    assert_eq!(report["exit_code"], 0, "{report}");
+}
