@@ -26,7 +26,7 @@ work="$(mktemp -d)"
 sandbox_pid=""
 cleanup() {
   if [ -n "$sandbox_pid" ]; then kill "$sandbox_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "scratch kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -84,6 +84,9 @@ work, path, locations, contacts, parallel, profile, commit, cores = sys.argv[1:]
 def case(name):
     start, end, code = open(f"{work}/{name}/seconds").read().split()
     report = json.loads(open(f"{work}/{name}/report.json").read().strip().splitlines()[-1])
+    if "locations" not in report:
+        sys.exit(f"the {name} run failed (exit {code}): {report.get('errors')}\n"
+                 + open(f"{work}/{name}/run.log").read()[-3000:])
     per = [{
         "location": l["location"],
         "exit_code": l["exit_code"],
