@@ -4,7 +4,8 @@
 //! a silently ignored setting. String values may reference `${ENV_VAR}` so secrets stay out of files.
 
 pub use crate::api::config::{
-    BulkSmsConfig, GhlAuthConfig, GhlConfig, GhlRateLimitConfig, HttpConfig,
+    ALL_INSTALLED, BulkSmsConfig, GhlAuthConfig, GhlConfig, GhlRateLimitConfig, HttpConfig,
+    LocationSelection,
 };
 pub use crate::env_vars::{env_string, expand_env};
 use serde::Deserialize;
@@ -82,6 +83,10 @@ pub struct PipelineSection {
     /// ISO 3166 region used to read national phone numbers (e.g. "US", "GB").
     #[serde(default = "default_region")]
     pub default_region: String,
+    /// With `[ghl] locations`: how many locations one run works on at once. Each location has
+    /// its own GHL rate budget, so this bounds memory and connections, not API speed.
+    #[serde(default = "default_max_parallel_locations")]
+    pub max_parallel_locations: usize,
 }
 
 fn default_region() -> String {
@@ -126,6 +131,21 @@ impl StateSection {
         }
         Ok(())
     }
+}
+
+fn default_max_parallel_locations() -> usize {
+    8
+}
+
+/// Which locations a pipeline file runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locations {
+    /// `location_id`: one location, state directly in `state_dir` (the layout before agencies).
+    Single(String),
+    /// `locations = [..]`: these, each with its state in `state_dir/locations/<id>/`.
+    Listed(Vec<String>),
+    /// `locations = "all-installed"`: every location the agency app is installed in.
+    AllInstalled,
 }
 
 /// Words in a key that mark its value as a secret.
@@ -218,8 +238,51 @@ impl PipelineConfig {
             .auth
             .validate()
             .map_err(|(key, m)| invalid(key, m))?;
-        if self.ghl.location_id.trim().is_empty() {
-            return Err(invalid("ghl.location_id", "must not be empty".into()));
+        match (&self.ghl.locations, self.ghl.location_id.trim().is_empty()) {
+            (None, true) => {
+                return Err(invalid(
+                    "ghl.location_id",
+                    "must be set (one location), or `ghl.locations` instead (many)".into(),
+                ));
+            }
+            (Some(_), false) => {
+                return Err(invalid(
+                    "ghl.locations",
+                    "cannot be set together with `ghl.location_id`: use one of the two".into(),
+                ));
+            }
+            (Some(LocationSelection::Word(word)), _) if word != ALL_INSTALLED => {
+                return Err(invalid(
+                    "ghl.locations",
+                    format!("must be a list of location ids or \"{ALL_INSTALLED}\", got {word:?}"),
+                ));
+            }
+            (Some(LocationSelection::List(ids)), _) => {
+                check_location_ids(ids).map_err(|m| invalid("ghl.locations", m))?
+            }
+            _ => {}
+        }
+        if self.pipeline.max_parallel_locations == 0 {
+            return Err(invalid(
+                "pipeline.max_parallel_locations",
+                "must be at least 1".into(),
+            ));
+        }
+        if let Some(default) = &self.bulksms.default_location {
+            if let Some(LocationSelection::List(ids)) = &self.ghl.locations
+                && !ids.contains(default)
+            {
+                return Err(invalid(
+                    "bulksms.default_location",
+                    format!("{default:?} is not one of `ghl.locations`"),
+                ));
+            }
+            if self.ghl.locations.is_none() {
+                return Err(invalid(
+                    "bulksms.default_location",
+                    "only applies with `ghl.locations` (many locations on one account)".into(),
+                ));
+            }
         }
         let share = self.ghl.rate_limit.share;
         if !(share > 0.0 && share <= 1.0) {
@@ -302,6 +365,27 @@ impl PipelineConfig {
         }
     }
 
+    /// Which locations this file runs.
+    pub fn locations(&self) -> Locations {
+        match &self.ghl.locations {
+            None => Locations::Single(self.ghl.location_id.clone()),
+            Some(LocationSelection::List(ids)) => Locations::Listed(ids.clone()),
+            Some(LocationSelection::Word(_)) => Locations::AllInstalled,
+        }
+    }
+
+    /// The single-location pipeline of one location of a multi-location file: `ghl.location_id`
+    /// is `id` and the state directory `state_dir/locations/<id>/` (absolute), so every stage
+    /// runs on it as on a one-location file.
+    pub fn for_location(&self, id: &str) -> PipelineConfig {
+        let mut config = self.clone();
+        config.pipeline.state_dir = location_state_dir(&self.state_dir(), id);
+        config.ghl.location_id = id.to_string();
+        config.ghl.locations = None;
+        config.bulksms.default_location = None;
+        config
+    }
+
     /// The state directory, resolved against the pipeline file's folder.
     pub fn state_dir(&self) -> PathBuf {
         self.resolve(&self.pipeline.state_dir)
@@ -317,6 +401,34 @@ impl PipelineConfig {
             _ => path.to_path_buf(),
         }
     }
+}
+
+/// The state directory of one location of a multi-location pipeline.
+pub fn location_state_dir(state_dir: &Path, id: &str) -> PathBuf {
+    state_dir.join("locations").join(id)
+}
+
+/// Location ids become folder names: refuse what would escape `locations/` or collide.
+fn check_location_ids(ids: &[String]) -> Result<(), String> {
+    if ids.is_empty() {
+        return Err("must name at least one location".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for id in ids {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "location id {id:?} must be non-empty letters, digits, '-' or '_'"
+            ));
+        }
+        if !seen.insert(id) {
+            return Err(format!("location id {id:?} is listed twice"));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses plain http:// except to loopback, where the sandbox lives.
@@ -381,150 +493,4 @@ token_secret = "secret"
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn minimal() -> String {
-        super::test_support::pipeline_text(r#"{ kind = "private_token", token = "pit-1" }"#, "")
-    }
-
-    fn parse(text: &str) -> Result<PipelineConfig, ConfigError> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("p.toml");
-        std::fs::write(&path, text).expect("write");
-        PipelineConfig::load(&path)
-    }
-
-    #[test]
-    fn minimal_file_parses_with_defaults() {
-        let config = parse(&minimal()).expect("valid");
-        assert_eq!(config.ghl.rate_limit.burst, 100);
-        assert_eq!(config.pipeline.default_region, "US");
-        assert!(config.state_dir().ends_with("state"));
-    }
-
-    #[test]
-    fn unknown_key_is_named_with_its_line() {
-        let text = minimal().replace("name = \"t\"", "name = \"t\"\nstate_dri = \"x\"");
-        let err = parse(&text).expect_err("typo must fail").to_string();
-        assert!(err.contains("state_dri"), "{err}");
-        assert!(err.contains("line"), "{err}");
-    }
-
-    #[test]
-    fn a_parse_error_never_quotes_a_secret() {
-        let text = minimal().replace(
-            "token_secret = \"secret\"",
-            "token_secrt = \"sbx!Zq9-very-private\"",
-        );
-        let err = parse(&text).expect_err("typo must fail").to_string();
-        assert!(err.contains("token_secrt"), "the key is named: {err}");
-        assert!(err.contains("line"), "{err}");
-        assert!(!err.contains("sbx!Zq9"), "the secret is quoted: {err}");
-        let text = minimal().replace("token = \"pit-1\"", "token = 12345678");
-        let err = parse(&text).expect_err("wrong type").to_string();
-        assert!(!err.contains("12345678"), "the secret is quoted: {err}");
-        // Other values are still quoted: they help and are not secret.
-        let text = minimal().replace("name = \"t\"", "name = 5");
-        let err = parse(&text).expect_err("wrong type").to_string();
-        assert!(err.contains("name = 5"), "{err}");
-    }
-
-    #[test]
-    fn a_state_url_is_checked_and_named_without_its_password() {
-        let config = parse(&minimal()).expect("valid");
-        assert!(
-            config.state_store().postgres.is_none(),
-            "absent: local state"
-        );
-        // SAFETY of the test: the variable name is unique to this test.
-        unsafe { std::env::set_var("CONTACTSYNC_TEST_STATE_PASSWORD", "pw-91xq") };
-        let with = |url: &str| format!("{}\n[state]\nurl = \"{url}\"\n", minimal());
-        let config = parse(&with(
-            "postgres://app:${CONTACTSYNC_TEST_STATE_PASSWORD}@db:5432/cs?sslmode=disable",
-        ))
-        .expect("valid");
-        let target = config.state_store().postgres.expect("postgres");
-        assert_eq!(
-            target.url.expose(),
-            "postgres://app:pw-91xq@db:5432/cs?sslmode=disable"
-        );
-        assert_eq!(
-            (target.pipeline.as_str(), target.location.as_str()),
-            ("t", "loc")
-        );
-        for (url, says) in [
-            ("mysql://app:pw-91xq@db/cs", "postgres://"),
-            ("postgres://app:pw-91xq@db:notaport/cs", "not a PostgreSQL"),
-            ("postgres://app:pw-91xq@db", "names no database"),
-            (
-                "postgres://app:pw-91xq@db/cs?sslmode=require",
-                "sslmode=require",
-            ),
-        ] {
-            let err = parse(&with(url)).expect_err(url).to_string();
-            assert!(
-                err.contains("state.url") && err.contains(says),
-                "{url}: {err}"
-            );
-            assert!(!err.contains("pw-91xq"), "the password is quoted: {err}");
-        }
-    }
-
-    #[test]
-    fn a_bad_snapshots_url_is_named() {
-        let config = parse(&minimal()).expect("valid");
-        assert!(
-            config.snapshots.url.is_none(),
-            "absent: nothing is published"
-        );
-        let text = format!("{}\n[snapshots]\nurl = \"ftp://host/x\"\n", minimal());
-        let err = parse(&text).expect_err("must refuse").to_string();
-        assert!(err.contains("snapshots.url"), "{err}");
-        let text = format!(
-            "{}\n[snapshots]\nurl = \"s3://b/p\"\nregion = \"x\"\n",
-            minimal()
-        );
-        let err = parse(&text).expect_err("unknown key").to_string();
-        assert!(err.contains("region"), "{err}");
-        let text = format!("{}\n[snapshots]\nurl = \"s3://bucket/prefix\"\n", minimal());
-        let config = parse(&text).expect("valid");
-        assert_eq!(config.snapshots.url.as_deref(), Some("s3://bucket/prefix"));
-    }
-
-    #[test]
-    fn plain_http_to_a_remote_host_is_refused() {
-        let text = minimal().replace("http://127.0.0.1:9/ghl", "http://example.com/ghl");
-        let err = parse(&text).expect_err("must refuse").to_string();
-        assert!(err.contains("ghl.base_url"), "{err}");
-    }
-
-    #[test]
-    fn example_pipeline_files_parse() {
-        for var in [
-            "GHL_LOCATION_ID",
-            "GHL_CLIENT_ID",
-            "GHL_CLIENT_SECRET",
-            "BULKSMS_TOKEN_ID",
-            "BULKSMS_TOKEN_SECRET",
-            "GHL_PRIVATE_TOKEN",
-            "SANDBOX_GHL_LOCATION_ID",
-            "SANDBOX_GHL_TOKEN",
-            "SANDBOX_BULKSMS_TOKEN_ID",
-            "SANDBOX_BULKSMS_TOKEN_SECRET",
-        ] {
-            // SAFETY of the test: these names are only read by pipeline files.
-            unsafe { std::env::set_var(var, "x") };
-        }
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
-        let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).expect("pipelines folder") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                PipelineConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
-                seen += 1;
-            }
-        }
-        assert!(seen >= 4, "expected example pipelines in {}", dir.display());
-    }
-}
+mod tests;

@@ -904,3 +904,155 @@ async fn sends_held_by_quiet_hours_three_runs_in_a_row_are_flagged_in_plan_and_a
         "{plan_report}"
     );
 }
+
+/// The documents of the YAML files in deploy/kubernetes/agency.
+fn agency_manifests() -> Vec<(String, Yaml)> {
+    let dir = repo().join("deploy/kubernetes/agency");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("deploy/kubernetes/agency") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).expect("read manifest");
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            for doc in YamlLoader::load_from_str(&text)
+                .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
+            {
+                out.push((name.clone(), doc));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_agency_indexed_job_gives_each_pod_its_shard_of_the_locations() {
+    let all = agency_manifests();
+    let cron = of_kind(&all, "CronJob")[0];
+    let job = &cron["spec"]["jobTemplate"]["spec"];
+    assert_eq!(job["completionMode"].as_str(), Some("Indexed"));
+    let completions = job["completions"].as_i64().expect("completions");
+    assert!(completions > 1, "sharded over several pods");
+    assert!(
+        job["parallelism"]
+            .as_i64()
+            .is_some_and(|p| (1..=completions).contains(&p))
+    );
+    let pod = &job["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+    let container = &pod["containers"][0];
+    assert_eq!(str_at(container, &["image"]), documented_image());
+    let args: Vec<&str> = container["args"]
+        .as_vec()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg"))
+        .collect();
+    assert_eq!(args[0], "run");
+    let shard = args
+        .iter()
+        .position(|a| *a == "--shard")
+        .map(|i| args[i + 1])
+        .expect("--shard");
+    let count = shard
+        .strip_prefix("$(JOB_COMPLETION_INDEX)/")
+        .expect("--shard $(JOB_COMPLETION_INDEX)/N");
+    assert_eq!(
+        count.parse::<i64>().expect("N"),
+        completions,
+        "--shard's N is the Job's completions: every location in exactly one pod"
+    );
+    let index_env = container["env"]
+        .as_vec()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"].as_str() == Some("JOB_COMPLETION_INDEX"))
+        .expect("JOB_COMPLETION_INDEX declared, so $(...) in args expands");
+    assert!(
+        str_at(index_env, &["valueFrom", "fieldRef", "fieldPath"])
+            .contains("batch.kubernetes.io/job-completion-index")
+    );
+    // The CLI takes what the pods will pass (index 0 of N).
+    use clap::Parser;
+    let concrete = shard.replace("$(JOB_COMPLETION_INDEX)", "0");
+    contactsync::cli::Cli::try_parse_from([
+        "contactsync",
+        "run",
+        "--pipeline",
+        "p.toml",
+        "--shard",
+        &concrete,
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // The pipeline file: in the ConfigMap the pods mount, many locations, a default location
+    // among them, and the shared state and snapshot stores every pod uses.
+    let pipeline = args
+        .iter()
+        .position(|a| *a == "--pipeline")
+        .map(|i| PathBuf::from(args[i + 1]))
+        .expect("--pipeline");
+    let config_map = of_kind(&all, "ConfigMap")[0];
+    let mounted = pod["volumes"]
+        .as_vec()
+        .expect("volumes")
+        .iter()
+        .find(|v| {
+            v["configMap"]["name"].as_str() == Some(str_at(config_map, &["metadata", "name"]))
+        })
+        .map(|v| str_at(v, &["name"]))
+        .expect("the ConfigMap is a volume");
+    let mount = container["volumeMounts"]
+        .as_vec()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"].as_str() == Some(mounted))
+        .map(|m| PathBuf::from(str_at(m, &["mountPath"])))
+        .expect("the ConfigMap is mounted");
+    assert_eq!(pipeline.parent(), Some(mount.as_path()));
+    let key = pipeline.file_name().expect("name").to_string_lossy();
+    let text = str_at(config_map, &["data", &*key]);
+    let mut table: toml::Table = text.parse().expect("agency pipeline is TOML");
+    // The stores' URLs come from the environment; the loader then checks the whole file with
+    // values of the shape a Secret would hold.
+    for (store, example) in [
+        ("state", "postgres://contactsync@db.internal/contactsync"),
+        ("snapshots", "s3://agency-snapshots/contactsync"),
+    ] {
+        let section = table
+            .get_mut(store)
+            .and_then(|t| t.as_table_mut())
+            .unwrap_or_else(|| panic!("[{store}]: every pod shares it"));
+        let url = section.get("url").and_then(|u| u.as_str()).unwrap_or("");
+        assert!(
+            url.starts_with("${"),
+            "[{store}] url comes from the environment"
+        );
+        section.insert("url".into(), example.into());
+    }
+    let config = load_pipeline_text(&toml::to_string(&table).expect("TOML"));
+    assert!(config.state.url.is_some() && config.snapshots.url.is_some());
+    match config.locations() {
+        contactsync::config::Locations::Listed(ids) => {
+            assert!(ids.len() > 1);
+            assert!(config.bulksms.default_location.is_some());
+        }
+        other => panic!("the agency pipeline names its locations: {other:?}"),
+    }
+    // kustomization.yaml lists files that exist.
+    let kustomization = all
+        .iter()
+        .find(|(f, _)| f == "kustomization.yaml")
+        .map(|(_, d)| d)
+        .expect("kustomization.yaml");
+    for resource in kustomization["resources"].as_vec().expect("resources") {
+        let file = resource.as_str().expect("a file name");
+        assert!(
+            repo().join("deploy/kubernetes/agency").join(file).exists(),
+            "kustomization.yaml lists {file}, which does not exist"
+        );
+    }
+}

@@ -13,9 +13,14 @@ pub struct GhlConfig {
     /// API base URL, `https://services.leadconnectorhq.com` in production.
     #[serde(deserialize_with = "env_string")]
     pub base_url: String,
-    /// Location (sub-account) id every call is scoped to.
-    #[serde(deserialize_with = "env_string")]
+    /// Location (sub-account) id every call is scoped to. Empty when the file names `locations`
+    /// instead; the pipeline then runs once per location with this set to each id.
+    #[serde(default, deserialize_with = "env_string")]
     pub location_id: String,
+    /// Many locations in one run: a list of ids or `"all-installed"` (every location the agency
+    /// app is installed in). Exclusive with `location_id`.
+    #[serde(default)]
+    pub locations: Option<LocationSelection>,
     /// Value of the `Version` header.
     #[serde(default = "default_ghl_version")]
     pub api_version: String,
@@ -25,6 +30,19 @@ pub struct GhlConfig {
     #[serde(default)]
     pub rate_limit: GhlRateLimitConfig,
 }
+
+/// `[ghl] locations`: which locations a multi-location pipeline runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum LocationSelection {
+    /// These location ids.
+    List(Vec<String>),
+    /// A word: only `"all-installed"` is accepted (checked by the pipeline file's validation).
+    Word(String),
+}
+
+/// The word of `locations = "all-installed"`.
+pub const ALL_INSTALLED: &str = "all-installed";
 
 fn default_ghl_version() -> String {
     "2021-07-28".to_string()
@@ -195,6 +213,11 @@ pub struct BulkSmsConfig {
     pub token_id: Secret,
     /// API token secret (Basic auth password).
     pub token_secret: Secret,
+    /// With many locations on one account: the location that turns an inbound number no
+    /// location holds and none texted into a lead (none: such numbers make no lead, with a
+    /// warning).
+    #[serde(default)]
+    pub default_location: Option<String>,
 }
 
 /// `[http]`: the shared HTTP layer's timeouts and retry policy.

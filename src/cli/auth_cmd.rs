@@ -11,7 +11,7 @@
 //! the app is installed are listed; each location's token is minted from the grant when a run
 //! first needs it.
 
-use super::stage::load_pipeline;
+use super::stage::load_any_pipeline;
 use super::{AuthApi, AuthArgs, CommandError};
 use crate::api::agency::AgencyAuth;
 use crate::api::auth::StoredTokens;
@@ -86,7 +86,8 @@ fn failure(error: impl Into<anyhow::Error>) -> CommandError {
 
 pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
     let AuthApi::Ghl = args.api;
-    let config = load_pipeline(&args.stage)?;
+    // An agency grant is stored once for every location: a multi-location file is fine here.
+    let config = load_any_pipeline(&args.stage)?;
     let Some(crate::api::config::OauthApp {
         client_id,
         auth_code,

@@ -12,6 +12,7 @@ pub(super) async fn run(args: ExtractArgs) -> Result<ExitCode, CommandError> {
     let options = ExtractOptions {
         full: args.full,
         progress: !args.stage.json,
+        ..ExtractOptions::default()
     };
     let clock = pipeline_clock()?;
     let outcome = extract_run(&config, &options, clock.as_ref()).await?;

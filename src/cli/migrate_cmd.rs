@@ -62,6 +62,7 @@ pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
         &ExtractOptions {
             full: false,
             progress: !args.stage.json,
+            ..ExtractOptions::default()
         },
         clock.as_ref(),
     )

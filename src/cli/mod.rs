@@ -56,6 +56,18 @@ pub struct StageArgs {
     pub json: bool,
 }
 
+/// `contactsync run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Run only shard i of n (0-based) of the pipeline's `[ghl] locations`: the locations whose
+    /// id's SHA-256 (first 8 bytes, big-endian) mod n is i. Stable across runs and machines, so
+    /// n runners (e.g. a Kubernetes Indexed Job) each take their own slice.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::pipeline::agency::Shard>,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -75,7 +87,7 @@ pub enum Command {
     /// Apply the plan exactly once, with rate limiting and backoff.
     Load(LoadArgs),
     /// Extract, transform, plan, load and audit in one locked run (the nightly job).
-    Run(StageArgs),
+    Run(RunArgs),
     /// Receive GHL and BulkSMS webhooks into the durable spool in the state directory.
     Serve(ServeArgs),
     /// Reconcile the two systems and two runs into HTML, JSON and CSV reports.
@@ -284,6 +296,10 @@ pub struct AuditArgs {
     /// Earlier run to compare against (default: the one before).
     #[arg(long)]
     pub against: Option<String>,
+    /// Audit the latest run of every location of `[ghl] locations`: one line per location and
+    /// the totals.
+    #[arg(long, conflicts_with_all = ["run", "against"])]
+    pub all_locations: bool,
 }
 
 /// `contactsync dedupe`.
@@ -378,7 +394,7 @@ impl Command {
             Command::Extract(a) => a.stage.json,
             Command::Transform(a) | Command::Plan(a) => a.stage.json,
             Command::Load(a) => a.stage.json,
-            Command::Run(a) => a.json,
+            Command::Run(a) => a.stage.json,
             Command::Audit(a) => a.stage.json,
             Command::Migrate(a) => a.stage.json,
             Command::Dedupe(a) => a.json,

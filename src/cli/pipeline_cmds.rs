@@ -1,8 +1,10 @@
 //! `transform`, `plan`, `load` and `run`: parse, call the stage in [`crate::pipeline`], print.
 
-use super::stage::{StateLock, load_pipeline, pipeline_clock};
-use super::{CommandError, CommandReport, LoadArgs, RunSelectArgs, StageArgs};
+use super::stage::{StateLock, load_any_pipeline, load_pipeline, pipeline_clock};
+use super::{CommandError, CommandReport, LoadArgs, RunArgs, RunSelectArgs};
+use crate::config::Locations;
 use crate::exit_code::ExitCode;
+use crate::pipeline::locations::{AgencyReport, run_locations};
 use crate::pipeline::run::record_failed_run;
 use crate::pipeline::stages::refuse_if_read_only;
 use crate::pipeline::{load_run, plan_run, plan_summary, run_pipeline, select_run, transform_run};
@@ -120,9 +122,14 @@ pub(super) async fn load(args: LoadArgs) -> Result<ExitCode, CommandError> {
 const RUN_WAITS_FOR_BATCH_SECS: u64 = 300;
 
 /// `contactsync run`.
-pub(super) async fn run(args: StageArgs) -> Result<ExitCode, CommandError> {
-    let config = load_pipeline(&args)?;
+pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
+    let config = load_any_pipeline(&args.stage)?;
     let clock = pipeline_clock()?;
+    if args.shard.is_some() || !matches!(config.locations(), Locations::Single(_)) {
+        let report = run_locations(&config, args.shard, !args.stage.json, clock).await?;
+        return Ok(finish_locations(&report, args.stage.json));
+    }
+    let args = args.stage;
     // With micro-batches on, `serve` takes the lock for a few seconds every tick: wait for it
     // rather than fail the night (a batch skips its tick while the run holds the lock).
     let wait = match config.serve.batch_interval_secs {
@@ -170,4 +177,45 @@ pub(super) async fn run(args: StageArgs) -> Result<ExitCode, CommandError> {
         human.push_str(&format!("\n  warning: {w}"));
     }
     finish(report, args.json, code, human)
+}
+
+/// Prints a multi-location run: the JSON report, or a line per location and the totals.
+fn finish_locations(report: &AgencyReport, json: bool) -> ExitCode {
+    let code = ExitCode::from_u8(report.exit_code);
+    if json {
+        report.print();
+        return code;
+    }
+    for l in &report.locations {
+        let count = |k: &str| l.report.counts.get(k).copied().unwrap_or(0);
+        let mut line = format!(
+            "Location {} (exit {}): run {}, {} contacts, {} applied, {} failed; {} GHL requests ({} rate-limited)",
+            l.location,
+            l.report.exit_code,
+            l.report.run_id.as_deref().unwrap_or("-"),
+            count("ghl/contacts.rows"),
+            count("applied"),
+            count("failed"),
+            l.report.requests.get("ghl").copied().unwrap_or(0),
+            count("ghl.rate_limited"),
+        );
+        for e in &l.report.errors {
+            line.push_str(&format!("\n  {e}"));
+        }
+        eprintln!("{line}");
+    }
+    let count = |k: &str| report.totals.counts.get(k).copied().unwrap_or(0);
+    eprintln!(
+        "Run of {} locations finished ({code:?}): {} ok, {} failed; {} contacts, {} applied, {} failed operations",
+        report.locations.len(),
+        report.totals.locations_ok,
+        report.totals.locations_failed,
+        count("ghl/contacts.rows"),
+        count("applied"),
+        count("failed"),
+    );
+    for w in &report.warnings {
+        eprintln!("  warning: {w}");
+    }
+    code
 }

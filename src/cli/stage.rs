@@ -6,8 +6,25 @@ use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
 use std::sync::Arc;
 
-/// Reads and validates the pipeline file; errors exit with code 2.
+/// Reads and validates a one-location pipeline file; errors (a file naming many locations
+/// among them: only `run` and `audit --all-locations` take those) exit with code 2.
 pub fn load_pipeline(args: &StageArgs) -> Result<PipelineConfig, CommandError> {
+    let config = load_any_pipeline(args)?;
+    if !matches!(config.locations(), crate::config::Locations::Single(_)) {
+        return Err(CommandError {
+            code: ExitCode::BadConfig,
+            error: anyhow::anyhow!(
+                "{} names many locations (`ghl.locations`): only `contactsync run` and `contactsync audit --all-locations` work on it; each location's state is in {}",
+                args.pipeline.display(),
+                config.state_dir().join("locations").display()
+            ),
+        });
+    }
+    Ok(config)
+}
+
+/// Reads and validates a pipeline file of one location or many; errors exit with code 2.
+pub fn load_any_pipeline(args: &StageArgs) -> Result<PipelineConfig, CommandError> {
     PipelineConfig::load(&args.pipeline).map_err(|e| CommandError {
         code: ExitCode::BadConfig,
         error: e.into(),

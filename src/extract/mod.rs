@@ -1,8 +1,7 @@
 //! Extract: page both APIs into Parquet snapshots, incremental and resumable, inside the rate limits.
 //!
-//! Layout of a run's `extract/` folder when done: `ghl/contacts.parquet`,
-//! `ghl/{tasks,notes,appointments}.parquet` (of the contacts [`history`] chose; always written,
-//! empty when none were read) with `ghl/history_pending.txt`,
+//! Layout of a run's `extract/` folder when done: `ghl/contacts.parquet`, `ghl/{tasks,notes,
+//! appointments}.parquet` (of the contacts [`history`] chose; empty when none) with `ghl/history_pending.txt`,
 //! `bulksms/{messages,blocked_numbers,profile}.parquet`, `quarantine.parquet` and `manifest.json`
 //! (written last: a folder without it is unfinished). While running, `.parts/` holds durable part
 //! files and `checkpoint.json` says which of them are committed and where each reader resumes.
@@ -104,6 +103,25 @@ pub struct ExtractOptions {
     pub full: bool,
     /// Show progress bars on a terminal.
     pub progress: bool,
+    /// Where the BulkSMS account's tables come from.
+    pub account: AccountSource,
+}
+
+/// The finished extract folder of a shared BulkSMS account read, or why it failed; `None` while
+/// it is still running.
+pub type SharedAccount = tokio::sync::watch::Receiver<Option<Result<PathBuf, String>>>;
+
+/// Where an extract's BulkSMS tables (messages, blocked numbers, profile) come from.
+#[derive(Debug, Clone, Default)]
+pub enum AccountSource {
+    /// Read from the API along with the location's GHL data (one location per account).
+    #[default]
+    Read,
+    /// Read from the API and nothing of GHL: the one account read of a multi-location run.
+    Only,
+    /// Taken from that read's finished extract once it is there: many locations on one account
+    /// read its messages once per run, not once per location.
+    Shared(SharedAccount),
 }
 
 /// What an extract reads with: the clients, the `[extract]` section and where runs live. The
@@ -179,10 +197,13 @@ pub async fn run_extract(
     let bulksms_client = setup.bulksms;
     let settings = setup.settings;
     let clock = setup.clock;
-    ghl_client
-        .require_scopes(false)
-        .await
-        .context("checking the GHL grant before extracting")?;
+    let account_only = matches!(options.account, AccountSource::Only);
+    if !account_only {
+        ghl_client
+            .require_scopes(false)
+            .await
+            .context("checking the GHL grant before extracting")?;
+    }
 
     let (run, store, resumed) = open_or_start(state_dir, options.full, clock)?;
     let checkpoint = store.snapshot();
@@ -222,6 +243,9 @@ pub async fn run_extract(
     // all contacts but only some contacts' history.
     let history_base = latest_complete_extract(state_dir)?;
     let ghl_task = async {
+        if account_only {
+            return anyhow::Ok(history::HistoryPlan::default());
+        }
         ghl::read_contacts(
             ghl_client,
             ghl::ContactsQuery {
@@ -270,6 +294,10 @@ pub async fn run_extract(
         anyhow::Ok(plan)
     };
     let bulksms_task = async {
+        if let AccountSource::Shared(shared) = &options.account {
+            let dir = wait_for_account(shared.clone()).await?;
+            return take_account_tables(&dir, &extract_dir, &store);
+        }
         bulksms::read_messages(
             bulksms_client,
             messages_cursor,
@@ -335,6 +363,68 @@ pub async fn run_extract(
         manifest,
         resumed,
     })
+}
+
+/// Waits for the shared account read of this run.
+async fn wait_for_account(mut shared: SharedAccount) -> anyhow::Result<PathBuf> {
+    let done = shared
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| anyhow::anyhow!("the shared BulkSMS read stopped before it finished"))?;
+    match done.as_ref() {
+        Some(Ok(dir)) => Ok(dir.clone()),
+        Some(Err(message)) => Err(anyhow::anyhow!("the shared BulkSMS read failed: {message}")),
+        None => unreachable!("waited for Some"),
+    }
+}
+
+/// Commits the BulkSMS tables of a finished extract (`from`) as this extract's: one part each,
+/// with the cursors that extract ended with. Its tables are complete snapshots, so the rows this
+/// extract carries over from its previous run add nothing they lack.
+fn take_account_tables(
+    from: &Path,
+    extract_dir: &Path,
+    store: &CheckpointStore,
+) -> anyhow::Result<()> {
+    let manifest = ExtractManifest::read(&from.join(EXTRACT_MANIFEST)).with_context(|| {
+        format!(
+            "reading the shared BulkSMS read's manifest in {}",
+            from.display()
+        )
+    })?;
+    for name in [
+        bulksms::MESSAGES,
+        bulksms::BLOCKED_NUMBERS,
+        bulksms::PROFILE,
+    ] {
+        if store.entity(name).done {
+            continue;
+        }
+        let file = entity_file(name);
+        let dir = parts_dir(extract_dir, name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let part = dir.join("shared.parquet");
+        let source = from.join(&file);
+        std::fs::copy(&source, &part)
+            .with_context(|| format!("copying {} to {}", source.display(), part.display()))?;
+        let entity = manifest.entities.get(name);
+        let relative = part
+            .strip_prefix(extract_dir)
+            .expect("the part is inside the extract folder")
+            .to_string_lossy()
+            .into_owned();
+        store.commit(
+            name,
+            checkpoint::EntityCheckpoint {
+                parts: vec![relative],
+                rows: entity.map_or(0, |e| e.rows),
+                next_cursor: entity.map_or(serde_json::Value::Null, |e| e.cursor.clone()),
+                done: true,
+                ..checkpoint::EntityCheckpoint::default()
+            },
+        )?;
+    }
+    Ok(())
 }
 
 fn open_or_start(

@@ -301,7 +301,8 @@ impl SqliteLedger {
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let next = last.map_or(now_ms, |last| (last + 1).max(now_ms));
+        let next =
+            after_every_ledger_of_this_process(last.map_or(now_ms, |last| (last + 1).max(now_ms)));
         // The counter first: a crash between the two writes wastes an id, never reuses one.
         self.conn
             .execute(
@@ -353,6 +354,31 @@ impl SqliteLedger {
 /// A counter value as the int32 `deduplication-id` BulkSMS takes (0 ..= 2^31 - 1).
 fn to_int31(counter: i64) -> i32 {
     counter.rem_euclid(1 << 31) as i32
+}
+
+/// The last deduplication-id any ledger of this process handed out. Locations of one run share
+/// one BulkSMS account but each has its own ledger: two ledgers started in the same millisecond
+/// counted the same ids, and BulkSMS answered the second location's sends with the first's,
+/// sending nothing. Runners in other processes on the same account still need a shared counter.
+static PROCESS_LAST_DEDUPLICATION_ID: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(i64::MIN);
+
+/// `candidate`, or the next id after the last one any ledger of this process allocated.
+fn after_every_ledger_of_this_process(candidate: i64) -> i64 {
+    use std::sync::atomic::Ordering;
+    let mut current = PROCESS_LAST_DEDUPLICATION_ID.load(Ordering::SeqCst);
+    loop {
+        let next = candidate.max(current.saturating_add(1));
+        match PROCESS_LAST_DEDUPLICATION_ID.compare_exchange(
+            current,
+            next,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => return next,
+            Err(seen) => current = seen,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -509,5 +535,30 @@ mod tests {
             .expect("begin");
         assert!(ids.insert(ledger.deduplication_id("new", now - 60_000).expect("new")));
         assert_eq!(to_int31((1 << 31) + 5), 5);
+    }
+
+    #[test]
+    fn two_ledgers_of_one_process_never_share_a_deduplication_id() {
+        // Two locations' ledgers on one BulkSMS account, started in the same millisecond.
+        let dirs = [
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        ];
+        let ledgers: Vec<Ledger> = dirs
+            .iter()
+            .map(|d| Ledger::open(&d.path().join("ledger.sqlite")).expect("open"))
+            .collect();
+        let now = 1_765_000_000_000_i64;
+        let mut ids = std::collections::HashSet::new();
+        for i in 0..200 {
+            for ledger in &ledgers {
+                let key = format!("{i:032x}");
+                ledger
+                    .begin(&key, "r1", "send_sms", "+1", "{}")
+                    .expect("begin");
+                let id = ledger.deduplication_id(&key, now).expect("allocate");
+                assert!(ids.insert(id), "id {id} given to two locations");
+            }
+        }
     }
 }

@@ -3,7 +3,9 @@
 //! services is here. Each stage runs inside a tracing span named `stage` (field `stage`) inside a
 //! `location` span (field `location_id`), so every log line says which stage and location wrote it.
 
+pub mod agency;
 pub mod clients;
+pub mod locations;
 mod metrics;
 pub mod micro_batch;
 pub mod report;

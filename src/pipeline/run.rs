@@ -7,7 +7,8 @@ use super::{CommandError, CommandReport};
 use crate::clock::Clock;
 use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
-use crate::extract::ExtractOptions;
+use crate::extract::{ExtractOptions, ExtractOutcome};
+use crate::snapshot::contract::plan::Plan;
 use crate::snapshot::store::{SnapshotStore, after_stage};
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,25 +31,30 @@ async fn run_stages(
     progress: bool,
     clock: Arc<dyn Clock>,
 ) -> Result<(CommandReport, ExitCode), CommandError> {
-    let mut durations: Vec<(&str, f64)> = Vec::new();
-    // `[snapshots]`: fetch the location's latest published run into a fresh state directory and
-    // finish publishing earlier runs, before anything reads the previous run.
-    let store = SnapshotStore::open(
-        &config.snapshots,
-        &config.pipeline.name,
-        &config.ghl.location_id,
-        &config.http,
-    )?;
-    if let Some(store) = &store {
-        store.prepare(&config.state_dir()).await?;
-    }
+    prepare_snapshots(config).await?;
     let started = Instant::now();
     let options = ExtractOptions {
         full: false,
         progress,
+        ..ExtractOptions::default()
     };
     let extract = extract_run(config, &options, clock.as_ref()).await?;
-    durations.push(("extract", started.elapsed().as_secs_f64()));
+    let extract_secs = started.elapsed().as_secs_f64();
+    run_after_extract(config, &extract, extract_secs, clock, &|_| Ok(())).await
+}
+
+/// Transform → plan → load → audit on a run whose extract finished, then the run's metrics.
+/// `before_load` sees the plan once it is written and before anything of it is applied (the
+/// multi-location run records which location owns each send there).
+pub(super) async fn run_after_extract(
+    config: &PipelineConfig,
+    extract: &ExtractOutcome,
+    extract_secs: f64,
+    clock: Arc<dyn Clock>,
+    before_load: &(dyn Fn(&Plan) -> anyhow::Result<()> + Sync),
+) -> Result<(CommandReport, ExitCode), CommandError> {
+    let mut durations: Vec<(&str, f64)> = vec![("extract", extract_secs)];
+    let store = snapshot_store(config)?;
     let run = extract.run.clone();
     after_stage(store.as_ref(), &run, "extract").await?;
     let started = Instant::now();
@@ -58,6 +64,7 @@ async fn run_stages(
     let started = Instant::now();
     let (plan, refusal, _) = plan_run(config, &run)?;
     durations.push(("plan", started.elapsed().as_secs_f64()));
+    before_load(&plan)?;
     let started = Instant::now();
     // A read-only pipeline (`[load] enabled = false`) plans and audits but writes nothing.
     let (mut report, load_code) =
@@ -124,6 +131,25 @@ async fn run_stages(
     Ok((report, code))
 }
 
+/// `[snapshots]`, when configured: the location's store.
+fn snapshot_store(config: &PipelineConfig) -> Result<Option<SnapshotStore>, CommandError> {
+    Ok(SnapshotStore::open(
+        &config.snapshots,
+        &config.pipeline.name,
+        &config.ghl.location_id,
+        &config.http,
+    )?)
+}
+
+/// `[snapshots]`: fetches the location's latest published run into a fresh state directory and
+/// finishes publishing earlier runs, before the extract reads the previous run.
+pub(super) async fn prepare_snapshots(config: &PipelineConfig) -> Result<(), CommandError> {
+    if let Some(store) = snapshot_store(config)? {
+        store.prepare(&config.state_dir()).await?;
+    }
+    Ok(())
+}
+
 /// Leaves a failed run's exit code where alerting looks (`STATE/metrics.prom`), beside the time of
 /// the last run that succeeded.
 pub fn record_failed_run(config: &PipelineConfig, failed: &CommandError, clock: &dyn Clock) {
@@ -142,7 +168,7 @@ pub fn record_failed_run(config: &PipelineConfig, failed: &CommandError, clock: 
 }
 
 /// The metrics text of a finished run, recording it as the last success when it exited 0.
-fn run_metrics(
+pub(super) fn run_metrics(
     config: &PipelineConfig,
     report: &CommandReport,
     durations: &[(&str, f64)],

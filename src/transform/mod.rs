@@ -9,6 +9,7 @@
 //! `compare` over the dictionaries of `encode`. What the stage writes is described in
 //! `snapshot::contract::transform_outputs`.
 
+pub mod agency_routing;
 pub mod block;
 pub mod cluster;
 pub mod cluster_guard;

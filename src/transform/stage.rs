@@ -4,6 +4,7 @@
 //! Each step lives in its own module; this one only runs them in order and writes their outputs.
 
 use super::TransformConfig;
+use super::agency_routing::AgencyRouting;
 use super::desired_state::{self, ActedBefore};
 use super::inputs::Inputs;
 use super::model::MatchModel;
@@ -55,6 +56,11 @@ pub fn run_transform(
 
     // Normalise: the table as the matcher compares it; later steps read numbers from it.
     let normalized = normalize::contact_rows(&contacts, region);
+    // One BulkSMS account for many locations: only this location's share of the messages.
+    let messages = match AgencyRouting::read(&run.extract_dir())? {
+        Some(routing) => routing.keep(messages, &normalized),
+        None => messages,
+    };
 
     // Block, score and cluster. Survivorship reads when each record's data last changed, not
     // when anything on it did.
