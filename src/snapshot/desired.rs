@@ -10,6 +10,11 @@ use std::sync::{Arc, OnceLock};
 pub const DUPLICATE_TAG: &str = "contactsync:duplicate";
 /// Tag put on contacts whose number opted out by SMS (an event: load owes it once planned).
 pub const OPTED_OUT_TAG: &str = "sms:opted-out";
+/// Tag put on leads created from inbound SMS (no welcome: the conversation is already open).
+pub const SMS_LEAD_TAG: &str = "sms:lead";
+/// `source` of those leads: set in the same write that creates them, so a lead whose tag write
+/// was cut short (a crash between the create and the tag) is still known as one.
+pub const SMS_LEAD_SOURCE: &str = "sms inbound";
 
 fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Tag put on contacts whose number opted out by SMS.
 pub use crate::snapshot::desired::OPTED_OUT_TAG;
-/// Tag put on leads created from inbound SMS.
-pub const SMS_LEAD_TAG: &str = "sms:lead";
+/// Tag and source of leads created from inbound SMS.
+pub use crate::snapshot::desired::{SMS_LEAD_SOURCE, SMS_LEAD_TAG};
 
 /// What an earlier run that acted saw, to tell the opt-outs that are new.
 pub struct ActedBefore<'a> {
@@ -166,7 +166,7 @@ pub fn desired_state(
         state.lead_candidates += 1;
         state.contacts.push(DesiredContact {
             phone: Some(format!("+{}", link.phone)),
-            source: Some("sms inbound".into()),
+            source: Some(SMS_LEAD_SOURCE.into()),
             add_tags: vec![SMS_LEAD_TAG.to_string()],
             reason: format!("+{} texted in and matches no contact", link.phone),
             ..DesiredContact::default()

@@ -2,7 +2,7 @@
 //! holds them. `load` builds and writes it (with `plan.md` for the person who reviews it), `load`
 //! applies it and `audit` reads it back: so its types and its reader live here, in the contract.
 
-use crate::snapshot::desired::{OPTED_OUT_TAG, read_rows};
+use crate::snapshot::desired::{OPTED_OUT_TAG, SMS_LEAD_TAG, read_rows};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -182,8 +182,13 @@ impl PlanOp {
             PlanOp::SendSms { .. } | PlanOp::CreateNote { .. } | PlanOp::SetSmsDnd { .. } => true,
             PlanOp::CreateTask { event, .. } => event.is_some(),
             PlanOp::AddTags { tags, .. } => tags.iter().any(|t| t == OPTED_OUT_TAG),
-            PlanOp::CreateContact { .. }
-            | PlanOp::UpdateContact { .. }
+            // A lead from an inbound SMS: once created, the next transform sees a contact, not
+            // an unknown number, and would not ask again for the tag a crash may have cut off.
+            PlanOp::CreateContact { fields } => fields
+                .get("tags")
+                .and_then(Value::as_array)
+                .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(SMS_LEAD_TAG))),
+            PlanOp::UpdateContact { .. }
             | PlanOp::RemoveTags { .. }
             | PlanOp::CompleteTask { .. }
             | PlanOp::MarkDuplicate { .. }
@@ -393,6 +398,18 @@ mod tests {
                 assigned_to: None,
                 event: None,
             },
+            PlanOp::CreateContact {
+                fields: serde_json::json!({"phone": "+14155550134", "tags": [SMS_LEAD_TAG]})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            },
+            PlanOp::CreateContact {
+                fields: serde_json::json!({"phone": "+14155550135", "tags": ["lead"]})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            },
         ]
         .iter()
         .filter(|op| op.is_event_fired())
@@ -400,7 +417,13 @@ mod tests {
         .collect();
         assert_eq!(
             fired,
-            ["send_sms", "create_note", "set_sms_dnd", "add_tags"]
+            [
+                "send_sms",
+                "create_note",
+                "set_sms_dnd",
+                "add_tags",
+                "create_contact"
+            ]
         );
     }
 
