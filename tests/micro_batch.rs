@@ -104,17 +104,7 @@ fn digits(s: &str) -> String {
 
 /// Welcome texts sent to `phone` so far.
 fn welcomes_to(state: &Value, phone: &str) -> usize {
-    let want = digits(phone);
-    state["bulksms"]["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter(|m| {
-            m["type"] == "SENT"
-                && digits(m["to"].as_str().unwrap_or("")).ends_with(&want)
-                && m["body"].as_str().unwrap_or("").contains("welcome")
-        })
-        .count()
+    texts_to(state, phone, "welcome")
 }
 
 /// Waits (up to `limit`) until `check` on the sandbox's state holds.
