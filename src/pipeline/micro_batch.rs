@@ -431,17 +431,24 @@ fn decide(
             }
         }
     }
+    // What the base run saw of the contacts this batch read back: the triggers look at no other,
+    // and a batch runs every few seconds against a snapshot of the whole location.
+    let read_ids: HashSet<&str> = read_back.iter().map(|c| c.id.as_str()).collect();
+    let base_of_read: Vec<&SnapshotContact> = base_contacts
+        .iter()
+        .filter(|c| read_ids.contains(c.id.as_str()))
+        .collect();
     let previous = PreviousState {
         run_id: base.id.clone(),
-        contact_tags: base_contacts
+        contact_tags: base_of_read
             .iter()
             .map(|c| (c.id.clone(), c.tags.iter().cloned().collect()))
             .collect(),
-        contact_types: base_contacts
+        contact_types: base_of_read
             .iter()
             .map(|c| (c.id.clone(), c.contact_type.clone()))
             .collect(),
-        contact_fields: base_contacts
+        contact_fields: base_of_read
             .iter()
             .map(|c| (c.id.clone(), field_texts(&c.custom_fields)))
             .collect(),
