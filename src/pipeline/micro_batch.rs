@@ -30,7 +30,6 @@ use crate::snapshot::desired::{DesiredContact, OPTED_OUT_TAG, read_rows, write_r
 use crate::snapshot::phone::{digits, e164};
 use crate::snapshot::run::{RunDir, list_runs};
 use crate::snapshot::schema::{BlockedNumberRow, ContactRow, contacts_schema};
-use crate::transform::desired_state::{SMS_LEAD_SOURCE, SMS_LEAD_TAG};
 use crate::transform::history::field_texts;
 use crate::transform::normalize;
 use crate::transform::reply_keywords::is_opt_out;
@@ -477,8 +476,7 @@ fn decide(
             duplicate: matched.duplicate_of.contains_key(&c.id)
                 || matched.held.contains(&c.id)
                 || marked_in_base(&c.id),
-            lead_from_sms: c.tags.iter().any(|t| t == SMS_LEAD_TAG)
-                || c.source.as_deref() == Some(SMS_LEAD_SOURCE),
+            lead_from_sms: c.is_sms_lead(),
         })
         .collect();
     // The welcome and the status reminders (tag, field, type): their events ("contact X created",

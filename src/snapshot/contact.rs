@@ -83,6 +83,14 @@ impl SnapshotContact {
         self.sms_dnd() == Some(true)
     }
 
+    /// A lead contactsync made from an inbound SMS: its tag, or the source set in the create
+    /// itself (which a crash cannot separate from the contact, as it can the tag written after).
+    pub fn is_sms_lead(&self) -> bool {
+        use crate::snapshot::desired::{SMS_LEAD_SOURCE, SMS_LEAD_TAG};
+        self.tags.iter().any(|t| t == SMS_LEAD_TAG)
+            || self.source.as_deref() == Some(SMS_LEAD_SOURCE)
+    }
+
     /// "First Last", trimmed.
     pub fn name(&self) -> String {
         format!(

@@ -3,7 +3,6 @@
 //! last ([`super::history::previous_state`]).
 
 use super::dedupe::Assignment;
-use super::desired_state::{SMS_LEAD_SOURCE, SMS_LEAD_TAG};
 use super::history::field_texts;
 use super::inputs::MessageRowIn;
 use super::reply_keywords;
@@ -81,8 +80,7 @@ pub fn trigger_events(
                 date_updated: c.date_updated.clone(),
                 opted_out,
                 duplicate: duplicate_ids.contains(c.id.as_str()),
-                lead_from_sms: c.tags.iter().any(|t| t == SMS_LEAD_TAG)
-                    || c.source.as_deref() == Some(SMS_LEAD_SOURCE),
+                lead_from_sms: c.is_sms_lead(),
             }
         })
         .collect();
