@@ -7,7 +7,9 @@
 mod common;
 
 use common::Harness;
-use common::effects::{TRIGGERS, diff, effects, options, repeated};
+use common::agency::{agency_on, contacts_of, effects_by_location, ids};
+use common::effects::{diff, options, repeated};
+use common::postgres::StateBackend;
 use contactsync::pipeline::agency::shard_of;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,9 +27,7 @@ fn sms_dnd(contact: &Value) -> bool {
         )
 }
 
-/// A sandbox with `n` locations and a pipeline file running all of them, each with its own
-/// Private Integration Token (`tokens` overrides some), welcome texts on, and `bulksms_extra`
-/// lines in `[bulksms]`.
+/// [`agency_on`] with the state on the backend `CONTACTSYNC_TEST_STATE` names.
 async fn agency(
     n: usize,
     seed: u64,
@@ -35,56 +35,15 @@ async fn agency(
     tokens: &BTreeMap<String, String>,
     bulksms_extra: &str,
 ) -> Harness {
-    let h = Harness::start_locations(n, options(seed, contacts)).await;
-    let text = std::fs::read_to_string(&h.pipeline).expect("pipeline file");
-    let ids: Vec<String> = h.locations().iter().map(|l| l.id.clone()).collect();
-    let list: Vec<String> = ids.iter().map(|id| format!("{id:?}")).collect();
-    let token_list: Vec<String> = h
-        .locations()
-        .iter()
-        .map(|l| {
-            let token = tokens.get(&l.id).unwrap_or(&l.private_token);
-            format!("{:?} = {token:?}", l.id)
-        })
-        .collect();
-    let location_line = format!("location_id = \"{}\"", ids[0]);
-    assert!(text.contains(&location_line), "{text}");
-    let auth_line = text
-        .lines()
-        .find(|l| l.starts_with("auth = "))
-        .expect("an auth line")
-        .to_string();
-    let text = text
-        .replace(
-            &location_line,
-            &format!("locations = [{}]", list.join(", ")),
-        )
-        .replace(
-            &auth_line,
-            &format!(
-                "auth = {{ kind = \"private_token\", tokens = {{ {} }} }}",
-                token_list.join(", ")
-            ),
-        )
-        .replace("[bulksms]\n", &format!("[bulksms]\n{bulksms_extra}\n"));
-    // Small seeded locations have many planted duplicates: keep their merges under the limit.
-    std::fs::write(
-        &h.pipeline,
-        format!("{text}\n{TRIGGERS}\n[load]\nmax_merges = 0.5\n"),
+    agency_on(
+        n,
+        seed,
+        contacts,
+        tokens,
+        bulksms_extra,
+        StateBackend::from_env(),
     )
-    .expect("write pipeline");
-    h
-}
-
-fn ids(h: &Harness) -> Vec<String> {
-    h.locations().iter().map(|l| l.id.clone()).collect()
-}
-
-async fn contacts_of(h: &Harness, location: &str) -> Vec<Value> {
-    h.control(&format!("state?location={location}")).await["ghl"]["contacts"]
-        .as_array()
-        .expect("contacts")
-        .clone()
+    .await
 }
 
 /// A number's last nine digits: contacts hold national and international spellings of numbers
@@ -351,18 +310,6 @@ async fn a_stop_is_dnd_in_every_location_holding_the_number() {
             );
         }
     }
-}
-
-/// Every location's effects (its GHL contacts and notes with the account's BulkSMS messages).
-async fn effects_by_location(h: &Harness) -> BTreeMap<String, BTreeMap<String, usize>> {
-    let mut out = BTreeMap::new();
-    for id in ids(h) {
-        out.insert(
-            id.clone(),
-            effects(&h.control(&format!("state?location={id}")).await),
-        );
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -407,3 +407,75 @@ fn an_unreachable_store_is_named_without_its_password() {
         assert!(!err.contains("pw-77zq"), "the password is shown: {err}");
     }
 }
+
+/// The agency's routing rows: two runners (two machines) each record the numbers of the locations
+/// they extracted and the sends they planned; each reads the union. A location's numbers are
+/// replaced whole, and pipelines sharing the database keep theirs apart.
+#[test]
+fn routing_rows_are_shared_by_runners_and_replaced_per_location() {
+    use contactsync::state::pg_routing::PgRouting;
+    let db = TestDatabase::create();
+    let url = Secret::new(db.url.clone());
+    let here = PgRouting::open(&url, "agency").expect("open");
+    let there = PgRouting::open(&url, "agency").expect("open");
+    let other_pipeline = PgRouting::open(&url, "another").expect("open");
+    here.replace_numbers("loc-a", "r1", vec!["1".into(), "2".into(), "2".into()])
+        .expect("a");
+    there
+        .replace_numbers("loc-b", "r1", vec!["2".into(), "3".into()])
+        .expect("b");
+    other_pipeline
+        .replace_numbers("loc-a", "r1", vec!["9".into()])
+        .expect("other");
+    let all = ["loc-a".to_string(), "loc-b".into(), "loc-c".into()];
+    let sorted = |routing: &PgRouting| {
+        let stored = routing.numbers(&all).expect("numbers");
+        let mut numbers = stored.numbers;
+        numbers.sort();
+        (numbers, stored.recorded)
+    };
+    let pair = |l: &str, n: &str| (l.to_string(), n.to_string());
+    let (numbers, recorded) = sorted(&here);
+    assert_eq!(
+        numbers,
+        [
+            pair("loc-a", "1"),
+            pair("loc-a", "2"),
+            pair("loc-b", "2"),
+            pair("loc-b", "3")
+        ]
+    );
+    assert_eq!(recorded, ["loc-a".to_string(), "loc-b".into()].into());
+    // The next extract of loc-a: its old numbers go, loc-b's stay.
+    there
+        .replace_numbers("loc-a", "r2", vec!["4".into()])
+        .expect("a again");
+    assert_eq!(
+        sorted(&here).0,
+        [pair("loc-a", "4"), pair("loc-b", "2"), pair("loc-b", "3")]
+    );
+    // Locations no longer in the pipeline's list do not count.
+    let only_b = here.numbers(&["loc-b".to_string()]).expect("numbers");
+    assert_eq!(only_b.numbers.len(), 2);
+
+    here.record_sends("loc-a", vec!["cs1".into(), "cs2".into(), "cs1".into()])
+        .expect("sends");
+    there
+        .record_sends("loc-b", vec!["cs2".into()])
+        .expect("sends");
+    let sent_by = there
+        .sent_by(vec!["cs1".into(), "cs2".into(), "cs3".into()])
+        .expect("sent by");
+    assert_eq!(
+        sent_by,
+        [pair("cs1", "loc-a"), pair("cs2", "loc-b")]
+            .into_iter()
+            .collect()
+    );
+    assert!(
+        other_pipeline
+            .sent_by(vec!["cs1".into()])
+            .expect("other")
+            .is_empty()
+    );
+}

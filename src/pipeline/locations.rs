@@ -5,13 +5,16 @@
 //!
 //! The locations share one BulkSMS account, so the run goes in three steps: every location's
 //! extract; then the account-wide number index (which locations hold each number, from every
-//! location's latest contacts) decides which location adopts each number nobody holds
+//! location's latest contacts, kept by the [`RoutingStore`]: local files, or PostgreSQL shared by
+//! the shards of every machine) decides which location adopts each number nobody holds
 //! ([`super::agency`]) and writes each run's `extract/agency_routing.json`; then each location's
 //! transform → plan → load → audit, which keeps only its share of the messages. One location's
 //! failure (revoked install, 401, safety limit, any error) is recorded in its own report and
 //! `metrics.prom` and stops no other location.
 
-use super::agency::{NumberIndex, Shard, adopt};
+use super::agency::{Shard, adopt};
+pub use super::routing_store::AGENCY_DIR;
+use super::routing_store::RoutingStore;
 use super::run::{record_failed_run, run_after_extract};
 use super::stages::extract_run;
 use super::{CommandError, CommandReport};
@@ -20,26 +23,17 @@ use crate::clock::Clock;
 use crate::config::{Locations, PipelineConfig};
 use crate::exit_code::ExitCode;
 use crate::extract::{AccountSource, ExtractOptions, ExtractOutcome, SharedAccount};
-use crate::snapshot::contact::SnapshotContact;
-use crate::snapshot::contract::plan::{PlanOp, user_supplied_id};
 use crate::snapshot::desired::read_rows;
-use crate::snapshot::run::latest_complete_extract;
 use crate::transform::agency_routing::AgencyRouting;
 use crate::transform::inputs::MessageRowIn;
-use crate::transform::normalize;
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-
-/// Folder under the pipeline's state directory for what the locations share.
-pub const AGENCY_DIR: &str = "agency";
-/// `agency/sends.json`: which location planned each send, by its `userSuppliedId`.
-pub const SENDS_FILE: &str = "sends.json";
 
 /// One location's part of a multi-location run.
 #[derive(Debug, Clone, Serialize)]
@@ -164,6 +158,11 @@ pub async fn run_locations(
         });
     };
 
+    // Which numbers each location holds and who planned each send: this machine's state
+    // directory, or the database every shard's runner shares.
+    let routing_store =
+        Arc::new(RoutingStore::open(config).context("opening the agency's routing store")?);
+
     // 0. The BulkSMS account, read once for every location (in the background: the locations'
     // GHL reads start at once and take its tables when it is done).
     let (account_done, account) = tokio::sync::watch::channel(None);
@@ -182,9 +181,11 @@ pub async fn run_locations(
         let clock = clock.clone();
         let id = id.clone();
         let account = account.clone();
+        let routing_store = routing_store.clone();
         extracts.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
-            let result = extract_location(&location, account, progress, clock.clone()).await;
+            let result =
+                extract_location(&location, account, progress, clock.clone(), &routing_store).await;
             if let Err(failed) = &result {
                 record_failed_run(&location, failed, clock.as_ref());
             }
@@ -209,9 +210,6 @@ pub async fn run_locations(
 
     // 2. Who holds each number, and who adopts the numbers nobody holds.
     let state_dir = config.state_dir();
-    let agency_dir = state_dir.join(AGENCY_DIR);
-    std::fs::create_dir_all(&agency_dir)
-        .with_context(|| format!("creating {}", agency_dir.display()))?;
     let mut warnings = Vec::new();
     let routings = match extracted.first() {
         Some(first) => {
@@ -222,11 +220,18 @@ pub async fn run_locations(
                     .extract_dir()
                     .join("bulksms/messages.parquet"),
             )?;
-            let index = number_index(config, &all)?;
-            let sent_by = read_sends(&agency_dir)?;
+            let read = routing_store.number_index(&all)?;
+            let sent_by = routing_store.sent_by(&messages)?;
+            if !read.unknown.is_empty() {
+                warnings.push(format!(
+                    "{} locations were never extracted ({}): numbers only they hold count as held by no location in this run",
+                    read.unknown.len(),
+                    read.unknown.join(", ")
+                ));
+            }
             let adoption = adopt(
                 &messages,
-                &index,
+                &read.index,
                 &sent_by,
                 config.bulksms.default_location.as_deref(),
             );
@@ -251,20 +256,17 @@ pub async fn run_locations(
     };
 
     // 3. Each location's transform → plan → load → audit on its share of the messages.
-    let sends = Arc::new(Mutex::new(()));
     let mut rest = JoinSet::new();
     for e in extracted {
         let id = e.config.ghl.location_id.clone();
         let routing = routings.get(&id).cloned().unwrap_or_default();
         let permits = permits.clone();
         let clock = clock.clone();
-        let agency_dir = agency_dir.clone();
-        let sends = sends.clone();
+        let routing_store = routing_store.clone();
         rest.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
             let record_sends = |plan: &crate::snapshot::contract::plan::Plan| {
-                let _guard = sends.lock().unwrap_or_else(|p| p.into_inner());
-                record_planned_sends(&agency_dir, &id, plan)
+                routing_store.record_sends(&id, plan)
             };
             let result = match routing.write(&e.outcome.run.extract_dir()) {
                 Ok(()) => {
@@ -402,11 +404,13 @@ async fn read_account(
     }
 }
 
+/// Takes a location's lock, extracts it and records its numbers in the routing store.
 async fn extract_location(
     location: &PipelineConfig,
     account: SharedAccount,
     progress: bool,
     clock: Arc<dyn Clock>,
+    routing_store: &RoutingStore,
 ) -> Result<Extracted, CommandError> {
     let lock = StateLock::acquire(location)?;
     let started = Instant::now();
@@ -419,6 +423,14 @@ async fn extract_location(
     let outcome = extract_run(location, &options, clock.as_ref())
         .await
         .map_err(CommandError::from)?;
+    routing_store
+        .extracted(location, &outcome.run)
+        .with_context(|| {
+            format!(
+                "recording the numbers of location {}",
+                location.ghl.location_id
+            )
+        })?;
     Ok(Extracted {
         config: location.clone(),
         outcome,
@@ -434,64 +446,6 @@ fn failed_report(failed: &CommandError) -> CommandReport {
         exit_code: failed.code as u8,
         ..CommandReport::default()
     }
-}
-
-/// Which locations hold each number, from each location's newest finished extract (this run's
-/// for the locations that got through it; the one before for those that failed and for other
-/// shards' locations whose state is here).
-fn number_index(config: &PipelineConfig, all: &[String]) -> anyhow::Result<NumberIndex> {
-    let region = normalize::region(&config.pipeline.default_region);
-    let mut index = NumberIndex::default();
-    for id in all {
-        let state = config.for_location(id).state_dir();
-        let Some((run, _)) = latest_complete_extract(&state)
-            .with_context(|| format!("listing the runs of location {id}"))?
-        else {
-            continue;
-        };
-        let contacts: Vec<SnapshotContact> =
-            read_rows(&run.extract_dir().join("ghl/contacts.parquet"))?;
-        let numbers = normalize::contact_rows(&contacts, region)
-            .iter()
-            .filter_map(normalize::link_digits)
-            .collect::<Vec<_>>();
-        index.add(id, numbers);
-    }
-    Ok(index)
-}
-
-fn read_sends(agency_dir: &Path) -> anyhow::Result<HashMap<String, String>> {
-    let path = agency_dir.join(SENDS_FILE);
-    if !path.exists() {
-        return Ok(HashMap::new());
-    }
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
-}
-
-/// Records which location owns each send of a plan, before any of it is sent: a number texted
-/// by a location and held by none later is adopted by the location that texted it last.
-fn record_planned_sends(
-    agency_dir: &Path,
-    location: &str,
-    plan: &crate::snapshot::contract::plan::Plan,
-) -> anyhow::Result<()> {
-    let new: Vec<String> = plan
-        .operations
-        .iter()
-        .filter(|p| matches!(p.op, PlanOp::SendSms { .. }))
-        .map(|p| user_supplied_id(&p.key))
-        .collect();
-    if new.is_empty() {
-        return Ok(());
-    }
-    let mut sends: BTreeMap<String, String> = read_sends(agency_dir)?.into_iter().collect();
-    for id in new {
-        sends.insert(id, location.to_string());
-    }
-    let json = serde_json::to_vec(&sends)?;
-    crate::snapshot::atomic::write(&agency_dir.join(SENDS_FILE), &json)?;
-    Ok(())
 }
 
 /// The agency's `metrics.prom`: every location's own metrics with a `location` label, each

@@ -9,6 +9,7 @@ pub mod locations;
 mod metrics;
 pub mod micro_batch;
 pub mod report;
+pub mod routing_store;
 pub mod run;
 pub mod serve;
 pub mod stages;

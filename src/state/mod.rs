@@ -7,6 +7,7 @@
 //! cursors their manifests carry), tokens and serve's spool: those stay on the runner's machine.
 
 pub mod pg;
+pub mod pg_routing;
 
 use crate::load::ledger::Ledger;
 use crate::snapshot::contract::ledger::{LEDGER_FILE, LedgerError, LedgerReader};

@@ -1,6 +1,6 @@
-//! PostgreSQL as the shared state store: one connection per use (the ledger, the run's lock), the
-//! schema created and migrated on open, and the advisory lock that keeps two runners of one
-//! (pipeline, location) apart.
+//! PostgreSQL as the shared state store: one connection per use (the ledger, the run's lock, the
+//! agency's routing), the schema created and migrated on open, and the advisory lock that keeps two
+//! runners of one (pipeline, location) apart.
 //!
 //! Each connection lives on a thread of its own and the callers hand it jobs: the `postgres` client
 //! blocks on a runtime of its own, which tokio refuses inside the async load (which calls the
@@ -15,7 +15,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// The schema version this build writes; `migrate` brings an older database up to it.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// An advisory-lock key that only the schema migration takes, so two runners opening a new
 /// database at once do not both create its tables.
@@ -50,18 +50,11 @@ pub struct PgTarget {
 impl PgTarget {
     /// How errors name the store: the URL without its password, and the rows' keys.
     pub fn display(&self) -> String {
-        let url = match url::Url::parse(self.url.expose()) {
-            Ok(mut url) => {
-                if url.password().is_some() {
-                    let _ = url.set_password(Some("***"));
-                }
-                url.to_string()
-            }
-            Err(_) => "postgres (unparsable url)".to_string(),
-        };
         format!(
-            "{url} (pipeline {:?}, location {:?})",
-            self.pipeline, self.location
+            "{} (pipeline {:?}, location {:?})",
+            redacted_url(&self.url),
+            self.pipeline,
+            self.location
         )
     }
 
@@ -80,6 +73,19 @@ impl PgTarget {
     }
 }
 
+/// `[state] url` with its password replaced by `***`: how messages name the database.
+pub fn redacted_url(url: &Secret) -> String {
+    match url::Url::parse(url.expose()) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "postgres (unparsable url)".to_string(),
+    }
+}
+
 type Job = Box<dyn FnOnce(&mut Client) + Send>;
 
 /// One PostgreSQL connection, owned by a thread that runs the jobs it is given in order.
@@ -92,7 +98,14 @@ pub struct PgConn {
 impl PgConn {
     /// Connects (`purpose` names the thread) and brings the schema up to [`SCHEMA_VERSION`].
     pub fn open(target: &PgTarget, purpose: &str) -> Result<PgConn, PgError> {
-        let mut config: postgres::Config = target.url.expose().parse()?;
+        let conn = PgConn::connect(&target.url, purpose)?;
+        conn.call(migrate)?;
+        Ok(conn)
+    }
+
+    /// Connects without touching the schema (`check` reads, it does not create).
+    pub fn connect(url: &Secret, purpose: &str) -> Result<PgConn, PgError> {
+        let mut config: postgres::Config = url.expose().parse()?;
         config.application_name(&format!("contactsync {purpose}"));
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
@@ -122,7 +135,6 @@ impl PgConn {
             worker: Some(worker),
         };
         connected.recv().map_err(|_| PgError::WorkerGone)??;
-        conn.call(migrate)?;
         Ok(conn)
     }
 
@@ -196,8 +208,54 @@ fn migrate(client: &mut Client) -> Result<(), PgError> {
             INSERT INTO contactsync_schema_version (version) VALUES (1);",
         )?;
     }
+    if found < 2 {
+        tx.batch_execute(
+            "-- The agency's routing of one BulkSMS account over its locations, shared by the
+            -- runners of every shard: which numbers each location's contacts hold (replaced
+            -- after each extract of it) and which location planned each send.
+            CREATE TABLE contactsync_location_numbers (
+                pipeline TEXT NOT NULL,
+                location_id TEXT NOT NULL,
+                number TEXT NOT NULL,
+                PRIMARY KEY (pipeline, location_id, number)
+            );
+            CREATE TABLE contactsync_location_extracts (
+                pipeline TEXT NOT NULL,
+                location_id TEXT NOT NULL,
+                run_id TEXT NOT NULL,
+                numbers BIGINT NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (pipeline, location_id)
+            );
+            CREATE TABLE contactsync_sends (
+                pipeline TEXT NOT NULL,
+                user_supplied_id TEXT NOT NULL,
+                location_id TEXT NOT NULL,
+                recorded_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (pipeline, user_supplied_id)
+            );
+            INSERT INTO contactsync_schema_version (version) VALUES (2);",
+        )?;
+    }
     tx.commit()?;
     Ok(())
+}
+
+/// The schema version a database holds, `None` when contactsync never wrote to it (the first
+/// run creates the tables). Reads only.
+pub fn schema_version(client: &mut Client) -> Result<Option<i32>, PgError> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('contactsync_schema_version') IS NOT NULL",
+            &[],
+        )?
+        .try_get(0)?;
+    if !exists {
+        return Ok(None);
+    }
+    Ok(client
+        .query_one("SELECT max(version) FROM contactsync_schema_version", &[])?
+        .try_get(0)?)
 }
 
 /// The run's lock in PostgreSQL: a session advisory lock on [`PgTarget::lock_key`], held by a

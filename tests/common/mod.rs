@@ -2,6 +2,7 @@
 //! pointed at it through a pipeline file.
 #![allow(dead_code)]
 
+pub mod agency;
 pub mod effects;
 pub mod postgres;
 
@@ -99,22 +100,7 @@ impl Harness {
 
     /// Runs the binary with `args` followed by `--pipeline FILE` (blocking thread).
     pub async fn run(&self, args: &[&str]) -> Output {
-        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        full.push("--pipeline".into());
-        full.push(self.pipeline.display().to_string());
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_contactsync"))
-                .args(&full)
-                // CONTACTSYNC_TEST_LOG shows more of a failing run (e.g. `contactsync::api=debug`).
-                .env(
-                    "RUST_LOG",
-                    std::env::var("CONTACTSYNC_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-                )
-                .output()
-                .expect("binary runs")
-        })
-        .await
-        .expect("join")
+        run_binary(&self.pipeline, args).await
     }
 
     /// Starts the binary with `args` followed by `--pipeline FILE`, output discarded: for tests
@@ -156,6 +142,26 @@ impl Harness {
         }
         json_report(args, &out)
     }
+}
+
+/// Runs the binary with `args` followed by `--pipeline PIPELINE` (blocking thread).
+pub async fn run_binary(pipeline: &Path, args: &[&str]) -> Output {
+    let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    full.push("--pipeline".into());
+    full.push(pipeline.display().to_string());
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_contactsync"))
+            .args(&full)
+            // CONTACTSYNC_TEST_LOG shows more of a failing run (e.g. `contactsync::api=debug`).
+            .env(
+                "RUST_LOG",
+                std::env::var("CONTACTSYNC_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .output()
+            .expect("binary runs")
+    })
+    .await
+    .expect("join")
 }
 
 /// The `--json` object a command printed as its last stdout line; panics when there is none, so a
