@@ -6,6 +6,7 @@ mod common;
 use common::{Harness, json_report};
 use contactsync::sandbox::SandboxOptions;
 use serde_json::Value;
+use std::time::Duration;
 
 /// Runs `check --json`; returns the exit code and the report.
 async fn check(h: &Harness) -> (Option<i32>, Value) {
@@ -318,4 +319,96 @@ async fn tokens_that_cannot_be_refreshed_fail_the_credentials_line() {
             .contains("invalid_grant"),
         "{line}"
     );
+}
+
+/// `[state] url`: the line names the database without its password, says the schema will be
+/// created (then its version once a run made it) and whether the run lock is free; a wrong
+/// password or an unreachable server fails the line, and the password is never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_database_line_connects_reads_the_schema_and_tries_the_lock() {
+    use common::postgres::StateBackend;
+    // Small: the test runs the pipeline once.
+    let h = Harness::start_on(common::effects::options(7, 30), StateBackend::Postgres).await;
+    h.authorise().await;
+    let url = h.state_db.as_ref().expect("a state database").url.clone();
+    let password = url::Url::parse(&url)
+        .expect("url")
+        .password()
+        .expect("a password")
+        .to_string();
+    let message = |report: &Value| {
+        line(report, "state.url")["message"]
+            .as_str()
+            .expect("message")
+            .to_string()
+    };
+    let (code, report) = check(&h).await;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(line(&report, "state.url")["status"], "ok", "{report:#}");
+    let fresh = message(&report);
+    assert!(fresh.contains("the first run creates them"), "{fresh}");
+    assert!(fresh.contains("the run lock is free"), "{fresh}");
+    assert!(
+        fresh.contains("127.0.0.1") && fresh.contains(":***@"),
+        "{fresh}"
+    );
+    assert!(!fresh.contains(&format!(":{password}@")), "{fresh}");
+
+    h.run_ok(&["run", "--json"]).await;
+    let (_, report) = check(&h).await;
+    let made = message(&report);
+    assert!(
+        made.contains(&format!(
+            "schema version {}",
+            contactsync::state::pg::SCHEMA_VERSION
+        )),
+        "{made}"
+    );
+    // Another machine's runner holds the location's lock: a warning naming what to wait for.
+    let config = contactsync::config::PipelineConfig::load(&h.pipeline).expect("pipeline");
+    let elsewhere = tempfile::tempdir().expect("another machine's state dir");
+    let mut other_machine = config.state_store();
+    other_machine.state_dir = elsewhere.path().to_path_buf();
+    let held = tokio::task::spawn_blocking(move || other_machine.lock(Duration::ZERO))
+        .await
+        .expect("join")
+        .expect("the other machine locks");
+    let (code, report) = check(&h).await;
+    assert_eq!(code, Some(0), "a held lock is a warning: {report:#}");
+    assert_eq!(line(&report, "state.url")["status"], "warn", "{report:#}");
+    assert!(message(&report).contains("advisory lock"), "{report:#}");
+    drop(held);
+
+    for (broken, why) in [
+        (
+            url.replace(&format!(":{password}@"), ":pw-wrong-4471@"),
+            "password",
+        ),
+        (
+            url.replace(
+                &format!(
+                    ":{}/",
+                    url::Url::parse(&url).expect("url").port().expect("port")
+                ),
+                ":1/",
+            ),
+            "refused",
+        ),
+    ] {
+        let text = std::fs::read_to_string(&h.pipeline).expect("pipeline");
+        std::fs::write(&h.pipeline, text.replace(&url, &broken)).expect("write");
+        let (code, report) = check(&h).await;
+        assert_eq!(code, Some(2), "{why}: {report:#}");
+        assert_eq!(failed(&report), vec!["state.url"], "{why}: {report:#}");
+        let shown = report.to_string();
+        assert!(message(&report).contains(why), "{why}: {report:#}");
+        for secret in [format!(":{password}@"), "pw-wrong-4471".to_string()] {
+            assert!(
+                !shown.contains(&secret),
+                "{why}: a password was printed: {shown}"
+            );
+        }
+        let text = std::fs::read_to_string(&h.pipeline).expect("pipeline");
+        std::fs::write(&h.pipeline, text.replace(&broken, &url)).expect("write");
+    }
 }

@@ -1,12 +1,14 @@
 //! `contactsync check`: everything a night needs, checked before the night, without writing
 //! anything remote: GHL credentials and scopes, access to the location, rate-limit headers, the
-//! BulkSMS account and its credits, the state directory, the match model and quiet hours.
+//! BulkSMS account and its credits, the state directory (and `[state] url`'s database), the match
+//! model and quiet hours.
 //!
 //! Every call it makes is a read. The one exception a run would make too: an OAuth access token
 //! that has already expired is refreshed (and the rotated pair stored), as the run would.
 
 mod local;
 mod services;
+mod state_store;
 
 use super::stage::load_pipeline;
 use super::{CheckArgs, CommandError};
@@ -135,6 +137,7 @@ pub async fn run_checks(config: &PipelineConfig, now: DateTime<Utc>) -> Vec<Chec
         local::model_check(config),
         local::quiet_hours_check(config, now),
     ];
+    checks.extend(state_store::state_url_check(config));
     checks.extend(services::ghl_checks(&quick, now).await);
     checks.extend(services::bulksms_checks(&quick).await);
     checks
