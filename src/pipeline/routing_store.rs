@@ -36,7 +36,8 @@ pub enum RoutingStore {
 
 /// The local backend: the pipeline's state directory.
 pub struct LocalRouting {
-    config: PipelineConfig,
+    /// Boxed: a pipeline's configuration is large beside a connection handle.
+    config: Box<PipelineConfig>,
     agency_dir: PathBuf,
     /// `sends.json` is read, extended and rewritten: one location at a time.
     sends: Mutex<()>,
@@ -63,7 +64,7 @@ impl RoutingStore {
                 std::fs::create_dir_all(&agency_dir)
                     .with_context(|| format!("creating {}", agency_dir.display()))?;
                 Ok(RoutingStore::Local(LocalRouting {
-                    config: config.clone(),
+                    config: Box::new(config.clone()),
                     agency_dir,
                     sends: Mutex::new(()),
                 }))
