@@ -45,7 +45,7 @@ struct Agency {
 
 impl Agency {
     async fn start(backend: StateBackend) -> Agency {
-        let h = agency_on(3, 2471, 40, &BTreeMap::new(), "", backend).await;
+        let h = agency_on(3, 2472, 40, &BTreeMap::new(), "", backend).await;
         let ids = ids(&h);
         let in_shard = |i: u64| ids.iter().find(|id| shard_of(id, 2) == i).cloned();
         let (Some(default), Some(holder)) = (in_shard(0), in_shard(1)) else {
