@@ -5,6 +5,7 @@ table grows?
     python3 bench/scale.py                          # 100 k and 1 M, every generator
     python3 bench/scale.py --sizes 10000000 --generators crowded --append
     python3 bench/scale.py --score-only DIR         # score DIR/clusters.parquet against DIR/truth.csv
+    python3 bench/scale.py --generate-only --sizes 10000000   # tables now, timed runs later
 
 Generators (each writes a table and its truth once per size, under bench-output/scale-work/):
 - `seeded`: the sandbox's own contacts (`contactsync sandbox --seed 42 --export-seed`);
@@ -119,6 +120,8 @@ def main():
     ap.add_argument("--model", help="match model (default: the binary's, the contacts model)")
     ap.add_argument("--append", action="store_true", help="keep other results in scale.jsonl")
     ap.add_argument("--score-only", help="score DIR/clusters.parquet against DIR/truth.csv")
+    ap.add_argument("--generate-only", action="store_true",
+                    help="write the tables and truths only (to time the runs later on a quiet machine)")
     a = ap.parse_args()
     if a.score_only:
         print(json.dumps(accuracy(Path(a.score_only))))
@@ -129,6 +132,10 @@ def main():
     OUT.mkdir(exist_ok=True)
     path = OUT / "scale.jsonl"
     wanted = [(g, int(s)) for g in a.generators.split(",") for s in a.sizes.split(",")]
+    if a.generate_only:
+        for g, s in wanted:
+            print(generate(g, s, binary))
+        return
     kept = []
     if a.append and path.exists():
         kept = [json.loads(l) for l in open(path) if l.strip()]
