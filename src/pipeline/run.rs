@@ -153,15 +153,56 @@ pub(super) async fn prepare_snapshots(config: &PipelineConfig) -> Result<(), Com
 /// Leaves a failed run's exit code where alerting looks (`STATE/metrics.prom`), beside the time of
 /// the last run that succeeded.
 pub fn record_failed_run(config: &PipelineConfig, failed: &CommandError, clock: &dyn Clock) {
+    record_failed_run_in(
+        &config.pipeline.name,
+        &config.state_dir(),
+        "metrics.prom",
+        failed,
+        clock,
+    );
+}
+
+/// [`record_failed_run`] for a pipeline file that could not be loaded (exit 2): written into the
+/// state directory the file names, when it names one that exists, as `metrics_file`. A broken
+/// file after a deploy is then an alert like any other failure, not a silent stop.
+pub fn record_refused_pipeline(
+    pipeline_file: &std::path::Path,
+    metrics_file: &str,
+    failed: &CommandError,
+    clock: &dyn Clock,
+) {
+    let Some(hint) = crate::config::state_dir_hint(pipeline_file) else {
+        return;
+    };
+    if hint.state_dir.is_dir() {
+        record_failed_run_in(
+            &hint.pipeline_name,
+            &hint.state_dir,
+            metrics_file,
+            failed,
+            clock,
+        );
+    }
+}
+
+fn record_failed_run_in(
+    pipeline_name: &str,
+    state_dir: &std::path::Path,
+    metrics_file: &str,
+    failed: &CommandError,
+    clock: &dyn Clock,
+) {
     let report = CommandReport {
         command: "run".into(),
         errors: vec![format!("{:#}", failed.error)],
         exit_code: failed.code as u8,
         ..CommandReport::default()
     };
-    let metrics = run_metrics(config, &report, &[], clock);
+    let now = clock.now().timestamp();
+    let last_success = last_success(state_dir, report.exit_code, now);
+    let metrics = prometheus_text(pipeline_name, &report, &[], now, last_success);
     if let Err(e) =
-        crate::snapshot::atomic::write(&config.state_dir().join("metrics.prom"), metrics.as_bytes())
+        crate::snapshot::atomic::write(&state_dir.join(metrics_file), metrics.as_bytes())
     {
         tracing::error!(error = %e, "Could not write metrics.prom for the failed run");
     }
@@ -175,14 +216,14 @@ pub(super) fn run_metrics(
     clock: &dyn Clock,
 ) -> String {
     let now = clock.now().timestamp();
-    let last_success = last_success(config, report.exit_code, now);
+    let last_success = last_success(&config.state_dir(), report.exit_code, now);
     prometheus_text(&config.pipeline.name, report, durations, now, last_success)
 }
 
 /// When the last successful run finished: `now` when this run succeeded (and recorded in
 /// `STATE/last_success`), else what that file says.
-fn last_success(config: &PipelineConfig, exit_code: u8, now: i64) -> Option<i64> {
-    let path = config.state_dir().join("last_success");
+fn last_success(state_dir: &std::path::Path, exit_code: u8, now: i64) -> Option<i64> {
+    let path = state_dir.join("last_success");
     if exit_code == 0 {
         if let Err(e) = crate::snapshot::atomic::write(&path, now.to_string().as_bytes()) {
             tracing::warn!(error = %e, path = %path.display(), "Could not record the last success");
