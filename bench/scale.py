@@ -34,11 +34,19 @@ WORK = OUT / "scale-work"
 PEOPLE_PER_RECORD = {"holdout": 1 / 1.47, "crowded": 1 / 1.59}
 
 
-def generate(generator, size, binary):
+# The Python generators hold a whole table in memory (about 1 GiB a million rows); larger tables
+# are tiles of this size, each from its own seed, concatenated with the tile in front of every id.
+TILE = 1_000_000
+
+
+def generate(generator, size, binary, seed_offset=0):
     """Writes data.csv and truth.csv (id, person) for one generator and size; returns the dir."""
-    d = WORK / f"{generator}-{size}"
+    suffix = f"-tile{seed_offset}" if seed_offset else ""
+    d = WORK / f"{generator}-{size}{suffix}"
     if (d / "data.csv").exists() and (d / "truth.csv").exists():
         return d
+    if generator != "seeded" and size > TILE:
+        return tiled(generator, size, binary, d)
     d.mkdir(parents=True, exist_ok=True)
     print(f"generating {generator} at {size:,}...", file=sys.stderr)
     if generator == "seeded":
@@ -48,7 +56,7 @@ def generate(generator, size, binary):
     elif generator == "holdout":
         people = round(size * PEOPLE_PER_RECORD["holdout"])
         subprocess.run([sys.executable, str(REPO / "bench/holdout.py"), "generate", "--entities",
-                        str(people), "--seed", "1", "--out", str(d)], check=True,
+                        str(people), "--seed", str(1 + seed_offset), "--out", str(d)], check=True,
                        stdout=subprocess.DEVNULL)
         # holdout.py names the person entity_id.
         with open(d / "truth.csv") as src, open(d / "truth.tmp", "w") as dst:
@@ -59,9 +67,34 @@ def generate(generator, size, binary):
     elif generator == "crowded":
         people = round(size * PEOPLE_PER_RECORD["crowded"])
         subprocess.run([sys.executable, str(REPO / "bench/crowded.py"), "--people", str(people),
-                        "--seed", "3", "--out", str(d)], check=True, stdout=subprocess.DEVNULL)
+                        "--seed", str(3 + seed_offset), "--out", str(d)], check=True,
+                       stdout=subprocess.DEVNULL)
     else:
         sys.exit(f"unknown generator {generator}")
+    return d
+
+
+def tiled(generator, size, binary, d):
+    """size / TILE tables of TILE rows from seeds 0, 1, ... after the generator's own, one file.
+    People of different tiles are different people: the tiles share the name tables, so tiling
+    adds namesakes (the hard case) and never a duplicate the truth does not know."""
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "data.tmp", "w") as data, open(d / "truth.tmp", "w") as truth:
+        for t in range(size // TILE):
+            part = generate(generator, TILE, binary, seed_offset=t)
+            for name, out in (("data.csv", data), ("truth.csv", truth)):
+                with open(part / name) as src:
+                    header = next(src)
+                    if t == 0:
+                        out.write(header)
+                    prefix = f"t{t}_"
+                    if name == "data.csv":
+                        out.writelines(prefix + line for line in src)
+                    else:
+                        out.writelines(prefix + i + "," + prefix + rest
+                                       for i, _, rest in (l.partition(",") for l in src))
+    (d / "data.tmp").rename(d / "data.csv")
+    (d / "truth.tmp").rename(d / "truth.csv")
     return d
 
 
