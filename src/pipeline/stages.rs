@@ -15,12 +15,12 @@ use crate::load::diff::{DiffInput, PlanDecision, Refusal, SnapshotContact, build
 use crate::load::owed::{carry_over_owed, leave_out_done, register_owed};
 use crate::load::plan_io::write_plan_with_warnings;
 use crate::load::quiet_streak::QuietStreak;
+use crate::matching::model::MatchModel;
 use crate::snapshot::contract::plan::{Plan, read_plan};
 use crate::snapshot::desired::{DESIRED_TASKS_FILE, DesiredTask, read_rows};
 use crate::snapshot::phone::e164;
 use crate::snapshot::run::{RunDir, latest_complete_extract};
 use crate::snapshot::schema::BlockedNumberRow;
-use crate::transform::model::MatchModel;
 use crate::transform::stage::{TransformSummary, run_transform};
 use anyhow::Context;
 use std::collections::{HashMap, HashSet};

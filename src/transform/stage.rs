@@ -7,8 +7,9 @@ use super::TransformConfig;
 use super::agency_routing::AgencyRouting;
 use super::desired_state::{self, ActedBefore};
 use super::inputs::Inputs;
-use super::model::MatchModel;
-use super::{confirm, history, link, merge, normalize, survivorship, trigger_input, workflows};
+use super::{confirm, history, link, merge, survivorship, trigger_input, workflows};
+use crate::matching::model::MatchModel;
+use crate::normalize;
 use crate::snapshot::contract::transform_outputs::{
     CLUSTERS_FILE, ClusterRow, GOLDEN_FILE, LINKS_FILE, LinkRow, NORMALIZED_FILE, SUMMARY_FILE,
     clusters_schema, golden_schema, links_schema, normalized_schema,
@@ -74,7 +75,7 @@ pub fn run_transform(
         region,
     )?;
     summary.candidate_pairs = result.metrics.candidate_pairs;
-    super::io::write_pairs(&result, model.threshold, &out.join("pairs.parquet"))?;
+    crate::matching::io::write_pairs(&result, model.threshold, &out.join("pairs.parquet"))?;
 
     // Survive: one survivor per cluster, and the golden record of each cluster with duplicates.
     let members = survivorship::cluster_members(&result);
