@@ -121,7 +121,7 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             .expect("OAuth config always has a token manager")
             .clone(),
     };
-    let needed = ghl_scopes_needed(&config);
+    let needed = ghl_scopes_needed(config.load.enabled, &config.ghl.auth);
     let pending_file = pending_path(&config);
     let pending = read_pending(&pending_file)?;
     let pending_state = pending.as_ref().map(|p| p.state.as_str());

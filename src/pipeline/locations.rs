@@ -15,7 +15,7 @@ use super::agency::{NumberIndex, Shard, adopt};
 use super::run::{record_failed_run, run_after_extract};
 use super::stages::extract_run;
 use super::{CommandError, CommandReport};
-use crate::cli::stage::StateLock;
+use super::lock::StateLock;
 use crate::clock::Clock;
 use crate::config::{Locations, PipelineConfig};
 use crate::exit_code::ExitCode;

@@ -14,7 +14,7 @@ use crate::load::created_tasks::created_tasks;
 use crate::load::diff::{DiffInput, PlanDecision, Refusal, SnapshotContact, build_plan};
 use crate::load::owed::{carry_over_owed, leave_out_done, register_owed};
 use crate::load::plan_io::write_plan_with_warnings;
-use crate::load::quiet_streak::QuietStreak;
+use crate::snapshot::contract::quiet_streak::QuietStreak;
 use crate::matching::model::MatchModel;
 use crate::snapshot::contract::plan::{Plan, read_plan};
 use crate::snapshot::desired::{DESIRED_TASKS_FILE, DesiredTask, read_rows};

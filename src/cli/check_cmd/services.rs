@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 
 pub(super) async fn ghl_checks(config: &PipelineConfig, now: DateTime<Utc>) -> Vec<CheckLine> {
-    let needed = ghl_scopes_needed(config);
+    let needed = ghl_scopes_needed(config.load.enabled, &config.ghl.auth);
     let mut checks = Vec::new();
     let client = match crate::pipeline::clients::ghl_client(config) {
         Ok(c) => c,
