@@ -64,7 +64,7 @@ pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
             progress: !args.stage.json,
             ..ExtractOptions::default()
         },
-        clock.as_ref(),
+        clock.clone(),
     )
     .await?;
     let run = extract.run.clone();

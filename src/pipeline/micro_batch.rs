@@ -244,7 +244,7 @@ pub async fn run_micro_batch(
     // Read back every contact an event names: the current record, DND included. The clients are
     // made under the lock: GHL refresh tokens are single-use, and the token store on disk is
     // shared with the nightly run, which never holds the lock at the same time.
-    let ghl = ghl_client(config)?;
+    let ghl = ghl_client(config, clock.clone())?;
     let bulksms = bulksms_client(config)?;
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
