@@ -279,10 +279,10 @@ impl LocationTokenSource {
                 Err(e) => tracing::warn!(error = %e, "Unreadable location token; minting another"),
             }
         }
-        if let Some(current) = slot.as_ref() {
-            if still_fresh(current, self.agency.clock.now()) {
-                return Ok(current.access_token.clone());
-            }
+        if let Some(current) = slot.as_ref()
+            && still_fresh(current, self.agency.clock.now())
+        {
+            return Ok(current.access_token.clone());
         }
         let minted = self.mint_and_store().await?;
         let token = minted.access_token.clone();
