@@ -28,7 +28,7 @@ pub(super) async fn transform(args: RunSelectArgs) -> Result<ExitCode, CommandEr
     let config = load_pipeline(&args.stage)?;
     let _lock = StateLock::acquire(&config)?;
     let run = select_run(&config, args.run.as_deref())?;
-    let summary = transform_run(&config, &run).await?;
+    let summary = transform_run(&config, &run, pipeline_clock()?).await?;
     let mut report = CommandReport {
         command: "transform".into(),
         run_id: Some(run.id.clone()),

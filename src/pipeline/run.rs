@@ -9,7 +9,8 @@ use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
 use crate::extract::{ExtractOptions, ExtractOutcome};
 use crate::snapshot::contract::plan::Plan;
-use crate::snapshot::store::{SnapshotStore, after_stage};
+use crate::snapshot::run::RunDir;
+use crate::snapshot::store::{SnapshotStore, StoreError};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -31,14 +32,14 @@ async fn run_stages(
     progress: bool,
     clock: Arc<dyn Clock>,
 ) -> Result<(CommandReport, ExitCode), CommandError> {
-    prepare_snapshots(config).await?;
+    prepare_snapshots(config, clock.clone()).await?;
     let started = Instant::now();
     let options = ExtractOptions {
         full: false,
         progress,
         ..ExtractOptions::default()
     };
-    let extract = extract_run(config, &options, clock.as_ref()).await?;
+    let extract = extract_run(config, &options, clock.clone()).await?;
     let extract_secs = started.elapsed().as_secs_f64();
     run_after_extract(config, &extract, extract_secs, clock, &|_| Ok(())).await
 }
@@ -54,11 +55,11 @@ pub(super) async fn run_after_extract(
     before_load: &(dyn Fn(&Plan) -> anyhow::Result<()> + Sync),
 ) -> Result<(CommandReport, ExitCode), CommandError> {
     let mut durations: Vec<(&str, f64)> = vec![("extract", extract_secs)];
-    let store = snapshot_store(config)?;
+    let store = snapshot_store(config, clock.clone())?;
     let run = extract.run.clone();
     after_stage(store.as_ref(), &run, "extract").await?;
     let started = Instant::now();
-    let summary = transform_run(config, &run).await?;
+    let summary = transform_run(config, &run, clock.clone()).await?;
     after_stage(store.as_ref(), &run, "transform").await?;
     durations.push(("transform", started.elapsed().as_secs_f64()));
     let started = Instant::now();
@@ -132,19 +133,26 @@ pub(super) async fn run_after_extract(
 }
 
 /// `[snapshots]`, when configured: the location's store.
-fn snapshot_store(config: &PipelineConfig) -> Result<Option<SnapshotStore>, CommandError> {
+fn snapshot_store(
+    config: &PipelineConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<SnapshotStore>, CommandError> {
     Ok(SnapshotStore::open(
         &config.snapshots,
         &config.pipeline.name,
         &config.ghl.location_id,
         &config.http,
+        clock,
     )?)
 }
 
 /// `[snapshots]`: fetches the location's latest published run into a fresh state directory and
 /// finishes publishing earlier runs, before the extract reads the previous run.
-pub(super) async fn prepare_snapshots(config: &PipelineConfig) -> Result<(), CommandError> {
-    if let Some(store) = snapshot_store(config)? {
+pub(super) async fn prepare_snapshots(
+    config: &PipelineConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<(), CommandError> {
+    if let Some(store) = snapshot_store(config, clock)? {
         store.prepare(&config.state_dir()).await?;
     }
     Ok(())
@@ -231,4 +239,16 @@ fn last_success(state_dir: &std::path::Path, exit_code: u8, now: i64) -> Option<
         return Some(now);
     }
     std::fs::read_to_string(&path).ok()?.trim().parse().ok()
+}
+
+/// `run`'s hook after a stage: publishes the stage's files when a store is configured.
+async fn after_stage(
+    store: Option<&SnapshotStore>,
+    run: &RunDir,
+    stage: &str,
+) -> Result<(), StoreError> {
+    if let Some(store) = store {
+        store.publish_stage(run, stage).await?;
+    }
+    Ok(())
 }

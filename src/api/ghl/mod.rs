@@ -10,6 +10,7 @@ use super::error::ApiError;
 use super::http::{ApiClient, ApiRequest, build_http};
 use super::rate_limit::RateLimiter;
 use super::retry::RetryPolicy;
+use crate::clock::Clock;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -45,11 +46,12 @@ pub fn token_store_path(state_dir: &Path) -> PathBuf {
 
 impl GhlClient {
     /// Builds the client of a pipeline file's `[ghl]` and `[http]` sections; OAuth tokens are kept
-    /// in `token_store` ([`token_store_path`]).
+    /// in `token_store` ([`token_store_path`]) and their expiry judged by `clock`.
     pub fn new(
         ghl: &GhlConfig,
         http_config: &HttpConfig,
         token_store: PathBuf,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, ApiError> {
         let http = build_http(Duration::from_secs(http_config.timeout_secs))?;
         let (credentials, token_manager) = match &ghl.auth {
@@ -73,7 +75,7 @@ impl GhlClient {
                         message: "ghl.auth.kind = \"agency_oauth\" needs the agency's token file, which PipelineConfig::load sets".into(),
                     });
                 }
-                let agency = AgencyAuth::shared(ghl, http_config, company_token_store)?;
+                let agency = AgencyAuth::shared(ghl, http_config, company_token_store, clock)?;
                 let source = LocationTokenSource::new(agency, &ghl.location_id, token_store);
                 (Credentials::GhlAgencyLocation(Arc::new(source)), None)
             }
@@ -89,6 +91,7 @@ impl GhlClient {
                     token_store,
                     Duration::from_secs(http_config.timeout_secs),
                     RetryPolicy::from_config(http_config),
+                    clock,
                 )?);
                 (Credentials::GhlOauth(manager.clone()), Some(manager))
             }
