@@ -25,7 +25,8 @@ What is not an arrow:
   * paths into `std`, external crates, and `#[cfg(test)]` items (tests may import across the tree
     freely; the check is about the library's own structure).
 
-Layering: the table LAYERS below is docs/architecture.md's "What each module may import", by
+Layering (this crate; another crate root is checked for layers only with `--layers TABLE.json`):
+the table LAYERS below is docs/architecture.md's "What each module may import", by
 top-level module (`src/<name>/` or `src/<name>.rs`; `main.rs` is `main`, `lib.rs` the crate face).
 Every arrow from one top-level module to another must be allowed there, either as a whole module
 (`"snapshot"`) or as one part of it (`"snapshot::atomic"`: that file or folder only). A top-level
@@ -41,6 +42,7 @@ it as `from:line -> to (path)`, then each arrow the layering forbids, then each 
 reason.
 """
 
+import json
 import os
 import re
 import sys
@@ -366,18 +368,18 @@ def top_module(crate, rel):
     return mod[0] if mod else ""
 
 
-def layering_findings(crate, edges_by_file):
-    """Arrows between top-level modules that LAYERS does not allow, and modules it does not list."""
+def layering_findings(crate, edges_by_file, layers):
+    """Arrows between top-level modules that `layers` does not allow, and modules it does not list."""
     findings = []
     unlisted = set()
     for rel, edges in sorted(edges_by_file.items()):
         source = top_module(crate, rel)
         if source == "":
             continue  # lib.rs declares the modules; it is no layer
-        if source not in LAYERS:
+        if source not in layers:
             unlisted.add(source)
             continue
-        allowed = [tuple(a.split("::")) for a in LAYERS[source]]
+        allowed = [tuple(a.split("::")) for a in layers[source]]
         for line, target, written in edges:
             target_top = top_module(crate, target)
             if target_top in (source, ""):
@@ -436,11 +438,24 @@ def strongly_connected(nodes, graph):
 
 def main(argv):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if len(argv) > 2:
-        print("usage: check-imports.py [crate root]", file=sys.stderr)
+    args = argv[1:]
+    layers = LAYERS
+    if "--layers" in args:
+        # Another crate's table (JSON: module -> allowed imports), for the script's own tests.
+        i = args.index("--layers")
+        if i + 1 >= len(args):
+            print("usage: check-imports.py [crate root [--layers TABLE.json]]", file=sys.stderr)
+            return 2
+        with open(args[i + 1], encoding="utf-8") as fh:
+            layers = json.load(fh)
+        del args[i : i + 2]
+    elif args:
+        layers = None  # LAYERS is this crate's table; another crate has its own or none
+    if len(args) > 1:
+        print("usage: check-imports.py [crate root [--layers TABLE.json]]", file=sys.stderr)
         return 2
-    if len(argv) == 2:
-        root = argv[1]
+    if args:
+        root = args[0]
     src = os.path.join(root, "src")
     if not os.path.isdir(src):
         print(f"check-imports: no src/ under {root}", file=sys.stderr)
@@ -472,7 +487,7 @@ def main(argv):
             for b in sorted(graph[a] & members):
                 line, written = first_edge[(a, b)]
                 print(f"  src/{a}:{line} -> src/{b}  ({written})")
-    layering = layering_findings(crate, edges_by_file)
+    layering = layering_findings(crate, edges_by_file, layers) if layers is not None else []
     for finding in layering:
         print(finding)
     for rel, count in long_files:
