@@ -529,6 +529,14 @@ async fn replies_before_an_answer_are_one_task_kept_current_then_completed() {
 async fn a_conversation_is_one_task_exactly_once_under_hostile_faults() {
     let clean = conversation(SEED, Night::Clean).await;
     let hostile = conversation(SEED, Night::Hostile).await;
+    // One task, holding each text once, completed once answered.
+    let tasks = tasks_of(&hostile[2], REPLIER);
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["completed"], true, "{}", tasks[0]);
+    for text in [QUESTION, FOLLOW_UP, AFTERTHOUGHT] {
+        let body = tasks[0]["body"].as_str().unwrap_or("");
+        assert_eq!(body.matches(text).count(), 1, "{text:?} in {body:?}");
+    }
     for (night, (want, got)) in clean.iter().zip(&hostile).enumerate() {
         let (want, got) = (conversation_effects(want), conversation_effects(got));
         let differences = common::effects::diff(&want, &got);
