@@ -191,6 +191,31 @@ impl GhlClient {
             .await
     }
 
+    /// `GET /contacts/{id}/tasks/{taskId}`: one task as GHL has it now; `None` when GHL no longer
+    /// has it (a person deleted it, or its contact was deleted: GHL answers 400 "not found").
+    pub async fn get_task(
+        &self,
+        contact_id: &str,
+        task_id: &str,
+    ) -> Result<Option<Value>, ApiError> {
+        let request = ApiRequest::get(format!("/contacts/{contact_id}/tasks/{task_id}"));
+        let answer = self
+            .api
+            .send_decoded(&request, |resp| {
+                let value: Value = serde_json::from_slice(&resp.body).map_err(|e| e.to_string())?;
+                match value.get("task") {
+                    Some(task @ Value::Object(_)) => Ok(task.clone()),
+                    _ => Err("no `task` object in the answer".to_string()),
+                }
+            })
+            .await;
+        match answer {
+            Ok(task) => Ok(Some(task)),
+            Err(e) if matches!(e.status(), Some(400 | 404)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Notes of a contact (raw rows).
     pub async fn contact_notes(&self, contact_id: &str) -> Result<Vec<Value>, ApiError> {
         self.list_of(&format!("/contacts/{contact_id}/notes"), "notes")
