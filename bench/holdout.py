@@ -818,8 +818,13 @@ class Generator:
         words = [w for w in re.split(r"[\s&']+", name) if w.lower() not in ("and", "sons", "s")]
         base = slug("".join(words))[:24] or "biz"
         domain = base + tld
+        tries = 0
         while domain in self.used_domains:
-            domain = f"{base}{rng.choice([slug(city.name)[:6], 'co', 'group', 'hq', str(rng.randint(1, 99))])}{tld}"
+            # A base has about a hundred variants; at a million people the common ones run out.
+            tries += 1
+            extra = (rng.choice([slug(city.name)[:6], 'co', 'group', 'hq', str(rng.randint(1, 99))])
+                     if tries < 20 else str(rng.randint(100, 999_999)))
+            domain = f"{base}{extra}{tld}"
         self.used_domains.add(domain)
         inbox = self.claim_email(wpick(rng, {"info": 50, "office": 12, "hello": 10, "contact": 10,
                                              "admin": 8, "frontdesk": 5, "sales": 5}), domain, "")

@@ -5,6 +5,7 @@ table grows?
     python3 bench/scale.py                          # 100 k and 1 M, every generator
     python3 bench/scale.py --sizes 10000000 --generators crowded --append
     python3 bench/scale.py --score-only DIR         # score DIR/clusters.parquet against DIR/truth.csv
+    python3 bench/scale.py --generate-only --sizes 10000000   # tables now, timed runs later
 
 Generators (each writes a table and its truth once per size, under bench-output/scale-work/):
 - `seeded`: the sandbox's own contacts (`contactsync sandbox --seed 42 --export-seed`);
@@ -33,11 +34,19 @@ WORK = OUT / "scale-work"
 PEOPLE_PER_RECORD = {"holdout": 1 / 1.47, "crowded": 1 / 1.59}
 
 
-def generate(generator, size, binary):
+# The Python generators hold a whole table in memory (about 1 GiB a million rows); larger tables
+# are tiles of this size, each from its own seed, concatenated with the tile in front of every id.
+TILE = 1_000_000
+
+
+def generate(generator, size, binary, seed_offset=0):
     """Writes data.csv and truth.csv (id, person) for one generator and size; returns the dir."""
-    d = WORK / f"{generator}-{size}"
+    suffix = f"-tile{seed_offset}" if seed_offset else ""
+    d = WORK / f"{generator}-{size}{suffix}"
     if (d / "data.csv").exists() and (d / "truth.csv").exists():
         return d
+    if generator != "seeded" and size > TILE:
+        return tiled(generator, size, binary, d)
     d.mkdir(parents=True, exist_ok=True)
     print(f"generating {generator} at {size:,}...", file=sys.stderr)
     if generator == "seeded":
@@ -47,7 +56,7 @@ def generate(generator, size, binary):
     elif generator == "holdout":
         people = round(size * PEOPLE_PER_RECORD["holdout"])
         subprocess.run([sys.executable, str(REPO / "bench/holdout.py"), "generate", "--entities",
-                        str(people), "--seed", "1", "--out", str(d)], check=True,
+                        str(people), "--seed", str(1 + seed_offset), "--out", str(d)], check=True,
                        stdout=subprocess.DEVNULL)
         # holdout.py names the person entity_id.
         with open(d / "truth.csv") as src, open(d / "truth.tmp", "w") as dst:
@@ -58,9 +67,34 @@ def generate(generator, size, binary):
     elif generator == "crowded":
         people = round(size * PEOPLE_PER_RECORD["crowded"])
         subprocess.run([sys.executable, str(REPO / "bench/crowded.py"), "--people", str(people),
-                        "--seed", "3", "--out", str(d)], check=True, stdout=subprocess.DEVNULL)
+                        "--seed", str(3 + seed_offset), "--out", str(d)], check=True,
+                       stdout=subprocess.DEVNULL)
     else:
         sys.exit(f"unknown generator {generator}")
+    return d
+
+
+def tiled(generator, size, binary, d):
+    """size / TILE tables of TILE rows from seeds 0, 1, ... after the generator's own, one file.
+    People of different tiles are different people: the tiles share the name tables, so tiling
+    adds namesakes (the hard case) and never a duplicate the truth does not know."""
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "data.tmp", "w") as data, open(d / "truth.tmp", "w") as truth:
+        for t in range(size // TILE):
+            part = generate(generator, TILE, binary, seed_offset=t)
+            for name, out in (("data.csv", data), ("truth.csv", truth)):
+                with open(part / name) as src:
+                    header = next(src)
+                    if t == 0:
+                        out.write(header)
+                    prefix = f"t{t}_"
+                    if name == "data.csv":
+                        out.writelines(prefix + line for line in src)
+                    else:
+                        out.writelines(prefix + i + "," + prefix + rest
+                                       for i, _, rest in (l.partition(",") for l in src))
+    (d / "data.tmp").rename(d / "data.csv")
+    (d / "truth.tmp").rename(d / "truth.csv")
     return d
 
 
@@ -119,6 +153,8 @@ def main():
     ap.add_argument("--model", help="match model (default: the binary's, the contacts model)")
     ap.add_argument("--append", action="store_true", help="keep other results in scale.jsonl")
     ap.add_argument("--score-only", help="score DIR/clusters.parquet against DIR/truth.csv")
+    ap.add_argument("--generate-only", action="store_true",
+                    help="write the tables and truths only (to time the runs later on a quiet machine)")
     a = ap.parse_args()
     if a.score_only:
         print(json.dumps(accuracy(Path(a.score_only))))
@@ -129,6 +165,10 @@ def main():
     OUT.mkdir(exist_ok=True)
     path = OUT / "scale.jsonl"
     wanted = [(g, int(s)) for g in a.generators.split(",") for s in a.sizes.split(",")]
+    if a.generate_only:
+        for g, s in wanted:
+            print(generate(g, s, binary))
+        return
     kept = []
     if a.append and path.exists():
         kept = [json.loads(l) for l in open(path) if l.strip()]

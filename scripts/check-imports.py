@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Checks the crate's module graph for import circles and long files without a stated reason.
+"""Checks the crate's module graph: no import circle, no import the layering table forbids, no long
+file without a stated reason.
 
 Run from anywhere: `python3 scripts/check-imports.py` (exit 0 clean, 1 with findings, 2 on usage).
 
@@ -24,14 +25,24 @@ What is not an arrow:
   * paths into `std`, external crates, and `#[cfg(test)]` items (tests may import across the tree
     freely; the check is about the library's own structure).
 
+Layering (this crate; another crate root is checked for layers only with `--layers TABLE.json`):
+the table LAYERS below is docs/architecture.md's "What each module may import", by
+top-level module (`src/<name>/` or `src/<name>.rs`; `main.rs` is `main`, `lib.rs` the crate face).
+Every arrow from one top-level module to another must be allowed there, either as a whole module
+(`"snapshot"`) or as one part of it (`"snapshot::atomic"`: that file or folder only). A top-level
+module missing from the table is itself a finding, so a new one is placed in the layers when it is
+made. Arrows inside one top-level module are free (a stage uses its own parts).
+
 Long files: a file over 600 lines must say why within its first 10 lines, in a comment containing
 `Over 600 lines because` (e.g. `//! Over 600 lines because the schema and its tests belong
 together.`). The reason lives in the file; there is no allowlist here.
 
 Output: each circle (a strongly connected component of more than one file) with the arrows inside
-it as `from:line -> to (path)`, then each long file without a reason.
+it as `from:line -> to (path)`, then each arrow the layering forbids, then each long file without a
+reason.
 """
 
+import json
 import os
 import re
 import sys
@@ -42,6 +53,53 @@ REASON_MARK = "Over 600 lines because"
 REASON_WINDOW = 10
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+# What each top-level module may import besides itself (docs/architecture.md keeps the same table,
+# with the reasons). Leaves import nothing of the crate; the shared modules (normalize, matching)
+# sit above snapshot and below the stages; a stage never imports another stage.
+LEAVES = ["clock", "env_vars", "exit_code", "secret", "sms_encoding"]
+STAGES = ["extract", "transform", "load", "audit", "migrate"]
+LAYERS = {
+    "clock": [],
+    "env_vars": [],
+    "exit_code": [],
+    "sms_encoding": [],
+    "secret": ["env_vars"],
+    # The other side of the wire: knows nothing of the pipeline.
+    "sandbox": LEAVES,
+    # The HTTP layer; each client takes its own config section (api::config), never config.rs.
+    "api": LEAVES + ["snapshot::atomic"],
+    # Files between stages and their row types. The manifest records the HTTP metrics, the object
+    # store follows the [http] retry policy, the ledger reader reads the Postgres ledger too.
+    "snapshot": LEAVES + ["api::http", "api::config", "state::pg"],
+    # Where a location's ledger and lock live. Opening the ledger writer of load/ is the one arrow
+    # from a shared module into a stage; listed here so that it stays the only one.
+    "state": LEAVES + ["snapshot", "load::ledger"],
+    # Shared domain code: what a normalised phone, email or name is; the record matcher.
+    "normalize": LEAVES + ["snapshot"],
+    "matching": LEAVES + ["snapshot", "normalize"],
+    # The stages.
+    "extract": LEAVES + ["api", "snapshot", "state", "normalize"],
+    "transform": LEAVES + ["snapshot", "normalize", "matching"],
+    "load": LEAVES + ["api", "snapshot", "state", "normalize"],
+    "audit": LEAVES + ["snapshot", "normalize"],
+    "migrate": LEAVES + ["snapshot", "normalize", "matching"],
+    # The webhook receiver: its own config section and GHL's auth section.
+    "serve": LEAVES + ["api::config"],
+    # The pipeline file: each stage's config section lives in its stage.
+    "config": LEAVES + ["api", "snapshot", "state", "serve"] + STAGES,
+    # Runs the stages; the CLI parses and prints around it.
+    "pipeline": LEAVES
+    + ["api", "snapshot", "state", "normalize", "matching", "config", "serve"]
+    + STAGES,
+    # The edge: parses, calls pipeline (or a stage for the commands that are not nightly stages),
+    # prints; `demo` and `sandbox` start the sandbox.
+    "cli": LEAVES
+    + ["api", "snapshot", "state", "normalize", "matching", "config", "serve", "pipeline", "sandbox"]
+    + STAGES,
+    "logging": ["cli"],
+    "main": ["cli", "exit_code", "logging", "snapshot::atomic"],
+}
 
 
 def strip_comments_and_strings(text):
@@ -302,6 +360,45 @@ def edges_of(crate, rel):
     return edges, text
 
 
+def top_module(crate, rel):
+    """The top-level module a file belongs to: `api`, `clock`, ...; `main` for main.rs, `` for lib.rs."""
+    if rel == "main.rs":
+        return "main"
+    mod = crate.files[rel]
+    return mod[0] if mod else ""
+
+
+def layering_findings(crate, edges_by_file, layers):
+    """Arrows between top-level modules that `layers` does not allow, and modules it does not list."""
+    findings = []
+    unlisted = set()
+    for rel, edges in sorted(edges_by_file.items()):
+        source = top_module(crate, rel)
+        if source == "":
+            continue  # lib.rs declares the modules; it is no layer
+        if source not in layers:
+            unlisted.add(source)
+            continue
+        allowed = [tuple(a.split("::")) for a in layers[source]]
+        for line, target, written in edges:
+            target_top = top_module(crate, target)
+            if target_top in (source, ""):
+                continue
+            mod = crate.files[target]
+            if any(mod[: len(a)] == a for a in allowed):
+                continue
+            findings.append(
+                f"src/{rel}:{line} -> src/{target}  ({written}): `{source}` may not import "
+                f"`{target_top}` (docs/architecture.md, \"What each module may import\")"
+            )
+    for module in sorted(unlisted):
+        findings.append(
+            f"src/{module}: a top-level module the layering table (LAYERS) does not list; add it "
+            "there and to docs/architecture.md"
+        )
+    return findings
+
+
 def strongly_connected(nodes, graph):
     index = {}
     low = {}
@@ -341,11 +438,24 @@ def strongly_connected(nodes, graph):
 
 def main(argv):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if len(argv) > 2:
-        print("usage: check-imports.py [crate root]", file=sys.stderr)
+    args = argv[1:]
+    layers = LAYERS
+    if "--layers" in args:
+        # Another crate's table (JSON: module -> allowed imports), for the script's own tests.
+        i = args.index("--layers")
+        if i + 1 >= len(args):
+            print("usage: check-imports.py [crate root [--layers TABLE.json]]", file=sys.stderr)
+            return 2
+        with open(args[i + 1], encoding="utf-8") as fh:
+            layers = json.load(fh)
+        del args[i : i + 2]
+    elif args:
+        layers = None  # LAYERS is this crate's table; another crate has its own or none
+    if len(args) > 1:
+        print("usage: check-imports.py [crate root [--layers TABLE.json]]", file=sys.stderr)
         return 2
-    if len(argv) == 2:
-        root = argv[1]
+    if args:
+        root = args[0]
     src = os.path.join(root, "src")
     if not os.path.isdir(src):
         print(f"check-imports: no src/ under {root}", file=sys.stderr)
@@ -354,8 +464,10 @@ def main(argv):
     graph = defaultdict(set)
     first_edge = {}
     long_files = []
+    edges_by_file = {}
     for rel in sorted(crate.files):
         edges, text = edges_of(crate, rel)
+        edges_by_file[rel] = edges
         for line, target, written in edges:
             graph[rel].add(target)
             key = (rel, target)
@@ -375,19 +487,25 @@ def main(argv):
             for b in sorted(graph[a] & members):
                 line, written = first_edge[(a, b)]
                 print(f"  src/{a}:{line} -> src/{b}  ({written})")
+    layering = layering_findings(crate, edges_by_file, layers) if layers is not None else []
+    for finding in layering:
+        print(finding)
     for rel, count in long_files:
         print(
             f"src/{rel}: {count} lines (over {MAX_LINES}) and no `{REASON_MARK} ...` comment "
             f"in its first {REASON_WINDOW} lines"
         )
-    if circles or long_files:
+    if circles or layering or long_files:
         print(
-            f"check-imports: {len(circles)} import circle(s), {len(long_files)} long file(s) "
-            "without a reason",
+            f"check-imports: {len(circles)} import circle(s), {len(layering)} import(s) across "
+            f"the layers, {len(long_files)} long file(s) without a reason",
             file=sys.stderr,
         )
         return 1
-    print(f"check-imports: {len(crate.files)} files, no import circle, no unexplained long file")
+    print(
+        f"check-imports: {len(crate.files)} files, no import circle, no import across the layers, "
+        "no unexplained long file"
+    )
     return 0
 
 

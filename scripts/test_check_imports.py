@@ -21,14 +21,39 @@ def crate(files):
     return root
 
 
-def check(root):
+def check(root, *extra):
     done = subprocess.run(
-        [sys.executable, SCRIPT, root], capture_output=True, text=True, check=False
+        [sys.executable, SCRIPT, root, *extra], capture_output=True, text=True, check=False
     )
     return done.returncode, done.stdout + done.stderr
 
 
 class CheckImports(unittest.TestCase):
+    def test_an_import_the_layers_forbid_is_named_and_an_unlisted_module_too(self):
+        root = crate(
+            {
+                "lib.rs": "pub mod shared;\npub mod stage_a;\npub mod stage_b;\npub mod extra;\n",
+                "shared.rs": "pub struct S;\n",
+                "stage_a.rs": "use crate::shared::S;\nuse crate::stage_b::B;\npub struct A;\n",
+                "stage_b.rs": "use crate::shared::S;\npub struct B;\n",
+                "extra.rs": "pub struct E;\n",
+            }
+        )
+        table = os.path.join(root, "layers.json")
+        with open(table, "w", encoding="utf-8") as fh:
+            fh.write('{"shared": [], "stage_a": ["shared"], "stage_b": ["shared"]}')
+        code, out = check(root, "--layers", table)
+        self.assertEqual(code, 1, out)
+        self.assertIn("src/stage_a.rs:2 -> src/stage_b.rs", out)
+        self.assertIn("`stage_a` may not import `stage_b`", out)
+        self.assertIn("src/extra: a top-level module the layering table", out)
+        self.assertNotIn("stage_b.rs:1", out)
+        with open(table, "w", encoding="utf-8") as fh:
+            fh.write('{"shared": [], "stage_a": ["shared", "stage_b"], "stage_b": ["shared"], '
+                     '"extra": []}')
+        code, out = check(root, "--layers", table)
+        self.assertEqual(code, 0, out)
+
     def test_a_circle_is_reported_with_file_and_line(self):
         root = crate(
             {

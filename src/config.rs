@@ -393,14 +393,40 @@ impl PipelineConfig {
 
     /// Resolves a path written in the pipeline file against the file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            return path.to_path_buf();
-        }
-        match self.source_path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
-            _ => path.to_path_buf(),
-        }
+        resolve_against(&self.source_path, path)
     }
+}
+
+fn resolve_against(source_path: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match source_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// What a pipeline file that failed to load still says about where its state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDirHint {
+    pub pipeline_name: String,
+    pub state_dir: PathBuf,
+}
+
+/// `[pipeline] name` and `state_dir` of a file `PipelineConfig::load` refused, when it is TOML
+/// that names them: a file refused for an unknown key, a bad value or a missing `${VAR}` elsewhere
+/// still tells where alerting reads the run's exit code. None for an unreadable or non-TOML file.
+pub fn state_dir_hint(path: &Path) -> Option<StateDirHint> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    let pipeline = table.get("pipeline")?.as_table()?;
+    let name = pipeline.get("name")?.as_str()?;
+    let state_dir = pipeline.get("state_dir")?.as_str()?;
+    Some(StateDirHint {
+        pipeline_name: name.to_string(),
+        state_dir: resolve_against(path, Path::new(state_dir)),
+    })
 }
 
 /// The state directory of one location of a multi-location pipeline.

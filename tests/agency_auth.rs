@@ -469,7 +469,8 @@ fn location_config(h: &Harness, location_id: &str) -> contactsync::config::Pipel
 
 /// Every contact the client of `config` reads, asserting each is of its location.
 async fn client_reads(config: &contactsync::config::PipelineConfig) -> BTreeSet<String> {
-    let client = contactsync::pipeline::clients::ghl_client(config).expect("client");
+    let client =
+        contactsync::pipeline::clients::ghl_client(config, system_clock()).expect("client");
     let page = client
         .search_updated_since(None, None, 500, "all".into())
         .await
@@ -518,12 +519,13 @@ async fn auth_ghl_stores_the_agency_grant_and_each_location_mints_its_own_token(
     assert!(h.state_dir().join("tokens/ghl-company.json").exists());
 
     let root = contactsync::config::PipelineConfig::load(&h.pipeline).expect("loads");
-    let discovered: Vec<String> = contactsync::pipeline::clients::installed_ghl_locations(&root)
-        .await
-        .expect("discovery")
-        .into_iter()
-        .map(|l| l.id)
-        .collect();
+    let discovered: Vec<String> =
+        contactsync::pipeline::clients::installed_ghl_locations(&root, system_clock())
+            .await
+            .expect("discovery")
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
     assert_eq!(discovered, ids);
 
     let mut tokens = BTreeSet::new();
@@ -627,12 +629,13 @@ async fn private_tokens_per_location_each_read_their_own_location() {
     let root = contactsync::config::PipelineConfig::load(&h.pipeline).expect("loads");
     let mut expected: Vec<String> = locations.iter().map(|l| l.id.clone()).collect();
     expected.sort();
-    let discovered: Vec<String> = contactsync::pipeline::clients::installed_ghl_locations(&root)
-        .await
-        .expect("the table's locations")
-        .into_iter()
-        .map(|l| l.id)
-        .collect();
+    let discovered: Vec<String> =
+        contactsync::pipeline::clients::installed_ghl_locations(&root, system_clock())
+            .await
+            .expect("the table's locations")
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
     assert_eq!(discovered, expected);
     let mut everyone = BTreeSet::new();
     for location in &locations {
@@ -641,9 +644,12 @@ async fn private_tokens_per_location_each_read_their_own_location() {
         everyone.extend(read);
     }
     assert_eq!(everyone.len(), 120);
-    let error = contactsync::pipeline::clients::ghl_client(&location_config(&h, "NotInTheTable"))
-        .expect_err("no token for that location")
-        .to_string();
+    let error = contactsync::pipeline::clients::ghl_client(
+        &location_config(&h, "NotInTheTable"),
+        system_clock(),
+    )
+    .expect_err("no token for that location")
+    .to_string();
     assert!(
         error.contains("ghl.auth.tokens has no token for location NotInTheTable"),
         "{error}"
@@ -691,6 +697,7 @@ async fn a_grant_another_process_refreshed_is_read_back_not_refreshed_again() {
             store.clone(),
             std::time::Duration::from_secs(10),
             RetryPolicy::from_config(&HttpConfig::default()),
+            system_clock(),
         )
         .expect("manager")
         .for_company()
@@ -738,15 +745,20 @@ async fn discovery_reads_every_page_of_installed_locations() {
     use_agency_app(&h, &ids[0]);
     h.run_ok(&["auth", "ghl", "--json"]).await;
     let root = contactsync::config::PipelineConfig::load(&h.pipeline).expect("loads");
-    let discovered: Vec<String> = contactsync::pipeline::clients::installed_ghl_locations(&root)
-        .await
-        .expect("discovery")
-        .into_iter()
-        .map(|l| l.id)
-        .collect();
+    let discovered: Vec<String> =
+        contactsync::pipeline::clients::installed_ghl_locations(&root, system_clock())
+            .await
+            .expect("discovery")
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
     assert_eq!(discovered, ids);
     let stats = h.control("stats").await;
     let pages = &stats["requests"]["GET /ghl/oauth/installedLocations"]["200"];
     // `auth ghl` listed them too: two pages each.
     assert_eq!(pages, 4, "{stats}");
+}
+
+fn system_clock() -> std::sync::Arc<dyn contactsync::clock::Clock> {
+    std::sync::Arc::new(contactsync::clock::SystemClock)
 }

@@ -117,3 +117,37 @@ async fn a_run_that_finds_the_lock_held_reports_exit_6_in_json_and_metrics() {
     );
     FileExt::unlock(&lock).expect("unlock");
 }
+
+/// Exit 2 after a deploy broke the pipeline file (here a `${VAR}` the environment lacks): the file
+/// still names its state directory, so `metrics.prom` records the refusal where alerting looks,
+/// with the last success kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_pipeline_file_records_exit_2_in_the_metrics_it_names() {
+    let h = Harness::start(options(31, 60)).await;
+    h.authorise().await;
+    h.run_ok(&["run", "--json"]).await;
+    let metrics_path = h.state_dir().join("metrics.prom");
+    let good = std::fs::read_to_string(&metrics_path).expect("metrics after a good run");
+    let success = metric(&good, "last_success_timestamp_seconds").expect("last success");
+
+    let text = std::fs::read_to_string(&h.pipeline).expect("pipeline");
+    let broken = text.replace(
+        &h.sandbox.info.bulksms_base_url,
+        "${CONTACTSYNC_EXITS_TEST_NEVER_SET}",
+    );
+    assert_ne!(broken, text, "the pipeline names the BulkSMS URL");
+    std::fs::write(&h.pipeline, broken).expect("write");
+    let out = h.run(&["run", "--json"]).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let refused = std::fs::read_to_string(&metrics_path).expect("metrics after a refused run");
+    assert_eq!(
+        metric(&refused, "last_run_exit_code"),
+        Some(2.0),
+        "{refused}"
+    );
+    assert_eq!(
+        metric(&refused, "last_success_timestamp_seconds"),
+        Some(success),
+        "the last success is kept:\n{refused}"
+    );
+}

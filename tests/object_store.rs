@@ -10,6 +10,7 @@ mod common;
 
 use common::Harness;
 use common::effects::options;
+use contactsync::clock::SystemClock;
 use contactsync::config::HttpConfig;
 use contactsync::snapshot::run::RunDir;
 use contactsync::snapshot::store::{RUN_MANIFEST, RunManifest, SnapshotStore};
@@ -23,6 +24,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 
 const ACCESS_KEY: &str = "contactsync-test";
 const SECRET_KEY: &str = "contactsync-test-secret";
@@ -448,10 +450,12 @@ async fn duckdb_reads_every_locations_latest_contacts_from_the_layout() {
     // published under other location ids: loc-b's latest complete run is night 1 (night 2's
     // extract is there too, without a manifest, as while it publishes); loc-c has night 2 only.
     let http = HttpConfig::default();
-    let b = SnapshotStore::new(&url, "sandbox", "loc-b", &http).expect("store");
+    let b =
+        SnapshotStore::new(&url, "sandbox", "loc-b", &http, Arc::new(SystemClock)).expect("store");
     b.publish_run(&night1).await.expect("publish");
     b.publish_stage(&night2, "extract").await.expect("publish");
-    let c = SnapshotStore::new(&url, "sandbox", "loc-c", &http).expect("store");
+    let c =
+        SnapshotStore::new(&url, "sandbox", "loc-c", &http, Arc::new(SystemClock)).expect("store");
     c.publish_run(&night2).await.expect("publish");
 
     let query = documented_query().replace("s3://bucket/prefix", &root.display().to_string());

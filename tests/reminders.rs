@@ -1,6 +1,6 @@
 //! Reminders on status changes and the digest, end to end against the sandbox: a custom field's new
-//! value and an appointment coming due each text the contact once (under faults and across kill -9
-//! too), a "C" reply after a reminder tags the contact once, and the digest lands as an SMS of at
+//! value, a change of contact type and an appointment coming due each text the contact once (under
+//! faults, and across kill -9 too), a "C" reply after a reminder tags the contact once, and the digest lands as an SMS of at
 //! most two parts with `digest.md` beside it.
 
 mod common;
@@ -38,6 +38,10 @@ tag = "appointment-tomorrow"
 template = "Hi {first_name|there}, a reminder of your appointment tomorrow. Reply C to confirm."
 confirm_reply = ["C", "CONFIRM"]
 confirm_tag = "appointment-confirmed"
+
+[[transform.triggers.reminder]]
+contact_type = ["customer"]
+template = "Hi {first_name|there}, you are now a {contact_type} (was {old_contact_type|new})."
 
 [transform.triggers.digest]
 to = "+14155550100"
@@ -431,4 +435,63 @@ async fn a_c_reply_after_the_reminder_adds_the_confirmation_tag_once() {
     // Once: the next night finds it done and plans nothing.
     let report = h.run_ok(&["run", "--json"]).await;
     assert_eq!(count(&report, "planned_operations"), 0, "{report}");
+}
+
+/// Changes a contact's type as a user does in GHL's UI (GHL's API has no `type` to write).
+async fn set_type_as_a_user(h: &Harness, contact_id: &str, contact_type: &str) {
+    h.http
+        .post(format!(
+            "{}/_sandbox/ghl/contacts/{contact_id}/type",
+            h.sandbox.info.control_url
+        ))
+        .json(&json!({ "type": contact_type }))
+        .send()
+        .await
+        .expect("control route answers")
+        .error_for_status()
+        .expect("type changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_becoming_a_customer_is_texted_once_under_hostile_faults() {
+    let h = harness(35, 60).await;
+    h.run_ok(&["run", "--json"]).await;
+    let state = h.control("state").await;
+    let lead = textable_contacts(&state)
+        .into_iter()
+        .find(|(id, _, _)| {
+            state["ghl"]["contacts"]
+                .as_array()
+                .expect("contacts")
+                .iter()
+                .any(|c| c["id"] == id.as_str() && c["type"] == "lead")
+        })
+        .expect("a textable lead");
+    let (id, first_name, number) = lead;
+    // A change to a type the reminder does not list fires nothing; nor does no change.
+    set_type_as_a_user(&h, &id, "lead").await;
+    h.run_ok(&["run", "--json"]).await;
+    assert!(sent(&h.control("state").await, "you are now a").is_empty());
+
+    set_type_as_a_user(&h, &id, "customer").await;
+    let profile = FaultProfile {
+        slow_ms: 20,
+        retry_after_secs: 1,
+        ..FaultProfile::from_arg("hostile").expect("profile")
+    };
+    h.control_post(
+        "faults",
+        serde_json::to_value(&profile).expect("profile JSON"),
+    )
+    .await;
+    converge(&h, 6).await;
+    let expected = format!("Hi {first_name}, you are now a customer (was lead).");
+    assert_eq!(
+        sent(&h.control("state").await, "you are now a"),
+        [(number, expected)]
+    );
+    h.control_post("faults", json!({"name": "none"})).await;
+    let extra = h.run_ok(&["run", "--json"]).await;
+    assert_eq!(count(&extra, "planned_operations"), 0, "{extra}");
+    assert_eq!(sent(&h.control("state").await, "you are now a").len(), 1);
 }

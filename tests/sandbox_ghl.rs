@@ -176,6 +176,55 @@ async fn every_contacts_endpoint_answers_as_the_spec_says() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_conforms(&spec, &tasks, "/contacts/{contactId}/tasks", "get", "200");
+    // One task by its id, and its update: load reads a follow-up back and keeps it current.
+    let task_path = format!(
+        "/contacts/{id}/tasks/{}",
+        task["task"]["id"].as_str().expect("id")
+    );
+    let (status, one, _) = c.call(Method::GET, &task_path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_conforms(
+        &spec,
+        &one,
+        "/contacts/{contactId}/tasks/{taskId}",
+        "get",
+        "200",
+    );
+    assert_eq!(one["task"], task["task"]);
+    let (status, updated, _) = c
+        .call(
+            Method::PUT,
+            &task_path,
+            Some(
+                json!({"body": "Call back", "dueDate": "2026-12-02T10:00:00Z", "completed": false}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_conforms(
+        &spec,
+        &updated,
+        "/contacts/{contactId}/tasks/{taskId}",
+        "put",
+        "200",
+    );
+    assert_eq!(
+        (&updated["task"]["title"], &updated["task"]["body"]),
+        (&json!("Call"), &json!("Call back")),
+        "fields not sent are kept"
+    );
+    let (status, _, _) = c
+        .call(
+            Method::GET,
+            &format!("/contacts/{id}/tasks/no-such-task"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "GHL answers 400 for a task it does not have"
+    );
 
     let (status, note, _) = c
         .call(

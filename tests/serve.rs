@@ -20,6 +20,7 @@ const LOCATION: &str = "loc-serve-1";
 const APP_ID: &str = "65f0a1b2c3d4e5f6a7b8c9d0";
 const BULKSMS_TOKEN: &str = "bulksms-path-token-0123456789";
 
+#[derive(Debug)]
 struct FixedClock(DateTime<Utc>);
 
 impl Clock for FixedClock {
@@ -744,7 +745,7 @@ async fn sandbox_events_signed_with_its_published_pem_are_verified_and_spooled()
     let mut opts = options(
         state.path(),
         &key(1),
-        Arc::new(contactsync::serve::SystemClock),
+        Arc::new(contactsync::clock::SystemClock),
     );
     opts.ghl = GhlVerifier::new(
         parse_public_key_pem(pem).expect("the sandbox's PEM parses like HighLevel's"),
@@ -922,7 +923,7 @@ async fn the_sandbox_calls_bulksms_webhooks_with_status_reports_and_received_mes
     let server = start(options(
         state.path(),
         &key(1),
-        Arc::new(contactsync::serve::SystemClock),
+        Arc::new(contactsync::clock::SystemClock),
     ))
     .await
     .expect("serve");
@@ -1008,7 +1009,11 @@ fn the_serve_table_is_validated_with_the_key_named() {
     let config = load("").expect("valid");
     assert_eq!(config.serve.ghl.timestamp_window_secs, 75 * 60);
     assert_eq!(config.serve.max_body_bytes, 256 * 1024);
-    let options = contactsync::pipeline::serve::serve_options(&config).expect("options");
+    let options = contactsync::pipeline::serve::serve_options(
+        &config,
+        Arc::new(contactsync::clock::SystemClock),
+    )
+    .expect("options");
     assert!(
         options.bulksms.is_none(),
         "no path token: BulkSMS webhooks off"
@@ -1041,6 +1046,10 @@ fn the_serve_table_is_validated_with_the_key_named() {
     }
     let config = load("[serve.bulksms]\npath_token = \"long-enough-token-123\"\nallow = [\"10.0.0.0/8\", \"::1\"]\n")
         .expect("valid bulksms table");
-    let options = contactsync::pipeline::serve::serve_options(&config).expect("options");
+    let options = contactsync::pipeline::serve::serve_options(
+        &config,
+        Arc::new(contactsync::clock::SystemClock),
+    )
+    .expect("options");
     assert_eq!(options.bulksms.expect("on").allow.len(), 2);
 }

@@ -408,3 +408,237 @@ async fn workflows_act_once_across_kill_9() {
         "only {landed} of {TRIALS} kills landed while a run was going"
     );
 }
+
+/// The replier's two further texts, before anyone answers.
+const FOLLOW_UP: &str = "Or Saturday morning?";
+const AFTERTHOUGHT: &str = "Any time after 3pm works too";
+
+async fn inbound(h: &Harness, body: &str) {
+    h.control_post(
+        "bulksms/inbound",
+        json!({"from": REPLIER.trim_start_matches('+'), "body": body}),
+    )
+    .await;
+}
+
+/// The replier's tasks as compared between runs: title, assignee, completion and how often the
+/// body quotes each of the three texts (times follow the sandbox's clock).
+fn conversation_effects(state: &Value) -> BTreeMap<String, usize> {
+    let mut out = common::effects::effects(state);
+    for t in tasks_of(state, REPLIER) {
+        let body = t["body"].as_str().unwrap_or("");
+        let quoted: Vec<usize> = [QUESTION, FOLLOW_UP, AFTERTHOUGHT]
+            .iter()
+            .map(|text| body.matches(text).count())
+            .collect();
+        let key = format!(
+            "task {} to={} completed={} quotes={quoted:?}",
+            t["title"], t["assignedTo"], t["completed"]
+        );
+        *out.entry(key).or_default() += 1;
+    }
+    out
+}
+
+/// Night 1: two texts ten minutes apart. Night 2: a third. Night 3: the team answers. `how`
+/// runs each of the three nights; returns the state after each.
+async fn conversation(seed: u64, how: Night) -> [Value; 3] {
+    let h = harness(seed).await;
+    converge(&h, 1).await;
+    advance(&h, 3_600).await;
+    inbound(&h, QUESTION).await;
+    advance(&h, 600).await;
+    inbound(&h, FOLLOW_UP).await;
+    advance(&h, 600).await;
+    night(&h, how).await;
+    let first = h.control("state").await;
+    advance(&h, 3_600).await;
+    inbound(&h, AFTERTHOUGHT).await;
+    advance(&h, 600).await;
+    night(&h, how).await;
+    let second = h.control("state").await;
+    night_two_events(&h).await;
+    night(&h, how).await;
+    let third = h.control("state").await;
+    let extra = h.run_ok(&["run", "--json"]).await;
+    assert_eq!(
+        extra["counts"]["planned_operations"].as_u64().unwrap_or(0),
+        0,
+        "{how:?}: the night after plans: {extra}"
+    );
+    [first, second, third]
+}
+
+fn received(state: &Value, body: &str) -> i64 {
+    let text = state["bulksms"]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["body"] == body)
+        .and_then(|m| m["submission"]["date"].as_str())
+        .unwrap_or_else(|| panic!("{body:?} is not in BulkSMS"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .timestamp()
+}
+
+/// Three texts before an answer are one task: made holding the first two (they came the same
+/// night), updated with the third and its due time (the title kept), completed once answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_before_an_answer_are_one_task_kept_current_then_completed() {
+    let [first, second, third] = conversation(SEED, Night::Clean).await;
+    let quotes = |t: &Value, text: &str| t["body"].as_str().unwrap_or("").matches(text).count();
+
+    let tasks = tasks_of(&first, REPLIER);
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(
+        (quotes(tasks[0], QUESTION), quotes(tasks[0], FOLLOW_UP)),
+        (1, 1),
+        "{}",
+        tasks[0]
+    );
+    assert_eq!(quotes(tasks[0], AFTERTHOUGHT), 0);
+    let id = tasks[0]["id"].clone();
+
+    let tasks = tasks_of(&second, REPLIER);
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    let task = tasks[0];
+    assert_eq!(task["id"], id, "the same task, not a second one");
+    assert_eq!(task["title"], "Reply from Rita Workflow");
+    assert_eq!(task["assignedTo"], "user-7");
+    assert_eq!(task["completed"], false);
+    for text in [QUESTION, FOLLOW_UP, AFTERTHOUGHT] {
+        assert_eq!(quotes(task, text), 1, "{text:?} in {task}");
+    }
+    let due = chrono::DateTime::parse_from_rfc3339(task["dueDate"].as_str().expect("due"))
+        .expect("RFC 3339")
+        .timestamp();
+    assert_eq!(
+        due - received(&second, AFTERTHOUGHT),
+        4 * 3_600,
+        "due 4 hours after the latest text: {task}"
+    );
+
+    let tasks = tasks_of(&third, REPLIER);
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["id"], id);
+    assert_eq!(tasks[0]["completed"], true, "{}", tasks[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_is_one_task_exactly_once_under_hostile_faults() {
+    let clean = conversation(SEED, Night::Clean).await;
+    let hostile = conversation(SEED, Night::Hostile).await;
+    // One task, holding each text once, completed once answered.
+    let tasks = tasks_of(&hostile[2], REPLIER);
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["completed"], true, "{}", tasks[0]);
+    for text in [QUESTION, FOLLOW_UP, AFTERTHOUGHT] {
+        let body = tasks[0]["body"].as_str().unwrap_or("");
+        assert_eq!(body.matches(text).count(), 1, "{text:?} in {body:?}");
+    }
+    for (night, (want, got)) in clean.iter().zip(&hostile).enumerate() {
+        let (want, got) = (conversation_effects(want), conversation_effects(got));
+        let differences = common::effects::diff(&want, &got);
+        assert!(
+            differences.is_empty(),
+            "night {}: {} differences, e.g. {:?}",
+            night + 1,
+            differences.len(),
+            &differences[..differences.len().min(10)]
+        );
+    }
+}
+
+/// `kill -9` while the update of the task is being applied: GHL took it but its answer was lost
+/// (the client is retrying). The next run reads the task back by its id and finds it done; the
+/// nights end as a clean run's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_the_task_update_then_a_rerun_equals_a_clean_run() {
+    let clean = conversation(SEED, Night::Clean).await;
+
+    let h = harness(SEED).await;
+    converge(&h, 1).await;
+    advance(&h, 3_600).await;
+    inbound(&h, QUESTION).await;
+    advance(&h, 600).await;
+    inbound(&h, FOLLOW_UP).await;
+    advance(&h, 600).await;
+    converge(&h, 1).await;
+    let task = tasks_of(&h.control("state").await, REPLIER)[0].clone();
+    let task_id = task["id"].as_str().expect("task id").to_string();
+    advance(&h, 3_600).await;
+    inbound(&h, AFTERTHOUGHT).await;
+    advance(&h, 600).await;
+    // Every answer about this task is lost, slowly: the update lands and the client retries.
+    h.control_post(
+        "faults",
+        json!({"lost_response": 1.0, "slow": 1.0, "slow_ms": 1_500,
+               "only_paths": [format!("/tasks/{task_id}")]}),
+    )
+    .await;
+    let mut child = h.spawn_quiet(&["run", "--json"]);
+    let started = Instant::now();
+    loop {
+        let state = h.control("state").await;
+        let tasks = tasks_of(&state, REPLIER);
+        if tasks.iter().any(|t| {
+            t["id"] == task_id.as_str() && t["body"].as_str().unwrap_or("").contains(AFTERTHOUGHT)
+        }) {
+            break;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended without updating the task: {tasks:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the task was never updated: {tasks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the run ended before the kill"
+    );
+    child.kill().expect("kill -9");
+    child.wait().ok();
+    h.control_post("faults", json!({"name": "none"})).await;
+
+    // Rerun until a run ends clean (the first may finish what the killed one left).
+    let mut read_back = 0;
+    for attempt in 0.. {
+        assert!(attempt < 4, "the reruns did not converge");
+        let out = h.run(&["run", "--json"]).await;
+        let report = common::json_report(&["run", "--json"], &out);
+        read_back += report["counts"]["resolved_by_readback"]
+            .as_u64()
+            .unwrap_or(0);
+        match out.status.code() {
+            Some(0) => break,
+            Some(3) => continue,
+            other => panic!(
+                "rerun exited {other:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+    assert!(
+        read_back >= 1,
+        "the update is found done by reading the task back by its id"
+    );
+    let second = h.control("state").await;
+    night_two_events(&h).await;
+    converge(&h, 1).await;
+    let third = h.control("state").await;
+    for (night, want, got) in [(2, &clean[1], &second), (3, &clean[2], &third)] {
+        let differences =
+            common::effects::diff(&conversation_effects(want), &conversation_effects(got));
+        assert!(
+            differences.is_empty(),
+            "night {night}: {} differences, e.g. {:?}",
+            differences.len(),
+            &differences[..differences.len().min(10)]
+        );
+    }
+}

@@ -11,15 +11,16 @@
 
 use super::auth::{
     BoxedFuture, Credentials, GhlTokenManager, MintedTokenSource, StoredTokens, auth_error,
-    read_token_store,
+    read_token_store, still_fresh,
 };
 use super::config::{GhlAuthConfig, GhlConfig, HttpConfig};
 use super::error::ApiError;
 use super::http::{ApiClient, ApiRequest, build_http};
 use super::rate_limit::RateLimiter;
 use super::retry::RetryPolicy;
+use crate::clock::Clock;
 use crate::secret::Secret;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use reqwest::Method;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -49,6 +50,8 @@ pub struct AgencyAuth {
     company: Arc<GhlTokenManager>,
     api: ApiClient,
     app_id: String,
+    /// What location token expiry is compared with, and what dates a minted token.
+    clock: Arc<dyn Clock>,
 }
 
 /// One [`AgencyAuth`] per agency token file in this process.
@@ -57,17 +60,18 @@ static SHARED: LazyLock<Mutex<HashMap<PathBuf, Arc<AgencyAuth>>>> =
 
 impl AgencyAuth {
     /// The process's agency grant stored at `company_store`, for a `[ghl]` section whose
-    /// `auth.kind` is `agency_oauth` (built on first use, then shared).
+    /// `auth.kind` is `agency_oauth` (built on first use with `clock`, then shared).
     pub fn shared(
         ghl: &GhlConfig,
         http_config: &HttpConfig,
         company_store: &Path,
+        clock: Arc<dyn Clock>,
     ) -> Result<Arc<AgencyAuth>, ApiError> {
         let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(agency) = shared.get(company_store) {
             return Ok(agency.clone());
         }
-        let agency = Arc::new(AgencyAuth::new(ghl, http_config, company_store)?);
+        let agency = Arc::new(AgencyAuth::new(ghl, http_config, company_store, clock)?);
         shared.insert(company_store.to_path_buf(), agency.clone());
         Ok(agency)
     }
@@ -76,6 +80,7 @@ impl AgencyAuth {
         ghl: &GhlConfig,
         http_config: &HttpConfig,
         company_store: &Path,
+        clock: Arc<dyn Clock>,
     ) -> Result<AgencyAuth, ApiError> {
         let GhlAuthConfig::AgencyOauth {
             client_id,
@@ -97,6 +102,7 @@ impl AgencyAuth {
                 company_store.to_path_buf(),
                 timeout,
                 retry.clone(),
+                clock.clone(),
             )?
             .for_company(),
         );
@@ -114,6 +120,7 @@ impl AgencyAuth {
             api,
             // HighLevel's client ids are `<appId>-<suffix>`.
             app_id: client_id.split('-').next().unwrap_or(client_id).to_string(),
+            clock,
         })
     }
 
@@ -211,7 +218,7 @@ impl AgencyAuth {
                 "GHL minted a token of location {other} when asked for {location_id}"
             )));
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         Ok(StoredTokens {
             access_token: Secret::new(minted.access_token),
             refresh_token: Secret::new(String::new()),
@@ -272,11 +279,10 @@ impl LocationTokenSource {
                 Err(e) => tracing::warn!(error = %e, "Unreadable location token; minting another"),
             }
         }
-        if let Some(current) = slot.as_ref() {
-            let margin = Duration::minutes(5).min((current.expires_at - current.obtained_at) / 10);
-            if current.expires_at - margin > Utc::now() {
-                return Ok(current.access_token.clone());
-            }
+        if let Some(current) = slot.as_ref()
+            && still_fresh(current, self.agency.clock.now())
+        {
+            return Ok(current.access_token.clone());
         }
         let minted = self.mint_and_store().await?;
         let token = minted.access_token.clone();

@@ -10,6 +10,7 @@
 
 use super::error::ApiError;
 use super::retry::RetryPolicy;
+use crate::clock::Clock;
 use crate::secret::Secret;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -182,11 +183,21 @@ pub struct GhlTokenManager {
     store_path: PathBuf,
     user_type: GhlUserType,
     tokens: Mutex<Option<StoredTokens>>,
+    /// What token expiry is compared with.
+    clock: Arc<dyn Clock>,
+}
+
+/// Whether `tokens` can still be used at `now`: not within five minutes (or a tenth of their
+/// lifetime, for short-lived tokens) of their expiry.
+pub(crate) fn still_fresh(tokens: &StoredTokens, now: DateTime<Utc>) -> bool {
+    let margin = Duration::minutes(5).min((tokens.expires_at - tokens.obtained_at) / 10);
+    tokens.expires_at - margin > now
 }
 
 impl GhlTokenManager {
     /// A manager for an app, storing tokens at `store_path`. Token requests are retried with the
-    /// shared `retry` policy while the endpoint answers a transient error.
+    /// shared `retry` policy while the endpoint answers a transient error; expiry is judged by
+    /// `clock`.
     pub fn new(
         base_url: &str,
         client_id: &str,
@@ -194,6 +205,7 @@ impl GhlTokenManager {
         store_path: PathBuf,
         timeout: std::time::Duration,
         retry: RetryPolicy,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, ApiError> {
         // Never follows redirects: the request body carries the client secret and a code or
         // refresh token, and a redirect would hand them to wherever it points.
@@ -217,6 +229,7 @@ impl GhlTokenManager {
             store_path,
             user_type: GhlUserType::Location,
             tokens: Mutex::new(None),
+            clock,
         })
     }
 
@@ -272,7 +285,7 @@ impl GhlTokenManager {
                 granted.unwrap_or_default()
             )));
         }
-        let tokens = stored_from(&response, None)?;
+        let tokens = stored_from(&response, None, self.clock.now())?;
         write_token_store(&self.store_path, &tokens).map_err(|e| {
             auth_error(format!(
                 "storing tokens in {}: {e}",
@@ -299,8 +312,7 @@ impl GhlTokenManager {
             *slot = Some(read_token_store(&self.store_path)?);
         }
         let current = slot.clone().expect("just filled");
-        let margin = Duration::minutes(5).min((current.expires_at - current.obtained_at) / 10);
-        if current.expires_at - margin > Utc::now() {
+        if still_fresh(&current, self.clock.now()) {
             return Ok(current.access_token);
         }
         let refreshed = self.refresh_locked(&current).await?;
@@ -331,7 +343,7 @@ impl GhlTokenManager {
         let _store_lock = lock_store(&self.store_path).await?;
         if let Ok(on_disk) = read_token_store(&self.store_path)
             && on_disk.access_token.expose() != current.access_token.expose()
-            && on_disk.expires_at > Utc::now()
+            && on_disk.expires_at > self.clock.now()
         {
             tracing::info!("GHL tokens were refreshed by another process; using those");
             return Ok(on_disk);
@@ -352,7 +364,7 @@ impl GhlTokenManager {
                 }
             })
             .await?;
-        let tokens = stored_from(&response, Some(current))?;
+        let tokens = stored_from(&response, Some(current), self.clock.now())?;
         write_token_store(&self.store_path, &tokens).map_err(|e| {
             auth_error(format!(
                 "storing refreshed tokens in {}: {e}",
@@ -478,8 +490,8 @@ fn describe<E: std::error::Error>(e: &E) -> String {
 fn stored_from(
     response: &GhlTokenResponse,
     previous: Option<&StoredTokens>,
+    now: DateTime<Utc>,
 ) -> Result<StoredTokens, ApiError> {
-    let now = Utc::now();
     let lifetime = response
         .expires_in()
         .map(|d| Duration::from_std(d).unwrap_or(Duration::days(1)))
@@ -671,6 +683,10 @@ mod tests {
     }
 
     fn manager(base: &str, dir: &Path) -> GhlTokenManager {
+        manager_at(base, dir, Arc::new(crate::clock::SystemClock))
+    }
+
+    fn manager_at(base: &str, dir: &Path, clock: Arc<dyn Clock>) -> GhlTokenManager {
         GhlTokenManager::new(
             base,
             "client-id",
@@ -682,6 +698,7 @@ mod tests {
                 base_delay: std::time::Duration::from_millis(1),
                 max_delay: std::time::Duration::from_millis(5),
             },
+            clock,
         )
         .expect("manager")
     }
@@ -730,6 +747,53 @@ mod tests {
         assert!(error.contains("Bad Gateway"), "{error}");
         assert!(!error.contains("missing field"), "{error}");
         assert!(!error.contains("client-secret-value") && !error.contains("the-code"));
+    }
+
+    #[tokio::test]
+    async fn token_expiry_is_judged_by_the_managers_clock() {
+        // A grant of 2019, a day long: wall time is years past its expiry, so only a manager that
+        // reads its clock uses it without asking the token endpoint.
+        let (base, calls, _) = token_endpoint(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({"error": "invalid_grant"})),
+            )
+                .into_response()
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let obtained = DateTime::parse_from_rfc3339("2019-01-01T00:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let stored = StoredTokens {
+            access_token: Secret::new("stored-access".to_string()),
+            refresh_token: Secret::new("stored-refresh".to_string()),
+            expires_at: obtained + Duration::days(1),
+            scope: "contacts.readonly".into(),
+            obtained_at: obtained,
+            company_id: None,
+        };
+        write_token_store(&dir.path().join("ghl.json"), &stored).expect("store");
+
+        let clock = Arc::new(crate::clock::FixedClock::at(obtained + Duration::hours(12)));
+        let midday = manager_at(&base, dir.path(), clock.clone());
+        let token = midday.access_token().await.expect("fresh at midday");
+        assert_eq!(token.expose(), "stored-access");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            0,
+            "a fresh token is not refreshed"
+        );
+
+        // Four minutes before expiry is inside the five-minute margin: the manager refreshes.
+        clock.set(stored.expires_at - Duration::minutes(4));
+        let late = manager_at(&base, dir.path(), clock);
+        late.access_token().await.expect_err("the endpoint refuses");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a token about to expire is refreshed"
+        );
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 //! The second half (code for tokens, refresh, storage) is [`super::auth::GhlTokenManager`].
 
 use super::auth::{GHL_READ_SCOPE, GHL_WRITE_SCOPE};
-use crate::config::PipelineConfig;
+use super::config::GhlAuthConfig;
 use crate::secret::Secret;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,20 +19,17 @@ pub const GHL_OAUTH_READ_SCOPE: &str = "oauth.readonly";
 /// Scope of `POST /oauth/locationToken` (an agency grant's, docs/Scopes.md).
 pub const GHL_OAUTH_WRITE_SCOPE: &str = "oauth.write";
 
-/// The GHL scopes a pipeline needs, and no more: a read-only pipeline (`[load] enabled = false`)
-/// asks for `contacts.readonly` only; one that writes adds `contacts.write`; an agency grant
-/// (`agency_oauth`) adds `oauth.readonly` and `oauth.write` to list its locations and mint their
-/// tokens.
-pub fn ghl_scopes_needed(config: &PipelineConfig) -> Vec<&'static str> {
-    let mut scopes = if config.load.enabled {
+/// The GHL scopes a pipeline needs, and no more: a read-only pipeline (`[load] enabled = false`,
+/// `writes` false) asks for `contacts.readonly` only; one that writes adds `contacts.write`; an
+/// agency grant (`agency_oauth`) adds `oauth.readonly` and `oauth.write` to list its locations and
+/// mint their tokens.
+pub fn ghl_scopes_needed(writes: bool, auth: &GhlAuthConfig) -> Vec<&'static str> {
+    let mut scopes = if writes {
         vec![GHL_READ_SCOPE, GHL_WRITE_SCOPE]
     } else {
         vec![GHL_READ_SCOPE]
     };
-    if matches!(
-        config.ghl.auth,
-        crate::config::GhlAuthConfig::AgencyOauth { .. }
-    ) {
+    if matches!(auth, GhlAuthConfig::AgencyOauth { .. }) {
         scopes.extend([GHL_OAUTH_READ_SCOPE, GHL_OAUTH_WRITE_SCOPE]);
     }
     scopes
@@ -317,6 +314,12 @@ fn html_escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    use crate::config::PipelineConfig;
+
+    fn needed(config: &PipelineConfig) -> Vec<&'static str> {
+        ghl_scopes_needed(config.load.enabled, &config.ghl.auth)
+    }
+
     fn pipeline(extra: &str) -> PipelineConfig {
         crate::config::test_support::pipeline(
             r#"{ kind = "oauth", client_id = "app", client_secret = "s" }"#,
@@ -327,17 +330,17 @@ mod tests {
     #[test]
     fn a_read_only_pipeline_asks_for_contacts_readonly_only() {
         let config = pipeline("[load]\nenabled = false\n");
-        assert_eq!(ghl_scopes_needed(&config), vec!["contacts.readonly"]);
+        assert_eq!(needed(&config), vec!["contacts.readonly"]);
     }
 
     #[test]
     fn a_writing_pipeline_adds_contacts_write() {
         assert_eq!(
-            ghl_scopes_needed(&pipeline("")),
+            needed(&pipeline("")),
             vec!["contacts.readonly", "contacts.write"]
         );
         assert_eq!(
-            ghl_scopes_needed(&pipeline("[load]\nmax_sends = 0\n")),
+            needed(&pipeline("[load]\nmax_sends = 0\n")),
             vec!["contacts.readonly", "contacts.write"],
             "a pipeline that may still tag, note or set DND writes"
         );

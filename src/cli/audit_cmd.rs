@@ -43,8 +43,8 @@ pub(super) async fn run(args: AuditArgs) -> Result<ExitCode, CommandError> {
 
 /// Audits the latest run of every location; the exit code follows the multi-location rule.
 async fn all_locations(config: &PipelineConfig, json: bool) -> Result<ExitCode, CommandError> {
-    let (all, _) = resolve_locations(config, None).await?;
     let clock = pipeline_clock()?;
+    let (all, _) = resolve_locations(config, None, clock.clone()).await?;
     let mut agency = AgencyReport {
         command: "audit".into(),
         ..AgencyReport::default()

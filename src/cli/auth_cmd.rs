@@ -103,6 +103,7 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             ),
         });
     };
+    let clock = super::stage::pipeline_clock()?;
     let agency = match &config.ghl.auth {
         GhlAuthConfig::AgencyOauth {
             company_token_store,
@@ -111,17 +112,18 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             &config.ghl,
             &config.http,
             company_token_store,
+            clock.clone(),
         )?),
         _ => None,
     };
     let manager = match &agency {
         Some(agency) => agency.token_manager().clone(),
-        None => crate::pipeline::clients::ghl_client(&config)?
+        None => crate::pipeline::clients::ghl_client(&config, clock)?
             .token_manager()
             .expect("OAuth config always has a token manager")
             .clone(),
     };
-    let needed = ghl_scopes_needed(&config);
+    let needed = ghl_scopes_needed(config.load.enabled, &config.ghl.auth);
     let pending_file = pending_path(&config);
     let pending = read_pending(&pending_file)?;
     let pending_state = pending.as_ref().map(|p| p.state.as_str());

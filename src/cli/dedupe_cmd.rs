@@ -2,7 +2,8 @@
 
 use super::{CommandError, CommandReport, DedupeArgs};
 use crate::exit_code::ExitCode;
-use crate::transform::{dedupe, io, model::MatchModel, normalize};
+use crate::matching::{MatchModel, dedupe, io};
+use crate::normalize;
 use anyhow::Context;
 
 pub(super) async fn run(args: DedupeArgs) -> Result<ExitCode, CommandError> {

@@ -53,7 +53,7 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, CommandError> {
         ..
     } = &config.ghl.auth
     {
-        let client = ghl_client(&config)?;
+        let client = ghl_client(&config, super::stage::pipeline_clock()?)?;
         let manager = client
             .token_manager()
             .expect("OAuth config always has a token manager");

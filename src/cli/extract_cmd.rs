@@ -15,7 +15,7 @@ pub(super) async fn run(args: ExtractArgs) -> Result<ExitCode, CommandError> {
         ..ExtractOptions::default()
     };
     let clock = pipeline_clock()?;
-    let outcome = extract_run(&config, &options, clock.as_ref()).await?;
+    let outcome = extract_run(&config, &options, clock.clone()).await?;
     let history_failure = outcome.manifest.history.failure_message();
     let code = if outcome.manifest.quarantined_rows > 0 || history_failure.is_some() {
         ExitCode::PartialFailure

@@ -6,8 +6,8 @@ use super::{CommandError, CommandReport, MigrateArgs};
 use crate::exit_code::ExitCode;
 use crate::extract::ExtractOptions;
 use crate::migrate::{RowOutcome, map_row, plan_migration, read_export};
+use crate::normalize;
 use crate::pipeline::{extract_run, load_run, match_model, plan_run};
-use crate::transform::normalize;
 use anyhow::Context;
 
 pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
@@ -64,7 +64,7 @@ pub(super) async fn run(args: MigrateArgs) -> Result<ExitCode, CommandError> {
             progress: !args.stage.json,
             ..ExtractOptions::default()
         },
-        clock.as_ref(),
+        clock.clone(),
     )
     .await?;
     let run = extract.run.clone();

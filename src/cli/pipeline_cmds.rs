@@ -4,8 +4,8 @@ use super::stage::{StateLock, load_any_pipeline, load_pipeline, pipeline_clock};
 use super::{CommandError, CommandReport, LoadArgs, RunArgs, RunSelectArgs};
 use crate::config::Locations;
 use crate::exit_code::ExitCode;
-use crate::pipeline::locations::{AgencyReport, run_locations};
-use crate::pipeline::run::record_failed_run;
+use crate::pipeline::locations::{AgencyReport, metrics_file, run_locations};
+use crate::pipeline::run::{record_failed_run, record_refused_pipeline};
 use crate::pipeline::stages::refuse_if_read_only;
 use crate::pipeline::{load_run, plan_run, plan_summary, run_pipeline, select_run, transform_run};
 
@@ -28,7 +28,7 @@ pub(super) async fn transform(args: RunSelectArgs) -> Result<ExitCode, CommandEr
     let config = load_pipeline(&args.stage)?;
     let _lock = StateLock::acquire(&config)?;
     let run = select_run(&config, args.run.as_deref())?;
-    let summary = transform_run(&config, &run).await?;
+    let summary = transform_run(&config, &run, pipeline_clock()?).await?;
     let mut report = CommandReport {
         command: "transform".into(),
         run_id: Some(run.id.clone()),
@@ -123,8 +123,15 @@ const RUN_WAITS_FOR_BATCH_SECS: u64 = 300;
 
 /// `contactsync run`.
 pub(super) async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
-    let config = load_any_pipeline(&args.stage)?;
     let clock = pipeline_clock()?;
+    let config = load_any_pipeline(&args.stage).inspect_err(|refused| {
+        record_refused_pipeline(
+            &args.stage.pipeline,
+            &metrics_file(args.shard),
+            refused,
+            clock.as_ref(),
+        )
+    })?;
     if args.shard.is_some() || !matches!(config.locations(), Locations::Single(_)) {
         let report = run_locations(&config, args.shard, !args.stage.json, clock).await?;
         return Ok(finish_locations(&report, args.stage.json));

@@ -13,10 +13,16 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, CommandError> {
         code: ExitCode::BadConfig,
         error: e.into(),
     })?;
-    let mut options = crate::pipeline::serve::serve_options(&config).map_err(|e| CommandError {
-        code: ExitCode::BadConfig,
-        error: e.into(),
-    })?;
+    // Webhook timestamps are the senders' wall time, so the receiver checks them against the
+    // system's clock even when CONTACTSYNC_NOW fixes the pipeline's.
+    let receiver_clock = std::sync::Arc::new(crate::clock::SystemClock);
+    let mut options =
+        crate::pipeline::serve::serve_options(&config, receiver_clock).map_err(|e| {
+            CommandError {
+                code: ExitCode::BadConfig,
+                error: e.into(),
+            }
+        })?;
     if let Some(listen) = args.listen {
         options.listen = listen;
     }

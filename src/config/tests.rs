@@ -204,3 +204,26 @@ fn example_pipeline_files_parse() {
     }
     assert!(seen >= 4, "expected example pipelines in {}", dir.display());
 }
+
+#[test]
+fn a_refused_file_still_names_its_state_dir_when_it_is_toml() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("nightly.toml");
+    std::fs::write(
+        &file,
+        "[pipeline]\nname = \"n\"\nstate_dir = \"state\"\nunknown_key = 1\n",
+    )
+    .expect("write");
+    assert!(PipelineConfig::load(&file).is_err());
+    assert_eq!(
+        state_dir_hint(&file),
+        Some(StateDirHint {
+            pipeline_name: "n".into(),
+            state_dir: dir.path().join("state"),
+        })
+    );
+    std::fs::write(&file, "[pipeline\nname = \"n\"\n").expect("write");
+    assert_eq!(state_dir_hint(&file), None, "not TOML: nothing to go by");
+    std::fs::write(&file, "[pipeline]\nname = \"n\"\n").expect("write");
+    assert_eq!(state_dir_hint(&file), None, "no state_dir");
+}

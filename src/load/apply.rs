@@ -89,6 +89,7 @@ fn phase(op: &PlanOp) -> u8 {
         PlanOp::CreateNote { .. }
         | PlanOp::CreateTask { .. }
         | PlanOp::CompleteTask { .. }
+        | PlanOp::UpdateTask { .. }
         | PlanOp::MarkDuplicate { .. } => 2,
         PlanOp::DeleteContact { .. } => 3,
         PlanOp::SendSms { .. } => 4,
@@ -453,10 +454,9 @@ async fn execute(
             )
             .await
         }
-        PlanOp::CompleteTask {
-            contact_id,
-            task_id,
-        } => super::created_tasks::complete(ghl, contact_id, task_id).await,
+        PlanOp::CompleteTask { .. } | PlanOp::UpdateTask { .. } => {
+            super::created_tasks::write(ghl, &planned.op).await
+        }
         PlanOp::MarkDuplicate {
             contact_id,
             survivor_id,
@@ -575,6 +575,9 @@ async fn read_back(
         PlanOp::MarkDuplicate { .. } => Ok(None),
         PlanOp::CreateTask { contact_id, .. } => {
             Ok(find_marked(ghl.contact_tasks(contact_id).await?))
+        }
+        PlanOp::CompleteTask { .. } | PlanOp::UpdateTask { .. } => {
+            super::created_tasks::read_back(ghl, &planned.op).await
         }
         PlanOp::SendSms { .. } => {
             let found = shared

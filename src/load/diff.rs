@@ -1,7 +1,8 @@
 //! The diff: desired state against the latest snapshot → the minimal plan. Only what differs is
 //! written (reverse-ETL style), so a rerun with nothing changed plans nothing.
 
-use super::apply::DUPLICATE_TAG;
+use super::apply::{DUPLICATE_TAG, marker};
+use super::created_tasks::CreatedTask;
 use super::plan::{Plan, PlanOp, PlannedOperation};
 use super::{LoadConfig, MergeMode};
 use crate::snapshot::contract::ContactField;
@@ -23,11 +24,11 @@ pub struct DiffInput<'a> {
     pub desired_messages: &'a [DesiredMessage],
     pub desired_notes: &'a [DesiredNote],
     pub desired_blocked: &'a [DesiredBlocked],
-    /// Tasks the message workflows ask to create or complete.
+    /// Tasks the message workflows ask to create, keep current or complete.
     pub desired_tasks: &'a [DesiredTask],
-    /// GHL ids of the tasks load created, by the key of their create
-    /// ([`PlanOp::task_key`]): what a completion needs.
-    pub created_tasks: &'a HashMap<String, String>,
+    /// What the ledger holds of the tasks load created, by the key of their create
+    /// ([`PlanOp::task_key`]): what an update or a completion needs.
+    pub created_tasks: &'a HashMap<String, CreatedTask>,
     /// Snapshot contacts by id (at least every id the desired contacts name).
     pub snapshot_contacts: &'a HashMap<String, SnapshotContact>,
     /// The blocked list in the snapshot, E.164 ([`crate::snapshot::phone::e164`]).
@@ -372,25 +373,60 @@ fn diff_contact(
     }
 }
 
-/// The operation of a desired task: its creation, or the completion of the task created for its
-/// event (none while that create has not succeeded: a later run completes it).
-fn task_op(task: &DesiredTask, created: &HashMap<String, String>) -> Option<PlanOp> {
-    if !task.complete {
-        return Some(PlanOp::CreateTask {
-            contact_id: task.contact_id.clone(),
-            title: task.title.clone(),
-            body: task.body.clone(),
-            due_date: task.due_date.clone(),
-            assigned_to: task.assigned_to.clone(),
-            event: Some(task.event.clone()),
-        });
+/// The operation of a desired task. A completion completes the task created for its event (none
+/// while that create has not succeeded: a later run completes it). A follow-up (`replies`) updates
+/// the task of its conversation when that task does not hold it yet, or creates the task when the
+/// conversation has none and a reply of it is new; while its create is owed, a later run updates
+/// it. Any other task is created.
+fn task_op(task: &DesiredTask, created: &HashMap<String, CreatedTask>) -> Option<PlanOp> {
+    if task.complete {
+        return match created.get(&PlanOp::task_key(&task.contact_id, &task.event)) {
+            Some(CreatedTask::Made { id, .. }) => Some(PlanOp::CompleteTask {
+                contact_id: task.contact_id.clone(),
+                task_id: id.clone(),
+            }),
+            _ => None,
+        };
     }
-    created
-        .get(&PlanOp::task_key(&task.contact_id, &task.event))
-        .map(|task_id| PlanOp::CompleteTask {
-            contact_id: task.contact_id.clone(),
-            task_id: task_id.clone(),
-        })
+    let create = || PlanOp::CreateTask {
+        contact_id: task.contact_id.clone(),
+        title: task.title.clone(),
+        body: task.body.clone(),
+        due_date: task.due_date.clone(),
+        assigned_to: task.assigned_to.clone(),
+        event: Some(task.event.clone()),
+    };
+    let Some(latest) = task.replies.last() else {
+        return Some(create());
+    };
+    let found = task.replies.iter().find_map(|event| {
+        let key = PlanOp::task_key(&task.contact_id, event);
+        created.get(&key).map(|c| (event, key, c))
+    });
+    match found {
+        None => task.new_reply.then(create),
+        Some((_, _, CreatedTask::NoId)) => None,
+        // Made for the latest reply itself: it holds it.
+        Some((event, _, CreatedTask::Made { .. })) if event == latest => None,
+        Some((
+            _,
+            key,
+            CreatedTask::Made {
+                id,
+                body: made_with,
+            },
+        )) => {
+            let body = format!("{}\n{}", task.body, marker(&key));
+            // Made holding every reply so far (they came in the run that made it).
+            (made_with.as_deref() != Some(body.as_str())).then(|| PlanOp::UpdateTask {
+                contact_id: task.contact_id.clone(),
+                task_id: id.clone(),
+                body,
+                due_date: task.due_date.clone(),
+                event: latest.clone(),
+            })
+        }
+    }
 }
 
 fn create_fields(desired: &DesiredContact) -> Map<String, Value> {

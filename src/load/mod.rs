@@ -10,7 +10,6 @@ pub mod owed;
 mod pg_ledger;
 pub mod plan;
 pub mod plan_io;
-pub mod quiet_streak;
 mod sms_dnd;
 
 use serde::Deserialize;

@@ -93,7 +93,7 @@ fn read_csv(path: &Path) -> anyhow::Result<(Vec<String>, Vec<RawRow>, Vec<Reject
 
 fn read_parquet(path: &Path) -> anyhow::Result<(Vec<String>, Vec<RawRow>, Vec<Rejected>)> {
     use polars::prelude::DataType;
-    let frame = crate::transform::io::read_frame(path)?;
+    let frame = crate::matching::io::read_frame(path)?;
     let header: Vec<String> = frame
         .get_column_names()
         .iter()

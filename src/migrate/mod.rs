@@ -3,6 +3,8 @@
 //! the rest is deduplicated against itself and the location's contacts (one match model for both)
 //! into the same desired-state files the nightly transform writes, so plan and load are shared.
 
+use crate::matching::{MatchModel, match_tables};
+use crate::normalize::{self, PhoneKey, Region};
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::ContactField;
 use crate::snapshot::desired::{
@@ -10,8 +12,6 @@ use crate::snapshot::desired::{
     desired_messages_schema, desired_notes_schema, read_rows, write_rows,
 };
 use crate::snapshot::phone::digits;
-use crate::transform::normalize::{self, PhoneKey, Region};
-use crate::transform::{MatchModel, match_tables};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

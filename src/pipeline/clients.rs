@@ -3,14 +3,18 @@
 use crate::api::ApiError;
 use crate::api::bulksms::BulkSmsClient;
 use crate::api::ghl::{GhlClient, token_store_path};
+use crate::clock::Clock;
 use crate::config::PipelineConfig;
+use std::sync::Arc;
 
-/// The GHL client of a pipeline (`[ghl]`, `[http]`, tokens in the state directory).
-pub fn ghl_client(config: &PipelineConfig) -> Result<GhlClient, ApiError> {
+/// The GHL client of a pipeline (`[ghl]`, `[http]`, tokens in the state directory, their expiry
+/// judged by `clock`).
+pub fn ghl_client(config: &PipelineConfig, clock: Arc<dyn Clock>) -> Result<GhlClient, ApiError> {
     GhlClient::new(
         &config.ghl,
         &config.http,
         token_store_path(&config.state_dir()),
+        clock,
     )
 }
 
@@ -25,6 +29,7 @@ pub fn bulksms_client(config: &PipelineConfig) -> Result<BulkSmsClient, ApiError
 /// sorted. A single-location grant (`oauth`, or one `token`) lists nothing to discover: an error.
 pub async fn installed_ghl_locations(
     config: &PipelineConfig,
+    clock: Arc<dyn Clock>,
 ) -> Result<Vec<crate::api::agency::InstalledLocation>, ApiError> {
     use crate::api::agency::{AgencyAuth, InstalledLocation};
     use crate::config::GhlAuthConfig;
@@ -33,7 +38,7 @@ pub async fn installed_ghl_locations(
             company_token_store,
             ..
         } => {
-            AgencyAuth::shared(&config.ghl, &config.http, company_token_store)?
+            AgencyAuth::shared(&config.ghl, &config.http, company_token_store, clock)?
                 .installed_locations()
                 .await
         }

@@ -13,12 +13,12 @@
 //! `metrics.prom` and stops no other location.
 
 use super::agency::{Shard, adopt};
+use super::lock::StateLock;
 pub use super::routing_store::AGENCY_DIR;
 use super::routing_store::RoutingStore;
 use super::run::{record_failed_run, run_after_extract};
 use super::stages::extract_run;
 use super::{CommandError, CommandReport};
-use crate::cli::stage::StateLock;
 use crate::clock::Clock;
 use crate::config::{Locations, PipelineConfig};
 use crate::exit_code::ExitCode;
@@ -92,10 +92,11 @@ impl AgencyReport {
 pub async fn resolve_locations(
     config: &PipelineConfig,
     shard: Option<Shard>,
+    clock: Arc<dyn Clock>,
 ) -> Result<(Vec<String>, Vec<String>), CommandError> {
     let mut all = match config.locations() {
         Locations::Listed(ids) => ids,
-        Locations::AllInstalled => installed_locations(config).await?,
+        Locations::AllInstalled => installed_locations(config, clock).await?,
         Locations::Single(_) => {
             return Err(CommandError {
                 code: ExitCode::BadConfig,
@@ -118,8 +119,11 @@ pub async fn resolve_locations(
 
 /// The locations the agency app is installed in (with per-location Private Integration
 /// Tokens: the locations that have one).
-async fn installed_locations(config: &PipelineConfig) -> Result<Vec<String>, CommandError> {
-    let installed = super::clients::installed_ghl_locations(config)
+async fn installed_locations(
+    config: &PipelineConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Vec<String>, CommandError> {
+    let installed = super::clients::installed_ghl_locations(config, clock)
         .await
         .map_err(|e| CommandError {
             code: ExitCode::BadConfig,
@@ -146,7 +150,7 @@ pub async fn run_locations(
     progress: bool,
     clock: Arc<dyn Clock>,
 ) -> Result<AgencyReport, CommandError> {
-    let (all, ids) = resolve_locations(config, shard).await?;
+    let (all, ids) = resolve_locations(config, shard, clock.clone()).await?;
     let permits = Arc::new(Semaphore::new(config.pipeline.max_parallel_locations));
     let mut reports: BTreeMap<String, CommandReport> = BTreeMap::new();
     let Some(first) = ids.first() else {
@@ -387,7 +391,7 @@ async fn read_account(
         account: AccountSource::Only,
         ..ExtractOptions::default()
     };
-    match extract_run(&account, &options, clock.as_ref()).await {
+    match extract_run(&account, &options, clock.clone()).await {
         Ok(outcome) => {
             done.send_replace(Some(Ok(outcome.run.extract_dir())));
             outcome
@@ -414,13 +418,13 @@ async fn extract_location(
 ) -> Result<Extracted, CommandError> {
     let lock = StateLock::acquire(location)?;
     let started = Instant::now();
-    super::run::prepare_snapshots(location).await?;
+    super::run::prepare_snapshots(location, clock.clone()).await?;
     let options = ExtractOptions {
         full: false,
         progress,
         account: AccountSource::Shared(account),
     };
-    let outcome = extract_run(location, &options, clock.as_ref())
+    let outcome = extract_run(location, &options, clock.clone())
         .await
         .map_err(CommandError::from)?;
     routing_store

@@ -22,6 +22,7 @@ use crate::load::diff::{DiffInput, PlanDecision, build_plan};
 use crate::load::ledger::Ledger;
 use crate::load::owed::{leave_out_done, register_owed};
 use crate::load::plan_io::write_plan_with_warnings;
+use crate::normalize;
 use crate::serve::spool::{EventSource, SpoolReader, SpooledEvent};
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::plan::Plan;
@@ -31,7 +32,6 @@ use crate::snapshot::phone::{digits, e164};
 use crate::snapshot::run::{RunDir, list_runs};
 use crate::snapshot::schema::{BlockedNumberRow, ContactRow, contacts_schema};
 use crate::transform::history::field_texts;
-use crate::transform::normalize;
 use crate::transform::reply_keywords::is_opt_out;
 use crate::transform::triggers::reminders::ReminderKind;
 use crate::transform::triggers::{self, PreviousState, TriggerContact, TriggersConfig};
@@ -244,7 +244,7 @@ pub async fn run_micro_batch(
     // Read back every contact an event names: the current record, DND included. The clients are
     // made under the lock: GHL refresh tokens are single-use, and the token store on disk is
     // shared with the nightly run, which never holds the lock at the same time.
-    let ghl = ghl_client(config)?;
+    let ghl = ghl_client(config, clock.clone())?;
     let bulksms = bulksms_client(config)?;
     let started = std::time::Instant::now();
     let mut rows = Vec::new();

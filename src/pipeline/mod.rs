@@ -6,6 +6,7 @@
 pub mod agency;
 pub mod clients;
 pub mod locations;
+pub mod lock;
 mod metrics;
 pub mod micro_batch;
 pub mod report;

@@ -17,7 +17,7 @@ use crate::snapshot::desired::read_rows;
 use crate::snapshot::run::{RunDir, latest_complete_extract};
 use crate::state::pg_routing::PgRouting;
 use crate::transform::inputs::MessageRowIn;
-use crate::transform::normalize;
+use crate::normalize;
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

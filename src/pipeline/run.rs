@@ -9,7 +9,8 @@ use crate::config::PipelineConfig;
 use crate::exit_code::ExitCode;
 use crate::extract::{ExtractOptions, ExtractOutcome};
 use crate::snapshot::contract::plan::Plan;
-use crate::snapshot::store::{SnapshotStore, after_stage};
+use crate::snapshot::run::RunDir;
+use crate::snapshot::store::{SnapshotStore, StoreError};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -31,14 +32,14 @@ async fn run_stages(
     progress: bool,
     clock: Arc<dyn Clock>,
 ) -> Result<(CommandReport, ExitCode), CommandError> {
-    prepare_snapshots(config).await?;
+    prepare_snapshots(config, clock.clone()).await?;
     let started = Instant::now();
     let options = ExtractOptions {
         full: false,
         progress,
         ..ExtractOptions::default()
     };
-    let extract = extract_run(config, &options, clock.as_ref()).await?;
+    let extract = extract_run(config, &options, clock.clone()).await?;
     let extract_secs = started.elapsed().as_secs_f64();
     run_after_extract(config, &extract, extract_secs, clock, &|_| Ok(())).await
 }
@@ -54,11 +55,11 @@ pub(super) async fn run_after_extract(
     before_load: &(dyn Fn(&Plan) -> anyhow::Result<()> + Sync),
 ) -> Result<(CommandReport, ExitCode), CommandError> {
     let mut durations: Vec<(&str, f64)> = vec![("extract", extract_secs)];
-    let store = snapshot_store(config)?;
+    let store = snapshot_store(config, clock.clone())?;
     let run = extract.run.clone();
     after_stage(store.as_ref(), &run, "extract").await?;
     let started = Instant::now();
-    let summary = transform_run(config, &run).await?;
+    let summary = transform_run(config, &run, clock.clone()).await?;
     after_stage(store.as_ref(), &run, "transform").await?;
     durations.push(("transform", started.elapsed().as_secs_f64()));
     let started = Instant::now();
@@ -132,19 +133,26 @@ pub(super) async fn run_after_extract(
 }
 
 /// `[snapshots]`, when configured: the location's store.
-fn snapshot_store(config: &PipelineConfig) -> Result<Option<SnapshotStore>, CommandError> {
+fn snapshot_store(
+    config: &PipelineConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<SnapshotStore>, CommandError> {
     Ok(SnapshotStore::open(
         &config.snapshots,
         &config.pipeline.name,
         &config.ghl.location_id,
         &config.http,
+        clock,
     )?)
 }
 
 /// `[snapshots]`: fetches the location's latest published run into a fresh state directory and
 /// finishes publishing earlier runs, before the extract reads the previous run.
-pub(super) async fn prepare_snapshots(config: &PipelineConfig) -> Result<(), CommandError> {
-    if let Some(store) = snapshot_store(config)? {
+pub(super) async fn prepare_snapshots(
+    config: &PipelineConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<(), CommandError> {
+    if let Some(store) = snapshot_store(config, clock)? {
         store.prepare(&config.state_dir()).await?;
     }
     Ok(())
@@ -153,15 +161,56 @@ pub(super) async fn prepare_snapshots(config: &PipelineConfig) -> Result<(), Com
 /// Leaves a failed run's exit code where alerting looks (`STATE/metrics.prom`), beside the time of
 /// the last run that succeeded.
 pub fn record_failed_run(config: &PipelineConfig, failed: &CommandError, clock: &dyn Clock) {
+    record_failed_run_in(
+        &config.pipeline.name,
+        &config.state_dir(),
+        "metrics.prom",
+        failed,
+        clock,
+    );
+}
+
+/// [`record_failed_run`] for a pipeline file that could not be loaded (exit 2): written into the
+/// state directory the file names, when it names one that exists, as `metrics_file`. A broken
+/// file after a deploy is then an alert like any other failure, not a silent stop.
+pub fn record_refused_pipeline(
+    pipeline_file: &std::path::Path,
+    metrics_file: &str,
+    failed: &CommandError,
+    clock: &dyn Clock,
+) {
+    let Some(hint) = crate::config::state_dir_hint(pipeline_file) else {
+        return;
+    };
+    if hint.state_dir.is_dir() {
+        record_failed_run_in(
+            &hint.pipeline_name,
+            &hint.state_dir,
+            metrics_file,
+            failed,
+            clock,
+        );
+    }
+}
+
+fn record_failed_run_in(
+    pipeline_name: &str,
+    state_dir: &std::path::Path,
+    metrics_file: &str,
+    failed: &CommandError,
+    clock: &dyn Clock,
+) {
     let report = CommandReport {
         command: "run".into(),
         errors: vec![format!("{:#}", failed.error)],
         exit_code: failed.code as u8,
         ..CommandReport::default()
     };
-    let metrics = run_metrics(config, &report, &[], clock);
+    let now = clock.now().timestamp();
+    let last_success = last_success(state_dir, report.exit_code, now);
+    let metrics = prometheus_text(pipeline_name, &report, &[], now, last_success);
     if let Err(e) =
-        crate::snapshot::atomic::write(&config.state_dir().join("metrics.prom"), metrics.as_bytes())
+        crate::snapshot::atomic::write(&state_dir.join(metrics_file), metrics.as_bytes())
     {
         tracing::error!(error = %e, "Could not write metrics.prom for the failed run");
     }
@@ -175,14 +224,14 @@ pub(super) fn run_metrics(
     clock: &dyn Clock,
 ) -> String {
     let now = clock.now().timestamp();
-    let last_success = last_success(config, report.exit_code, now);
+    let last_success = last_success(&config.state_dir(), report.exit_code, now);
     prometheus_text(&config.pipeline.name, report, durations, now, last_success)
 }
 
 /// When the last successful run finished: `now` when this run succeeded (and recorded in
 /// `STATE/last_success`), else what that file says.
-fn last_success(config: &PipelineConfig, exit_code: u8, now: i64) -> Option<i64> {
-    let path = config.state_dir().join("last_success");
+fn last_success(state_dir: &std::path::Path, exit_code: u8, now: i64) -> Option<i64> {
+    let path = state_dir.join("last_success");
     if exit_code == 0 {
         if let Err(e) = crate::snapshot::atomic::write(&path, now.to_string().as_bytes()) {
             tracing::warn!(error = %e, path = %path.display(), "Could not record the last success");
@@ -190,4 +239,16 @@ fn last_success(config: &PipelineConfig, exit_code: u8, now: i64) -> Option<i64>
         return Some(now);
     }
     std::fs::read_to_string(&path).ok()?.trim().parse().ok()
+}
+
+/// `run`'s hook after a stage: publishes the stage's files when a store is configured.
+async fn after_stage(
+    store: Option<&SnapshotStore>,
+    run: &RunDir,
+    stage: &str,
+) -> Result<(), StoreError> {
+    if let Some(store) = store {
+        store.publish_stage(run, stage).await?;
+    }
+    Ok(())
 }

@@ -14,13 +14,13 @@ use crate::load::created_tasks::created_tasks;
 use crate::load::diff::{DiffInput, PlanDecision, Refusal, SnapshotContact, build_plan};
 use crate::load::owed::{carry_over_owed, leave_out_done, register_owed};
 use crate::load::plan_io::write_plan_with_warnings;
-use crate::load::quiet_streak::QuietStreak;
+use crate::matching::model::MatchModel;
 use crate::snapshot::contract::plan::{Plan, read_plan};
+use crate::snapshot::contract::quiet_streak::QuietStreak;
 use crate::snapshot::desired::{DESIRED_TASKS_FILE, DesiredTask, read_rows};
 use crate::snapshot::phone::e164;
 use crate::snapshot::run::{RunDir, latest_complete_extract};
 use crate::snapshot::schema::BlockedNumberRow;
-use crate::transform::model::MatchModel;
 use crate::transform::stage::{TransformSummary, run_transform};
 use anyhow::Context;
 use std::collections::{HashMap, HashSet};
@@ -68,11 +68,11 @@ pub fn match_model(config: &PipelineConfig) -> Result<MatchModel, CommandError> 
 pub async fn extract_run(
     config: &PipelineConfig,
     options: &ExtractOptions,
-    clock: &dyn Clock,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<ExtractOutcome> {
     let state_dir = config.state_dir();
     let state = config.state_store();
-    let ghl = ghl_client(config)?;
+    let ghl = ghl_client(config, clock.clone())?;
     let bulksms = bulksms_client(config)?;
     let setup = ExtractSetup {
         state_dir: &state_dir,
@@ -81,7 +81,7 @@ pub async fn extract_run(
         settings: &config.extract,
         ghl: &ghl,
         bulksms: &bulksms,
-        clock,
+        clock: clock.as_ref(),
     };
     run_extract(setup, options)
         .instrument(stage_span(config, "extract"))
@@ -92,6 +92,7 @@ pub async fn extract_run(
 pub async fn transform_run(
     config: &PipelineConfig,
     run: &RunDir,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<TransformSummary> {
     let model = match_model(config).map_err(|e| e.error)?;
     let run = run.clone();
@@ -100,7 +101,7 @@ pub async fn transform_run(
     let span = stage_span(config, "transform");
     tokio::task::spawn_blocking(move || {
         span.in_scope(|| {
-            let summary = run_transform(&run, &model, &region, &transform)?;
+            let summary = run_transform(&run, &model, &region, &transform, clock.as_ref())?;
             tracing::info!(
                 run = %run.id,
                 contacts = summary.contacts,
@@ -243,7 +244,7 @@ async fn load_stage(
     if dry_run {
         return Ok((report, ExitCode::Ok));
     }
-    let ghl = ghl_client(config)?;
+    let ghl = ghl_client(config, clock.clone())?;
     let bulksms = bulksms_client(config)?;
     ghl.require_scopes(true)
         .await

@@ -15,13 +15,14 @@ pub mod spool;
 pub use config::ServeConfig;
 
 use crate::api::config::{GhlAuthConfig, GhlConfig};
+/// The time the receiver checks timestamps against: the pipeline's clock, injected.
+pub use crate::clock::Clock;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use chrono::{DateTime, Utc};
 use ghl::GhlVerifier;
 use ipnet::IpNet;
 use spool::{AppendOutcome, EventSource, NewEvent, SpoolHandle, SpoolLimits, SpoolWriter};
@@ -45,20 +46,6 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Spool(#[from] spool::SpoolError),
-}
-
-/// The time the receiver checks timestamps against; injected so tests control it.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system's clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
 }
 
 /// What gates BulkSMS webhooks (which carry no signature).
@@ -98,6 +85,7 @@ impl ServeOptions {
         ghl_config: &GhlConfig,
         state_dir: PathBuf,
         resolve: &dyn Fn(&std::path::Path) -> PathBuf,
+        clock: Arc<dyn Clock>,
     ) -> Result<ServeOptions, ServeError> {
         let pem = match (&serve.ghl.public_key_file, &serve.ghl.public_key_pem) {
             (Some(file), _) => {
@@ -156,7 +144,7 @@ impl ServeOptions {
                 dedup_retention_ms: serve.spool.dedup_retention_hours as i64 * 3_600_000,
                 ..SpoolLimits::default()
             },
-            clock: Arc::new(SystemClock),
+            clock,
         })
     }
 }

@@ -158,7 +158,8 @@ pub struct DesiredNote {
     pub event: String,
 }
 
-/// `transform/desired_tasks.parquet`: GHL tasks the message workflows ask to create or complete.
+/// `transform/desired_tasks.parquet`: GHL tasks the message workflows ask to create, keep current
+/// or complete.
 pub fn desired_tasks_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
@@ -172,6 +173,8 @@ pub fn desired_tasks_schema() -> SchemaRef {
                 utf8("due_date", false),
                 utf8("assigned_to", true),
                 utf8("reason", false),
+                list("replies"),
+                Field::new("new_reply", DataType::Boolean, true),
             ]))
         })
         .clone()
@@ -183,8 +186,8 @@ pub struct DesiredTask {
     pub contact_id: String,
     /// The event the task follows up: one task per contact and event, ever.
     pub event: String,
-    /// `false`: create the task; `true`: complete the task created for `event` (title, body and
-    /// due date are then empty).
+    /// `false`: create the task (or, with `replies`, keep it current); `true`: complete the task
+    /// created for `event` (title, body and due date are then empty).
     pub complete: bool,
     pub title: String,
     pub body: String,
@@ -194,6 +197,15 @@ pub struct DesiredTask {
     pub assigned_to: Option<String>,
     /// Why (shown in the plan).
     pub reason: String,
+    /// A follow-up of a conversation (an open task, not a completion): the events of the replies
+    /// it follows up, oldest first (`event` is the first). Load keeps the task made for the
+    /// earliest of them that has one current instead of making another; empty for other tasks.
+    #[serde(default)]
+    pub replies: Vec<String>,
+    /// With `replies`: one of them is new since the last acting run, so load may make the task
+    /// when none of them has one yet (a conversation only ever seen by a baseline run gets none).
+    #[serde(default)]
+    pub new_reply: bool,
 }
 
 /// Where the desired tasks live in a run's `transform/` folder.

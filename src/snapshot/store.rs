@@ -13,6 +13,7 @@
 
 use super::run::{RunDir, list_runs, runs_dir};
 use crate::api::config::HttpConfig;
+use crate::clock::Clock;
 use chrono::{DateTime, Utc};
 use object_store::path::Path as ObjectPath;
 use object_store::{
@@ -138,6 +139,8 @@ pub struct SnapshotStore {
     location_id: String,
     /// Objects this process has put, with the SHA-256 put: a file a later stage rewrote is put again.
     published: Mutex<HashMap<String, String>>,
+    /// Dates a run's manifest (`published_at`).
+    clock: Arc<dyn Clock>,
 }
 
 /// A checked `[snapshots] url`: the kind of store and the prefix inside it.
@@ -191,19 +194,22 @@ impl SnapshotStore {
         pipeline: &str,
         location_id: &str,
         http: &HttpConfig,
+        clock: Arc<dyn Clock>,
     ) -> Result<Option<Self>, StoreError> {
         match &snapshots.url {
-            Some(url) => Self::new(url, pipeline, location_id, http).map(Some),
+            Some(url) => Self::new(url, pipeline, location_id, http, clock).map(Some),
             None => Ok(None),
         }
     }
 
-    /// The part of the store at `url` that holds `location_id`'s runs.
+    /// The part of the store at `url` that holds `location_id`'s runs; `clock` dates what it
+    /// publishes.
     pub fn new(
         url: &str,
         pipeline: &str,
         location_id: &str,
         http: &HttpConfig,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
         let open_error = |message: String| StoreError::Open {
             url: url.to_string(),
@@ -245,6 +251,7 @@ impl SnapshotStore {
             pipeline: pipeline.to_string(),
             location_id: location_id.to_string(),
             published: Mutex::new(HashMap::new()),
+            clock,
         })
     }
 
@@ -329,7 +336,7 @@ impl SnapshotStore {
             pipeline: self.pipeline.clone(),
             location_id: self.location_id.clone(),
             run_id: run.id.clone(),
-            published_at: Utc::now(),
+            published_at: self.clock.now(),
             files,
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Invalid {
@@ -581,18 +588,6 @@ fn local_files(run_dir: &Path, stages: &[&str]) -> Result<Vec<String>, StoreErro
     }
     out.sort();
     Ok(out)
-}
-
-/// `run`'s hook after a stage: publishes the stage's files when a store is configured.
-pub async fn after_stage(
-    store: Option<&SnapshotStore>,
-    run: &RunDir,
-    stage: &str,
-) -> Result<(), StoreError> {
-    if let Some(store) = store {
-        store.publish_stage(run, stage).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

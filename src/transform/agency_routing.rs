@@ -6,7 +6,7 @@
 //! location per account) every message is kept, as before.
 
 use super::inputs::MessageRowIn;
-use super::normalize::link_digits;
+use crate::normalize::link_digits;
 use crate::snapshot::contract::transform_outputs::NormalizedRow;
 use crate::snapshot::phone::digits;
 use anyhow::Context;

@@ -1,10 +1,10 @@
 //! The desired state load will diff against the systems: opt-outs to write (DND, tag, block),
 //! duplicates to mark, leads to create from inbound SMS and golden values to give survivors.
 
-use super::dedupe::Assignment;
 use super::inputs::MessageRowIn;
 use super::reply_keywords;
 use super::triggers::PreviousState;
+use crate::matching::dedupe::Assignment;
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::transform_outputs::{LinkRow, NormalizedRow};
 use crate::snapshot::desired::{DesiredBlocked, DesiredContact};

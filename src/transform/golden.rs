@@ -1,7 +1,7 @@
 //! Golden records: one merged record per duplicate cluster, each field chosen by a survivorship
 //! rule, with every disagreement between members recorded as a conflict.
 
-use super::normalize;
+use crate::normalize;
 use crate::snapshot::contract::ContactField;
 pub use crate::snapshot::contract::transform_outputs::GoldenRecord;
 use serde::Deserialize;

@@ -2,6 +2,7 @@
 //! opt-outs, triggers and survivors are measured against them.
 
 use super::triggers::PreviousState;
+use crate::clock::Clock;
 use crate::snapshot::contact::{SnapshotContact, SnapshotCustomField};
 use crate::snapshot::contract::transform_outputs::CLUSTERS_FILE;
 use crate::snapshot::desired::read_rows;
@@ -72,11 +73,12 @@ pub fn field_texts(fields: &[SnapshotCustomField]) -> HashMap<String, String> {
         .collect()
 }
 
-/// When the run read the systems (its extract's finish), for windows that start at the run.
-pub fn run_time(run: &RunDir) -> chrono::DateTime<chrono::Utc> {
+/// When the run read the systems (its extract's finish), for windows that start at the run; the
+/// clock's time when the run has no extract manifest.
+pub fn run_time(run: &RunDir, clock: &dyn Clock) -> chrono::DateTime<chrono::Utc> {
     run.extract_manifest()
         .map(|m| m.finished_at)
-        .unwrap_or_else(chrono::Utc::now)
+        .unwrap_or_else(|| clock.now())
 }
 
 /// The blocked numbers (digits) [`previous_acted_run`] saw; `None` when no run has acted yet.
@@ -121,11 +123,10 @@ pub fn previous_survivors(run: &RunDir) -> anyhow::Result<HashSet<String>> {
         .collect())
 }
 
-/// The run's date (UTC), from its manifest's finish time; the digest fires once per date.
-pub fn run_date(run: &RunDir) -> String {
-    run.extract_manifest()
-        .map(|m| m.finished_at.format("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string())
+/// The run's date (UTC), from its manifest's finish time (the clock's date when it has none); the
+/// digest fires once per date.
+pub fn run_date(run: &RunDir, clock: &dyn Clock) -> String {
+    run_time(run, clock).format("%Y-%m-%d").to_string()
 }
 
 /// The contacts [`previous_acted_run`] saw, by id (empty when no run has acted yet).
@@ -139,4 +140,28 @@ pub fn previous_acted_contacts(run: &RunDir) -> anyhow::Result<HashMap<String, S
         }
         None => HashMap::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_run_without_an_extract_manifest_is_dated_by_the_clock() {
+        // A date years from wall time: reading Utc::now() instead of the clock cannot pass.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir {
+            id: "20190302T230000Z-0001".into(),
+            path: dir.path().join("runs/20190302T230000Z-0001"),
+        };
+        let at = chrono::Utc
+            .with_ymd_and_hms(2019, 3, 2, 23, 59, 30)
+            .unwrap();
+        let clock = FixedClock::at(at);
+        assert!(run.extract_manifest().is_none(), "the run has no manifest");
+        assert_eq!(run_time(&run, &clock), at);
+        assert_eq!(run_date(&run, &clock), "2019-03-02");
+    }
 }

@@ -2,8 +2,8 @@
 //! sides, and which numbers are opted out.
 
 use super::inputs::MessageRowIn;
-use super::normalize::link_digits;
 use super::reply_keywords;
+use crate::normalize::link_digits;
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::transform_outputs::{LinkRow, NormalizedRow};
 use crate::snapshot::phone::digits;

@@ -1,12 +1,12 @@
 //! The snapshot's contacts deduplicated: the match model run over the contact table, repeated
 //! on the contacts as the merge will leave them until the clusters agree with the next run's.
 
-use super::dedupe::{self, DedupeResult, InputTable};
-use super::encode::TextColumn;
 use super::golden::SurvivorshipConfig;
-use super::model::MatchModel;
-use super::normalize::Region;
 use super::survivorship::after_merge;
+use crate::matching::dedupe::{self, DedupeResult, InputTable};
+use crate::matching::encode::TextColumn;
+use crate::matching::model::MatchModel;
+use crate::normalize::Region;
 use crate::snapshot::contact::SnapshotContact;
 use std::collections::{HashMap, HashSet};
 

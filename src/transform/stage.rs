@@ -7,8 +7,10 @@ use super::TransformConfig;
 use super::agency_routing::AgencyRouting;
 use super::desired_state::{self, ActedBefore};
 use super::inputs::Inputs;
-use super::model::MatchModel;
-use super::{confirm, history, link, merge, normalize, survivorship, trigger_input, workflows};
+use super::{confirm, history, link, merge, survivorship, trigger_input, workflows};
+use crate::clock::Clock;
+use crate::matching::model::MatchModel;
+use crate::normalize;
 use crate::snapshot::contract::transform_outputs::{
     CLUSTERS_FILE, ClusterRow, GOLDEN_FILE, LINKS_FILE, LinkRow, NORMALIZED_FILE, SUMMARY_FILE,
     clusters_schema, golden_schema, links_schema, normalized_schema,
@@ -27,12 +29,14 @@ pub use super::desired_state::{OPTED_OUT_TAG, SMS_LEAD_TAG};
 pub const DIGEST_FILE: &str = "digest.md";
 pub use crate::snapshot::contract::transform_outputs::TransformSummary;
 
-/// Runs the stage on a run whose extract finished.
+/// Runs the stage on a run whose extract finished; `clock` dates a run whose extract left no
+/// manifest.
 pub fn run_transform(
     run: &RunDir,
     model: &MatchModel,
     default_region: &str,
     config: &TransformConfig,
+    clock: &dyn Clock,
 ) -> anyhow::Result<TransformSummary> {
     let out = run.transform_dir();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -74,7 +78,7 @@ pub fn run_transform(
         region,
     )?;
     summary.candidate_pairs = result.metrics.candidate_pairs;
-    super::io::write_pairs(&result, model.threshold, &out.join("pairs.parquet"))?;
+    crate::matching::io::write_pairs(&result, model.threshold, &out.join("pairs.parquet"))?;
 
     // Survive: one survivor per cluster, and the golden record of each cluster with duplicates.
     let members = survivorship::cluster_members(&result);
@@ -166,8 +170,8 @@ pub fn run_transform(
         &events,
         &appointments,
         trigger_input::RunWhen {
-            date: history::run_date(run),
-            now: history::run_time(run),
+            date: history::run_date(run, clock),
+            now: history::run_time(run, clock),
         },
         previous.as_ref(),
         &summary,
@@ -178,7 +182,7 @@ pub fn run_transform(
         confirm::previous_reminders(run)?,
         &fired.messages,
         &fired.reminder_rules,
-        &history::run_date(run),
+        &history::run_date(run, clock),
     );
     write_rows(
         &out.join(confirm::REMINDERS_FILE),

@@ -3,9 +3,9 @@
 //! survivor its golden values, and the contacts as the next run will see them once the merge is
 //! written.
 
-use super::dedupe::DedupeResult;
 use super::golden::{self, GoldenRecord, SurvivorshipConfig};
-use super::normalize::Region;
+use crate::matching::dedupe::DedupeResult;
+use crate::normalize::Region;
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::ContactField;
 use crate::snapshot::desired::{DUPLICATE_TAG, DesiredContact};

@@ -2,7 +2,6 @@
 //! the day's counts for the digest. The triggers fire on what changed since the run that acted
 //! last ([`super::history::previous_state`]).
 
-use super::dedupe::Assignment;
 use super::history::field_texts;
 use super::inputs::MessageRowIn;
 use super::reply_keywords;
@@ -10,6 +9,7 @@ use super::triggers::digest::{DigestFacts, FailedDelivery, WaitingReply};
 use super::triggers::{
     self, Fired, PreviousState, TriggerAppointment, TriggerContact, TriggerMessage, TriggersConfig,
 };
+use crate::matching::dedupe::Assignment;
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::transform_outputs::{LinkRow, NormalizedRow, TransformSummary};
 use crate::snapshot::desired::{DUPLICATE_TAG, read_rows};

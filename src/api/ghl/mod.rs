@@ -10,6 +10,7 @@ use super::error::ApiError;
 use super::http::{ApiClient, ApiRequest, build_http};
 use super::rate_limit::RateLimiter;
 use super::retry::RetryPolicy;
+use crate::clock::Clock;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -45,11 +46,12 @@ pub fn token_store_path(state_dir: &Path) -> PathBuf {
 
 impl GhlClient {
     /// Builds the client of a pipeline file's `[ghl]` and `[http]` sections; OAuth tokens are kept
-    /// in `token_store` ([`token_store_path`]).
+    /// in `token_store` ([`token_store_path`]) and their expiry judged by `clock`.
     pub fn new(
         ghl: &GhlConfig,
         http_config: &HttpConfig,
         token_store: PathBuf,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, ApiError> {
         let http = build_http(Duration::from_secs(http_config.timeout_secs))?;
         let (credentials, token_manager) = match &ghl.auth {
@@ -73,7 +75,7 @@ impl GhlClient {
                         message: "ghl.auth.kind = \"agency_oauth\" needs the agency's token file, which PipelineConfig::load sets".into(),
                     });
                 }
-                let agency = AgencyAuth::shared(ghl, http_config, company_token_store)?;
+                let agency = AgencyAuth::shared(ghl, http_config, company_token_store, clock)?;
                 let source = LocationTokenSource::new(agency, &ghl.location_id, token_store);
                 (Credentials::GhlAgencyLocation(Arc::new(source)), None)
             }
@@ -89,6 +91,7 @@ impl GhlClient {
                     token_store,
                     Duration::from_secs(http_config.timeout_secs),
                     RetryPolicy::from_config(http_config),
+                    clock,
                 )?);
                 (Credentials::GhlOauth(manager.clone()), Some(manager))
             }
@@ -186,6 +189,31 @@ impl GhlClient {
     pub async fn contact_tasks(&self, contact_id: &str) -> Result<Vec<Value>, ApiError> {
         self.list_of(&format!("/contacts/{contact_id}/tasks"), "tasks")
             .await
+    }
+
+    /// `GET /contacts/{id}/tasks/{taskId}`: one task as GHL has it now; `None` when GHL no longer
+    /// has it (a person deleted it, or its contact was deleted: GHL answers 400 "not found").
+    pub async fn get_task(
+        &self,
+        contact_id: &str,
+        task_id: &str,
+    ) -> Result<Option<Value>, ApiError> {
+        let request = ApiRequest::get(format!("/contacts/{contact_id}/tasks/{task_id}"));
+        let answer = self
+            .api
+            .send_decoded(&request, |resp| {
+                let value: Value = serde_json::from_slice(&resp.body).map_err(|e| e.to_string())?;
+                match value.get("task") {
+                    Some(task @ Value::Object(_)) => Ok(task.clone()),
+                    _ => Err("no `task` object in the answer".to_string()),
+                }
+            })
+            .await;
+        match answer {
+            Ok(task) => Ok(Some(task)),
+            Err(e) if matches!(e.status(), Some(400 | 404)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Notes of a contact (raw rows).

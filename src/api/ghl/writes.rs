@@ -135,6 +135,23 @@ impl GhlClient {
         self.api().send_json(&request).await
     }
 
+    /// `PUT /contacts/{id}/tasks/{taskId}`: sets the fields in `fields` (idempotent: the same body
+    /// twice leaves the task as once); answers the task.
+    pub async fn update_task(
+        &self,
+        contact_id: &str,
+        task_id: &str,
+        fields: Value,
+    ) -> Result<Value, ApiError> {
+        let request = ApiRequest::with_body(
+            Method::PUT,
+            format!("/contacts/{contact_id}/tasks/{task_id}"),
+            fields,
+            true,
+        );
+        self.api().send_json(&request).await
+    }
+
     /// `GET /contacts/search/duplicate`: the contact an email or phone would collide with. Unlike
     /// search it is not behind the search index, so it sees a contact created a moment ago.
     pub async fn find_duplicate(

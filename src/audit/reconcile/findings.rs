@@ -94,7 +94,8 @@ pub fn quiet_hours_streak(
     state_dir: &Path,
     run: &RunDir,
 ) -> anyhow::Result<(FindingTable, Vec<String>)> {
-    let quiet = crate::load::quiet_streak::QuietStreak::find(state_dir, &run.id, true)?;
+    let quiet =
+        crate::snapshot::contract::quiet_streak::QuietStreak::find(state_dir, &run.id, true)?;
     let warnings: Vec<String> = quiet.warning().into_iter().collect();
     let rows: Vec<Vec<String>> = if warnings.is_empty() {
         Vec::new()
@@ -119,7 +120,7 @@ pub fn quiet_hours_streak(
         severity: "warning".into(),
         description: format!(
             "Listed once {} runs in a row (this one included) held sends because the recipient was inside quiet hours: at the time the job runs, these zones never get a text. Schedule the job when it is daytime there, or add a second daily run.",
-            crate::load::quiet_streak::WARN_AFTER_RUNS
+            crate::snapshot::contract::quiet_streak::WARN_AFTER_RUNS
         ),
         columns: columns(&["run_id", "sends_held", "by_time_zone"]),
         rows,

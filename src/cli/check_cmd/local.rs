@@ -2,7 +2,7 @@
 
 use super::{CheckLine, fail, ok, sends_possible, warn};
 use crate::config::PipelineConfig;
-use crate::transform::model::MatchModel;
+use crate::matching::model::MatchModel;
 use chrono::{DateTime, Utc};
 use std::path::Path;
 

@@ -12,9 +12,11 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 
 pub(super) async fn ghl_checks(config: &PipelineConfig, now: DateTime<Utc>) -> Vec<CheckLine> {
-    let needed = ghl_scopes_needed(config);
+    let needed = ghl_scopes_needed(config.load.enabled, &config.ghl.auth);
     let mut checks = Vec::new();
-    let client = match crate::pipeline::clients::ghl_client(config) {
+    // Token expiry is judged at the time the checks run at.
+    let clock = std::sync::Arc::new(crate::clock::FixedClock::at(now));
+    let client = match crate::pipeline::clients::ghl_client(config, clock) {
         Ok(c) => c,
         Err(e) => {
             checks.push(fail(

@@ -257,3 +257,107 @@ fn a_marked_duplicate_is_deleted_until_it_is_gone() {
     assert_eq!(kinds(MergeMode::Tag), Vec::<&str>::new());
     assert_eq!(kinds(MergeMode::Delete), vec!["delete_contact"]);
 }
+
+/// The follow-up of a conversation of replies 7, 8 and 9 on c1.
+fn follow_up(new_reply: bool) -> DesiredTask {
+    DesiredTask {
+        contact_id: "c1".into(),
+        event: "sms reply 7".into(),
+        title: "Reply from Ana".into(),
+        body: "one\n\ntwo\n\nthree".into(),
+        due_date: "2026-11-25T12:00:00Z".into(),
+        replies: vec![
+            "sms reply 7".into(),
+            "sms reply 8".into(),
+            "sms reply 9".into(),
+        ],
+        new_reply,
+        ..DesiredTask::default()
+    }
+}
+
+fn made(id: &str, body: Option<&str>) -> CreatedTask {
+    CreatedTask::Made {
+        id: id.into(),
+        body: body.map(str::to_string),
+    }
+}
+
+#[test]
+fn a_follow_up_is_created_once_then_kept_current_by_its_latest_reply() {
+    let key = |event: &str| PlanOp::task_key("c1", event);
+    // No task yet: created under the first reply, holding all three, when a reply is new.
+    let none = HashMap::new();
+    match task_op(&follow_up(true), &none) {
+        Some(PlanOp::CreateTask { event, body, .. }) => {
+            assert_eq!(event.as_deref(), Some("sms reply 7"));
+            assert_eq!(body, "one\n\ntwo\n\nthree");
+        }
+        other => panic!("{other:?}"),
+    }
+    // ... and not for a conversation whose replies all came before a baseline run.
+    assert_eq!(task_op(&follow_up(false), &none), None);
+    // Its create is owed: nothing to update until a later run knows the id, and no second task.
+    let owed = HashMap::from([(key("sms reply 7"), CreatedTask::NoId)]);
+    assert_eq!(task_op(&follow_up(true), &owed), None);
+    // Made with reply 7 only: updated, named by reply 9, keeping the create's marker.
+    let created = HashMap::from([(key("sms reply 7"), made("t1", Some("one\n[contactsync:x]")))]);
+    let want_body = format!("one\n\ntwo\n\nthree\n{}", marker(&key("sms reply 7")));
+    assert_eq!(
+        task_op(&follow_up(true), &created),
+        Some(PlanOp::UpdateTask {
+            contact_id: "c1".into(),
+            task_id: "t1".into(),
+            body: want_body.clone(),
+            due_date: "2026-11-25T12:00:00Z".into(),
+            event: "sms reply 9".into(),
+        })
+    );
+    // Made in the run that saw all three: it holds them already.
+    let holding = HashMap::from([(key("sms reply 7"), made("t1", Some(want_body.as_str())))]);
+    assert_eq!(task_op(&follow_up(false), &holding), None);
+    // An older ledger with a task per reply (or a conversation begun before a baseline run, its
+    // task under reply 8): the earliest task is kept current.
+    let per_reply = HashMap::from([(key("sms reply 8"), made("t8", None))]);
+    match task_op(&follow_up(false), &per_reply) {
+        Some(PlanOp::UpdateTask { task_id, body, .. }) => {
+            assert_eq!(task_id, "t8");
+            assert!(body.ends_with(&marker(&key("sms reply 8"))), "{body}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Made for the latest reply itself: nothing to add.
+    let latest = HashMap::from([(key("sms reply 9"), made("t9", None))]);
+    assert_eq!(task_op(&follow_up(false), &latest), None);
+}
+
+#[test]
+fn a_completion_needs_the_made_task_and_other_tasks_are_created() {
+    let completion = DesiredTask {
+        contact_id: "c1".into(),
+        event: "sms reply 7".into(),
+        complete: true,
+        ..DesiredTask::default()
+    };
+    let key = PlanOp::task_key("c1", "sms reply 7");
+    assert_eq!(task_op(&completion, &HashMap::new()), None);
+    let owed = HashMap::from([(key.clone(), CreatedTask::NoId)]);
+    assert_eq!(task_op(&completion, &owed), None);
+    let created = HashMap::from([(key, made("t1", None))]);
+    assert_eq!(
+        task_op(&completion, &created),
+        Some(PlanOp::CompleteTask {
+            contact_id: "c1".into(),
+            task_id: "t1".into(),
+        })
+    );
+    let check = DesiredTask {
+        contact_id: "c1".into(),
+        event: "sms failures to +1 from message 1".into(),
+        ..DesiredTask::default()
+    };
+    assert!(matches!(
+        task_op(&check, &HashMap::new()),
+        Some(PlanOp::CreateTask { .. })
+    ));
+}

@@ -1,15 +1,15 @@
 //! Matching a micro-batch's new contacts against the last acting run's clusters: their
 //! neighbourhood in its snapshot, not the whole location.
 
+use crate::normalize;
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::phone::digits;
-use crate::transform::normalize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Snapshot contacts besides the new contacts' neighbours that the matcher sees, so its
 /// unsupervised estimates (u from random pairs, m by EM) rest on a population, not on a handful.
 const MATCH_SAMPLE: usize = 2_000;
-/// The contact fields the matcher compares (as [`crate::transform::match_tables`] names them).
+/// The contact fields the matcher compares (as [`crate::matching::match_tables`] names them).
 const MATCH_FIELDS: [&str; 9] = [
     "first_name",
     "last_name",
@@ -39,7 +39,7 @@ pub(super) fn match_new_contacts(
     base: &[SnapshotContact],
     new: &[&SnapshotContact],
     survivor_of: &HashMap<String, String>,
-    model: &crate::transform::MatchModel,
+    model: &crate::matching::MatchModel,
     region: normalize::Region,
 ) -> anyhow::Result<Matched> {
     let mut matched = Matched::default();
@@ -84,7 +84,7 @@ pub(super) fn match_new_contacts(
         .zip(&fields)
         .map(|(c, f)| (format!("new:{}", c.id), f))
         .collect();
-    let clusters = crate::transform::match_tables(&existing, &incoming, model, region)?;
+    let clusters = crate::matching::match_tables(&existing, &incoming, model, region)?;
     for rows in clusters {
         let (old, fresh): (Vec<usize>, Vec<usize>) =
             rows.into_iter().partition(|&r| r < existing.len());

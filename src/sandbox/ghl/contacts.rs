@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -364,4 +365,44 @@ pub(super) fn emit_change_events(emu: &Emu, before: &Contact, after: &Contact) {
     if before.tags != after.tags {
         emit_contact_event(emu, "ContactTagUpdate", &json);
     }
+}
+
+/// Which location a control route acts on: `?location=ID`, else the first.
+#[derive(Debug, Deserialize)]
+pub(super) struct ControlLocation {
+    location: Option<String>,
+}
+
+/// `POST /_sandbox/ghl/contacts/{id}/type {"type": "customer"}`: a user changing a contact's type
+/// in GHL's UI. GHL's API cannot (its create, update and upsert bodies have no `type`), yet a
+/// reminder on a type change must be rehearsed: this is the UI's edit, with its ContactUpdate
+/// webhook, and it counts as no API write.
+pub(super) async fn set_type_as_a_user(
+    axum::extract::State(app): axum::extract::State<super::App>,
+    Path(id): Path<String>,
+    Query(at): Query<ControlLocation>,
+    Json(body): Json<Value>,
+) -> Response {
+    let location_id = at
+        .location
+        .unwrap_or_else(|| app.credentials.location_id.clone());
+    let Some(emu) = app.location(&location_id) else {
+        return (StatusCode::NOT_FOUND, format!("no location {location_id}")).into_response();
+    };
+    let Some(new_type) = body.get("type").and_then(Value::as_str) else {
+        return (StatusCode::BAD_REQUEST, "body must be {\"type\": \"...\"}").into_response();
+    };
+    let mut state = emu.state.write().expect("ghl state lock");
+    let Some(mut contact) = state.contacts.get(&id).cloned() else {
+        return GhlError::contact_not_found(&id).into_response();
+    };
+    let before = contact.clone();
+    contact.contact_type = Some(new_type.to_string());
+    if contact != before {
+        touch(emu, &mut contact);
+        emit_change_events(emu, &before, &contact);
+    }
+    let json = contact.to_json();
+    state.insert(contact);
+    Json(json!({"contact": json})).into_response()
 }

@@ -314,7 +314,7 @@ impl GhlEmulator {
             .map(|l| l.state.read().expect("ghl state lock").to_json())
     }
 
-    fn location(&self, id: &str) -> Option<&Arc<GhlLocation>> {
+    pub(super) fn location(&self, id: &str) -> Option<&Arc<GhlLocation>> {
         self.by_id.get(id).map(|&i| &self.locations[i])
     }
 }
@@ -431,6 +431,10 @@ pub fn control_router(emu: Arc<GhlEmulator>) -> Router {
     Router::new()
         .route("/credentials", get(credentials_route))
         .route("/locations", get(locations_route))
+        .route(
+            "/contacts/{contact_id}/type",
+            post(contacts::set_type_as_a_user),
+        )
         .with_state(emu)
 }
 

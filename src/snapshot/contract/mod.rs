@@ -4,6 +4,7 @@
 pub mod contact_field;
 pub mod ledger;
 pub mod plan;
+pub mod quiet_streak;
 pub mod transform_outputs;
 
 pub use contact_field::ContactField;

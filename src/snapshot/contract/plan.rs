@@ -75,6 +75,18 @@ pub enum PlanOp {
         contact_id: String,
         task_id: String,
     },
+    /// A follow-up task kept current while its conversation waits for an answer: the body with
+    /// every reply so far and the due time of the latest, open again if someone closed it. Title
+    /// and assignee are left as they are.
+    UpdateTask {
+        contact_id: String,
+        task_id: String,
+        /// The whole body, ending with the marker of the task's create.
+        body: String,
+        due_date: String,
+        /// The reply that asks for it (its key): each reply updates the task once, ever.
+        event: String,
+    },
     /// Tag a duplicate and leave a note pointing at the record that survives.
     MarkDuplicate {
         contact_id: String,
@@ -118,6 +130,7 @@ impl PlanOp {
             PlanOp::CreateNote { .. } => "create_note",
             PlanOp::CreateTask { .. } => "create_task",
             PlanOp::CompleteTask { .. } => "complete_task",
+            PlanOp::UpdateTask { .. } => "update_task",
             PlanOp::MarkDuplicate { .. } => "mark_duplicate",
             PlanOp::DeleteContact { .. } => "delete_contact",
             PlanOp::SendSms { .. } => "send_sms",
@@ -140,6 +153,7 @@ impl PlanOp {
             | PlanOp::CreateNote { contact_id, .. }
             | PlanOp::CreateTask { contact_id, .. }
             | PlanOp::CompleteTask { contact_id, .. }
+            | PlanOp::UpdateTask { contact_id, .. }
             | PlanOp::MarkDuplicate { contact_id, .. }
             | PlanOp::DeleteContact { contact_id, .. } => contact_id.clone(),
             PlanOp::SendSms { to, .. } => to.clone(),
@@ -153,7 +167,8 @@ impl PlanOp {
 
     /// The deterministic idempotency key: a hash of kind, target and what makes the effect unique.
     /// For a send that is the trigger event, not the wording, so editing a template never re-texts
-    /// anyone; for everything else it is the payload.
+    /// anyone; for a task's create or update the event that asks for it; for everything else it
+    /// is the payload.
     pub fn idempotency_key(&self) -> String {
         let identity = match self {
             PlanOp::SendSms {
@@ -161,7 +176,8 @@ impl PlanOp {
             } => format!("{to}|{trigger}|{event}"),
             PlanOp::CreateTask {
                 event: Some(event), ..
-            } => event.clone(),
+            }
+            | PlanOp::UpdateTask { event, .. } => event.clone(),
             other => serde_json::to_string(other).expect("PlanOp serialises"),
         };
         let mut hasher = Sha256::new();
@@ -191,6 +207,8 @@ impl PlanOp {
             PlanOp::UpdateContact { .. }
             | PlanOp::RemoveTags { .. }
             | PlanOp::CompleteTask { .. }
+            // Asked for again by every transform while the conversation waits, like a completion.
+            | PlanOp::UpdateTask { .. }
             | PlanOp::MarkDuplicate { .. }
             | PlanOp::DeleteContact { .. }
             | PlanOp::BlockNumbers { .. } => false,

@@ -3,6 +3,14 @@
 
 use super::*;
 
+/// A clock years from wall time, so a date read from the system shows.
+const PUBLISHED_AT: &str = "2019-05-06T07:08:09Z";
+
+fn clock() -> Arc<dyn Clock> {
+    let at = DateTime::parse_from_rfc3339(PUBLISHED_AT).expect("time");
+    Arc::new(crate::clock::FixedClock::at(at.with_timezone(&Utc)))
+}
+
 fn http() -> HttpConfig {
     HttpConfig {
         max_attempts: 1,
@@ -59,7 +67,7 @@ async fn a_run_is_published_manifest_last_and_fetched_back_whole() {
     let state = tempfile::tempdir().expect("tempdir");
     let bucket = tempfile::tempdir().expect("tempdir");
     let url = format!("file://{}/snap", bucket.path().display());
-    let store = SnapshotStore::new(&url, "p", "loc1", &http()).expect("store");
+    let store = SnapshotStore::new(&url, "p", "loc1", &http(), clock()).expect("store");
     let run = run_with_files(
         state.path(),
         "20260101T000000Z-0001",
@@ -87,6 +95,11 @@ async fn a_run_is_published_manifest_last_and_fetched_back_whole() {
         "an unfinished run is not complete"
     );
     let manifest = store.publish_run(&run).await.expect("publish");
+    assert_eq!(
+        manifest.published_at.to_rfc3339(),
+        "2019-05-06T07:08:09+00:00",
+        "the store's clock"
+    );
     let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -120,7 +133,7 @@ async fn a_corrupt_object_is_refused_by_name_and_nothing_is_fetched() {
     let state = tempfile::tempdir().expect("tempdir");
     let bucket = tempfile::tempdir().expect("tempdir");
     let url = format!("file://{}", bucket.path().display());
-    let store = SnapshotStore::new(&url, "p", "loc1", &http()).expect("store");
+    let store = SnapshotStore::new(&url, "p", "loc1", &http(), clock()).expect("store");
     let run = run_with_files(
         state.path(),
         "20260101T000000Z-0001",
@@ -149,7 +162,7 @@ async fn a_local_run_the_store_lacks_is_published_by_the_next_prepare() {
     let state = tempfile::tempdir().expect("tempdir");
     let bucket = tempfile::tempdir().expect("tempdir");
     let url = format!("file://{}", bucket.path().display());
-    let store = SnapshotStore::new(&url, "p", "loc1", &http()).expect("store");
+    let store = SnapshotStore::new(&url, "p", "loc1", &http(), clock()).expect("store");
     let done = run_with_files(
         state.path(),
         "20260101T000000Z-0001",
@@ -166,7 +179,7 @@ async fn a_local_run_the_store_lacks_is_published_by_the_next_prepare() {
         .publish_stage(&done, "extract")
         .await
         .expect("extract");
-    let again = SnapshotStore::new(&url, "p", "loc1", &http()).expect("store");
+    let again = SnapshotStore::new(&url, "p", "loc1", &http(), clock()).expect("store");
     let prepared = again.prepare(state.path()).await.expect("prepare");
     assert_eq!(prepared.published, std::slice::from_ref(&done.id));
     assert!(prepared.hydrated.is_empty());

@@ -184,6 +184,7 @@ pub fn streak_writes(
                 due_date: due_after(streak.reached_at, config.due_hours),
                 assigned_to: config.assigned_to.clone(),
                 reason: reason.clone(),
+                ..DesiredTask::default()
             });
             contacts.push(DesiredContact {
                 contact_id: Some(c.id.clone()),

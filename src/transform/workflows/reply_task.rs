@@ -1,7 +1,10 @@
-//! An inbound SMS reply → a follow-up task on each contact with the number, one per message, ever
-//! (the task is named by the BulkSMS message id). The task is completed once the reply is dealt
-//! with: an SMS to the number sent after it, or a later reply containing one of the configured
-//! resolve keywords. Load finds the id of the task to complete in its ledger.
+//! An inbound SMS reply → a follow-up task on each contact with the number, one per conversation:
+//! the replies a number sends until it is answered are one conversation, and its task is named by
+//! the first of them (the BulkSMS message id). A reply while the task is open adds its message to
+//! the task and moves the due time (load updates the task, once per reply). The task is completed
+//! once the conversation is dealt with: an SMS to the number sent after the last reply, or a later
+//! reply containing one of the configured resolve keywords; a reply after that opens a new one.
+//! Load finds the id of the task to update or complete in its ledger.
 
 use super::{
     TriggerEvents, check_assignee, check_template, contact_values, contacts_of, due_after,
@@ -115,24 +118,58 @@ struct Dated<'a> {
     message: &'a TriggerMessage,
 }
 
-/// Whether the reply `at` was dealt with: an SMS to the number after it that did not fail, or a
-/// later reply with a resolve keyword.
-fn resolved(reply: &Dated<'_>, thread: &[Dated<'_>], keywords: &[String]) -> bool {
-    thread.iter().any(|d| {
-        d.at > reply.at
-            && if d.message.inbound {
-                d.message
-                    .body
-                    .as_deref()
-                    .is_some_and(|b| has_keyword(b, keywords))
-            } else {
-                d.message.status_type.as_deref() != Some("FAILED")
-            }
-    })
+/// The replies a number sent until they were dealt with (or until now).
+struct Conversation<'n, 'a> {
+    replies: Vec<&'n Dated<'a>>,
+    /// An SMS to the number that did not fail, or a reply with a resolve keyword, came after the
+    /// last reply.
+    resolved: bool,
 }
 
-/// Task creations for replies new since the previous acting run (`previous`; `None`: a baseline
-/// run, which creates none) and completions for every reply that has been dealt with.
+/// Splits a number's thread (in time order) into conversations. A reply that asks something (not
+/// STOP/START, not itself a resolve keyword) joins the open conversation or opens one; an SMS to
+/// the number that did not fail, or a reply with a resolve keyword, later than the last reply
+/// closes it.
+fn conversations<'n, 'a>(
+    thread: &'n [Dated<'a>],
+    keywords: &[String],
+) -> Vec<Conversation<'n, 'a>> {
+    let mut out: Vec<Conversation<'n, 'a>> = Vec::new();
+    for d in thread {
+        let open = out.last_mut().filter(|c| !c.resolved);
+        let body = d.message.body.as_deref().unwrap_or("").trim();
+        let resolves = if d.message.inbound {
+            has_keyword(body, keywords)
+        } else {
+            d.message.status_type.as_deref() != Some("FAILED")
+        };
+        if resolves {
+            // Sent in the same second as the last reply: no answer to it.
+            if let Some(c) = open.filter(|c| c.replies.last().is_some_and(|r| r.at < d.at)) {
+                c.resolved = true;
+            }
+            continue;
+        }
+        // STOP and START are opt-out business: they neither ask nor answer.
+        if !d.message.inbound || reply_keywords::classify(body).is_some() {
+            continue;
+        }
+        match open {
+            Some(c) => c.replies.push(d),
+            None => out.push(Conversation {
+                replies: vec![d],
+                resolved: false,
+            }),
+        }
+    }
+    out
+}
+
+/// For each conversation, on each contact with the number: the completion of its task once it is
+/// resolved (under every reply's event: ledgers from before one task per conversation hold a task
+/// per reply), else one follow-up row holding every reply so far. `previous` is the previous
+/// acting run (`None`: a baseline run): only a conversation with a reply new since then may open a
+/// task.
 pub fn tasks(
     config: &ReplyTaskConfig,
     events: &TriggerEvents,
@@ -148,52 +185,87 @@ pub fn tasks(
             None => tracing::debug!(message = m.id, "SMS without a readable date; no reply task"),
         }
     }
+    for thread in threads.values_mut() {
+        thread.sort_by_key(|d| (d.at, d.message.id));
+    }
     let mut out = Vec::new();
     let mut numbers: Vec<&&str> = threads.keys().collect();
     numbers.sort();
     for number in numbers {
-        let thread = &threads[*number];
         let contacts = contacts_of(events, number);
         if contacts.is_empty() {
             continue;
         }
-        for reply in thread.iter().filter(|d| d.message.inbound) {
-            let m = reply.message;
-            let body = m.body.as_deref().unwrap_or("").trim();
-            // STOP and START are opt-out business, and a "thanks" closes, it does not ask.
-            let is_keyword = reply_keywords::classify(body).is_some()
-                || has_keyword(body, &config.resolve_keywords);
-            let event = reply_event(m.id);
-            if resolved(reply, thread, &config.resolve_keywords) {
+        for conversation in conversations(&threads[*number], &config.resolve_keywords) {
+            let reply_events: Vec<String> = conversation
+                .replies
+                .iter()
+                .map(|r| reply_event(r.message.id))
+                .collect();
+            let (first, last) = match (conversation.replies.first(), conversation.replies.last()) {
+                (Some(first), Some(last)) => (*first, *last),
+                _ => continue,
+            };
+            if conversation.resolved {
                 for c in &contacts {
-                    out.push(DesiredTask {
-                        contact_id: c.id.clone(),
-                        event: event.clone(),
-                        complete: true,
-                        reason: format!("the reply of message {} was answered or resolved", m.id),
-                        ..DesiredTask::default()
-                    });
+                    for (event, reply) in reply_events.iter().zip(&conversation.replies) {
+                        out.push(DesiredTask {
+                            contact_id: c.id.clone(),
+                            event: event.clone(),
+                            complete: true,
+                            reason: format!(
+                                "the reply of message {} was answered or resolved",
+                                reply.message.id
+                            ),
+                            ..DesiredTask::default()
+                        });
+                    }
                 }
                 continue;
             }
-            let is_new = previous.is_some_and(|p| !p.message_status.contains_key(&m.id));
-            if !is_new || is_keyword {
-                continue;
-            }
-            let received = reply.at.format("%Y-%m-%d %H:%M UTC").to_string();
+            let new_reply = previous.is_some_and(|p| {
+                conversation
+                    .replies
+                    .iter()
+                    .any(|r| !p.message_status.contains_key(&r.message.id))
+            });
+            let received = |r: &Dated<'_>| r.at.format("%Y-%m-%d %H:%M UTC").to_string();
             for c in &contacts {
-                let mut values = contact_values(c, number);
-                values.insert("received", received.clone());
-                values.insert("message", body.to_string());
+                let values = |r: &Dated<'_>| {
+                    let mut values = contact_values(c, number);
+                    values.insert("received", received(r));
+                    values.insert(
+                        "message",
+                        r.message.body.as_deref().unwrap_or("").trim().to_string(),
+                    );
+                    values
+                };
+                let body: Vec<String> = conversation
+                    .replies
+                    .iter()
+                    .map(|r| render(&config.body, &values(r)))
+                    .collect();
+                let waiting = match conversation.replies.len() {
+                    1 => format!(
+                        "SMS reply {} from {number} waits for an answer",
+                        first.message.id
+                    ),
+                    n => format!(
+                        "{n} SMS replies from {number} (messages {} to {}) wait for an answer",
+                        first.message.id, last.message.id
+                    ),
+                };
                 out.push(DesiredTask {
                     contact_id: c.id.clone(),
-                    event: event.clone(),
+                    event: reply_events[0].clone(),
                     complete: false,
-                    title: render(&config.title, &values),
-                    body: render(&config.body, &values),
-                    due_date: due_after(reply.at, config.due_hours),
+                    title: render(&config.title, &values(first)),
+                    body: body.join("\n\n"),
+                    due_date: due_after(last.at, config.due_hours),
                     assigned_to: config.assigned_to.clone(),
-                    reason: format!("SMS reply {} from {number} waits for an answer", m.id),
+                    reason: waiting,
+                    replies: reply_events.clone(),
+                    new_reply,
                 });
             }
         }

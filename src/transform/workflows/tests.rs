@@ -63,7 +63,8 @@ fn a_new_reply_opens_one_task_due_later_and_an_answer_completes_it() {
     assert_eq!(t.due_date, "2026-11-25T09:00:00Z");
     assert_eq!(t.assigned_to.as_deref(), Some("u1"));
     // A baseline run (no previous) opens nothing.
-    assert!(reply_task::tasks(&reply_config(), &events(vec![reply.clone()]), None).is_empty());
+    let baseline = reply_task::tasks(&reply_config(), &events(vec![reply.clone()]), None);
+    assert!(baseline.iter().all(|t| !t.new_reply), "{baseline:?}");
 
     // Answered later: the completion of that event, and no new task.
     let answer = message(8, false, "Sure", "DELIVERED", "2026-11-24T10:00:00");
@@ -103,6 +104,108 @@ fn a_later_reply_with_a_resolve_keyword_completes_and_opens_nothing() {
         .map(|t| (t.event.as_str(), t.complete))
         .collect();
     assert_eq!(got, vec![("sms reply 7", true)]);
+}
+
+/// Replies 7, 8 and 9 from the number, an hour apart, before anyone answers.
+fn three_replies() -> Vec<TriggerMessage> {
+    vec![
+        message(7, true, "Can I move my booking?", "", "2026-11-24T09:00:00"),
+        message(8, true, "To Friday?", "", "2026-11-24T10:00:00"),
+        message(9, true, "Or Saturday", "", "2026-11-24T11:00:00"),
+    ]
+}
+
+fn seen(ids: &[u64]) -> PreviousState {
+    PreviousState {
+        message_status: ids.iter().map(|&id| (id, None)).collect(),
+        ..PreviousState::default()
+    }
+}
+
+#[test]
+fn replies_before_an_answer_are_one_follow_up_holding_them_all() {
+    let config = reply_config();
+    // All three new in one run: one task, named by the first, due after the last.
+    let tasks = reply_task::tasks(&config, &events(three_replies()), Some(&seen(&[])));
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    let t = &tasks[0];
+    assert!(!t.complete && t.new_reply);
+    assert_eq!(t.event, "sms reply 7");
+    assert_eq!(t.replies, ["sms reply 7", "sms reply 8", "sms reply 9"]);
+    assert_eq!(t.title, "SMS reply from Ana Lopez (+14155550001)");
+    for text in ["Can I move my booking?", "To Friday?", "Or Saturday"] {
+        assert_eq!(t.body.matches(text).count(), 1, "{}", t.body);
+    }
+    assert!(t.body.find("To Friday?") < t.body.find("Or Saturday"));
+    assert_eq!(t.due_date, "2026-11-25T11:00:00Z");
+
+    // A later run that sees the third for the first time asks for the same follow-up (load
+    // updates the task): the same row.
+    let later = reply_task::tasks(&config, &events(three_replies()), Some(&seen(&[7, 8])));
+    assert_eq!(later, tasks);
+    // Nothing new: the row stays (load has nothing left to do), but may open no task.
+    let quiet = reply_task::tasks(&config, &events(three_replies()), Some(&seen(&[7, 8, 9])));
+    assert_eq!(quiet.len(), 1);
+    assert!(!quiet[0].new_reply);
+    assert_eq!(quiet[0].replies, tasks[0].replies);
+}
+
+#[test]
+fn an_answer_completes_every_task_of_the_conversation_and_a_later_reply_opens_a_new_one() {
+    let mut messages = three_replies();
+    messages.push(message(
+        10,
+        false,
+        "Friday works",
+        "DELIVERED",
+        "2026-11-24T12:00:00",
+    ));
+    messages.push(message(11, true, "STOP", "", "2026-11-24T12:30:00"));
+    messages.push(message(
+        12,
+        true,
+        "One more thing",
+        "",
+        "2026-11-24T13:00:00",
+    ));
+    let tasks = reply_task::tasks(&reply_config(), &events(messages), Some(&seen(&[7, 8, 9])));
+    let got: Vec<(&str, bool)> = tasks
+        .iter()
+        .map(|t| (t.event.as_str(), t.complete))
+        .collect();
+    // Completions under every reply's event: a ledger from before one task per conversation
+    // holds a task per reply (load completes those it has).
+    assert_eq!(
+        got,
+        [
+            ("sms reply 7", true),
+            ("sms reply 8", true),
+            ("sms reply 9", true),
+            ("sms reply 12", false),
+        ]
+    );
+    let new = &tasks[3];
+    assert_eq!(new.replies, ["sms reply 12"]);
+    assert!(new.new_reply);
+    assert!(!new.body.contains("STOP") && !new.body.contains("booking"));
+}
+
+#[test]
+fn a_failed_answer_or_one_in_the_same_second_leaves_the_conversation_open() {
+    let mut messages = three_replies();
+    messages.push(message(
+        10,
+        false,
+        "Friday works",
+        "FAILED",
+        "2026-11-24T12:00:00",
+    ));
+    messages.push(message(11, false, "Hi", "DELIVERED", "2026-11-24T11:00:00"));
+    messages.push(message(12, true, "Hello?", "", "2026-11-24T13:00:00"));
+    let tasks = reply_task::tasks(&reply_config(), &events(messages), Some(&seen(&[7, 8, 9])));
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0].replies.len(), 4);
+    assert_eq!(tasks[0].due_date, "2026-11-25T13:00:00Z");
 }
 
 #[test]

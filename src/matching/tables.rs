@@ -1,11 +1,11 @@
 //! One table of contacts matched against another with a match model: the entry point for callers
-//! outside the pipeline's transform stage (the migration), which need the clusters and nothing of
-//! the deduper's insides.
+//! that hold contacts and incoming records rather than a table (the migration, the micro-batch),
+//! which need the clusters and nothing of the deduper's insides.
 
 use super::dedupe::{self, InputTable};
 use super::encode::TextColumn;
 use super::model::MatchModel;
-use super::normalize::Region;
+use crate::normalize::Region;
 use crate::snapshot::contact::SnapshotContact;
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,9 +1,9 @@
 //! Blocking keys: what a rule's key parts make of a cell (a transform such as `phonetic` or
 //! `first3`), and which fields a rule's key settles or reads.
 
-use crate::transform::model::{BlockingRule, FieldKind};
-use crate::transform::normalize;
-use crate::transform::score::PreparedTable;
+use crate::matching::model::{BlockingRule, FieldKind};
+use crate::matching::score::PreparedTable;
+use crate::normalize;
 use rlibphonenumber::enums::Region;
 
 /// The key of one cell for a blocking transform.

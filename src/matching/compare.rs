@@ -3,7 +3,7 @@
 //! of `normalize`.
 
 use super::model::FieldKind;
-use super::normalize::{self, EmailKey, PhoneKey};
+use crate::normalize::{self, EmailKey, PhoneKey};
 use rlibphonenumber::enums::Region;
 
 /// A value prepared once per record, so comparing a pair allocates nothing.

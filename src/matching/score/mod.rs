@@ -294,7 +294,7 @@ pub struct RuleParameters {
     pub m: Vec<Vec<f64>>,
     pub u: Vec<Vec<f64>>,
     /// Per field: agreement the rule's key forces on its pairs
-    /// ([`crate::transform::block::settled_fields`]). It adds no weight to those pairs: the
+    /// ([`crate::matching::block::settled_fields`]). It adds no weight to those pairs: the
     /// rule's prior holds it.
     pub settled: Vec<bool>,
 }

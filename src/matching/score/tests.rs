@@ -1,8 +1,8 @@
 //! Tests of scoring on a hand-built two-field table: weights, priors, the bounded score.
 
 use super::*;
-use crate::transform::dedupe::{InputTable, prepare_table};
-use crate::transform::model::MatchModel;
+use crate::matching::dedupe::{InputTable, prepare_table};
+use crate::matching::model::MatchModel;
 use rlibphonenumber::enums::Region;
 use std::collections::HashMap;
 

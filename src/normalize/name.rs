@@ -153,7 +153,7 @@ fn nickname_groups() -> &'static FxHashMap<String, Vec<u32>> {
     static GROUPS: OnceLock<FxHashMap<String, Vec<u32>>> = OnceLock::new();
     GROUPS.get_or_init(|| {
         let mut map: FxHashMap<String, Vec<u32>> = FxHashMap::default();
-        let data = include_str!("../nicknames.csv");
+        let data = include_str!("nicknames.csv");
         for (group, line) in data
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())

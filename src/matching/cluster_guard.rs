@@ -7,8 +7,8 @@ use super::compare;
 use super::encode::{Dictionary, NULL_CODE};
 use super::input_table::InputTable;
 use super::model::{FieldKind, MatchModel};
-use super::normalize;
 use super::score::{self, LevelCache, Levels, MAX_FIELDS, NULL_LEVEL, PreparedTable, Scorer};
+use crate::normalize;
 use std::collections::HashMap;
 
 /// How the reason of a merge the strangers guard refused begins.

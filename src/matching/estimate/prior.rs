@@ -2,14 +2,14 @@
 //! block a pair comes from, and how crowded blocks bound it.
 
 use super::em::PRIOR_WEIGHT;
-use crate::transform::block::Blocking;
-use crate::transform::score::{NULL_LEVEL, probability};
+use crate::matching::block::Blocking;
+use crate::matching::score::{NULL_LEVEL, probability};
 
 /// How far below their estimate under independence of names and place the pairs that share a
-/// rule's key by chance may be ([`crate::transform::block::Crowding`]), as a share of it.
+/// rule's key by chance may be ([`crate::matching::block::Crowding`]), as a share of it.
 const CHANCE_PAIRS_ERROR: f64 = 0.1;
 
-pub use crate::transform::score::block_prior;
+pub use crate::matching::score::block_prior;
 
 /// Fits a rule's log2 prior odds in a block of two ([`block_prior`]) on its sampled own pairs,
 /// by EM with m and u held: `pairs` holds each pattern's levels, its block's rows and its count.
@@ -97,7 +97,7 @@ pub fn mean_block_prior(odds_in_pair: f64, blocks: impl Iterator<Item = (usize, 
 }
 
 /// The most of a rule's own pairs that can be matches, given the pairs chance gives its blocks
-/// ([`crate::transform::block::Crowding`]); None for a rule with no such estimate.
+/// ([`crate::matching::block::Crowding`]); None for a rule with no such estimate.
 pub fn crowding_bound(
     blocking: &Blocking,
     sample: &[(usize, bool, Vec<u8>, usize)],
@@ -159,7 +159,7 @@ pub fn bounded_level(fitted: f64, most: f64, share_at: impl Fn(f64) -> f64) -> f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transform::score::log2_odds;
+    use crate::matching::score::log2_odds;
 
     #[test]
     fn a_block_of_k_rows_costs_log2_k_minus_1_bits() {

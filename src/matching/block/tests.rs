@@ -1,8 +1,8 @@
 //! Tests of blocking: keys, blocks, windows and the union of rules on small tables.
 
 use super::*;
-use crate::transform::dedupe::{InputTable, block, prepare_table};
-use crate::transform::normalize;
+use crate::matching::dedupe::{InputTable, block, prepare_table};
+use crate::normalize;
 
 fn model(unordered: bool) -> MatchModel {
     toml::from_str(&format!(

@@ -1,5 +1,8 @@
 //! Normalisers: phones to E.164, emails to a match key, names folded for comparison. Each keeps the
 //! raw value; what is stored is never rewritten, only what is compared.
+//!
+//! Shared domain code, not a stage's: what an E.164 number or a folded name is must be the same for
+//! the matcher, the transform stage, the migration's row checks and the micro-batch.
 
 pub mod email;
 pub mod name;

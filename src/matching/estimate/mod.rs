@@ -9,10 +9,10 @@ mod prior;
 pub use em::{LevelPattern, estimate_em, estimate_lambda, estimate_u, level_patterns};
 pub use prior::{block_prior, estimate_block_prior, mean_block_prior};
 
-use crate::transform::block::Blocking;
-use crate::transform::encode::NULL_CODE;
-use crate::transform::model::MatchModel;
-use crate::transform::score::{
+use crate::matching::block::Blocking;
+use crate::matching::encode::NULL_CODE;
+use crate::matching::model::MatchModel;
+use crate::matching::score::{
     LevelCache, Levels, MAX_FIELDS, NULL_LEVEL, Parameters, PreparedTable, RuleParameters,
     log2_odds,
 };
@@ -283,7 +283,7 @@ pub fn term_frequencies(table: &PreparedTable) -> Vec<Option<Vec<f64>>> {
                 // Each distinct value's match key, numbered: values are hashed once, and the rows
                 // are counted into a vector.
                 let (key_of, first_of_key) =
-                    crate::transform::encode::number_by_first_occurrence(values.len(), |v| {
+                    crate::matching::encode::number_by_first_occurrence(values.len(), |v| {
                         Some(values[v].key())
                     });
                 let keys = first_of_key.len();

@@ -1,8 +1,8 @@
 //! Expectation-maximisation of the Fellegi-Sunter parameters: u from random pairs, then m, u and
 //! the share of matches among sampled candidate pairs, fitted together without labels.
 
-use crate::transform::model::FieldKind;
-use crate::transform::score::{LevelCache, MAX_FIELDS, NULL_LEVEL, PreparedTable};
+use crate::matching::model::FieldKind;
+use crate::matching::score::{LevelCache, MAX_FIELDS, NULL_LEVEL, PreparedTable};
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -280,8 +280,8 @@ pub fn level_patterns<'a>(rows: impl Iterator<Item = &'a [u8]>) -> Vec<LevelPatt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transform::dedupe::{InputTable, prepare_table};
-    use crate::transform::model::MatchModel;
+    use crate::matching::dedupe::{InputTable, prepare_table};
+    use crate::matching::model::MatchModel;
     use rlibphonenumber::enums::Region;
     use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! The order a block too large to compare in full is walked in (sorted neighbourhood).
 
-use crate::transform::encode::NULL_CODE;
-use crate::transform::score::PreparedTable;
+use crate::matching::encode::NULL_CODE;
+use crate::matching::score::PreparedTable;
 use rayon::prelude::*;
 use std::cmp::Ordering;
 

@@ -1,7 +1,7 @@
 //! End-to-end tests of the deduper: small tables through `run`, asserting on its clusters.
 
 use super::*;
-use crate::transform::normalize;
+use crate::normalize;
 
 fn contacts_model() -> MatchModel {
     let path =
@@ -458,8 +458,8 @@ fn cluster_sizes_are_counted_by_size() {
 fn a_personal_inbox_shared_by_two_weighs_more_than_one_shared_by_a_team() {
     // The prior of a pair falls with the rows of its block: two records alone on an address
     // are far likelier one person than two of thirty on `info@`.
-    let low = crate::transform::estimate::block_prior(3.0, 30);
-    assert!((crate::transform::estimate::block_prior(3.0, 2) - 3.0).abs() < 1e-12);
+    let low = crate::matching::estimate::block_prior(3.0, 30);
+    assert!((crate::matching::estimate::block_prior(3.0, 2) - 3.0).abs() < 1e-12);
     assert!((3.0 - low - 29f64.log2()).abs() < 1e-12, "{low}");
 }
 

@@ -2,7 +2,7 @@
 //! preparation, the deduper and the cluster guard.
 
 use super::encode::TextColumn;
-use super::normalize;
+use crate::normalize;
 use std::collections::HashMap;
 
 /// A table to deduplicate: ids and the raw cells of every column the model may use.
