@@ -11,13 +11,13 @@
 
 use super::agency::NumberIndex;
 use crate::config::PipelineConfig;
+use crate::normalize;
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::plan::{Plan, PlanOp, user_supplied_id};
 use crate::snapshot::desired::read_rows;
 use crate::snapshot::run::{RunDir, latest_complete_extract};
 use crate::state::pg_routing::PgRouting;
 use crate::transform::inputs::MessageRowIn;
-use crate::normalize;
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
