@@ -19,6 +19,30 @@ impl InputTable {
         self.ids.len()
     }
 
+    /// Row indices sorted by id (ties, which a table should not have, by position): the order the
+    /// matcher works in, so that its clusters are a function of the rows, not of the order an API
+    /// page or an export delivered them in. `None` when the rows are in that order already.
+    pub fn canonical_order(&self) -> Option<Vec<usize>> {
+        if self.ids.windows(2).all(|w| w[0] <= w[1]) {
+            return None;
+        }
+        let mut order: Vec<usize> = (0..self.ids.len()).collect();
+        order.sort_by(|&a, &b| self.ids[a].cmp(&self.ids[b]).then(a.cmp(&b)));
+        Some(order)
+    }
+
+    /// The table with its rows in `order` (row `k` of the result is row `order[k]` of this one).
+    pub fn permuted(&self, order: &[usize]) -> InputTable {
+        InputTable {
+            ids: order.iter().map(|&r| self.ids[r].clone()).collect(),
+            columns: self
+                .columns
+                .iter()
+                .map(|(name, cells)| (name.clone(), order.iter().map(|&r| cells.get(r)).collect()))
+                .collect(),
+        }
+    }
+
     /// Splits a whole name typed into the `first` column of a row whose `last` column is empty
     /// ("Patricia Horton" → "Patricia" / "Horton"), so the row blocks and compares like the same
     /// person entered properly. Returns how many rows were split.

@@ -154,7 +154,14 @@ pub fn run(
             );
         }
     }
-    let owned_input = input;
+    // The same rows in another order must give the same clusters: blocks windowed by sorted
+    // neighbourhood, the estimation sample and the guard's splits all read rows in table order,
+    // and an API's page order changes from night to night.
+    let input_order = input.canonical_order();
+    let owned_input = match &input_order {
+        Some(order) => input.permuted(order),
+        None => input,
+    };
     let input = &owned_input;
     let rows = input.rows();
     let mut metrics = DedupeMetrics {
@@ -308,7 +315,7 @@ pub fn run(
         .filter(|(_, n)| *n > 0)
         .map(|((name, _), n)| (name.to_string(), n))
         .collect();
-    let assignments = (0..rows)
+    let mut assignments: Vec<Assignment> = (0..rows)
         .into_par_iter()
         .map(|r| Assignment {
             id: input.ids[r].clone(),
@@ -316,6 +323,17 @@ pub fn run(
             match_probability: clusters.best_probability[r],
         })
         .collect();
+    // Assignments go back in the caller's row order; pairs and `ids` stay in the matcher's.
+    if let Some(order) = &input_order {
+        let mut in_input_order = vec![None; rows];
+        for (k, a) in assignments.into_iter().enumerate() {
+            in_input_order[order[k]] = Some(a);
+        }
+        assignments = in_input_order
+            .into_iter()
+            .map(|a| a.expect("a permutation covers every row"))
+            .collect();
+    }
     drop(raw);
     let InputTable { ids, .. } = owned_input;
     Ok(DedupeResult {

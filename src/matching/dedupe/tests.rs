@@ -531,3 +531,94 @@ fn namesakes_crowding_a_postcode_are_not_taken_for_duplicates() {
         result.parameters.lambda_per_rule
     );
 }
+
+/// Clusters as sets of ids, whatever names them.
+fn partition_of(result: &DedupeResult) -> std::collections::BTreeSet<Vec<String>> {
+    let mut by_cluster: HashMap<&str, Vec<String>> = HashMap::new();
+    for a in &result.assignments {
+        by_cluster
+            .entry(a.cluster_id.as_str())
+            .or_default()
+            .push(a.id.clone());
+    }
+    by_cluster
+        .into_values()
+        .map(|mut ids| {
+            ids.sort();
+            ids
+        })
+        .collect()
+}
+
+#[test]
+fn the_clusters_do_not_depend_on_the_order_of_the_rows() {
+    // Crowded namesakes in two towns (blocks over the window size), some people entered twice with
+    // a typo or a missing field: the cases where table order used to decide ties.
+    let firsts = ["James", "Mary", "John", "Patricia", "Robert", "Jennifer"];
+    let lasts = ["Smith", "Johnson", "Williams", "Brown"];
+    let towns = [("Springfield", "62701"), ("Riverton", "82501")];
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |n: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) % n) as usize
+    };
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    for person in 0..1500 {
+        let first = firsts[next(6)];
+        let last = lasts[next(4)];
+        let (town, zip) = towns[next(2)];
+        let phone = format!("+1217555{:04}", person);
+        let email = format!(
+            "{}.{}{}@mail.test",
+            first.to_lowercase(),
+            last.to_lowercase(),
+            person
+        );
+        let row = [
+            first.to_string(),
+            last.to_string(),
+            email,
+            phone,
+            town.to_string(),
+            zip.to_string(),
+        ];
+        if next(4) == 0 {
+            let mut twin = row.clone();
+            match next(3) {
+                0 => twin[0].push('e'),
+                1 => twin[2] = String::new(),
+                _ => twin[3] = String::new(),
+            }
+            rows.push(twin);
+        }
+        rows.push(row);
+    }
+    let as_table = |order: &[usize]| {
+        let cells: Vec<Vec<&str>> = order
+            .iter()
+            .map(|&i| rows[i].iter().map(String::as_str).collect())
+            .collect();
+        let refs: Vec<&[&str]> = cells.iter().map(Vec::as_slice).collect();
+        let mut t = columns_table(&CONTACT_COLUMNS, &refs);
+        t.ids = order.iter().map(|i| format!("p{i:05}")).collect();
+        t
+    };
+    let forward: Vec<usize> = (0..rows.len()).collect();
+    let mut shuffled = forward.clone();
+    for i in (1..shuffled.len()).rev() {
+        shuffled.swap(i, next(i as u64 + 1));
+    }
+    let a = dedupe(as_table(&forward));
+    let b = dedupe(as_table(&shuffled));
+    assert!(
+        a.metrics.windowed_blocks > 0,
+        "the table must crowd a block"
+    );
+    assert_eq!(partition_of(&a), partition_of(&b));
+    // The caller's row order is kept in the assignments.
+    let ids: Vec<&str> = b.assignments.iter().map(|x| x.id.as_str()).collect();
+    let expected: Vec<String> = shuffled.iter().map(|i| format!("p{i:05}")).collect();
+    assert_eq!(ids, expected.iter().map(String::as_str).collect::<Vec<_>>());
+}
