@@ -284,6 +284,7 @@ impl ApiClient {
     /// One attempt: wait for the limiter, send, and on a 401 refresh credentials once.
     async fn attempt(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let mut refreshed = false;
+        let mut rate_limited_waits = 0;
         loop {
             if let Some(limiter) = &self.limiter {
                 limiter.acquire(self.api).await?;
@@ -336,6 +337,12 @@ impl ApiClient {
                     body,
                 });
             }
+            if status == 429 && rate_limited_waits < super::retry::RATE_LIMITED_WAITS {
+                rate_limited_waits += 1;
+                self.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(super::retry::rate_limited_wait(retry_after_secs)).await;
+                continue;
+            }
             if status == 401 && !refreshed && self.credentials.recover_from_401(&auth).await? {
                 refreshed = true;
                 continue;
@@ -359,4 +366,89 @@ fn transport_message(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// A server answering 429 (`Retry-After: 0`) to the first `limited` requests, then 200.
+    async fn limited_server(limited: u32) -> (String, Arc<AtomicU32>) {
+        let seen = Arc::new(AtomicU32::new(0));
+        let counter = seen.clone();
+        let app = axum::Router::new().route(
+            "/x",
+            axum::routing::get(move || {
+                let counter = counter.clone();
+                async move {
+                    if counter.fetch_add(1, Ordering::SeqCst) < limited {
+                        (
+                            axum::http::StatusCode::TOO_MANY_REQUESTS,
+                            [("retry-after", "0")],
+                            "{}",
+                        )
+                    } else {
+                        (
+                            axum::http::StatusCode::OK,
+                            [("retry-after", "0")],
+                            "{\"ok\":true}",
+                        )
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    fn client(url: &str, max_attempts: usize) -> ApiClient {
+        ApiClient::new(
+            "test",
+            build_http(Duration::from_secs(5)).expect("http"),
+            url,
+            Credentials::Bearer(crate::secret::Secret::new("t")),
+            None,
+            RetryPolicy {
+                max_attempts,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(2),
+            },
+            &[],
+        )
+        .expect("client")
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_429s_is_waited_out_without_spending_the_retry_attempts() {
+        let (url, seen) = limited_server(super::super::retry::RATE_LIMITED_WAITS).await;
+        let answer: serde_json::Value = client(&url, 2)
+            .send_json(&ApiRequest::get("/x"))
+            .await
+            .expect("the burst is waited out");
+        assert_eq!(answer["ok"], true);
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            super::super::retry::RATE_LIMITED_WAITS + 1
+        );
+    }
+
+    #[tokio::test]
+    async fn endless_429s_still_end_in_an_error_naming_the_status() {
+        let (url, seen) = limited_server(u32::MAX).await;
+        let error = client(&url, 2)
+            .send_json::<serde_json::Value>(&ApiRequest::get("/x"))
+            .await
+            .expect_err("never answered");
+        assert!(error.to_string().contains("429"), "{error}");
+        // Each of the policy's two attempts waited out its own budget of 429s first.
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            2 * (super::super::retry::RATE_LIMITED_WAITS + 1)
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //! 408, 429, 5xx, connection errors and unreadable answers are retried; other 4xx are not. A request
 //! that is not idempotent is retried only when the service certainly did not act on it (429). Delays
 //! grow exponentially with full jitter (a uniform draw between zero and the exponential delay), and a
-//! `Retry-After` from the service wins over the computed delay.
+//! `Retry-After` from the service wins over the computed delay. A 429 is first waited out inside the
+//! attempt, up to [`RATE_LIMITED_WAITS`] times, without spending one of the policy's attempts.
 
 use super::config::HttpConfig;
 use super::error::ApiError;
@@ -40,6 +41,16 @@ impl RetryPolicy {
             .with_factor(2.0)
             .with_max_times(self.max_attempts.saturating_sub(1))
     }
+}
+
+/// 429s one request waits out inside an attempt, beyond the policy's `max_attempts`: a 429 asks
+/// the client to wait, the service did not fail. Counted against the attempts, a burst of them
+/// (GHL's and BulkSMS's limits, a neighbour's traffic) beside a few 5xx failed whole runs.
+pub const RATE_LIMITED_WAITS: u32 = 10;
+
+/// How long to wait after a 429: its `Retry-After`, else a second; never over two minutes.
+pub fn rate_limited_wait(retry_after_secs: Option<u64>) -> Duration {
+    Duration::from_secs(retry_after_secs.unwrap_or(1).min(120))
 }
 
 /// Whether a failed attempt may be tried again.
