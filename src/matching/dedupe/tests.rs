@@ -1,4 +1,5 @@
 //! End-to-end tests of the deduper: small tables through `run`, asserting on its clusters.
+//! Over 600 lines because each case writes its small table out in full, beside its assertions.
 
 use super::*;
 use crate::normalize;
