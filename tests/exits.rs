@@ -15,6 +15,21 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// `metrics.prom` records `code` as the last run's exit code and keeps the last success.
+fn assert_recorded(metrics_path: &std::path::Path, code: u8, success: f64) {
+    let text = std::fs::read_to_string(metrics_path).expect("metrics after the run");
+    assert_eq!(
+        metric(&text, "last_run_exit_code"),
+        Some(f64::from(code)),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "last_success_timestamp_seconds"),
+        Some(success),
+        "the last success is kept:\n{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_run_reports_its_exit_code_in_json_and_metrics() {
     let h = Harness::start(options(31, 60)).await;
@@ -42,12 +57,10 @@ async fn a_failed_run_reports_its_exit_code_in_json_and_metrics() {
         report["errors"][0].as_str().is_some_and(|e| !e.is_empty()),
         "{report}"
     );
-    let failed = std::fs::read_to_string(&metrics_path).expect("metrics after a failed run");
-    assert_eq!(metric(&failed, "last_run_exit_code"), Some(f64::from(code)));
-    assert_eq!(
-        metric(&failed, "last_success_timestamp_seconds"),
-        Some(success),
-        "the last success is kept:\n{failed}"
+    assert_recorded(
+        &metrics_path,
+        u8::try_from(code).expect("an exit code"),
+        success,
     );
 }
 
@@ -104,17 +117,7 @@ async fn a_run_that_finds_the_lock_held_reports_exit_6_in_json_and_metrics() {
     assert_eq!(out.status.code(), Some(6), "{out:?}");
     let report = common::json_report(&["run", "--json"], &out);
     assert_eq!(report["exit_code"], 6, "{report}");
-    let skipped = std::fs::read_to_string(&metrics_path).expect("metrics after a locked run");
-    assert_eq!(
-        metric(&skipped, "last_run_exit_code"),
-        Some(6.0),
-        "{skipped}"
-    );
-    assert_eq!(
-        metric(&skipped, "last_success_timestamp_seconds"),
-        Some(success),
-        "the last success is kept:\n{skipped}"
-    );
+    assert_recorded(&metrics_path, 6, success);
     FileExt::unlock(&lock).expect("unlock");
 }
 
@@ -139,15 +142,5 @@ async fn a_refused_pipeline_file_records_exit_2_in_the_metrics_it_names() {
     std::fs::write(&h.pipeline, broken).expect("write");
     let out = h.run(&["run", "--json"]).await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let refused = std::fs::read_to_string(&metrics_path).expect("metrics after a refused run");
-    assert_eq!(
-        metric(&refused, "last_run_exit_code"),
-        Some(2.0),
-        "{refused}"
-    );
-    assert_eq!(
-        metric(&refused, "last_success_timestamp_seconds"),
-        Some(success),
-        "the last success is kept:\n{refused}"
-    );
+    assert_recorded(&metrics_path, 2, success);
 }

@@ -153,6 +153,20 @@ async fn set_field(h: &Harness, contact_id: &str, value: &str) {
         .expect("PUT succeeds");
 }
 
+/// The hostile fault profile, with short delays so the test stays quick.
+async fn turn_hostile(h: &Harness) {
+    let profile = FaultProfile {
+        slow_ms: 20,
+        retry_after_secs: 1,
+        ..FaultProfile::from_arg("hostile").expect("profile")
+    };
+    h.control_post(
+        "faults",
+        serde_json::to_value(&profile).expect("profile JSON"),
+    )
+    .await;
+}
+
 /// The folder of the newest run.
 fn newest_run(h: &Harness) -> PathBuf {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(h.state_dir().join("runs"))
@@ -282,16 +296,7 @@ async fn a_field_reminder_is_sent_once_under_hostile_faults() {
     h.run_ok(&["run", "--json"]).await;
     let (id, first_name, number) = textable_contact(&h.control("state").await);
     set_field(&h, &id, "booked").await;
-    let profile = FaultProfile {
-        slow_ms: 20,
-        retry_after_secs: 1,
-        ..FaultProfile::from_arg("hostile").expect("profile")
-    };
-    h.control_post(
-        "faults",
-        serde_json::to_value(&profile).expect("profile JSON"),
-    )
-    .await;
+    turn_hostile(&h).await;
     converge(&h, 6).await;
     let stats = h.control("stats").await;
     assert!(stats["faults"].as_u64().unwrap_or(0) > 0, "{stats}");
@@ -474,16 +479,7 @@ async fn a_lead_becoming_a_customer_is_texted_once_under_hostile_faults() {
     assert!(sent(&h.control("state").await, "you are now a").is_empty());
 
     set_type_as_a_user(&h, &id, "customer").await;
-    let profile = FaultProfile {
-        slow_ms: 20,
-        retry_after_secs: 1,
-        ..FaultProfile::from_arg("hostile").expect("profile")
-    };
-    h.control_post(
-        "faults",
-        serde_json::to_value(&profile).expect("profile JSON"),
-    )
-    .await;
+    turn_hostile(&h).await;
     converge(&h, 6).await;
     let expected = format!("Hi {first_name}, you are now a customer (was lead).");
     assert_eq!(
