@@ -159,7 +159,11 @@ pub fn run(
     // and an API's page order changes from night to night.
     let input_order = input.canonical_order();
     let owned_input = match &input_order {
-        Some(order) => input.permuted(order),
+        Some(order) => {
+            let sorted = input.permuted(order);
+            drop(input); // one copy of the table through the run, not two
+            sorted
+        }
         None => input,
     };
     let input = &owned_input;
