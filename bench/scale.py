@@ -76,8 +76,9 @@ def generate(generator, size, binary, seed_offset=0):
 
 def tiled(generator, size, binary, d):
     """size / TILE tables of TILE rows from seeds 0, 1, ... after the generator's own, one file.
-    People of different tiles are different people: the tiles share the name tables, so tiling
-    adds namesakes (the hard case) and never a duplicate the truth does not know."""
+    The truth calls people of different tiles different people, but a generator keeps emails and
+    company domains unique within one table only: across tiles, namesakes may share an email or an
+    office, which no matcher can tell apart. Read a tiled table's precision as a floor."""
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "data.tmp", "w") as data, open(d / "truth.tmp", "w") as truth:
         for t in range(size // TILE):
