@@ -15,6 +15,19 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// A sandbox whose first run succeeded: the harness, `STATE/metrics.prom` (checked to record exit
+/// code 0) and the last success's timestamp in it.
+async fn after_a_good_run() -> (Harness, std::path::PathBuf, f64) {
+    let h = Harness::start(options(31, 60)).await;
+    h.authorise().await;
+    h.run_ok(&["run", "--json"]).await;
+    let metrics_path = h.state_dir().join("metrics.prom");
+    let good = std::fs::read_to_string(&metrics_path).expect("metrics after a good run");
+    assert_eq!(metric(&good, "last_run_exit_code"), Some(0.0), "{good}");
+    let success = metric(&good, "last_success_timestamp_seconds").expect("last success");
+    (h, metrics_path, success)
+}
+
 /// `metrics.prom` records `code` as the last run's exit code and keeps the last success.
 fn assert_recorded(metrics_path: &std::path::Path, code: u8, success: f64) {
     let text = std::fs::read_to_string(metrics_path).expect("metrics after the run");
@@ -32,13 +45,7 @@ fn assert_recorded(metrics_path: &std::path::Path, code: u8, success: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_run_reports_its_exit_code_in_json_and_metrics() {
-    let h = Harness::start(options(31, 60)).await;
-    h.authorise().await;
-    h.run_ok(&["run", "--json"]).await;
-    let metrics_path = h.state_dir().join("metrics.prom");
-    let good = std::fs::read_to_string(&metrics_path).expect("metrics after a good run");
-    assert_eq!(metric(&good, "last_run_exit_code"), Some(0.0));
-    let success = metric(&good, "last_success_timestamp_seconds").expect("last success");
+    let (h, metrics_path, success) = after_a_good_run().await;
 
     // BulkSMS becomes unreachable: the next run fails.
     let text = std::fs::read_to_string(&h.pipeline).expect("pipeline");
@@ -103,12 +110,7 @@ fn a_bad_pipeline_file_still_prints_the_report_and_a_json_fatal_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_finds_the_lock_held_reports_exit_6_in_json_and_metrics() {
     use fs2::FileExt;
-    let h = Harness::start(options(31, 60)).await;
-    h.authorise().await;
-    h.run_ok(&["run", "--json"]).await;
-    let metrics_path = h.state_dir().join("metrics.prom");
-    let good = std::fs::read_to_string(&metrics_path).expect("metrics after a good run");
-    let success = metric(&good, "last_success_timestamp_seconds").expect("last success");
+    let (h, metrics_path, success) = after_a_good_run().await;
 
     // Another run holds the lock, as `contactsync` itself takes it.
     let lock = std::fs::File::create(h.state_dir().join("lock")).expect("lock file");
@@ -126,12 +128,7 @@ async fn a_run_that_finds_the_lock_held_reports_exit_6_in_json_and_metrics() {
 /// with the last success kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_pipeline_file_records_exit_2_in_the_metrics_it_names() {
-    let h = Harness::start(options(31, 60)).await;
-    h.authorise().await;
-    h.run_ok(&["run", "--json"]).await;
-    let metrics_path = h.state_dir().join("metrics.prom");
-    let good = std::fs::read_to_string(&metrics_path).expect("metrics after a good run");
-    let success = metric(&good, "last_success_timestamp_seconds").expect("last success");
+    let (h, metrics_path, success) = after_a_good_run().await;
 
     let text = std::fs::read_to_string(&h.pipeline).expect("pipeline");
     let broken = text.replace(
