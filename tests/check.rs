@@ -6,7 +6,6 @@ mod common;
 use common::{Harness, json_report};
 use contactsync::sandbox::SandboxOptions;
 use serde_json::Value;
-use std::time::Duration;
 
 /// Runs `check --json`; returns the exit code and the report.
 async fn check(h: &Harness) -> (Option<i32>, Value) {
@@ -365,14 +364,7 @@ async fn the_state_database_line_connects_reads_the_schema_and_tries_the_lock() 
         "{made}"
     );
     // Another machine's runner holds the location's lock: a warning naming what to wait for.
-    let config = contactsync::config::PipelineConfig::load(&h.pipeline).expect("pipeline");
-    let elsewhere = tempfile::tempdir().expect("another machine's state dir");
-    let mut other_machine = config.state_store();
-    other_machine.state_dir = elsewhere.path().to_path_buf();
-    let held = tokio::task::spawn_blocking(move || other_machine.lock(Duration::ZERO))
-        .await
-        .expect("join")
-        .expect("the other machine locks");
+    let held = common::postgres::lock_as_another_machine(&h.pipeline).await;
     let (code, report) = check(&h).await;
     assert_eq!(code, Some(0), "a held lock is a warning: {report:#}");
     assert_eq!(line(&report, "state.url")["status"], "warn", "{report:#}");

@@ -324,14 +324,7 @@ async fn runs_share_the_ledger_and_lock_of_the_database() {
     )
     .await;
     h.authorise().await;
-    let config = contactsync::config::PipelineConfig::load(&h.pipeline).expect("pipeline");
-    let elsewhere = tempfile::tempdir().expect("another machine's state dir");
-    let mut other_machine = config.state_store();
-    other_machine.state_dir = elsewhere.path().to_path_buf();
-    let held = tokio::task::spawn_blocking(move || other_machine.lock(Duration::ZERO))
-        .await
-        .expect("join")
-        .expect("the other machine locks");
+    let held = common::postgres::lock_as_another_machine(&h.pipeline).await;
     let refused = h.run(&["run", "--json"]).await;
     assert_eq!(
         refused.status.code(),

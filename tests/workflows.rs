@@ -440,9 +440,8 @@ fn conversation_effects(state: &Value) -> BTreeMap<String, usize> {
     out
 }
 
-/// Night 1: two texts ten minutes apart. Night 2: a third. Night 3: the team answers. `how`
-/// runs each of the three nights; returns the state after each.
-async fn conversation(seed: u64, how: Night) -> [Value; 3] {
+/// A baseline night, then the replier's first two texts ten minutes apart, before night 1.
+async fn two_texts_after_a_baseline(seed: u64) -> Harness {
     let h = harness(seed).await;
     converge(&h, 1).await;
     advance(&h, 3_600).await;
@@ -450,6 +449,13 @@ async fn conversation(seed: u64, how: Night) -> [Value; 3] {
     advance(&h, 600).await;
     inbound(&h, FOLLOW_UP).await;
     advance(&h, 600).await;
+    h
+}
+
+/// Night 1: two texts ten minutes apart. Night 2: a third. Night 3: the team answers. `how`
+/// runs each of the three nights; returns the state after each.
+async fn conversation(seed: u64, how: Night) -> [Value; 3] {
+    let h = two_texts_after_a_baseline(seed).await;
     night(&h, how).await;
     let first = h.control("state").await;
     advance(&h, 3_600).await;
@@ -557,13 +563,7 @@ async fn a_conversation_is_one_task_exactly_once_under_hostile_faults() {
 async fn a_kill_during_the_task_update_then_a_rerun_equals_a_clean_run() {
     let clean = conversation(SEED, Night::Clean).await;
 
-    let h = harness(SEED).await;
-    converge(&h, 1).await;
-    advance(&h, 3_600).await;
-    inbound(&h, QUESTION).await;
-    advance(&h, 600).await;
-    inbound(&h, FOLLOW_UP).await;
-    advance(&h, 600).await;
+    let h = two_texts_after_a_baseline(SEED).await;
     converge(&h, 1).await;
     let task = tasks_of(&h.control("state").await, REPLIER)[0].clone();
     let task_id = task["id"].as_str().expect("task id").to_string();

@@ -163,3 +163,19 @@ impl StateBackend {
         }
     }
 }
+
+/// The run lock of `pipeline`'s location, taken as a runner on another machine would: the same
+/// database, its own state folder. Held until the returned values are dropped.
+pub async fn lock_as_another_machine(
+    pipeline: &std::path::Path,
+) -> (contactsync::state::StateLock, tempfile::TempDir) {
+    let config = contactsync::config::PipelineConfig::load(pipeline).expect("pipeline");
+    let elsewhere = tempfile::tempdir().expect("another machine's state dir");
+    let mut other_machine = config.state_store();
+    other_machine.state_dir = elsewhere.path().to_path_buf();
+    let held = tokio::task::spawn_blocking(move || other_machine.lock(std::time::Duration::ZERO))
+        .await
+        .expect("join")
+        .expect("the other machine locks");
+    (held, elsewhere)
+}
