@@ -156,6 +156,36 @@ fn with_aligned_names(members: &[Member], survivor_id: &str) -> Vec<Member> {
         .collect()
 }
 
+/// The candidates a name is chosen from: an initial ("J", "J.") is left out when another member
+/// spells out a name it abbreviates. It says less than the full name and contradicts nothing, so
+/// no rule should pick it; and a survivor cut down to "J Williams" matches every James and
+/// Jessica Williams sharing a phone with it, merging a household on the next run.
+fn without_initials_of_fuller_names<'a>(
+    field: &str,
+    candidates: &[(&'a Member, &'a str)],
+) -> Vec<(&'a Member, &'a str)> {
+    if field != "first_name" && field != "last_name" {
+        return candidates.to_vec();
+    }
+    let initial = |v: &str| -> Option<char> {
+        let mut letters = v.trim_end_matches('.').chars();
+        match (letters.next(), letters.next()) {
+            (Some(c), None) if c.is_alphabetic() => normalize::name(&c.to_string()).chars().next(),
+            _ => None,
+        }
+    };
+    let spelled_out = |letter: char| {
+        candidates
+            .iter()
+            .any(|(_, v)| initial(v).is_none() && normalize::name(v).starts_with(letter))
+    };
+    candidates
+        .iter()
+        .filter(|(_, v)| !initial(v).is_some_and(spelled_out))
+        .copied()
+        .collect()
+}
+
 /// Builds the golden record of one cluster. `members` holds at least one record.
 pub fn merge(
     cluster_id: &str,
@@ -184,6 +214,7 @@ pub fn merge(
             .iter()
             .filter_map(|m| non_empty(m.values.get(field)?).map(|v| (m, v)))
             .collect();
+        let chosen_from = without_initials_of_fuller_names(field, &candidates);
         // Ties fall to the survivor, then to the smallest id, so the result never depends on
         // the order rows arrived in.
         let tie = |a: &Member, b: &Member| {
@@ -192,17 +223,17 @@ pub fn merge(
                 .then(b.id.cmp(&a.id))
         };
         let chosen = match config.rule(field) {
-            Rule::MostRecent => candidates
+            Rule::MostRecent => chosen_from
                 .iter()
                 .max_by(|(a, _), (b, _)| a.date_updated.cmp(&b.date_updated).then(tie(a, b))),
-            Rule::MostComplete => candidates.iter().max_by(|(a, va), (b, vb)| {
+            Rule::MostComplete => chosen_from.iter().max_by(|(a, va), (b, vb)| {
                 va.chars()
                     .count()
                     .cmp(&vb.chars().count())
                     .then(a.date_updated.cmp(&b.date_updated))
                     .then(tie(a, b))
             }),
-            Rule::SourcePriority => candidates.iter().max_by(|(a, _), (b, _)| {
+            Rule::SourcePriority => chosen_from.iter().max_by(|(a, _), (b, _)| {
                 priority(b)
                     .cmp(&priority(a))
                     .then(a.date_updated.cmp(&b.date_updated))
@@ -249,6 +280,41 @@ mod tests {
 
     fn us() -> normalize::Region {
         normalize::region("US")
+    }
+
+    /// An initial never replaces the name it abbreviates, however recent: "J" over "Jessica"
+    /// made the survivor match a James Williams at the same phone the next night.
+    #[test]
+    fn an_initial_does_not_replace_the_name_it_abbreviates() {
+        let members = vec![
+            member(
+                "full",
+                "2025-03-19T00:00:00",
+                "form",
+                &[("first_name", "Jessica"), ("last_name", "Williams")],
+            ),
+            member(
+                "initial",
+                "2026-09-22T00:00:00",
+                "import",
+                &[("first_name", "J."), ("last_name", "Williams")],
+            ),
+        ];
+        let g = merge("c1", "full", &members, &SurvivorshipConfig::default(), us());
+        assert_eq!(g.first_name.as_deref(), Some("Jessica"));
+        // Still a conflict worth reporting, and an initial of another letter is a real value.
+        assert_eq!(g.conflicts, vec!["first_name: Jessica | J.".to_string()]);
+        let members = vec![
+            member(
+                "a",
+                "2025-03-19T00:00:00",
+                "form",
+                &[("first_name", "Jessica")],
+            ),
+            member("b", "2026-09-22T00:00:00", "form", &[("first_name", "K")]),
+        ];
+        let g = merge("c1", "a", &members, &SurvivorshipConfig::default(), us());
+        assert_eq!(g.first_name.as_deref(), Some("K"));
     }
 
     /// Issue 18, item 10: names in another layout (swapped, or a full name in the first name)
