@@ -2,7 +2,7 @@
 //! on the contacts as the merge will leave them until the clusters agree with the next run's.
 
 use super::golden::SurvivorshipConfig;
-use super::survivorship::after_merge;
+use super::survivorship::{after_merge, cluster_members, pick_survivors};
 use crate::matching::dedupe::{self, DedupeResult, InputTable};
 use crate::matching::encode::TextColumn;
 use crate::matching::model::MatchModel;
@@ -10,11 +10,33 @@ use crate::normalize::Region;
 use crate::snapshot::contact::SnapshotContact;
 use std::collections::{HashMap, HashSet};
 
-/// The clusters of `contacts` as this run writes them. Merging changes records: the survivor
-/// takes its golden values and duplicates get tagged, and a changed record can match another one
-/// on the next run. That run is predicted here (at most twice) so this run already reaches the
-/// clusters the next one will agree with. `by_data_time` are the contacts dated by their last
-/// change of data (survivorship reads it), `previous_survivors` the survivors of the last run.
+/// The clusters of `contacts` as this run writes them, the table they were found on, and the
+/// contacts its survivors are picked from first.
+pub struct Clustered {
+    pub result: DedupeResult,
+    /// The contacts as the merges of the predicted runs before the last leave them (rows in the
+    /// input's order): survivors hold their golden values, duplicates carry the duplicate tag.
+    /// Equal to the input when the first clusters already agree with the next run's.
+    pub predicted: Vec<SnapshotContact>,
+    /// The previous run's survivors and those of every predicted round: a survivor once chosen
+    /// stays, in this run as in the next.
+    pub preferred_survivors: HashSet<String>,
+}
+
+/// Rounds of prediction at most: each is one more dedupe of the whole table.
+const MAX_PREDICTION_ROUNDS: usize = 4;
+
+/// Merging changes records: the survivor takes its golden values and duplicates get tagged, and
+/// a changed record can match another one on the next run ("A. Koch" filled to "Ahmed Koch"
+/// matches "Koch Ahmed"). So the following runs are played here, each on the table the one
+/// before leaves, until the clusters stop changing; this run then plans what those runs would
+/// write, and a nightly run on unchanged data finds nothing left to do. Two rules keep the play
+/// true to what GHL will hold: values written stay (a survivor filled by one round keeps them
+/// when a later round makes it a duplicate), and survivors are picked as the next run picks
+/// them, those already chosen first; otherwise a cluster grown by a round could elect a new
+/// survivor whose values undo the match that grew it, and rounds would swing between two
+/// partitions. `by_data_time` are the contacts dated by their last change of data
+/// (survivorship reads it), `previous_survivors` the survivors of the last run.
 pub fn cluster_contacts(
     contacts: &[SnapshotContact],
     by_data_time: &[SnapshotContact],
@@ -22,23 +44,41 @@ pub fn cluster_contacts(
     model: &MatchModel,
     survivorship: &SurvivorshipConfig,
     region: Region,
-) -> anyhow::Result<DedupeResult> {
+) -> anyhow::Result<Clustered> {
     let mut result = dedupe_contacts(contacts, model, region)?;
-    for _ in 0..2 {
-        let next_table = after_merge(
-            by_data_time,
-            &result,
-            survivorship,
-            region,
-            previous_survivors,
+    let mut table = by_data_time.to_vec();
+    let mut preferred = previous_survivors.clone();
+    for round in 1..=MAX_PREDICTION_ROUNDS {
+        let members = cluster_members(&result);
+        preferred.extend(
+            pick_survivors(&table, &members, &preferred)
+                .into_iter()
+                .filter(|(cluster, _)| members[cluster.as_str()].len() > 1)
+                .map(|(_, survivor)| survivor),
         );
+        let next_table = after_merge(&table, &result, survivorship, region, &preferred);
         let next = dedupe_contacts(&next_table, model, region)?;
-        if partition(&next) == partition(&result) {
+        let (now, predicted) = (partition(&result), partition(&next));
+        let moved = now.iter().zip(&predicted).filter(|(a, b)| a != b).count();
+        tracing::debug!(round, moved, "dedupe prediction round");
+        if moved == 0 {
             break;
         }
+        if round == MAX_PREDICTION_ROUNDS {
+            tracing::warn!(
+                moved,
+                "duplicate clusters still change after {MAX_PREDICTION_ROUNDS} predicted runs; \
+                 the next run goes on from these"
+            );
+        }
         result = next;
+        table = next_table;
     }
-    Ok(result)
+    Ok(Clustered {
+        result,
+        predicted: table,
+        preferred_survivors: preferred,
+    })
 }
 
 /// The contact table in the dedupe's column names.

@@ -69,7 +69,11 @@ pub fn run_transform(
     // Block, score and cluster. Survivorship reads when each record's data last changed, not
     // when anything on it did.
     let by_data_time = survivorship::with_data_times(&contacts, &previous_contacts);
-    let result = merge::cluster_contacts(
+    let merge::Clustered {
+        result,
+        predicted,
+        preferred_survivors,
+    } = merge::cluster_contacts(
         &contacts,
         &by_data_time,
         &previous_survivors,
@@ -82,7 +86,9 @@ pub fn run_transform(
 
     // Survive: one survivor per cluster, and the golden record of each cluster with duplicates.
     let members = survivorship::cluster_members(&result);
-    let survivors = survivorship::pick_survivors(&by_data_time, &members, &previous_survivors);
+    // Survivors and golden values are read from the table the clusters were found on: the
+    // contacts as earlier predicted rounds leave them.
+    let survivors = survivorship::pick_survivors(&predicted, &members, &preferred_survivors);
     let survivor_of: HashMap<&str, &str> = survivors
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -104,13 +110,14 @@ pub fn run_transform(
         &normalized_schema(),
         &normalized,
     )?;
-    let goldens = survivorship::golden_records(
-        &by_data_time,
+    let mut goldens = survivorship::golden_records(
+        &predicted,
         &members,
         &survivor_of,
         &config.survivorship,
         region,
     );
+    survivorship::add_predicted_fills(&mut goldens, &by_data_time, &predicted, region);
     summary.field_conflicts = goldens.field_conflicts;
     summary.golden_updates = goldens.updates.len() as u64;
     write_rows(&out.join(GOLDEN_FILE), &golden_schema(), &goldens.records)?;

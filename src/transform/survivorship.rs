@@ -234,6 +234,54 @@ pub fn golden_records(
     goldens
 }
 
+/// Adds to `goldens.updates` what the predicted runs before the last wrote (see
+/// `merge::cluster_contacts`): a survivor filled by an earlier round keeps those values even
+/// when a later round made it a duplicate, so this run writes them too, and the next run reads
+/// the table the clusters were predicted on. The last round's golden values win where both set a
+/// field. `original` and `predicted` hold the same contacts in the same order.
+pub fn add_predicted_fills(
+    goldens: &mut Goldens,
+    original: &[SnapshotContact],
+    predicted: &[SnapshotContact],
+    region: Region,
+) {
+    for (was, will) in original.iter().zip(predicted) {
+        let filled: Vec<(ContactField, &str)> = golden_update_fields()
+            .filter_map(|field| {
+                let want = field.of_contact(will).as_deref()?;
+                let have = field.of_contact(was).as_deref().unwrap_or_default();
+                let key = |v: &str| golden::comparison_key(field.name(), v, None, region);
+                (key(want) != key(have)).then_some((field, want))
+            })
+            .collect();
+        if filled.is_empty() {
+            continue;
+        }
+        let at = match goldens
+            .updates
+            .iter()
+            .position(|u| u.contact_id.as_deref() == Some(will.id.as_str()))
+        {
+            Some(at) => at,
+            None => {
+                goldens.updates.push(DesiredContact {
+                    contact_id: Some(will.id.clone()),
+                    reason: "golden record of the cluster it survived before joining a larger one"
+                        .into(),
+                    ..DesiredContact::default()
+                });
+                goldens.updates.len() - 1
+            }
+        };
+        for (field, value) in filled {
+            let slot = field.of_desired_mut(&mut goldens.updates[at]);
+            if slot.is_none() {
+                *slot = Some(value.to_string());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
