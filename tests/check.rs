@@ -347,7 +347,10 @@ async fn the_state_database_line_connects_reads_the_schema_and_tries_the_lock() 
     let fresh = message(&report);
     assert!(fresh.contains("the first run creates them"), "{fresh}");
     assert!(fresh.contains("the run lock is free"), "{fresh}");
-    assert!(fresh.contains("connected without TLS (sslmode=disable)"), "{fresh}");
+    assert!(
+        fresh.contains("connected without TLS (sslmode=disable)"),
+        "{fresh}"
+    );
     assert!(
         fresh.contains("127.0.0.1") && fresh.contains(":***@"),
         "{fresh}"

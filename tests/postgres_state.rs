@@ -853,3 +853,119 @@ fn a_ledger_refuses_intents_once_its_run_lock_session_is_gone() {
         .begin("k2", "r", "add_tags", "c2", "{}")
         .expect("begin, no lock held");
 }
+
+/// What [`LosingProxy`] does to the next `begin` upsert it sees.
+const PASS: u8 = 0;
+/// Forwards the statement, lets the server commit it, then cuts both sides: the answer is lost.
+const LOSE_ANSWER: u8 = 1;
+/// Cuts both sides instead of forwarding the statement: it never reaches the server.
+const LOSE_STATEMENT: u8 = 2;
+
+/// A TCP proxy in front of the test server that cuts the connection around the ledger's `begin`
+/// upsert, to show what happens when a statement's outcome is unknown. Plain connections only.
+struct LosingProxy {
+    port: u16,
+    mode: Arc<std::sync::atomic::AtomicU8>,
+    cuts: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl LosingProxy {
+    fn start(upstream: u16) -> LosingProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mode = Arc::new(AtomicU8::new(PASS));
+        let cuts = Arc::new(AtomicU32::new(0));
+        let (accept_mode, accept_cuts) = (mode.clone(), cuts.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let mut server =
+                    std::net::TcpStream::connect(("127.0.0.1", upstream)).expect("upstream");
+                let (mode, cuts) = (accept_mode.clone(), accept_cuts.clone());
+                let muted = Arc::new(AtomicBool::new(false));
+                let (mut from_server, mut to_client) = (
+                    server.try_clone().expect("clone"),
+                    client.try_clone().expect("clone"),
+                );
+                let relay_muted = muted.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n @ 1..) = from_server.read(&mut buf) {
+                        if relay_muted.load(Ordering::SeqCst)
+                            || to_client.write_all(&buf[..n]).is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    // The upsert is prepared (Parse) and then executed (Bind/Execute) in a later
+                    // write, once the server has answered the Parse.
+                    let mut prepared = false;
+                    while let Ok(n @ 1..) = client.read(&mut buf) {
+                        let chunk = &buf[..n];
+                        let action = mode.load(Ordering::SeqCst);
+                        if action != PASS && prepared {
+                            muted.store(true, Ordering::SeqCst);
+                            if action == LOSE_ANSWER {
+                                let _ = server.write_all(chunk);
+                                // The server runs and commits it (autocommit) meanwhile.
+                                std::thread::sleep(Duration::from_millis(300));
+                            }
+                            mode.store(PASS, Ordering::SeqCst);
+                            cuts.fetch_add(1, Ordering::SeqCst);
+                            let _ = server.shutdown(std::net::Shutdown::Both);
+                            let _ = client.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        let needle = b"INSERT INTO contactsync_operations AS o";
+                        prepared =
+                            action != PASS && chunk.windows(needle.len()).any(|w| w == needle);
+                        if server.write_all(chunk).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        LosingProxy { port, mode, cuts }
+    }
+}
+
+/// The connection is cut while `begin` records an intent, once after the server committed it (the
+/// answer lost) and once before the statement reached it: either way the intent is recorded and
+/// its attempt counted once. Run again blindly, the first would count two attempts.
+#[test]
+fn an_intent_whose_answer_was_lost_is_read_back_not_counted_twice() {
+    use std::sync::atomic::Ordering;
+    let db = TestDatabase::create();
+    let upstream = url::Url::parse(&db.url).expect("url").port().expect("port");
+    let proxy = LosingProxy::start(upstream);
+    let mut through = target(&db, "loc");
+    through.url = Secret::new(db.url.replace(
+        &format!("127.0.0.1:{upstream}/"),
+        &format!("127.0.0.1:{}/", proxy.port),
+    ));
+    let ledger = Ledger::open_postgres(&through).expect("open through the proxy");
+    for (key, mode) in [("answer-lost", LOSE_ANSWER), ("never-sent", LOSE_STATEMENT)] {
+        let cuts = proxy.cuts.load(Ordering::SeqCst);
+        proxy.mode.store(mode, Ordering::SeqCst);
+        ledger
+            .begin(key, "r1", "send_sms", "+1", "{}")
+            .expect("begin, over a new connection");
+        assert_eq!(
+            proxy.cuts.load(Ordering::SeqCst),
+            cuts + 1,
+            "{key}: not cut"
+        );
+        let entry = ledger.get(key).expect("get").expect(key);
+        assert_eq!(
+            (entry.status, entry.attempts),
+            (OpStatus::InFlight, 1),
+            "{key}"
+        );
+    }
+}

@@ -131,7 +131,7 @@ impl PgLedger {
     ) -> Result<(), LedgerError> {
         let (pipeline, location) = self.keys();
         let row = [key, run_id, kind, target, payload].map(str::to_string);
-        let lock = held_lock(self.target.lock_key());
+        let lock = held_lock(&self.target);
         let (pid, started_us, classid, objid) = match lock {
             Some(session) => {
                 let (classid, objid) = session.classid_objid();

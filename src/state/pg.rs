@@ -348,6 +348,8 @@ pub fn schema_version(client: &mut Client) -> Result<Option<i32>, PgError> {
 /// intent ([`held_lock`]), which stops the run before its next write.
 pub struct PgLock {
     _conn: PgConn,
+    /// Where it is held ([`redacted_url`]) and by which session: its entry in [`held_lock`]'s list.
+    store: String,
     session: LockSession,
 }
 
@@ -371,18 +373,20 @@ impl LockSession {
     }
 }
 
-/// The run locks this process holds. The ledger and the lock are opened by different layers of a
-/// command (and `serve` takes the lock per micro-batch), so the ledger finds its lock here, by key.
-static HELD_LOCKS: Mutex<Vec<LockSession>> = Mutex::new(Vec::new());
+/// The run locks this process holds, by database (its URL without the password) and key. The
+/// ledger and the lock are opened by different layers of a command (and `serve` takes the lock per
+/// micro-batch), so the ledger finds its lock here.
+static HELD_LOCKS: Mutex<Vec<(String, LockSession)>> = Mutex::new(Vec::new());
 
-/// The session holding the run lock of `key` in this process, if this process holds it.
-pub fn held_lock(key: i64) -> Option<LockSession> {
+/// The session holding the run lock of `target` in this process, if this process holds it.
+pub fn held_lock(target: &PgTarget) -> Option<LockSession> {
+    let (store, key) = (redacted_url(&target.url), target.lock_key());
     HELD_LOCKS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .find(|s| s.key == key)
-        .copied()
+        .find(|(s, session)| *s == store && session.key == key)
+        .map(|(_, session)| *session)
 }
 
 impl PgLock {
@@ -412,14 +416,16 @@ impl PgLock {
                     pid,
                     started_us,
                 };
+                let store = redacted_url(&target.url);
                 let mut held = HELD_LOCKS.lock().unwrap_or_else(|e| e.into_inner());
                 // A session of this process that held it before is gone (else this one could
                 // not have taken it).
-                held.retain(|s| s.key != key);
-                held.push(session);
+                held.retain(|(s, other)| !(*s == store && other.key == key));
+                held.push((store.clone(), session));
                 drop(held);
                 return Ok(Some(PgLock {
                     _conn: conn,
+                    store,
                     session,
                 }));
             }
@@ -436,7 +442,7 @@ impl Drop for PgLock {
         HELD_LOCKS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|s| *s != self.session);
+            .retain(|(store, session)| !(*store == self.store && *session == self.session));
     }
 }
 
