@@ -567,6 +567,14 @@ fn tls_modes_encrypt_and_check_the_server_certificate_as_libpq_does() {
         !err.contains(":contactsync_test@"),
         "the password is shown: {err}"
     );
+    // CAs that never signed the snakeoil: verify-ca refuses it, and so does require when given a
+    // root certificate (libpq's meaning).
+    let public_cas = "/etc/ssl/certs/ca-certificates.crt";
+    for mode in ["verify-ca", "require"] {
+        let url = with_tls(&db.url, &format!("sslmode={mode}&sslrootcert={public_cas}"));
+        let err = connect(&url).map(|_| ()).expect_err(mode);
+        assert!(err.contains("UnknownIssuer"), "{mode}: {err}");
+    }
 }
 
 /// A server without TLS: `require` (and above) never falls back to a plain connection; the error

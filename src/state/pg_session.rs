@@ -43,9 +43,9 @@ pub fn connection_error(error: &postgres::Error) -> bool {
     std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
 }
 
-/// How a lost connection is made again: at most `tries` failed attempts (a connection that could
-/// not be made, or lost again), waiting `first_wait`, then twice as long each time up to
-/// `max_wait`, between them.
+/// How a lost connection is made again: at once, then after each refusal waiting `first_wait`,
+/// twice as long each time up to `max_wait`; a call gives up after `tries` failures (the loss of
+/// its connection, each refusal).
 #[derive(Clone)]
 pub struct Reconnect {
     pub tries: u32,
@@ -56,7 +56,7 @@ pub struct Reconnect {
 }
 
 impl Reconnect {
-    /// Six tries over about 12 s: a server restart or a failover, not a long outage (the run
+    /// Six tries over about 8 s: a server restart or a failover, not a long outage (the run
     /// fails then, and the next one resumes from the ledger).
     pub fn standard() -> Reconnect {
         Reconnect {
@@ -67,11 +67,11 @@ impl Reconnect {
         }
     }
 
-    /// The wait after the `failures`-th failure (1-based).
-    fn wait(&self, failures: u32) -> Duration {
+    /// The wait after the `refused`-th connection refused in a row (1-based).
+    fn wait(&self, refused: u32) -> Duration {
         let doubled = self
             .first_wait
-            .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)));
+            .saturating_mul(2u32.saturating_pow(refused.saturating_sub(1)));
         doubled.min(self.max_wait)
     }
 }
@@ -153,6 +153,7 @@ impl<C: Connection> Session<C> {
 
     /// The connection, made again first when it was lost (if this session may).
     fn connected(&mut self, failures: &mut u32) -> Result<&mut C, PgError> {
+        let mut refused = 0;
         while self.conn.is_none() {
             let Some(policy) = self.reconnect.clone() else {
                 return Err(PgError::ConnectionLost(
@@ -172,7 +173,8 @@ impl<C: Connection> Session<C> {
                             last: Box::new(e),
                         });
                     }
-                    let wait = policy.wait(*failures);
+                    refused += 1;
+                    let wait = policy.wait(refused);
                     tracing::warn!(error = %e, ?wait, "Could not reconnect to PostgreSQL; trying again");
                     (policy.sleep)(wait);
                 }
@@ -245,7 +247,7 @@ mod tests {
         assert_eq!(got, "done");
         // Connection 0 lost; one refused reconnect (a wait); connection 1 runs it, told.
         assert_eq!(runs, [(0, false), (1, true)]);
-        assert_eq!(*waits.lock().expect("waits"), [Duration::from_millis(200)]);
+        assert_eq!(*waits.lock().expect("waits"), [Duration::from_millis(100)]);
     }
 
     #[test]
@@ -269,7 +271,7 @@ mod tests {
             .iter()
             .map(Duration::as_millis)
             .collect();
-        assert_eq!(ms, [200, 300, 300]);
+        assert_eq!(ms, [100, 200, 300]);
     }
 
     #[test]
