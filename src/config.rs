@@ -97,7 +97,7 @@ fn default_region() -> String {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSection {
-    /// `postgres://user:password@host:port/database?sslmode=disable`: the ledger's rows and the
+    /// `postgres://user:password@host:port/database?sslmode=verify-full`: the ledger's rows and the
     /// run's advisory lock in PostgreSQL, keyed by (pipeline name, location id). Absent: the SQLite
     /// ledger and the lock file in `state_dir`. `${ENV}` references expand (a password is a secret).
     #[serde(default)]
@@ -115,19 +115,17 @@ impl StateSection {
         if !matches!(scheme, Some("postgres" | "postgresql")) {
             return Err("must be a postgres:// or postgresql:// URL".into());
         }
-        let config: postgres::Config = raw
-            .parse()
-            .map_err(|e: postgres::Error| format!("not a PostgreSQL connection URL ({e})"))?;
-        if config.get_dbname().is_none() {
+        let spec = crate::state::pg_tls::ConnectSpec::parse(raw)?;
+        if spec.config.get_dbname().is_none() {
             return Err("names no database (postgres://user@host/DATABASE)".into());
         }
-        // Only plain connections are built in (no TLS connector): `require` would fail at connect.
-        if config.get_ssl_mode() == postgres::config::SslMode::Require {
-            return Err(
-                "sslmode=require is not supported yet (no TLS); use sslmode=disable on a trusted \
-                 network or a local TLS tunnel"
-                    .into(),
-            );
+        if let Some(path) = &spec.root_cert
+            && !path.is_file()
+        {
+            return Err(format!(
+                "sslrootcert {}: no such file (the CA certificates, PEM, to trust)",
+                path.display()
+            ));
         }
         Ok(())
     }

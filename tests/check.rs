@@ -348,6 +348,10 @@ async fn the_state_database_line_connects_reads_the_schema_and_tries_the_lock() 
     assert!(fresh.contains("the first run creates them"), "{fresh}");
     assert!(fresh.contains("the run lock is free"), "{fresh}");
     assert!(
+        fresh.contains("connected without TLS (sslmode=disable)"),
+        "{fresh}"
+    );
+    assert!(
         fresh.contains("127.0.0.1") && fresh.contains(":***@"),
         "{fresh}"
     );
@@ -403,4 +407,18 @@ async fn the_state_database_line_connects_reads_the_schema_and_tries_the_lock() 
         let text = std::fs::read_to_string(&h.pipeline).expect("pipeline");
         std::fs::write(&h.pipeline, text.replace(&broken, &url)).expect("write");
     }
+    // The machine's cluster serves TLS: with sslmode=require the line says the link is encrypted.
+    let text = std::fs::read_to_string(&h.pipeline).expect("pipeline");
+    std::fs::write(
+        &h.pipeline,
+        text.replace(&url, &url.replace("sslmode=disable", "sslmode=require")),
+    )
+    .expect("write");
+    let (code, report) = check(&h).await;
+    assert_eq!(code, Some(0), "{report:#}");
+    let encrypted = message(&report);
+    assert!(
+        encrypted.contains("connected over TLS") && encrypted.contains("(sslmode=require)"),
+        "{encrypted}"
+    );
 }

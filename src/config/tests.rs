@@ -76,8 +76,12 @@ fn a_state_url_is_checked_and_named_without_its_password() {
         ("postgres://app:pw-91xq@db:notaport/cs", "not a PostgreSQL"),
         ("postgres://app:pw-91xq@db", "names no database"),
         (
-            "postgres://app:pw-91xq@db/cs?sslmode=require",
-            "sslmode=require",
+            "postgres://app:pw-91xq@db/cs?sslmode=allow",
+            "sslmode=allow is not one of",
+        ),
+        (
+            "postgres://app:pw-91xq@db/cs?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem",
+            "sslrootcert /nonexistent/ca.pem: no such file",
         ),
     ] {
         let err = parse(&with(url)).expect_err(url).to_string();
@@ -86,6 +90,10 @@ fn a_state_url_is_checked_and_named_without_its_password() {
             "{url}: {err}"
         );
         assert!(!err.contains("pw-91xq"), "the password is quoted: {err}");
+    }
+    for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+        let url = format!("postgres://app:pw-91xq@db/cs?sslmode={mode}");
+        parse(&with(&url)).unwrap_or_else(|e| panic!("{mode}: {e}"));
     }
 }
 

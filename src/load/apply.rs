@@ -74,6 +74,9 @@ struct Shared<'a> {
     deferred: AtomicU64,
     quiet_hours_zones: Mutex<BTreeMap<String, u64>>,
     errors: Mutex<Vec<String>>,
+    /// Set when the ledger found the run's lock lost: nothing more is attempted, and the apply
+    /// fails with this error.
+    lock_lost: Mutex<Option<crate::load::ledger::LedgerError>>,
 }
 
 /// The order in which kinds are applied: contacts exist before they are tagged, opt-outs are
@@ -122,6 +125,7 @@ pub async fn apply(
         deferred: AtomicU64::new(0),
         quiet_hours_zones: Mutex::new(BTreeMap::new()),
         errors: Mutex::new(Vec::new()),
+        lock_lost: Mutex::new(None),
     };
     for current in 0..=4u8 {
         let ops: Vec<&PlannedOperation> = plan
@@ -132,6 +136,10 @@ pub async fn apply(
         futures_util::stream::iter(ops)
             .for_each_concurrent(options.concurrency.max(1), |op| apply_one(&shared, op))
             .await;
+    }
+    if let Some(lost) = shared.lock_lost.into_inner().expect("lock-lost lock") {
+        // What was done is in the ledger; the next run (holding the lock again) does the rest.
+        return Err(anyhow::Error::new(lost).context("the load stopped"));
     }
     let quiet_hours_zones = shared.quiet_hours_zones.into_inner().expect("zones lock");
     let metrics = ApplyMetrics {
@@ -150,7 +158,7 @@ pub async fn apply(
 }
 
 async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
-    if shared.open.load(Ordering::Relaxed) {
+    if shared.open.load(Ordering::Relaxed) || lock_lost(shared) {
         shared.deferred.fetch_add(1, Ordering::Relaxed);
         return;
     }
@@ -185,7 +193,7 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
         .is_some_and(|p| p.status != OpStatus::Planned);
     if let Some(hold) = safety_block(shared, planned).await {
         if let Err(e) = record_intent(shared, planned) {
-            return record_error(shared, planned, e.to_string());
+            return intent_refused(shared, planned, e);
         }
         match hold {
             // Not now: recorded as failed with the reason, so the next run's plan carries it
@@ -216,7 +224,7 @@ async fn apply_one(shared: &Shared<'_>, planned: &PlannedOperation) {
     }
     let begun = record_intent(shared, planned);
     if let Err(e) = begun {
-        return record_error(shared, planned, e.to_string());
+        return intent_refused(shared, planned, e);
     }
     // A send's deduplication-id is allocated with its intent (and kept for its retries).
     let deduplication_id = match &planned.op {
@@ -261,6 +269,30 @@ fn record_intent(
         &planned.op.target(),
         &payload_of(planned),
     )
+}
+
+fn lock_lost(shared: &Shared<'_>) -> bool {
+    shared.lock_lost.lock().expect("lock-lost lock").is_some()
+}
+
+/// The ledger would not record an intent: the operation is not attempted. A lost run lock stops
+/// the whole apply (operations already past their intent finish their call); anything else fails
+/// this operation only.
+fn intent_refused(
+    shared: &Shared<'_>,
+    planned: &PlannedOperation,
+    error: crate::load::ledger::LedgerError,
+) {
+    if error.is_lock_lost() {
+        tracing::error!(error = %error, "Run lock lost: stopping before the next write");
+        shared.deferred.fetch_add(1, Ordering::Relaxed);
+        let mut lost = shared.lock_lost.lock().expect("lock-lost lock");
+        if lost.is_none() {
+            *lost = Some(error);
+        }
+        return;
+    }
+    record_error(shared, planned, error.to_string());
 }
 
 fn payload_of(planned: &PlannedOperation) -> String {

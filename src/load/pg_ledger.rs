@@ -6,7 +6,7 @@
 use crate::snapshot::contract::ledger::{
     LedgerEntry, LedgerError, OpStatus, StoreError, read_entry_pg,
 };
-use crate::state::pg::{PgConn, PgError, PgTarget};
+use crate::state::pg::{PgConn, PgError, PgTarget, held_lock};
 
 /// One pipeline location's ledger rows in a PostgreSQL store.
 pub struct PgLedger {
@@ -44,7 +44,8 @@ impl PgLedger {
 
     /// See `Ledger::register_owed`: all or none, an operation already known keeps its status.
     /// Two runners registering the same operation at once: the second waits for the first's
-    /// commit, then finds the row and adds nothing.
+    /// commit, then finds the row and adds nothing. Run again after a lost connection (adding
+    /// what is missing is idempotent); the count is then what the last run added.
     pub fn register_owed(
         &mut self,
         run_id: &str,
@@ -64,7 +65,7 @@ impl PgLedger {
             })
             .collect();
         self.conn
-            .call(move |client| {
+            .call_repeatable(move |client, _| {
                 let mut tx = client.transaction()?;
                 let insert = tx.prepare(
                     "INSERT INTO contactsync_operations
@@ -89,7 +90,7 @@ impl PgLedger {
     pub fn unfinished(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
         let (pipeline, location) = self.keys();
         self.conn
-            .call(move |client| {
+            .call_repeatable(move |client, _| {
                 // Keys in byte order, as SQLite sorts them, whatever the database's collation.
                 let rows = client.query(
                     "SELECT key, run_id, payload FROM contactsync_operations
@@ -112,6 +113,14 @@ impl PgLedger {
 
     /// See `Ledger::begin`: an upsert in one statement, so two runners beginning the same
     /// operation (which the run's lock prevents) would count two attempts, never lose one.
+    ///
+    /// Two guards come first, in one read. The run's lock: while this process holds the lock of
+    /// this location, the intent is recorded only if the session that took it still holds it
+    /// ([`held_lock`]); otherwise the lock was lost, another runner may be writing, and this
+    /// fails with `LockLost` before the write it guards. And the attempts so far: the upsert is
+    /// not idempotent (it counts an attempt), so when the connection is lost after it was sent,
+    /// the row is read back on the new connection (under the run's lock nobody else writes it):
+    /// one attempt more than before, in flight for this run, means it committed.
     pub fn begin(
         &self,
         key: &str,
@@ -122,9 +131,61 @@ impl PgLedger {
     ) -> Result<(), LedgerError> {
         let (pipeline, location) = self.keys();
         let row = [key, run_id, kind, target, payload].map(str::to_string);
+        let lock = held_lock(&self.target);
+        let (pid, started_us, classid, objid) = match lock {
+            Some(session) => {
+                let (classid, objid) = session.classid_objid();
+                (
+                    Some(session.pid),
+                    Some(session.started_us),
+                    Some(classid),
+                    Some(objid),
+                )
+            }
+            None => (None, None, None, None),
+        };
+        // The attempts before this begin (None: no row), once read.
+        let mut before: Option<Option<i64>> = None;
         self.conn
-            .call(move |client| {
+            .call_repeatable(move |client, answer_lost| {
                 let [key, run_id, kind, target, payload] = &row;
+                let now = client.query_one(
+                    "SELECT o.attempts, o.status, o.run_id,
+                       $4::integer IS NULL OR EXISTS (
+                         SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                         WHERE l.locktype = 'advisory' AND l.granted AND l.pid = $4
+                           AND l.classid = $5 AND l.objid = $6 AND l.objsubid = 1
+                           AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = $7)
+                     FROM (SELECT 1) AS one
+                     LEFT JOIN contactsync_operations o
+                       ON o.pipeline = $1 AND o.location_id = $2 AND o.key = $3",
+                    &[
+                        &pipeline,
+                        &location,
+                        key,
+                        &pid,
+                        &classid,
+                        &objid,
+                        &started_us,
+                    ],
+                )?;
+                let attempts: Option<i64> = now.try_get(0)?;
+                if !now.try_get::<_, bool>(3)? {
+                    return Err(PgError::LockLost);
+                }
+                match before {
+                    Some(previous) if answer_lost => {
+                        let status: Option<String> = now.try_get(1)?;
+                        let by: Option<String> = now.try_get(2)?;
+                        if attempts == Some(previous.unwrap_or(0) + 1)
+                            && status.as_deref() == Some(OpStatus::InFlight.as_str())
+                            && by.as_deref() == Some(run_id.as_str())
+                        {
+                            return Ok(());
+                        }
+                    }
+                    _ => before = Some(attempts),
+                }
                 client.execute(
                     "INSERT INTO contactsync_operations AS o
                        (pipeline, location_id, key, run_id, kind, target, payload, status, attempts, updated_at)
@@ -147,7 +208,7 @@ impl PgLedger {
         let owned_key = key.to_string();
         let stored = self
             .conn
-            .call(move |client| {
+            .call_repeatable(move |client, _| {
                 let mut tx = client.transaction()?;
                 let row = tx.query_opt(
                     "SELECT deduplication_id FROM contactsync_operations
@@ -194,7 +255,7 @@ impl PgLedger {
         let key = key.to_string();
         let (result, error) = (result.map(str::to_string), error.map(str::to_string));
         self.conn
-            .call(move |client| {
+            .call_repeatable(move |client, _| {
                 client.execute(
                     "UPDATE contactsync_operations
                      SET status = $4, result = $5, error = $6, updated_at = now()
@@ -218,7 +279,7 @@ impl PgLedger {
         let (pipeline, location) = self.keys();
         let run_id = run_id.to_string();
         self.conn
-            .call(move |client| {
+            .call_repeatable(move |client, _| {
                 let rows = client.query(
                     "SELECT status, COUNT(*) FROM contactsync_operations
                      WHERE pipeline = $1 AND location_id = $2 AND run_id = $3

@@ -8,6 +8,8 @@
 
 pub mod pg;
 pub mod pg_routing;
+pub mod pg_session;
+pub mod pg_tls;
 
 use crate::load::ledger::Ledger;
 use crate::snapshot::contract::ledger::{LEDGER_FILE, LedgerError, LedgerReader};

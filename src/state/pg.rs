@@ -6,10 +6,12 @@
 //! blocks on a runtime of its own, which tokio refuses inside the async load (which calls the
 //! ledger as it calls SQLite, synchronously, between two HTTP calls).
 
+use super::pg_session::{Connect, Reconnect, Session};
+use super::pg_tls::ConnectSpec;
 use crate::secret::Secret;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use sha2::{Digest, Sha256};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use thiserror::Error;
@@ -26,10 +28,33 @@ const MIGRATION_LOCK: i64 = 0x636f_6e74_6163_7473; // "contacts"
 pub enum PgError {
     #[error(transparent)]
     Postgres(#[from] postgres::Error),
+    /// `[state] url` cannot be read (checked at validation too; this is a library caller's URL).
+    #[error("{0}")]
+    Url(String),
+    /// Connecting failed: names the server and the TLS mode, never the password.
+    #[error("connecting to {server} (sslmode={ssl_mode}): {source}")]
+    Connect {
+        server: String,
+        ssl_mode: &'static str,
+        source: postgres::Error,
+    },
+    #[error("connecting to {server}: {reason}")]
+    Tls { server: String, reason: String },
     #[error("its connection thread could not start: {0}")]
     Thread(std::io::Error),
     #[error("its connection thread stopped")]
     WorkerGone,
+    /// A connection that is not made again (the run's lock) was lost.
+    #[error("its connection was lost ({0}) and is not made again")]
+    ConnectionLost(String),
+    #[error("the server dropped the connection and {tries} tries to carry on failed: {last}")]
+    GaveUp { tries: u32, last: Box<PgError> },
+    /// The session holding the run's advisory lock ended: another runner may hold the lock now.
+    #[error(
+        "the run's advisory lock is no longer held (the database session that held it ended, so \
+         another runner may take it): stopped before the next write; run again to finish"
+    )]
+    LockLost,
     #[error(
         "the database's schema is version {found}, newer than this build's {SCHEMA_VERSION}; upgrade contactsync"
     )]
@@ -86,9 +111,10 @@ pub fn redacted_url(url: &Secret) -> String {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut Client) + Send>;
+type Job = Box<dyn FnOnce(&mut Session<Client>) + Send>;
 
-/// One PostgreSQL connection, owned by a thread that runs the jobs it is given in order.
+/// One PostgreSQL connection, owned by a thread that runs the jobs it is given in order, made
+/// again when the server drops it if it was opened to be (see [`super::pg_session`]).
 /// Dropping it closes the connection (which also releases its session advisory locks).
 pub struct PgConn {
     jobs: Option<mpsc::Sender<Job>>,
@@ -96,26 +122,61 @@ pub struct PgConn {
 }
 
 impl PgConn {
-    /// Connects (`purpose` names the thread) and brings the schema up to [`SCHEMA_VERSION`].
+    /// Connects (`purpose` names the thread and the session's `application_name`), reconnecting
+    /// when the server drops the connection, and brings the schema up to [`SCHEMA_VERSION`]: the
+    /// ledger's and the routing's connections.
     pub fn open(target: &PgTarget, purpose: &str) -> Result<PgConn, PgError> {
-        let conn = PgConn::connect(&target.url, purpose)?;
+        let conn = PgConn::connect_with(&target.url, purpose, Some(Reconnect::standard()))?;
+        conn.call_repeatable(|client, _| migrate(client))?;
+        Ok(conn)
+    }
+
+    /// [`PgConn::open`] for a session that must not outlive its connection (the run's lock):
+    /// once lost, it is not made again.
+    pub fn open_session(target: &PgTarget, purpose: &str) -> Result<PgConn, PgError> {
+        let conn = PgConn::connect_with(&target.url, purpose, None)?;
         conn.call(migrate)?;
         Ok(conn)
     }
 
-    /// Connects without touching the schema (`check` reads, it does not create).
+    /// Connects without touching the schema (`check` reads, it does not create); not made again.
     pub fn connect(url: &Secret, purpose: &str) -> Result<PgConn, PgError> {
-        let mut config: postgres::Config = url.expose().parse()?;
+        PgConn::connect_with(url, purpose, None)
+    }
+
+    /// Connects; with `reconnect`, a connection the server drops is made again.
+    pub fn connect_with(
+        url: &Secret,
+        purpose: &str,
+        reconnect: Option<Reconnect>,
+    ) -> Result<PgConn, PgError> {
+        let spec = ConnectSpec::parse(url.expose()).map_err(PgError::Url)?;
+        let mut config = spec.config.clone();
         config.application_name(&format!("contactsync {purpose}"));
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        let server = spec.server();
+        let tls = spec.connector().map_err(|reason| PgError::Tls {
+            server: server.clone(),
+            reason,
+        })?;
+        let ssl_mode = spec.ssl_mode.as_str();
+        let mut connect: Connect<Client> = Box::new(move || {
+            config
+                .connect(tls.clone())
+                .map_err(|source| PgError::Connect {
+                    server: server.clone(),
+                    ssl_mode,
+                    source,
+                })
+        });
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, connected) = mpsc::sync_channel(1);
         let worker = std::thread::Builder::new()
             .name(format!("contactsync-pg-{purpose}"))
             .spawn(move || {
-                let mut client = match config.connect(NoTls) {
+                let client = match connect() {
                     Ok(client) => {
                         let _ = ready.send(Ok(()));
                         client
@@ -125,8 +186,9 @@ impl PgConn {
                         return;
                     }
                 };
+                let mut session = Session::new(client, connect, reconnect);
                 for job in inbox {
-                    job(&mut client);
+                    job(&mut session);
                 }
             })
             .map_err(PgError::Thread)?;
@@ -138,16 +200,37 @@ impl PgConn {
         Ok(conn)
     }
 
-    /// Runs `job` on the connection and waits for its answer.
+    /// Runs `job` on the connection once and waits for its answer: a job whose outcome, should
+    /// the connection be lost during it, is the caller's to settle (or that reads only, on a
+    /// connection that is not made again).
     pub fn call<R, F>(&self, job: F) -> Result<R, PgError>
     where
         R: Send + 'static,
         F: FnOnce(&mut Client) -> Result<R, PgError> + Send + 'static,
     {
+        self.send(move |session| session.once(job))
+    }
+
+    /// Runs `job`, and again on a new connection if the connection is lost during it; its flag
+    /// says an earlier run's answer was lost (it may have committed). For reads and idempotent
+    /// writes, or a job that reads back what it did when told.
+    pub fn call_repeatable<R, F>(&self, job: F) -> Result<R, PgError>
+    where
+        R: Send + 'static,
+        F: FnMut(&mut Client, bool) -> Result<R, PgError> + Send + 'static,
+    {
+        self.send(move |session| session.repeatable(job))
+    }
+
+    fn send<R, F>(&self, job: F) -> Result<R, PgError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Session<Client>) -> Result<R, PgError> + Send + 'static,
+    {
         let (answer, answered) = mpsc::sync_channel(1);
         let jobs = self.jobs.as_ref().ok_or(PgError::WorkerGone)?;
-        jobs.send(Box::new(move |client: &mut Client| {
-            let _ = answer.send(job(client));
+        jobs.send(Box::new(move |session: &mut Session<Client>| {
+            let _ = answer.send(job(session));
         }))
         .map_err(|_| PgError::WorkerGone)?;
         answered.recv().map_err(|_| PgError::WorkerGone)?
@@ -260,16 +343,57 @@ pub fn schema_version(client: &mut Client) -> Result<Option<i32>, PgError> {
 
 /// The run's lock in PostgreSQL: a session advisory lock on [`PgTarget::lock_key`], held by a
 /// connection of its own for as long as this value lives. The server releases it when the
-/// connection ends, so a runner killed with `kill -9` leaves no stale lock.
+/// connection ends, so a runner killed with `kill -9` leaves no stale lock. That connection is
+/// never made again: if it is lost, so is the lock, and the ledger refuses to record another
+/// intent ([`held_lock`]), which stops the run before its next write.
 pub struct PgLock {
     _conn: PgConn,
+    /// Where it is held ([`redacted_url`]) and by which session: its entry in [`held_lock`]'s list.
+    store: String,
+    session: LockSession,
+}
+
+/// The database session that holds a run lock of this process: the ledger checks it still does
+/// before each intent it records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockSession {
+    /// [`PgTarget::lock_key`].
+    pub key: i64,
+    /// The backend's process id, and when it started (microseconds since 1970): a pid may be
+    /// reused by a later session, the pair is not.
+    pub pid: i32,
+    pub started_us: i64,
+}
+
+impl LockSession {
+    /// The key as `pg_locks` shows a bigint advisory lock: high half in `classid`, low in `objid`.
+    pub fn classid_objid(&self) -> (u32, u32) {
+        let key = self.key as u64;
+        ((key >> 32) as u32, key as u32)
+    }
+}
+
+/// The run locks this process holds, by database (its URL without the password) and key. The
+/// ledger and the lock are opened by different layers of a command (and `serve` takes the lock per
+/// micro-batch), so the ledger finds its lock here.
+static HELD_LOCKS: Mutex<Vec<(String, LockSession)>> = Mutex::new(Vec::new());
+
+/// The session holding the run lock of `target` in this process, if this process holds it.
+pub fn held_lock(target: &PgTarget) -> Option<LockSession> {
+    let (store, key) = (redacted_url(&target.url), target.lock_key());
+    HELD_LOCKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(s, session)| *s == store && session.key == key)
+        .map(|(_, session)| *session)
 }
 
 impl PgLock {
     /// Takes the lock, polling every 200 ms for up to `wait`; `Ok(None)` when another session
     /// still holds it then.
     pub fn acquire(target: &PgTarget, wait: Duration) -> Result<Option<PgLock>, PgError> {
-        let conn = PgConn::open(target, "lock")?;
+        let conn = PgConn::open_session(target, "lock")?;
         let key = target.lock_key();
         let deadline = std::time::Instant::now() + wait;
         loop {
@@ -279,13 +403,46 @@ impl PgLock {
                     .get::<_, bool>(0))
             })?;
             if taken {
-                return Ok(Some(PgLock { _conn: conn }));
+                let (pid, started_us) = conn.call(|client| {
+                    let row = client.query_one(
+                        "SELECT pid, (extract(epoch FROM backend_start) * 1000000)::bigint
+                         FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                        &[],
+                    )?;
+                    Ok((row.try_get(0)?, row.try_get(1)?))
+                })?;
+                let session = LockSession {
+                    key,
+                    pid,
+                    started_us,
+                };
+                let store = redacted_url(&target.url);
+                let mut held = HELD_LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+                // A session of this process that held it before is gone (else this one could
+                // not have taken it).
+                held.retain(|(s, other)| !(*s == store && other.key == key));
+                held.push((store.clone(), session));
+                drop(held);
+                return Ok(Some(PgLock {
+                    _conn: conn,
+                    store,
+                    session,
+                }));
             }
             if std::time::Instant::now() >= deadline {
                 return Ok(None);
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+impl Drop for PgLock {
+    fn drop(&mut self) {
+        HELD_LOCKS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(store, session)| !(*store == self.store && *session == self.session));
     }
 }
 

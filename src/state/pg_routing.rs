@@ -71,7 +71,7 @@ impl PgRouting {
             run_id.to_string(),
         );
         self.conn
-            .call(move |client| {
+            .call_repeatable(move |client, _| {
                 let mut tx = client.transaction()?;
                 tx.execute(
                     "DELETE FROM contactsync_location_numbers WHERE pipeline = $1 AND location_id = $2",
@@ -101,7 +101,7 @@ impl PgRouting {
     pub fn numbers(&self, locations: &[String]) -> Result<StoredNumbers, PgRoutingError> {
         let (pipeline, locations) = (self.pipeline.clone(), locations.to_vec());
         self.conn
-            .call(move |client| {
+            .call_repeatable(move |client, _| {
                 let mut stored = StoredNumbers::default();
                 for row in client.query(
                     "SELECT location_id FROM contactsync_location_extracts
@@ -130,7 +130,7 @@ impl PgRouting {
         ids.dedup();
         let (pipeline, location) = (self.pipeline.clone(), location.to_string());
         self.conn
-            .call(move |client| {
+            .call_repeatable(move |client, _| {
                 client.execute(
                     "INSERT INTO contactsync_sends (pipeline, user_supplied_id, location_id, recorded_at)
                      SELECT $1, id, $2, now() FROM unnest($3::text[]) AS id
@@ -147,7 +147,7 @@ impl PgRouting {
     pub fn sent_by(&self, ids: Vec<String>) -> Result<HashMap<String, String>, PgRoutingError> {
         let pipeline = self.pipeline.clone();
         self.conn
-            .call(move |client| {
+            .call_repeatable(move |client, _| {
                 client
                     .query(
                         "SELECT user_supplied_id, location_id FROM contactsync_sends

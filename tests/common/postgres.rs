@@ -179,3 +179,102 @@ pub async fn lock_as_another_machine(
         .expect("the other machine locks");
     (held, elsewhere)
 }
+
+/// A PostgreSQL server of its own, started from `initdb` in a temporary folder, for what the
+/// machine's cluster cannot show (it has `ssl = on`): here `ssl = off`. Trust authentication on
+/// loopback, a free port; stopped and removed when dropped.
+pub struct ThrowawayCluster {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl ThrowawayCluster {
+    /// Starts a server without TLS.
+    pub fn start_without_tls() -> ThrowawayCluster {
+        server_url(); // The machine's PostgreSQL is installed and its version known.
+        let listing = Command::new("pg_lsclusters")
+            .arg("-h")
+            .output()
+            .expect("pg_lsclusters");
+        let version = String::from_utf8_lossy(&listing.stdout)
+            .split_whitespace()
+            .next()
+            .expect("a cluster's version")
+            .to_string();
+        let bin = std::path::PathBuf::from(format!("/usr/lib/postgresql/{version}/bin"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        // initdb and the server refuse to run as root.
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown");
+        assert!(chown.success(), "chown of {}", dir.path().display());
+        let as_postgres = |program: &str, args: &[&str]| {
+            let out = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(bin.join(program))
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("{program}: {e}"));
+            assert!(
+                out.status.success(),
+                "{program} {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let data = dir.path().join("data");
+        let data = data.to_str().expect("utf-8 path");
+        as_postgres(
+            "initdb",
+            &["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -c ssl=off -k {}",
+            dir.path().display()
+        );
+        let log = dir.path().join("log");
+        as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                data,
+                "-o",
+                &options,
+                "-l",
+                log.to_str().expect("utf-8 path"),
+                "-w",
+                "start",
+            ],
+        );
+        ThrowawayCluster { dir, bin, port }
+    }
+
+    /// The URL of its `postgres` database with `sslmode`; the password is there only to be
+    /// looked for in messages (trust authentication ignores it).
+    pub fn url(&self, ssl_mode: &str) -> String {
+        format!(
+            "postgres://postgres:pw-throwaway-5521@127.0.0.1:{}/postgres?sslmode={ssl_mode}",
+            self.port
+        )
+    }
+}
+
+impl Drop for ThrowawayCluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}

@@ -41,6 +41,8 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 
 /// What the database says.
 struct Found {
+    /// How the connection is protected: the server's word on it (`pg_stat_ssl`) and `sslmode`.
+    transport: String,
     version: Option<i32>,
     /// Whether the role may create the tables (asked only when there are none yet).
     may_create: Option<bool>,
@@ -53,6 +55,24 @@ struct Found {
 
 fn probe(config: &PipelineConfig, url: &Secret) -> Result<Found, PgError> {
     let conn = PgConn::connect(url, "check")?;
+    let ssl_mode = crate::state::pg_tls::ConnectSpec::parse(url.expose())
+        .map_err(PgError::Url)?
+        .ssl_mode
+        .as_str();
+    let tls: Option<String> = conn.call(|client| {
+        let row = client.query_opt(
+            "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+            &[],
+        )?;
+        Ok(match row {
+            Some(row) => Some(row.try_get::<_, Option<String>>(0)?.unwrap_or_default()),
+            None => None,
+        })
+    })?;
+    let transport = match tls {
+        Some(version) => format!("over TLS {version} (sslmode={ssl_mode})"),
+        None => format!("without TLS (sslmode={ssl_mode})"),
+    };
     let version = conn.call(schema_version)?;
     let may_create = match version {
         Some(_) => None,
@@ -91,6 +111,7 @@ fn probe(config: &PipelineConfig, url: &Secret) -> Result<Found, PgError> {
         }
     }
     Ok(Found {
+        transport,
         version,
         may_create,
         held,
@@ -124,7 +145,8 @@ fn judge(shown: &str, found: Found) -> CheckLine {
         return warn(
             NAME,
             format!(
-                "{shown}: {schema}; a run holds the advisory lock of {} now",
+                "{shown}: connected {}, {schema}; a run holds the advisory lock of {} now",
+                found.transport,
                 found.held.join(", ")
             ),
             "wait for that run to finish before starting another (its lock goes when its connection ends)",
@@ -135,5 +157,8 @@ fn judge(shown: &str, found: Found) -> CheckLine {
         Some(n) => format!("the run locks of {n} locations are free"),
         None => "run locks are taken per installed location by the run".to_string(),
     };
-    ok(NAME, format!("{shown}: connected, {schema}, {locks}"))
+    ok(
+        NAME,
+        format!("{shown}: connected {}, {schema}, {locks}", found.transport),
+    )
 }

@@ -19,6 +19,13 @@ pub struct LedgerError {
     pub(crate) source: StoreError,
 }
 
+impl LedgerError {
+    /// Whether the run's lock was lost: the run must stop before its next write.
+    pub fn is_lock_lost(&self) -> bool {
+        matches!(self.source, StoreError::Postgres(PgError::LockLost))
+    }
+}
+
 /// What went wrong in the ledger's database.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -118,7 +125,7 @@ pub(crate) fn read_entry_pg(
         target.location.clone(),
         key.to_string(),
     );
-    conn.call(move |client| {
+    conn.call_repeatable(move |client, _| {
         let row = client.query_opt(
             "SELECT key, status, attempts, result, error FROM contactsync_operations
              WHERE pipeline = $1 AND location_id = $2 AND key = $3",
@@ -259,7 +266,7 @@ fn deleted_pg(
     target: &PgTarget,
 ) -> Result<std::collections::HashSet<String>, PgError> {
     let (pipeline, location) = (target.pipeline.clone(), target.location.clone());
-    conn.call(move |client| {
+    conn.call_repeatable(move |client, _| {
         let rows = client.query(
             "SELECT target FROM contactsync_operations
              WHERE pipeline = $1 AND location_id = $2
@@ -297,7 +304,7 @@ fn touched_rows_pg(
     // To the second, as SQLite's `datetime('now')` is: the same rows on both backends.
     let since = since.timestamp() as f64;
     let (pipeline, location) = (target.pipeline.clone(), target.location.clone());
-    conn.call(move |client| {
+    conn.call_repeatable(move |client, _| {
         let rows = client.query(
             "SELECT kind, target, result FROM contactsync_operations
              WHERE pipeline = $1 AND location_id = $2
