@@ -239,3 +239,38 @@ async fn two_machines_end_where_one_process_running_every_location_ends() {
         );
     }
 }
+
+/// On a first night one machine may run before the other ever extracted its locations, and a
+/// number held only there looks held by nobody. No lead is made of it until every location was
+/// extracted once; after that it stays the holder's, never the default location's lead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_lead_is_made_while_the_other_machines_locations_were_never_extracted() {
+    let agency = Agency::start(StateBackend::Postgres).await;
+    let runners = Runners::two_machines(&agency.h);
+    let Runners::TwoMachines { shard0, shard1, .. } = &runners else {
+        unreachable!("two machines")
+    };
+    agency.add_contact("Held", HELD, &[]).await;
+    agency.inbound(HELD, "Is Saturday still ok?").await;
+    let held_by = |contacts: Vec<Value>| holders_of(&contacts, HELD).len();
+
+    run_ok(shard0, &["run", "--shard", "0/2", "--json"]).await;
+    assert_eq!(
+        held_by(contacts_of(&agency.h, &agency.default).await),
+        0,
+        "the default location made a lead of +{HELD} before {}'s contacts were ever read",
+        agency.holder
+    );
+
+    run_ok(shard1, &["run", "--shard", "1/2", "--json"]).await;
+    run_ok(shard0, &["run", "--shard", "0/2", "--json"]).await;
+    for id in ids(&agency.h) {
+        let expected = usize::from(id == agency.holder);
+        assert_eq!(
+            held_by(contacts_of(&agency.h, &id).await),
+            expected,
+            "contacts of {id} with +{HELD} (held by {})",
+            agency.holder
+        );
+    }
+}

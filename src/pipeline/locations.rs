@@ -8,11 +8,13 @@
 //! location's latest contacts, kept by the [`RoutingStore`]: local files, or PostgreSQL shared by
 //! the shards of every machine) decides which location adopts each number nobody holds
 //! ([`super::agency`]) and writes each run's `extract/agency_routing.json`; then each location's
-//! transform → plan → load → audit, which keeps only its share of the messages. One location's
+//! transform → plan → load → audit, which keeps only its share of the messages. While some
+//! location was never extracted (a first night, another machine's shard not run yet) no number is
+//! adopted: it may be that location's. One location's
 //! failure (revoked install, 401, safety limit, any error) is recorded in its own report and
 //! `metrics.prom` and stops no other location.
 
-use super::agency::{Shard, adopt};
+use super::agency::{Adoption, Shard, adopt};
 use super::lock::StateLock;
 pub use super::routing_store::AGENCY_DIR;
 use super::routing_store::RoutingStore;
@@ -226,19 +228,24 @@ pub async fn run_locations(
             )?;
             let read = routing_store.number_index(&all)?;
             let sent_by = routing_store.sent_by(&messages)?;
-            if !read.unknown.is_empty() {
+            // A number held only by a location no runner has extracted yet looks held by
+            // nobody; adopting it would make a lead of another location's contact. Leads wait
+            // until every location was extracted once (the messages stay in the snapshot).
+            let adoption = if read.unknown.is_empty() {
+                adopt(
+                    &messages,
+                    &read.index,
+                    &sent_by,
+                    config.bulksms.default_location.as_deref(),
+                )
+            } else {
                 warnings.push(format!(
-                    "{} locations were never extracted ({}): numbers only they hold count as held by no location in this run",
+                    "{} locations were never extracted ({}): inbound numbers no contact holds make no lead until they are (run them, or take them out of `[ghl] locations`)",
                     read.unknown.len(),
                     read.unknown.join(", ")
                 ));
-            }
-            let adoption = adopt(
-                &messages,
-                &read.index,
-                &sent_by,
-                config.bulksms.default_location.as_deref(),
-            );
+                Adoption::default()
+            };
             if !adoption.orphans.is_empty() {
                 warnings.push(format!(
                     "{} inbound numbers no location holds made no lead: no location texted them and `[bulksms] default_location` is not set",
