@@ -799,7 +799,14 @@ class Generator:
         form would have suggested."""
         local = local.strip(".") or "contact"
         addr = f"{local}@{domain}"
+        tries = 0
         while email_key(addr) in self.used_emails:
+            # James Smith is about 1 % of people: at 10 M, jamessmith@gmail.com and its 9,999
+            # suffixes run out, and so would a loop that never widened them.
+            tries += 1
+            if tries > 20:
+                addr = f"{local}{self.rng.randint(10_000, 999_999)}@{domain}"
+                continue
             addr = f"{local}{self.rng.randint(1, 99)}@{domain}"
             if email_key(addr) in self.used_emails:
                 addr = f"{local}{self.rng.randint(100, 9999)}@{domain}"
@@ -1640,6 +1647,7 @@ def generate(out: Path, entities: int, seed: int, countries: dict, dup_rate: flo
             true_pairs += sum(n * (n - 1) // 2 for n in Counter(row[1] for row in rows).values())
             if not quiet and entities > chunk:
                 print(f"  {gen.people:,} of {entities:,} people", file=sys.stderr)
+            del rows   # or the loop holds this chunk while the next one is made
     # Every set of people sharing a full name is a namesake group, made on purpose or not; groups
     # are numbered in the order their name first appears.
     namesake, seq = {}, 0
