@@ -17,7 +17,7 @@ then pairwise precision, recall and F1 of the clusters against the truth, the nu
 candidate and accepted pairs and the largest cluster. Results go to bench-output/scale.jsonl and,
 as one table, bench-output/scale.md. Needs duckdb (pip install duckdb) and a built binary
 (target/release/contactsync; CONTACTSYNC_BIN overrides). A 10 M table takes a few minutes to
-generate and about 15 GiB to deduplicate.
+generate (holdout.py's: about 30 minutes and 3.4 GiB) and about 10 GiB to deduplicate.
 """
 
 import argparse
