@@ -31,6 +31,7 @@ Only the standard library is used (Python 3.9+).
 
 import argparse
 import csv
+import hashlib
 import json
 import random
 import re
@@ -676,17 +677,44 @@ class Entity:
     groups: list = field(default_factory=list)
 
 
+class Taken:
+    """The strings handed out so far (phone numbers, mailboxes, domains), kept as 8-byte digests: a
+    set of ten million addresses as Python strings would take gigabytes. Two strings with one digest
+    (about one chance in 10^5 at 10 M) only cost the second one a redraw."""
+
+    def __init__(self):
+        self.digests = set()
+
+    @staticmethod
+    def digest(text: str) -> int:
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+    def __contains__(self, text: str) -> bool:
+        return self.digest(text) in self.digests
+
+    def add(self, text: str):
+        self.digests.add(self.digest(text))
+
+
 class Generator:
+    """Makes people a chunk at a time (`chunks`): phones, mailboxes and company domains are unique
+    across the whole table, everything else about a person lives and dies with its chunk, so memory
+    is one chunk's people and records plus the three `Taken` sets."""
+
     def __init__(self, seed: int, countries: dict, dup_rate: float):
         self.rng = random.Random(seed)
         self.countries = countries
         self.dup_rate = dup_rate
-        self.used_phones = set()
-        self.used_emails = {}      # mailbox key -> entity id (or "" for shared inboxes)
-        self.used_domains = set()
-        self.used_ids = set()
-        self.entities: list = []
+        self.used_phones = Taken()
+        self.used_emails = Taken()     # mailbox keys (email_key), shared inboxes included
+        self.used_domains = Taken()
+        self.used_ids = set()          # this chunk's record ids; see record_id
+        self.entities: list = []       # this chunk's people
+        self.people = 0                # people made so far, all chunks
         self.group_seq = Counter()
+        # Full names in order of first appearance -> [index, people]: people sharing one are a
+        # namesake group, which only the end of the table can tell (see generate).
+        self.full_names: dict = {}
         self.given_z = {k: Zipf(v) for k, v in GIVEN.items()}
         self.surname_z = {k: Zipf(v) for k, v in SURNAMES.items()}
         self.anglo_z = {k: Zipf(v) for k, v in ANGLO_SURNAMES.items()}
@@ -762,8 +790,8 @@ class Generator:
                 else:
                     national = f"0{rng.choice(city.prefixes)}{rng.randint(3, 9)}{rng.randint(0, 9999999):07d}"
                     groups = (2, 4, 4)
-            if (cc, national) not in self.used_phones:
-                self.used_phones.add((cc, national))
+            if f"{cc}:{national}" not in self.used_phones:
+                self.used_phones.add(f"{cc}:{national}")
                 return Phone(cc, national, groups, mobile)
 
     def claim_email(self, local: str, domain: str, owner: str) -> str:
@@ -771,11 +799,18 @@ class Generator:
         form would have suggested."""
         local = local.strip(".") or "contact"
         addr = f"{local}@{domain}"
+        tries = 0
         while email_key(addr) in self.used_emails:
+            # James Smith is about 1 % of people: at 10 M, jamessmith@gmail.com and its 9,999
+            # suffixes run out, and so would a loop that never widened them.
+            tries += 1
+            if tries > 20:
+                addr = f"{local}{self.rng.randint(10_000, 999_999)}@{domain}"
+                continue
             addr = f"{local}{self.rng.randint(1, 99)}@{domain}"
             if email_key(addr) in self.used_emails:
                 addr = f"{local}{self.rng.randint(100, 9999)}@{domain}"
-        self.used_emails[email_key(addr)] = owner
+        self.used_emails.add(email_key(addr))
         return addr
 
     def personal_email(self, e: Entity, domain=None, pattern=None, nn=None) -> str:
@@ -834,7 +869,7 @@ class Generator:
     # ---- people -----------------------------------------------------------------------------------
 
     def new_eid(self):
-        return f"P{len(self.entities) + 1:05d}"
+        return f"P{self.people + 1:05d}"
 
     def person(self, country=None, city=None, postcode=None, sex=None, origin=None, first=None,
                last=None, head=None) -> Entity:
@@ -853,6 +888,7 @@ class Generator:
         if rng.random() < 0.6:
             e.middle = self.given(origin, sex)
         self.entities.append(e)   # registered now so the next person gets the next id
+        self.people += 1
         e.emails.append((self.personal_email(e), False))
         e.phones.append((self.phone(city), False))
         return e
@@ -1006,6 +1042,8 @@ class Generator:
     # ---- records -----------------------------------------------------------------------------------
 
     def record_id(self):
+        # Checked against this chunk's ids only: two chunks drawing one id of 62^20 has a chance
+        # of about 10^-22 at 10 M rows.
         alphabet = string.ascii_letters + string.digits
         while True:
             rid = "".join(self.rng.choice(alphabet) for _ in range(20))   # GHL-style contact id
@@ -1340,7 +1378,7 @@ class Generator:
                 t = typo(rng, local)
                 new = f"{t}@{domain}" if t else None
             if new and email_key(new) not in self.used_emails:
-                self.used_emails[email_key(new)] = e.eid
+                self.used_emails.add(email_key(new))
                 self.set_email(rec, new)
                 return True
         return False
@@ -1517,8 +1555,17 @@ class Generator:
 
     # ---- the whole data set -----------------------------------------------------------------------
 
-    def build(self, n: int):
+    def chunks(self, n: int, chunk: int):
+        """n people, yielded as lists of records of about `chunk` people each: (cells in HEADER
+        order, person id, kind, variations applied, the person's groups, index of the person's full
+        name). A table of at most `chunk` people is one chunk, so its output does not depend on the
+        chunk size."""
+        while self.people < n:
+            yield self.chunk(n, chunk)
+
+    def chunk(self, n: int, chunk: int):
         rng = self.rng
+        self.entities, self.used_ids = [], set()
         # Per step, one plain person or one group of look-alikes; weights are shares of people
         # divided by group size, so about 27% of people end up in some look-alike group.
         makers = {
@@ -1531,33 +1578,32 @@ class Generator:
             "similar": (0.02 / 2, lambda: self.make_coworkers(2, similar=True)),
         }
         weights = {k: w for k, (w, _) in makers.items()}
-        while len(self.entities) < n:
+        while self.people < n and len(self.entities) < chunk:
             kind = wpick(rng, weights)
-            if kind != "plain" and n - len(self.entities) < 6:
+            if kind != "plain" and n - self.people < 6:
                 kind = "plain"   # the last few slots: do not overshoot with a group
             makers[kind][1]()
 
-        # Every set of people sharing a full name is a namesake group, made on purpose or not.
-        by_name = defaultdict(list)
-        for e in self.entities:
-            by_name[(fold(e.first).lower(), fold(e.last).lower())].append(e)
-        for members in by_name.values():
-            if len(members) > 1:
-                g = self.group("namesake")
-                for m in members:
-                    m.groups.append(g)
-
-        rows = []
-        for e in self.entities:
+        # A record is kept as its cells (the id comes last, after the shuffle) and its truth and
+        # kind; the person is let go once its records are made, which halves a chunk's memory.
+        rows, entities, self.entities = [], self.entities, []
+        for i, e in enumerate(entities):
+            entities[i] = None
+            name = (fold(e.first).lower(), fold(e.last).lower())
+            seen = self.full_names.setdefault(name, [len(self.full_names), 0])
+            seen[1] += 1
+            groups = ";".join(e.groups)
             base = self.base_record(e)
-            rows.append((base, e, e.kind, ["base"] if e.kind == "base" else [e.kind[4:]]))
+            rows.append(([""] + [base[h] for h in HEADER[1:]], e.eid, e.kind,
+                         "base" if e.kind == "base" else e.kind[4:], groups, seen[0]))
             if rng.random() < self.dup_rate:
                 for _ in range(rng.choices([1, 2, 3, 4], [60, 25, 10, 5])[0]):
                     rec, applied = self.dup_record(e, base)
-                    rows.append((rec, e, "dup:" + applied[0], applied))
+                    rows.append(([""] + [rec[h] for h in HEADER[1:]], e.eid, "dup:" + applied[0],
+                                 "+".join(applied), groups, seen[0]))
         rng.shuffle(rows)
-        for rec, _, _, _ in rows:
-            rec["id"] = self.record_id()
+        for row in rows:
+            row[0][0] = self.record_id()
         return rows
 
 
@@ -1574,31 +1620,55 @@ def parse_countries(text: str) -> dict:
     return out
 
 
-def generate(out: Path, entities: int, seed: int, countries: dict, dup_rate: float, quiet=False):
+def generate(out: Path, entities: int, seed: int, countries: dict, dup_rate: float, quiet=False,
+             chunk: int = 1_000_000):
+    """Writes data.csv, truth.csv and kinds.csv a chunk of `chunk` people at a time: memory stays
+    that of one chunk (about 2 GiB for a million people) plus the unique phones, mailboxes and
+    domains (under 100 bytes each), whatever the size of the table."""
     gen = Generator(seed, countries, dup_rate)
-    rows = gen.build(entities)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "data.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(HEADER)
-        for rec, _, _, _ in rows:
-            w.writerow([rec[h] for h in HEADER])
-    with open(out / "truth.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["id", "entity_id"])
-        for rec, e, _, _ in rows:
-            w.writerow([rec["id"], e.eid])
-    with open(out / "kinds.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
+    kinds, true_pairs, records = Counter(), 0, 0
+    # kinds.csv waits for the namesake groups, known only once every person is made: its rows go
+    # to a scratch file first, with the index of the person's full name.
+    with open(out / "data.csv", "w", newline="", encoding="utf-8") as data_f, \
+            open(out / "truth.csv", "w", newline="", encoding="utf-8") as truth_f, \
+            open(out / "kinds.tmp", "w", newline="", encoding="utf-8") as kinds_f:
+        data, truth, kinds_w = (csv.writer(f, lineterminator="\n") for f in (data_f, truth_f, kinds_f))
+        data.writerow(HEADER)
+        truth.writerow(["id", "entity_id"])
+        for rows in gen.chunks(entities, chunk):
+            for cells, eid, kind, applied, groups, name in rows:
+                data.writerow(cells)
+                truth.writerow([cells[0], eid])
+                kinds_w.writerow([cells[0], kind, applied, groups, name])
+            records += len(rows)
+            kinds.update(row[2] for row in rows)
+            # A person's records are all in one chunk.
+            true_pairs += sum(n * (n - 1) // 2 for n in Counter(row[1] for row in rows).values())
+            if not quiet and entities > chunk:
+                print(f"  {gen.people:,} of {entities:,} people", file=sys.stderr)
+            del rows   # or the loop holds this chunk while the next one is made
+    # Every set of people sharing a full name is a namesake group, made on purpose or not; groups
+    # are numbered in the order their name first appears.
+    namesake, seq = {}, 0
+    for index, count in sorted(gen.full_names.values()):
+        if count > 1:
+            seq += 1
+            namesake[str(index)] = f"namesake:{seq}"
+    gen.full_names = {}
+    with open(out / "kinds.tmp", newline="", encoding="utf-8") as src, \
+            open(out / "kinds.csv", "w", newline="", encoding="utf-8") as dst:
+        w = csv.writer(dst, lineterminator="\n")
         w.writerow(["id", "kind", "variations", "groups"])
-        for rec, e, kind, applied in rows:
-            w.writerow([rec["id"], kind, "+".join(applied), ";".join(e.groups)])
+        for rid, kind, applied, groups, name in csv.reader(src):
+            if name in namesake:
+                groups = f"{groups};{namesake[name]}" if groups else namesake[name]
+            w.writerow([rid, kind, applied, groups])
+    (out / "kinds.tmp").unlink()
     if not quiet:
-        kinds = Counter(k for _, _, k, _ in rows)
-        true_pairs = sum(n * (n - 1) // 2 for n in Counter(e.eid for _, e, _, _ in rows).values())
-        print(f"{len(rows)} records of {len(gen.entities)} people, {true_pairs} true pairs -> {out}")
+        print(f"{records} records of {gen.people} people, {true_pairs} true pairs -> {out}")
         print("  " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
-    return rows
+    return records
 
 
 # ================================================================================================
@@ -1856,7 +1926,8 @@ def default_bin() -> Path:
 
 
 def cmd_generate(a):
-    generate(Path(a.out), a.entities, a.seed, parse_countries(a.countries), a.dup_rate)
+    generate(Path(a.out), a.entities, a.seed, parse_countries(a.countries), a.dup_rate,
+             chunk=a.chunk)
 
 
 def cmd_score(a):
@@ -1869,7 +1940,8 @@ def cmd_run(a):
         sys.exit(f"no binary at {binary}: build it first (this script never builds)")
     work = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="holdout-"))
     try:
-        generate(work, a.entities, a.seed, parse_countries(a.countries), a.dup_rate)
+        generate(work, a.entities, a.seed, parse_countries(a.countries), a.dup_rate,
+                 chunk=a.chunk)
         cmd = [str(binary), "dedupe", "--input", str(work / "data.csv"), "--model", str(a.model),
                "--out", str(work / "assign.csv")]
         if a.region:
@@ -1912,6 +1984,9 @@ def main(argv=None):
                         help="country mix, CC=weight,... (default US=65,GB=15,CA=10,AU=10)")
         sp.add_argument("--dup-rate", type=float, default=0.30,
                         help="share of people with 1 to 4 extra records (default 0.30)")
+        sp.add_argument("--chunk", type=int, default=1_000_000,
+                        help="people made and written at a time (default 1,000,000: about 2 GiB; "
+                             "a table of at most this many people does not depend on it)")
 
     g = sub.add_parser("generate", help="write data.csv, truth.csv and kinds.csv")
     gen_opts(g)

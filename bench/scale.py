@@ -17,7 +17,7 @@ then pairwise precision, recall and F1 of the clusters against the truth, the nu
 candidate and accepted pairs and the largest cluster. Results go to bench-output/scale.jsonl and,
 as one table, bench-output/scale.md. Needs duckdb (pip install duckdb) and a built binary
 (target/release/contactsync; CONTACTSYNC_BIN overrides). A 10 M table takes a few minutes to
-generate and about 15 GiB to deduplicate.
+generate (holdout.py's: about 30 minutes and 3.4 GiB) and about 10 GiB to deduplicate.
 """
 
 import argparse
@@ -34,9 +34,12 @@ WORK = OUT / "scale-work"
 PEOPLE_PER_RECORD = {"holdout": 1 / 1.47, "crowded": 1 / 1.59}
 
 
-# The Python generators hold a whole table in memory (about 1 GiB a million rows); larger tables
-# are tiles of this size, each from its own seed, concatenated with the tile in front of every id.
+# crowded.py holds a whole table in memory (about 1 GiB a million rows); its larger tables are
+# tiles of this size, each from its own seed, concatenated with the tile in front of every id.
+# holdout.py writes a million people at a time and keeps phones, mailboxes and domains unique
+# across the whole table, so its tables are never tiled.
 TILE = 1_000_000
+TILED = {"crowded"}
 
 
 def generate(generator, size, binary, seed_offset=0):
@@ -45,7 +48,7 @@ def generate(generator, size, binary, seed_offset=0):
     d = WORK / f"{generator}-{size}{suffix}"
     if (d / "data.csv").exists() and (d / "truth.csv").exists():
         return d
-    if generator != "seeded" and size > TILE:
+    if generator in TILED and size > TILE:
         return tiled(generator, size, binary, d)
     d.mkdir(parents=True, exist_ok=True)
     print(f"generating {generator} at {size:,}...", file=sys.stderr)
@@ -76,9 +79,9 @@ def generate(generator, size, binary, seed_offset=0):
 
 def tiled(generator, size, binary, d):
     """size / TILE tables of TILE rows from seeds 0, 1, ... after the generator's own, one file.
-    The truth calls people of different tiles different people, but a generator keeps emails and
-    company domains unique within one table only: across tiles, namesakes may share an email or an
-    office, which no matcher can tell apart. Read a tiled table's precision as a floor."""
+    The truth calls people of different tiles different people; a generator that keeps emails or
+    company domains unique within one table only would repeat them across tiles, which no matcher
+    can tell apart (crowded.py's tiles keep precision at 0.995)."""
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "data.tmp", "w") as data, open(d / "truth.tmp", "w") as truth:
         for t in range(size // TILE):
@@ -114,6 +117,64 @@ def accuracy(d):
     return {"rows": int(rows), "precision": round(p, 4), "recall": round(r, 4),
             "f1": round(2 * p * r / max(p + r, 1e-12), 4), "true_pairs": int(true),
             "predicted_pairs": int(pred), "largest_cluster": int(largest)}
+
+
+def audit(d):
+    """Which people share an email mailbox, a phone number or a company's email domain in DIR (a
+    holdout table: data.csv, truth.csv and kinds.csv), and whether the generator planted it: two
+    people sharing one are planted when they belong to one household, company, Jr./Sr. or twin
+    group. Anything else is a repeat no matcher can tell apart from a duplicate."""
+    import duckdb
+    sys.path.insert(0, str(REPO / "bench"))
+    from holdout import DOMAIN_TYPOS, EMAIL_DOMAINS
+    free = sorted({m for t in EMAIL_DOMAINS.values() for m in t}
+                  | {m for t in DOMAIN_TYPOS.values() for m in t} | {"googlemail.com"})
+    con = duckdb.connect()
+    # A 10 M table's keys fit in a few GiB; the rest spills to disk.
+    con.sql("set preserve_insertion_order = false")
+    con.sql("set memory_limit = '4GB'")
+    con.sql(f"""create table r as select t.person, k.groups, lower(trim(d.email)) em,
+        regexp_replace(regexp_replace(coalesce(d.phone, ''), '\\s*(ext\\.?|x)\\s*\\d+\\s*$', ''),
+                       '\\D', '', 'g') ph
+        from read_csv('{d}/data.csv', all_varchar=true) d
+        join read_csv('{d}/truth.csv', all_varchar=true) t using (id)
+        join read_csv('{d}/kinds.csv', all_varchar=true) k using (id)""")
+    # The mailbox as holdout.py's email_key reads it; the number in E.164 digits, from the forms
+    # holdout.py writes (national NANP, GB 0 + 10 digits, AU 0 + 9 digits, 00, +44 (0)).
+    con.sql("""create table keys as
+        with e as (select person, groups,
+                regexp_replace(split_part(split_part(em, '@', 1), '+', 1), '\\.', '', 'g') || '@' ||
+                replace(split_part(em, '@', 2), 'googlemail.com', 'gmail.com') k from r where em <> ''),
+             p0 as (select person, groups, case when starts_with(ph, '00') then ph[3:] else ph end ph
+                    from r where ph <> ''),
+             p as (select person, groups, case
+                    when starts_with(ph, '440') then '44' || ph[4:]
+                    when length(ph) = 10 and ph[1] <> '0' then '1' || ph
+                    when length(ph) = 11 and ph[1] = '0' then '44' || ph[2:]
+                    when length(ph) = 10 and ph[1] = '0' then '61' || ph[2:]
+                    else ph end k from p0)
+        select distinct 'email' field, k, person, groups from e
+        union all select distinct 'phone', k, person, groups from p
+        union all select distinct 'company domain', split_part(k, '@', 2), person, groups from e""")
+    con.sql(f"delete from keys where field = 'company domain' and k in {tuple(free)}")
+    # Namesake groups are names, not planted shares.
+    con.sql("""create table pairs as
+        select a.field, a.k,
+               list_has_any(list_filter(string_split(coalesce(a.groups, ''), ';'), lambda g: g <> '' and not starts_with(g, 'namesake')),
+                            list_filter(string_split(coalesce(b.groups, ''), ';'), lambda g: g <> '' and not starts_with(g, 'namesake'))) planted
+        from keys a join keys b on a.field = b.field and a.k = b.k and a.person < b.person""")
+    people = con.sql("select count(distinct person) from r").fetchall()[0][0]
+    out = {"people": people}
+    for field, in con.sql("select distinct field from keys order by 1").fetchall():
+        shared, planted, unplanted, sharers = con.sql(f"""select
+            (select count(distinct k) from pairs where field = '{field}'),
+            (select count(*) from pairs where field = '{field}' and planted),
+            (select count(*) from pairs where field = '{field}' and not planted),
+            (select count(distinct person) from keys where field = '{field}' and k in
+                (select k from pairs where field = '{field}'))""").fetchall()[0]
+        out[field] = {"keys_shared": shared, "planted_pairs": planted, "unplanted_pairs": unplanted,
+                      "people_sharing": sharers, "share_of_people": round(sharers / people, 4)}
+    return out
 
 
 def run(generator, size, binary, model):
@@ -154,9 +215,14 @@ def main():
     ap.add_argument("--model", help="match model (default: the binary's, the contacts model)")
     ap.add_argument("--append", action="store_true", help="keep other results in scale.jsonl")
     ap.add_argument("--score-only", help="score DIR/clusters.parquet against DIR/truth.csv")
+    ap.add_argument("--audit", help="people sharing an email, phone or company domain in DIR, a "
+                                    "holdout table, planted (household, company...) or not")
     ap.add_argument("--generate-only", action="store_true",
                     help="write the tables and truths only (to time the runs later on a quiet machine)")
     a = ap.parse_args()
+    if a.audit:
+        print(json.dumps(audit(Path(a.audit)), indent=1))
+        return
     if a.score_only:
         print(json.dumps(accuracy(Path(a.score_only))))
         return
