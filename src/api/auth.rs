@@ -12,6 +12,8 @@ use super::error::ApiError;
 use super::retry::RetryPolicy;
 use crate::clock::Clock;
 use crate::secret::Secret;
+use crate::state::pg::PgError;
+use crate::state::pg_grant::{PgGrantLock, PgGrantTarget};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use oauth2::{
@@ -180,7 +182,7 @@ pub struct GhlTokenManager {
     oauth: GhlOauthClient,
     http: reqwest::Client,
     retry: RetryPolicy,
-    store_path: PathBuf,
+    store: GrantStore,
     user_type: GhlUserType,
     tokens: Mutex<Option<StoredTokens>>,
     /// What token expiry is compared with.
@@ -195,14 +197,14 @@ pub(crate) fn still_fresh(tokens: &StoredTokens, now: DateTime<Utc>) -> bool {
 }
 
 impl GhlTokenManager {
-    /// A manager for an app, storing tokens at `store_path`. Token requests are retried with the
+    /// A manager for an app, keeping its tokens in `store` (a file path, or a [`GrantStore`]). Token requests are retried with the
     /// shared `retry` policy while the endpoint answers a transient error; expiry is judged by
     /// `clock`.
     pub fn new(
         base_url: &str,
         client_id: &str,
         client_secret: &Secret,
-        store_path: PathBuf,
+        store: impl Into<GrantStore>,
         timeout: std::time::Duration,
         retry: RetryPolicy,
         clock: Arc<dyn Clock>,
@@ -226,7 +228,7 @@ impl GhlTokenManager {
             oauth,
             http,
             retry,
-            store_path,
+            store: store.into(),
             user_type: GhlUserType::Location,
             tokens: Mutex::new(None),
             clock,
@@ -244,9 +246,9 @@ impl GhlTokenManager {
         self.user_type
     }
 
-    /// Where the tokens are stored.
-    pub fn store_path(&self) -> &Path {
-        &self.store_path
+    /// Where the tokens are kept.
+    pub fn store(&self) -> &GrantStore {
+        &self.store
     }
 
     /// Exchanges an authorization code for tokens and stores them.
@@ -286,12 +288,7 @@ impl GhlTokenManager {
             )));
         }
         let tokens = stored_from(&response, None, self.clock.now())?;
-        write_token_store(&self.store_path, &tokens).map_err(|e| {
-            auth_error(format!(
-                "storing tokens in {}: {e}",
-                self.store_path.display()
-            ))
-        })?;
+        self.store.write(&tokens).await?;
         *self.tokens.lock().await = Some(tokens.clone());
         Ok(tokens)
     }
@@ -300,7 +297,7 @@ impl GhlTokenManager {
     pub async fn tokens(&self) -> Result<StoredTokens, ApiError> {
         let mut slot = self.tokens.lock().await;
         if slot.is_none() {
-            *slot = Some(read_token_store(&self.store_path)?);
+            *slot = Some(self.store.read().await?);
         }
         Ok(slot.clone().expect("just filled"))
     }
@@ -309,7 +306,7 @@ impl GhlTokenManager {
     pub async fn access_token(&self) -> Result<Secret, ApiError> {
         let mut slot = self.tokens.lock().await;
         if slot.is_none() {
-            *slot = Some(read_token_store(&self.store_path)?);
+            *slot = Some(self.store.read().await?);
         }
         let current = slot.clone().expect("just filled");
         if still_fresh(&current, self.clock.now()) {
@@ -325,7 +322,7 @@ impl GhlTokenManager {
     pub async fn refresh_if_current(&self, rejected: &str) -> Result<(), ApiError> {
         let mut slot = self.tokens.lock().await;
         if slot.is_none() {
-            *slot = Some(read_token_store(&self.store_path)?);
+            *slot = Some(self.store.read().await?);
         }
         let current = slot.clone().expect("just filled");
         if current.access_token.expose() != rejected {
@@ -337,17 +334,22 @@ impl GhlTokenManager {
     }
 
     async fn refresh_locked(&self, current: &StoredTokens) -> Result<StoredTokens, ApiError> {
-        // Other processes may hold the same grant (shards of an agency on one machine share its
-        // token file): one refreshes at a time, and a grant another rotated meanwhile is taken
-        // from the file instead of spending a refresh token that no longer works.
-        let _store_lock = lock_store(&self.store_path).await?;
-        if let Ok(on_disk) = read_token_store(&self.store_path)
-            && on_disk.access_token.expose() != current.access_token.expose()
-            && on_disk.expires_at > self.clock.now()
-        {
-            tracing::info!("GHL tokens were refreshed by another process; using those");
-            return Ok(on_disk);
-        }
+        // Other processes may hold the same grant (shards of an agency: on one machine through
+        // its token file, on several through the database): one refreshes at a time, and a grant
+        // another rotated meanwhile is used instead of spending a refresh token that no longer
+        // works. A rotated grant that is itself due is refreshed with its own refresh token.
+        let lock = self.store.lock().await?;
+        let latest = lock.read().await?;
+        let current = match &latest {
+            Some(latest) if latest.access_token.expose() != current.access_token.expose() => {
+                if still_fresh(latest, self.clock.now()) {
+                    tracing::info!("GHL tokens were refreshed by another process; using those");
+                    return Ok(latest.clone());
+                }
+                latest
+            }
+            _ => current,
+        };
         // A rotated refresh token is spent only when the service answered, and then we have its
         // successor: transient failures before that are safe to retry.
         let response = self
@@ -365,12 +367,7 @@ impl GhlTokenManager {
             })
             .await?;
         let tokens = stored_from(&response, Some(current), self.clock.now())?;
-        write_token_store(&self.store_path, &tokens).map_err(|e| {
-            auth_error(format!(
-                "storing refreshed tokens in {}: {e}",
-                self.store_path.display()
-            ))
-        })?;
+        lock.write(&tokens).await?;
         tracing::info!(expires_at = %tokens.expires_at, "GHL tokens refreshed and stored");
         Ok(tokens)
     }
@@ -642,6 +639,169 @@ async fn lock_store(store: &Path) -> Result<std::fs::File, ApiError> {
 pub fn write_token_store(path: &Path, tokens: &StoredTokens) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(tokens).map_err(std::io::Error::other)?;
     crate::snapshot::atomic::write_private(path, &json)
+}
+
+/// How long a refresh waits for another runner's refresh of the same grant in the database.
+const GRANT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Where a grant is kept: a file of the state directory (mode 0600, refreshed under a file lock),
+/// or, for an agency grant with `[state] url`, a row of the shared PostgreSQL database (refreshed
+/// under an advisory lock), so runners on several machines share one grant.
+#[derive(Debug, Clone)]
+pub enum GrantStore {
+    File(PathBuf),
+    Postgres(PgGrantTarget),
+}
+
+impl Default for GrantStore {
+    fn default() -> Self {
+        GrantStore::File(PathBuf::new())
+    }
+}
+
+impl From<PathBuf> for GrantStore {
+    fn from(path: PathBuf) -> Self {
+        GrantStore::File(path)
+    }
+}
+
+impl std::fmt::Display for GrantStore {
+    /// The file's path, or the database row (its URL without the password).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GrantStore::File(path) => write!(f, "{}", path.display()),
+            GrantStore::Postgres(target) => f.write_str(&target.display()),
+        }
+    }
+}
+
+impl GrantStore {
+    /// Whether no store was set (a configuration that was not loaded from a file).
+    pub fn is_unset(&self) -> bool {
+        matches!(self, GrantStore::File(path) if path.as_os_str().is_empty())
+    }
+
+    /// The stored grant, explaining how to create it when there is none.
+    pub async fn read(&self) -> Result<StoredTokens, ApiError> {
+        match self {
+            GrantStore::File(path) => read_token_store(path),
+            GrantStore::Postgres(target) => {
+                let found = pg_blocking(self, {
+                    let target = target.clone();
+                    move || target.read()
+                })
+                .await?;
+                let json = found.ok_or_else(|| {
+                    auth_error(format!(
+                        "no GHL tokens in {self}; run `contactsync auth ghl --pipeline FILE` first"
+                    ))
+                })?;
+                grant_from_json(self, &json)
+            }
+        }
+    }
+
+    /// Stores `tokens` (a new grant), replacing what was there.
+    pub async fn write(&self, tokens: &StoredTokens) -> Result<(), ApiError> {
+        match self {
+            GrantStore::File(path) => write_token_store(path, tokens)
+                .map_err(|e| auth_error(format!("storing tokens in {}: {e}", path.display()))),
+            GrantStore::Postgres(target) => {
+                let (target, company, json) = (
+                    target.clone(),
+                    tokens.company_id.clone(),
+                    grant_json(tokens)?,
+                );
+                pg_blocking(self, move || target.write(company.as_deref(), &json)).await
+            }
+        }
+    }
+
+    /// Takes the grant's lock, waiting while another process refreshes it.
+    pub async fn lock(&self) -> Result<GrantLock, ApiError> {
+        match self {
+            GrantStore::File(path) => Ok(GrantLock::File {
+                _lock: lock_store(path).await?,
+                path: path.clone(),
+            }),
+            GrantStore::Postgres(target) => {
+                let target = target.clone();
+                let lock = pg_blocking(self, move || target.lock(GRANT_LOCK_WAIT)).await?;
+                Ok(GrantLock::Postgres {
+                    lock: Arc::new(lock),
+                    store: self.clone(),
+                })
+            }
+        }
+    }
+}
+
+/// A grant's lock, held until dropped: what is read and written under it.
+pub enum GrantLock {
+    File {
+        _lock: std::fs::File,
+        path: PathBuf,
+    },
+    Postgres {
+        lock: Arc<PgGrantLock>,
+        store: GrantStore,
+    },
+}
+
+impl GrantLock {
+    /// The grant as stored now; a token file that cannot be read counts as none (the
+    /// caller's own grant is refreshed then).
+    pub async fn read(&self) -> Result<Option<StoredTokens>, ApiError> {
+        match self {
+            GrantLock::File { path, .. } => Ok(read_token_store(path).ok()),
+            GrantLock::Postgres { lock, store } => {
+                let lock = lock.clone();
+                match pg_blocking(store, move || lock.read()).await? {
+                    Some(json) => grant_from_json(store, &json).map(Some),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Stores the refreshed grant, before its access token is handed out.
+    pub async fn write(&self, tokens: &StoredTokens) -> Result<(), ApiError> {
+        match self {
+            GrantLock::File { path, .. } => write_token_store(path, tokens).map_err(|e| {
+                auth_error(format!(
+                    "storing refreshed tokens in {}: {e}",
+                    path.display()
+                ))
+            }),
+            GrantLock::Postgres { lock, store } => {
+                let (lock, company, json) =
+                    (lock.clone(), tokens.company_id.clone(), grant_json(tokens)?);
+                pg_blocking(store, move || lock.write(company.as_deref(), &json)).await
+            }
+        }
+    }
+}
+
+/// Runs a blocking PostgreSQL call off the async threads, naming the store in its error.
+async fn pg_blocking<R: Send + 'static>(
+    store: &GrantStore,
+    call: impl FnOnce() -> Result<R, PgError> + Send + 'static,
+) -> Result<R, ApiError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| auth_error(format!("{store}: {e}")))?
+        .map_err(|e| auth_error(format!("{store}: {e}")))
+}
+
+fn grant_json(tokens: &StoredTokens) -> Result<Secret, ApiError> {
+    serde_json::to_string(tokens)
+        .map(Secret::new)
+        .map_err(|e| auth_error(format!("encoding the GHL grant: {e}")))
+}
+
+fn grant_from_json(store: &GrantStore, json: &Secret) -> Result<StoredTokens, ApiError> {
+    serde_json::from_str(json.expose())
+        .map_err(|e| auth_error(format!("the GHL grant in {store} is unreadable: {e}")))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! cursors their manifests carry), tokens and serve's spool: those stay on the runner's machine.
 
 pub mod pg;
+pub mod pg_grant;
 pub mod pg_routing;
 pub mod pg_session;
 pub mod pg_tls;
