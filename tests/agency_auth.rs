@@ -868,14 +868,26 @@ async fn two_holders_of_a_database_grant_refreshing_at_once_spend_its_refresh_to
         granted.access_token.expose(),
         "the second reads the grant the first stored"
     );
-    // Both see the token refused at once; the sandbox refuses a spent refresh token.
-    let rejected = granted.access_token.expose();
-    let (a, b) = tokio::join!(
-        first.refresh_if_current(rejected),
-        second.refresh_if_current(rejected)
+    // Both see the token refused at once while a third runner holds the grant's lock: neither
+    // refreshes before it is released; then one refreshes and the other, reading the row again
+    // under the lock, uses that rotation (the sandbox refuses a spent refresh token, as GHL does).
+    let held = store.lock().await.expect("the third runner's lock");
+    let (first, second) = (std::sync::Arc::new(first), std::sync::Arc::new(second));
+    let rejected = granted.access_token.expose().to_string();
+    let refresh = |manager: &std::sync::Arc<GhlTokenManager>| {
+        let (manager, rejected) = (manager.clone(), rejected.clone());
+        tokio::spawn(async move { manager.refresh_if_current(&rejected).await })
+    };
+    let (a, b) = (refresh(&first), refresh(&second));
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        !a.is_finished() && !b.is_finished(),
+        "a refresh waits for the grant's lock"
     );
-    a.expect("first refresh");
-    b.expect("second refresh");
+    drop(held);
+    a.await.expect("join").expect("first refresh");
+    b.await.expect("join").expect("second refresh");
+    let rejected = rejected.as_str();
     let (one, two) = (
         first.tokens().await.expect("tokens"),
         second.tokens().await.expect("tokens"),
