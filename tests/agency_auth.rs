@@ -806,9 +806,15 @@ async fn runners_on_two_machines_share_the_agency_grant_in_the_database_and_refr
     assert_eq!(report["grant"], "Company", "{report}");
     let store = report["token_store"].as_str().expect("token_store");
     assert!(store.starts_with("the database postgres://"), "{store}");
-    assert!(!store.contains(&h.sandbox.info.ghl_client_secret), "{store}");
+    assert!(
+        !store.contains(&h.sandbox.info.ghl_client_secret),
+        "{store}"
+    );
     let company_file = |state: &std::path::Path| state.join("tokens/ghl-company.json");
-    assert!(!company_file(&h.state_dir()).exists(), "no agency token file");
+    assert!(
+        !company_file(&h.state_dir()).exists(),
+        "no agency token file"
+    );
 
     // Machine B, with no token file, runs on the grant in the database.
     run_ok_on("B", &pipeline_b, &["extract", "--json"]).await;

@@ -231,11 +231,7 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             serde_json::to_string(&report).expect("AuthReport serialises")
         );
     } else {
-        print_human(
-            &manager.store().to_string(),
-            &tokens,
-            &args.stage.pipeline,
-        );
+        print_human(&manager.store().to_string(), &tokens, &args.stage.pipeline);
         if let Some(installed) = &installed {
             eprintln!(
                 "The app is installed on {} location(s) of agency {}:",
