@@ -836,7 +836,8 @@ async fn runners_on_two_machines_share_the_agency_grant_in_the_database_and_refr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_holders_of_a_database_grant_refreshing_at_once_spend_its_refresh_token_once() {
-    use contactsync::api::auth::{GhlTokenManager, GrantStore};
+    use contactsync::api::auth::GhlTokenManager;
+    use contactsync::api::grant_store::GrantStore;
     use contactsync::api::retry::RetryPolicy;
     use contactsync::config::HttpConfig;
     use contactsync::secret::Secret;

@@ -11,11 +11,12 @@
 //! per app and resource: the company is one).
 
 use super::auth::{
-    BoxedFuture, Credentials, GhlTokenManager, GrantStore, MintedTokenSource, StoredTokens,
-    auth_error, read_token_store, still_fresh,
+    BoxedFuture, Credentials, GhlTokenManager, MintedTokenSource, StoredTokens, auth_error,
+    read_token_store, still_fresh,
 };
 use super::config::{GhlAuthConfig, GhlConfig, HttpConfig};
 use super::error::ApiError;
+use super::grant_store::GrantStore;
 use super::http::{ApiClient, ApiRequest, build_http};
 use super::rate_limit::RateLimiter;
 use super::retry::RetryPolicy;

@@ -91,7 +91,7 @@ pub enum GhlAuthConfig {
         /// so that a per-location copy of the configuration (another `state_dir`) still finds the
         /// one agency grant.
         #[serde(skip)]
-        company_token_store: crate::api::auth::GrantStore,
+        company_token_store: crate::api::grant_store::GrantStore,
     },
     /// Static private integration tokens made in each location's settings: `token` for the one
     /// location of `location_id`, or `tokens` mapping location ids to their tokens (exactly one).
