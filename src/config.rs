@@ -209,7 +209,15 @@ impl PipelineConfig {
             ..
         } = &mut config.ghl.auth
         {
-            *company_token_store = crate::api::agency::company_token_store_path(&state_dir);
+            *company_token_store = match &config.state.url {
+                Some(url) => crate::api::grant_store::GrantStore::Postgres(
+                    crate::state::pg_grant::PgGrantTarget {
+                        url: url.clone(),
+                        pipeline: config.pipeline.name.clone(),
+                    },
+                ),
+                None => crate::api::agency::company_token_store_path(&state_dir).into(),
+            };
         }
         config.validate()?;
         Ok(config)

@@ -762,3 +762,146 @@ async fn discovery_reads_every_page_of_installed_locations() {
 fn system_clock() -> std::sync::Arc<dyn contactsync::clock::Clock> {
     std::sync::Arc::new(contactsync::clock::SystemClock)
 }
+
+/// Runs the binary on `pipeline` and asserts success, naming the machine that failed.
+async fn run_ok_on(machine: &str, pipeline: &std::path::Path, args: &[&str]) {
+    let out = common::run_binary(pipeline, args).await;
+    assert!(
+        out.status.success(),
+        "machine {machine}: contactsync {args:?} failed with {:?}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_on_two_machines_share_the_agency_grant_in_the_database_and_refresh_it_once() {
+    let h = Harness::start_on(
+        SandboxOptions {
+            locations: 2,
+            token_ttl_secs: 3_600,
+            ..options()
+        },
+        common::postgres::StateBackend::Postgres,
+    )
+    .await;
+    let ids: Vec<String> = h.locations().iter().map(|l| l.id.clone()).collect();
+    use_agency_app(&h, &ids[0]);
+    // Machine B: its own folder and state folder, the same database, another shard (location).
+    let machine_b = h.dir.path().join("machine-b");
+    std::fs::create_dir_all(&machine_b).expect("machine B's folder");
+    let pipeline_b = machine_b.join("pipeline.toml");
+    let text = std::fs::read_to_string(&h.pipeline).expect("pipeline file");
+    std::fs::write(
+        &pipeline_b,
+        text.replace(
+            &format!("location_id = \"{}\"", ids[0]),
+            &format!("location_id = \"{}\"", ids[1]),
+        ),
+    )
+    .expect("machine B's pipeline");
+
+    // Machine A authorises once: the grant goes to the database, not to a file.
+    let report = h.run_ok(&["auth", "ghl", "--json"]).await;
+    assert_eq!(report["grant"], "Company", "{report}");
+    let store = report["token_store"].as_str().expect("token_store");
+    assert!(store.starts_with("the database postgres://"), "{store}");
+    assert!(
+        !store.contains(&h.sandbox.info.ghl_client_secret),
+        "{store}"
+    );
+    let company_file = |state: &std::path::Path| state.join("tokens/ghl-company.json");
+    assert!(
+        !company_file(&h.state_dir()).exists(),
+        "no agency token file"
+    );
+
+    // Machine B, with no token file, runs on the grant in the database.
+    run_ok_on("B", &pipeline_b, &["extract", "--json"]).await;
+    run_ok_on("A", &h.pipeline, &["extract", "--json"]).await;
+    assert!(!company_file(&machine_b.join("state")).exists());
+
+    // Every token expires on the sandbox's clock; both machines find out at once, from a refused
+    // location token, and refresh the agency grant. The sandbox refuses a spent refresh token, as
+    // GHL does: both runs succeed only if one machine refreshes and the other uses its rotation.
+    h.control_post("clock/advance?seconds=3601", json!({}))
+        .await;
+    tokio::join!(
+        run_ok_on("A", &h.pipeline, &["extract", "--json"]),
+        run_ok_on("B", &pipeline_b, &["extract", "--json"]),
+    );
+    assert!(!company_file(&h.state_dir()).exists());
+    assert!(!company_file(&machine_b.join("state")).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_holders_of_a_database_grant_refreshing_at_once_spend_its_refresh_token_once() {
+    use contactsync::api::auth::GhlTokenManager;
+    use contactsync::api::grant_store::GrantStore;
+    use contactsync::api::retry::RetryPolicy;
+    use contactsync::config::HttpConfig;
+    use contactsync::secret::Secret;
+    use contactsync::state::pg_grant::PgGrantTarget;
+    let h = Harness::start_locations(2, options()).await;
+    let info = h.sandbox.info.clone();
+    let db = tokio::task::spawn_blocking(common::postgres::TestDatabase::create)
+        .await
+        .expect("test database");
+    let store = GrantStore::Postgres(PgGrantTarget {
+        url: Secret::new(db.url.clone()),
+        pipeline: "agency".into(),
+    });
+    // Two managers of one database row: two runners on two machines.
+    let manager = || {
+        GhlTokenManager::new(
+            &info.ghl_base_url,
+            &info.ghl_client_id,
+            &Secret::new(info.ghl_client_secret.clone()),
+            store.clone(),
+            std::time::Duration::from_secs(10),
+            RetryPolicy::from_config(&HttpConfig::default()),
+            system_clock(),
+        )
+        .expect("manager")
+        .for_company()
+    };
+    let (first, second) = (manager(), manager());
+    let granted = first
+        .exchange_code(&Secret::new(info.ghl_company_auth_code.clone()))
+        .await
+        .expect("company grant");
+    assert_eq!(
+        second.access_token().await.expect("read").expose(),
+        granted.access_token.expose(),
+        "the second reads the grant the first stored"
+    );
+    // Both see the token refused at once while a third runner holds the grant's lock: neither
+    // refreshes before it is released; then one refreshes and the other, reading the row again
+    // under the lock, uses that rotation (the sandbox refuses a spent refresh token, as GHL does).
+    let held = store.lock().await.expect("the third runner's lock");
+    let (first, second) = (std::sync::Arc::new(first), std::sync::Arc::new(second));
+    let rejected = granted.access_token.expose().to_string();
+    let refresh = |manager: &std::sync::Arc<GhlTokenManager>| {
+        let (manager, rejected) = (manager.clone(), rejected.clone());
+        tokio::spawn(async move { manager.refresh_if_current(&rejected).await })
+    };
+    let (a, b) = (refresh(&first), refresh(&second));
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        !a.is_finished() && !b.is_finished(),
+        "a refresh waits for the grant's lock"
+    );
+    drop(held);
+    a.await.expect("join").expect("first refresh");
+    b.await.expect("join").expect("second refresh");
+    let rejected = rejected.as_str();
+    let (one, two) = (
+        first.tokens().await.expect("tokens"),
+        second.tokens().await.expect("tokens"),
+    );
+    assert_ne!(one.access_token.expose(), rejected);
+    assert_eq!(one.access_token.expose(), two.access_token.expose());
+    assert_eq!(one.refresh_token.expose(), two.refresh_token.expose());
+    let stored = store.read().await.expect("stored grant");
+    assert_eq!(stored.refresh_token.expose(), one.refresh_token.expose());
+}

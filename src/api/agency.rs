@@ -2,9 +2,10 @@
 //! (`GET /oauth/installedLocations`), and each location's token minted from the grant
 //! (`POST /oauth/locationToken`, spec/oauth.json).
 //!
-//! The agency grant is one file per pipeline (`<state_dir>/tokens/ghl-company.json`) and its refresh
-//! token rotates, so every client of a process shares one [`AgencyAuth`] per file: locations run in
-//! parallel never refresh it twice. Location tokens have no refresh token; they are minted again
+//! The agency grant is one per pipeline, kept in `<state_dir>/tokens/ghl-company.json` or, with
+//! `[state] url`, in the shared database (see [`GrantStore`]). Its refresh token rotates, so every
+//! client of a process shares one [`AgencyAuth`] per grant: locations run in parallel never refresh
+//! it twice (and other processes take the grant's lock to refresh it). Location tokens have no refresh token; they are minted again
 //! when they expire or are refused, and each is stored in its location's own state directory.
 //! The agency's calls go through the one HTTP layer, on the agency's own rate budget (GHL counts
 //! per app and resource: the company is one).
@@ -15,6 +16,7 @@ use super::auth::{
 };
 use super::config::{GhlAuthConfig, GhlConfig, HttpConfig};
 use super::error::ApiError;
+use super::grant_store::GrantStore;
 use super::http::{ApiClient, ApiRequest, build_http};
 use super::rate_limit::RateLimiter;
 use super::retry::RetryPolicy;
@@ -32,7 +34,7 @@ const OAUTH_API_VERSION: &str = "2021-07-28";
 /// Locations asked for per `installedLocations` page (the spec's default is 20).
 const INSTALLED_PAGE: usize = 100;
 
-/// Where a pipeline's agency grant is stored, in its state directory.
+/// Where a pipeline's agency grant is stored in its state directory (without `[state] url`).
 pub fn company_token_store_path(state_dir: &Path) -> PathBuf {
     state_dir.join("tokens").join("ghl-company.json")
 }
@@ -54,32 +56,33 @@ pub struct AgencyAuth {
     clock: Arc<dyn Clock>,
 }
 
-/// One [`AgencyAuth`] per agency token file in this process.
-static SHARED: LazyLock<Mutex<HashMap<PathBuf, Arc<AgencyAuth>>>> =
+/// One [`AgencyAuth`] per agency grant in this process, by where the grant is kept.
+static SHARED: LazyLock<Mutex<HashMap<String, Arc<AgencyAuth>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 impl AgencyAuth {
-    /// The process's agency grant stored at `company_store`, for a `[ghl]` section whose
+    /// The process's agency grant kept in `company_store`, for a `[ghl]` section whose
     /// `auth.kind` is `agency_oauth` (built on first use with `clock`, then shared).
     pub fn shared(
         ghl: &GhlConfig,
         http_config: &HttpConfig,
-        company_store: &Path,
+        company_store: &GrantStore,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<AgencyAuth>, ApiError> {
+        let key = company_store.to_string();
         let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(agency) = shared.get(company_store) {
+        if let Some(agency) = shared.get(&key) {
             return Ok(agency.clone());
         }
         let agency = Arc::new(AgencyAuth::new(ghl, http_config, company_store, clock)?);
-        shared.insert(company_store.to_path_buf(), agency.clone());
+        shared.insert(key, agency.clone());
         Ok(agency)
     }
 
     fn new(
         ghl: &GhlConfig,
         http_config: &HttpConfig,
-        company_store: &Path,
+        company_store: &GrantStore,
         clock: Arc<dyn Clock>,
     ) -> Result<AgencyAuth, ApiError> {
         let GhlAuthConfig::AgencyOauth {
@@ -99,7 +102,7 @@ impl AgencyAuth {
                 &ghl.base_url,
                 client_id,
                 client_secret,
-                company_store.to_path_buf(),
+                company_store.clone(),
                 timeout,
                 retry.clone(),
                 clock.clone(),
@@ -134,7 +137,7 @@ impl AgencyAuth {
         self.company.tokens().await?.company_id.ok_or_else(|| {
             auth_error(format!(
                 "the agency grant in {} names no companyId; run `contactsync auth ghl` again",
-                self.company.store_path().display()
+                self.company.store()
             ))
         })
     }

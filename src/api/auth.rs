@@ -4,11 +4,12 @@
 //! endpoint, and they stay beside the code they check.
 //!
 //! The OAuth exchange and refresh go through the `oauth2` crate. GHL rotates refresh tokens (a used
-//! one stops working), so a refreshed pair is written to disk (mode 0600, atomically) before the new
-//! access token is handed to any caller: a crash right after a refresh never strands the pipeline
-//! with only a spent refresh token.
+//! one stops working), so a refreshed pair is stored (on disk with mode 0600, atomically, or in the
+//! shared database: [`super::grant_store::GrantStore`]) before the new access token is handed to any caller: a crash
+//! right after a refresh never strands the pipeline with only a spent refresh token.
 
 use super::error::ApiError;
+use super::grant_store::GrantStore;
 use super::retry::RetryPolicy;
 use crate::clock::Clock;
 use crate::secret::Secret;
@@ -180,7 +181,7 @@ pub struct GhlTokenManager {
     oauth: GhlOauthClient,
     http: reqwest::Client,
     retry: RetryPolicy,
-    store_path: PathBuf,
+    store: GrantStore,
     user_type: GhlUserType,
     tokens: Mutex<Option<StoredTokens>>,
     /// What token expiry is compared with.
@@ -195,14 +196,14 @@ pub(crate) fn still_fresh(tokens: &StoredTokens, now: DateTime<Utc>) -> bool {
 }
 
 impl GhlTokenManager {
-    /// A manager for an app, storing tokens at `store_path`. Token requests are retried with the
-    /// shared `retry` policy while the endpoint answers a transient error; expiry is judged by
-    /// `clock`.
+    /// A manager for an app, keeping its tokens in `store` (a file path, or a [`GrantStore`]).
+    /// Token requests are retried with the shared `retry` policy while the endpoint answers a
+    /// transient error; expiry is judged by `clock`.
     pub fn new(
         base_url: &str,
         client_id: &str,
         client_secret: &Secret,
-        store_path: PathBuf,
+        store: impl Into<GrantStore>,
         timeout: std::time::Duration,
         retry: RetryPolicy,
         clock: Arc<dyn Clock>,
@@ -226,7 +227,7 @@ impl GhlTokenManager {
             oauth,
             http,
             retry,
-            store_path,
+            store: store.into(),
             user_type: GhlUserType::Location,
             tokens: Mutex::new(None),
             clock,
@@ -244,9 +245,9 @@ impl GhlTokenManager {
         self.user_type
     }
 
-    /// Where the tokens are stored.
-    pub fn store_path(&self) -> &Path {
-        &self.store_path
+    /// Where the tokens are kept.
+    pub fn store(&self) -> &GrantStore {
+        &self.store
     }
 
     /// Exchanges an authorization code for tokens and stores them.
@@ -286,12 +287,7 @@ impl GhlTokenManager {
             )));
         }
         let tokens = stored_from(&response, None, self.clock.now())?;
-        write_token_store(&self.store_path, &tokens).map_err(|e| {
-            auth_error(format!(
-                "storing tokens in {}: {e}",
-                self.store_path.display()
-            ))
-        })?;
+        self.store.write(&tokens).await?;
         *self.tokens.lock().await = Some(tokens.clone());
         Ok(tokens)
     }
@@ -300,7 +296,7 @@ impl GhlTokenManager {
     pub async fn tokens(&self) -> Result<StoredTokens, ApiError> {
         let mut slot = self.tokens.lock().await;
         if slot.is_none() {
-            *slot = Some(read_token_store(&self.store_path)?);
+            *slot = Some(self.store.read().await?);
         }
         Ok(slot.clone().expect("just filled"))
     }
@@ -309,7 +305,7 @@ impl GhlTokenManager {
     pub async fn access_token(&self) -> Result<Secret, ApiError> {
         let mut slot = self.tokens.lock().await;
         if slot.is_none() {
-            *slot = Some(read_token_store(&self.store_path)?);
+            *slot = Some(self.store.read().await?);
         }
         let current = slot.clone().expect("just filled");
         if still_fresh(&current, self.clock.now()) {
@@ -325,7 +321,7 @@ impl GhlTokenManager {
     pub async fn refresh_if_current(&self, rejected: &str) -> Result<(), ApiError> {
         let mut slot = self.tokens.lock().await;
         if slot.is_none() {
-            *slot = Some(read_token_store(&self.store_path)?);
+            *slot = Some(self.store.read().await?);
         }
         let current = slot.clone().expect("just filled");
         if current.access_token.expose() != rejected {
@@ -337,17 +333,22 @@ impl GhlTokenManager {
     }
 
     async fn refresh_locked(&self, current: &StoredTokens) -> Result<StoredTokens, ApiError> {
-        // Other processes may hold the same grant (shards of an agency on one machine share its
-        // token file): one refreshes at a time, and a grant another rotated meanwhile is taken
-        // from the file instead of spending a refresh token that no longer works.
-        let _store_lock = lock_store(&self.store_path).await?;
-        if let Ok(on_disk) = read_token_store(&self.store_path)
-            && on_disk.access_token.expose() != current.access_token.expose()
-            && on_disk.expires_at > self.clock.now()
-        {
-            tracing::info!("GHL tokens were refreshed by another process; using those");
-            return Ok(on_disk);
-        }
+        // Other processes may hold the same grant (shards of an agency: on one machine through
+        // its token file, on several through the database): one refreshes at a time, and a grant
+        // another rotated meanwhile is used instead of spending a refresh token that no longer
+        // works. A rotated grant that is itself due is refreshed with its own refresh token.
+        let lock = self.store.lock().await?;
+        let latest = lock.read().await?;
+        let current = match &latest {
+            Some(latest) if latest.access_token.expose() != current.access_token.expose() => {
+                if still_fresh(latest, self.clock.now()) {
+                    tracing::info!("GHL tokens were refreshed by another process; using those");
+                    return Ok(latest.clone());
+                }
+                latest
+            }
+            _ => current,
+        };
         // A rotated refresh token is spent only when the service answered, and then we have its
         // successor: transient failures before that are safe to retry.
         let response = self
@@ -365,12 +366,7 @@ impl GhlTokenManager {
             })
             .await?;
         let tokens = stored_from(&response, Some(current), self.clock.now())?;
-        write_token_store(&self.store_path, &tokens).map_err(|e| {
-            auth_error(format!(
-                "storing refreshed tokens in {}: {e}",
-                self.store_path.display()
-            ))
-        })?;
+        lock.write(&tokens).await?;
         tracing::info!(expires_at = %tokens.expires_at, "GHL tokens refreshed and stored");
         Ok(tokens)
     }
@@ -616,7 +612,7 @@ pub fn read_token_store(path: &Path) -> Result<StoredTokens, ApiError> {
 
 /// An exclusive lock on `<store>.lock`, held by the returned file until it is dropped; waits
 /// (off the async threads) while another process holds it.
-async fn lock_store(store: &Path) -> Result<std::fs::File, ApiError> {
+pub(crate) async fn lock_store(store: &Path) -> Result<std::fs::File, ApiError> {
     let mut name = store.as_os_str().to_owned();
     name.push(".lock");
     let path = PathBuf::from(name);

@@ -86,11 +86,12 @@ pub enum GhlAuthConfig {
         /// As for `oauth`.
         #[serde(default)]
         authorize_url: Option<String>,
-        /// Where the agency's grant is stored: `<state_dir>/tokens/ghl-company.json` of the
-        /// pipeline file, set when the file is loaded so that a per-location copy of the
-        /// configuration (another `state_dir`) still finds the one agency grant.
+        /// Where the agency's grant is kept: `[state] url`'s database when set, else
+        /// `<state_dir>/tokens/ghl-company.json` of the pipeline file; set when the file is loaded
+        /// so that a per-location copy of the configuration (another `state_dir`) still finds the
+        /// one agency grant.
         #[serde(skip)]
-        company_token_store: std::path::PathBuf,
+        company_token_store: crate::api::grant_store::GrantStore,
     },
     /// Static private integration tokens made in each location's settings: `token` for the one
     /// location of `location_id`, or `tokens` mapping location ids to their tokens (exactly one).

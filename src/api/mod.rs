@@ -10,6 +10,7 @@ pub mod bulksms;
 pub mod config;
 pub mod error;
 pub mod ghl;
+pub mod grant_store;
 pub mod http;
 pub mod rate_limit;
 pub mod retry;

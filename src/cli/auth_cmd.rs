@@ -7,7 +7,8 @@
 //! takes a code, the whole address the browser was sent to, or `-` to read either from stdin.
 //!
 //! With `ghl.auth.kind = "agency_oauth"` the code is exchanged for the agency's grant
-//! (`user_type=Company`, stored in `<state_dir>/tokens/ghl-company.json`) and the locations where
+//! (`user_type=Company`, stored in `<state_dir>/tokens/ghl-company.json`, or with `[state] url` in
+//! that database, where the pipeline's runners on every machine share it) and the locations where
 //! the app is installed are listed; each location's token is minted from the grant when a run
 //! first needs it.
 
@@ -37,7 +38,8 @@ struct AuthReport {
     authorize_url: Option<String>,
     scopes_requested: Vec<String>,
     scopes_granted: Vec<String>,
-    token_store: PathBuf,
+    /// The token file, or the database (its URL without the password) holding the grant.
+    token_store: String,
     access_token_expires_at: chrono::DateTime<chrono::Utc>,
     /// `Location` or `Company` (an agency grant).
     grant: &'static str,
@@ -190,7 +192,7 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
         // main prints the failure report under --json.
         return Err(failure(anyhow::anyhow!(
             "GHL tokens stored in {}, but the grant lacks {} which this pipeline needs (granted: {:?}); add the scope in the app's settings (marketplace.gohighlevel.com, My Apps > the app, where its scopes are configured) and run `contactsync auth ghl` again",
-            manager.store_path().display(),
+            manager.store(),
             missing.join(", "),
             tokens.scope
         )));
@@ -212,7 +214,7 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             authorize_url: printed_url,
             scopes_requested: needed.iter().map(|s| s.to_string()).collect(),
             scopes_granted: tokens.scopes().iter().map(|s| s.to_string()).collect(),
-            token_store: manager.store_path().to_path_buf(),
+            token_store: manager.store().to_string(),
             access_token_expires_at: tokens.expires_at,
             grant: if agency.is_some() {
                 "Company"
@@ -229,11 +231,7 @@ pub(super) async fn run(args: AuthArgs) -> Result<ExitCode, CommandError> {
             serde_json::to_string(&report).expect("AuthReport serialises")
         );
     } else {
-        print_human(
-            &manager.store_path().display().to_string(),
-            &tokens,
-            &args.stage.pipeline,
-        );
+        print_human(&manager.store().to_string(), &tokens, &args.stage.pipeline);
         if let Some(installed) = &installed {
             eprintln!(
                 "The app is installed on {} location(s) of agency {}:",

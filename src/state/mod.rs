@@ -2,11 +2,13 @@
 //!
 //! Two backends. `Local` (the default): the SQLite ledger and a lock file in the state directory,
 //! for one machine. `Postgres` (`[state] url`): the ledger's rows and an advisory lock in a
-//! PostgreSQL database that runners on several machines share, keyed by (pipeline, location).
-//! Either way the state directory keeps runs/ (snapshots, plans, extract checkpoints and the
-//! cursors their manifests carry), tokens and serve's spool: those stay on the runner's machine.
+//! PostgreSQL database that runners on several machines share, keyed by (pipeline, location),
+//! and the agency grant of the pipeline ([`pg_grant`]). Either way the state directory keeps runs/
+//! (snapshots, plans, extract checkpoints and the cursors their manifests carry), location tokens
+//! and serve's spool: those stay on the runner's machine.
 
 pub mod pg;
+pub mod pg_grant;
 pub mod pg_routing;
 pub mod pg_session;
 pub mod pg_tls;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// The schema version this build writes; `migrate` brings an older database up to it.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// An advisory-lock key that only the schema migration takes, so two runners opening a new
 /// database at once do not both create its tables.
@@ -318,6 +318,20 @@ fn migrate(client: &mut Client) -> Result<(), PgError> {
                 PRIMARY KEY (pipeline, user_supplied_id)
             );
             INSERT INTO contactsync_schema_version (version) VALUES (2);",
+        )?;
+    }
+    if found < 3 {
+        tx.batch_execute(
+            "-- The agency's (Company) grant of each pipeline, shared by its runners on every
+            -- machine; refreshed under an advisory lock (state::pg_grant). The company is known
+            -- only from the grant, so the pipeline alone keys it: one agency grant per pipeline.
+            CREATE TABLE contactsync_agency_grants (
+                pipeline TEXT PRIMARY KEY,
+                company_id TEXT,
+                grant_json TEXT NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL
+            );
+            INSERT INTO contactsync_schema_version (version) VALUES (3);",
         )?;
     }
     tx.commit()?;

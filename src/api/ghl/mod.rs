@@ -69,7 +69,7 @@ impl GhlClient {
                 company_token_store,
                 ..
             } => {
-                if company_token_store.as_os_str().is_empty() {
+                if company_token_store.is_unset() {
                     return Err(ApiError::Auth {
                         api: "ghl".into(),
                         message: "ghl.auth.kind = \"agency_oauth\" needs the agency's token file, which PipelineConfig::load sets".into(),
