@@ -210,12 +210,12 @@ impl PipelineConfig {
         } = &mut config.ghl.auth
         {
             *company_token_store = match &config.state.url {
-                Some(url) => crate::api::grant_store::GrantStore::Postgres(
+                Some(url) => crate::api::grant_store::GrantStore::Postgres(std::sync::Arc::new(
                     crate::state::pg_grant::PgGrantTarget {
                         url: url.clone(),
                         pipeline: config.pipeline.name.clone(),
                     },
-                ),
+                )),
                 None => crate::api::agency::company_token_store_path(&state_dir).into(),
             };
         }
@@ -521,6 +521,44 @@ token_secret = "secret"
         let path = dir.path().join("p.toml");
         std::fs::write(&path, pipeline_text(auth, extra)).expect("write");
         PipelineConfig::load(&path).expect("valid pipeline")
+    }
+}
+
+/// The HTTP layer keeps an agency grant shared by several machines through
+/// [`SharedGrant`](crate::api::grant_store::SharedGrant); the state layer's PostgreSQL row is that
+/// store. Joined here, where both layers are known, so neither depends on the other.
+impl crate::api::grant_store::SharedGrant for crate::state::pg_grant::PgGrantTarget {
+    fn describe(&self) -> String {
+        self.display()
+    }
+
+    fn read(&self) -> Result<Option<crate::secret::Secret>, String> {
+        crate::state::pg_grant::PgGrantTarget::read(self).map_err(|e| e.to_string())
+    }
+
+    fn write(&self, company_id: Option<&str>, grant: &crate::secret::Secret) -> Result<(), String> {
+        crate::state::pg_grant::PgGrantTarget::write(self, company_id, grant)
+            .map_err(|e| e.to_string())
+    }
+
+    fn lock(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Box<dyn crate::api::grant_store::SharedGrantLock>, String> {
+        crate::state::pg_grant::PgGrantTarget::lock(self, wait)
+            .map(|lock| Box::new(lock) as Box<dyn crate::api::grant_store::SharedGrantLock>)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl crate::api::grant_store::SharedGrantLock for crate::state::pg_grant::PgGrantLock {
+    fn read(&self) -> Result<Option<crate::secret::Secret>, String> {
+        crate::state::pg_grant::PgGrantLock::read(self).map_err(|e| e.to_string())
+    }
+
+    fn write(&self, company_id: Option<&str>, grant: &crate::secret::Secret) -> Result<(), String> {
+        crate::state::pg_grant::PgGrantLock::write(self, company_id, grant)
+            .map_err(|e| e.to_string())
     }
 }
 

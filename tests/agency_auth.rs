@@ -847,10 +847,10 @@ async fn two_holders_of_a_database_grant_refreshing_at_once_spend_its_refresh_to
     let db = tokio::task::spawn_blocking(common::postgres::TestDatabase::create)
         .await
         .expect("test database");
-    let store = GrantStore::Postgres(PgGrantTarget {
+    let store = GrantStore::Postgres(std::sync::Arc::new(PgGrantTarget {
         url: Secret::new(db.url.clone()),
         pipeline: "agency".into(),
-    });
+    }));
     // Two managers of one database row: two runners on two machines.
     let manager = || {
         GhlTokenManager::new(

@@ -10,6 +10,8 @@
 
 use super::error::ApiError;
 use super::grant_store::GrantStore;
+pub(crate) use super::grant_store::auth_error;
+pub use super::grant_store::{StoredTokens, read_token_store, write_token_store};
 use super::retry::RetryPolicy;
 use crate::clock::Clock;
 use crate::secret::Secret;
@@ -20,7 +22,6 @@ use oauth2::{
     TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -95,27 +96,6 @@ impl Credentials {
             }
             _ => Ok(false),
         }
-    }
-}
-
-/// The tokens kept in the state directory.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredTokens {
-    pub access_token: Secret,
-    pub refresh_token: Secret,
-    pub expires_at: DateTime<Utc>,
-    /// Space-separated scopes granted.
-    pub scope: String,
-    pub obtained_at: DateTime<Utc>,
-    /// The agency (`companyId`) of a Company grant; also sent with location grants.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub company_id: Option<String>,
-}
-
-impl StoredTokens {
-    /// Scopes granted, as a list.
-    pub fn scopes(&self) -> Vec<&str> {
-        self.scope.split_whitespace().collect()
     }
 }
 
@@ -465,13 +445,6 @@ impl GhlTokenManager {
     }
 }
 
-pub(crate) fn auth_error(message: String) -> ApiError {
-    ApiError::Auth {
-        api: "ghl".into(),
-        message,
-    }
-}
-
 fn describe<E: std::error::Error>(e: &E) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -598,53 +571,12 @@ async fn oauth_http(
         .expect("status and headers come from a valid response"))
 }
 
-/// Reads the token store, explaining how to create it when missing.
-pub fn read_token_store(path: &Path) -> Result<StoredTokens, ApiError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        auth_error(format!(
-            "no GHL tokens at {} ({e}); run `contactsync auth ghl --pipeline FILE` first",
-            path.display()
-        ))
-    })?;
-    serde_json::from_str(&text)
-        .map_err(|e| auth_error(format!("token store {} is unreadable: {e}", path.display())))
-}
-
-/// An exclusive lock on `<store>.lock`, held by the returned file until it is dropped; waits
-/// (off the async threads) while another process holds it.
-pub(crate) async fn lock_store(store: &Path) -> Result<std::fs::File, ApiError> {
-    let mut name = store.as_os_str().to_owned();
-    name.push(".lock");
-    let path = PathBuf::from(name);
-    let opened = path.clone();
-    let locked = tokio::task::spawn_blocking(move || {
-        if let Some(dir) = opened.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&opened)?;
-        file.lock()?;
-        Ok::<_, std::io::Error>(file)
-    })
-    .await
-    .map_err(|e| auth_error(format!("locking {}: {e}", path.display())))?;
-    locked.map_err(|e| auth_error(format!("locking {}: {e}", path.display())))
-}
-
-/// Writes the token store atomically with mode 0600.
-pub fn write_token_store(path: &Path, tokens: &StoredTokens) -> std::io::Result<()> {
-    let json = serde_json::to_vec_pretty(tokens).map_err(std::io::Error::other)?;
-    crate::snapshot::atomic::write_private(path, &json)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
+    use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A token endpoint on loopback: `answer(n)` gives the response to its n-th request (from 0);

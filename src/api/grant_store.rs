@@ -1,16 +1,57 @@
 //! Where a GHL grant is kept: a file of the state directory, or (an agency grant with
 //! `[state] url`) a row of the shared PostgreSQL database, and the lock a refresh is made under.
 
-use super::auth::{StoredTokens, auth_error, lock_store, read_token_store, write_token_store};
 use super::error::ApiError;
 use crate::secret::Secret;
-use crate::state::pg::PgError;
-use crate::state::pg_grant::{PgGrantLock, PgGrantTarget};
-use std::path::PathBuf;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The tokens kept in the state directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredTokens {
+    pub access_token: Secret,
+    pub refresh_token: Secret,
+    pub expires_at: DateTime<Utc>,
+    /// Space-separated scopes granted.
+    pub scope: String,
+    pub obtained_at: DateTime<Utc>,
+    /// The agency (`companyId`) of a Company grant; also sent with location grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<String>,
+}
+
+impl StoredTokens {
+    /// Scopes granted, as a list.
+    pub fn scopes(&self) -> Vec<&str> {
+        self.scope.split_whitespace().collect()
+    }
+}
+
+/// A grant kept in a database that runners on several machines share (`state::pg_grant` keeps it
+/// in PostgreSQL; `config` joins the two). The HTTP layer sees the database only through this,
+/// so it depends on no storage layer. Errors are messages that already name what failed.
+pub trait SharedGrant: std::fmt::Debug + Send + Sync {
+    /// Where the grant is kept, for messages (never a password).
+    fn describe(&self) -> String;
+    /// The grant's JSON, `None` when none was stored.
+    fn read(&self) -> Result<Option<Secret>, String>;
+    /// Stores the grant's JSON, replacing what was there.
+    fn write(&self, company_id: Option<&str>, grant: &Secret) -> Result<(), String>;
+    /// Takes the grant's lock, waiting at most `wait` while another runner refreshes it.
+    fn lock(&self, wait: Duration) -> Result<Box<dyn SharedGrantLock>, String>;
+}
+
+/// The lock of a [`SharedGrant`], held until dropped, and the row read and written under it.
+pub trait SharedGrantLock: Send + Sync {
+    fn read(&self) -> Result<Option<Secret>, String>;
+    fn write(&self, company_id: Option<&str>, grant: &Secret) -> Result<(), String>;
+}
 
 /// How long a refresh waits for another runner's refresh of the same grant in the database.
-const GRANT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+const GRANT_LOCK_WAIT: Duration = Duration::from_secs(120);
 
 /// Where a grant is kept: a file of the state directory (mode 0600, refreshed under a file lock),
 /// or, for an agency grant with `[state] url`, a row of the shared PostgreSQL database (refreshed
@@ -18,7 +59,7 @@ const GRANT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120)
 #[derive(Debug, Clone)]
 pub enum GrantStore {
     File(PathBuf),
-    Postgres(PgGrantTarget),
+    Postgres(Arc<dyn SharedGrant>),
 }
 
 impl Default for GrantStore {
@@ -38,7 +79,7 @@ impl std::fmt::Display for GrantStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             GrantStore::File(path) => write!(f, "{}", path.display()),
-            GrantStore::Postgres(target) => f.write_str(&target.display()),
+            GrantStore::Postgres(target) => f.write_str(&target.describe()),
         }
     }
 }
@@ -96,7 +137,7 @@ impl GrantStore {
                 let target = target.clone();
                 let lock = pg_blocking(self, move || target.lock(GRANT_LOCK_WAIT)).await?;
                 Ok(GrantLock::Postgres {
-                    lock: Arc::new(lock),
+                    lock: Arc::from(lock),
                     store: self.clone(),
                 })
             }
@@ -111,7 +152,7 @@ pub enum GrantLock {
         path: PathBuf,
     },
     Postgres {
-        lock: Arc<PgGrantLock>,
+        lock: Arc<dyn SharedGrantLock>,
         store: GrantStore,
     },
 }
@@ -153,7 +194,7 @@ impl GrantLock {
 /// Runs a blocking PostgreSQL call off the async threads, naming the store in its error.
 async fn pg_blocking<R: Send + 'static>(
     store: &GrantStore,
-    call: impl FnOnce() -> Result<R, PgError> + Send + 'static,
+    call: impl FnOnce() -> Result<R, String> + Send + 'static,
 ) -> Result<R, ApiError> {
     tokio::task::spawn_blocking(call)
         .await
@@ -170,4 +211,53 @@ fn grant_json(tokens: &StoredTokens) -> Result<Secret, ApiError> {
 fn grant_from_json(store: &GrantStore, json: &Secret) -> Result<StoredTokens, ApiError> {
     serde_json::from_str(json.expose())
         .map_err(|e| auth_error(format!("the GHL grant in {store} is unreadable: {e}")))
+}
+
+pub(crate) fn auth_error(message: String) -> ApiError {
+    ApiError::Auth {
+        api: "ghl".into(),
+        message,
+    }
+}
+
+/// Reads the token store, explaining how to create it when missing.
+pub fn read_token_store(path: &Path) -> Result<StoredTokens, ApiError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        auth_error(format!(
+            "no GHL tokens at {} ({e}); run `contactsync auth ghl --pipeline FILE` first",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| auth_error(format!("token store {} is unreadable: {e}", path.display())))
+}
+
+/// An exclusive lock on `<store>.lock`, held by the returned file until it is dropped; waits
+/// (off the async threads) while another process holds it.
+pub(crate) async fn lock_store(store: &Path) -> Result<std::fs::File, ApiError> {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let opened = path.clone();
+    let locked = tokio::task::spawn_blocking(move || {
+        if let Some(dir) = opened.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&opened)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| auth_error(format!("locking {}: {e}", path.display())))?;
+    locked.map_err(|e| auth_error(format!("locking {}: {e}", path.display())))
+}
+
+/// Writes the token store atomically with mode 0600.
+pub fn write_token_store(path: &Path, tokens: &StoredTokens) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(tokens).map_err(std::io::Error::other)?;
+    crate::snapshot::atomic::write_private(path, &json)
 }

@@ -2,6 +2,8 @@
 //! operations whose outcome a crash or a lost answer left unknown, bounded concurrency, the shared
 //! rate limiter and backoff (inside the API clients), messaging safety checks right before each
 //! send, and a circuit breaker that stops the run when the service looks down.
+//! Over 600 lines because intent, call, outcome and read-back share one operation's state, and
+//! splitting them would put the exactly-once protocol in two places.
 
 use super::ledger::{Ledger, OpStatus};
 use super::sms_dnd::{NumberDnd, ghl_sms_dnd};

@@ -8,6 +8,7 @@
 //! and serve's spool: those stay on the runner's machine.
 
 pub mod pg;
+pub mod pg_error;
 pub mod pg_grant;
 pub mod pg_routing;
 pub mod pg_session;

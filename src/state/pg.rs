@@ -6,6 +6,7 @@
 //! blocks on a runtime of its own, which tokio refuses inside the async load (which calls the
 //! ledger as it calls SQLite, synchronously, between two HTTP calls).
 
+pub use super::pg_error::PgError;
 use super::pg_session::{Connect, Reconnect, Session};
 use super::pg_tls::ConnectSpec;
 use crate::secret::Secret;
@@ -14,7 +15,6 @@ use sha2::{Digest, Sha256};
 use std::sync::{Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use thiserror::Error;
 
 /// The schema version this build writes; `migrate` brings an older database up to it.
 pub const SCHEMA_VERSION: i32 = 3;
@@ -22,44 +22,6 @@ pub const SCHEMA_VERSION: i32 = 3;
 /// An advisory-lock key that only the schema migration takes, so two runners opening a new
 /// database at once do not both create its tables.
 const MIGRATION_LOCK: i64 = 0x636f_6e74_6163_7473; // "contacts"
-
-/// Errors of the PostgreSQL state store.
-#[derive(Debug, Error)]
-pub enum PgError {
-    #[error(transparent)]
-    Postgres(#[from] postgres::Error),
-    /// `[state] url` cannot be read (checked at validation too; this is a library caller's URL).
-    #[error("{0}")]
-    Url(String),
-    /// Connecting failed: names the server and the TLS mode, never the password.
-    #[error("connecting to {server} (sslmode={ssl_mode}): {source}")]
-    Connect {
-        server: String,
-        ssl_mode: &'static str,
-        source: postgres::Error,
-    },
-    #[error("connecting to {server}: {reason}")]
-    Tls { server: String, reason: String },
-    #[error("its connection thread could not start: {0}")]
-    Thread(std::io::Error),
-    #[error("its connection thread stopped")]
-    WorkerGone,
-    /// A connection that is not made again (the run's lock) was lost.
-    #[error("its connection was lost ({0}) and is not made again")]
-    ConnectionLost(String),
-    #[error("the server dropped the connection and {tries} tries to carry on failed: {last}")]
-    GaveUp { tries: u32, last: Box<PgError> },
-    /// The session holding the run's advisory lock ended: another runner may hold the lock now.
-    #[error(
-        "the run's advisory lock is no longer held (the database session that held it ended, so \
-         another runner may take it): stopped before the next write; run again to finish"
-    )]
-    LockLost,
-    #[error(
-        "the database's schema is version {found}, newer than this build's {SCHEMA_VERSION}; upgrade contactsync"
-    )]
-    SchemaTooNew { found: i32 },
-}
 
 /// Which rows of a shared database are one pipeline location's: every table is keyed by the
 /// pipeline's name and the GHL location id.
@@ -261,7 +223,10 @@ fn migrate(client: &mut Client) -> Result<(), PgError> {
         .and_then(|row| row.get(0));
     let found = found.unwrap_or(0);
     if found > SCHEMA_VERSION {
-        return Err(PgError::SchemaTooNew { found });
+        return Err(PgError::SchemaTooNew {
+            found,
+            build: SCHEMA_VERSION,
+        });
     }
     if found < 1 {
         tx.batch_execute(

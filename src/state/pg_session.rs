@@ -13,7 +13,7 @@
 //!
 //! Generic over the connection so the rules are tested without a server.
 
-use super::pg::PgError;
+use super::pg_error::PgError;
 use std::sync::Arc;
 use std::time::Duration;
 
