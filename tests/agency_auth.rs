@@ -681,27 +681,12 @@ async fn a_private_token_auth_takes_exactly_one_of_token_and_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_another_process_refreshed_is_read_back_not_refreshed_again() {
-    use contactsync::api::auth::GhlTokenManager;
-    use contactsync::api::retry::RetryPolicy;
-    use contactsync::config::HttpConfig;
     use contactsync::secret::Secret;
     let h = Harness::start_locations(2, options()).await;
     let info = h.sandbox.info.clone();
     let store = h.state_dir().join("tokens/ghl-company.json");
     // Two managers of one token file: two shard processes of one agency.
-    let manager = || {
-        GhlTokenManager::new(
-            &info.ghl_base_url,
-            &info.ghl_client_id,
-            &Secret::new(info.ghl_client_secret.clone()),
-            store.clone(),
-            std::time::Duration::from_secs(10),
-            RetryPolicy::from_config(&HttpConfig::default()),
-            system_clock(),
-        )
-        .expect("manager")
-        .for_company()
-    };
+    let manager = || company_grant_manager(&info, store.clone());
     let (first, second) = (manager(), manager());
     let granted = first
         .exchange_code(&Secret::new(info.ghl_company_auth_code.clone()))
@@ -838,8 +823,6 @@ async fn runners_on_two_machines_share_the_agency_grant_in_the_database_and_refr
 async fn two_holders_of_a_database_grant_refreshing_at_once_spend_its_refresh_token_once() {
     use contactsync::api::auth::GhlTokenManager;
     use contactsync::api::grant_store::GrantStore;
-    use contactsync::api::retry::RetryPolicy;
-    use contactsync::config::HttpConfig;
     use contactsync::secret::Secret;
     use contactsync::state::pg_grant::PgGrantTarget;
     let h = Harness::start_locations(2, options()).await;
@@ -852,19 +835,7 @@ async fn two_holders_of_a_database_grant_refreshing_at_once_spend_its_refresh_to
         pipeline: "agency".into(),
     }));
     // Two managers of one database row: two runners on two machines.
-    let manager = || {
-        GhlTokenManager::new(
-            &info.ghl_base_url,
-            &info.ghl_client_id,
-            &Secret::new(info.ghl_client_secret.clone()),
-            store.clone(),
-            std::time::Duration::from_secs(10),
-            RetryPolicy::from_config(&HttpConfig::default()),
-            system_clock(),
-        )
-        .expect("manager")
-        .for_company()
-    };
+    let manager = || company_grant_manager(&info, store.clone());
     let (first, second) = (manager(), manager());
     let granted = first
         .exchange_code(&Secret::new(info.ghl_company_auth_code.clone()))
@@ -904,4 +875,25 @@ async fn two_holders_of_a_database_grant_refreshing_at_once_spend_its_refresh_to
     assert_eq!(one.refresh_token.expose(), two.refresh_token.expose());
     let stored = store.read().await.expect("stored grant");
     assert_eq!(stored.refresh_token.expose(), one.refresh_token.expose());
+}
+
+/// A token manager of the sandbox agency's company grant kept in `store`: one per process (or
+/// machine) of the agency.
+fn company_grant_manager(
+    info: &contactsync::sandbox::ReadyInfo,
+    store: impl Into<contactsync::api::grant_store::GrantStore>,
+) -> contactsync::api::auth::GhlTokenManager {
+    contactsync::api::auth::GhlTokenManager::new(
+        &info.ghl_base_url,
+        &info.ghl_client_id,
+        &contactsync::secret::Secret::new(info.ghl_client_secret.clone()),
+        store,
+        std::time::Duration::from_secs(10),
+        contactsync::api::retry::RetryPolicy::from_config(
+            &contactsync::config::HttpConfig::default(),
+        ),
+        system_clock(),
+    )
+    .expect("manager")
+    .for_company()
 }

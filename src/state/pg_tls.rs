@@ -136,10 +136,13 @@ impl ConnectSpec {
         // libpq: `require` with a root certificate verifies as `verify-ca` does.
         let verifier: Arc<dyn ServerCertVerifier> = match (self.ssl_mode, &self.root_cert) {
             (SslMode::Disable | SslMode::Prefer, _) | (SslMode::Require, None) => {
-                Arc::new(EncryptOnly { provider })
+                Arc::new(NoHostCheck {
+                    roots: None,
+                    provider,
+                })
             }
-            (SslMode::Require | SslMode::VerifyCa, _) => Arc::new(TrustedChain {
-                roots: Arc::new(self.roots()?),
+            (SslMode::Require | SslMode::VerifyCa, _) => Arc::new(NoHostCheck {
+                roots: Some(Arc::new(self.roots()?)),
                 provider,
             }),
             (SslMode::VerifyFull, _) => {
@@ -186,69 +189,17 @@ impl ConnectSpec {
     }
 }
 
-/// `prefer` and `require`: the connection is encrypted, and the handshake's signatures are checked
-/// against the certificate the server sent, but nothing says who that server is (libpq's meaning).
+/// Every mode that does not compare the host name. Without `roots` (`prefer`, `require`) the
+/// connection is encrypted and the handshake's signatures are checked against the certificate the
+/// server sent, but nothing says who that server is (libpq's meaning); with them (`verify-ca`)
+/// the certificate must also chain to a trusted CA and be in date for server use.
 #[derive(Debug)]
-struct EncryptOnly {
+struct NoHostCheck {
+    roots: Option<Arc<RootCertStore>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// `verify-ca`: the certificate chains to a trusted CA (and is in date, for server use); the host
-/// name in it is not compared with the URL's.
-#[derive(Debug)]
-struct TrustedChain {
-    roots: Arc<RootCertStore>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for TrustedChain {
+impl ServerCertVerifier for NoHostCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -257,14 +208,16 @@ impl ServerCertVerifier for TrustedChain {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
