@@ -34,6 +34,16 @@ fn cluster_of(result: &DedupeResult, id: &str) -> String {
         .expect("assigned")
 }
 
+/// [`columns_table`] of rows built as owned strings.
+fn owned_rows_table<const N: usize>(names: &[&str], rows: &[[String; N]]) -> InputTable {
+    let borrowed: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
+        .collect();
+    let slices: Vec<&[&str]> = borrowed.iter().map(Vec::as_slice).collect();
+    columns_table(names, &slices)
+}
+
 fn columns_table(names: &[&str], rows: &[&[&str]]) -> InputTable {
     InputTable {
         ids: (0..rows.len()).map(|i| format!("r{i}")).collect(),
@@ -318,12 +328,7 @@ fn namesakes_crowding_a_name_only_rule_are_not_taken_for_duplicates() {
         }
         rows.push(row);
     }
-    let borrowed: Vec<Vec<&str>> = rows
-        .iter()
-        .map(|r| r.iter().map(String::as_str).collect())
-        .collect();
-    let slices: Vec<&[&str]> = borrowed.iter().map(Vec::as_slice).collect();
-    let result = dedupe(columns_table(&names, &slices));
+    let result = dedupe(owned_rows_table(&names, &rows));
     let person = |row: usize| if row < 120 { row / 2 } else { row - 60 };
     let mut members: HashMap<String, Vec<usize>> = HashMap::new();
     for (row, a) in result.assignments.iter().enumerate() {
@@ -438,12 +443,7 @@ fn cluster_sizes_are_counted_by_size() {
             format!("+1 415 555 {:04}", 100 + p),
         ]);
     }
-    let borrowed: Vec<Vec<&str>> = rows
-        .iter()
-        .map(|r| r.iter().map(String::as_str).collect())
-        .collect();
-    let slices: Vec<&[&str]> = borrowed.iter().map(Vec::as_slice).collect();
-    let result = dedupe(columns_table(&names, &slices));
+    let result = dedupe(owned_rows_table(&names, &rows));
     assert_eq!(result.metrics.largest_cluster, 3);
     assert_eq!(
         result.metrics.clusters_by_size,
@@ -501,12 +501,7 @@ fn namesakes_crowding_a_postcode_are_not_taken_for_duplicates() {
         }
         rows.push(row);
     }
-    let borrowed: Vec<Vec<&str>> = rows
-        .iter()
-        .map(|r| r.iter().map(String::as_str).collect())
-        .collect();
-    let slices: Vec<&[&str]> = borrowed.iter().map(Vec::as_slice).collect();
-    let result = dedupe(columns_table(&CONTACT_COLUMNS, &slices));
+    let result = dedupe(owned_rows_table(&CONTACT_COLUMNS, &rows));
     let mut members: HashMap<String, Vec<usize>> = HashMap::new();
     for (row, a) in result.assignments.iter().enumerate() {
         members.entry(a.cluster_id.clone()).or_default().push(row);

@@ -219,6 +219,16 @@ pub fn estimate_em(
     (m, u, lambda, done)
 }
 
+/// The natural-log likelihood ratio m/u of a pair with these levels (null levels say nothing).
+pub(super) fn log_ratio(m: &[Vec<f64>], u: &[Vec<f64>], levels: &[u8]) -> f64 {
+    levels
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| **l != NULL_LEVEL)
+        .map(|(f, &l)| (m[f][l as usize] / u[f][l as usize]).ln())
+        .sum()
+}
+
 /// The share of matches among candidate pairs, by EM with m and u held. `prior` is where a small
 /// sample is pulled (as `PRIOR_WEIGHT` pseudo-pairs): a rule that generated ten pairs says little
 /// about its own match share.
@@ -232,15 +242,7 @@ pub fn estimate_lambda(
     // Each pattern's log likelihood ratio does not change while lambda does.
     let ratios: Vec<(f64, f64)> = patterns
         .iter()
-        .map(|(levels, count)| {
-            let ratio = levels
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| **l != NULL_LEVEL)
-                .map(|(f, &l)| (m[f][l as usize] / u[f][l as usize]).ln())
-                .sum();
-            (ratio, *count)
-        })
+        .map(|(levels, count)| (log_ratio(m, u, levels), *count))
         .collect();
     let pairs: f64 = ratios.iter().map(|(_, n)| n).sum();
     let mut lambda: f64 = prior;

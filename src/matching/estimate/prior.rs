@@ -1,9 +1,9 @@
 //! Priors: the share of matches among a blocking rule's pairs, which falls with the size of the
 //! block a pair comes from, and how crowded blocks bound it.
 
-use super::em::PRIOR_WEIGHT;
+use super::em::{PRIOR_WEIGHT, log_ratio};
 use crate::matching::block::Blocking;
-use crate::matching::score::{NULL_LEVEL, probability};
+use crate::matching::score::probability;
 
 /// How far below their estimate under independence of names and place the pairs that share a
 /// rule's key by chance may be ([`crate::matching::block::Crowding`]), as a share of it.
@@ -27,12 +27,7 @@ pub fn estimate_block_prior(
     let terms: Vec<(f64, f64, f64)> = pairs
         .iter()
         .map(|(levels, rows, count)| {
-            let ratio = levels
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| **l != NULL_LEVEL)
-                .map(|(f, &l)| (m[f][l as usize] / u[f][l as usize]).ln())
-                .sum();
+            let ratio = log_ratio(m, u, levels);
             let offset = -((*rows).max(2) as f64 - 1.0).ln();
             (ratio, offset, *count)
         })
