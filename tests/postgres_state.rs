@@ -639,26 +639,8 @@ fn cut_connection_when(url: String, purpose: &'static str, threshold: i64) -> i6
             std::thread::sleep(Duration::from_millis(20));
         }
         let name = format!("contactsync {purpose}");
-        let ended = client
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                 WHERE application_name = $1 AND datname = current_database()",
-                &[&name],
-            )
-            .expect("terminate");
-        assert_eq!(ended.len(), 1, "one {name} session to end");
-        while client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE application_name = $1 AND datname = current_database()",
-                &[&name],
-            )
-            .expect("sessions")
-            .get::<_, i64>(0)
-            > 0
-        {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let ended = terminate_and_wait(&mut client, &name);
+        assert_eq!(ended, 1, "one {name} session to end");
         scalar(&mut client, BEGUN)
     })
     .join()
@@ -756,31 +738,38 @@ async fn a_lost_lock_session_stops_the_run_and_the_next_run_finishes_it() {
     assert!(differences.is_empty(), "{differences:?}");
 }
 
+/// Ends the sessions of this database with application name `name` and waits until they are
+/// gone; how many were ended.
+fn terminate_and_wait(client: &mut postgres::Client, name: &str) -> usize {
+    let ended = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND datname = current_database()",
+            &[&name],
+        )
+        .expect("terminate");
+    while client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE application_name = $1 AND datname = current_database()",
+            &[&name],
+        )
+        .expect("sessions")
+        .get::<_, i64>(0)
+        > 0
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ended.len()
+}
+
 /// Ends this database's sessions named `contactsync {purpose}` and waits until they are gone.
 fn end_sessions(db: &TestDatabase, purpose: &str) {
     let (url, name) = (db.url.clone(), format!("contactsync {purpose}"));
     std::thread::spawn(move || {
         let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-        let ended = client
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                 WHERE application_name = $1 AND datname = current_database()",
-                &[&name],
-            )
-            .expect("terminate");
-        assert!(!ended.is_empty(), "no {name} session");
-        while client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE application_name = $1 AND datname = current_database()",
-                &[&name],
-            )
-            .expect("sessions")
-            .get::<_, i64>(0)
-            > 0
-        {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let ended = terminate_and_wait(&mut client, &name);
+        assert!(ended > 0, "no {name} session");
     })
     .join()
     .expect("end sessions");
