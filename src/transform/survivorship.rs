@@ -245,6 +245,13 @@ pub fn add_predicted_fills(
     predicted: &[SnapshotContact],
     region: Region,
 ) {
+    // Survivors' updates by contact id: a table of a million contacts has thousands of them.
+    let mut update_of: HashMap<String, usize> = goldens
+        .updates
+        .iter()
+        .enumerate()
+        .filter_map(|(at, u)| Some((u.contact_id.clone()?, at)))
+        .collect();
     for (was, will) in original.iter().zip(predicted) {
         let filled: Vec<(ContactField, &str)> = golden_update_fields()
             .filter_map(|field| {
@@ -257,12 +264,8 @@ pub fn add_predicted_fills(
         if filled.is_empty() {
             continue;
         }
-        let at = match goldens
-            .updates
-            .iter()
-            .position(|u| u.contact_id.as_deref() == Some(will.id.as_str()))
-        {
-            Some(at) => at,
+        let at = match update_of.get(&will.id) {
+            Some(&at) => at,
             None => {
                 goldens.updates.push(DesiredContact {
                     contact_id: Some(will.id.clone()),
@@ -270,6 +273,7 @@ pub fn add_predicted_fills(
                         .into(),
                     ..DesiredContact::default()
                 });
+                update_of.insert(will.id.clone(), goldens.updates.len() - 1);
                 goldens.updates.len() - 1
             }
         };
