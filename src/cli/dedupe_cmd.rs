@@ -63,11 +63,13 @@ pub(super) async fn run(args: DedupeArgs) -> Result<ExitCode, CommandError> {
     }
     for (phase, seconds) in [
         ("reading", seconds_reading),
+        ("ordering", m.seconds_ordering),
         ("preparing", m.seconds_preparing),
         ("blocking", m.seconds_blocking),
         ("estimating", m.seconds_estimating),
         ("scoring", m.seconds_scoring),
         ("clustering", m.seconds_clustering),
+        ("finishing", m.seconds_finishing),
         ("writing", seconds_writing),
     ] {
         report

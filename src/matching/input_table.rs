@@ -3,6 +3,7 @@
 
 use super::encode::TextColumn;
 use crate::normalize;
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// A table to deduplicate: ids and the raw cells of every column the model may use.
@@ -26,21 +27,47 @@ impl InputTable {
         if self.ids.windows(2).all(|w| w[0] <= w[1]) {
             return None;
         }
-        let mut order: Vec<usize> = (0..self.ids.len()).collect();
-        order.sort_by(|&a, &b| self.ids[a].cmp(&self.ids[b]).then(a.cmp(&b)));
-        Some(order)
+        // Sorted by each id's first eight bytes first: at ten million rows, following every
+        // comparison to two strings elsewhere in memory made the sort take seconds. Big-endian
+        // bytes, zero-padded, order as the strings do; equal prefixes compare the whole ids, and
+        // the position breaks ties, so an unstable (and parallel) sort gives one order.
+        let prefix = |id: &str| {
+            let mut bytes = [0u8; 8];
+            let n = id.len().min(8);
+            bytes[..n].copy_from_slice(&id.as_bytes()[..n]);
+            u64::from_be_bytes(bytes)
+        };
+        let mut keys: Vec<(u64, usize)> = self
+            .ids
+            .par_iter()
+            .enumerate()
+            .map(|(row, id)| (prefix(id), row))
+            .collect();
+        keys.par_sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| self.ids[a.1].cmp(&self.ids[b.1]))
+                .then(a.1.cmp(&b.1))
+        });
+        Some(keys.into_iter().map(|(_, row)| row).collect())
     }
 
     /// The table with its rows in `order` (row `k` of the result is row `order[k]` of this one).
-    pub fn permuted(&self, order: &[usize]) -> InputTable {
-        InputTable {
-            ids: order.iter().map(|&r| self.ids[r].clone()).collect(),
-            columns: self
-                .columns
-                .iter()
-                .map(|(name, cells)| (name.clone(), order.iter().map(|&r| cells.get(r)).collect()))
-                .collect(),
-        }
+    /// Ids are moved, not copied, and columns are rebuilt side by side: at ten million rows a
+    /// copy of every id and a row-at-a-time rebuild took longer than scoring.
+    pub fn into_permuted(mut self, order: &[usize]) -> InputTable {
+        let ids = order
+            .iter()
+            .map(|&r| std::mem::take(&mut self.ids[r]))
+            .collect();
+        let columns = self
+            .columns
+            .into_par_iter()
+            .map(|(name, cells)| {
+                let sorted = cells.select(order);
+                (name, sorted)
+            })
+            .collect();
+        InputTable { ids, columns }
     }
 
     /// Splits a whole name typed into the `first` column of a row whose `last` column is empty
@@ -78,5 +105,51 @@ impl InputTable {
         self.columns.insert(first.to_string(), new_firsts);
         self.columns.insert(last.to_string(), new_lasts);
         splits.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(ids: &[&str]) -> InputTable {
+        InputTable {
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            columns: HashMap::from([(
+                "name".to_string(),
+                ids.iter().map(|id| Some(format!("cell {id}"))).collect(),
+            )]),
+        }
+    }
+
+    /// The order is the ids' own, whatever their prefixes: ids sharing eight bytes, ids shorter
+    /// than eight, one a prefix of another, and bytes past ASCII.
+    #[test]
+    fn rows_are_put_in_id_order_and_carry_their_cells() {
+        let ids = [
+            "contact-0010",
+            "contact-0002",
+            "b",
+            "contact-",
+            "contact",
+            "ab",
+            "ä-1",
+            "a",
+            "contact-0001",
+            "contact-00010",
+        ];
+        let input = table(&ids);
+        let order = input.canonical_order().expect("not in order");
+        let mut expected: Vec<&str> = ids.to_vec();
+        expected.sort();
+        let sorted = input.into_permuted(&order);
+        assert_eq!(sorted.ids, expected);
+        for (row, id) in sorted.ids.iter().enumerate() {
+            assert_eq!(
+                sorted.columns["name"].get(row),
+                Some(format!("cell {id}").as_str())
+            );
+        }
+        assert_eq!(sorted.canonical_order(), None, "already in order");
     }
 }

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod cluster_guard;
 pub mod compare;
 pub mod dedupe;
+pub mod earlier_decisions;
 pub mod encode;
 pub mod estimate;
 pub mod input_table;

@@ -12,6 +12,7 @@
 use super::block::{Blocking, RawColumn};
 use super::cluster::Split;
 use super::cluster_guard;
+use super::earlier_decisions::EarlierDecisions;
 use super::encode::Dictionary;
 use super::estimate;
 use super::model::MatchModel;
@@ -21,7 +22,7 @@ use super::score::{
 use rayon::prelude::*;
 use rlibphonenumber::enums::Region;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 pub use super::input_table::InputTable;
@@ -67,11 +68,17 @@ pub struct DedupeMetrics {
     pub splits: u64,
     /// Merges the strangers guard refused (`stranger_fields` all differ).
     pub refused_strangers: u64,
+    /// Pairs decided against their score by an earlier run's decision (`run_remembering`).
+    pub decisions_held: u64,
+    /// Splitting full names and putting the rows in id order.
+    pub seconds_ordering: f64,
     pub seconds_preparing: f64,
     pub seconds_blocking: f64,
     pub seconds_estimating: f64,
     pub seconds_scoring: f64,
     pub seconds_clustering: f64,
+    /// Handing the assignments back in the caller's row order.
+    pub seconds_finishing: f64,
     pub scored_pairs_per_second: f64,
 }
 
@@ -86,6 +93,9 @@ pub struct DedupeResult {
     pub table: PreparedTable,
     /// Row of each id (for reading pairs back).
     pub ids: Vec<String>,
+    /// Pairs (rows, smaller first) an earlier decision decided against their score: accepted
+    /// below the threshold, or rejected above it.
+    pub held: HashSet<(u32, u32)>,
 }
 
 pub use super::prepare::prepare_table;
@@ -132,17 +142,32 @@ struct ScoringOutput {
     accepted: Vec<(u32, u32, f64)>,
     kept: Vec<ScoredPair>,
     per_rule: Vec<u64>,
+    /// Pairs an earlier decision decided against their score.
+    held: Vec<(u32, u32)>,
 }
 
 /// Runs the whole model over a table. The table is taken because the model may rewrite cells for
 /// matching (a full name typed into the first-name field is split); the outputs carry only ids.
 pub fn run(
     model: &MatchModel,
-    mut input: InputTable,
+    input: InputTable,
     region: Region,
     seed: u64,
     keep: KeepPairs,
 ) -> anyhow::Result<DedupeResult> {
+    run_remembering(model, input, region, seed, keep, None)
+}
+
+/// [`run`], with an earlier run's decisions held for unchanged pairs near the threshold.
+pub fn run_remembering(
+    model: &MatchModel,
+    mut input: InputTable,
+    region: Region,
+    seed: u64,
+    keep: KeepPairs,
+    earlier: Option<&EarlierDecisions>,
+) -> anyhow::Result<DedupeResult> {
+    let ordering = Instant::now();
     if model.split_full_names
         && let Some([first, last]) = &model.swappable
     {
@@ -159,17 +184,15 @@ pub fn run(
     // and an API's page order changes from night to night.
     let input_order = input.canonical_order();
     let owned_input = match &input_order {
-        Some(order) => {
-            let sorted = input.permuted(order);
-            drop(input); // one copy of the table through the run, not two
-            sorted
-        }
+        Some(order) => input.into_permuted(order),
         None => input,
     };
+    let seconds_ordering = ordering.elapsed().as_secs_f64();
     let input = &owned_input;
     let rows = input.rows();
     let mut metrics = DedupeMetrics {
         rows: rows as u64,
+        seconds_ordering,
         ..DedupeMetrics::default()
     };
     let started = Instant::now();
@@ -203,11 +226,14 @@ pub fn run(
         KeepPairs::AtLeast(p) => p.min(model.threshold),
         KeepPairs::Nothing => model.threshold,
     };
+    let threshold_weight = score::log2_odds(model.threshold);
     let floor = if needed <= 0.0 {
         f64::NEG_INFINITY
     } else {
         score::log2_odds(needed) - 1e-6
     };
+    // A pair an earlier decision may hold is scored in full down to the margin.
+    let floor = earlier.map_or(floor, |e| floor.min(threshold_weight - e.margin_bits()));
     let scored = runs
         .par_iter()
         .flat_map_iter(|run| &blocking.blocks[run.clone()])
@@ -235,7 +261,19 @@ pub fn run(
                     }
                     let weight = scorer.weight_in_rule(block.rule, rows, i, &levels);
                     let probability = score::probability(weight);
-                    if probability >= model.threshold {
+                    let scored_in = probability >= model.threshold;
+                    let held = earlier.and_then(|e| {
+                        e.kept(
+                            &input.ids[i as usize],
+                            &input.ids[j as usize],
+                            weight,
+                            threshold_weight,
+                        )
+                    });
+                    if held.is_some_and(|h| h != scored_in) {
+                        out.held.push((i.min(j), i.max(j)));
+                    }
+                    if held.unwrap_or(scored_in) {
                         out.accepted.push((i, j, probability));
                     }
                     if let KeepPairs::AtLeast(floor) = keep
@@ -268,6 +306,7 @@ pub fn run(
                 for (x, y) in a.per_rule.iter_mut().zip(b.per_rule) {
                     *x += y;
                 }
+                a.held.extend(b.held);
                 a
             },
         );
@@ -275,7 +314,9 @@ pub fn run(
         mut accepted,
         kept: mut pairs,
         per_rule,
+        held,
     } = scored;
+    metrics.decisions_held = held.len() as u64;
     pairs.par_sort_unstable_by_key(|p| (p.left, p.right));
     metrics.candidate_pairs = per_rule.iter().sum();
     metrics.pairs_per_rule = blocking
@@ -319,26 +360,28 @@ pub fn run(
         .filter(|(_, n)| *n > 0)
         .map(|((name, _), n)| (name.to_string(), n))
         .collect();
-    let mut assignments: Vec<Assignment> = (0..rows)
+    // Assignments go back in the caller's row order; pairs and `ids` stay in the matcher's.
+    let started = Instant::now();
+    let matcher_row: Vec<usize> = match &input_order {
+        Some(order) => {
+            let mut inverse = vec![0; rows];
+            for (k, &r) in order.iter().enumerate() {
+                inverse[r] = k;
+            }
+            inverse
+        }
+        None => (0..rows).collect(),
+    };
+    let assignments: Vec<Assignment> = matcher_row
         .into_par_iter()
-        .map(|r| Assignment {
-            id: input.ids[r].clone(),
-            cluster_id: input.ids[clusters.cluster_of[r] as usize].clone(),
-            match_probability: clusters.best_probability[r],
+        .map(|k| Assignment {
+            id: input.ids[k].clone(),
+            cluster_id: input.ids[clusters.cluster_of[k] as usize].clone(),
+            match_probability: clusters.best_probability[k],
         })
         .collect();
-    // Assignments go back in the caller's row order; pairs and `ids` stay in the matcher's.
-    if let Some(order) = &input_order {
-        let mut in_input_order = vec![None; rows];
-        for (k, a) in assignments.into_iter().enumerate() {
-            in_input_order[order[k]] = Some(a);
-        }
-        assignments = in_input_order
-            .into_iter()
-            .map(|a| a.expect("a permutation covers every row"))
-            .collect();
-    }
     drop(raw);
+    metrics.seconds_finishing = started.elapsed().as_secs_f64();
     let InputTable { ids, .. } = owned_input;
     Ok(DedupeResult {
         assignments,
@@ -348,6 +391,7 @@ pub fn run(
         metrics,
         table,
         ids,
+        held: held.into_iter().collect(),
     })
 }
 

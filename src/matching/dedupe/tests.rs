@@ -620,3 +620,85 @@ fn shuffled_rows_keep_their_clusters_and_get_assignments_in_their_own_order() {
     let expected: Vec<String> = shuffled.iter().map(|i| format!("p{i:05}")).collect();
     assert_eq!(ids, expected.iter().map(String::as_str).collect::<Vec<_>>());
 }
+
+/// An earlier run's decision holds a pair of unchanged records near the threshold against its
+/// score, and `held` names the pair; once one record changed, the score decides again.
+#[test]
+fn an_earlier_decision_holds_an_unchanged_borderline_pair() {
+    let rows = [
+        ["Maria", "Garcia", "", "", "Austin", "78701"],
+        ["Maria", "Garcia", "", "", "Austin", "78702"],
+        [
+            "John",
+            "Smith",
+            "john@example.com",
+            "5125550100",
+            "Austin",
+            "78701",
+        ],
+        [
+            "Ann",
+            "Lee",
+            "ann@example.com",
+            "5125550111",
+            "Dallas",
+            "75201",
+        ],
+        [
+            "Tom",
+            "Hart",
+            "tom@example.com",
+            "5125550122",
+            "Houston",
+            "77002",
+        ],
+    ];
+    let model = contacts_model();
+    let region = normalize::region("US");
+    let scored = run(&model, table(&rows), region, 42, KeepPairs::AtLeast(0.0)).expect("dedupe");
+    let pair = scored
+        .pairs
+        .iter()
+        .find(|p| scored.ids[p.left as usize] == "r0" && scored.ids[p.right as usize] == "r1")
+        .expect("the two Maria Garcias are a candidate pair");
+    let accepted_by_score = pair.probability >= model.threshold;
+    let threshold_weight = score::log2_odds(model.threshold);
+    // A band just wide enough to hold the pair wherever the score put it.
+    let margin = (pair.weight - threshold_weight).abs() + 0.5;
+    let earlier_accepted: Vec<(String, String)> = if accepted_by_score {
+        Vec::new()
+    } else {
+        vec![("r1".into(), "r0".into())]
+    };
+    let remember = |unchanged: &[&str]| {
+        let earlier = EarlierDecisions::new(
+            margin,
+            earlier_accepted.clone(),
+            unchanged.iter().map(|s| s.to_string()).collect(),
+        );
+        run_remembering(
+            &model,
+            table(&rows),
+            region,
+            42,
+            KeepPairs::Nothing,
+            Some(&earlier),
+        )
+        .expect("dedupe")
+    };
+    let held = remember(&["r0", "r1", "r2", "r3", "r4"]);
+    assert_eq!(
+        cluster_of(&held, "r0") == cluster_of(&held, "r1"),
+        !accepted_by_score,
+        "the earlier decision holds"
+    );
+    assert_eq!(held.metrics.decisions_held, 1);
+    assert_eq!(held.held.len(), 1);
+    let changed = remember(&["r0", "r2", "r3", "r4"]);
+    assert_eq!(
+        cluster_of(&changed, "r0") == cluster_of(&changed, "r1"),
+        accepted_by_score,
+        "r1 changed: the score decides"
+    );
+    assert_eq!(changed.metrics.decisions_held, 0);
+}
