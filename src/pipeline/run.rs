@@ -88,6 +88,9 @@ pub(super) async fn run_after_extract(
         .insert("duplicate_clusters".into(), summary.duplicate_clusters);
     report
         .counts
+        .insert("held_decisions".into(), summary.held_decisions);
+    report
+        .counts
         .insert("messages_fired".into(), summary.messages_fired);
     report
         .counts

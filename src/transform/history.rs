@@ -4,7 +4,7 @@
 use super::triggers::PreviousState;
 use crate::clock::Clock;
 use crate::snapshot::contact::{SnapshotContact, SnapshotCustomField};
-use crate::snapshot::contract::transform_outputs::CLUSTERS_FILE;
+use crate::snapshot::contract::transform_outputs::{CLUSTERS_FILE, PAIRS_FILE};
 use crate::snapshot::desired::read_rows;
 use crate::snapshot::phone::digits;
 use crate::snapshot::run::RunDir;
@@ -121,6 +121,31 @@ pub fn previous_survivors(run: &RunDir) -> anyhow::Result<HashSet<String>> {
         .filter(|r| r.id != r.survivor_id)
         .map(|r| r.survivor_id)
         .collect())
+}
+
+/// What the latest earlier run with a finished transform decided about pairs: the pairs it
+/// accepted, and the contacts it read them from.
+pub struct EarlierPairs {
+    pub accepted: Vec<(String, String)>,
+    pub contacts: HashMap<String, SnapshotContact>,
+}
+
+/// The decisions of the latest earlier run whose transform finished; `None` on a first run, or
+/// when that run left no pairs file or no contacts (a run written before pairs were kept).
+pub fn previous_decisions(run: &RunDir) -> anyhow::Result<Option<EarlierPairs>> {
+    let Some(previous) = run.previous_transformed()? else {
+        return Ok(None);
+    };
+    let pairs = previous.transform_dir().join(PAIRS_FILE);
+    let contacts = previous.extract_dir().join("ghl/contacts.parquet");
+    if !pairs.exists() || !contacts.exists() {
+        return Ok(None);
+    }
+    let contacts: Vec<SnapshotContact> = read_rows(&contacts)?;
+    Ok(Some(EarlierPairs {
+        accepted: crate::matching::io::read_accepted_pairs(&pairs)?,
+        contacts: contacts.into_iter().map(|c| (c.id.clone(), c)).collect(),
+    }))
 }
 
 /// The run's date (UTC), from its manifest's finish time (the clock's date when it has none); the

@@ -2,8 +2,10 @@
 //! on the contacts as the merge will leave them until the clusters agree with the next run's.
 
 use super::golden::SurvivorshipConfig;
-use super::survivorship::{after_merge, cluster_members, pick_survivors};
+use super::history::EarlierPairs;
+use super::survivorship::{after_merge, cluster_members, pick_survivors, same_data};
 use crate::matching::dedupe::{self, DedupeResult, InputTable};
+use crate::matching::earlier_decisions::EarlierDecisions;
 use crate::matching::encode::TextColumn;
 use crate::matching::model::MatchModel;
 use crate::normalize::Region;
@@ -36,16 +38,19 @@ const MAX_PREDICTION_ROUNDS: usize = 4;
 /// them, those already chosen first; otherwise a cluster grown by a round could elect a new
 /// survivor whose values undo the match that grew it, and rounds would swing between two
 /// partitions. `by_data_time` are the contacts dated by their last change of data
-/// (survivorship reads it), `previous_survivors` the survivors of the last run.
+/// (survivorship reads it), `previous_survivors` the survivors of the last run, `earlier` its
+/// pair decisions: a borderline pair of records unchanged since keeps its decision
+/// ([`DECISION_MARGIN_BITS`]).
 pub fn cluster_contacts(
     contacts: &[SnapshotContact],
     by_data_time: &[SnapshotContact],
     previous_survivors: &HashSet<String>,
+    earlier: Option<&EarlierPairs>,
     model: &MatchModel,
     survivorship: &SurvivorshipConfig,
     region: Region,
 ) -> anyhow::Result<Clustered> {
-    let mut result = dedupe_contacts(contacts, model, region)?;
+    let mut result = dedupe_contacts(contacts, earlier, model, region)?;
     let mut table = by_data_time.to_vec();
     let mut preferred = previous_survivors.clone();
     for round in 1..=MAX_PREDICTION_ROUNDS {
@@ -57,7 +62,7 @@ pub fn cluster_contacts(
                 .map(|(_, survivor)| survivor),
         );
         let next_table = after_merge(&table, &result, survivorship, region, &preferred);
-        let next = dedupe_contacts(&next_table, model, region)?;
+        let next = dedupe_contacts(&next_table, earlier, model, region)?;
         let (now, predicted) = (partition(&result), partition(&next));
         let moved = now.iter().zip(&predicted).filter(|(a, b)| a != b).count();
         tracing::debug!(round, moved, "dedupe prediction round");
@@ -81,12 +86,29 @@ pub fn cluster_contacts(
     })
 }
 
-/// The contact table in the dedupe's column names.
+/// How far (in bits of match weight) a pair of unchanged records may score from the threshold and
+/// keep the last run's decision. A night's re-estimated weights move a field by a tenth of a bit
+/// or so (a postcode agreement went from 3.91 to 3.98 bits when the first run's creates changed
+/// the table); half a bit is the band p 0.86–0.93 around a 0.9 threshold. A pair whose records
+/// change, or whose score moves past the band, is decided afresh.
+pub const DECISION_MARGIN_BITS: f64 = 0.5;
+
+/// The contact table in the dedupe's column names, deduplicated; borderline pairs of records
+/// unchanged since `earlier` keep its decisions.
 fn dedupe_contacts(
     contacts: &[SnapshotContact],
+    earlier: Option<&EarlierPairs>,
     model: &MatchModel,
     region: Region,
 ) -> anyhow::Result<DedupeResult> {
+    let decisions = earlier.map(|e| {
+        let unchanged = contacts
+            .iter()
+            .filter(|c| e.contacts.get(&c.id).is_some_and(|p| same_data(c, p)))
+            .map(|c| c.id.clone())
+            .collect();
+        EarlierDecisions::new(DECISION_MARGIN_BITS, e.accepted.iter().cloned(), unchanged)
+    });
     let col = |f: fn(&SnapshotContact) -> &Option<String>| -> TextColumn {
         contacts.iter().map(|c| f(c).as_deref()).collect()
     };
@@ -106,12 +128,13 @@ fn dedupe_contacts(
     };
     // pairs.parquet holds the pairs worth reading (accepted, and rejected ones with some evidence
     // for them), not every candidate pair.
-    dedupe::run(
+    dedupe::run_remembering(
         model,
         table,
         region,
         42,
         dedupe::KeepPairs::AtLeast(PAIRS_MIN_PROBABILITY),
+        decisions.as_ref(),
     )
 }
 

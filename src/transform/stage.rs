@@ -12,8 +12,8 @@ use crate::clock::Clock;
 use crate::matching::model::MatchModel;
 use crate::normalize;
 use crate::snapshot::contract::transform_outputs::{
-    CLUSTERS_FILE, ClusterRow, GOLDEN_FILE, LINKS_FILE, LinkRow, NORMALIZED_FILE, SUMMARY_FILE,
-    clusters_schema, golden_schema, links_schema, normalized_schema,
+    CLUSTERS_FILE, ClusterRow, GOLDEN_FILE, LINKS_FILE, LinkRow, NORMALIZED_FILE, PAIRS_FILE,
+    SUMMARY_FILE, clusters_schema, golden_schema, links_schema, normalized_schema,
 };
 use crate::snapshot::desired::{
     DESIRED_TASKS_FILE, desired_blocked_schema, desired_contacts_schema, desired_messages_schema,
@@ -49,6 +49,7 @@ pub fn run_transform(
         blocked,
     } = Inputs::read(&run.extract_dir())?;
     let previous_survivors = history::previous_survivors(run)?;
+    let previous_decisions = history::previous_decisions(run)?;
     let previous_contacts = history::previous_snapshot(run)?;
     let previous = history::previous_state(run)?;
     let previous_blocked = history::previous_blocked(run)?;
@@ -77,12 +78,14 @@ pub fn run_transform(
         &contacts,
         &by_data_time,
         &previous_survivors,
+        previous_decisions.as_ref(),
         model,
         &config.survivorship,
         region,
     )?;
     summary.candidate_pairs = result.metrics.candidate_pairs;
-    crate::matching::io::write_pairs(&result, model.threshold, &out.join("pairs.parquet"))?;
+    summary.held_decisions = result.metrics.decisions_held;
+    crate::matching::io::write_pairs(&result, model.threshold, &out.join(PAIRS_FILE))?;
 
     // Survive: one survivor per cluster, and the golden record of each cluster with duplicates.
     let members = survivorship::cluster_members(&result);

@@ -143,15 +143,20 @@ pub fn with_data_times(
         .map(|c| {
             let mut c = c.clone();
             if let Some(p) = previous.get(&c.id)
-                && ContactField::ALL
-                    .iter()
-                    .all(|f| c.field(f.name()) == p.field(f.name()))
+                && same_data(&c, p)
             {
                 c.date_updated = p.date_updated.clone();
             }
             c
         })
         .collect()
+}
+
+/// True when two versions of a contact hold the same data (tags, DND and dates aside).
+pub fn same_data(a: &SnapshotContact, b: &SnapshotContact) -> bool {
+    ContactField::ALL
+        .iter()
+        .all(|f| a.field(f.name()) == b.field(f.name()))
 }
 
 /// The golden fields an update gives a survivor: those an update can write, but never email or

@@ -6,7 +6,7 @@ use crate::snapshot::contract::ledger::LedgerReader;
 use crate::snapshot::contract::plan::{Plan, read_plan};
 use crate::snapshot::contract::transform_outputs::{
     CLUSTERS_FILE, ClusterRow, GOLDEN_FILE, GoldenRecord, LINKS_FILE, LinkRow, NORMALIZED_FILE,
-    NormalizedRow, SUMMARY_FILE,
+    NormalizedRow, PAIRS_FILE, SUMMARY_FILE,
 };
 use crate::snapshot::desired::read_rows;
 use crate::snapshot::phone::digits;
@@ -56,7 +56,7 @@ impl RunInputs {
             links: read_rows(&transform.join(LINKS_FILE))?,
             clusters: read_rows(&transform.join(CLUSTERS_FILE))?,
             goldens: read_rows(&transform.join(GOLDEN_FILE))?,
-            pairs: read_pairs(&transform.join("pairs.parquet"))?,
+            pairs: read_pairs(&transform.join(PAIRS_FILE))?,
             plan: read_plan(&run.load_dir(), &run.id).ok(),
             ledger,
         })

@@ -447,11 +447,12 @@ pub fn write_pairs(result: &DedupeResult, threshold: f64, path: &Path) -> anyhow
                 })
                 .collect::<Vec<_>>(),
         ),
+        // The decision clustering read: the score's, unless an earlier run's decision held it.
         Column::new(
             "accepted".into(),
             pairs
                 .iter()
-                .map(|p| p.probability >= threshold)
+                .map(|p| (p.probability >= threshold) != result.held.contains(&(p.left, p.right)))
                 .collect::<Vec<_>>(),
         ),
     ];
@@ -474,6 +475,31 @@ pub fn write_pairs(result: &DedupeResult, threshold: f64, path: &Path) -> anyhow
     }
     let frame = DataFrame::new_infer_height(columns)?;
     write_frame(frame, path)
+}
+
+/// The pairs a `pairs.parquet` says were accepted, as (id_l, id_r).
+pub fn read_accepted_pairs(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let frame = ParquetReader::new(file)
+        .with_columns(Some(vec!["id_l".into(), "id_r".into(), "accepted".into()]))
+        .finish()
+        .with_context(|| format!("reading Parquet {}", path.display()))?;
+    let column = |name: &str| {
+        frame
+            .column(name)
+            .with_context(|| format!("{}: no column {name}", path.display()))
+    };
+    let (left, right) = (column("id_l")?.str()?, column("id_r")?.str()?);
+    let accepted = column("accepted")?.bool()?;
+    Ok(left
+        .iter()
+        .zip(right.iter())
+        .zip(accepted.iter())
+        .filter_map(|((l, r), a)| match (l, r, a) {
+            (Some(l), Some(r), Some(true)) => Some((l.to_string(), r.to_string())),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Writes quarantined rows next to `out`: `<out stem>.quarantine.csv`.

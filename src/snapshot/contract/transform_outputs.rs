@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 /// `transform/clusters.parquet`: each contact's duplicate cluster and its survivor.
 pub const CLUSTERS_FILE: &str = "clusters.parquet";
+/// `transform/pairs.parquet`: scored pairs worth reading, with each one's decision (`accepted`)
+/// and the weight every field gave it; the next run holds borderline decisions from it.
+pub const PAIRS_FILE: &str = "pairs.parquet";
 /// `transform/normalized.parquet`: the contact table as the matcher compared it.
 pub const NORMALIZED_FILE: &str = "normalized.parquet";
 /// `transform/golden.parquet`: the merged record of each cluster with duplicates.
@@ -215,6 +218,9 @@ pub struct TransformSummary {
     pub numbers_to_block: u64,
     pub lead_candidates: u64,
     pub candidate_pairs: u64,
+    /// Borderline pairs of unchanged records that kept the last run's decision against their
+    /// score this run.
+    pub held_decisions: u64,
     pub golden_updates: u64,
     pub field_conflicts: u64,
     pub new_contacts: u64,
