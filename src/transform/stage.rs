@@ -60,7 +60,7 @@ pub fn run_transform(
     };
 
     // Normalise: the table as the matcher compares it; later steps read numbers from it.
-    let normalized = normalize::contact_rows(&contacts, region);
+    let mut normalized = normalize::contact_rows(&contacts, region);
     // One BulkSMS account for many locations: only this location's share of the messages.
     let messages = match AgencyRouting::read(&run.extract_dir())? {
         Some(routing) => routing.keep(messages, &normalized),
@@ -70,6 +70,9 @@ pub fn run_transform(
     // Block, score and cluster. Survivorship reads when each record's data last changed, not
     // when anything on it did.
     let by_data_time = survivorship::with_data_times(&contacts, &previous_contacts);
+    for (row, dated) in normalized.iter_mut().zip(&by_data_time) {
+        row.data_updated = dated.date_updated.clone();
+    }
     let merge::Clustered {
         result,
         predicted,
@@ -145,9 +148,17 @@ pub fn run_transform(
             contacts: &acted_contacts,
         },
     );
+    let holders = desired_state::NumberHolders::new(
+        &contacts,
+        &normalized,
+        &goldens.updates,
+        previous.as_ref().map(|_| &acted_contacts),
+        region,
+    );
     let desired = desired_state::desired_state(
         &contacts,
         &normalized,
+        &holders,
         &links,
         &opted_out_now,
         &blocked,
@@ -223,7 +234,7 @@ pub fn run_transform(
 
     // Write the desired state, then the summary that marks the stage done.
     write_rows(
-        &out.join("desired_contacts.parquet"),
+        &out.join(crate::snapshot::desired::DESIRED_CONTACTS_FILE),
         &desired_contacts_schema(),
         &desired.contacts,
     )?;
