@@ -481,7 +481,7 @@ pub fn plan_migration(
     std::fs::create_dir_all(transform_dir)
         .with_context(|| format!("creating {}", transform_dir.display()))?;
     write_rows(
-        &transform_dir.join("desired_contacts.parquet"),
+        &transform_dir.join(crate::snapshot::desired::DESIRED_CONTACTS_FILE),
         &desired_contacts_schema(),
         &desired,
     )?;

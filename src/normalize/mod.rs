@@ -40,6 +40,8 @@ pub fn contact_rows(contacts: &[SnapshotContact], region: Region) -> Vec<Normali
                 city: fold(&c.city),
                 postal_code: c.postal_code.as_deref().map(|p| p.trim().to_uppercase()),
                 country: c.country.as_deref().map(|p| p.trim().to_uppercase()),
+                // Set by the transform, which knows the previous run's data times.
+                data_updated: None,
             }
         })
         .collect()

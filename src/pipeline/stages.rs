@@ -124,8 +124,9 @@ pub fn plan_run(
     let _stage = stage_span(config, "plan").entered();
     let transform = run.transform_dir();
     let extract = run.extract_dir();
-    let desired_contacts = read_rows(&transform.join("desired_contacts.parquet"))
-        .context("reading the desired state (run `contactsync transform` first)")?;
+    let desired_contacts =
+        read_rows(&transform.join(crate::snapshot::desired::DESIRED_CONTACTS_FILE))
+            .context("reading the desired state (run `contactsync transform` first)")?;
     let desired_messages = read_rows(&transform.join("desired_messages.parquet"))?;
     let desired_notes = read_rows(&transform.join("desired_notes.parquet"))?;
     let desired_blocked = read_rows(&transform.join("desired_blocked.parquet"))?;

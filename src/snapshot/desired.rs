@@ -29,6 +29,9 @@ fn list(name: &str) -> Field {
 }
 
 /// `transform/desired_contacts.parquet`: one row per GHL contact to create or change.
+pub const DESIRED_CONTACTS_FILE: &str = "desired_contacts.parquet";
+
+/// `transform/desired_contacts.parquet`: one row per GHL contact to create or change.
 pub fn desired_contacts_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
@@ -247,10 +250,34 @@ pub fn write_rows<T: Serialize>(
 
 /// Reads every row of a Parquet file into `T` (through JSON, so nested lists map naturally).
 pub fn read_rows<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<Vec<T>> {
+    read_rows_of(path, None)
+}
+
+/// [`read_rows`] of only the named columns (those the file has): a million-row table converts
+/// what `T` reads, not every column.
+pub fn read_columns<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    columns: &[&str],
+) -> anyhow::Result<Vec<T>> {
+    read_rows_of(path, Some(columns))
+}
+
+fn read_rows_of<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    columns: Option<&[&str]>,
+) -> anyhow::Result<Vec<T>> {
     use anyhow::Context;
     let mut out = Vec::new();
     for batch in super::parts::read_batches(path)? {
-        let batch = batch?;
+        let mut batch = batch?;
+        if let Some(columns) = columns {
+            let schema = batch.schema();
+            let kept: Vec<usize> = columns
+                .iter()
+                .filter_map(|c| schema.index_of(c).ok())
+                .collect();
+            batch = batch.project(&kept)?;
+        }
         let mut writer = arrow::json::ArrayWriter::new(Vec::new());
         writer.write(&batch)?;
         writer.finish()?;

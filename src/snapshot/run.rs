@@ -103,9 +103,14 @@ impl RunDir {
         self.previous(|r| r.extract_manifest().is_some())
     }
 
-    /// The newest earlier run whose transform finished (it wrote `transform/clusters.parquet`).
+    /// The newest earlier run whose transform finished: it wrote `transform/summary.json`, its
+    /// last file (a run killed mid-transform leaves some outputs and not others).
     pub fn previous_transformed(&self) -> std::io::Result<Option<RunDir>> {
-        self.previous(|r| r.transform_dir().join("clusters.parquet").exists())
+        self.previous(|r| {
+            r.transform_dir()
+                .join(super::contract::transform_outputs::SUMMARY_FILE)
+                .exists()
+        })
     }
 
     /// The newest earlier run that acted on the events it saw: its extract finished and its plan

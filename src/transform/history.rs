@@ -4,8 +4,9 @@
 use super::triggers::PreviousState;
 use crate::clock::Clock;
 use crate::snapshot::contact::{SnapshotContact, SnapshotCustomField};
-use crate::snapshot::contract::transform_outputs::{CLUSTERS_FILE, PAIRS_FILE};
-use crate::snapshot::desired::read_rows;
+use crate::snapshot::contract::ContactField;
+use crate::snapshot::contract::transform_outputs::{CLUSTERS_FILE, NORMALIZED_FILE, PAIRS_FILE};
+use crate::snapshot::desired::{DESIRED_CONTACTS_FILE, DesiredContact, read_columns, read_rows};
 use crate::snapshot::phone::digits;
 use crate::snapshot::run::RunDir;
 use crate::snapshot::schema::BlockedNumberRow;
@@ -94,14 +95,66 @@ pub fn previous_blocked(run: &RunDir) -> anyhow::Result<Option<HashSet<String>>>
     Ok(Some(rows.iter().map(|b| digits(&b.phone_number)).collect()))
 }
 
-/// The contacts of the latest earlier run with a finished extract, by id (empty on a first run).
-pub fn previous_snapshot(run: &RunDir) -> anyhow::Result<HashMap<String, SnapshotContact>> {
-    let Some(previous) = run.previous_extracted()? else {
-        return Ok(HashMap::new());
+/// The contacts the latest earlier run with a finished transform read, as survivorship dates
+/// them: when their data last changed.
+#[derive(Debug, Default)]
+pub struct PreviousContacts {
+    /// As that run read them, by id, each dated by its data time as that run worked it out: its
+    /// raw `dateUpdated` would carry the bump of our writes of the night before, and a bump
+    /// undone one night would come back the next.
+    pub read: HashMap<String, SnapshotContact>,
+    /// The contacts that run gave golden values, as those values leave them: data that changed
+    /// only by our own fill is not a change by a person, and keeps its time.
+    pub filled: HashMap<String, SnapshotContact>,
+}
+
+/// [`PreviousContacts`] of the latest earlier run with a finished transform (empty on a first
+/// run).
+pub fn previous_snapshot(run: &RunDir) -> anyhow::Result<PreviousContacts> {
+    #[derive(Deserialize)]
+    struct DataTime {
+        id: String,
+        data_updated: Option<String>,
+    }
+    let Some(previous) = run.previous_transformed()? else {
+        return Ok(PreviousContacts::default());
     };
     let contacts: Vec<SnapshotContact> =
         read_rows(&previous.extract_dir().join("ghl/contacts.parquet"))?;
-    Ok(contacts.into_iter().map(|c| (c.id.clone(), c)).collect())
+    let times: HashMap<String, String> = read_columns::<DataTime>(
+        &previous.transform_dir().join(NORMALIZED_FILE),
+        &["id", "data_updated"],
+    )?
+    .into_iter()
+    .filter_map(|t| Some((t.id, t.data_updated?)))
+    .collect();
+    let read: HashMap<String, SnapshotContact> = contacts
+        .into_iter()
+        .map(|mut c| {
+            if let Some(time) = times.get(&c.id) {
+                c.date_updated = Some(time.clone());
+            }
+            (c.id.clone(), c)
+        })
+        .collect();
+    let desired: Vec<DesiredContact> =
+        read_rows(&previous.transform_dir().join(DESIRED_CONTACTS_FILE))?;
+    let filled = desired
+        .iter()
+        .filter(|d| d.duplicate_of.is_none())
+        .filter_map(|d| {
+            let mut c = read.get(d.contact_id.as_deref()?)?.clone();
+            let mut changed = false;
+            for field in ContactField::ALL {
+                if let Some(value) = field.of_desired(d) {
+                    *field.of_contact_mut(&mut c) = Some(value.clone());
+                    changed = true;
+                }
+            }
+            changed.then(|| (c.id.clone(), c))
+        })
+        .collect();
+    Ok(PreviousContacts { read, filled })
 }
 
 /// The contacts that survived a duplicate cluster in the latest earlier run whose transform

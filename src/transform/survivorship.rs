@@ -4,6 +4,7 @@
 //! written.
 
 use super::golden::{self, GoldenRecord, SurvivorshipConfig};
+use super::history::PreviousContacts;
 use crate::matching::dedupe::DedupeResult;
 use crate::normalize::Region;
 use crate::snapshot::contact::SnapshotContact;
@@ -78,13 +79,11 @@ fn golden_member(c: &SnapshotContact) -> golden::Member {
     golden::Member {
         id: c.id.clone(),
         source: c.source.clone(),
-        // A record we marked as a duplicate is stale by definition: its values only fill fields
-        // nobody else has, whatever its (bumped) update time says.
-        date_updated: if is_marked(c) {
-            None
-        } else {
-            c.date_updated.clone()
-        },
+        // A duplicate's own time counts, as any member's: `with_data_times` has already undone
+        // the bump our tag gave it. Ignoring marked records' times made golden values depend on
+        // how far a load got: a load that tagged the duplicate but stopped before filling the
+        // survivor left the survivor's older value to win the next night.
+        date_updated: c.date_updated.clone(),
         values: ContactField::GOLDEN
             .into_iter()
             .map(|f| (f.name(), f.of_contact(c).clone()))
@@ -94,7 +93,8 @@ fn golden_member(c: &SnapshotContact) -> golden::Member {
 
 /// The contacts as the next run will read them once this run's merge is written: survivors hold
 /// their golden values (all but email and phone, which are never moved, and the company, which an
-/// update cannot write) and are the most recently updated, duplicates carry the duplicate tag.
+/// update cannot write) and keep their data times (the next run reads our fill as no change of
+/// data), duplicates carry the duplicate tag.
 pub fn after_merge(
     contacts: &[SnapshotContact],
     result: &DedupeResult,
@@ -116,12 +116,12 @@ pub fn after_merge(
                 // Only what an update writes (not the company, which `PUT /contacts/{id}`
                 // cannot change), and never email or phone, so the next run sees what load
                 // leaves.
+                // Its time stays: the next run reads our fill as no change of data.
                 for field in golden_update_fields() {
                     if let Some(v) = record.get(field.name()) {
                         *field.of_contact_mut(c) = Some(v.to_string());
                     }
                 }
-                c.date_updated = Some("9999-12-31T00:00:00Z".into());
             } else if !is_marked(c) {
                 c.tags.push(DUPLICATE_TAG.to_string());
             }
@@ -131,19 +131,21 @@ pub fn after_merge(
 }
 
 /// The contacts with `date_updated` set to when their data last changed: a contact whose data
-/// fields equal the previous snapshot's keeps the previous `dateUpdated`. GHL moves `dateUpdated`
-/// on any write, our own tags and DND included, so without this a load that stopped halfway would
-/// make the records it happened to tag look freshest and flip the next run's golden values.
+/// fields equal the previous snapshot's, or what the previous run's golden fill made of them,
+/// keeps the previous data time. GHL moves `dateUpdated` on any write, our own tags, DND and fills
+/// included, so without this the records a load happened to write last would look freshest and
+/// flip the next run's golden values, and which ones those are depends on how far a load got.
 pub fn with_data_times(
     contacts: &[SnapshotContact],
-    previous: &HashMap<String, SnapshotContact>,
+    previous: &PreviousContacts,
 ) -> Vec<SnapshotContact> {
     contacts
         .iter()
         .map(|c| {
             let mut c = c.clone();
-            if let Some(p) = previous.get(&c.id)
-                && same_data(&c, p)
+            if let Some(p) = previous.read.get(&c.id)
+                && (same_data(&c, p)
+                    || previous.filled.get(&c.id).is_some_and(|f| same_data(&c, f)))
             {
                 c.date_updated = p.date_updated.clone();
             }
@@ -321,10 +323,53 @@ mod tests {
         assert_eq!(pick_survivors(&contacts, &members, &previous)["c"], "la");
     }
 
+    /// Issue 18, item 15: a load that tagged the duplicate "James" and stopped before filling the
+    /// survivor "Jsmes" plans the same fill the next night as a load that finished would have.
+    #[test]
+    fn a_half_applied_merge_gets_the_same_golden_values_the_next_night() {
+        let mut survivor = contact("jsmes", "2026-01-10T09:00:00Z");
+        survivor.first_name = Some("Jsmes".into());
+        let mut duplicate = contact("james", "2026-06-01T09:00:00Z");
+        duplicate.first_name = Some("James".into());
+        let members = BTreeMap::from([("c", vec![0, 1])]);
+        let survivor_of = HashMap::from([("c", "jsmes")]);
+        let fills = |contacts: &[SnapshotContact]| -> Vec<Option<String>> {
+            golden_records(
+                contacts,
+                &members,
+                &survivor_of,
+                &SurvivorshipConfig::default(),
+                crate::normalize::region("US"),
+            )
+            .updates
+            .into_iter()
+            .map(|u| u.first_name)
+            .collect()
+        };
+        let first_night = vec![survivor.clone(), duplicate.clone()];
+        assert_eq!(fills(&first_night), vec![Some("James".to_string())]);
+        // The load tagged the duplicate (GHL moved its dateUpdated) and stopped.
+        let previous = PreviousContacts {
+            read: HashMap::from([
+                ("jsmes".to_string(), survivor.clone()),
+                ("james".to_string(), duplicate.clone()),
+            ]),
+            filled: HashMap::new(),
+        };
+        let mut tagged = duplicate;
+        tagged.tags.push(DUPLICATE_TAG.to_string());
+        tagged.date_updated = Some("2026-12-06T23:10:00Z".into());
+        let next_night = with_data_times(&[survivor, tagged], &previous);
+        assert_eq!(fills(&next_night), vec![Some("James".to_string())]);
+    }
+
     #[test]
     fn only_a_change_of_data_makes_a_record_more_recent() {
         let before = contact("chicago", "2026-11-24T09:00:00Z");
-        let previous = HashMap::from([("chicago".to_string(), before.clone())]);
+        let previous = PreviousContacts {
+            read: HashMap::from([("chicago".to_string(), before.clone())]),
+            filled: HashMap::new(),
+        };
         // Tagged since (by us): same data, newer dateUpdated → the data's time stands.
         let mut tagged = contact("chicago", "2026-11-25T09:05:00Z");
         tagged.tags.push("sms:opted-out".into());

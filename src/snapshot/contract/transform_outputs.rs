@@ -91,6 +91,10 @@ pub struct NormalizedRow {
     pub city: Option<String>,
     pub postal_code: Option<String>,
     pub country: Option<String>,
+    /// When the contact's data last changed: its `dateUpdated`, with the bumps of our own writes
+    /// (tags, DND, duplicate marks) undone. The next run's survivorship starts from it, so a bump
+    /// undone once stays undone. `None` in files written before it was kept.
+    pub data_updated: Option<String>,
 }
 
 pub fn normalized_schema() -> Arc<Schema> {
@@ -108,6 +112,7 @@ pub fn normalized_schema() -> Arc<Schema> {
         s("city"),
         s("postal_code"),
         s("country"),
+        s("data_updated"),
     ]))
 }
 
