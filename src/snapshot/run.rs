@@ -177,6 +177,8 @@ pub fn unfinished_extract(state_dir: &Path) -> std::io::Result<Option<RunDir>> {
 mod tests {
     use super::*;
 
+    use crate::snapshot::contract::transform_outputs::SUMMARY_FILE;
+
     fn run(state: &Path, id: &str) -> RunDir {
         let path = runs_dir(state).join(id);
         std::fs::create_dir_all(&path).expect("run dir");
@@ -197,11 +199,15 @@ mod tests {
         let state = dir.path();
         let transformed = run(state, "20260101T000000Z-0001");
         touch(transformed.transform_dir().join("clusters.parquet"));
+        touch(transformed.transform_dir().join(SUMMARY_FILE));
         let acted = run(state, "20260102T000000Z-0002");
         touch(acted.load_dir().join(PLAN_FILE));
         let refused = run(state, "20260103T000000Z-0003");
         touch(refused.load_dir().join(PLAN_FILE));
         touch(refused.load_dir().join(REFUSED_FILE));
+        // Killed mid-transform: some outputs, not the summary written last.
+        let half = run(state, "20260103T120000Z-0006");
+        touch(half.transform_dir().join("clusters.parquet"));
         let current = run(state, "20260104T000000Z-0004");
         touch(current.transform_dir().join("clusters.parquet"));
         let later = run(state, "20260105T000000Z-0005");
