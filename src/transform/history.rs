@@ -177,28 +177,23 @@ pub fn previous_survivors(run: &RunDir) -> anyhow::Result<HashSet<String>> {
 }
 
 /// What the latest earlier run with a finished transform decided about pairs: the pairs it
-/// accepted, and the contacts it read them from.
-pub struct EarlierPairs {
+/// accepted, and the contacts it read them from ([`PreviousContacts::read`] of the same run).
+pub struct EarlierPairs<'a> {
     pub accepted: Vec<(String, String)>,
-    pub contacts: HashMap<String, SnapshotContact>,
+    pub contacts: &'a HashMap<String, SnapshotContact>,
 }
 
-/// The decisions of the latest earlier run whose transform finished; `None` on a first run, or
-/// when that run left no pairs file or no contacts (a run written before pairs were kept).
-pub fn previous_decisions(run: &RunDir) -> anyhow::Result<Option<EarlierPairs>> {
+/// The pairs the latest earlier run whose transform finished accepted; `None` on a first run, or
+/// when that run left no pairs file (written before pairs were kept).
+pub fn previous_accepted_pairs(run: &RunDir) -> anyhow::Result<Option<Vec<(String, String)>>> {
     let Some(previous) = run.previous_transformed()? else {
         return Ok(None);
     };
     let pairs = previous.transform_dir().join(PAIRS_FILE);
-    let contacts = previous.extract_dir().join("ghl/contacts.parquet");
-    if !pairs.exists() || !contacts.exists() {
+    if !pairs.exists() {
         return Ok(None);
     }
-    let contacts: Vec<SnapshotContact> = read_rows(&contacts)?;
-    Ok(Some(EarlierPairs {
-        accepted: crate::matching::io::read_accepted_pairs(&pairs)?,
-        contacts: contacts.into_iter().map(|c| (c.id.clone(), c)).collect(),
-    }))
+    Ok(Some(crate::matching::io::read_accepted_pairs(&pairs)?))
 }
 
 /// The run's date (UTC), from its manifest's finish time (the clock's date when it has none); the

@@ -45,7 +45,7 @@ pub fn cluster_contacts(
     contacts: &[SnapshotContact],
     by_data_time: &[SnapshotContact],
     previous_survivors: &HashSet<String>,
-    earlier: Option<&EarlierPairs>,
+    earlier: Option<&EarlierPairs<'_>>,
     model: &MatchModel,
     survivorship: &SurvivorshipConfig,
     region: Region,
@@ -97,7 +97,7 @@ pub const DECISION_MARGIN_BITS: f64 = 0.5;
 /// unchanged since `earlier` keep its decisions.
 fn dedupe_contacts(
     contacts: &[SnapshotContact],
-    earlier: Option<&EarlierPairs>,
+    earlier: Option<&EarlierPairs<'_>>,
     model: &MatchModel,
     region: Region,
 ) -> anyhow::Result<DedupeResult> {

@@ -49,7 +49,7 @@ pub fn run_transform(
         blocked,
     } = Inputs::read(&run.extract_dir())?;
     let previous_survivors = history::previous_survivors(run)?;
-    let previous_decisions = history::previous_decisions(run)?;
+    let previous_accepted = history::previous_accepted_pairs(run)?;
     let previous_contacts = history::previous_snapshot(run)?;
     let previous = history::previous_state(run)?;
     let previous_blocked = history::previous_blocked(run)?;
@@ -70,6 +70,10 @@ pub fn run_transform(
     // Block, score and cluster. Survivorship reads when each record's data last changed, not
     // when anything on it did.
     let by_data_time = survivorship::with_data_times(&contacts, &previous_contacts);
+    let previous_decisions = previous_accepted.map(|accepted| history::EarlierPairs {
+        accepted,
+        contacts: &previous_contacts.read,
+    });
     for (row, dated) in normalized.iter_mut().zip(&by_data_time) {
         row.data_updated = dated.date_updated.clone();
     }
