@@ -681,21 +681,11 @@ async fn a_private_token_auth_takes_exactly_one_of_token_and_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_another_process_refreshed_is_read_back_not_refreshed_again() {
-    use contactsync::secret::Secret;
     let h = Harness::start_locations(2, options()).await;
     let info = h.sandbox.info.clone();
     let store = h.state_dir().join("tokens/ghl-company.json");
     // Two managers of one token file: two shard processes of one agency.
-    let manager = || company_grant_manager(&info, store.clone());
-    let (first, second) = (manager(), manager());
-    let granted = first
-        .exchange_code(&Secret::new(info.ghl_company_auth_code.clone()))
-        .await
-        .expect("company grant");
-    assert_eq!(
-        second.access_token().await.expect("read").expose(),
-        granted.access_token.expose()
-    );
+    let (first, second, granted) = two_runners_of_one_grant(&info, store).await;
     // Both see the token refused; the first refreshes (spending the refresh token both hold).
     first
         .refresh_if_current(granted.access_token.expose())
@@ -835,17 +825,7 @@ async fn two_holders_of_a_database_grant_refreshing_at_once_spend_its_refresh_to
         pipeline: "agency".into(),
     }));
     // Two managers of one database row: two runners on two machines.
-    let manager = || company_grant_manager(&info, store.clone());
-    let (first, second) = (manager(), manager());
-    let granted = first
-        .exchange_code(&Secret::new(info.ghl_company_auth_code.clone()))
-        .await
-        .expect("company grant");
-    assert_eq!(
-        second.access_token().await.expect("read").expose(),
-        granted.access_token.expose(),
-        "the second reads the grant the first stored"
-    );
+    let (first, second, granted) = two_runners_of_one_grant(&info, store.clone()).await;
     // Both see the token refused at once while a third runner holds the grant's lock: neither
     // refreshes before it is released; then one refreshes and the other, reading the row again
     // under the lock, uses that rotation (the sandbox refuses a spent refresh token, as GHL does).
@@ -879,6 +859,32 @@ async fn two_holders_of_a_database_grant_refreshing_at_once_spend_its_refresh_to
 
 /// A token manager of the sandbox agency's company grant kept in `store`: one per process (or
 /// machine) of the agency.
+/// Two company-grant managers over one store (two runners of one agency), after the first has
+/// exchanged the company's code: the second must read back the grant the first stored.
+async fn two_runners_of_one_grant(
+    info: &contactsync::sandbox::ReadyInfo,
+    store: impl Into<contactsync::api::grant_store::GrantStore> + Clone,
+) -> (
+    contactsync::api::auth::GhlTokenManager,
+    contactsync::api::auth::GhlTokenManager,
+    contactsync::api::auth::StoredTokens,
+) {
+    let manager = || company_grant_manager(info, store.clone());
+    let (first, second) = (manager(), manager());
+    let granted = first
+        .exchange_code(&contactsync::secret::Secret::new(
+            info.ghl_company_auth_code.clone(),
+        ))
+        .await
+        .expect("company grant");
+    assert_eq!(
+        second.access_token().await.expect("read").expose(),
+        granted.access_token.expose(),
+        "the second reads the grant the first stored"
+    );
+    (first, second, granted)
+}
+
 fn company_grant_manager(
     info: &contactsync::sandbox::ReadyInfo,
     store: impl Into<contactsync::api::grant_store::GrantStore>,
