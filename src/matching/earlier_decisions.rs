@@ -7,33 +7,47 @@
 
 use std::collections::HashSet;
 
-/// The decisions of one earlier run, and which records still hold the data it decided on.
+/// The pairs an earlier run accepted, each as (smaller id, larger id). Any other pair of
+/// unchanged records was rejected: it scored lower, or was not a candidate at all.
 #[derive(Debug, Clone, Default)]
-pub struct EarlierDecisions {
+pub struct AcceptedPairs(HashSet<(String, String)>);
+
+impl AcceptedPairs {
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        AcceptedPairs(
+            pairs
+                .into_iter()
+                .map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
+                .collect(),
+        )
+    }
+
+    fn contains(&self, left: &str, right: &str) -> bool {
+        let (a, b) = if left <= right {
+            (left, right)
+        } else {
+            (right, left)
+        };
+        // Few pairs lie in the band, so an owned key per lookup costs little.
+        self.0.contains(&(a.to_string(), b.to_string()))
+    }
+}
+
+/// The decisions of one earlier run, and which records still hold the data it decided on. The
+/// accepted pairs are borrowed: a run matches several predicted tables against one earlier run.
+#[derive(Debug, Clone)]
+pub struct EarlierDecisions<'a> {
     margin_bits: f64,
-    /// Pairs the earlier run accepted, each as (smaller id, larger id). Any other pair of
-    /// unchanged records was rejected: it scored lower, or was not a candidate at all.
-    accepted: HashSet<(String, String)>,
+    accepted: &'a AcceptedPairs,
     /// Records whose data equals what the earlier run read.
     unchanged: HashSet<String>,
 }
 
-fn ordered<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
-    if a <= b { (a, b) } else { (b, a) }
-}
-
-impl EarlierDecisions {
-    pub fn new(
-        margin_bits: f64,
-        accepted: impl IntoIterator<Item = (String, String)>,
-        unchanged: HashSet<String>,
-    ) -> Self {
+impl<'a> EarlierDecisions<'a> {
+    pub fn new(margin_bits: f64, accepted: &'a AcceptedPairs, unchanged: HashSet<String>) -> Self {
         EarlierDecisions {
             margin_bits,
-            accepted: accepted
-                .into_iter()
-                .map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
-                .collect(),
+            accepted,
             unchanged,
         }
     }
@@ -59,9 +73,7 @@ impl EarlierDecisions {
         {
             return None;
         }
-        let (a, b) = ordered(left, right);
-        // Few pairs lie in the band, so an owned key per lookup costs little.
-        Some(self.accepted.contains(&(a.to_string(), b.to_string())))
+        Some(self.accepted.contains(left, right))
     }
 }
 
@@ -69,17 +81,22 @@ impl EarlierDecisions {
 mod tests {
     use super::*;
 
-    fn decisions() -> EarlierDecisions {
+    fn decisions(accepted: &AcceptedPairs) -> EarlierDecisions<'_> {
         EarlierDecisions::new(
             0.5,
-            [("b".to_string(), "a".to_string())],
+            accepted,
             ["a", "b", "c"].into_iter().map(String::from).collect(),
         )
     }
 
+    fn b_and_a() -> AcceptedPairs {
+        AcceptedPairs::new([("b".to_string(), "a".to_string())])
+    }
+
     #[test]
     fn unchanged_pairs_near_the_threshold_keep_the_earlier_decision() {
-        let d = decisions();
+        let accepted = b_and_a();
+        let d = decisions(&accepted);
         // Accepted before, now just under the threshold: still accepted, in either order.
         assert_eq!(d.kept("a", "b", 2.9, 3.17), Some(true));
         assert_eq!(d.kept("b", "a", 3.3, 3.17), Some(true));
@@ -89,7 +106,8 @@ mod tests {
 
     #[test]
     fn changed_records_and_clear_scores_are_decided_afresh() {
-        let d = decisions();
+        let accepted = b_and_a();
+        let d = decisions(&accepted);
         assert_eq!(d.kept("a", "z", 3.2, 3.17), None, "z changed");
         assert_eq!(d.kept("a", "c", 3.8, 3.17), None, "past the margin");
         assert_eq!(d.kept("a", "b", 2.6, 3.17), None, "past the margin below");

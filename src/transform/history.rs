@@ -3,6 +3,7 @@
 
 use super::triggers::PreviousState;
 use crate::clock::Clock;
+use crate::matching::earlier_decisions::AcceptedPairs;
 use crate::snapshot::contact::{SnapshotContact, SnapshotCustomField};
 use crate::snapshot::contract::ContactField;
 use crate::snapshot::contract::transform_outputs::{CLUSTERS_FILE, NORMALIZED_FILE, PAIRS_FILE};
@@ -179,13 +180,13 @@ pub fn previous_survivors(run: &RunDir) -> anyhow::Result<HashSet<String>> {
 /// What the latest earlier run with a finished transform decided about pairs: the pairs it
 /// accepted, and the contacts it read them from ([`PreviousContacts::read`] of the same run).
 pub struct EarlierPairs<'a> {
-    pub accepted: Vec<(String, String)>,
+    pub accepted: AcceptedPairs,
     pub contacts: &'a HashMap<String, SnapshotContact>,
 }
 
 /// The pairs the latest earlier run whose transform finished accepted; `None` on a first run, or
 /// when that run left no pairs file (written before pairs were kept).
-pub fn previous_accepted_pairs(run: &RunDir) -> anyhow::Result<Option<Vec<(String, String)>>> {
+pub fn previous_accepted_pairs(run: &RunDir) -> anyhow::Result<Option<AcceptedPairs>> {
     let Some(previous) = run.previous_transformed()? else {
         return Ok(None);
     };
@@ -193,7 +194,9 @@ pub fn previous_accepted_pairs(run: &RunDir) -> anyhow::Result<Option<Vec<(Strin
     if !pairs.exists() {
         return Ok(None);
     }
-    Ok(Some(crate::matching::io::read_accepted_pairs(&pairs)?))
+    Ok(Some(AcceptedPairs::new(
+        crate::matching::io::read_accepted_pairs(&pairs)?,
+    )))
 }
 
 /// The run's date (UTC), from its manifest's finish time (the clock's date when it has none); the

@@ -107,7 +107,7 @@ fn dedupe_contacts(
             .filter(|c| e.contacts.get(&c.id).is_some_and(|p| same_data(c, p)))
             .map(|c| c.id.clone())
             .collect();
-        EarlierDecisions::new(DECISION_MARGIN_BITS, e.accepted.iter().cloned(), unchanged)
+        EarlierDecisions::new(DECISION_MARGIN_BITS, &e.accepted, unchanged)
     });
     let col = |f: fn(&SnapshotContact) -> &Option<String>| -> TextColumn {
         contacts.iter().map(|c| f(c).as_deref()).collect()

@@ -165,7 +165,7 @@ pub fn run_remembering(
     region: Region,
     seed: u64,
     keep: KeepPairs,
-    earlier: Option<&EarlierDecisions>,
+    earlier: Option<&EarlierDecisions<'_>>,
 ) -> anyhow::Result<DedupeResult> {
     let ordering = Instant::now();
     if model.split_full_names

@@ -2,6 +2,7 @@
 //! Over 600 lines because each case writes its small table out in full, beside its assertions.
 
 use super::*;
+use crate::matching::earlier_decisions::AcceptedPairs;
 use crate::normalize;
 
 fn contacts_model() -> MatchModel {
@@ -665,15 +666,15 @@ fn an_earlier_decision_holds_an_unchanged_borderline_pair() {
     let threshold_weight = score::log2_odds(model.threshold);
     // A band just wide enough to hold the pair wherever the score put it.
     let margin = (pair.weight - threshold_weight).abs() + 0.5;
-    let earlier_accepted: Vec<(String, String)> = if accepted_by_score {
+    let earlier_accepted = AcceptedPairs::new(if accepted_by_score {
         Vec::new()
     } else {
-        vec![("r1".into(), "r0".into())]
-    };
+        vec![("r1".to_string(), "r0".to_string())]
+    });
     let remember = |unchanged: &[&str]| {
         let earlier = EarlierDecisions::new(
             margin,
-            earlier_accepted.clone(),
+            &earlier_accepted,
             unchanged.iter().map(|s| s.to_string()).collect(),
         );
         run_remembering(
