@@ -408,3 +408,23 @@ async fn the_sandbox_authorization_page_refuses_what_ghl_would() {
         .expect("answer");
     assert_eq!(wrong.status(), 400);
 }
+
+/// A lost grant (its refresh token spent by a process killed before it stored the new one) is
+/// restored as in GHL: install the app again for a new code, and `auth ghl --code` it. The sandbox
+/// gives the new code at `POST /_sandbox/ghl/reinstall`; like every code it works once.
+#[tokio::test]
+async fn a_code_from_installing_again_restores_a_lost_grant_once() {
+    let h = Harness::start(SandboxOptions {
+        contacts: 5,
+        messages: 0,
+        rate_limit: false,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let reinstalled = h.control_post("ghl/reinstall", Value::Null).await;
+    let code = reinstalled["auth_code"].as_str().expect("a code");
+    h.run_ok(&["auth", "ghl", "--code", code, "--json"]).await;
+    h.run_ok(&["extract", "--json"]).await;
+    let again = h.run(&["auth", "ghl", "--code", code, "--json"]).await;
+    assert_ne!(again.status.code(), Some(0), "a code works once");
+}

@@ -430,12 +430,31 @@ pub fn router(emu: Arc<GhlEmulator>) -> Router {
 pub fn control_router(emu: Arc<GhlEmulator>) -> Router {
     Router::new()
         .route("/credentials", get(credentials_route))
+        .route("/reinstall", post(reinstall_route))
         .route("/locations", get(locations_route))
         .route(
             "/contacts/{contact_id}/type",
             post(contacts::set_type_as_a_user),
         )
         .with_state(emu)
+}
+
+/// `POST /_sandbox/ghl/reinstall`: a new single-use authorization code for the sandbox location,
+/// as installing the app again gives in GHL. An operator needs one when a grant is lost (a
+/// process killed after GHL rotated the refresh token but before the new one was stored).
+async fn reinstall_route(State(emu): State<App>) -> Response {
+    let code = {
+        let mut auth = emu.auth.lock().expect("auth state");
+        // Unique among the codes waiting: a reused name belongs to a code already exchanged.
+        let code = format!("reinstall-{}", auth.code_count());
+        auth.add_code(
+            &code,
+            &[auth::READ, auth::WRITE],
+            Approver::Location(emu.credentials.location_id.clone()),
+        );
+        code
+    };
+    Json(json!({ "auth_code": code })).into_response()
 }
 
 async fn credentials_route(State(emu): State<App>) -> Response {
