@@ -175,6 +175,39 @@ fn a_rule_missing_a_column_is_skipped() {
 }
 
 #[test]
+fn a_rule_skipped_between_two_others_leaves_each_pair_generated_once() {
+    let mut m = model(false);
+    let rule = m.blocking[0].clone();
+    m.blocking = ["last_name:exact", "postal_code", "first_name:exact"]
+        .iter()
+        .enumerate()
+        .map(|(k, key)| {
+            let mut r = rule.clone();
+            r.name = format!("rule{k}");
+            r.keys = vec![key.to_string()];
+            r
+        })
+        .collect();
+    let t = input(
+        &["Ann", "Ann", "Ann", "Bob", "Bob"],
+        &["Lee", "Lee", "Kim", "Kim", "Day"],
+    );
+    let blocking = blocking_of(&m, &t);
+    assert_eq!(blocking.rule_names(), ["rule0", "rule2"]);
+    let mut got = Vec::new();
+    for b in &blocking.blocks {
+        blocking.for_each_pair(b, |i, j| got.push((i.min(j), i.max(j), b.rule)));
+    }
+    got.sort_unstable();
+    // Surnames bring 0-1 and 2-3; first names bring 0-1 again (an earlier rule's, so not
+    // twice), 0-2, 1-2 and 3-4.
+    assert_eq!(
+        got,
+        vec![(0, 1, 0), (0, 2, 1), (1, 2, 1), (2, 3, 0), (3, 4, 1)]
+    );
+}
+
+#[test]
 fn an_oversized_block_is_compared_by_sorted_neighbourhood_not_dropped() {
     let mut m = model(false);
     m.blocking[0].keys = vec!["last_name:exact".into()];

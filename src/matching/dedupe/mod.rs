@@ -325,6 +325,10 @@ pub fn run_remembering(
         .cloned()
         .zip(per_rule)
         .collect();
+    // Blocks and row slots are the largest thing alive (1.4 GB at 10 M rows) and nothing after
+    // scoring reads them: clustering and the assignments reuse their memory instead of taking
+    // fresh pages from the system.
+    drop(blocking);
     metrics.seconds_scoring = started.elapsed().as_secs_f64();
     metrics.scored_pairs_per_second =
         metrics.candidate_pairs as f64 / metrics.seconds_scoring.max(1e-9);
