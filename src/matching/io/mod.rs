@@ -4,7 +4,7 @@
 use super::dedupe::{DedupeResult, InputTable};
 use super::encode::TextColumn;
 use super::model::MatchModel;
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use polars::prelude::{
     Column, CsvReadOptions, CsvWriter, DataFrame, DataType, ParquetCompression, ParquetReader,
     ParquetWriter, SerReader, SerWriter, df,
@@ -305,9 +305,16 @@ fn read_csv_columns(
         if let Some(rows) = &mut file_rows {
             rows.push(data_row);
         }
-        for (column, (i, _)) in columns.iter_mut().zip(&picked) {
+        for (column, (i, name)) in columns.iter_mut().zip(&picked) {
             // Checked above: every picked cell of this record is UTF-8.
-            column.push(std::str::from_utf8(&record[*i]).ok());
+            let cell = std::str::from_utf8(&record[*i]).ok();
+            ensure!(
+                column.fits(cell),
+                "{}: column {name} holds more than {} bytes of text by line {line}; split the file",
+                path.display(),
+                TextColumn::MAX_BYTES
+            );
+            column.push(cell);
         }
     }
     Ok(ReadColumns {
@@ -338,6 +345,12 @@ fn frame_columns(
             .str()
             .with_context(|| format!("{}: column {name} as text", path.display()))?;
         let bytes = strings.iter().map(|v| v.map_or(0, str::len)).sum::<usize>();
+        ensure!(
+            bytes <= TextColumn::MAX_BYTES,
+            "{}: column {name} holds {bytes} bytes of text, more than {}; split the file",
+            path.display(),
+            TextColumn::MAX_BYTES
+        );
         let mut column = TextColumn::with_capacity(strings.len(), bytes);
         for v in strings.iter() {
             column.push(v);
