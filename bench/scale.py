@@ -13,7 +13,8 @@ Generators (each writes a table and its truth once per size, under bench-output/
 - `crowded`: bench/crowded.py (Zipf names in six cities: namesakes crowd every town).
 
 Per generator and size: `--repeat` runs (default 3) of `contactsync dedupe --json` under GNU time
-(the median wall seconds, the largest peak RSS, the median run's phase times),
+(the median wall seconds, the largest peak RSS, the median run's phase times and its user and
+system CPU seconds),
 then pairwise precision, recall and F1 of the clusters against the truth, the number of
 candidate and accepted pairs and the largest cluster. Results go to bench-output/scale.jsonl and,
 as one table, bench-output/scale.md. Needs duckdb (pip install duckdb) and a built binary
@@ -184,7 +185,7 @@ def run(generator, size, binary, model, repeat):
     times of the median run."""
     d = generate(generator, size, binary)
     subprocess.run(["cat", str(d / "data.csv")], stdout=subprocess.DEVNULL, check=True)
-    cmd = ["/usr/bin/time", "-f", "%e %M", "-o", str(d / "time.txt"), binary, "dedupe", "--input",
+    cmd = ["/usr/bin/time", "-f", "%e %M %U %S", "-o", str(d / "time.txt"), binary, "dedupe", "--input",
            str(d / "data.csv"), "--out", str(d / "clusters.parquet"), "--json"]
     if model:
         cmd += ["--model", model]
@@ -192,13 +193,17 @@ def run(generator, size, binary, model, repeat):
     for _ in range(repeat):
         with open(d / "report.json", "w") as out, open(d / "stderr.log", "w") as err:
             code = subprocess.run(cmd, stdout=out, stderr=err).returncode
-        wall, rss_kb = open(d / "time.txt").read().split()[-2:]
+        wall, rss_kb, user, system = open(d / "time.txt").read().split()[-4:]
         report = json.loads(open(d / "report.json").read().strip().splitlines()[-1])
-        runs.append((float(wall), int(rss_kb), code, report.get("counts", {})))
+        runs.append((float(wall), int(rss_kb), code, report.get("counts", {}),
+                     float(user), float(system)))
     walls = sorted(r[0] for r in runs)
-    wall, _, code, counts = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+    wall, _, code, counts, user, system = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
     result = {"generator": generator, "size": size, "exit": max(r[2] for r in runs),
               "wall_seconds": wall, "wall_seconds_all": walls,
+              # CPU of the median run: system time is mostly the kernel handing out and zeroing
+              # fresh pages, which a virtual machine can make cost far more than in proportion.
+              "user_seconds": user, "system_seconds": system,
               "peak_rss_mib": round(max(r[1] for r in runs) / 1024), **accuracy(d),
               "candidate_pairs": counts.get("candidate_pairs"),
               "accepted_pairs": counts.get("accepted_pairs"),
