@@ -5,7 +5,6 @@
 use super::cluster;
 use super::compare;
 use super::encode::{Dictionary, NULL_CODE};
-use super::input_table::InputTable;
 use super::model::{FieldKind, MatchModel};
 use super::score::{self, LevelCache, Levels, MAX_FIELDS, NULL_LEVEL, PreparedTable, Scorer};
 use crate::normalize;
@@ -19,7 +18,6 @@ pub const STRANGERS: &str = "strangers:";
 /// own pair is a confident non-match (below `cluster_min_probability`).
 pub fn guarded_clusters(
     model: &MatchModel,
-    input: &InputTable,
     scorer: &Scorer,
     table: &PreparedTable,
     raw: &HashMap<String, Dictionary>,
@@ -70,7 +68,7 @@ pub fn guarded_clusters(
             .filter_map(|name| {
                 let dictionary = raw.get(name)?;
                 let suffixes = dictionary
-                    .distinct(input.columns.get(name)?)
+                    .distinct()
                     .iter()
                     .map(|v| normalize::generational_suffix(v))
                     .collect();

@@ -55,7 +55,7 @@ pub fn prepare_table(
     );
     let mut unknown_country_rows = 0;
     let row_regions = model.phone_region_column.as_deref().and_then(|column| {
-        let Some((regions, unknown)) = row_regions(input, &raw, column, region) else {
+        let Some((regions, unknown)) = row_regions(&raw, column, region) else {
             tracing::warn!(column, default_region = %region,
                 "Phone region column absent from the input; national numbers read in the default region");
             return None;
@@ -67,11 +67,10 @@ pub fn prepare_table(
         .par_iter()
         .map(|f| {
             let started = Instant::now();
-            let cells = &input.columns[&f.name];
             let prepared = if f.kind == FieldKind::Phone {
                 // Parsing is the costly part: parse each number once, however it was written.
                 let (canonical_codes, canonical) =
-                    raw[&f.name].map_distinct(cells, |cell| Some(normalize::phone_canonical(cell)));
+                    raw[&f.name].map_distinct(|cell| Some(normalize::phone_canonical(cell)));
                 match &row_regions {
                     None => remap(&canonical_codes, &canonical, |c: &String| {
                         prepare(f.kind, c, region)
@@ -85,7 +84,7 @@ pub fn prepare_table(
                     }
                 }
             } else {
-                raw[&f.name].map_distinct(cells, |cell| prepare(f.kind, cell, region))
+                raw[&f.name].map_distinct(|cell| prepare(f.kind, cell, region))
             };
             tracing::debug!(field = %f.name, ms = started.elapsed().as_millis() as u64,
                 "Field prepared");
@@ -110,13 +109,12 @@ pub fn prepare_table(
 /// where that is empty or names no country, and how many rows name none. `None` when the input has
 /// no such column.
 fn row_regions(
-    input: &InputTable,
     raw: &HashMap<String, Dictionary>,
     column: &str,
     default: Region,
 ) -> Option<(Vec<Region>, usize)> {
-    let (dictionary, cells) = (raw.get(column)?, input.columns.get(column)?);
-    let distinct = dictionary.distinct(cells);
+    let dictionary = raw.get(column)?;
+    let distinct = dictionary.distinct();
     let per_value: Vec<Option<Region>> = distinct
         .iter()
         .map(|v| normalize::country_region(v))

@@ -87,12 +87,6 @@ pub struct Crowding {
     pub chance_pairs: Option<f64>,
 }
 
-/// A raw input column and its dictionary, for keys computed from cells.
-pub struct RawColumn<'a> {
-    pub cells: &'a super::encode::TextColumn,
-    pub dictionary: &'a Dictionary,
-}
-
 impl Blocking {
     /// Computes every rule's keys and groups rows into blocks. `column(name)` gives an input
     /// column (None when the input lacks it: a rule that needs it is skipped). Phone and email
@@ -101,7 +95,7 @@ impl Blocking {
     pub fn build<'a>(
         model: &MatchModel,
         table: &PreparedTable,
-        column: impl Fn(&str) -> Option<RawColumn<'a>>,
+        column: impl Fn(&str) -> Option<&'a Dictionary>,
         region: Region,
     ) -> anyhow::Result<Self> {
         let mut names = Vec::new();
@@ -378,7 +372,7 @@ fn combine(parts: &[u64]) -> u64 {
 fn rule_keys<'a>(
     rule: &BlockingRule,
     table: &PreparedTable,
-    column: &impl Fn(&str) -> Option<RawColumn<'a>>,
+    column: &impl Fn(&str) -> Option<&'a Dictionary>,
     region: Region,
     chance_parts: Option<&[bool]>,
 ) -> Option<(Vec<u64>, Option<KeyAgreement>)> {
@@ -497,7 +491,7 @@ fn part_hashes<'a>(
     field: &str,
     transform: &str,
     table: &PreparedTable,
-    column: &impl Fn(&str) -> Option<RawColumn<'a>>,
+    column: &impl Fn(&str) -> Option<&'a Dictionary>,
     region: Region,
 ) -> Option<Vec<u64>> {
     // A phone or email field on this column already holds the parsed value the key is.
@@ -530,15 +524,14 @@ fn part_hashes<'a>(
             .collect();
         return Some(table.field_codes(f).map(|c| lookup(&per_code, c)).collect());
     }
-    let raw = column(field)?;
-    let per_code: Vec<u64> = raw
-        .dictionary
-        .distinct(raw.cells)
+    let dictionary = column(field)?;
+    let per_code: Vec<u64> = dictionary
+        .distinct()
         .par_iter()
         .map(|v| key_of(v, transform, region).map_or(NO_KEY, |k| hash_text(&k)))
         .collect();
     Some(
-        raw.dictionary
+        dictionary
             .codes
             .iter()
             .map(|&c| lookup(&per_code, c))

@@ -43,7 +43,7 @@ fn input(first: &[&str], last: &[&str]) -> InputTable {
 fn blocking_of(model: &MatchModel, input: &InputTable) -> Blocking {
     let us = normalize::region("US");
     let (table, raw, _) = prepare_table(model, input, us);
-    block(model, &table, input, &raw, us).expect("blocking")
+    block(model, &table, &raw, us).expect("blocking")
 }
 
 fn pairs(model: &MatchModel, input: &InputTable) -> Vec<(u32, u32)> {

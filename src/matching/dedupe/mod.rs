@@ -9,7 +9,7 @@
 //! The steps live in their own modules (`prepare`, `block`, `estimate`, `score`, `cluster_guard`);
 //! this one runs them in order and gathers the metrics.
 
-use super::block::{Blocking, RawColumn};
+use super::block::Blocking;
 use super::cluster::Split;
 use super::cluster_guard;
 use super::earlier_decisions::EarlierDecisions;
@@ -100,25 +100,14 @@ pub struct DedupeResult {
 
 pub use super::prepare::prepare_table;
 
-/// Blocks a prepared table, reading raw cells through the input's dictionaries.
+/// Blocks a prepared table, reading raw values through the input's dictionaries.
 pub fn block(
     model: &MatchModel,
     table: &PreparedTable,
-    input: &InputTable,
     raw: &HashMap<String, Dictionary>,
     region: Region,
 ) -> anyhow::Result<Blocking> {
-    Blocking::build(
-        model,
-        table,
-        |name| {
-            Some(RawColumn {
-                cells: input.columns.get(name)?,
-                dictionary: raw.get(name)?,
-            })
-        },
-        region,
-    )
+    Blocking::build(model, table, |name| raw.get(name), region)
 }
 
 pub use super::cluster_guard::STRANGERS;
@@ -183,25 +172,28 @@ pub fn run_remembering(
     // neighbourhood, the estimation sample and the guard's splits all read rows in table order,
     // and an API's page order changes from night to night.
     let input_order = input.canonical_order();
-    let owned_input = match &input_order {
+    let mut owned_input = match &input_order {
         Some(order) => input.into_permuted(order),
         None => input,
     };
     let seconds_ordering = ordering.elapsed().as_secs_f64();
-    let input = &owned_input;
-    let rows = input.rows();
+    let rows = owned_input.rows();
     let mut metrics = DedupeMetrics {
         rows: rows as u64,
         seconds_ordering,
         ..DedupeMetrics::default()
     };
     let started = Instant::now();
-    let (table, raw, unknown_country_rows) = prepare_table(model, input, region);
+    let (table, raw, unknown_country_rows) = prepare_table(model, &owned_input, region);
     metrics.unknown_country_rows = unknown_country_rows;
     metrics.seconds_preparing = started.elapsed().as_secs_f64();
+    // Everything after reads the dictionaries, which hold each distinct value: the cells go, and
+    // blocking reuses their memory instead of taking fresh pages.
+    owned_input.columns = HashMap::new();
+    let input = &owned_input;
 
     let started = Instant::now();
-    let blocking = block(model, &table, input, &raw, region)?;
+    let blocking = block(model, &table, &raw, region)?;
     metrics.seconds_blocking = started.elapsed().as_secs_f64();
     metrics.windowed_blocks = blocking.windowed.len() as u64;
     for (rule, size, row) in blocking.windowed.iter().take(10) {
@@ -335,8 +327,7 @@ pub fn run_remembering(
 
     let started = Instant::now();
     metrics.accepted_pairs = accepted.len() as u64;
-    let clusters =
-        cluster_guard::guarded_clusters(model, input, &scorer, &table, &raw, &mut accepted);
+    let clusters = cluster_guard::guarded_clusters(model, &scorer, &table, &raw, &mut accepted);
     metrics.seconds_clustering = started.elapsed().as_secs_f64();
     metrics.splits = clusters.splits.len() as u64;
     metrics.refused_strangers = clusters
