@@ -386,8 +386,28 @@ impl GhlTokenManager {
             }
             _ => None,
         };
+        // A 429 asks the client to wait; the service did not fail. As in api/http.rs, a burst of
+        // them is waited out inside one attempt (up to RATE_LIMITED_WAITS, by Retry-After), so it
+        // does not spend the policy's attempts and fail the whole run.
+        let waiting_out_429s = || async {
+            let mut waits = 0;
+            loop {
+                let retry_after = match attempt().await {
+                    Err(oauth2::RequestTokenError::Request(TokenHttpError::Status {
+                        status: 429,
+                        retry_after_secs,
+                        ..
+                    })) if waits < super::retry::RATE_LIMITED_WAITS => retry_after_secs,
+                    outcome => return outcome,
+                };
+                waits += 1;
+                let delay = super::retry::rate_limited_wait(retry_after);
+                tracing::warn!(what, ?delay, "GHL token endpoint answered 429; waiting");
+                tokio::time::sleep(delay).await;
+            }
+        };
         let failures = std::sync::Mutex::new(Vec::new());
-        let outcome = attempt
+        let outcome = waiting_out_429s
             .retry(self.retry.backoff())
             .when(|e| as_api_error(e).is_some_and(|e| super::retry::is_retryable(&e, true)))
             .adjust(|e, computed| as_api_error(e).and_then(|e| super::retry::next_delay(&e, computed)))
@@ -659,6 +679,34 @@ mod tests {
             .expect("the third attempt succeeds");
         assert_eq!(tokens.access_token.expose(), "at");
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_429s_from_the_token_endpoint_does_not_spend_the_attempts() {
+        // Six 429s, then a 502 and the answer: more failures than the policy's 4 attempts, but
+        // only the 502 is one.
+        let (base, calls, _) = token_endpoint(|n| match n {
+            0..6 => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "0")],
+                axum::Json(serde_json::json!({"statusCode": 429, "message": "Too Many Requests"})),
+            )
+                .into_response(),
+            6 => bad_gateway(),
+            _ => axum::Json(serde_json::json!({
+                "access_token": "at", "token_type": "Bearer", "expires_in": 86399,
+                "refresh_token": "rt", "scope": "contacts.readonly contacts.write"
+            }))
+            .into_response(),
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tokens = manager(&base, dir.path())
+            .exchange_code(&Secret::new("the-code".to_string()))
+            .await
+            .expect("the burst is waited out");
+        assert_eq!(tokens.access_token.expose(), "at");
+        assert_eq!(calls.load(Ordering::SeqCst), 8);
     }
 
     #[tokio::test]
