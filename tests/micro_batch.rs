@@ -437,12 +437,17 @@ async fn a_stop_reply_through_the_bulksms_webhook_sets_dnd_once() {
 
     // The nightly run finds the DND and tag already there: its plan writes no second DND.
     // (Read from the run's plan file, so the check holds on every state backend.)
+    let latest_run = || {
+        contactsync::snapshot::run::latest_complete_extract(&h.state_dir())
+            .expect("list runs")
+            .expect("a finished extract")
+            .0
+    };
+    let baseline_run = latest_run().id;
     nightly(&h).await;
     assert!(sms_dnd_on(&h.control("state").await, &id));
-    let run = contactsync::snapshot::run::latest_complete_extract(&h.state_dir())
-        .expect("list runs")
-        .expect("the nightly run")
-        .0;
+    let run = latest_run();
+    assert_ne!(run.id, baseline_run, "the nightly run finished its extract");
     let plan = contactsync::load::plan_io::read_plan(&run.load_dir(), &run.id).expect("plan");
     let dnd_writes: Vec<_> = plan
         .operations

@@ -1,5 +1,5 @@
-//! The table the deduper reads: ids and the raw cells of every column a model may use, shared by
-//! preparation, the deduper and the cluster guard.
+//! The table the deduper reads: ids and the raw cells of every column a model may use. Preparation
+//! encodes the cells; after that the deduper keeps only the ids.
 
 use super::encode::TextColumn;
 use crate::normalize;

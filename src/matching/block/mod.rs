@@ -89,7 +89,7 @@ pub struct Crowding {
 
 impl Blocking {
     /// Computes every rule's keys and groups rows into blocks. `column(name)` gives an input
-    /// column (None when the input lacks it: a rule that needs it is skipped). Phone and email
+    /// column's dictionary (None when the input lacks it: a rule that needs it is skipped). Phone and email
     /// keys reuse the prepared values of a phone or email field on the same column, so no number
     /// is parsed twice.
     pub fn build<'a>(
@@ -99,10 +99,15 @@ impl Blocking {
         region: Region,
     ) -> anyhow::Result<Self> {
         let mut names = Vec::new();
-        // Row-major slots, a column per rule of the model, written as each rule is keyed: a
+        // Row-major slots, a column per rule that can run, written as each rule is keyed: a
         // rule's keys and positions are freed before the next rule's are made, instead of every
         // rule's (840 MB at 10 M rows) waiting beside the slots to be copied into them.
-        let planned = model.blocking.len();
+        let runs = |rule: &BlockingRule| {
+            rule.key_parts().all(|(field, transform)| {
+                reusable_field(table, field, transform).is_some() || column(field).is_some()
+            })
+        };
+        let planned = model.blocking.iter().filter(|r| runs(r)).count();
         let started = Instant::now();
         let mut slots: Vec<Slot> = super::encode::with_huge_pages(table.rows * planned);
         slots.par_extend((0..table.rows * planned).into_par_iter().map(|_| Slot {
@@ -186,15 +191,8 @@ impl Blocking {
                 .for_each(|(row, (&key, &position))| row[index] = Slot { key, position });
         }
         let started = Instant::now();
-        // A rule skipped for a missing column leaves its column unused: close the gaps in place,
-        // row by row (a row's new place never lies after its old one).
-        let width = names.len();
-        if width < planned {
-            for row in 0..table.rows {
-                slots.copy_within(row * planned..row * planned + width, row * width);
-            }
-            slots.truncate(table.rows * width);
-        }
+        // Pairs read a row's slots `names.len()` apart: a rule counted as able to run must have.
+        assert_eq!(names.len(), planned, "blocking rules that ran");
         // Largest blocks first: they are the longest tasks for the workers.
         blocks.par_sort_by_key(|b| std::cmp::Reverse(pairs_in(b, model.window)));
         tracing::debug!(
@@ -486,6 +484,19 @@ fn key_agreement(keys: &[u64], parts: &[Vec<u64>], is_name: &[bool]) -> KeyAgree
     }
 }
 
+/// The prepared phone or email field on `field` that already holds the parsed value a key part
+/// with this transform is.
+fn reusable_field(table: &PreparedTable, field: &str, transform: &str) -> Option<usize> {
+    table.fields.iter().position(|f| {
+        f.name == field
+            && matches!(
+                (f.kind, transform),
+                (FieldKind::Phone, "phone" | "phone_last7")
+                    | (FieldKind::Email, "email_key" | "email_local")
+            )
+    })
+}
+
 /// One key part's hash per row.
 fn part_hashes<'a>(
     field: &str,
@@ -494,15 +505,7 @@ fn part_hashes<'a>(
     column: &impl Fn(&str) -> Option<&'a Dictionary>,
     region: Region,
 ) -> Option<Vec<u64>> {
-    // A phone or email field on this column already holds the parsed value the key is.
-    let reusable = table.fields.iter().position(|f| {
-        f.name == field
-            && matches!(
-                (f.kind, transform),
-                (FieldKind::Phone, "phone" | "phone_last7")
-                    | (FieldKind::Email, "email_key" | "email_local")
-            )
-    });
+    let reusable = reusable_field(table, field, transform);
     let lookup = |per_code: &[u64], code: u32| {
         if code == NULL_CODE {
             NO_KEY
