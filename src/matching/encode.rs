@@ -422,7 +422,7 @@ mod tests {
             values in proptest::collection::vec(0u16..400, 0..3000),
             picks in proptest::collection::vec(proptest::option::of(0usize..3000), 0..500),
         ) {
-            let f = |v: &u16| (v % 7 != 0).then(|| format!("v{}", v % 90));
+            let f = |v: &u16| (!v.is_multiple_of(7)).then(|| format!("v{}", v % 90));
             let codes: Vec<u32> = picks
                 .iter()
                 .map(|p| p.filter(|_| !values.is_empty()).map_or(NULL_CODE, |p| (p % values.len()) as u32))
