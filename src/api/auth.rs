@@ -659,25 +659,32 @@ mod tests {
             .into_response()
     }
 
+    /// The endpoint's answer granting tokens.
+    fn granted() -> axum::response::Response {
+        axum::Json(serde_json::json!({
+            "access_token": "at", "token_type": "Bearer", "expires_in": 86399,
+            "refresh_token": "rt", "scope": "contacts.readonly contacts.write"
+        }))
+        .into_response()
+    }
+
+    /// Exchanges a code at `base` with a fresh manager: the access token it got.
+    async fn exchanged_access_token(base: &str) -> Result<String, ApiError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tokens = manager(base, dir.path())
+            .exchange_code(&Secret::new("the-code".to_string()))
+            .await?;
+        Ok(tokens.access_token.expose().to_string())
+    }
+
     #[tokio::test]
     async fn a_code_exchange_is_retried_through_transient_5xx() {
-        let (base, calls, _) = token_endpoint(|n| {
-            if n < 2 {
-                return bad_gateway();
-            }
-            axum::Json(serde_json::json!({
-                "access_token": "at", "token_type": "Bearer", "expires_in": 86399,
-                "refresh_token": "rt", "scope": "contacts.readonly contacts.write"
-            }))
-            .into_response()
-        })
-        .await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let tokens = manager(&base, dir.path())
-            .exchange_code(&Secret::new("the-code".to_string()))
+        let (base, calls, _) =
+            token_endpoint(|n| if n < 2 { bad_gateway() } else { granted() }).await;
+        let token = exchanged_access_token(&base)
             .await
             .expect("the third attempt succeeds");
-        assert_eq!(tokens.access_token.expose(), "at");
+        assert_eq!(token, "at");
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
@@ -693,19 +700,13 @@ mod tests {
             )
                 .into_response(),
             6 => bad_gateway(),
-            _ => axum::Json(serde_json::json!({
-                "access_token": "at", "token_type": "Bearer", "expires_in": 86399,
-                "refresh_token": "rt", "scope": "contacts.readonly contacts.write"
-            }))
-            .into_response(),
+            _ => granted(),
         })
         .await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let tokens = manager(&base, dir.path())
-            .exchange_code(&Secret::new("the-code".to_string()))
+        let token = exchanged_access_token(&base)
             .await
             .expect("the burst is waited out");
-        assert_eq!(tokens.access_token.expose(), "at");
+        assert_eq!(token, "at");
         assert_eq!(calls.load(Ordering::SeqCst), 8);
     }
 
