@@ -857,8 +857,6 @@ async fn two_holders_of_a_database_grant_refreshing_at_once_spend_its_refresh_to
     assert_eq!(stored.refresh_token.expose(), one.refresh_token.expose());
 }
 
-/// A token manager of the sandbox agency's company grant kept in `store`: one per process (or
-/// machine) of the agency.
 /// Two company-grant managers over one store (two runners of one agency), after the first has
 /// exchanged the company's code: the second must read back the grant the first stored.
 async fn two_runners_of_one_grant(
@@ -885,6 +883,8 @@ async fn two_runners_of_one_grant(
     (first, second, granted)
 }
 
+/// A token manager of the sandbox agency's company grant kept in `store`: one per process (or
+/// machine) of the agency.
 fn company_grant_manager(
     info: &contactsync::sandbox::ReadyInfo,
     store: impl Into<contactsync::api::grant_store::GrantStore>,

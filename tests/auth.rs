@@ -414,13 +414,7 @@ async fn the_sandbox_authorization_page_refuses_what_ghl_would() {
 /// gives the new code at `POST /_sandbox/ghl/reinstall`; like every code it works once.
 #[tokio::test]
 async fn a_code_from_installing_again_restores_a_lost_grant_once() {
-    let h = Harness::start(SandboxOptions {
-        contacts: 5,
-        messages: 0,
-        rate_limit: false,
-        ..SandboxOptions::default()
-    })
-    .await;
+    let h = Harness::start(common::effects::options(42, 5)).await;
     let reinstalled = h.control_post("ghl/reinstall", Value::Null).await;
     let code = reinstalled["auth_code"].as_str().expect("a code");
     h.run_ok(&["auth", "ghl", "--code", code, "--json"]).await;

@@ -6,8 +6,8 @@ mod common;
 
 use common::Harness;
 use common::effects::{
-    TRIGGERS, converge, count, diff, effects, harness_with_triggers, harness_with_triggers_on,
-    options, repeated,
+    TRIGGERS, converge, converge_as_an_operator, count, diff, effects, harness_with_triggers,
+    harness_with_triggers_on, options, repeated,
 };
 use common::postgres::StateBackend;
 use serde_json::{Value, json};
@@ -339,31 +339,6 @@ async fn kill_9_anywhere_in_two_nightly_cycles(trials: u64, backend: StateBacken
         killed >= trials * 3 / 4,
         "only {killed} of {trials} kills landed while a run was going"
     );
-}
-
-/// [`converge`], as the operator of a nightly job keeps it going. A kill that lands after GHL
-/// rotated the refresh token and before the new one was stored spends the grant (GHL documents
-/// that a used refresh token stops working): the next run stops with exit 1 and says to run
-/// `contactsync auth ghl`, and the operator does, with a code from installing the app again.
-async fn converge_as_an_operator(h: &Harness, max_runs: usize) {
-    for attempt in 0..max_runs {
-        let out = h.run(&["run", "--json"]).await;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        match out.status.code() {
-            Some(0) => return,
-            Some(3) => continue,
-            Some(1)
-                if stderr.contains("invalid_grant")
-                    && stderr.contains("run `contactsync auth ghl`") =>
-            {
-                let code = h.control_post("ghl/reinstall", Value::Null).await;
-                let code = code["auth_code"].as_str().expect("a new code");
-                h.run_ok(&["auth", "ghl", "--code", code, "--json"]).await;
-            }
-            other => panic!("run {attempt} exited {other:?}: {stderr}"),
-        }
-    }
-    panic!("the pipeline did not converge in {max_runs} runs");
 }
 
 /// Appends `text` to a harness's pipeline file.

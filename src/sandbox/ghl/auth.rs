@@ -87,11 +87,6 @@ pub struct IssuedTokens {
 impl AuthState {
     /// Registers an authorization code granting `scopes`, issued outside the authorization page
     /// (so the token request need not name a redirect URI).
-    /// How many codes wait to be exchanged (a used code is gone).
-    pub fn code_count(&self) -> usize {
-        self.codes.len()
-    }
-
     pub fn add_code(&mut self, code: &str, scopes: &[&str], approver: Approver) {
         self.codes.insert(
             code.to_string(),

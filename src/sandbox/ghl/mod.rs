@@ -443,17 +443,14 @@ pub fn control_router(emu: Arc<GhlEmulator>) -> Router {
 /// as installing the app again gives in GHL. An operator needs one when a grant is lost (a
 /// process killed after GHL rotated the refresh token but before the new one was stored).
 async fn reinstall_route(State(emu): State<App>) -> Response {
-    let code = {
-        let mut auth = emu.auth.lock().expect("auth state");
-        // Unique among the codes waiting: a reused name belongs to a code already exchanged.
-        let code = format!("reinstall-{}", auth.code_count());
-        auth.add_code(
-            &code,
-            &[auth::READ, auth::WRITE],
-            Approver::Location(emu.credentials.location_id.clone()),
-        );
-        code
-    };
+    // Named like the authorization page's codes, from the emulator's id generator: two
+    // reinstalls never hand out one code.
+    let code = hex_of(&mut *emu.ids.lock().expect("id rng lock"), 20);
+    emu.auth.lock().expect("auth state").add_code(
+        &code,
+        &[auth::READ, auth::WRITE],
+        Approver::Location(emu.credentials.location_id.clone()),
+    );
     Json(json!({ "auth_code": code })).into_response()
 }
 
