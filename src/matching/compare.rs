@@ -2,6 +2,7 @@
 //! using strsim's Jaro-Winkler and Damerau-Levenshtein and the phone, email and nickname knowledge
 //! of `normalize`.
 
+use super::encode::TextColumn;
 use super::model::FieldKind;
 use crate::normalize::{self, EmailKey, PhoneKey};
 use rlibphonenumber::enums::Region;
@@ -73,35 +74,6 @@ fn text(p: &Prepared) -> &str {
 /// The level of a pair of values.
 pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
     match kind {
-        FieldKind::GivenName => {
-            let (x, y) = (text(a), text(b));
-            if x == y {
-                0
-            } else if normalize::same_given_name(x, y) {
-                1
-            } else {
-                let jw = strsim::jaro_winkler(x, y);
-                if jw >= 0.92 {
-                    2
-                } else if jw >= 0.80 || initial_of(x, y) {
-                    3
-                } else {
-                    4
-                }
-            }
-        }
-        FieldKind::FamilyName => {
-            let (x, y) = (text(a), text(b));
-            if x == y || same_squashed(x, y) {
-                0
-            } else if within_one_edit(x, y) || strsim::jaro_winkler(x, y) >= 0.92 {
-                1
-            } else if strsim::jaro_winkler(x, y) >= 0.80 {
-                2
-            } else {
-                3
-            }
-        }
         FieldKind::Email => match (a, b) {
             (Prepared::Email(x), Prepared::Email(y)) => {
                 if x.address == y.address {
@@ -128,9 +100,44 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
             }
             _ => 2,
         },
+        _ => text_level(kind, text(a), text(b)),
+    }
+}
+
+/// [`level`] of two values of a field compared by their text: every kind but email and phone,
+/// whose levels a table reads from their [`part_codes`] instead. Given two of those, it can only
+/// tell equal keys from different ones.
+pub fn text_level(kind: FieldKind, x: &str, y: &str) -> u8 {
+    match kind {
+        FieldKind::GivenName => {
+                        if x == y {
+                0
+            } else if normalize::same_given_name(x, y) {
+                1
+            } else {
+                let jw = strsim::jaro_winkler(x, y);
+                if jw >= 0.92 {
+                    2
+                } else if jw >= 0.80 || initial_of(x, y) {
+                    3
+                } else {
+                    4
+                }
+            }
+        }
+        FieldKind::FamilyName => {
+                        if x == y || same_squashed(x, y) {
+                0
+            } else if within_one_edit(x, y) || strsim::jaro_winkler(x, y) >= 0.92 {
+                1
+            } else if strsim::jaro_winkler(x, y) >= 0.80 {
+                2
+            } else {
+                3
+            }
+        }
         FieldKind::Text => {
-            let (x, y) = (text(a), text(b));
-            if x == y {
+                        if x == y {
                 0
             } else if strsim::jaro_winkler(x, y) >= 0.90 {
                 1
@@ -139,8 +146,7 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
             }
         }
         FieldKind::Code => {
-            let (x, y) = (text(a), text(b));
-            if x == y {
+                        if x == y {
                 0
             } else if within_one_edit(x, y) || extends(x, y) {
                 1
@@ -149,8 +155,7 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
             }
         }
         FieldKind::Date => {
-            let (x, y) = (text(a), text(b));
-            if x == y {
+                        if x == y {
                 0
             } else if x.len() == 8
                 && y.len() == 8
@@ -163,7 +168,14 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
                 3
             }
         }
-        FieldKind::Exact => u8::from(text(a) != text(b)),
+        FieldKind::Exact => u8::from(x != y),
+        FieldKind::Email | FieldKind::Phone => {
+            if x == y {
+                0
+            } else {
+                (kind.levels().len() - 1) as u8
+            }
+        }
     }
 }
 
@@ -173,37 +185,26 @@ const NO_PART: u32 = super::encode::NULL_CODE;
 
 /// The parts of each distinct email or phone that [`level`] compares, numbered, so a table compares
 /// two integers per part instead of reading each value's strings: emails by their match key and
-/// local part, phones by their last seven digits. `None` for the other kinds. `values` must be
-/// distinct (as a table's are): the value's own position stands for its whole text.
-pub fn part_codes(kind: FieldKind, values: &[Prepared]) -> Option<Vec<[u32; 2]>> {
-    type Part = fn(&Prepared) -> Option<&str>;
+/// local part, phones by their last seven digits. `keys` holds each value's [`Prepared::key`];
+/// `None` for the other kinds. The values must be distinct (as a table's are): the value's own
+/// position stands for its whole text.
+pub fn part_codes(kind: FieldKind, keys: &TextColumn) -> Option<Vec<[u32; 2]>> {
+    type Part = fn(&str) -> Option<&str>;
     let (first, second): (Part, Option<Part>) = match kind {
         FieldKind::Email => (
-            |v| match v {
-                Prepared::Email(e) => Some(&e.match_key),
-                _ => None,
-            },
-            Some(|v| match v {
-                Prepared::Email(e) if e.local().len() >= 4 => Some(e.local()),
-                _ => None,
-            }),
+            |key| Some(key),
+            Some(|key| Some(normalize::local_of_match_key(key)).filter(|l| l.len() >= 4)),
         ),
         // A phone has one part; its second is left unnumbered, with no table built for it.
-        FieldKind::Phone => (
-            |v| match v {
-                Prepared::Phone(p) => Some(p.last7()),
-                _ => None,
-            },
-            None,
-        ),
+        FieldKind::Phone => (|key| Some(normalize::last7_of(key)), None),
         _ => return None,
     };
     let number = |part: Part| {
-        super::encode::number_by_first_occurrence(values.len(), |v| part(&values[v])).0
+        super::encode::number_by_first_occurrence(keys.len(), |v| keys.get(v).and_then(part)).0
     };
     let (first, second) = rayon::join(
         || number(first),
-        || second.map_or_else(|| vec![NO_PART; values.len()], number),
+        || second.map_or_else(|| vec![NO_PART; keys.len()], number),
     );
     Some(first.into_iter().zip(second).map(|(a, b)| [a, b]).collect())
 }
@@ -225,15 +226,15 @@ pub fn level_of_parts(kind: FieldKind, a: [u32; 2], b: [u32; 2]) -> u8 {
 /// last level does, and so do close spellings of a given name that are no typo (twins, the male
 /// and female forms of a name), while a typo of a nickname does not, however far its spelling is.
 /// Depends only on the two values, so callers may remember it per pair of distinct values.
-pub fn conflict(kind: FieldKind, level: u8, a: &Prepared, b: &Prepared) -> bool {
+pub fn conflict(kind: FieldKind, level: u8, a: &str, b: &str) -> bool {
     let different = usize::from(level) + 1 == kind.levels().len();
     if kind != FieldKind::GivenName || level < 2 {
         return different;
     }
     if different {
-        !normalize::typo_of_nickname(a.key(), b.key())
+        !normalize::typo_of_nickname(a, b)
     } else {
-        !normalize::plausibly_same_given_name(a.key(), b.key())
+        !normalize::plausibly_same_given_name(a, b)
     }
 }
 
@@ -334,7 +335,8 @@ mod tests {
                     distinct.push(v);
                 }
             }
-            let parts = part_codes(kind, &distinct).expect("parts for emails and phones");
+            let keys: TextColumn = distinct.iter().map(|v| Some(v.key())).collect();
+            let parts = part_codes(kind, &keys).expect("parts for emails and phones");
             for (x, a) in distinct.iter().enumerate() {
                 for (y, b) in distinct.iter().enumerate().filter(|(y, _)| *y != x) {
                     assert_eq!(
@@ -345,7 +347,7 @@ mod tests {
                 }
             }
         }
-        assert!(part_codes(FieldKind::GivenName, &[]).is_none());
+        assert!(part_codes(FieldKind::GivenName, &TextColumn::default()).is_none());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! region they are read in).
 
 use super::compare::prepare;
-use super::encode::{Dictionary, NULL_CODE, number_by_first_occurrence, remap};
+use super::encode::{Dictionary, NULL_CODE, TextColumn, number_by_first_occurrence, remap};
 use super::input_table::InputTable;
 use super::model::{FieldKind, MatchModel};
 use super::score::PreparedTable;
@@ -67,7 +67,7 @@ pub fn prepare_table(
         .par_iter()
         .map(|f| {
             let started = Instant::now();
-            let prepared = if f.kind == FieldKind::Phone {
+            let (codes, prepared) = if f.kind == FieldKind::Phone {
                 // Parsing is the costly part: parse each number once, however it was written.
                 let (canonical_codes, canonical) =
                     raw[&f.name].map_distinct(|cell| Some(normalize::phone_canonical(cell)));
@@ -86,9 +86,12 @@ pub fn prepare_table(
             } else {
                 raw[&f.name].map_distinct(|cell| prepare(f.kind, cell, region))
             };
+            // The table keeps each value's key, end to end (see `PreparedTable::values`).
+            let keys: TextColumn = prepared.iter().map(|v| Some(v.key())).collect();
+            drop(prepared);
             tracing::debug!(field = %f.name, ms = started.elapsed().as_millis() as u64,
                 "Field prepared");
-            prepared
+            (codes, keys)
         })
         .unzip();
     let started = Instant::now();

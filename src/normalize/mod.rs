@@ -8,9 +8,11 @@ pub mod email;
 pub mod name;
 pub mod phone;
 
-pub use email::{EmailKey, email, is_free_mail};
+pub use email::{EmailKey, email, is_free_mail, local_of_match_key};
 pub use name::*;
-pub use phone::{PhoneKey, Region, contact_phone, country_region, phone, phone_canonical, region};
+pub use phone::{
+    PhoneKey, Region, contact_phone, country_region, last7_of, phone, phone_canonical, region,
+};
 
 use crate::snapshot::contact::SnapshotContact;
 use crate::snapshot::contract::transform_outputs::NormalizedRow;

@@ -26,10 +26,14 @@ impl PhoneKey {
     /// The last seven digits (the subscriber part in most plans): catches a country code or
     /// trunk prefix the two records disagree on.
     pub fn last7(&self) -> &str {
-        let s = self.as_str();
-        let digits_start = s.len().saturating_sub(7);
-        &s[digits_start..]
+        last7_of(self.as_str())
     }
+}
+
+/// [`PhoneKey::last7`] of a key's text (its E.164 form or digits).
+pub fn last7_of(key: &str) -> &str {
+    let digits_start = key.len().saturating_sub(7);
+    key.get(digits_start..).unwrap_or(key)
 }
 
 /// A region for reading national numbers, from an ISO 3166 code (`US` when unknown).

@@ -22,9 +22,9 @@ pub fn key_of(raw: &str, transform: &str, region: Region) -> Option<String> {
             .take(3)
             .collect(),
         "email_key" => normalize::email(raw)?.match_key,
-        "email_local" => email_local(&normalize::email(raw)?)?.to_string(),
+        "email_local" => email_local(&normalize::email(raw)?.match_key)?.to_string(),
         "phone" => normalize::phone(raw, region)?.as_str().to_string(),
-        "phone_last7" => phone_last7(&normalize::phone(raw, region)?)?.to_string(),
+        "phone_last7" => phone_last7(normalize::phone(raw, region)?.as_str())?.to_string(),
         "year" => raw.chars().filter(char::is_ascii_digit).take(4).collect(),
         "digits" => raw.chars().filter(char::is_ascii_digit).collect(),
         _ => return None,
@@ -95,14 +95,15 @@ pub fn keyed_fields(rule: &BlockingRule, table: &PreparedTable) -> Vec<bool> {
     keyed
 }
 
-/// The local part of an address as a key: long enough to name someone (`jsmith`, not `jo`),
+/// The local part of an email's match key as a key: long enough to name someone (`jsmith`, not `jo`),
 /// so a domain typo or a second provider (`karen.russell@yaho.com`) still meets its record.
-pub(super) fn email_local(email: &normalize::EmailKey) -> Option<&str> {
-    (email.local().chars().count() >= 4).then_some(email.local())
+pub(super) fn email_local(match_key: &str) -> Option<&str> {
+    let local = normalize::local_of_match_key(match_key);
+    (local.chars().count() >= 4).then_some(local)
 }
 
-/// The last seven digits of a phone as a key: a national form read in the wrong region, or a
-/// country code one record lacks, still meets the number it is.
-pub(super) fn phone_last7(phone: &normalize::PhoneKey) -> Option<&str> {
-    (phone.as_str().len() >= 7).then(|| phone.last7())
+/// The last seven digits of a phone (its E.164 form or digits) as a key: a national form read
+/// in the wrong region, or a country code one record lacks, still meets the number it is.
+pub(super) fn phone_last7(phone: &str) -> Option<&str> {
+    (phone.len() >= 7).then(|| normalize::last7_of(phone))
 }

@@ -226,6 +226,58 @@ fn an_oversized_block_is_compared_by_sorted_neighbourhood_not_dropped() {
 }
 
 #[test]
+fn windowed_blocks_among_full_ones_each_sort_their_own_rows() {
+    // Two rules over one table: surnames (Lee and Kim too large, Day and Fox compared in full)
+    // and first names (Ann too large). Each windowed block sits somewhere in the shared row
+    // buffer between full ones; each must be sorted within its own rows and no others.
+    let mut m = model(false);
+    m.blocking[0].keys = vec!["last_name:exact".into()];
+    let mut by_first = m.blocking[0].clone();
+    by_first.name = "first".into();
+    by_first.keys = vec!["first_name:exact".into()];
+    m.blocking.push(by_first);
+    m.max_block_size = 3;
+    m.window = 1;
+    let first = [
+        "Zed", "Ann", "Bob", "Ann", "Cat", "Bob", "Ann", "Eve", "Ann", "Ann", "Dan", "Ann",
+    ];
+    let last = [
+        "Lee", "Kim", "Lee", "Lee", "Day", "Kim", "Lee", "Kim", "Day", "Kim", "Fox", "Fox",
+    ];
+    let t = input(&first, &last);
+    let blocking = blocking_of(&m, &t);
+    assert_eq!(blocking.windowed.len(), 3, "Lee, Kim and Ann");
+    // A windowed block's rows are its key's rows, sorted by (first, last) name and then row.
+    for b in &blocking.blocks {
+        let rows = blocking.rows(b);
+        let key = |r: u32| {
+            let (f, l) = (first[r as usize], last[r as usize]);
+            if b.rule == 0 { l } else { f }
+        };
+        let mut expected: Vec<u32> = (0..first.len() as u32)
+            .filter(|&r| key(r) == key(rows[0]))
+            .collect();
+        if b.windowed {
+            expected.sort_by_key(|&r| (first[r as usize], last[r as usize], r));
+        }
+        assert_eq!(rows, expected, "rule {} block of {}", b.rule, key(rows[0]));
+    }
+    // Neighbours (window 1) in each windowed block, every pair of a full one, each pair once.
+    let mut reference = Vec::new();
+    for b in &blocking.blocks {
+        let rows = blocking.rows(b);
+        for (x, &a) in rows.iter().enumerate() {
+            for &c in rows.iter().skip(x + 1).take(if b.windowed { 1 } else { rows.len() }) {
+                reference.push((a.min(c), a.max(c)));
+            }
+        }
+    }
+    reference.sort_unstable();
+    reference.dedup();
+    assert_eq!(pairs(&m, &t), reference);
+}
+
+#[test]
 fn a_block_sorted_by_packed_keys_is_in_the_order_of_its_field_values() {
     // Ties in the first name, empty cells (which sort last) and repeated rows of values.
     let first = ["Bob", "Ann", "", "Bob", "Ann", "Cat", "", "Ann"];

@@ -40,7 +40,7 @@ impl NeighbourhoodOrder {
                 }
                 let mut by_key: Vec<u32> = (0..values.len() as u32).collect();
                 by_key.par_sort_unstable_by(|&a, &b| {
-                    values[a as usize].key().cmp(values[b as usize].key())
+                    values.get(a as usize).cmp(&values.get(b as usize))
                 });
                 let mut rank = vec![0u32; values.len()];
                 for (r, &code) in by_key.iter().enumerate() {

@@ -244,7 +244,7 @@ pub fn run_remembering(
                 let mut generated = 0u64;
                 blocking.for_each_pair(block, |i, j| {
                     generated += 1;
-                    let rows = block.rows.len();
+                    let rows = block.len();
                     if scorer
                         .weight_at_least(block.rule, rows, i, j, floor, &mut cache, &mut levels)
                         .is_none()

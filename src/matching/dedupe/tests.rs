@@ -97,11 +97,11 @@ fn national_phones_are_read_in_each_records_country() {
         .position(|f| f.name == "phone")
         .expect("phone field");
     assert_eq!(
-        result.table.value(phone, 0).map(|p| p.key().to_string()),
+        result.table.value(phone, 0).map(str::to_string),
         Some("+447911123456".to_string())
     );
     assert_eq!(
-        result.table.value(phone, 2).map(|p| p.key().to_string()),
+        result.table.value(phone, 2).map(str::to_string),
         Some("+61412345678".to_string())
     );
     assert_eq!(cluster_of(&result, "r0"), cluster_of(&result, "r1"));

@@ -76,7 +76,7 @@ pub fn estimate(
             |(mut cache, mut out), block| {
                 let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
                 let step = step_per_rule[block.rule];
-                if pair_hash(block.rows[0], block.rows.len() as u32).is_multiple_of(step) {
+                if pair_hash(blocking.rows(block)[0], block.len() as u32).is_multiple_of(step) {
                     // A pair an earlier rule brought is compared too: it is not the rule's own
                     // (the share of them tells how many of a rule's block pairs are), but leaving
                     // it out would leave out every duplicate the earlier rules find, and m
@@ -87,7 +87,7 @@ pub fn estimate(
                             block.rule,
                             earlier,
                             levels[..fields].to_vec(),
-                            block.rows.len(),
+                            block.len(),
                         ));
                     });
                 }
@@ -284,7 +284,7 @@ pub fn term_frequencies(table: &PreparedTable) -> Vec<Option<Vec<f64>>> {
                 // are counted into a vector.
                 let (key_of, first_of_key) =
                     crate::matching::encode::number_by_first_occurrence(values.len(), |v| {
-                        Some(values[v].key())
+                        values.get(v)
                     });
                 let keys = first_of_key.len();
                 let mut per_key = vec![0.0f64; keys];

@@ -2,8 +2,8 @@
 //! probabilities from the estimated parameters (see `estimate`), term-frequency adjusted exact
 //! matches, and the per-field explanation of every score.
 
-use super::compare::{self, Prepared, level};
-use super::encode::NULL_CODE;
+use super::compare::{self, text_level};
+use super::encode::{NULL_CODE, TextColumn};
 use super::model::{FieldKind, FieldModel};
 use rayon::prelude::*;
 
@@ -23,8 +23,11 @@ pub struct PreparedTable {
     /// when empty. A pair's comparison reads two rows, each one cache line, not one line per
     /// field.
     codes: Vec<u32>,
-    /// `values[field][code]`: each distinct prepared value once.
-    pub values: Vec<Vec<Prepared>>,
+    /// `values[field]`: each distinct prepared value's key ([`compare::Prepared::key`]) by code,
+    /// end to end in one buffer. An email's address is not kept: distinct values of a field have
+    /// distinct addresses, so two codes that differ are two addresses, and an email's or phone's
+    /// other levels come from `parts`. Ten million emails as `Prepared` values were 1.2 GB.
+    pub values: Vec<TextColumn>,
     pub rows: usize,
     /// Indexes of the two swappable fields, if any.
     pub swap: Option<(usize, usize)>,
@@ -109,7 +112,7 @@ impl PreparedTable {
     pub fn new(
         fields: Vec<FieldModel>,
         codes_by_field: Vec<Vec<u32>>,
-        values: Vec<Vec<Prepared>>,
+        values: Vec<TextColumn>,
         rows: usize,
         swap: Option<(usize, usize)>,
     ) -> Self {
@@ -151,11 +154,11 @@ impl PreparedTable {
             .copied()
     }
 
-    /// The prepared value of a field in a row.
-    pub fn value(&self, field: usize, row: u32) -> Option<&Prepared> {
+    /// The key of a field's prepared value in a row ([`compare::Prepared::key`]).
+    pub fn value(&self, field: usize, row: u32) -> Option<&str> {
         match self.code(field, row) {
             NULL_CODE => None,
-            c => Some(&self.values[field][c as usize]),
+            c => self.values[field].get(c as usize),
         }
     }
 
@@ -181,17 +184,21 @@ impl PreparedTable {
             return compare::level_of_parts(kind, parts[a as usize], parts[b as usize]);
         }
         let values = &self.values[f];
+        let level = || {
+            let text = |c: u32| values.get(c as usize).unwrap_or_default();
+            text_level(kind, text(a), text(b))
+        };
         match &mut cache.fields[f] {
             Some(pairs) => {
                 let key = PairCache::key(a.min(b), a.max(b));
                 if let Some(l) = pairs.get(key) {
                     return l;
                 }
-                let l = level(kind, &values[a as usize], &values[b as usize]);
+                let l = level();
                 pairs.put(key, l);
                 l
             }
-            None => level(kind, &values[a as usize], &values[b as usize]),
+            None => level(),
         }
     }
 
@@ -245,9 +252,10 @@ impl PreparedTable {
             if cacheable && let Some(c) = cache.swapped.get(key) {
                 return c == 1;
             }
-            let (x, y) = (&self.values[fi][fc as usize], &self.values[li][lc as usize]);
-            let c =
-                level(FieldKind::GivenName, x, y) <= 2 || level(FieldKind::FamilyName, x, y) <= 1;
+            let x = self.values[fi].get(fc as usize).unwrap_or_default();
+            let y = self.values[li].get(lc as usize).unwrap_or_default();
+            let c = text_level(FieldKind::GivenName, x, y) <= 2
+                || text_level(FieldKind::FamilyName, x, y) <= 1;
             if cacheable {
                 cache.swapped.put(key, u8::from(c));
             }
