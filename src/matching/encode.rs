@@ -104,6 +104,7 @@ impl TextColumn {
     }
 
     /// A row's cell, as written; `None` when blank.
+    #[inline]
     pub fn get(&self, row: usize) -> Option<&str> {
         let start = if row == 0 {
             0
