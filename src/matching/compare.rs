@@ -104,13 +104,14 @@ pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
     }
 }
 
-/// [`level`] of two values of a field compared by their text: every kind but email and phone,
-/// whose levels a table reads from their [`part_codes`] instead. Given two of those, it can only
-/// tell equal keys from different ones.
+/// [`level`] of two different values of a field, from their keys ([`Prepared::key`]): what a
+/// table keeps of each value. An email's key is its match key, so two different addresses with
+/// one match key are level 1, as [`level_of_parts`] gives; a table reads email and phone levels
+/// from their [`part_codes`] rather than from here.
 pub fn text_level(kind: FieldKind, x: &str, y: &str) -> u8 {
     match kind {
         FieldKind::GivenName => {
-                        if x == y {
+            if x == y {
                 0
             } else if normalize::same_given_name(x, y) {
                 1
@@ -126,7 +127,7 @@ pub fn text_level(kind: FieldKind, x: &str, y: &str) -> u8 {
             }
         }
         FieldKind::FamilyName => {
-                        if x == y || same_squashed(x, y) {
+            if x == y || same_squashed(x, y) {
                 0
             } else if within_one_edit(x, y) || strsim::jaro_winkler(x, y) >= 0.92 {
                 1
@@ -137,7 +138,7 @@ pub fn text_level(kind: FieldKind, x: &str, y: &str) -> u8 {
             }
         }
         FieldKind::Text => {
-                        if x == y {
+            if x == y {
                 0
             } else if strsim::jaro_winkler(x, y) >= 0.90 {
                 1
@@ -146,7 +147,7 @@ pub fn text_level(kind: FieldKind, x: &str, y: &str) -> u8 {
             }
         }
         FieldKind::Code => {
-                        if x == y {
+            if x == y {
                 0
             } else if within_one_edit(x, y) || extends(x, y) {
                 1
@@ -155,7 +156,7 @@ pub fn text_level(kind: FieldKind, x: &str, y: &str) -> u8 {
             }
         }
         FieldKind::Date => {
-                        if x == y {
+            if x == y {
                 0
             } else if x.len() == 8
                 && y.len() == 8
@@ -169,11 +170,24 @@ pub fn text_level(kind: FieldKind, x: &str, y: &str) -> u8 {
             }
         }
         FieldKind::Exact => u8::from(x != y),
-        FieldKind::Email | FieldKind::Phone => {
+        FieldKind::Email => {
+            let (a, b) = (
+                normalize::local_of_match_key(x),
+                normalize::local_of_match_key(y),
+            );
             if x == y {
-                0
+                1
+            } else if a == b && a.len() >= 4 {
+                2
             } else {
-                (kind.levels().len() - 1) as u8
+                3
+            }
+        }
+        FieldKind::Phone => {
+            if normalize::last7_of(x) == normalize::last7_of(y) {
+                1
+            } else {
+                2
             }
         }
     }
@@ -343,6 +357,11 @@ mod tests {
                         level_of_parts(kind, parts[x], parts[y]),
                         level(kind, a, b),
                         "{kind:?} {a:?} vs {b:?}"
+                    );
+                    assert_eq!(
+                        text_level(kind, a.key(), b.key()),
+                        level(kind, a, b),
+                        "{kind:?} {a:?} vs {b:?} from their keys"
                     );
                 }
             }

@@ -75,8 +75,9 @@ impl TextColumn {
 
     /// The most text one column holds: 4 GiB, over 400 bytes a cell at ten million rows. The
     /// readers refuse a longer column, naming the file and column (and the line, reading a CSV
-    /// record by record). Columns built in memory (from CRM snapshots, or names split in two)
-    /// are not checked: past this, `push` panics.
+    /// record by record). Columns built in memory (from CRM snapshots, names split in two, or a
+    /// field's prepared keys, which folding can lengthen) are not checked: past this, `push`
+    /// panics.
     pub const MAX_BYTES: usize = u32::MAX as usize;
 
     /// Whether `cell` can be appended without the column passing [`TextColumn::MAX_BYTES`].

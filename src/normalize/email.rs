@@ -28,7 +28,9 @@ impl EmailKey {
 /// [`EmailKey::local`] of a match key's text: what comes before its last `@` (the domain has
 /// none).
 pub fn local_of_match_key(match_key: &str) -> &str {
-    match_key.rsplit_once('@').map_or(match_key, |(local, _)| local)
+    match_key
+        .rsplit_once('@')
+        .map_or(match_key, |(local, _)| local)
 }
 
 /// Hashed by the address alone: every other part is read from it, so equal addresses are equal

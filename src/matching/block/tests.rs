@@ -228,8 +228,9 @@ fn an_oversized_block_is_compared_by_sorted_neighbourhood_not_dropped() {
 #[test]
 fn windowed_blocks_among_full_ones_each_sort_their_own_rows() {
     // Two rules over one table: surnames (Lee and Kim too large, Day and Fox compared in full)
-    // and first names (Ann too large). Each windowed block sits somewhere in the shared row
-    // buffer between full ones; each must be sorted within its own rows and no others.
+    // and first names (Ann too large). The rules' blocks share one row buffer, windowed and full
+    // ones mixed in an order the key hashes decide; each windowed block must be sorted within
+    // its own rows and no others.
     let mut m = model(false);
     m.blocking[0].keys = vec!["last_name:exact".into()];
     let mut by_first = m.blocking[0].clone();
@@ -267,7 +268,11 @@ fn windowed_blocks_among_full_ones_each_sort_their_own_rows() {
     for b in &blocking.blocks {
         let rows = blocking.rows(b);
         for (x, &a) in rows.iter().enumerate() {
-            for &c in rows.iter().skip(x + 1).take(if b.windowed { 1 } else { rows.len() }) {
+            for &c in rows
+                .iter()
+                .skip(x + 1)
+                .take(if b.windowed { 1 } else { rows.len() })
+            {
                 reference.push((a.min(c), a.max(c)));
             }
         }

@@ -83,12 +83,7 @@ pub fn estimate(
                     // would learn that duplicates sharing a name never share a phone.
                     blocking.for_each_pair_marked(block, |i, j, earlier| {
                         table.levels_into(i, j, None, &mut cache, &mut levels);
-                        out.push((
-                            block.rule,
-                            earlier,
-                            levels[..fields].to_vec(),
-                            block.len(),
-                        ));
+                        out.push((block.rule, earlier, levels[..fields].to_vec(), block.len()));
                     });
                 }
                 (cache, out)

@@ -15,8 +15,8 @@ pub use super::model::MAX_FIELDS;
 /// Levels of one pair, field by field (`NULL_LEVEL` past the table's fields).
 pub type Levels = [u8; MAX_FIELDS];
 
-/// Prepared values of every compared field, dictionary-encoded: a code per row and the distinct
-/// prepared values, so identical values are recognised without comparing text.
+/// Prepared values of every compared field, dictionary-encoded: a code per row and the key of each
+/// distinct prepared value, so identical values are recognised without comparing text.
 pub struct PreparedTable {
     pub fields: Vec<FieldModel>,
     /// Row-major codes, `codes[row * fields + field]`: index into `values[field]`, or `NULL_CODE`
