@@ -64,47 +64,7 @@ pub fn prepare(kind: FieldKind, raw: &str, region: Region) -> Option<Prepared> {
     }
 }
 
-fn text(p: &Prepared) -> &str {
-    match p {
-        Prepared::Text(s) => s,
-        other => other.key(),
-    }
-}
-
-/// The level of a pair of values.
-pub fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
-    match kind {
-        FieldKind::Email => match (a, b) {
-            (Prepared::Email(x), Prepared::Email(y)) => {
-                if x.address == y.address {
-                    0
-                } else if x.match_key == y.match_key {
-                    1
-                } else if x.local() == y.local() && x.local().len() >= 4 {
-                    2
-                } else {
-                    3
-                }
-            }
-            _ => 3,
-        },
-        FieldKind::Phone => match (a, b) {
-            (Prepared::Phone(x), Prepared::Phone(y)) => {
-                if x.as_str() == y.as_str() {
-                    0
-                } else if x.last7() == y.last7() {
-                    1
-                } else {
-                    2
-                }
-            }
-            _ => 2,
-        },
-        _ => text_level(kind, text(a), text(b)),
-    }
-}
-
-/// [`level`] of two different values of a field, from their keys ([`Prepared::key`]): what a
+/// The level of two different values of a field, from their keys ([`Prepared::key`]): what a
 /// table keeps of each value. An email's key is its match key, so two different addresses with
 /// one match key are level 1, as [`level_of_parts`] gives; a table reads email and phone levels
 /// from their [`part_codes`] rather than from here.
@@ -197,7 +157,7 @@ pub fn text_level(kind: FieldKind, x: &str, y: &str) -> u8 {
 /// It is the code the numbering gives a value without the part.
 const NO_PART: u32 = super::encode::NULL_CODE;
 
-/// The parts of each distinct email or phone that [`level`] compares, numbered, so a table compares
+/// The parts of each distinct email or phone its levels read, numbered, so a table compares
 /// two integers per part instead of reading each value's strings: emails by their match key and
 /// local part, phones by their last seven digits. `keys` holds each value's [`Prepared::key`];
 /// `None` for the other kinds. The values must be distinct (as a table's are): the value's own
@@ -223,7 +183,7 @@ pub fn part_codes(kind: FieldKind, keys: &TextColumn) -> Option<Vec<[u32; 2]>> {
     Some(first.into_iter().zip(second).map(|(a, b)| [a, b]).collect())
 }
 
-/// [`level`] of two different values of an email or phone field, from their [`part_codes`].
+/// The level of two different values of an email or phone field, from their [`part_codes`].
 #[inline]
 pub fn level_of_parts(kind: FieldKind, a: [u32; 2], b: [u32; 2]) -> u8 {
     let same = |k: usize| a[k] != NO_PART && a[k] == b[k];
@@ -308,6 +268,40 @@ fn swapped_day_month(x: &str, y: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The level of a pair of values, read from the whole prepared values: the reference the
+    /// levels a table reads from keys and part codes are checked against.
+    fn level(kind: FieldKind, a: &Prepared, b: &Prepared) -> u8 {
+        match kind {
+            FieldKind::Email => match (a, b) {
+                (Prepared::Email(x), Prepared::Email(y)) => {
+                    if x.address == y.address {
+                        0
+                    } else if x.match_key == y.match_key {
+                        1
+                    } else if x.local() == y.local() && x.local().len() >= 4 {
+                        2
+                    } else {
+                        3
+                    }
+                }
+                _ => 3,
+            },
+            FieldKind::Phone => match (a, b) {
+                (Prepared::Phone(x), Prepared::Phone(y)) => {
+                    if x.as_str() == y.as_str() {
+                        0
+                    } else if x.last7() == y.last7() {
+                        1
+                    } else {
+                        2
+                    }
+                }
+                _ => 2,
+            },
+            _ => text_level(kind, a.key(), b.key()),
+        }
+    }
 
     fn p(kind: FieldKind, raw: &str) -> Prepared {
         prepare(kind, raw, Region::US).expect("prepared")
