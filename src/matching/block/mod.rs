@@ -121,7 +121,7 @@ impl Blocking {
     ) -> anyhow::Result<Self> {
         let mut names = Vec::new();
         // Row-major slots, a column per rule that can run, written as each rule is grouped: a
-        // rule's keys and row slots are freed before the next rule's are made, instead of every
+        // rule's keys are freed before the next rule's are made, instead of every
         // rule's (840 MB at 10 M rows) waiting beside the slots to be copied into them.
         let runs = |rule: &BlockingRule| {
             rule.key_parts().all(|(field, transform)| {
@@ -192,18 +192,12 @@ impl Blocking {
                     .into_par_iter()
                     .for_each(|rows| order.sort(table, rows));
             }
-            // Each row's block (numbered within the rule) and windowed position.
-            let mut row_slots = vec![
-                Slot {
-                    block: NO_BLOCK,
-                    position: FULL
-                };
-                table.rows
-            ];
+            // Each row's block (numbered within the rule) and windowed position, written into
+            // the rule's column of the slots; a row in no block keeps the NO_BLOCK it started with.
             for (number, b) in rule_blocks.iter().enumerate() {
                 let members = &rows[b.start..][..b.len()];
                 for (p, &r) in members.iter().enumerate() {
-                    row_slots[r as usize] = Slot {
+                    slots[r as usize * planned + index] = Slot {
                         block: number as u32,
                         position: if b.windowed { p as u32 } else { FULL },
                     };
@@ -224,10 +218,6 @@ impl Blocking {
                 ms = started.elapsed().as_millis() as u64, blocks = rule_blocks.len(), "Rule blocked");
             blocks.extend(rule_blocks);
             names.push(rule.name.clone());
-            slots
-                .par_chunks_mut(planned)
-                .zip(&row_slots)
-                .for_each(|(row, &slot)| row[index] = slot);
         }
         let started = Instant::now();
         // Pairs read a row's slots `names.len()` apart: a rule counted as able to run must have.
