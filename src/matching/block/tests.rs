@@ -40,17 +40,18 @@ fn input(first: &[&str], last: &[&str]) -> InputTable {
     table_of(&[("first_name", first), ("last_name", last)])
 }
 
-fn blocking_of(model: &MatchModel, input: &InputTable) -> Blocking {
+fn blocking_of(model: &MatchModel, input: &InputTable) -> (PreparedTable, Blocking) {
     let us = normalize::region("US");
     let (table, raw, _) = prepare_table(model, input, us);
-    block(model, &table, &raw, us).expect("blocking")
+    let blocking = block(model, &table, &raw, us).expect("blocking");
+    (table, blocking)
 }
 
 fn pairs(model: &MatchModel, input: &InputTable) -> Vec<(u32, u32)> {
-    let blocking = blocking_of(model, input);
+    let (table, blocking) = blocking_of(model, input);
     let mut out = Vec::new();
     for b in &blocking.blocks {
-        blocking.for_each_pair(b, |i, j| out.push((i, j)));
+        blocking.for_each_pair(b, &table, |i, j| out.push((i, j)));
     }
     out.sort_unstable();
     out
@@ -152,7 +153,7 @@ kind = "text"
         ("last_name", &["Li", "Li", "Li", "Li", "Ng", "Ng"]),
         ("city", &["Oslo", "Oslo", "Rome", "Rome", "Oslo", "Rome"]),
     ]);
-    let blocking = blocking_of(&m, &t);
+    let (_, blocking) = blocking_of(&m, &t);
     let crowding = blocking.crowding();
     // 15 pairs of rows; 7 share a surname and 6 a city: 15 * 7/15 * 6/15 = 2.8 by chance,
     // against the 2 pairs (Li in Oslo, Li in Rome) the rule's blocks hold.
@@ -192,11 +193,11 @@ fn a_rule_skipped_between_two_others_leaves_each_pair_generated_once() {
         &["Ann", "Ann", "Ann", "Bob", "Bob"],
         &["Lee", "Lee", "Kim", "Kim", "Day"],
     );
-    let blocking = blocking_of(&m, &t);
+    let (table, blocking) = blocking_of(&m, &t);
     assert_eq!(blocking.rule_names(), ["rule0", "rule2"]);
     let mut got = Vec::new();
     for b in &blocking.blocks {
-        blocking.for_each_pair(b, |i, j| got.push((i.min(j), i.max(j), b.rule)));
+        blocking.for_each_pair(b, &table, |i, j| got.push((i.min(j), i.max(j), b.rule)));
     }
     got.sort_unstable();
     // Surnames bring 0-1 and 2-3; first names bring 0-1 again (an earlier rule's, so not
@@ -246,7 +247,7 @@ fn windowed_blocks_among_full_ones_each_sort_their_own_rows() {
         "Lee", "Kim", "Lee", "Lee", "Day", "Kim", "Lee", "Kim", "Day", "Kim", "Fox", "Fox",
     ];
     let t = input(&first, &last);
-    let blocking = blocking_of(&m, &t);
+    let (_, blocking) = blocking_of(&m, &t);
     assert_eq!(blocking.windowed.len(), 3, "Lee, Kim and Ann");
     // A windowed block's rows are its key's rows, sorted by (first, last) name and then row.
     for b in &blocking.blocks {

@@ -242,7 +242,7 @@ pub fn run_remembering(
             |(mut cache, mut out), block| {
                 let mut levels: Levels = [NULL_LEVEL; MAX_FIELDS];
                 let mut generated = 0u64;
-                blocking.for_each_pair(block, |i, j| {
+                blocking.for_each_pair(block, &table, |i, j| {
                     generated += 1;
                     let rows = block.len();
                     if scorer

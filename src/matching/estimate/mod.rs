@@ -81,7 +81,7 @@ pub fn estimate(
                     // (the share of them tells how many of a rule's block pairs are), but leaving
                     // it out would leave out every duplicate the earlier rules find, and m
                     // would learn that duplicates sharing a name never share a phone.
-                    blocking.for_each_pair_marked(block, |i, j, earlier| {
+                    blocking.for_each_pair_marked(block, table, |i, j, earlier| {
                         table.levels_into(i, j, None, &mut cache, &mut levels);
                         out.push((block.rule, earlier, levels[..fields].to_vec(), block.len()));
                     });

@@ -3,7 +3,7 @@
 //! matches, and the per-field explanation of every score.
 
 use super::compare::{self, text_level};
-use super::encode::{NULL_CODE, TextColumn};
+use super::encode::{NULL_CODE, TextColumn, prefetch};
 use super::model::{FieldKind, FieldModel};
 pub use level_cache::LevelCache;
 use level_cache::{CACHEABLE_CODES, PairCache};
@@ -77,6 +77,30 @@ impl PreparedTable {
     #[inline]
     pub fn code(&self, field: usize, row: u32) -> u32 {
         self.codes[row as usize * self.fields.len() + field]
+    }
+
+    /// Starts loading a row's codes (see [`prefetch`]).
+    #[inline]
+    pub fn prefetch_codes(&self, row: u32) {
+        let width = self.fields.len();
+        if width > 0 {
+            let codes = &self.codes[row as usize * width..][..width];
+            prefetch(&codes[0]);
+            prefetch(&codes[width - 1]);
+        }
+    }
+
+    /// Starts loading the parts of a row's emails and phones, which every pair compares first.
+    /// Reads the row's codes: best called a while after [`Self::prefetch_codes`].
+    #[inline]
+    pub fn prefetch_parts(&self, row: u32) {
+        for (f, parts) in self.parts.iter().enumerate() {
+            if let Some(parts) = parts
+                && let Some(p) = parts.get(self.code(f, row) as usize)
+            {
+                prefetch(p);
+            }
+        }
     }
 
     /// The codes of one field, row by row.
