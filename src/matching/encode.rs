@@ -55,6 +55,9 @@ pub fn prefetch<T>(value: &T) {
     let _ = value;
 }
 
+/// How many cells ahead [`TextColumn::select`] starts loading a cell's end.
+const SELECT_AHEAD: usize = 16;
+
 /// The code of an empty cell.
 pub const NULL_CODE: u32 = u32::MAX;
 
@@ -138,7 +141,25 @@ impl TextColumn {
     /// The cells of `rows`, in that order.
     pub fn select(&self, rows: &[usize]) -> TextColumn {
         let mut out = TextColumn::with_capacity(rows.len(), self.text.len());
-        for &row in rows {
+        // In a random order each cell is two cache misses, its end and then its text. They are
+        // started ahead, the text half as far ahead as the ends it is found by.
+        for (k, &row) in rows.iter().enumerate() {
+            if let Some(&ahead) = rows.get(k + SELECT_AHEAD) {
+                prefetch(&self.ends[ahead]);
+                if ahead > 0 {
+                    prefetch(&self.ends[ahead - 1]);
+                }
+            }
+            if let Some(&ahead) = rows.get(k + SELECT_AHEAD / 2) {
+                let start = if ahead == 0 {
+                    0
+                } else {
+                    self.ends[ahead - 1] as usize
+                };
+                if let Some(byte) = self.text.as_bytes().get(start) {
+                    prefetch(byte);
+                }
+            }
             out.push(self.get(row));
         }
         out
