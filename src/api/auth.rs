@@ -390,18 +390,20 @@ impl GhlTokenManager {
         // them is waited out inside one attempt (up to RATE_LIMITED_WAITS, by Retry-After), so it
         // does not spend the policy's attempts and fail the whole run.
         let waiting_out_429s = || async {
-            let mut waits = 0;
+            let mut rate_limited = super::retry::RateLimitedWaits::default();
             loop {
-                let retry_after = match attempt().await {
+                let outcome = attempt().await;
+                let delay = match &outcome {
                     Err(oauth2::RequestTokenError::Request(TokenHttpError::Status {
                         status: 429,
                         retry_after_secs,
                         ..
-                    })) if waits < super::retry::RATE_LIMITED_WAITS => retry_after_secs,
-                    outcome => return outcome,
+                    })) => rate_limited.next(*retry_after_secs),
+                    _ => None,
                 };
-                waits += 1;
-                let delay = super::retry::rate_limited_wait(retry_after);
+                let Some(delay) = delay else {
+                    return outcome;
+                };
                 tracing::warn!(what, ?delay, "GHL token endpoint answered 429; waiting");
                 tokio::time::sleep(delay).await;
             }

@@ -284,7 +284,7 @@ impl ApiClient {
     /// One attempt: wait for the limiter, send, and on a 401 refresh credentials once.
     async fn attempt(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
         let mut refreshed = false;
-        let mut rate_limited_waits = 0;
+        let mut rate_limited = super::retry::RateLimitedWaits::default();
         loop {
             if let Some(limiter) = &self.limiter {
                 limiter.acquire(self.api).await?;
@@ -337,10 +337,11 @@ impl ApiClient {
                     body,
                 });
             }
-            if status == 429 && rate_limited_waits < super::retry::RATE_LIMITED_WAITS {
-                rate_limited_waits += 1;
+            if status == 429
+                && let Some(delay) = rate_limited.next(retry_after_secs)
+            {
                 self.metrics.retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(super::retry::rate_limited_wait(retry_after_secs)).await;
+                tokio::time::sleep(delay).await;
                 continue;
             }
             if status == 401 && !refreshed && self.credentials.recover_from_401(&auth).await? {

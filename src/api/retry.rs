@@ -53,6 +53,25 @@ pub fn rate_limited_wait(retry_after_secs: Option<u64>) -> Duration {
     Duration::from_secs(retry_after_secs.unwrap_or(1).min(120))
 }
 
+/// The 429s one attempt has waited out. Both ways a request reaches a service (the HTTP layer and
+/// the OAuth token exchange) count them here, so they give up after the same number.
+#[derive(Debug, Default)]
+pub struct RateLimitedWaits {
+    waited: u32,
+}
+
+impl RateLimitedWaits {
+    /// The wait before asking again after a 429 with this `Retry-After`, or `None` once the
+    /// attempt has waited out [`RATE_LIMITED_WAITS`] (the 429 is then the attempt's outcome).
+    pub fn next(&mut self, retry_after_secs: Option<u64>) -> Option<Duration> {
+        if self.waited >= RATE_LIMITED_WAITS {
+            return None;
+        }
+        self.waited += 1;
+        Some(rate_limited_wait(retry_after_secs))
+    }
+}
+
 /// Whether a failed attempt may be tried again.
 pub fn is_retryable(error: &ApiError, idempotent: bool) -> bool {
     match error {
@@ -100,6 +119,35 @@ mod tests {
             body: String::new(),
             retry_after_secs: retry_after,
         }
+    }
+
+    #[test]
+    fn an_attempt_waits_out_a_bounded_number_of_429s_by_retry_after() {
+        let mut rate_limited = RateLimitedWaits::default();
+        assert_eq!(rate_limited.next(Some(7)), Some(Duration::from_secs(7)));
+        assert_eq!(
+            rate_limited.next(None),
+            Some(Duration::from_secs(1)),
+            "no Retry-After: a second"
+        );
+        assert_eq!(
+            rate_limited.next(Some(3_600)),
+            Some(Duration::from_secs(120)),
+            "never over two minutes"
+        );
+        for _ in 3..RATE_LIMITED_WAITS {
+            assert!(rate_limited.next(Some(1)).is_some());
+        }
+        assert_eq!(
+            rate_limited.next(Some(1)),
+            None,
+            "the next 429 is the attempt's outcome"
+        );
+        assert_eq!(
+            RateLimitedWaits::default().next(Some(2)),
+            Some(Duration::from_secs(2)),
+            "each attempt counts its own"
+        );
     }
 
     #[test]
