@@ -398,7 +398,7 @@ impl GhlTokenManager {
                         status: 429,
                         retry_after_secs,
                         ..
-                    })) => rate_limited.next(*retry_after_secs),
+                    })) => rate_limited.wait_after(*retry_after_secs),
                     _ => None,
                 };
                 let Some(delay) = delay else {

@@ -338,7 +338,7 @@ impl ApiClient {
                 });
             }
             if status == 429
-                && let Some(delay) = rate_limited.next(retry_after_secs)
+                && let Some(delay) = rate_limited.wait_after(retry_after_secs)
             {
                 self.metrics.retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(delay).await;

@@ -49,7 +49,7 @@ impl RetryPolicy {
 pub const RATE_LIMITED_WAITS: u32 = 10;
 
 /// How long to wait after a 429: its `Retry-After`, else a second; never over two minutes.
-pub fn rate_limited_wait(retry_after_secs: Option<u64>) -> Duration {
+fn rate_limited_wait(retry_after_secs: Option<u64>) -> Duration {
     Duration::from_secs(retry_after_secs.unwrap_or(1).min(120))
 }
 
@@ -63,7 +63,7 @@ pub struct RateLimitedWaits {
 impl RateLimitedWaits {
     /// The wait before asking again after a 429 with this `Retry-After`, or `None` once the
     /// attempt has waited out [`RATE_LIMITED_WAITS`] (the 429 is then the attempt's outcome).
-    pub fn next(&mut self, retry_after_secs: Option<u64>) -> Option<Duration> {
+    pub fn wait_after(&mut self, retry_after_secs: Option<u64>) -> Option<Duration> {
         if self.waited >= RATE_LIMITED_WAITS {
             return None;
         }
@@ -121,30 +121,36 @@ mod tests {
         }
     }
 
+    // The test below spends three waits before counting the rest.
+    const _: () = assert!(RATE_LIMITED_WAITS >= 3);
+
     #[test]
     fn an_attempt_waits_out_a_bounded_number_of_429s_by_retry_after() {
         let mut rate_limited = RateLimitedWaits::default();
-        assert_eq!(rate_limited.next(Some(7)), Some(Duration::from_secs(7)));
         assert_eq!(
-            rate_limited.next(None),
+            rate_limited.wait_after(Some(7)),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            rate_limited.wait_after(None),
             Some(Duration::from_secs(1)),
             "no Retry-After: a second"
         );
         assert_eq!(
-            rate_limited.next(Some(3_600)),
+            rate_limited.wait_after(Some(3_600)),
             Some(Duration::from_secs(120)),
             "never over two minutes"
         );
         for _ in 3..RATE_LIMITED_WAITS {
-            assert!(rate_limited.next(Some(1)).is_some());
+            assert!(rate_limited.wait_after(Some(1)).is_some());
         }
         assert_eq!(
-            rate_limited.next(Some(1)),
+            rate_limited.wait_after(Some(1)),
             None,
             "the next 429 is the attempt's outcome"
         );
         assert_eq!(
-            RateLimitedWaits::default().next(Some(2)),
+            RateLimitedWaits::default().wait_after(Some(2)),
             Some(Duration::from_secs(2)),
             "each attempt counts its own"
         );

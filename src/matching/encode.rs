@@ -41,18 +41,33 @@ fn advise_huge_pages<T>(v: &Vec<T>) {
     let _ = v;
 }
 
-/// Starts loading the cache line holding `value` (a hint: nothing on other processors).
+/// Starts loading the cache line holding `value` (a hint; nothing on processors other than
+/// x86-64).
 #[inline(always)]
 pub fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE, which the instruction needs, is part of every x86-64 processor; a prefetch
-    // reads nothing into the program and never faults.
+    // SAFETY: SSE, which the instruction needs, is part of every x86-64 processor; the pointer
+    // comes from a reference, and a prefetch reads nothing into the program and never faults.
     unsafe {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;
+}
+
+/// Starts loading every cache line `values` spans ([`prefetch`]).
+#[inline(always)]
+pub fn prefetch_slice<T>(values: &[T]) {
+    const LINE: usize = 64;
+    let per_line = (LINE / std::mem::size_of::<T>().max(1)).max(1);
+    // A chunk starts in each line the slice covers but the last, which holds its last value.
+    for chunk in values.chunks(per_line) {
+        prefetch(&chunk[0]);
+    }
+    if let Some(last) = values.last() {
+        prefetch(last);
+    }
 }
 
 /// How many cells ahead [`TextColumn::select`] starts loading a cell's end.

@@ -17,7 +17,7 @@ use group::{group_rows, windowed_rows};
 use keys::{email_local, phone_last7};
 pub use keys::{key_of, keyed_fields, settled_fields};
 
-use super::encode::{Dictionary, NULL_CODE, prefetch};
+use super::encode::{Dictionary, NULL_CODE, prefetch_slice};
 use super::model::{BlockingRule, FieldKind, MatchModel};
 use super::score::PreparedTable;
 use anyhow::Context;
@@ -296,8 +296,9 @@ impl Blocking {
     }
 
     /// Calls `visit(i, j)` with `i < j` for every pair of a block that no earlier rule generated,
-    /// so across all blocks each candidate pair is visited exactly once. `table` is the table the
-    /// blocks were made from; what `visit` reads of it is loaded ahead.
+    /// so across all blocks each candidate pair is visited exactly once. `table` must be the table
+    /// the blocks were made from: the walk loads its rows' codes and email and phone parts ahead
+    /// of `visit`.
     pub fn for_each_pair(
         &self,
         block: &Block,
@@ -312,7 +313,7 @@ impl Blocking {
     }
 
     /// Calls `visit(i, j, earlier)` with `i < j` for every pair of a block, `earlier` telling
-    /// whether an earlier rule generated it too.
+    /// whether an earlier rule generated it too; `table` as for [`Self::for_each_pair`].
     pub fn for_each_pair_marked(
         &self,
         block: &Block,
@@ -321,38 +322,34 @@ impl Blocking {
     ) {
         let rows = self.rows(block);
         let rules = self.names.len();
+        debug_assert_eq!(table.rows * rules, self.slots.len(), "another table");
         let reach = if block.windowed {
             self.window
         } else {
             rows.len()
         };
         // A block's rows sit all over the table, so each row's slots, codes, and its phone's and
-        // email's parts are cache misses (at 10 M rows, TLB misses too); waited for one at a
-        // time inside the pair loop, they were most of scoring's time. They are loaded ahead
-        // instead, in two steps, as the parts' places come from the codes: for a block compared
-        // in full, every row before its first pair; for a windowed one, a fixed distance ahead
-        // of the row being compared.
+        // email's parts are cache misses; waited for one at a time inside the pair loop, they
+        // were most of scoring's time. They are loaded ahead instead, the parts a step after the
+        // codes they are found by: for a block compared in full, every row's before its first
+        // pair; for a windowed one, a row's codes LOAD_AHEAD_ROWS rows before it enters the
+        // window, and its parts half as far.
         let load_codes = |r: u32| {
-            if block.rule > 0 {
-                let slots = &self.slots[r as usize * rules..][..block.rule];
-                prefetch(&slots[0]);
-                prefetch(&slots[block.rule - 1]);
-            }
+            prefetch_slice(&self.slots[r as usize * rules..][..block.rule]);
             table.prefetch_codes(r);
         };
-        let ahead = if block.windowed {
-            (reach + LOAD_AHEAD_ROWS).min(rows.len())
+        let (codes_ahead, parts_ahead) = if block.windowed {
+            (reach + LOAD_AHEAD_ROWS, reach + LOAD_AHEAD_ROWS / 2)
         } else {
-            rows.len()
+            (rows.len(), rows.len())
         };
-        rows[..ahead].iter().for_each(|&r| load_codes(r));
-        let parts_ahead = if block.windowed { ahead / 2 } else { ahead };
-        rows[..parts_ahead]
-            .iter()
+        rows.iter().take(codes_ahead).for_each(|&r| load_codes(r));
+        rows.iter()
+            .take(parts_ahead)
             .for_each(|&r| table.prefetch_parts(r));
         for (x, &a) in rows.iter().enumerate() {
             if block.windowed {
-                if let Some(&r) = rows.get(x + ahead) {
+                if let Some(&r) = rows.get(x + codes_ahead) {
                     load_codes(r);
                 }
                 if let Some(&r) = rows.get(x + parts_ahead) {
@@ -377,7 +374,7 @@ impl Blocking {
     }
 }
 
-/// How many rows past the window a windowed block's loads are started.
+/// How many rows before they enter a windowed block's window its rows' codes are loaded.
 const LOAD_AHEAD_ROWS: usize = 8;
 
 /// Pairs a block yields at most.

@@ -284,6 +284,94 @@ fn windowed_blocks_among_full_ones_each_sort_their_own_rows() {
 }
 
 #[test]
+fn long_windowed_blocks_with_emails_and_phones_yield_their_neighbours_once() {
+    // A windowed block many times longer than its window, so the walk loads rows ahead of the
+    // window as it goes, over a table with email and phone parts and blank cells among them.
+    let m: MatchModel = toml::from_str(
+        r#"
+id_column = "id"
+threshold = 0.9
+max_block_size = 3
+window = 2
+[[blocking]]
+name = "last"
+keys = ["last_name:exact"]
+[[blocking]]
+name = "first"
+keys = ["first_name:exact"]
+[[fields]]
+name = "first_name"
+kind = "given_name"
+[[fields]]
+name = "last_name"
+kind = "family_name"
+[[fields]]
+name = "email"
+kind = "email"
+[[fields]]
+name = "phone"
+kind = "phone"
+"#,
+    )
+    .expect("model");
+    let rows = 40;
+    let names = ["Ann", "Bob", "Cat", "Dan", "Eve"];
+    let first: Vec<String> = (0..rows).map(|r| names[r * 7 % 5].to_string()).collect();
+    let last: Vec<String> = (0..rows)
+        .map(|r| if r % 9 == 4 { "Kim" } else { "Lee" }.to_string())
+        .collect();
+    let email: Vec<String> = (0..rows)
+        .map(|r| match r % 4 {
+            0 => String::new(),
+            _ => format!("person{}@example.com", r % 11),
+        })
+        .collect();
+    let phone: Vec<String> = (0..rows)
+        .map(|r| match r % 3 {
+            0 => String::new(),
+            _ => format!("(415) 555-{:04}", 100 + r % 13),
+        })
+        .collect();
+    fn column(cells: &[String]) -> Vec<&str> {
+        cells.iter().map(String::as_str).collect()
+    }
+    let (f, l, e, p) = (
+        column(&first),
+        column(&last),
+        column(&email),
+        column(&phone),
+    );
+    let t = table_of(&[
+        ("first_name", &f),
+        ("last_name", &l),
+        ("email", &e),
+        ("phone", &p),
+    ]);
+    let (_, blocking) = blocking_of(&m, &t);
+    let longest = blocking.blocks.iter().map(Block::len).max().unwrap_or(0);
+    assert!(
+        longest > m.window + LOAD_AHEAD_ROWS,
+        "a block longer than the rows loaded ahead: {longest}"
+    );
+    let mut reference = Vec::new();
+    for b in &blocking.blocks {
+        let rows = blocking.rows(b);
+        for (x, &a) in rows.iter().enumerate() {
+            for &c in rows
+                .iter()
+                .skip(x + 1)
+                .take(if b.windowed { m.window } else { rows.len() })
+            {
+                reference.push((a.min(c), a.max(c)));
+            }
+        }
+    }
+    reference.sort_unstable();
+    reference.dedup();
+    assert_eq!(pairs(&m, &t), reference);
+}
+
+#[test]
 fn a_block_sorted_by_packed_keys_is_in_the_order_of_its_field_values() {
     // Ties in the first name, empty cells (which sort last) and repeated rows of values.
     let first = ["Bob", "Ann", "", "Bob", "Ann", "Cat", "", "Ann"];

@@ -3,7 +3,7 @@
 //! matches, and the per-field explanation of every score.
 
 use super::compare::{self, text_level};
-use super::encode::{NULL_CODE, TextColumn, prefetch};
+use super::encode::{NULL_CODE, TextColumn, prefetch, prefetch_slice};
 use super::model::{FieldKind, FieldModel};
 pub use level_cache::LevelCache;
 use level_cache::{CACHEABLE_CODES, PairCache};
@@ -79,15 +79,11 @@ impl PreparedTable {
         self.codes[row as usize * self.fields.len() + field]
     }
 
-    /// Starts loading a row's codes (see [`prefetch`]).
+    /// Starts loading a row's codes ([`prefetch_slice`]).
     #[inline]
     pub fn prefetch_codes(&self, row: u32) {
         let width = self.fields.len();
-        if width > 0 {
-            let codes = &self.codes[row as usize * width..][..width];
-            prefetch(&codes[0]);
-            prefetch(&codes[width - 1]);
-        }
+        prefetch_slice(&self.codes[row as usize * width..][..width]);
     }
 
     /// Starts loading the parts of a row's emails and phones, which every pair compares first.
