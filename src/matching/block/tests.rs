@@ -232,14 +232,7 @@ fn windowed_blocks_among_full_ones_each_sort_their_own_rows() {
     // and first names (Ann too large). The rules' blocks share one row buffer, windowed and full
     // ones mixed in an order the key hashes decide; each windowed block must be sorted within
     // its own rows and no others.
-    let mut m = model(false);
-    m.blocking[0].keys = vec!["last_name:exact".into()];
-    let mut by_first = m.blocking[0].clone();
-    by_first.name = "first".into();
-    by_first.keys = vec!["first_name:exact".into()];
-    m.blocking.push(by_first);
-    m.max_block_size = 3;
-    m.window = 1;
+    let m = two_rules_on_exact_names(1);
     let first = [
         "Zed", "Ann", "Bob", "Ann", "Cat", "Bob", "Ann", "Eve", "Ann", "Ann", "Dan", "Ann",
     ];
@@ -264,7 +257,12 @@ fn windowed_blocks_among_full_ones_each_sort_their_own_rows() {
         }
         assert_eq!(rows, expected, "rule {} block of {}", b.rule, key(rows[0]));
     }
-    // Neighbours (window 1) in each windowed block, every pair of a full one, each pair once.
+    assert_eq!(pairs(&m, &t), neighbours_once(&blocking, 1));
+}
+
+/// The pairs blocking should yield, worked out from its blocks: neighbours within `window` in a
+/// windowed block, every pair of a full one, each pair once.
+fn neighbours_once(blocking: &Blocking, window: usize) -> Vec<(u32, u32)> {
     let mut reference = Vec::new();
     for b in &blocking.blocks {
         let rows = blocking.rows(b);
@@ -272,7 +270,7 @@ fn windowed_blocks_among_full_ones_each_sort_their_own_rows() {
             for &c in rows
                 .iter()
                 .skip(x + 1)
-                .take(if b.windowed { 1 } else { rows.len() })
+                .take(if b.windowed { window } else { rows.len() })
             {
                 reference.push((a.min(c), a.max(c)));
             }
@@ -280,40 +278,34 @@ fn windowed_blocks_among_full_ones_each_sort_their_own_rows() {
     }
     reference.sort_unstable();
     reference.dedup();
-    assert_eq!(pairs(&m, &t), reference);
+    reference
+}
+
+/// Two rules, surnames then first names, each on the whole value; blocks over three rows
+/// compared by sorted neighbourhood in `window`.
+fn two_rules_on_exact_names(window: usize) -> MatchModel {
+    let mut m = model(false);
+    m.blocking[0].keys = vec!["last_name:exact".into()];
+    let mut by_first = m.blocking[0].clone();
+    by_first.name = "first".into();
+    by_first.keys = vec!["first_name:exact".into()];
+    m.blocking.push(by_first);
+    m.max_block_size = 3;
+    m.window = window;
+    m
 }
 
 #[test]
 fn long_windowed_blocks_with_emails_and_phones_yield_their_neighbours_once() {
     // A windowed block many times longer than its window, so the walk loads rows ahead of the
     // window as it goes, over a table with email and phone parts and blank cells among them.
-    let m: MatchModel = toml::from_str(
-        r#"
-id_column = "id"
-threshold = 0.9
-max_block_size = 3
-window = 2
-[[blocking]]
-name = "last"
-keys = ["last_name:exact"]
-[[blocking]]
-name = "first"
-keys = ["first_name:exact"]
-[[fields]]
-name = "first_name"
-kind = "given_name"
-[[fields]]
-name = "last_name"
-kind = "family_name"
-[[fields]]
-name = "email"
-kind = "email"
-[[fields]]
-name = "phone"
-kind = "phone"
-"#,
-    )
-    .expect("model");
+    let mut m = two_rules_on_exact_names(2);
+    for (name, kind) in [("email", FieldKind::Email), ("phone", FieldKind::Phone)] {
+        let mut field = m.fields[0].clone();
+        field.name = name.into();
+        field.kind = kind;
+        m.fields.push(field);
+    }
     let rows = 40;
     let names = ["Ann", "Bob", "Cat", "Dan", "Eve"];
     let first: Vec<String> = (0..rows).map(|r| names[r * 7 % 5].to_string()).collect();
@@ -353,22 +345,7 @@ kind = "phone"
         longest > m.window + LOAD_AHEAD_ROWS,
         "a block longer than the rows loaded ahead: {longest}"
     );
-    let mut reference = Vec::new();
-    for b in &blocking.blocks {
-        let rows = blocking.rows(b);
-        for (x, &a) in rows.iter().enumerate() {
-            for &c in rows
-                .iter()
-                .skip(x + 1)
-                .take(if b.windowed { m.window } else { rows.len() })
-            {
-                reference.push((a.min(c), a.max(c)));
-            }
-        }
-    }
-    reference.sort_unstable();
-    reference.dedup();
-    assert_eq!(pairs(&m, &t), reference);
+    assert_eq!(pairs(&m, &t), neighbours_once(&blocking, m.window));
 }
 
 #[test]
