@@ -139,13 +139,19 @@ impl TextColumn {
     /// A row's cell, as written; `None` when blank.
     #[inline]
     pub fn get(&self, row: usize) -> Option<&str> {
-        let start = if row == 0 {
+        let start = self.start(row);
+        let end = self.ends[row] as usize;
+        (end > start).then(|| &self.text[start..end])
+    }
+
+    /// Where a row's cell starts in `text`: where the previous row's ends.
+    #[inline]
+    fn start(&self, row: usize) -> usize {
+        if row == 0 {
             0
         } else {
             self.ends[row - 1] as usize
-        };
-        let end = self.ends[row] as usize;
-        (end > start).then(|| &self.text[start..end])
+        }
     }
 
     /// Every row's cell, in order.
@@ -165,15 +171,10 @@ impl TextColumn {
                     prefetch(&self.ends[ahead - 1]);
                 }
             }
-            if let Some(&ahead) = rows.get(k + SELECT_AHEAD / 2) {
-                let start = if ahead == 0 {
-                    0
-                } else {
-                    self.ends[ahead - 1] as usize
-                };
-                if let Some(byte) = self.text.as_bytes().get(start) {
-                    prefetch(byte);
-                }
+            if let Some(&ahead) = rows.get(k + SELECT_AHEAD / 2)
+                && let Some(byte) = self.text.as_bytes().get(self.start(ahead))
+            {
+                prefetch(byte);
             }
             out.push(self.get(row));
         }
