@@ -2,6 +2,7 @@
 """Crowded names: contacts whose names repeat as they do in a big agency's CRM, with the truth.
 
     python3 bench/crowded.py --people 650000 --seed 3 --out bench-output/crowded-1m
+    python3 bench/crowded.py --people 650000 --seed 3 --tiles 10 --out bench-output/crowded-10m
 
 Written apart from the sandbox's seed generator and from holdout.py, to test what they share:
 both draw names from tables of a few hundred entries spread over many places, so a full name is
@@ -414,24 +415,41 @@ class Generator:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--people", type=int, required=True)
+    ap.add_argument("--people", type=int, required=True, help="people per table (per tile)")
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--tiles", type=int, default=1,
+                    help="tables of --people each, from seeds seed, seed+1, ..., written as one "
+                         "file with the tile in front of every id and person (t0_, t1_, ...)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = Generator(a.seed).rows(a.people)
-    with open(out / "data.csv", "w", newline="", encoding="utf-8") as f, \
-            open(out / "truth.csv", "w", newline="", encoding="utf-8") as t:
+    # One table is held in memory at a time (about 1 GiB a million rows), but every tile draws
+    # its phones and addresses from one pool: tiles generated apart would give a common name's
+    # address (james.smith@gmail.com) and some numbers to a different person in every tile,
+    # which no real table does. Tile 0 is the table --tiles 1 writes.
+    used_emails, used_phones = set(), set()
+    total = 0
+    with open(out / "data.tmp", "w", newline="", encoding="utf-8") as f, \
+            open(out / "truth.tmp", "w", newline="", encoding="utf-8") as t:
         data, truth = csv.writer(f, lineterminator="\n"), csv.writer(t, lineterminator="\n")
         data.writerow(["id", "first_name", "last_name", "email", "phone", "company", "city",
                        "postal_code", "country"])
         truth.writerow(["id", "person"])
-        for i, (person, rec) in enumerate(rows):
-            rid = f"c{i:08d}"
-            data.writerow([rid] + rec)
-            truth.writerow([rid, person])
-    print(f"{len(rows)} records of {a.people} people -> {out}")
+        for tile in range(a.tiles):
+            generator = Generator(a.seed + tile)
+            generator.used_emails, generator.used_phones = used_emails, used_phones
+            rows = generator.rows(a.people)
+            prefix = f"t{tile}_" if a.tiles > 1 else ""
+            for i, (person, rec) in enumerate(rows):
+                rid = f"{prefix}c{i:08d}"
+                data.writerow([rid] + rec)
+                truth.writerow([rid, prefix + person])
+            total += len(rows)
+            del rows
+    (out / "data.tmp").rename(out / "data.csv")
+    (out / "truth.tmp").rename(out / "truth.csv")
+    print(f"{total} records of {a.people * a.tiles} people -> {out}")
 
 
 if __name__ == "__main__":

@@ -36,22 +36,18 @@ WORK = OUT / "scale-work"
 PEOPLE_PER_RECORD = {"holdout": 1 / 1.47, "crowded": 1 / 1.59}
 
 
-# crowded.py holds a whole table in memory (about 1 GiB a million rows); its larger tables are
-# tiles of this size, each from its own seed, concatenated with the tile in front of every id.
-# holdout.py writes a million people at a time and keeps phones, mailboxes and domains unique
-# across the whole table, so its tables are never tiled.
+# crowded.py holds one table in memory (about 1 GiB a million rows), so its larger tables are
+# tiles of this size, each from its own seed, drawing phones and addresses from one pool (see
+# crowded.py --tiles); the first tile is the 1 M table. holdout.py writes a million people at a
+# time and keeps phones, mailboxes and domains unique across the whole table.
 TILE = 1_000_000
-TILED = {"crowded"}
 
 
-def generate(generator, size, binary, seed_offset=0):
+def generate(generator, size, binary):
     """Writes data.csv and truth.csv (id, person) for one generator and size; returns the dir."""
-    suffix = f"-tile{seed_offset}" if seed_offset else ""
-    d = WORK / f"{generator}-{size}{suffix}"
+    d = WORK / f"{generator}-{size}"
     if (d / "data.csv").exists() and (d / "truth.csv").exists():
         return d
-    if generator in TILED and size > TILE:
-        return tiled(generator, size, binary, d)
     d.mkdir(parents=True, exist_ok=True)
     print(f"generating {generator} at {size:,}...", file=sys.stderr)
     if generator == "seeded":
@@ -61,7 +57,7 @@ def generate(generator, size, binary, seed_offset=0):
     elif generator == "holdout":
         people = round(size * PEOPLE_PER_RECORD["holdout"])
         subprocess.run([sys.executable, str(REPO / "bench/holdout.py"), "generate", "--entities",
-                        str(people), "--seed", str(1 + seed_offset), "--out", str(d)], check=True,
+                        str(people), "--seed", "1", "--out", str(d)], check=True,
                        stdout=subprocess.DEVNULL)
         # holdout.py names the person entity_id.
         with open(d / "truth.csv") as src, open(d / "truth.tmp", "w") as dst:
@@ -70,37 +66,13 @@ def generate(generator, size, binary, seed_offset=0):
             dst.writelines(src)
         (d / "truth.tmp").rename(d / "truth.csv")
     elif generator == "crowded":
-        people = round(size * PEOPLE_PER_RECORD["crowded"])
+        tiles = max(1, size // TILE)
+        people = round(size // tiles * PEOPLE_PER_RECORD["crowded"])
         subprocess.run([sys.executable, str(REPO / "bench/crowded.py"), "--people", str(people),
-                        "--seed", str(3 + seed_offset), "--out", str(d)], check=True,
+                        "--seed", "3", "--tiles", str(tiles), "--out", str(d)], check=True,
                        stdout=subprocess.DEVNULL)
     else:
         sys.exit(f"unknown generator {generator}")
-    return d
-
-
-def tiled(generator, size, binary, d):
-    """size / TILE tables of TILE rows from seeds 0, 1, ... after the generator's own, one file.
-    The truth calls people of different tiles different people; a generator that keeps emails or
-    company domains unique within one table only would repeat them across tiles, which no matcher
-    can tell apart (crowded.py's tiles keep precision at 0.995)."""
-    d.mkdir(parents=True, exist_ok=True)
-    with open(d / "data.tmp", "w") as data, open(d / "truth.tmp", "w") as truth:
-        for t in range(size // TILE):
-            part = generate(generator, TILE, binary, seed_offset=t)
-            for name, out in (("data.csv", data), ("truth.csv", truth)):
-                with open(part / name) as src:
-                    header = next(src)
-                    if t == 0:
-                        out.write(header)
-                    prefix = f"t{t}_"
-                    if name == "data.csv":
-                        out.writelines(prefix + line for line in src)
-                    else:
-                        out.writelines(prefix + i + "," + prefix + rest
-                                       for i, _, rest in (l.partition(",") for l in src))
-    (d / "data.tmp").rename(d / "data.csv")
-    (d / "truth.tmp").rename(d / "truth.csv")
     return d
 
 
