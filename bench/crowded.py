@@ -422,12 +422,15 @@ def main():
                          "file with the tile in front of every id and person (t0_, t1_, ...)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if a.tiles < 1:
+        ap.error("--tiles must be at least 1")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    # One table is held in memory at a time (about 1 GiB a million rows), but every tile draws
-    # its phones and addresses from one pool: tiles generated apart would give a common name's
-    # address (james.smith@gmail.com) and some numbers to a different person in every tile,
-    # which no real table does. Tile 0 is the table --tiles 1 writes.
+    # One table is held in memory at a time (about 1 GiB a million rows), beside the pools of
+    # numbers and email addresses taken so far, which grow with every tile: tiles generated apart
+    # would give a common name's address (james.smith@gmail.com) and some numbers to a different
+    # person in every tile, which no real table does. A company's info@ inbox is shared across
+    # tiles as within one. Tile 0 is the table --tiles 1 writes, with t0_ in front of its ids.
     used_emails, used_phones = set(), set()
     total = 0
     with open(out / "data.tmp", "w", newline="", encoding="utf-8") as f, \
