@@ -187,8 +187,8 @@ pub fn run_remembering(
     let (table, raw, unknown_country_rows) = prepare_table(model, &owned_input, region);
     metrics.unknown_country_rows = unknown_country_rows;
     metrics.seconds_preparing = started.elapsed().as_secs_f64();
-    // Everything after reads the dictionaries, which hold each distinct value: the cells go, and
-    // blocking reuses their memory instead of taking fresh pages.
+    // Blocking and clustering read the dictionaries, which hold each distinct value: the cells go,
+    // and blocking reuses their memory instead of taking fresh pages.
     owned_input.columns = HashMap::new();
     let input = &owned_input;
 

@@ -410,7 +410,7 @@ fn write_frame(mut frame: DataFrame, path: &Path) -> anyhow::Result<()> {
 pub fn write_assignments(result: &DedupeResult, path: &Path) -> anyhow::Result<()> {
     let a = &result.assignments;
     // Columns straight from the assignments, not through vectors of references: at 10 M rows
-    // those were 320 MB of fresh pages at the end of the run, its peak.
+    // those were 320 MB more at the end of the run.
     let text = |name: &str, cell: fn(&Assignment) -> &str| {
         StringChunked::from_iter_values(name.into(), a.iter().map(cell)).into_column()
     };
