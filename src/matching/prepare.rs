@@ -21,19 +21,22 @@ pub fn prepare_table(
     input: &InputTable,
     region: Region,
 ) -> (PreparedTable, HashMap<String, Dictionary>, u64) {
-    let fields: Vec<_> = model
-        .fields
-        .iter()
-        .filter(|f| {
-            let present = input.columns.contains_key(&f.name);
-            if !present {
-                tracing::warn!(field = %f.name, "Model field absent from the input; not compared");
-            }
-            present
-        })
-        .cloned()
-        .collect();
-    let mut wanted: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+    prepare_fields(
+        model,
+        encode_columns(model, &input.columns),
+        input.rows(),
+        region,
+    )
+}
+
+/// The dictionaries of the input columns the model reads: its fields, its blocking keys' columns,
+/// the swappable names and the phone region column. They hold each distinct value, so the cells
+/// can go once they are made.
+pub fn encode_columns(
+    model: &MatchModel,
+    columns: &HashMap<String, TextColumn>,
+) -> HashMap<String, Dictionary> {
+    let mut wanted: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
     for rule in &model.blocking {
         wanted.extend(rule.key_parts().map(|(field, _)| field));
     }
@@ -42,10 +45,10 @@ pub fn prepare_table(
     wanted.sort_unstable();
     wanted.dedup();
     let started = Instant::now();
-    let raw: HashMap<String, Dictionary> = wanted
+    let raw = wanted
         .par_iter()
         .filter_map(|name| {
-            let cells = input.columns.get(*name)?;
+            let cells = columns.get(*name)?;
             Some((name.to_string(), Dictionary::of_cells(cells)))
         })
         .collect();
@@ -53,6 +56,28 @@ pub fn prepare_table(
         ms = started.elapsed().as_millis() as u64,
         "Input columns encoded"
     );
+    raw
+}
+
+/// [`prepare_table`] from the dictionaries [`encode_columns`] made of a table of `rows` rows.
+pub fn prepare_fields(
+    model: &MatchModel,
+    raw: HashMap<String, Dictionary>,
+    rows: usize,
+    region: Region,
+) -> (PreparedTable, HashMap<String, Dictionary>, u64) {
+    let fields: Vec<_> = model
+        .fields
+        .iter()
+        .filter(|f| {
+            let present = raw.contains_key(&f.name);
+            if !present {
+                tracing::warn!(field = %f.name, "Model field absent from the input; not compared");
+            }
+            present
+        })
+        .cloned()
+        .collect();
     let mut unknown_country_rows = 0;
     let row_regions = model.phone_region_column.as_deref().and_then(|column| {
         let Some((regions, unknown)) = row_regions(&raw, column, region) else {
@@ -100,7 +125,7 @@ pub fn prepare_table(
         let ib = fields.iter().position(|f| &f.name == b)?;
         Some((ia, ib))
     });
-    let table = PreparedTable::new(fields, codes, values, input.rows(), swap);
+    let table = PreparedTable::new(fields, codes, values, rows, swap);
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         "Prepared table laid out"
