@@ -4,6 +4,7 @@
 
 use super::compare::prepare;
 use super::encode::{Dictionary, NULL_CODE, TextColumn, number_by_first_occurrence, remap};
+#[cfg(test)]
 use super::input_table::InputTable;
 use super::model::{FieldKind, MatchModel};
 use super::score::PreparedTable;
@@ -13,9 +14,9 @@ use rlibphonenumber::enums::Region;
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// Dictionary-encodes the input columns the model reads and prepares each field's distinct values.
-/// Returns the prepared table, the raw dictionaries (by column), which blocking keys and the
-/// generational-suffix check read, and how many rows have a country cell that names no country.
+/// [`encode_columns`] then [`prepare_fields`], for tests that keep their input table; a dedupe
+/// drops the cells between the two.
+#[cfg(test)]
 pub fn prepare_table(
     model: &MatchModel,
     input: &InputTable,
@@ -59,7 +60,10 @@ pub fn encode_columns(
     raw
 }
 
-/// [`prepare_table`] from the dictionaries [`encode_columns`] made of a table of `rows` rows.
+/// Prepares each field's distinct values from the dictionaries [`encode_columns`] made of a table
+/// of `rows` rows. Returns the prepared table, the dictionaries (by column), which blocking keys
+/// and the generational-suffix check read, and how many rows have a country cell that names no
+/// country.
 pub fn prepare_fields(
     model: &MatchModel,
     raw: HashMap<String, Dictionary>,

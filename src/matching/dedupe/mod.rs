@@ -98,6 +98,7 @@ pub struct DedupeResult {
     pub held: HashSet<(u32, u32)>,
 }
 
+#[cfg(test)]
 pub use super::prepare::prepare_table;
 use super::prepare::{encode_columns, prepare_fields};
 
