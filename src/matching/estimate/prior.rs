@@ -6,7 +6,8 @@ use crate::matching::block::Blocking;
 use crate::matching::score::probability;
 
 /// How far below their estimate under independence of names and place the pairs that share a
-/// rule's key by chance may be ([`crate::matching::block::Crowding`]), as a share of it.
+/// rule's key by chance may be ([`crate::matching::block::Crowding`]), as a share of it; also the
+/// lowest the crowding bound goes ([`most_matches`]).
 const CHANCE_PAIRS_ERROR: f64 = 0.1;
 
 pub use crate::matching::score::block_prior;
@@ -103,7 +104,8 @@ pub fn crowding_bound(
     let share = own_share(sample, r);
     let own_pairs = crowding.block_pairs * share;
     let most = most_matches(chance, own_pairs)?;
-    tracing::debug!(rule = %blocking.rule_names()[r], most, chance, own_pairs, block_pairs = crowding.block_pairs, own_share = share,
+    tracing::debug!(rule = %blocking.rule_names()[r], most, chance, own_pairs,
+        block_pairs = crowding.block_pairs, own_share = share,
         "The most of the rule's own pairs its blocks' crowding allows to be matches");
     Some(most)
 }
@@ -127,17 +129,20 @@ fn own_share(sample: &[(usize, bool, Vec<u8>, usize)], r: usize) -> f64 {
 /// the key by chance; `None` when the rule has no pairs of its own. Names do depend a little on
 /// place (and a household shares both), so the chance pairs are taken as known to within
 /// CHANCE_PAIRS_ERROR: the most the rule's own pairs can hold of duplicates is what a tenth fewer
-/// chance pairs leave. The estimate counts every namesake pair in the rule's blocks, those an
-/// earlier rule brought too (a household's phone, a company's inbox), so it can exceed the own
-/// pairs; it then says they are all chance, to within that tenth. Reading more than that as "no
-/// duplicates at all" left a rule on a surname's sound and a postcode unable to accept any pair
-/// in ten million crowded rows.
+/// chance pairs leave. The estimate counts every namesake pair in the rule's blocks, also those an
+/// earlier rule brought (a household's phone, a company's inbox), and the own pairs are themselves
+/// estimated from a sample, so chance can come out above them. That says the own pairs are all
+/// chance, to within the same tenth, so the bound goes no lower than CHANCE_PAIRS_ERROR: a bound
+/// of zero left a rule on a surname's sound and a postcode unable to accept any pair in ten
+/// million crowded rows.
 fn most_matches(chance: f64, own_pairs: f64) -> Option<f64> {
-    if own_pairs <= 0.0 {
+    if own_pairs.is_nan() || own_pairs <= 0.0 || chance.is_nan() {
         return None;
     }
-    let chance = chance.min(own_pairs);
-    Some((1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs).min(1.0 - 1e-6))
+    Some(
+        (1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs)
+            .clamp(CHANCE_PAIRS_ERROR, 1.0 - 1e-6),
+    )
 }
 
 /// The highest level (log2 odds in a block of two) at most `fitted` whose share of matches,
@@ -205,11 +210,21 @@ mod tests {
     fn the_crowding_bound_leaves_room_for_a_tenth_fewer_chance_pairs() {
         // 200 own pairs of which 50 are namesakes by chance: at most 1 - 0.9 × 50 / 200.
         assert_eq!(most_matches(50.0, 200.0), Some(1.0 - 0.9 * 0.25));
-        // More chance pairs than own pairs: the namesakes earlier rules brought are among them,
-        // and the own pairs are all chance only to within a tenth.
-        let most = most_matches(300.0, 200.0).expect("own pairs");
-        assert!((most - 0.1).abs() < 1e-12, "{most}");
+        // As many chance pairs as own pairs, or more: all chance, to within a tenth.
+        for chance in [200.0, 210.0, 300.0] {
+            let most = most_matches(chance, 200.0).expect("own pairs");
+            assert!((most - 0.1).abs() < 1e-12, "{chance}: {most}");
+        }
+        // Just under: what a tenth fewer chance pairs leave, above the floor.
+        let most = most_matches(190.0, 200.0).expect("own pairs");
+        assert!((most - (1.0 - 0.9 * 0.95)).abs() < 1e-12, "{most}");
+        assert_eq!(
+            most_matches(0.0, 200.0),
+            Some(1.0 - 1e-6),
+            "no chance pairs"
+        );
         assert_eq!(most_matches(50.0, 0.0), None);
+        assert_eq!(most_matches(f64::NAN, 200.0), None);
     }
 
     #[test]
