@@ -126,23 +126,21 @@ fn own_share(sample: &[(usize, bool, Vec<u8>, usize)], r: usize) -> f64 {
 }
 
 /// The most of `own_pairs` pairs that can be matches when `chance` of them are expected to share
-/// the key by chance; `None` when the rule has no pairs of its own. Names do depend a little on
-/// place (and a household shares both), so the chance pairs are taken as known to within
-/// CHANCE_PAIRS_ERROR: the most the rule's own pairs can hold of duplicates is what a tenth fewer
-/// chance pairs leave. The estimate counts every namesake pair in the rule's blocks, also those an
-/// earlier rule brought (a household's phone, a company's inbox), and the own pairs are themselves
-/// estimated from a sample, so chance can come out above them. That says the own pairs are all
-/// chance, to within the same tenth, so the bound goes no lower than CHANCE_PAIRS_ERROR: a bound
-/// of zero left a rule on a surname's sound and a postcode unable to accept any pair in ten
-/// million crowded rows.
+/// the key by chance; `None` when the rule has no pairs of its own or the estimates give no number
+/// (NaN), which leaves the rule unbounded. Names do depend a little on place (and a household
+/// shares both), so the chance pairs are taken as known to within CHANCE_PAIRS_ERROR: the most the
+/// rule's own pairs can hold of duplicates is what a tenth fewer chance pairs leave. The estimate
+/// counts every namesake pair in the rule's blocks, also those an earlier rule brought (a
+/// household's phone, a company's inbox), and the own pairs are themselves estimated from a
+/// sample, so chance can come out above them. That says the own pairs are all chance, to within
+/// the same tenth, so the bound goes no lower than CHANCE_PAIRS_ERROR: a bound of zero left a rule
+/// on a surname's sound and a postcode unable to accept any pair in ten million crowded rows.
 fn most_matches(chance: f64, own_pairs: f64) -> Option<f64> {
-    if own_pairs.is_nan() || own_pairs <= 0.0 || chance.is_nan() {
+    if own_pairs.is_nan() || own_pairs <= 0.0 {
         return None;
     }
-    Some(
-        (1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs)
-            .clamp(CHANCE_PAIRS_ERROR, 1.0 - 1e-6),
-    )
+    let most = 1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs;
+    (!most.is_nan()).then(|| most.clamp(CHANCE_PAIRS_ERROR, 1.0 - 1e-6))
 }
 
 /// The highest level (log2 odds in a block of two) at most `fitted` whose share of matches,
@@ -225,6 +223,7 @@ mod tests {
         );
         assert_eq!(most_matches(50.0, 0.0), None);
         assert_eq!(most_matches(f64::NAN, 200.0), None);
+        assert_eq!(most_matches(f64::INFINITY, f64::INFINITY), None);
     }
 
     #[test]
