@@ -136,7 +136,7 @@ fn own_share(sample: &[(usize, bool, Vec<u8>, usize)], r: usize) -> f64 {
 /// the same tenth, so the bound goes no lower than CHANCE_PAIRS_ERROR: a bound of zero left a rule
 /// on a surname's sound and a postcode unable to accept any pair in ten million crowded rows.
 fn most_matches(chance: f64, own_pairs: f64) -> Option<f64> {
-    if own_pairs.is_nan() || own_pairs <= 0.0 {
+    if own_pairs <= 0.0 {
         return None;
     }
     let most = 1.0 - (1.0 - CHANCE_PAIRS_ERROR) * chance / own_pairs;
