@@ -1,5 +1,5 @@
 //! End-to-end tests of the deduper: small tables through `run`, asserting on its clusters.
-//! Over 600 lines because each case writes its small table out in full, beside its assertions.
+//! Over 700 lines because each case writes its small table out in full, beside its assertions.
 
 use super::*;
 use crate::matching::earlier_decisions::AcceptedPairs;
@@ -524,6 +524,93 @@ fn namesakes_crowding_a_postcode_are_not_taken_for_duplicates() {
     // Chance explains the rule's pairs, so its prior says they are mostly not duplicates.
     assert!(
         result.parameters.lambda_per_rule[rule] < 0.2,
+        "{:?}",
+        result.parameters.lambda_per_rule
+    );
+}
+
+#[test]
+fn duplicates_only_a_rule_full_of_chance_pairs_finds_are_still_found() {
+    // 6,000 people spread evenly: every surname, first name and postcode holds exactly two of
+    // them (full namesakes, each with an own email, phone and company), so the surname-sound,
+    // initial and postcode rule's blocks hold half the pairs that names independent of place
+    // would give by chance (each cell's count does not vary as chance would make it). 40 people
+    // are entered again with only their name, company, city and postcode: no other rule before
+    // that one brings them. The chance estimate exceeds the rule's own pairs; a bound that read
+    // that as "no duplicate at all" kept every one of the 40 apart.
+    let surnames = [
+        "Smith", "Jones", "Brown", "Garcia", "Miller", "Davis", "Lopez", "Wilson", "Moore", "Clark",
+    ];
+    let firsts = [
+        "Andrew", "Brian", "Carol", "Diana", "Edward", "Frank", "Grace", "Henry", "Irene", "Jack",
+    ];
+    let mut state: u64 = 3;
+    let mut letters = || -> String {
+        (0..9)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'a' + ((state >> 33) % 26) as u8)
+            })
+            .collect()
+    };
+    let columns = [
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "company",
+        "city",
+        "postal_code",
+    ];
+    let mut people: Vec<[String; 7]> = Vec::new();
+    for s in surnames {
+        for f in firsts {
+            for z in 0..30 {
+                for _ in 0..2 {
+                    let p = people.len();
+                    people.push([
+                        f.to_string(),
+                        s.to_string(),
+                        format!("{}.{}{p}@example.com", f.to_lowercase(), s.to_lowercase()),
+                        format!("+1 312 55{p:05}"),
+                        format!("{} {}", letters(), letters()),
+                        "Chicago".to_string(),
+                        format!("{}", 60_600 + z),
+                    ]);
+                }
+            }
+        }
+    }
+    // Person p's second entry is row 6,000 + p/150 for every 150th person.
+    let again: Vec<usize> = (0..40).map(|k| k * 150).collect();
+    let mut rows = people.clone();
+    for &p in &again {
+        let mut row = people[p].clone();
+        row[2] = String::new();
+        row[3] = String::new();
+        rows.push(row);
+    }
+    let result = dedupe(owned_rows_table(&columns, &rows));
+    let person = |row: usize| if row < 6000 { row } else { again[row - 6000] };
+    let mut members: HashMap<String, Vec<usize>> = HashMap::new();
+    for (row, a) in result.assignments.iter().enumerate() {
+        members.entry(a.cluster_id.clone()).or_default().push(row);
+    }
+    for rows in members.values() {
+        let people: std::collections::HashSet<usize> = rows.iter().map(|r| person(*r)).collect();
+        assert_eq!(people.len(), 1, "rows {rows:?} merge different people");
+    }
+    assert_eq!(members.len(), 6000, "the 40 entered twice are found");
+    let rule = result
+        .metrics
+        .pairs_per_rule
+        .iter()
+        .position(|(name, _)| name == "name_sound_postcode")
+        .expect("rule ran");
+    assert!(
+        result.parameters.lambda_per_rule[rule] <= 0.1 + 1e-9,
         "{:?}",
         result.parameters.lambda_per_rule
     );
