@@ -1,5 +1,5 @@
 //! End-to-end tests of the deduper: small tables through `run`, asserting on its clusters.
-//! Over 700 lines because each case writes its small table out in full, beside its assertions.
+//! Over 600 lines because each case writes its small table out in full, beside its assertions.
 
 use super::*;
 use crate::matching::earlier_decisions::AcceptedPairs;
@@ -531,10 +531,11 @@ fn namesakes_crowding_a_postcode_are_not_taken_for_duplicates() {
 
 #[test]
 fn duplicates_only_a_rule_full_of_chance_pairs_finds_are_still_found() {
-    // 6,000 people spread evenly: every surname, first name and postcode holds exactly two of
-    // them (full namesakes, each with an own email, phone and company), so the surname-sound,
-    // initial and postcode rule's blocks hold half the pairs that names independent of place
-    // would give by chance (each cell's count does not vary as chance would make it). 40 people
+    // 6,000 people spread evenly: every combination of surname, first name and postcode holds
+    // exactly two of them (full namesakes, each with an own email, phone and company), so the
+    // surname-sound, initial and postcode rule's blocks hold half the pairs that names
+    // independent of place would give by chance (each cell's count does not vary as chance
+    // would make it). 40 people
     // are entered again with only their name, company, city and postcode: no other rule before
     // that one brings them. The chance estimate exceeds the rule's own pairs; a bound that read
     // that as "no duplicate at all" kept every one of the 40 apart.
@@ -609,8 +610,11 @@ fn duplicates_only_a_rule_full_of_chance_pairs_finds_are_still_found() {
         .iter()
         .position(|(name, _)| name == "name_sound_postcode")
         .expect("rule ran");
+    // The rule's share of matches is at most the bound's floor, and not pressed to nothing as the
+    // old bound did (40 duplicates among about 3,000 own pairs).
+    let share = result.parameters.lambda_per_rule[rule];
     assert!(
-        result.parameters.lambda_per_rule[rule] <= 0.1 + 1e-9,
+        (1e-3..=0.1 + 1e-9).contains(&share),
         "{:?}",
         result.parameters.lambda_per_rule
     );
