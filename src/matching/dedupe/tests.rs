@@ -73,6 +73,36 @@ fn dedupe(input: InputTable) -> DedupeResult {
     .expect("dedupe")
 }
 
+/// Asserts no cluster of `result` holds rows of two people (`person` names each row's) and
+/// returns how many clusters there are.
+fn clusters_of_one_person_each(result: &DedupeResult, person: impl Fn(usize) -> usize) -> usize {
+    let mut members: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (row, a) in result.assignments.iter().enumerate() {
+        members.entry(a.cluster_id.as_str()).or_default().push(row);
+    }
+    for rows in members.values() {
+        let people: std::collections::HashSet<usize> = rows.iter().map(|r| person(*r)).collect();
+        assert_eq!(people.len(), 1, "rows {rows:?} merge different people");
+    }
+    members.len()
+}
+
+/// The share of matches `result` estimated among the pairs of the blocking rule `name`.
+fn share_of_rule(result: &DedupeResult, name: &str) -> f64 {
+    let rule = result
+        .metrics
+        .pairs_per_rule
+        .iter()
+        .position(|(n, _)| n == name)
+        .expect("rule ran");
+    result.parameters.lambda_per_rule[rule]
+}
+
+/// Ten common surnames, each with its own sound.
+const SURNAMES: [&str; 10] = [
+    "Smith", "Jones", "Brown", "Garcia", "Miller", "Davis", "Lopez", "Wilson", "Moore", "Clark",
+];
+
 #[test]
 fn national_phones_are_read_in_each_records_country() {
     let names = ["first_name", "last_name", "phone", "city", "country"];
@@ -331,24 +361,11 @@ fn namesakes_crowding_a_name_only_rule_are_not_taken_for_duplicates() {
     }
     let result = dedupe(owned_rows_table(&names, &rows));
     let person = |row: usize| if row < 120 { row / 2 } else { row - 60 };
-    let mut members: HashMap<String, Vec<usize>> = HashMap::new();
-    for (row, a) in result.assignments.iter().enumerate() {
-        members.entry(a.cluster_id.clone()).or_default().push(row);
-    }
-    for rows in members.values() {
-        let people: std::collections::HashSet<usize> = rows.iter().map(|r| person(*r)).collect();
-        assert_eq!(people.len(), 1, "rows {rows:?} merge different people");
-    }
-    assert_eq!(members.len(), 4000, "the 60 entered twice are found");
+    let clusters = clusters_of_one_person_each(&result, person);
+    assert_eq!(clusters, 4000, "the 60 entered twice are found");
     for name in ["names_any_order", "last_name_first_initial"] {
-        let rule = result
-            .metrics
-            .pairs_per_rule
-            .iter()
-            .position(|(n, _)| n == name)
-            .expect("rule ran");
         assert!(
-            result.parameters.lambda_per_rule[rule] < 0.05,
+            share_of_rule(&result, name) < 0.05,
             "{name}: {:?}",
             result.parameters.lambda_per_rule
         );
@@ -471,9 +488,6 @@ fn namesakes_crowding_a_postcode_are_not_taken_for_duplicates() {
     // a surname, initial and postcode is shared by 0.15 people besides oneself by chance: one
     // postcode is weighty evidence, yet about 200 namesake pairs share one), every one with
     // an own email and phone; and 40 of them entered twice with the same phone.
-    let surnames = [
-        "Smith", "Jones", "Brown", "Garcia", "Miller", "Davis", "Lopez", "Wilson", "Moore", "Clark",
-    ];
     let firsts = [
         "James", "Mary", "Robert", "Linda", "Thomas", "Karen", "David", "Nancy", "Paul", "Helen",
     ];
@@ -486,7 +500,7 @@ fn namesakes_crowding_a_postcode_are_not_taken_for_duplicates() {
     };
     let mut rows: Vec<[String; 6]> = Vec::new();
     for p in 0..3000 {
-        let (s, f, z) = (surnames[next(10)], firsts[next(10)], 10_000 + next(200));
+        let (s, f, z) = (SURNAMES[next(10)], firsts[next(10)], 10_000 + next(200));
         let row = [
             f.to_string(),
             s.to_string(),
@@ -503,27 +517,13 @@ fn namesakes_crowding_a_postcode_are_not_taken_for_duplicates() {
         rows.push(row);
     }
     let result = dedupe(owned_rows_table(&CONTACT_COLUMNS, &rows));
-    let mut members: HashMap<String, Vec<usize>> = HashMap::new();
-    for (row, a) in result.assignments.iter().enumerate() {
-        members.entry(a.cluster_id.clone()).or_default().push(row);
-    }
     // The 40 people entered twice are found (rows 2k and 2k+1 for k < 40), and no cluster
     // holds two people.
     let person = |row: usize| if row < 80 { row / 2 } else { row - 40 };
-    for rows in members.values() {
-        let people: std::collections::HashSet<usize> = rows.iter().map(|r| person(*r)).collect();
-        assert_eq!(people.len(), 1, "rows {rows:?} merge different people");
-    }
-    assert_eq!(members.len(), 3000);
-    let rule = result
-        .metrics
-        .pairs_per_rule
-        .iter()
-        .position(|(name, _)| name == "name_sound_postcode")
-        .expect("rule ran");
+    assert_eq!(clusters_of_one_person_each(&result, person), 3000);
     // Chance explains the rule's pairs, so its prior says they are mostly not duplicates.
     assert!(
-        result.parameters.lambda_per_rule[rule] < 0.2,
+        share_of_rule(&result, "name_sound_postcode") < 0.2,
         "{:?}",
         result.parameters.lambda_per_rule
     );
@@ -535,13 +535,9 @@ fn duplicates_only_a_rule_full_of_chance_pairs_finds_are_still_found() {
     // exactly two of them (full namesakes, each with an own email, phone and company), so the
     // surname-sound, initial and postcode rule's blocks hold half the pairs that names
     // independent of place would give by chance (each cell's count does not vary as chance
-    // would make it). 40 people
-    // are entered again with only their name, company, city and postcode: no other rule before
-    // that one brings them. The chance estimate exceeds the rule's own pairs; a bound that read
+    // would make it). 40 people are entered again with only their name, company, city and
+    // postcode: no other rule before that one brings them. The chance estimate exceeds the rule's own pairs; a bound that read
     // that as "no duplicate at all" kept every one of the 40 apart.
-    let surnames = [
-        "Smith", "Jones", "Brown", "Garcia", "Miller", "Davis", "Lopez", "Wilson", "Moore", "Clark",
-    ];
     let firsts = [
         "Andrew", "Brian", "Carol", "Diana", "Edward", "Frank", "Grace", "Henry", "Irene", "Jack",
     ];
@@ -566,7 +562,7 @@ fn duplicates_only_a_rule_full_of_chance_pairs_finds_are_still_found() {
         "postal_code",
     ];
     let mut people: Vec<[String; 7]> = Vec::new();
-    for s in surnames {
+    for s in SURNAMES {
         for f in firsts {
             for z in 0..30 {
                 for _ in 0..2 {
@@ -595,24 +591,11 @@ fn duplicates_only_a_rule_full_of_chance_pairs_finds_are_still_found() {
     }
     let result = dedupe(owned_rows_table(&columns, &rows));
     let person = |row: usize| if row < 6000 { row } else { again[row - 6000] };
-    let mut members: HashMap<String, Vec<usize>> = HashMap::new();
-    for (row, a) in result.assignments.iter().enumerate() {
-        members.entry(a.cluster_id.clone()).or_default().push(row);
-    }
-    for rows in members.values() {
-        let people: std::collections::HashSet<usize> = rows.iter().map(|r| person(*r)).collect();
-        assert_eq!(people.len(), 1, "rows {rows:?} merge different people");
-    }
-    assert_eq!(members.len(), 6000, "the 40 entered twice are found");
-    let rule = result
-        .metrics
-        .pairs_per_rule
-        .iter()
-        .position(|(name, _)| name == "name_sound_postcode")
-        .expect("rule ran");
+    let clusters = clusters_of_one_person_each(&result, person);
+    assert_eq!(clusters, 6000, "the 40 entered twice are found");
     // The rule's share of matches is at most the bound's floor, and not pressed to nothing as the
     // old bound did (40 duplicates among about 3,000 own pairs).
-    let share = result.parameters.lambda_per_rule[rule];
+    let share = share_of_rule(&result, "name_sound_postcode");
     assert!(
         (1e-3..=0.1 + 1e-9).contains(&share),
         "{:?}",
