@@ -536,8 +536,9 @@ fn duplicates_only_a_rule_full_of_chance_pairs_finds_are_still_found() {
     // surname-sound, initial and postcode rule's blocks hold half the pairs that names
     // independent of place would give by chance (each cell's count does not vary as chance
     // would make it). 40 people are entered again with only their name, company, city and
-    // postcode: no other rule before that one brings them. The chance estimate exceeds the rule's own pairs; a bound that read
-    // that as "no duplicate at all" kept every one of the 40 apart.
+    // postcode: no other rule before that one brings them. The chance estimate exceeds the
+    // rule's own pairs; a bound that read that as "no duplicate at all" kept every one of the 40
+    // apart.
     let firsts = [
         "Andrew", "Brian", "Carol", "Diana", "Edward", "Frank", "Grace", "Henry", "Irene", "Jack",
     ];
