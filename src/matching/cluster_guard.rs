@@ -13,6 +13,52 @@ use std::collections::HashMap;
 /// How the reason of a merge the strangers guard refused begins.
 pub const STRANGERS: &str = "strangers:";
 
+/// A blocking rule whose key is one identifier's whole value (`phone:phone`, `email:email_key`):
+/// two records at one level of `field` up to `shared_up_to` share its key, so the rule would have
+/// brought their pair. `rows_with` counts the rows holding each value code of the field, the
+/// size of the block such a pair sits in.
+pub struct IdentifierRule {
+    pub rule: usize,
+    pub field: usize,
+    pub shared_up_to: u8,
+    pub rows_with: Vec<u32>,
+}
+
+/// The rules that ran whose key is a single phone or email key, in rule order.
+pub fn identifier_rules(
+    model: &MatchModel,
+    table: &PreparedTable,
+    rule_names: &[String],
+) -> Vec<IdentifierRule> {
+    rule_names
+        .iter()
+        .enumerate()
+        .filter_map(|(rule, name)| {
+            let spec = model.blocking.iter().find(|b| &b.name == name)?;
+            let parts: Vec<(&str, &str)> = spec.key_parts().collect();
+            let [(column, transform)] = parts.as_slice() else {
+                return None;
+            };
+            let field = table.fields.iter().position(|f| f.name == *column)?;
+            let shared_up_to = match (table.fields[field].kind, *transform) {
+                (FieldKind::Phone, "phone") => 0,
+                (FieldKind::Email, "email_key") => 1,
+                _ => return None,
+            };
+            let mut rows_with = vec![0u32; table.values[field].len()];
+            for code in table.field_codes(field).filter(|&c| c != NULL_CODE) {
+                rows_with[code as usize] += 1;
+            }
+            Some(IdentifierRule {
+                rule,
+                field,
+                shared_up_to,
+                rows_with,
+            })
+        })
+        .collect()
+}
+
 /// Clusters the accepted pairs under the model's guards: different generational suffixes
 /// (Jr./Sr.) never merge, nor do records that differ in every conflict field, nor two records whose
 /// own pair is a confident non-match (below `cluster_min_probability`).
@@ -21,6 +67,7 @@ pub fn guarded_clusters(
     scorer: &Scorer,
     table: &PreparedTable,
     raw: &HashMap<String, Dictionary>,
+    identifiers: &[IdentifierRule],
     accepted: &mut [(u32, u32, f64)],
 ) -> cluster::Clusters {
     let conflict_fields: Vec<(usize, String)> = model
@@ -182,7 +229,20 @@ pub fn guarded_clusters(
         }
         if score_guard {
             table.levels_into(a, b, None, cache, levels);
-            let p = score::probability(scorer.weight(a, levels));
+            // Two records sharing a phone or an inbox are judged as the rule on it judges its
+            // pairs (its prior, its block), not by the share of matches among all candidate
+            // pairs, which crowded name rules pull down as a table grows.
+            let weight = identifiers
+                .iter()
+                .find(|id| levels[id.field] <= id.shared_up_to)
+                .map_or_else(
+                    || scorer.weight(a, levels),
+                    |id| {
+                        let rows = id.rows_with[table.code(id.field, a) as usize] as usize;
+                        scorer.weight_in_rule(id.rule, rows.max(2), a, levels)
+                    },
+                );
+            let p = score::probability(weight);
             if p < model.cluster_min_probability {
                 return Some(format!("records score {p:.4} as a pair"));
             }

@@ -458,7 +458,7 @@ fn cluster_sizes_are_counted_by_size() {
             f.to_string(),
             l.to_string(),
             format!("{f}.{l}@example.com"),
-            format!("+1 415 555 {:04}", 100 + p),
+            format!("+1 415 240 {:04}", 100 + p),
         ]);
     }
     let result = dedupe(owned_rows_table(&names, &rows));
@@ -777,4 +777,86 @@ fn an_earlier_decision_holds_an_unchanged_borderline_pair() {
         "r1 changed: the score decides"
     );
     assert_eq!(changed.metrics.decisions_held, 0);
+}
+
+/// A person entered three times with one phone, the third time in another town, in a table where
+/// a town rule brings thousands of strangers' pairs, so the share of matches among all
+/// candidate pairs is tiny. Judged with that share, the third record and the others score under
+/// `cluster_min_probability` as a pair and the guard kept them apart; judged as the phone rule
+/// judges the pairs it brings (its own share, its block), they are one person.
+#[test]
+fn records_sharing_a_phone_are_guarded_as_the_phone_rule_scores_them() {
+    let model = MatchModel::from_toml(
+        r#"
+id_column = "id"
+threshold = 0.3
+max_block_size = 30
+window = 5
+cluster_min_probability = 0.01
+generational_suffixes = false
+
+[[blocking]]
+name = "phone"
+keys = ["phone:phone"]
+
+[[blocking]]
+name = "town"
+keys = ["city"]
+
+[[fields]]
+name = "phone"
+kind = "phone"
+m = [0.9, 0.05, 0.05]
+u = [0.05, 0.001, 0.949]
+
+[[fields]]
+name = "city"
+kind = "text"
+m = [0.9, 0.05, 0.05]
+u = [0.05, 0.05, 0.9]
+"#,
+        "test",
+    )
+    .expect("model");
+    let mut rows: Vec<[String; 2]> = Vec::new();
+    // Rows 0-2: one person, the third record in another town.
+    for city in ["Springfield", "Springfield", "Shelbyville"] {
+        rows.push(["+1 217 240 0100".to_string(), city.to_string()]);
+    }
+    // 100 people entered twice, each pair sharing a phone and a town: the phone rule's pairs
+    // are matches.
+    for p in 0..100 {
+        for _ in 0..2 {
+            rows.push([
+                format!("+1 312 240 {:04}", 1000 + p),
+                "Ogdenville".to_string(),
+            ]);
+        }
+    }
+    // 3,000 strangers in one town: the town rule's pairs, none of them matches.
+    for p in 0..3000 {
+        rows.push([format!("+1 415 240 {:04}", p), "Capital City".to_string()]);
+    }
+    let result = run(
+        &model,
+        owned_rows_table(&["phone", "city"], &rows),
+        normalize::region("US"),
+        42,
+        KeepPairs::Nothing,
+    )
+    .expect("dedupe");
+    let global = result.parameters.lambda;
+    assert!(global < 0.02, "the share over all pairs is small: {global}");
+    let phone = result.parameters.lambda_per_rule[0];
+    assert!(phone > 0.5, "the phone rule's pairs are matches: {phone}");
+    let first = cluster_of(&result, "r0");
+    for id in ["r1", "r2"] {
+        assert_eq!(cluster_of(&result, id), first, "{id}");
+    }
+    assert_eq!(
+        cluster_of(&result, "r3"),
+        cluster_of(&result, "r4"),
+        "each person entered twice is one cluster"
+    );
+    assert_ne!(cluster_of(&result, "r3"), cluster_of(&result, "r5"));
 }
