@@ -15,16 +15,28 @@ pub const STRANGERS: &str = "strangers:";
 
 /// A blocking rule whose key is one identifier's whole value (`phone:phone`, `email:email_key`):
 /// two records at one level of `field` up to `shared_up_to` share its key, so the rule would have
-/// brought their pair. `rows_with` counts the rows holding each value code of the field, the
-/// size of the block such a pair sits in.
+/// brought their pair.
 pub struct IdentifierRule {
     pub rule: usize,
     pub field: usize,
     pub shared_up_to: u8,
-    pub rows_with: Vec<u32>,
+    /// Per value code, the number of its key among the field's keys (an email's match key, which
+    /// several addresses can share); None when each code is its own key (a phone).
+    key_of: Option<Vec<u32>>,
+    /// Rows per key: the size of the rule's block a pair sharing that key sits in.
+    rows_with: Vec<u32>,
 }
 
-/// The rules that ran whose key is a single phone or email key, in rule order.
+impl IdentifierRule {
+    /// The rows of the rule's block holding `row`'s key.
+    fn block_rows(&self, table: &PreparedTable, row: u32) -> usize {
+        let code = table.code(self.field, row);
+        let key = self.key_of.as_ref().map_or(code, |k| k[code as usize]);
+        self.rows_with[key as usize] as usize
+    }
+}
+
+/// The rules that ran (`rule_names`, in their order) whose key is a single phone or email key.
 pub fn identifier_rules(
     model: &MatchModel,
     table: &PreparedTable,
@@ -40,19 +52,27 @@ pub fn identifier_rules(
                 return None;
             };
             let field = table.fields.iter().position(|f| f.name == *column)?;
-            let shared_up_to = match (table.fields[field].kind, *transform) {
-                (FieldKind::Phone, "phone") => 0,
-                (FieldKind::Email, "email_key") => 1,
+            let distinct = table.values[field].len();
+            let (shared_up_to, key_of) = match (table.fields[field].kind, *transform) {
+                (FieldKind::Phone, "phone") => (0, None),
+                (FieldKind::Email, "email_key") => {
+                    let keys = (0..distinct as u32)
+                        .map(|code| table.first_part(field, code))
+                        .collect::<Option<Vec<u32>>>()?;
+                    (1, Some(keys))
+                }
                 _ => return None,
             };
-            let mut rows_with = vec![0u32; table.values[field].len()];
+            let mut rows_with = vec![0u32; distinct];
             for code in table.field_codes(field).filter(|&c| c != NULL_CODE) {
-                rows_with[code as usize] += 1;
+                let key = key_of.as_ref().map_or(code, |k| k[code as usize]);
+                rows_with[key as usize] += 1;
             }
             Some(IdentifierRule {
                 rule,
                 field,
                 shared_up_to,
+                key_of,
                 rows_with,
             })
         })
@@ -231,15 +251,17 @@ pub fn guarded_clusters(
             table.levels_into(a, b, None, cache, levels);
             // Two records sharing a phone or an inbox are judged as the rule on it judges its
             // pairs (its prior, its block), not by the share of matches among all candidate
-            // pairs, which crowded name rules pull down as a table grows.
+            // pairs, which crowded name rules pull down as a table grows. The first such rule
+            // is the one that brings the pair when identifier rules come first, as in the
+            // contacts model.
             let weight = identifiers
                 .iter()
                 .find(|id| levels[id.field] <= id.shared_up_to)
                 .map_or_else(
                     || scorer.weight(a, levels),
                     |id| {
-                        let rows = id.rows_with[table.code(id.field, a) as usize] as usize;
-                        scorer.weight_in_rule(id.rule, rows.max(2), a, levels)
+                        let rows = id.block_rows(table, a).max(2);
+                        scorer.weight_in_rule(id.rule, rows, a, levels)
                     },
                 );
             let p = score::probability(weight);
@@ -250,4 +272,96 @@ pub fn guarded_clusters(
         None
     };
     cluster::cluster(table.rows, accepted, same_signature, new_state, conflict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::dedupe::{InputTable, prepare_table};
+
+    #[test]
+    fn an_identifier_rules_block_holds_every_row_sharing_its_key() {
+        let model = MatchModel::from_toml(
+            r#"
+id_column = "id"
+threshold = 0.9
+
+[[blocking]]
+name = "town"
+keys = ["city"]
+
+[[blocking]]
+name = "email"
+keys = ["email:email_key"]
+
+[[blocking]]
+name = "phone"
+keys = ["phone:phone"]
+
+[[fields]]
+name = "email"
+kind = "email"
+
+[[fields]]
+name = "phone"
+kind = "phone"
+
+[[fields]]
+name = "city"
+kind = "text"
+"#,
+            "test",
+        )
+        .expect("model");
+        // Three addresses Gmail delivers to one inbox (one match key), one other; one number
+        // written two ways, one other.
+        let emails = [
+            "jo.smith@gmail.com",
+            "josmith@gmail.com",
+            "jo.smith+news@gmail.com",
+            "ann@example.com",
+        ];
+        let phones = ["+1 312 240 1000", "(312) 240-1000", "+1 312 240 2000", ""];
+        let input = InputTable {
+            ids: (0..4).map(|i| format!("r{i}")).collect(),
+            columns: HashMap::from([
+                (
+                    "email".to_string(),
+                    emails.iter().map(|e| Some(e.to_string())).collect(),
+                ),
+                (
+                    "phone".to_string(),
+                    phones
+                        .iter()
+                        .map(|p| (!p.is_empty()).then(|| p.to_string()))
+                        .collect(),
+                ),
+                (
+                    "city".to_string(),
+                    (0..4).map(|_| Some("Springfield")).collect(),
+                ),
+            ]),
+        };
+        let table = prepare_table(&model, &input, normalize::region("US")).0;
+        let names = ["town", "email", "phone"].map(String::from);
+        let rules = identifier_rules(&model, &table, &names);
+        assert_eq!(
+            rules.iter().map(|r| r.rule).collect::<Vec<_>>(),
+            vec![1, 2],
+            "the town rule keys on no identifier"
+        );
+        let (email, phone) = (&rules[0], &rules[1]);
+        assert_eq!(
+            (0..4)
+                .map(|r| email.block_rows(&table, r))
+                .collect::<Vec<_>>(),
+            vec![3, 3, 3, 1]
+        );
+        assert_eq!(
+            (0..3)
+                .map(|r| phone.block_rows(&table, r))
+                .collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
+    }
 }

@@ -38,7 +38,7 @@ pub struct MatchModel {
     pub em_iterations: usize,
     /// Let EM re-estimate u among the candidate pairs too (default true: blocking makes
     /// non-matches agree more often than random pairs do). False keeps u at the random-pair
-    /// estimate, as Splink does (F1 0.07 on a million seeded contacts; see docs/benchmarks.md).
+    /// estimate, as Splink does, and is far less accurate on contacts (docs/benchmarks.md).
     #[serde(default = "default_true")]
     pub em_estimates_u: bool,
     /// Never cluster two records whose names carry different generational suffixes (Jr./Sr./III),

@@ -324,7 +324,7 @@ pub fn run_remembering(
     // Blocks and row slots are the largest thing alive (1.4 GB at 10 M rows) and nothing after
     // scoring reads them: clustering and the assignments reuse their memory instead of taking
     // fresh pages from the system.
-    let identifiers = cluster_guard::identifier_rules(model, &table, blocking.rule_names());
+    let rule_names = blocking.rule_names().to_vec();
     drop(blocking);
     metrics.seconds_scoring = started.elapsed().as_secs_f64();
     metrics.scored_pairs_per_second =
@@ -332,6 +332,7 @@ pub fn run_remembering(
 
     let started = Instant::now();
     metrics.accepted_pairs = accepted.len() as u64;
+    let identifiers = cluster_guard::identifier_rules(model, &table, &rule_names);
     let clusters =
         cluster_guard::guarded_clusters(model, &scorer, &table, &raw, &identifiers, &mut accepted);
     metrics.seconds_clustering = started.elapsed().as_secs_f64();

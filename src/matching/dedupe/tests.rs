@@ -458,7 +458,7 @@ fn cluster_sizes_are_counted_by_size() {
             f.to_string(),
             l.to_string(),
             format!("{f}.{l}@example.com"),
-            format!("+1 415 240 {:04}", 100 + p),
+            format!("+1 415 555 {:04}", 100 + p),
         ]);
     }
     let result = dedupe(owned_rows_table(&names, &rows));

@@ -73,6 +73,14 @@ impl PreparedTable {
         }
     }
 
+    /// The number of the first of [`compare::part_codes`] of a value of an email or phone field
+    /// (an email's match key, a phone's last seven digits); None for other fields.
+    pub fn first_part(&self, field: usize, code: u32) -> Option<u32> {
+        self.parts[field]
+            .as_ref()
+            .map(|parts| parts[code as usize][0])
+    }
+
     /// The code of a field's value in a row (`NULL_CODE` when empty).
     #[inline]
     pub fn code(&self, field: usize, row: u32) -> u32 {
