@@ -20,19 +20,26 @@ pub struct IdentifierRule {
     pub rule: usize,
     pub field: usize,
     pub shared_up_to: u8,
-    /// Per value code, the number of its key among the field's keys (an email's match key, which
-    /// several addresses can share); None when each code is its own key (a phone).
-    key_of: Option<Vec<u32>>,
+    /// Whether the key is a value's first part ([`PreparedTable::first_part`]: an email's match
+    /// key, which several addresses share) rather than the value itself (a phone).
+    keyed_by_first_part: bool,
     /// Rows per key: the size of the rule's block a pair sharing that key sits in.
     rows_with: Vec<u32>,
 }
 
 impl IdentifierRule {
+    /// The number of the key of a value code of the rule's field.
+    fn key(&self, table: &PreparedTable, code: u32) -> u32 {
+        if self.keyed_by_first_part {
+            table.first_part(self.field, code).unwrap_or(code)
+        } else {
+            code
+        }
+    }
+
     /// The rows of the rule's block holding `row`'s key.
     fn block_rows(&self, table: &PreparedTable, row: u32) -> usize {
-        let code = table.code(self.field, row);
-        let key = self.key_of.as_ref().map_or(code, |k| k[code as usize]);
-        self.rows_with[key as usize] as usize
+        self.rows_with[self.key(table, table.code(self.field, row)) as usize] as usize
     }
 }
 
@@ -52,29 +59,24 @@ pub fn identifier_rules(
                 return None;
             };
             let field = table.fields.iter().position(|f| f.name == *column)?;
-            let distinct = table.values[field].len();
-            let (shared_up_to, key_of) = match (table.fields[field].kind, *transform) {
-                (FieldKind::Phone, "phone") => (0, None),
-                (FieldKind::Email, "email_key") => {
-                    let keys = (0..distinct as u32)
-                        .map(|code| table.first_part(field, code))
-                        .collect::<Option<Vec<u32>>>()?;
-                    (1, Some(keys))
-                }
+            let (shared_up_to, keyed_by_first_part) = match (table.fields[field].kind, *transform) {
+                (FieldKind::Phone, "phone") => (0, false),
+                (FieldKind::Email, "email_key") => (1, true),
                 _ => return None,
             };
-            let mut rows_with = vec![0u32; distinct];
-            for code in table.field_codes(field).filter(|&c| c != NULL_CODE) {
-                let key = key_of.as_ref().map_or(code, |k| k[code as usize]);
-                rows_with[key as usize] += 1;
-            }
-            Some(IdentifierRule {
+            // Keys are numbered from 0, and there are at most as many as distinct values.
+            let mut identifier = IdentifierRule {
                 rule,
                 field,
                 shared_up_to,
-                key_of,
-                rows_with,
-            })
+                keyed_by_first_part,
+                rows_with: vec![0u32; table.values[field].len()],
+            };
+            for code in table.field_codes(field).filter(|&c| c != NULL_CODE) {
+                let key = identifier.key(table, code);
+                identifier.rows_with[key as usize] += 1;
+            }
+            Some(identifier)
         })
         .collect()
 }
